@@ -1,0 +1,60 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+# Each first installs what it needs into .venv (idempotent: a stamp file skips the work
+# when pyproject.toml and requirements.lock have not changed).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# torch 2.13.0 is installed first, on its own, so nothing ever resolves a CUDA build.
+# Elsewhere, point pip at the CPU wheels: make TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_PIP_ARGS ?=
+# uv does not read pip's PIP_FIND_LINKS; hand it the same folder when there is one.
+UV_FIND_LINKS := $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS),)
+TARGETS := kubeflow vertex
+IMAGE_REGISTRY ?= us-docker.pkg.dev/PROJECT/textclf
+IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
+
+.PHONY: install run test test-fast compile serve bench bench-train bench-serve images lock clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip uv
+	$(PY) -m pip install -q torch==2.13.0 $(TORCH_PIP_ARGS)
+	$(VENV)/bin/uv pip install -q --python $(PY) $(UV_FIND_LINKS) -r requirements.lock
+	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
+	touch $(STAMP)
+
+lock:
+	uv pip compile pyproject.toml --extra dev --python-version 3.11 $(UV_FIND_LINKS) -o requirements.lock
+
+run: install
+	$(PY) -m pipelines run
+
+test: install
+	$(PY) -m pytest
+
+test-fast: install
+	$(PY) -m pytest -m "not integration"
+
+compile: install
+	$(foreach t,$(TARGETS),$(PY) -m pipelines compile --target $(t) &&) true
+
+serve: install
+	$(PY) -m serving --model_dir "$$($(PY) -m pipelines latest-model)" --model_name textclf --http_port 8080
+
+bench: bench-train bench-serve
+
+bench-train: install
+	$(PY) bench/train.py --data $(or $(DATA),../shared/data/imdb)
+
+bench-serve: install
+	$(PY) bench/serve.py --data $(or $(DATA),../shared/data/imdb/test.csv.gz)
+
+images:
+	./infra/build-images.sh $(IMAGE_REGISTRY) $(IMAGE_TAG)
+
+clean:
+	rm -rf build runs .pytest_cache

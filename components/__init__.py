@@ -1,0 +1,1 @@
+"""Pipeline steps: each module holds a plain, testable function and a thin ``@dsl.component``."""

