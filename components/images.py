@@ -1,0 +1,24 @@
+"""The container images the pipeline's steps run in: named in one place.
+
+``make images`` builds and pushes all three with the same tag (the git sha), and the compiled
+pipeline refers to them through these names. Override with environment variables at compile time:
+``TEXTCLF_IMAGE_REGISTRY`` (e.g. ``europe-docker.pkg.dev/my-project/textclf``) and
+``TEXTCLF_IMAGE_TAG``.
+"""
+
+from __future__ import annotations
+
+import os
+
+REGISTRY = os.environ.get("TEXTCLF_IMAGE_REGISTRY", "us-docker.pkg.dev/textclf-project/textclf")
+TAG = os.environ.get("TEXTCLF_IMAGE_TAG", "latest")
+
+
+def image(name: str) -> str:
+    """Full reference of one of our images: ``components``, ``trainer`` or ``server``."""
+    return f"{REGISTRY}/textclf-{name}:{TAG}"
+
+
+COMPONENT_IMAGE = image("components")  # CPU: ingest, tokenize, evaluate, gate, deploy
+TRAINER_IMAGE = image("trainer")  # CUDA: train
+SERVER_IMAGE = image("server")  # KServe predictor
