@@ -1,0 +1,228 @@
+"""Reference profile of the data a model was evaluated on, for drift monitoring in production.
+
+The evaluate step calls :func:`build_reference_profile` on the test split (texts, true labels
+and the model's probabilities) and writes the result as ``profile.json`` next to the model.
+The drift monitor (``python -m serving.monitor``) loads it and compares live traffic with it,
+using the same text features (:func:`text_features`) and the same bin edges, so both sides
+measure exactly the same things.
+
+Profile layout (``format`` = ``textclf-reference-profile/v1``):
+
+- ``label_names``: class names, index = id.
+- ``labels``: ``true_share`` and ``predicted_share`` (share of each label name).
+- ``score``: histogram of the predicted label's probability; fixed ``edges`` on [0, 1].
+- ``tokens``: histogram of tokens per text (no special tokens, no truncation); ``edges`` are
+  quantiles of the reference, so each bin holds a similar share of the reference.
+- ``unknown_token_rate``: unknown tokens / tokens.
+- ``charset``: ``ascii_share`` (ASCII characters / characters) and ``script_share`` (share of
+  texts by their dominant Unicode script among letters, ``NONE`` when a text has no letter).
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import json
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+PROFILE_FORMAT = "textclf-reference-profile/v1"
+PROFILE_FILENAME = "profile.json"
+SCORE_EDGES = tuple(i / 20 for i in range(21))  # i / 20, not linspace: 0.7 must land in [0.7, 0.75)
+NO_SCRIPT = "NONE"
+
+
+class ProfileError(ValueError):
+    """The inputs of a profile, or a profile file, are not what the monitor can use."""
+
+
+@dataclass(frozen=True, slots=True)
+class TextFeatures:
+    """What the monitor keeps of one text: small and of fixed size, never the text itself."""
+
+    n_tokens: int
+    n_unknown: int
+    n_ascii: int
+    n_chars: int
+    script: str
+
+
+@functools.lru_cache(maxsize=8192)
+def _script_of(char: str) -> str | None:
+    """Unicode script of a letter from its name (``LATIN``, ``CYRILLIC``, ``CJK``...); None if not a letter."""
+    if not unicodedata.category(char).startswith("L"):
+        return None
+    name = unicodedata.name(char, "")
+    return name.split(" ", 1)[0] if name else "UNNAMED"
+
+
+def dominant_script(text: str) -> str:
+    """The script most of the text's letters belong to; :data:`NO_SCRIPT` when there is no letter."""
+    scripts = Counter(s for s in map(_script_of, text) if s is not None)
+    return scripts.most_common(1)[0][0] if scripts else NO_SCRIPT
+
+
+def text_features(texts: Sequence[str], tokenizer) -> list[TextFeatures]:
+    """Token count, unknown tokens, ASCII share and dominant script of each text.
+
+    Args:
+        texts: the raw texts, as the model server receives them.
+        tokenizer: the model's Hugging Face tokenizer. Texts are tokenized without special
+            tokens and without truncation, so the length is the text's, not the model's limit.
+    """
+    if not texts:
+        return []
+    token_ids = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+    unk_id = tokenizer.unk_token_id
+    return [
+        TextFeatures(
+            n_tokens=len(ids),
+            n_unknown=0 if unk_id is None else sum(1 for i in ids if i == unk_id),
+            n_ascii=sum(1 for c in text if c.isascii()),
+            n_chars=len(text),
+            script=dominant_script(text),
+        )
+        for text, ids in zip(texts, token_ids)
+    ]
+
+
+def bin_index(edges: Sequence[float], value: float) -> int:
+    """Bin of ``value`` for increasing ``edges``; values outside the edges go to the end bins."""
+    return min(max(bisect.bisect_right(edges, value) - 1, 0), len(edges) - 2)
+
+
+def histogram(values: Sequence[float], edges: Sequence[float]) -> list[int]:
+    """Counts per bin with :func:`bin_index`'s rule (end bins are open-ended)."""
+    counts = [0] * (len(edges) - 1)
+    for value in values:
+        counts[bin_index(edges, value)] += 1
+    return counts
+
+
+def quantile_edges(values: Sequence[int], n_bins: int) -> list[float]:
+    """Integer bin edges at the quantiles of ``values``: about equal reference mass per bin.
+
+    Duplicated quantiles (many texts of the same length) collapse into one edge, so there may
+    be fewer than ``n_bins`` bins; there are always at least two edges.
+    """
+    inner = np.quantile(np.asarray(values, dtype=float), np.linspace(0, 1, n_bins + 1)[1:-1])
+    edges = sorted({0.0, *(float(np.ceil(q)) for q in inner), float(max(values) + 1)})
+    return edges
+
+
+def _shares(names: Sequence[str], counts: Counter) -> dict[str, float]:
+    total = sum(counts.values())
+    return {name: counts[name] / total for name in names}
+
+
+def build_reference_profile(
+    texts: Sequence[str],
+    labels: Sequence[int],
+    label_names: Sequence[str],
+    probabilities: np.ndarray,
+    tokenizer,
+    *,
+    length_bins: int = 10,
+) -> dict[str, Any]:
+    """Profile of an evaluation split and of the model's outputs on it (JSON-able).
+
+    Args:
+        texts: the split's texts.
+        labels: their true label ids (0..K-1).
+        label_names: the label names, index = id (the model's ``id2label``).
+        probabilities: the model's class probabilities, shape (len(texts), K).
+        tokenizer: the model's tokenizer (the one saved with it).
+        length_bins: number of quantile bins for the token-length histogram.
+
+    Raises:
+        ProfileError: empty or misaligned inputs, labels out of range, probabilities of the
+            wrong shape or not finite.
+    """
+    probabilities = np.asarray(probabilities, dtype=float)
+    n, k = len(texts), len(label_names)
+    if n == 0:
+        raise ProfileError("cannot profile an empty split: no texts")
+    if len(labels) != n:
+        raise ProfileError(f"{len(labels)} labels for {n} texts")
+    if probabilities.shape != (n, k):
+        raise ProfileError(f"probabilities have shape {probabilities.shape}, expected ({n}, {k})")
+    if not np.isfinite(probabilities).all():
+        raise ProfileError("probabilities contain NaN or infinite values")
+    bad = [label for label in labels if not 0 <= int(label) < k]
+    if bad:
+        raise ProfileError(f"labels out of range 0..{k - 1}: {sorted(set(bad))[:5]}")
+
+    features = text_features(texts, tokenizer)
+    lengths = [f.n_tokens for f in features]
+    n_tokens = sum(lengths)
+    length_edges = quantile_edges(lengths, length_bins)
+    predicted = probabilities.argmax(axis=1)
+    scores = probabilities.max(axis=1)
+    return {
+        "format": PROFILE_FORMAT,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "n_samples": n,
+        "label_names": list(label_names),
+        "labels": {
+            "true_share": _shares(label_names, Counter(label_names[int(i)] for i in labels)),
+            "predicted_share": _shares(label_names, Counter(label_names[int(i)] for i in predicted)),
+        },
+        "score": {"edges": list(SCORE_EDGES), "counts": histogram(scores, SCORE_EDGES)},
+        "tokens": {
+            "edges": length_edges,
+            "counts": histogram(lengths, length_edges),
+            "mean": n_tokens / n,
+            "p50": float(np.median(lengths)),
+            "p95": float(np.quantile(lengths, 0.95)),
+        },
+        "unknown_token_rate": sum(f.n_unknown for f in features) / n_tokens if n_tokens else 0.0,
+        "charset": {
+            "ascii_share": sum(f.n_ascii for f in features) / max(sum(f.n_chars for f in features), 1),
+            "script_share": {s: c / n for s, c in Counter(f.script for f in features).most_common()},
+        },
+        "tokenizer": {
+            "name_or_path": str(getattr(tokenizer, "name_or_path", "")),
+            "vocab_size": int(getattr(tokenizer, "vocab_size", 0) or 0),
+            "unk_token": getattr(tokenizer, "unk_token", None),
+        },
+    }
+
+
+def save_profile(profile: dict[str, Any], model_dir: str | Path) -> Path:
+    """Write ``profile.json`` into ``model_dir`` (next to the model) and return its path."""
+    path = Path(model_dir) / PROFILE_FILENAME
+    path.write_text(json.dumps(profile, indent=2, sort_keys=True))
+    return path
+
+
+def load_profile(path: str | Path) -> dict[str, Any]:
+    """Read and check a profile (a ``profile.json`` file, or the model directory holding it).
+
+    Raises:
+        ProfileError: missing file, unknown format or missing sections.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / PROFILE_FILENAME
+    if not path.is_file():
+        raise ProfileError(f"no reference profile at {path}")
+    try:
+        profile = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ProfileError(f"{path} is not JSON: {err}") from err
+    if profile.get("format") != PROFILE_FORMAT:
+        raise ProfileError(f"{path}: format {profile.get('format')!r}, expected {PROFILE_FORMAT!r}")
+    missing = [key for key in ("label_names", "labels", "score", "tokens", "unknown_token_rate", "charset") if key not in profile]
+    if missing:
+        raise ProfileError(f"{path}: missing sections {missing}")
+    for section in ("score", "tokens"):
+        edges, counts = profile[section]["edges"], profile[section]["counts"]
+        if len(edges) < 2 or len(counts) != len(edges) - 1 or sorted(edges) != edges:
+            raise ProfileError(f"{path}: {section} histogram has {len(counts)} counts for {len(edges)} edges")
+    return profile
