@@ -1,0 +1,61 @@
+"""Stand-in "models" for the behavioural suites: each is a ``predict_proba`` over two labels.
+
+They have known behaviour, so the tests can show that the suites fail the models they should
+fail and pass the ones they should pass.
+"""
+
+import math
+import re
+
+import numpy as np
+
+from components import behaviour_data as data
+
+POSITIVE_WORDS = frozenset(
+    data.POSITIVE_ADJECTIVES
+    + data.POSITIVE_VERBS
+    + data.NEGATABLE_POSITIVE_ADJECTIVES
+    + data.NEGATABLE_POSITIVE_VERBS
+    + ("recommended", "best", "joy", "delight", "applauded", "gorgeous", "clever")
+)
+NEGATIVE_WORDS = frozenset(
+    data.NEGATIVE_ADJECTIVES
+    + data.NEGATIVE_VERBS
+    + ("waste", "wasted", "bored", "worst", "mess", "wooden", "slow", "lazy", "disappointment")
+)
+NEGATORS = frozenset({"not", "never", "no", "cannot"})
+
+
+def constant_model(positive_probability: float, positive_first: bool = False):
+    """Ignores the text: every row is the same."""
+    row = [positive_probability, 1 - positive_probability] if positive_first else [
+        1 - positive_probability,
+        positive_probability,
+    ]
+    return lambda texts: np.array([row] * len(texts))
+
+
+def lexicon_score(text: str, handle_negation: bool) -> float:
+    """Positive minus negative word count; a negator flips the words after it up to punctuation."""
+    score, sign = 0.0, 1
+    for token in re.findall(r"[a-z']+|[.,;:!?]", text.lower()):
+        if token in ".,;:!?":
+            sign = 1
+        elif handle_negation and (token in NEGATORS or token.endswith("n't")):
+            sign = -1
+        elif token in POSITIVE_WORDS:
+            score += sign
+        elif token in NEGATIVE_WORDS:
+            score -= sign
+    return score
+
+
+def lexicon_model(handle_negation: bool, positive_first: bool = False):
+    """A keyword "model": positive probability = sigmoid(lexicon score)."""
+
+    def predict_proba(texts):
+        positive = np.array([1 / (1 + math.exp(-lexicon_score(t, handle_negation))) for t in texts])
+        columns = (positive, 1 - positive) if positive_first else (1 - positive, positive)
+        return np.stack(columns, axis=1)
+
+    return predict_proba
