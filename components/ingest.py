@@ -34,8 +34,11 @@ from urllib.parse import urlparse
 
 import pandas as pd
 from kfp import dsl
+# Not ``dsl.component``: the kfp executor imports this module with _KFP_RUNTIME=true, where
+# ``kfp.dsl`` leaves out its compile-time names (component among them); the submodule still works.
+from kfp.dsl.component_decorator import component
 
-from components.images import COMPONENT_IMAGE
+from components.images import cpu_step
 
 log = logging.getLogger(__name__)
 
@@ -461,7 +464,7 @@ def ingest(settings: IngestSettings, output_path: str, card_path: str | None = N
     return IngestResult(metadata=metadata, bad_rows=bad, warnings=warnings)
 
 
-@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+@cpu_step
 def ingest_op(
     dataset: dsl.Output[dsl.Dataset],
     data_card: dsl.Output[dsl.Markdown],
