@@ -1,0 +1,179 @@
+"""Inference backends: PyTorch (fp32, optional bf16 autocast) and ONNX Runtime (fp32, int8).
+
+The ONNX models are exported from the same Model directory on first use and cached under
+``cache_dir`` keyed by a hash of the model files, so a read-only ``/mnt/models`` still works and a
+restart reuses the export. Each export is checked against PyTorch before it is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+ONNX_OPSET = 17
+EXPORT_TOLERANCE = 1e-3  # max |logit difference| between the ONNX fp32 export and PyTorch
+_MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin")
+
+
+class Backend(Protocol):
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """Logits [batch, K] for right-padded int64 ``input_ids`` / ``attention_mask``."""
+
+
+def cpu_threads(requested: int | None) -> int:
+    """The requested thread count, or the CPUs this process may run on (cgroup/affinity aware)."""
+    return requested or len(os.sched_getaffinity(0))
+
+
+class TorchBackend:
+    """The Model directory in PyTorch, eval mode, ``torch.inference_mode``."""
+
+    def __init__(self, model_dir: Path, threads: int):
+        import torch
+        from transformers import AutoModelForSequenceClassification
+
+        torch.set_num_threads(threads)
+        self._torch = torch
+        self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+        self.bf16 = False
+
+    @staticmethod
+    def cpu_has_bf16() -> bool:
+        """Native bf16 matrix instructions (AVX512-BF16 or AMX), where autocast pays off."""
+        try:
+            flags = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            out = self.model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask))
+        return out.logits.float().numpy()
+
+
+class OnnxBackend:
+    """An exported ONNX model in ONNX Runtime's CPU provider."""
+
+    def __init__(self, onnx_path: Path, threads: int):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1  # one batch at a time: parallelism is inside the ops
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        return self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": attention_mask})[0]
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(os.environ.get("TEXTCLF_CACHE_DIR") or Path(base) / "textclf-serving")
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """sha256 over the files that define the network, plus the exporter's versions."""
+    import torch
+
+    digest = hashlib.sha256(f"torch={torch.__version__};opset={ONNX_OPSET}".encode())
+    for name in _MODEL_FILES:
+        path = model_dir / name
+        if path.is_file():
+            digest.update(name.encode())
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _atomic_target(path: Path) -> Path:
+    """A temporary name next to ``path``: written there, then renamed, so that two servers
+    exporting at once never see a half-written file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    return Path(tmp)
+
+
+def export_onnx(model_dir: Path, out_path: Path) -> None:
+    """Export the classifier to ONNX (dynamic batch and length) and check it against PyTorch."""
+    import onnxruntime as ort
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    # Eager attention traces to plain ops; the SDPA path has data-dependent mask shortcuts
+    # that tracing would freeze to the example's values.
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, attn_implementation="eager").eval()
+    # A padded example, so that the mask path is the one that gets traced.
+    input_ids = torch.full((2, 16), 101, dtype=torch.long)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[1, 9:] = 0
+    tmp = _atomic_target(out_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarnings about Python bools in HF code
+        torch.onnx.export(
+            model, (input_ids, attention_mask), str(tmp),
+            input_names=["input_ids", "attention_mask"], output_names=["logits"],
+            dynamic_axes={name: {0: "batch", 1: "sequence"} for name in ("input_ids", "attention_mask")}
+            | {"logits": {0: "batch"}},
+            opset_version=ONNX_OPSET, dynamo=False,
+        )
+    with torch.inference_mode():
+        expected = model(input_ids=input_ids, attention_mask=attention_mask).logits.numpy()
+    session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+    got = session.run(["logits"], {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()})[0]
+    error = float(np.abs(got - expected).max())
+    if error > EXPORT_TOLERANCE:
+        tmp.unlink()
+        raise RuntimeError(f"ONNX export of {model_dir} differs from PyTorch by {error:.2e} (> {EXPORT_TOLERANCE})")
+    tmp.replace(out_path)
+
+
+def quantize_int8(fp32_path: Path, out_path: Path) -> None:
+    """Dynamic int8 quantization of the MatMul weights (per channel); activations stay fp32."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = _atomic_target(out_path)
+    quantize_dynamic(str(fp32_path), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                     op_types_to_quantize=["MatMul"])
+    tmp.replace(out_path)
+
+
+def onnx_model_path(model_dir: Path, cache_dir: Path, int8: bool) -> Path:
+    """The cached ONNX export of ``model_dir`` (fp32 or int8), created when missing."""
+    folder = cache_dir / model_fingerprint(model_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    fp32_path = folder / "model.onnx"
+    if not fp32_path.exists():
+        logger.info("Exporting %s to ONNX at %s", model_dir, fp32_path)
+        export_onnx(model_dir, fp32_path)
+    if not int8:
+        return fp32_path
+    int8_path = folder / "model-int8.onnx"
+    if not int8_path.exists():
+        logger.info("Quantizing %s to int8 at %s", fp32_path, int8_path)
+        quantize_int8(fp32_path, int8_path)
+    return int8_path
+
+
+def load_backend(model_dir: Path, settings) -> Backend:
+    """The backend ``settings.backend`` names, with ``settings.threads`` threads."""
+    threads = cpu_threads(settings.threads)
+    if settings.backend == "torch":
+        return TorchBackend(model_dir, threads)
+    if settings.backend in ("onnx", "onnx-int8"):
+        cache_dir = Path(settings.cache_dir) if settings.cache_dir else default_cache_dir()
+        path = onnx_model_path(model_dir, cache_dir, int8=settings.backend == "onnx-int8")
+        return OnnxBackend(path, threads)
+    raise ValueError(f"unknown backend {settings.backend!r}: expected torch, onnx or onnx-int8")

@@ -1,0 +1,149 @@
+"""Dynamic batching: concurrent requests are merged into one inference call on a worker thread.
+
+Requests wait at most ``max_delay`` for company and never beyond ``max_batch_size`` texts (a
+single larger request runs alone). Inference runs on this one dedicated thread, so the event loop
+stays free for health checks and new requests, and the CPU threads of the backend are never
+shared by two batches at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from typing import Callable, Generic, Sequence, TypeVar
+
+from prometheus_client import Histogram
+
+logger = logging.getLogger(__name__)
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+BATCH_SIZE = Histogram(
+    "textclf_batch_size", "Texts per inference batch after merging concurrent requests",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+BATCH_SECONDS = Histogram("textclf_batch_seconds", "Inference time per merged batch")
+
+
+class BatcherClosed(RuntimeError):
+    """The batcher is shutting down and takes no new work."""
+
+
+@dataclasses.dataclass
+class _Job(Generic[Item]):
+    items: Sequence[Item]
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+
+
+_STOP = object()
+
+
+class DynamicBatcher(Generic[Item, Result]):
+    """Runs ``infer(items) -> results`` (same length, same order) over merged requests.
+
+    Args:
+        infer: the batch function; called on the worker thread only.
+        max_batch_size: most items merged into one call.
+        max_delay: seconds the first request of a batch waits for others to join.
+    """
+
+    def __init__(self, infer: Callable[[list[Item]], Sequence[Result]], max_batch_size: int, max_delay: float):
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
+        self._infer = infer
+        self.max_batch_size = max_batch_size
+        self.max_delay = max_delay
+        self._queue: queue.Queue = queue.Queue()
+        self._held: collections.deque = collections.deque()  # a job that did not fit the last batch
+        self._closed = False
+        self._lock = threading.Lock()  # makes "not closed, then enqueue" one step against close()
+        self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
+        self._thread.start()
+
+    async def submit(self, items: Sequence[Item]) -> list[Result]:
+        """Results for ``items``, computed together with whatever else is queued."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._lock:
+            if self._closed:
+                raise BatcherClosed("the model is shutting down")
+            self._queue.put(_Job(items, future, loop))
+        return await future
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop taking work, finish what is queued (graceful drain), then stop the thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    def _next(self, timeout: float | None):
+        if self._held:
+            return self._held.popleft()
+        if timeout is not None and timeout <= 0:
+            return self._queue.get_nowait()
+        return self._queue.get(timeout=timeout)
+
+    def _run(self) -> None:
+        while True:
+            job = self._next(None)
+            if job is _STOP:
+                return
+            jobs, size = [job], len(job.items)
+            deadline = time.monotonic() + self.max_delay
+            stop_after = False
+            while size < self.max_batch_size:
+                try:
+                    job = self._next(deadline - time.monotonic())
+                except queue.Empty:
+                    break
+                if job is _STOP:
+                    stop_after = True
+                    break
+                if size + len(job.items) > self.max_batch_size:
+                    self._held.append(job)
+                    break
+                jobs.append(job)
+                size += len(job.items)
+            self._process(jobs)
+            if stop_after:
+                while self._held:  # drain: a held job still gets its answer
+                    self._process([self._held.popleft()])
+                return
+
+    def _process(self, jobs: list[_Job]) -> None:
+        items = [item for job in jobs for item in job.items]
+        BATCH_SIZE.observe(len(items))
+        try:
+            with BATCH_SECONDS.time():
+                results = list(self._infer(items))
+            if len(results) != len(items):
+                raise RuntimeError(f"batch function returned {len(results)} results for {len(items)} items")
+        except Exception as error:  # handed to every waiting request, logged once here
+            logger.exception("Inference failed for a batch of %d", len(items))
+            for job in jobs:
+                job.loop.call_soon_threadsafe(_resolve, job.future, None, error)
+            return
+        start = 0
+        for job in jobs:
+            part = results[start : start + len(job.items)]
+            start += len(job.items)
+            job.loop.call_soon_threadsafe(_resolve, job.future, part, None)
+
+
+def _resolve(future: asyncio.Future, result, error: BaseException | None) -> None:
+    if future.done():  # the client went away and the request was cancelled
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
