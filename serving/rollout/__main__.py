@@ -1,0 +1,156 @@
+"""``python -m serving.rollout``: apply, status, promote, rollback, wait and analyze a canary.
+
+Exit codes: 0 done (analyze: promote), 1 a named error (printed), 2 bad arguments,
+3 analyze decided to roll back, 4 analyze held (too little canary traffic for a verdict).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+
+import yaml
+
+from serving.rollout import analysis, operations
+from serving.rollout.errors import AnalysisError, InvalidManifestError, RolloutError
+from serving.rollout.kube import InferenceServiceAPI
+
+EXIT_CODES = {"promote": 0, "rollback": 3, "hold": 4}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m serving.rollout", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
+    parser.add_argument("--context", help="kubeconfig context (default: the current one)")
+    parser.add_argument("-n", "--namespace", help="namespace (default: the manifest's, else the context's)")
+    parser.add_argument("--request-timeout", type=float, default=30.0, help="seconds per API request")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    apply = commands.add_parser("apply", help="create the InferenceService, or patch it so the new model is a canary")
+    apply.add_argument("manifest", help="InferenceService YAML or JSON file, '-' for stdin")
+    apply.add_argument("--canary-percent", type=int,
+                       help="traffic share for the new model when one is already live (overrides the manifest)")
+    apply.add_argument("--wait", type=float, metavar="SECONDS", help="then wait this long for it to be ready")
+
+    status = commands.add_parser("status", help="readiness, revisions, traffic split, URL")
+    status.add_argument("name")
+    status.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    for verb, text in (("promote", "100%% to the newest revision"), ("rollback", "100%% back to the previous revision")):
+        commands.add_parser(verb, help=text).add_argument("name")
+
+    wait = commands.add_parser("wait", help="wait until ready at the current generation")
+    wait.add_argument("name")
+    wait.add_argument("--timeout", type=float, default=600.0, help="seconds (default 600)")
+    wait.add_argument("--interval", type=float, default=5.0, help="seconds between polls (default 5)")
+
+    analyze = commands.add_parser("analyze", help="compare canary and previous revision, then decide")
+    analyze.add_argument("name")
+    analyze.add_argument("--prometheus", required=True, help="Prometheus base URL, e.g. http://localhost:9090")
+    analyze.add_argument("--ingress-url", help="send probe requests here, with the tag URL's host as Host header")
+    analyze.add_argument("--model-name", help="model name in the V1 path (default: the InferenceService name)")
+    probes = analyze.add_mutually_exclusive_group()
+    probes.add_argument("--probes", help="file with one probe text per line (default: the built-in set)")
+    probes.add_argument("--no-probes", action="store_true", help="decide on metrics only")
+    analyze.add_argument("--act", action="store_true", help="promote or roll back as decided (default: only print)")
+    for group_name, cls in (("rules", analysis.CanaryRules), ("metric names", analysis.MetricNames)):
+        group = analyze.add_argument_group(group_name)
+        for f in dataclasses.fields(cls):
+            group.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
+                               help=f"(default: {f.default})")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        return run(args)
+    except RolloutError as e:
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    api = InferenceServiceAPI.connect(args.kubeconfig, args.context, timeout_s=args.request_timeout)
+    ns = args.namespace
+    if args.command == "apply":
+        result = operations.apply_inference_service(
+            load_manifest(args.manifest), ns, canary_percent=args.canary_percent, api=api
+        )
+        meta = result["metadata"]
+        if args.wait:
+            print(operations.wait_ready(meta["name"], meta["namespace"], timeout_s=args.wait, api=api).describe())
+        else:
+            print(f"InferenceService {meta['namespace']}/{meta['name']} applied (generation {meta.get('generation')})")
+    elif args.command == "status":
+        status = operations.get_status(args.name, ns, api=api)
+        print(json.dumps(status.to_dict(), indent=2) if args.json else status.describe())
+    elif args.command in ("promote", "rollback"):
+        getattr(operations, args.command)(args.name, ns, api=api)
+        print(operations.get_status(args.name, ns, api=api).describe())
+    elif args.command == "wait":
+        print(operations.wait_ready(args.name, ns, timeout_s=args.timeout, interval_s=args.interval, api=api).describe())
+    elif args.command == "analyze":
+        return run_analysis(args, api)
+    return 0
+
+
+def run_analysis(args: argparse.Namespace, api: InferenceServiceAPI) -> int:
+    def values(cls):
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+    status = operations.get_status(args.name, args.namespace, api=api)
+    if args.no_probes:
+        probes: tuple[str, ...] = ()
+    elif args.probes:
+        probes = load_probes(args.probes)
+    else:
+        probes = analysis.PROBE_TEXTS
+    verdict = analysis.analyze(
+        status, analysis.Prometheus(args.prometheus), rules=values(analysis.CanaryRules),
+        names=values(analysis.MetricNames), probes=probes, model_name=args.model_name, ingress_url=args.ingress_url,
+    )
+    print(f"canary analysis of InferenceService {status.namespace}/{status.name}, window {args.window}")
+    print(verdict.describe())
+    if verdict.action == "hold":
+        print("no action: wait for more canary traffic and analyze again")
+    elif args.act:
+        getattr(operations, verdict.action)(status.name, status.namespace, api=api)
+        print(f"done: {verdict.action}")
+    else:
+        print(f"dry run: pass --act to {verdict.action}")
+    return EXIT_CODES[verdict.action]
+
+
+def load_manifest(path: str) -> dict:
+    """One InferenceService from a YAML/JSON file (or stdin); several documents are an error."""
+    try:
+        text = sys.stdin.read() if path == "-" else open(path).read()
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    except OSError as e:
+        raise InvalidManifestError(f"cannot read manifest {path}: {e}") from e
+    except yaml.YAMLError as e:
+        raise InvalidManifestError(f"manifest {path} is not valid YAML: {e}") from e
+    if len(documents) != 1:
+        raise InvalidManifestError(f"manifest {path} must hold exactly one document, found {len(documents)}")
+    return documents[0]
+
+
+def load_probes(path: str) -> tuple[str, ...]:
+    try:
+        with open(path) as f:
+            texts = tuple(line.rstrip("\n") for line in f if line.strip())
+    except OSError as e:
+        raise AnalysisError(f"cannot read probe file {path}: {e}") from e
+    if not texts:
+        raise AnalysisError(f"probe file {path} has no texts")
+    return texts
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,291 @@
+"""Canary analysis: compare the canary revision with the previous one, then promote or roll back.
+
+Two kinds of evidence, both per Knative revision:
+- the servers' Prometheus metrics over a window: request count, error rate (5xx share of the
+  request counter), p95 of kserve's ``request_predict_seconds`` histogram;
+- a fixed probe set of texts sent to each revision through its tag URL (KServe sets
+  ``prev`` / ``latest`` tag URLs when the InferenceService has the annotation
+  ``serving.kserve.io/enable-tag-routing: "true"``): the share of texts both label the same.
+
+The rule fails closed: a comparison with a missing number fails, any failed check rolls back, and
+too little canary traffic gives no verdict at all (``hold``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+
+from serving.rollout.errors import AnalysisError, NoCanaryError
+from serving.rollout.operations import RolloutStatus, TrafficTarget
+
+# Fixed probe texts: short and long, both polarities, negation, sarcasm, non-English, noise.
+# Changing them changes what "agreement" means between runs, so add, do not edit.
+PROBE_TEXTS = (
+    "An absolute delight from start to finish, I would watch it again tomorrow.",
+    "Terrible. I walked out after forty minutes and asked for a refund.",
+    "Not bad at all, actually one of the better ones this year.",
+    "I did not enjoy this, and I do not think anyone in the cinema did.",
+    "Oh great, another two hours of my life I will never get back.",
+    "The acting was superb but the story dragged in the middle.",
+    "Mediocre script, forgettable music, and a plot you can guess from the poster.",
+    "A masterpiece of quiet, patient storytelling.",
+    "Worst purchase I have made in years; it broke on the second day.",
+    "Works exactly as described and arrived earlier than promised.",
+    "Une réussite totale, je le recommande à tout le monde.",
+    "Das war leider die schlechteste Folge der ganzen Staffel.",
+    "ok",
+    "!!!???",
+    "The first half is boring. " * 20 + "The ending, however, is brilliant and moving.",
+    "I loved the cast, hated the director's choices, and left feeling confused.",
+)
+
+
+@dataclass
+class CanaryRules:
+    """When a canary is good enough to promote.
+
+    Attributes:
+        min_requests: canary requests in the window needed before any verdict.
+        max_error_rate_increase: allowed canary error rate minus previous error rate (absolute).
+        max_p95_ratio: allowed canary p95 / previous p95 ...
+        p95_slack_s: ... plus this absolute slack, so millisecond noise on fast servers is no regression.
+        min_probe_agreement: share of probe texts that must get the same label from both revisions.
+    """
+
+    min_requests: int = 100
+    max_error_rate_increase: float = 0.01
+    max_p95_ratio: float = 1.25
+    p95_slack_s: float = 0.010
+    min_probe_agreement: float = 0.95
+
+
+@dataclass
+class MetricNames:
+    """The PromQL names: the server's metrics and the label that carries the Knative revision.
+
+    The default revision label is what Prometheus's usual pod scrape job (``labelmap`` of
+    ``__meta_kubernetes_pod_label_(.+)``) makes of the pod label ``serving.knative.dev/revision``.
+    """
+
+    requests_counter: str = "textclf_requests_total"
+    status_label: str = "status"
+    error_status_regex: str = "5.."
+    latency_histogram: str = "request_predict_seconds"
+    revision_label: str = "serving_knative_dev_revision"
+    window: str = "10m"
+
+
+@dataclass
+class RevisionNumbers:
+    revision: str
+    percent: int
+    requests: float
+    error_rate: float
+    p95_s: float
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class Verdict:
+    """The decision and everything it was based on."""
+
+    action: str  # "promote" | "rollback" | "hold"
+    canary: RevisionNumbers
+    previous: RevisionNumbers
+    checks: list[Check] = field(default_factory=list)
+
+    def describe(self) -> str:
+        failed = [c.name for c in self.checks if not c.passed]
+        lines = [
+            f"canary {self.canary.revision} ({self.canary.percent}%) vs previous "
+            f"{self.previous.revision} ({self.previous.percent}%)",
+            *(f"  {'PASS' if c.passed else 'FAIL'}  {c.name:<14} {c.detail}" for c in self.checks),
+            f"decision: {self.action.upper()}" + (f" (failed: {', '.join(failed)})" if failed else ""),
+        ]
+        return "\n".join(lines)
+
+
+class Prometheus:
+    """The two things we need from Prometheus's HTTP API: an instant query, as one number."""
+
+    def __init__(self, base_url: str, timeout_s: float = 10.0):
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+
+    def value(self, promql: str) -> float:
+        """The query's single value; NaN when it returns no series (no traffic, no data)."""
+        url = f"{self.base_url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        try:
+            with urllib.request.urlopen(url, timeout=self.timeout_s) as response:
+                body = json.load(response)
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            raise AnalysisError(f"Prometheus query failed at {self.base_url}: {e} (query: {promql})") from e
+        if body.get("status") != "success":
+            raise AnalysisError(f"Prometheus rejected the query {promql!r}: {body.get('error', body)}")
+        result = body["data"]["result"]
+        if not result:
+            return math.nan
+        if len(result) > 1:
+            raise AnalysisError(f"expected one series from {promql!r}, got {len(result)}")
+        return float(result[0]["value"][1])
+
+
+def revision_numbers(prometheus: Prometheus, names: MetricNames, target: TrafficTarget) -> RevisionNumbers:
+    selector = f'{names.revision_label}="{target.revision}"'
+    errors_selector = f'{selector},{names.status_label}=~"{names.error_status_regex}"'
+    window = names.window
+    requests = prometheus.value(f"sum(increase({names.requests_counter}{{{selector}}}[{window}]))")
+    errors = prometheus.value(f"sum(increase({names.requests_counter}{{{errors_selector}}}[{window}]))")
+    p95 = prometheus.value(
+        f"histogram_quantile(0.95, sum by (le) (rate({names.latency_histogram}_bucket{{{selector}}}[{window}])))"
+    )
+    requests = 0.0 if math.isnan(requests) else requests
+    if requests > 0:
+        error_rate = 0.0 if math.isnan(errors) else errors / requests  # no error series: no errors
+    else:
+        error_rate = math.nan
+    return RevisionNumbers(target.revision, target.percent, requests, error_rate, p95)
+
+
+def probe_labels(
+    url: str, model_name: str, texts: tuple[str, ...] | list[str], *, ingress_url: str | None = None,
+    timeout_s: float = 30.0, batch_size: int = 16,
+) -> list[str]:
+    """Labels one revision gives the texts, through the V1 protocol, in order.
+
+    Args:
+        url: the revision's tag URL (``status.components.predictor.traffic[].url``).
+        ingress_url: when the tag URL's host does not resolve from here, the ingress gateway to
+            send to instead, with the tag URL's host as the ``Host`` header.
+    """
+    host = urllib.parse.urlsplit(url).netloc
+    base = (ingress_url or url).rstrip("/")
+    labels: list[str] = []
+    for start in range(0, len(texts), batch_size):
+        chunk = list(texts[start:start + batch_size])
+        request = urllib.request.Request(
+            f"{base}/v1/models/{model_name}:predict",
+            data=json.dumps({"instances": chunk}).encode(),
+            headers={"Content-Type": "application/json", "Host": host},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                predictions = json.load(response)["predictions"]
+        except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as e:
+            raise AnalysisError(f"probe request to {url} (via {base}) failed: {e}") from e
+        if len(predictions) != len(chunk):
+            raise AnalysisError(f"{url} answered {len(predictions)} predictions for {len(chunk)} texts")
+        labels.extend(str(p["label"]) for p in predictions)
+    return labels
+
+
+def decide(
+    canary: RevisionNumbers,
+    previous: RevisionNumbers,
+    rules: CanaryRules,
+    agreement: tuple[int, int] | None,
+) -> Verdict:
+    """Apply the rules; ``agreement`` is (same labels, probe texts), or None when probes were not run."""
+    checks = [
+        Check(
+            "traffic",
+            canary.requests >= rules.min_requests,
+            f"canary {canary.requests:.0f} requests, previous {previous.requests:.0f} "
+            f"(a verdict needs >= {rules.min_requests} on the canary)",
+        )
+    ]
+    if not checks[0].passed:
+        return Verdict("hold", canary, previous, checks)
+
+    increase = canary.error_rate - previous.error_rate
+    checks.append(Check(
+        "error rate",
+        increase <= rules.max_error_rate_increase,  # False for NaN: no number, no pass
+        f"canary {_pct(canary.error_rate)}, previous {_pct(previous.error_rate)}, "
+        f"increase {_pct(increase)} (max {_pct(rules.max_error_rate_increase)})",
+    ))
+    limit = previous.p95_s * rules.max_p95_ratio + rules.p95_slack_s
+    checks.append(Check(
+        "p95 latency",
+        canary.p95_s <= limit,
+        f"canary {_ms(canary.p95_s)}, previous {_ms(previous.p95_s)}, limit {_ms(limit)} "
+        f"({rules.max_p95_ratio:g} x previous + {_ms(rules.p95_slack_s)})",
+    ))
+    if agreement is None:
+        checks.append(Check("probe labels", True, "not checked (probes turned off)"))
+    else:
+        same, total = agreement
+        share = same / total if total else math.nan
+        checks.append(Check(
+            "probe labels",
+            share >= rules.min_probe_agreement,
+            f"{same}/{total} texts labelled the same = {_pct(share)} (min {_pct(rules.min_probe_agreement)})",
+        ))
+    action = "promote" if all(c.passed for c in checks) else "rollback"
+    return Verdict(action, canary, previous, checks)
+
+
+def canary_targets(status: RolloutStatus) -> tuple[TrafficTarget, TrafficTarget]:
+    """The (canary, previous) traffic targets of an InferenceService in the middle of a canary."""
+    where = f"InferenceService {status.namespace}/{status.name}"
+    if status.canary_percent is None:
+        raise NoCanaryError(f"{where} has no canary in progress (no canaryTrafficPercent)")
+    if status.canary_percent == 0:
+        raise NoCanaryError(f"{where} was rolled back (canaryTrafficPercent 0)")
+    latest = [t for t in status.traffic if t.latest]
+    previous = [t for t in status.traffic if not t.latest and t.percent > 0]
+    if len(latest) != 1 or len(previous) != 1:
+        raise NoCanaryError(
+            f"{where} does not split traffic between a canary and one previous revision yet: "
+            f"{status.traffic or 'no traffic reported'}"
+        )
+    return latest[0], previous[0]
+
+
+def analyze(
+    status: RolloutStatus,
+    prometheus: Prometheus,
+    *,
+    rules: CanaryRules | None = None,
+    names: MetricNames | None = None,
+    probes: tuple[str, ...] | list[str] = PROBE_TEXTS,
+    model_name: str | None = None,
+    ingress_url: str | None = None,
+) -> Verdict:
+    """Gather the numbers for both revisions and decide. Acting on the verdict is the caller's."""
+    rules = rules or CanaryRules()
+    names = names or MetricNames()
+    canary_target, previous_target = canary_targets(status)
+    canary = revision_numbers(prometheus, names, canary_target)
+    previous = revision_numbers(prometheus, names, previous_target)
+    agreement = None
+    if probes:
+        if not canary_target.url or not previous_target.url:
+            raise AnalysisError(
+                f"InferenceService {status.namespace}/{status.name} reports no per-revision URLs: add the "
+                "annotation serving.kserve.io/enable-tag-routing: \"true\", or turn probes off"
+            )
+        model_name = model_name or status.name
+        canary_labels = probe_labels(canary_target.url, model_name, probes, ingress_url=ingress_url)
+        previous_labels = probe_labels(previous_target.url, model_name, probes, ingress_url=ingress_url)
+        agreement = (sum(a == b for a, b in zip(canary_labels, previous_labels)), len(probes))
+    return decide(canary, previous, rules, agreement)
+
+
+def _pct(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{100 * x:.2f}%"
+
+
+def _ms(seconds: float) -> str:
+    return "n/a" if math.isnan(seconds) else f"{1000 * seconds:.1f} ms"
