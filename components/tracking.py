@@ -1,0 +1,266 @@
+"""Experiment tracking on Weights & Biases that is safe to call from any step.
+
+``train`` and ``evaluate`` log their config, metrics and the model; the gate reads the metrics
+of the model that holds the ``production`` alias. Tracking never blocks the pipeline:
+
+* with no API key it runs **offline** (the run is written to disk; ``wandb sync`` uploads it
+  later) and never prompts for a login;
+* ``WANDB_MODE=disabled`` (or ``mode="disabled"``) writes nothing at all;
+* an online start that fails (network, quota) falls back to offline with a warning.
+
+The key comes from the environment (``WANDB_API_KEY``, which on Kubeflow is filled from a
+Kubernetes secret), or on Vertex AI from a Secret Manager version named by
+``TrackingSettings.api_key_secret``. It is never a pipeline parameter and never in YAML.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+logger = logging.getLogger(__name__)
+
+CANDIDATE = "candidate"
+PRODUCTION = "production"
+MODES = ("online", "offline", "disabled")
+# wandb's own aliases for its modes.
+_MODE_ALIASES = {"run": "online", "dryrun": "offline"}
+SECRET_MANAGER_URL = "https://secretmanager.googleapis.com"
+# Bounded so a step never waits long on an unreachable W&B server.
+INIT_TIMEOUT_S = 60
+API_TIMEOUT_S = 30
+
+
+@dataclass
+class TrackingSettings:
+    """Where and how runs are tracked (pipeline parameters ``wandb_project``, ``wandb_entity``).
+
+    Attributes:
+        project: W&B project.
+        entity: W&B team or user; empty means the key's default entity.
+        mode: ``online``, ``offline`` or ``disabled``; empty chooses online when a key is
+            available and offline otherwise. ``WANDB_MODE=disabled`` in the environment wins.
+        dir: Folder the run files go to (``<dir>/wandb/...``); empty means ``WANDB_DIR`` or
+            the working directory.
+        api_key_secret: Secret Manager version holding the key, e.g.
+            ``projects/P/secrets/wandb-api-key/versions/latest`` (Vertex AI); read only
+            when ``WANDB_API_KEY`` is not set.
+        model_artifact: Name of the model's artifact collection.
+    """
+
+    project: str = "textclf"
+    entity: str = ""
+    mode: str = ""
+    dir: str = ""
+    api_key_secret: str = ""
+    model_artifact: str = "textclf-model"
+
+    def __post_init__(self):
+        self.mode = _MODE_ALIASES.get(self.mode, self.mode)
+        if self.mode and self.mode not in MODES:
+            raise ValueError(f"unknown W&B mode {self.mode!r}; expected one of {MODES} or empty")
+        if not self.project:
+            raise ValueError("W&B project must not be empty")
+
+
+def _read_secret(name: str) -> str:
+    """The payload of a Secret Manager secret version, with the step's own credentials."""
+    import google.auth
+    from google.auth.transport.requests import AuthorizedSession
+
+    credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    response = AuthorizedSession(credentials).get(f"{SECRET_MANAGER_URL}/v1/{name}:access", timeout=API_TIMEOUT_S)
+    response.raise_for_status()
+    return base64.b64decode(response.json()["payload"]["data"]).decode("utf-8").strip()
+
+
+def api_key(settings: TrackingSettings) -> str:
+    """The W&B API key from ``WANDB_API_KEY`` or the Secret Manager, or ``""`` when there is none.
+
+    A secret that cannot be read is logged (by name, never by value) and treated as no key.
+    """
+    key = os.environ.get("WANDB_API_KEY", "")
+    if key or not settings.api_key_secret:
+        return key
+    try:
+        key = _read_secret(settings.api_key_secret)
+    except Exception as error:  # noqa: BLE001 - any failure here means "no key", never a failed step
+        logger.warning("could not read the W&B key from %s (%s); tracking offline", settings.api_key_secret, type(error).__name__)
+        return ""
+    # wandb reads the key from the environment; setting it here keeps it out of every argument list.
+    os.environ["WANDB_API_KEY"] = key
+    return key
+
+
+def resolve_mode(settings: TrackingSettings) -> str:
+    """The mode a run will really use: ``online`` only when a key is available."""
+    env_mode = _MODE_ALIASES.get(os.environ.get("WANDB_MODE", ""), os.environ.get("WANDB_MODE", ""))
+    if env_mode == "disabled":
+        return "disabled"
+    wanted = settings.mode or env_mode
+    if wanted in ("offline", "disabled"):
+        return wanted
+    if api_key(settings):
+        return "online"
+    if wanted == "online":
+        logger.warning("W&B mode online was asked for but no API key is available; tracking offline")
+    return "offline"
+
+
+class TrackedRun:
+    """One W&B run, or a stand-in that records nothing when tracking is disabled."""
+
+    def __init__(self, run, settings: TrackingSettings):
+        self._run = run
+        self.settings = settings
+
+    @property
+    def mode(self) -> str:
+        if self._run is None:
+            return "disabled"
+        return "offline" if self._run.offline else "online"
+
+    @property
+    def run_dir(self) -> str | None:
+        """The run's local folder (``.../wandb/<offline-|>run-<time>-<id>``), ``None`` when disabled."""
+        return None if self._run is None else str(Path(self._run.dir).parent)
+
+    def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Log scalar metrics, at ``step`` (training step or epoch) when given."""
+        if self._run is not None:
+            self._run.log(dict(metrics), step=step)
+
+    def set_summary(self, metrics: Mapping[str, Any]) -> None:
+        """Set the run's final values (what the W&B runs table shows)."""
+        if self._run is not None:
+            self._run.summary.update(dict(metrics))
+
+    def log_confusion_matrix(self, y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str], key: str = "confusion_matrix") -> None:
+        """Log a confusion matrix chart; ``labels[i]`` names class id ``i``."""
+        if self._run is None:
+            return
+        import wandb
+
+        self._run.log({key: wandb.plot.confusion_matrix(y_true=list(y_true), preds=list(y_pred), class_names=list(labels))})
+
+    def log_model(self, model_dir: str, aliases: Sequence[str] = (CANDIDATE,), metadata: Mapping[str, Any] | None = None) -> None:
+        """Log the ``save_pretrained`` folder as a version of the model artifact.
+
+        Logging the same files again adds ``aliases`` to the existing version (W&B
+        deduplicates by content), which is how a model is promoted. Put the evaluation
+        metrics in ``metadata["metrics"]``: :func:`champion_metrics` reads them back.
+        """
+        path = Path(model_dir)
+        if not path.is_dir() or not any(path.iterdir()):
+            raise NotADirectoryError(f"model folder missing or empty: {model_dir}")
+        if self._run is None:
+            return
+        import wandb
+
+        artifact = wandb.Artifact(self.settings.model_artifact, type="model", metadata=dict(metadata or {}))
+        artifact.add_dir(str(path))
+        self._run.log_artifact(artifact, aliases=list(aliases))
+
+    def finish(self, exit_code: int = 0) -> None:
+        if self._run is not None:
+            self._run.finish(exit_code=exit_code)
+
+    def __enter__(self) -> TrackedRun:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.finish(exit_code=0 if exc_type is None else 1)
+
+
+def start(settings: TrackingSettings, job_type: str, config: Mapping[str, Any] | None = None, group: str = "", name: str = "") -> TrackedRun:
+    """Start a run; use it as a context manager or call ``finish()``.
+
+    Args:
+        settings: Project, entity, mode.
+        job_type: ``train``, ``evaluate``, ``promote``...
+        config: Hyper-parameters and inputs to record (never secrets).
+        group: Groups the runs of one pipeline run (pass the pipeline job id).
+        name: Display name; W&B picks one when empty.
+    """
+    mode = resolve_mode(settings)
+    if mode == "disabled":
+        return TrackedRun(None, settings)
+    import wandb
+
+    def init(mode: str):
+        return wandb.init(
+            project=settings.project,
+            entity=settings.entity or None,
+            dir=settings.dir or None,
+            job_type=job_type,
+            config=dict(config or {}),
+            group=group or None,
+            name=name or None,
+            mode=mode,
+            reinit="create_new",
+            # console="off": the step's own logs already reach the pipeline UI.
+            settings=wandb.Settings(init_timeout=INIT_TIMEOUT_S, console="off", x_disable_stats=True, silent=True),
+        )
+
+    if settings.dir:
+        Path(settings.dir).mkdir(parents=True, exist_ok=True)
+    try:
+        run = init(mode)
+    except Exception as error:  # noqa: BLE001 - tracking must never fail the step
+        if mode != "online":
+            raise
+        logger.warning("W&B online start failed (%s); tracking offline", error)
+        run = init("offline")
+    tracked = TrackedRun(run, settings)
+    logger.info("W&B %s run %s (%s) in %s", tracked.mode, run.id, job_type, tracked.run_dir)
+    return tracked
+
+
+def promote(settings: TrackingSettings, model_dir: str, metrics: Mapping[str, Any], group: str = "") -> None:
+    """Give the model in ``model_dir`` the ``production`` alias (call it when the gate passes)."""
+    with start(settings, job_type="promote", config={"promoted_metrics": dict(metrics)}, group=group) as run:
+        run.log_model(model_dir, aliases=[PRODUCTION], metadata={"metrics": dict(metrics)})
+
+
+def champion_metrics(settings: TrackingSettings) -> dict | None:
+    """Evaluation metrics of the model holding the ``production`` alias, from its metadata.
+
+    Returns ``None`` when there is no champion to compare with: tracking is offline or
+    disabled (no server to ask), or no version has the alias yet.
+
+    Raises:
+        Exception: The W&B server was reachable with a key but could not answer; the gate
+            must then fail closed rather than assume there is no champion.
+    """
+    if resolve_mode(settings) != "online":
+        logger.info("W&B is not online: no champion metrics to read")
+        return None
+    import wandb
+
+    api = wandb.Api(api_key=api_key(settings), timeout=API_TIMEOUT_S)
+    entity = settings.entity or api.default_entity
+    ref = f"{entity}/{settings.project}/{settings.model_artifact}:{PRODUCTION}"
+    if not api.artifact_exists(ref, type="model"):
+        logger.info("no model holds the %s alias yet (%s)", PRODUCTION, ref)
+        return None
+    metrics = api.artifact(ref, type="model").metadata.get("metrics")
+    return dict(metrics) if metrics else None
+
+
+def trainer_callback(run: TrackedRun):
+    """A ``transformers.TrainerCallback`` that sends the Trainer's logs to ``run`` at each step.
+
+    Use it with ``report_to="none"`` so the Trainer does not start a W&B run of its own.
+    """
+    from transformers import TrainerCallback
+
+    class _LogToRun(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs:
+                run.log({k: v for k, v in logs.items() if isinstance(v, (int, float))}, step=state.global_step)
+
+    return _LogToRun()

@@ -1,0 +1,190 @@
+"""components.tracking: real wandb in offline mode (it writes a run folder), no server needed."""
+
+import base64
+import json
+import logging
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from components import tracking
+from tests.cloud import wandb_records
+from tests.cloud.conftest import free_port
+
+
+@pytest.fixture
+def no_key(monkeypatch):
+    """No key anywhere and no mode forced: what a fresh machine or CI looks like."""
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    path = tmp_path / "model"
+    path.mkdir()
+    (path / "config.json").write_text('{"id2label": {"0": "negative", "1": "positive"}}')
+    (path / "model.safetensors").write_bytes(b"\0" * 1024)
+    return str(path)
+
+
+def test_settings_reject_bad_values():
+    with pytest.raises(ValueError, match="unknown W&B mode 'onlin'"):
+        tracking.TrackingSettings(mode="onlin")
+    with pytest.raises(ValueError, match="project"):
+        tracking.TrackingSettings(project="")
+    assert tracking.TrackingSettings(mode="dryrun").mode == "offline"
+
+
+def test_mode_resolution(no_key, monkeypatch, caplog):
+    assert tracking.resolve_mode(tracking.TrackingSettings()) == "offline"
+    with caplog.at_level(logging.WARNING):
+        assert tracking.resolve_mode(tracking.TrackingSettings(mode="online")) == "offline"
+    assert "no API key" in caplog.text
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    assert tracking.resolve_mode(tracking.TrackingSettings()) == "online"
+    assert tracking.resolve_mode(tracking.TrackingSettings(mode="offline")) == "offline"
+    monkeypatch.setenv("WANDB_MODE", "disabled")  # the environment's kill switch wins
+    assert tracking.resolve_mode(tracking.TrackingSettings(mode="online")) == "disabled"
+
+
+def test_offline_run_records_config_metrics_matrix_and_model(no_key, tmp_path, model_dir):
+    settings = tracking.TrackingSettings(project="textclf-test", dir=str(tmp_path / "tracking"))
+    with tracking.start(settings, job_type="train", config={"learning_rate": 5e-5, "epochs": 2}, group="pipeline-run-1") as run:
+        assert run.mode == "offline"
+        callback = tracking.trainer_callback(run)
+        for step, loss in ((10, 0.69), (20, 0.41)):
+            callback.on_log(None, SimpleNamespace(global_step=step), None, logs={"loss": loss, "note": "text is skipped"})
+        run.log({"eval/f1": 0.8}, step=30)
+        run.log_confusion_matrix([0, 1, 1, 0], [0, 1, 0, 0], ["negative", "positive"])
+        run.log_model(model_dir, metadata={"metrics": {"f1": 0.8}})
+        run.set_summary({"f1": 0.8})
+
+    run_dir = Path(run.run_dir)
+    assert run_dir.parent == tmp_path / "tracking" / "wandb" and run_dir.name.startswith("offline-run-")
+    records = wandb_records.read_records(str(run_dir))
+    assert json.loads(wandb_records.config(records)["learning_rate"]) == 5e-5
+    rows = wandb_records.history(records)
+    assert [(r["_step"], r["loss"]) for r in rows if "loss" in r] == [("10", "0.69"), ("20", "0.41")]
+    assert not any("note" in r for r in rows)
+    assert any(r.get("eval/f1") == "0.8" for r in rows)
+    assert any(k.startswith("confusion_matrix_table") for r in rows for k in r)
+    (model,) = [a for a in wandb_records.artifacts(records) if a.type == "model"]
+    assert model.name == "textclf-model" and "candidate" in model.aliases
+    assert json.loads(model.metadata) == {"metrics": {"f1": 0.8}}
+    assert sorted(e.path for e in model.manifest.contents) == ["config.json", "model.safetensors"]
+
+
+def test_disabled_writes_nothing(no_key, monkeypatch, tmp_path, model_dir):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.chdir(tmp_path)
+    settings = tracking.TrackingSettings(dir=str(tmp_path / "tracking"))
+    with tracking.start(settings, job_type="evaluate", config={"a": 1}) as run:
+        run.log({"f1": 1.0}, step=0)
+        run.log_confusion_matrix([0], [0], ["negative"])
+        run.log_model(model_dir)
+    tracking.promote(settings, model_dir, {"f1": 1.0})
+    assert run.mode == "disabled" and run.run_dir is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert tracking.champion_metrics(settings) is None
+
+
+def test_log_model_rejects_a_missing_folder(no_key, monkeypatch, tmp_path):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    with pytest.raises(NotADirectoryError, match="nope"):
+        tracking.start(tracking.TrackingSettings(), "train").log_model(str(tmp_path / "nope"))
+
+
+def test_unreachable_server_falls_back_to_offline(no_key, monkeypatch, tmp_path):
+    """A key but no reachable W&B server (a closed loopback port): the step still tracks, offline."""
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setattr(tracking, "INIT_TIMEOUT_S", 3)
+    run = tracking.start(tracking.TrackingSettings(dir=str(tmp_path)), job_type="train")
+    run.log({"loss": 1.0}, step=0)
+    run.finish()
+    assert run.mode == "offline"
+    assert Path(run.run_dir).name.startswith("offline-run-")
+
+
+class _FakeSecretManager(BaseHTTPRequestHandler):
+    """Stands in for the Secret Manager REST API (cannot run here): ``GET /v1/{name}:access``."""
+
+    secrets = {"projects/p/secrets/wandb-api-key/versions/latest": "s3cr3t-key-from-secret-manager\n"}
+
+    def do_GET(self):
+        name = self.path.removeprefix("/v1/").removesuffix(":access")
+        if name not in self.secrets:
+            self.send_response(404)
+            self.end_headers()
+            return
+        body = json.dumps({"name": name, "payload": {"data": base64.b64encode(self.secrets[name].encode()).decode()}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_api_key_from_secret_manager(no_key, monkeypatch, caplog):
+    import google.auth
+    from google.auth.credentials import AnonymousCredentials
+
+    server = HTTPServer(("127.0.0.1", 0), _FakeSecretManager)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(tracking, "SECRET_MANAGER_URL", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.setattr(google.auth, "default", lambda scopes=None: (AnonymousCredentials(), "p"))
+    try:
+        missing = tracking.TrackingSettings(api_key_secret="projects/p/secrets/other/versions/1")
+        with caplog.at_level(logging.WARNING):
+            assert tracking.api_key(missing) == ""
+            assert tracking.resolve_mode(missing) == "offline"
+        assert "projects/p/secrets/other/versions/1" in caplog.text
+
+        settings = tracking.TrackingSettings(api_key_secret="projects/p/secrets/wandb-api-key/versions/latest")
+        assert tracking.resolve_mode(settings) == "online"
+        assert os.environ["WANDB_API_KEY"] == "s3cr3t-key-from-secret-manager"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _FakeWandbApi:
+    """Stands in for the W&B server behind ``wandb.Api`` (cannot run here): one artifact store."""
+
+    store = {}
+    asked = []
+
+    def __init__(self, api_key=None, timeout=None):
+        assert api_key and timeout
+
+    default_entity = "team"
+
+    def artifact_exists(self, name, type=None):
+        self.asked.append((name, type))
+        return name in self.store
+
+    def artifact(self, name, type=None):
+        return SimpleNamespace(metadata=self.store[name])
+
+
+def test_champion_metrics_reads_the_production_alias(no_key, monkeypatch):
+    import wandb
+
+    monkeypatch.setattr(wandb, "Api", _FakeWandbApi)
+    settings = tracking.TrackingSettings(project="textclf-test")
+    assert tracking.champion_metrics(settings) is None  # offline: no server to ask
+
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    assert tracking.champion_metrics(settings) is None  # no champion yet
+    assert _FakeWandbApi.asked[-1] == ("team/textclf-test/textclf-model:production", "model")
+
+    _FakeWandbApi.store["team/textclf-test/textclf-model:production"] = {"metrics": {"f1": 0.91, "accuracy": 0.93}}
+    assert tracking.champion_metrics(settings) == {"f1": 0.91, "accuracy": 0.93}
