@@ -1,8 +1,9 @@
 """Canary analysis: compare the canary revision with the previous one, then promote or roll back.
 
 Two kinds of evidence, both per Knative revision:
-- the servers' Prometheus metrics over a window: request count, error rate (5xx share of the
-  request counter), p95 of kserve's ``request_predict_seconds`` histogram;
+- the servers' Prometheus metrics over a window: inference request count, error rate (5xx
+  share of ``textclf_http_requests_total``, see serving/guards.py), p95 of kserve's
+  ``request_predict_seconds`` histogram;
 - a fixed probe set of texts sent to each revision through its tag URL (KServe sets
   ``prev`` / ``latest`` tag URLs when the InferenceService has the annotation
   ``serving.kserve.io/enable-tag-routing: "true"``): the share of texts both label the same.
@@ -72,8 +73,9 @@ class MetricNames:
     ``__meta_kubernetes_pod_label_(.+)``) makes of the pod label ``serving.knative.dev/revision``.
     """
 
-    requests_counter: str = "textclf_requests_total"
-    status_label: str = "status"
+    requests_counter: str = "textclf_http_requests_total"
+    request_filter: str = 'endpoint=~"v1_predict|v2_infer"'  # health checks and scrapes are no traffic
+    status_label: str = "code"
     error_status_regex: str = "5.."
     latency_histogram: str = "request_predict_seconds"
     revision_label: str = "serving_knative_dev_revision"
@@ -143,9 +145,10 @@ class Prometheus:
 
 def revision_numbers(prometheus: Prometheus, names: MetricNames, target: TrafficTarget) -> RevisionNumbers:
     selector = f'{names.revision_label}="{target.revision}"'
-    errors_selector = f'{selector},{names.status_label}=~"{names.error_status_regex}"'
+    requests_selector = ",".join(filter(None, (selector, names.request_filter)))
+    errors_selector = f'{requests_selector},{names.status_label}=~"{names.error_status_regex}"'
     window = names.window
-    requests = prometheus.value(f"sum(increase({names.requests_counter}{{{selector}}}[{window}]))")
+    requests = prometheus.value(f"sum(increase({names.requests_counter}{{{requests_selector}}}[{window}]))")
     errors = prometheus.value(f"sum(increase({names.requests_counter}{{{errors_selector}}}[{window}]))")
     p95 = prometheus.value(
         f"histogram_quantile(0.95, sum by (le) (rate({names.latency_histogram}_bucket{{{selector}}}[{window}])))"

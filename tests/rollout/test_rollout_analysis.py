@@ -1,0 +1,241 @@
+"""Canary analysis: the rule on its own, then the whole command against loopback fakes.
+
+Prometheus and the two KServe revisions cannot run here, so small HTTP fakes stand in for them:
+a Prometheus ``/api/v1/query`` that answers per revision, and one "ingress" that routes V1
+predict calls by ``Host`` header to a previous and a canary labeller, as Knative's tag routing does.
+The InferenceService comes from the fake Kubernetes API server (see fake_kube.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from serving.rollout import AnalysisError, NoCanaryError, apply_inference_service, get_status
+from serving.rollout.__main__ import main
+from serving.rollout.analysis import (
+    PROBE_TEXTS,
+    CanaryRules,
+    Prometheus,
+    RevisionNumbers,
+    analyze,
+    decide,
+)
+from tests.rollout.conftest import NAMESPACE, isvc_manifest, kserve_status
+
+PREV, LATEST = "textclf-predictor-00001", "textclf-predictor-00002"
+PREV_HOST, LATEST_HOST = "prev-textclf.models.example.com", "latest-textclf.models.example.com"
+
+
+def numbers(revision=LATEST, requests=500.0, error_rate=0.001, p95_s=0.040, percent=10):
+    return RevisionNumbers(revision, percent, requests, error_rate, p95_s)
+
+
+GOOD_PREVIOUS = numbers(PREV, requests=4500, percent=90)
+
+
+@pytest.mark.parametrize("canary, agreement, action, failed", [
+    (numbers(), (16, 16), "promote", None),
+    (numbers(error_rate=0.02), (16, 16), "rollback", "error rate"),
+    (numbers(p95_s=0.070), (16, 16), "rollback", "p95 latency"),
+    (numbers(), (14, 16), "rollback", "probe labels"),
+    (numbers(p95_s=math.nan), (16, 16), "rollback", "p95 latency"),  # no number, no pass
+    (numbers(requests=20), (16, 16), "hold", "traffic"),
+])
+def test_rule(canary, agreement, action, failed):
+    verdict = decide(canary, GOOD_PREVIOUS, CanaryRules(), agreement)
+    assert verdict.action == action
+    assert [c.name for c in verdict.checks if not c.passed] == ([failed] if failed else [])
+    text = verdict.describe()
+    assert f"decision: {action.upper()}" in text
+    assert f"canary {canary.requests:.0f} requests, previous 4500" in text
+
+
+def test_latency_limit_is_ratio_plus_slack():
+    # 40 ms * 1.25 + 10 ms = 60 ms
+    assert decide(numbers(p95_s=0.0599), GOOD_PREVIOUS, CanaryRules(), None).action == "promote"
+    assert decide(numbers(p95_s=0.0601), GOOD_PREVIOUS, CanaryRules(), None).action == "rollback"
+    assert "limit 60.0 ms" in decide(numbers(), GOOD_PREVIOUS, CanaryRules(), None).describe()
+
+
+def test_an_idle_previous_revision_fails_closed():
+    idle = RevisionNumbers(PREV, 90, 0.0, math.nan, math.nan)
+    verdict = decide(numbers(), idle, CanaryRules(), None)
+    assert verdict.action == "rollback"
+    assert "previous n/a" in verdict.describe()
+
+
+class Fakes:
+    """Fake Prometheus and fake ingress, each on its own loopback port."""
+
+    def __init__(self):
+        self.metrics = {  # revision -> (inference requests, 5xx responses, p95 seconds)
+            PREV: (4500.0, 4.0, 0.040),
+            LATEST: (500.0, 0.0, 0.042),
+        }
+        self.queries: list[str] = []
+        self.hosts: list[str] = []
+        self.canary_flips = 0  # the canary labels this many probe texts differently
+        self.servers = [ThreadingHTTPServer(("127.0.0.1", 0), h) for h in (self._prometheus(), self._ingress())]
+        for server in self.servers:
+            threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def url(self, index: int) -> str:
+        return f"http://127.0.0.1:{self.servers[index].server_address[1]}"
+
+    def close(self):
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+    def _prometheus(self):
+        fakes = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                query = parse_qs(urlsplit(self.path).query)["query"][0]
+                fakes.queries.append(query)
+                revision = re.search(r'serving_knative_dev_revision="([^"]+)"', query)[1]
+                requests, errors, p95 = fakes.metrics[revision]
+                if "histogram_quantile" in query:
+                    value = p95
+                elif 'code=~"5.."' in query:
+                    value = errors
+                else:
+                    value = requests
+                result = [] if value is None else [{"metric": {}, "value": [1700000000, str(value)]}]
+                self._send({"status": "success", "data": {"resultType": "vector", "result": result}})
+
+            def _send(self, body):
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        return Handler
+
+    def _ingress(self):
+        fakes = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                host = self.headers["Host"]
+                fakes.hosts.append(host)
+                assert self.path == "/v1/models/textclf:predict", self.path
+                texts = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["instances"]
+                labels = ["positive" if len(t) % 2 else "negative" for t in texts]
+                if host == LATEST_HOST:
+                    labels = [
+                        flip(label) if PROBE_TEXTS.index(t) < fakes.canary_flips else label
+                        for t, label in zip(texts, labels)
+                    ]
+                data = json.dumps({"predictions": [{"label": label, "score": 0.9} for label in labels]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        return Handler
+
+
+def flip(label):
+    return "negative" if label == "positive" else "positive"
+
+
+@pytest.fixture
+def fakes():
+    f = Fakes()
+    yield f
+    f.close()
+
+
+@pytest.fixture
+def canary_live(kube, api):
+    """model 2 is a 10% canary over model 1, with KServe's tag URLs."""
+    apply_inference_service(isvc_manifest(), api=api)
+    apply_inference_service(isvc_manifest("gs://bucket/models/run-2", canary=10), api=api)
+    kube.set_status(NAMESPACE, "textclf", kserve_status(
+        LATEST, PREV, 10, generation=2, urls={"prev": f"http://{PREV_HOST}", "latest": f"http://{LATEST_HOST}"}))
+
+
+def test_analyze_queries_each_revision_and_probes_both_through_the_ingress(fakes, canary_live, api):
+    verdict = analyze(get_status("textclf", api=api), Prometheus(fakes.url(0)), ingress_url=fakes.url(1))
+
+    assert verdict.action == "promote"
+    assert (verdict.canary.revision, verdict.canary.requests) == (LATEST, 500.0)
+    assert verdict.previous.error_rate == pytest.approx(4 / 4500)
+    assert verdict.canary.p95_s == pytest.approx(0.042)
+    assert len(fakes.queries) == 6
+    assert all('endpoint=~"v1_predict|v2_infer"' in q for q in fakes.queries if "histogram" not in q)
+    # 16 probe texts in batches of 16, once per revision, routed by Host header
+    assert fakes.hosts == [LATEST_HOST, PREV_HOST]
+    assert "16/16 texts labelled the same" in verdict.describe()
+
+
+def test_analyze_needs_tag_urls_for_probes(fakes, kube, api, canary_live):
+    kube.set_status(NAMESPACE, "textclf", kserve_status(LATEST, PREV, 10, generation=2))  # no tag URLs
+    with pytest.raises(AnalysisError, match="enable-tag-routing"):
+        analyze(get_status("textclf", api=api), Prometheus(fakes.url(0)))
+    assert analyze(get_status("textclf", api=api), Prometheus(fakes.url(0)), probes=()).action == "promote"
+
+
+def test_analyze_without_a_canary(fakes, kube, api):
+    apply_inference_service(isvc_manifest(), api=api)
+    kube.set_status(NAMESPACE, "textclf", kserve_status(PREV))
+    with pytest.raises(NoCanaryError):
+        analyze(get_status("textclf", api=api), Prometheus(fakes.url(0)))
+
+
+def test_prometheus_unreachable_is_a_named_error(canary_live, api):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    with pytest.raises(AnalysisError, match="Prometheus query failed"):
+        analyze(get_status("textclf", api=api), Prometheus(closed, timeout_s=2))
+
+
+def run_cli(kubeconfig, fakes, *extra):
+    return main(["--kubeconfig", str(kubeconfig), "analyze", "textclf", "--prometheus", fakes.url(0),
+                 "--ingress-url", fakes.url(1), *extra])
+
+
+def test_cli_promotes_a_good_canary(fakes, canary_live, kube, kubeconfig, capsys):
+    assert run_cli(kubeconfig, fakes, "--act") == 0
+    out = capsys.readouterr().out
+    assert "PASS  error rate" in out and "decision: PROMOTE" in out and "done: promote" in out
+    assert "canaryTrafficPercent" not in kube.get(NAMESPACE, "textclf")["spec"]["predictor"]
+
+
+def test_cli_rolls_back_a_canary_that_disagrees(fakes, canary_live, kube, kubeconfig, capsys):
+    fakes.canary_flips = 3
+    assert run_cli(kubeconfig, fakes, "--act") == 3
+    out = capsys.readouterr().out
+    assert "FAIL  probe labels   13/16 texts labelled the same = 81.25% (min 95.00%)" in out
+    assert "decision: ROLLBACK (failed: probe labels)" in out
+    assert kube.get(NAMESPACE, "textclf")["spec"]["predictor"]["canaryTrafficPercent"] == 0
+
+
+def test_cli_holds_without_enough_traffic_and_dry_run_writes_nothing(fakes, canary_live, kube, kubeconfig, capsys):
+    kube.requests.clear()
+    assert run_cli(kubeconfig, fakes, "--act", "--min-requests", "1000") == 4
+    assert "decision: HOLD" in capsys.readouterr().out
+    fakes.metrics[LATEST] = (500.0, 50.0, 0.042)  # 10% errors
+    assert run_cli(kubeconfig, fakes) == 3
+    assert "dry run: pass --act to rollback" in capsys.readouterr().out
+    assert kube.writes() == []
