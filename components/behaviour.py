@@ -537,7 +537,7 @@ class _Judge:
         rising = case.expected == UP
         change = (new - old) if rising else (old - new)
         at_end = old >= 1 - self.dir_tolerance if rising else old <= self.dir_tolerance
-        passed = change > 0 or (at_end and change >= -self.dir_tolerance)
+        passed = bool(change > 0 or (at_end and change >= -self.dir_tolerance))
         expected = f"{labels[self.positive]} score {case.expected} from {old:.3f}"
         return passed, expected, f"{new:.3f} ({new - old:+.3f})"
 
@@ -605,8 +605,10 @@ def run_suites(
         log.warning("behavioural tests not applicable: %s", err)
         return BehaviourReport(False, str(err), label_names, None, None, settings)
     planned = [(suite, suite.generate(seed, max_cases_per_suite)) for suite in suites]
-    texts = list(
-        dict.fromkeys(t for _, cases in planned for case in cases for t in (case.original, case.text) if t)
+    # Each distinct text once, shortest first so that batches pad little.
+    texts = sorted(
+        dict.fromkeys(t for _, cases in planned for case in cases for t in (case.original, case.text) if t),
+        key=len,
     )
     probs = _score(predict_proba, texts, len(label_names), batch_size)
     judge = _Judge(label_names, positive, negative, dir_tolerance, dict(zip(texts, probs)))

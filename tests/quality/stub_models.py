@@ -51,10 +51,15 @@ def lexicon_score(text: str, handle_negation: bool) -> float:
 
 
 def lexicon_model(handle_negation: bool, positive_first: bool = False):
-    """A keyword "model": positive probability = sigmoid(lexicon score)."""
+    """A keyword "model": positive probability = sigmoid(lexicon score - 0.1).
+
+    The small offset leans "no evidence" to negative, so no text is a 50/50 tie that the
+    label order would break.
+    """
 
     def predict_proba(texts):
-        positive = np.array([1 / (1 + math.exp(-lexicon_score(t, handle_negation))) for t in texts])
+        scores = [lexicon_score(t, handle_negation) - 0.1 for t in texts]
+        positive = np.array([1 / (1 + math.exp(-score)) for score in scores])
         columns = (positive, 1 - positive) if positive_first else (1 - positive, positive)
         return np.stack(columns, axis=1)
 
