@@ -144,8 +144,11 @@ def read_source(settings: IngestSettings) -> pd.DataFrame:
     if source.startswith("gs://"):
         from components import storage  # only gs:// sources need the cloud client
 
-        dest = tempfile.mkdtemp(prefix="ingest-")
-        return read_file(storage.localize(source, dest))
+        with tempfile.TemporaryDirectory(prefix="ingest-") as dest:
+            try:
+                return read_file(storage.localize(source, dest))
+            except FileNotFoundError as error:
+                raise SourceError(f"source not found: {source} ({error})") from error
     scheme = urlparse(source).scheme
     if scheme == "file":
         source = urlparse(source).path

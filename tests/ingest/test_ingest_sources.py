@@ -1,0 +1,112 @@
+"""Every source kind: local files in each format (plain and .gz), hf:// offline, gs:// on an emulator."""
+
+import gzip
+import shutil
+import time
+
+import pandas as pd
+import pytest
+
+from components.ingest import IngestSettings, SourceError, ingest
+
+try:  # the cloud tests' real gcp-storage-emulator fixtures, when components/storage.py is there
+    import components.storage  # noqa: F401
+    from tests.cloud.conftest import gcs_bucket, gcs_emulator_url  # noqa: F401
+    GCS_MISSING = None
+except ImportError as error:
+    GCS_MISSING = f"gs:// support is not there yet: {error}"
+
+RAW = pd.DataFrame({
+    "review": [f"text number {i} {'good' if i % 2 else 'bad'}" for i in range(60)],
+    "sentiment": ["pos" if i % 2 else "neg" for i in range(60)],
+})
+
+
+def write(frame: pd.DataFrame, path, kind: str):
+    if kind == ".csv":
+        frame.to_csv(path, index=False)
+    elif kind == ".tsv":
+        frame.to_csv(path, index=False, sep="\t")
+    elif kind == ".parquet":
+        frame.to_parquet(path, index=False)
+    elif kind == ".jsonl":
+        frame.to_json(path, orient="records", lines=True)
+
+
+def gzipped(path):
+    target = path.with_name(path.name + ".gz")
+    with open(path, "rb") as plain, gzip.open(target, "wb") as packed:
+        shutil.copyfileobj(plain, packed)
+    return target
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gz"])
+@pytest.mark.parametrize("kind", [".csv", ".tsv", ".parquet", ".jsonl"])
+def test_each_file_format_gives_the_same_dataset(tmp_path, kind, compressed):
+    path = tmp_path / f"data{kind}"
+    write(RAW, path, kind)
+    if compressed:
+        path = gzipped(path)
+    settings = IngestSettings(source=str(path), text_column="review", label_column="sentiment")
+    result = ingest(settings, tmp_path / "out.parquet")
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert list(out.columns) == ["text", "label", "split"]
+    assert sorted(out["text"]) == sorted(RAW["review"])
+    assert result.metadata["labels"] == ["neg", "pos"]
+    assert result.metadata["rows"] == {"train": 48, "validation": 6, "test": 6}
+    # Same rows whatever the container format: the fingerprint says so.
+    reference = ingest(IngestSettings(source=f"file://{write_csv(tmp_path)}", text_column="review",
+                                      label_column="sentiment"), tmp_path / "ref.parquet")
+    assert result.metadata["fingerprint"] == reference.metadata["fingerprint"]
+
+
+def write_csv(tmp_path):
+    path = tmp_path / "reference.csv"
+    RAW.to_csv(path, index=False)
+    return path
+
+
+def test_numeric_looking_texts_stay_texts(tmp_path):
+    frame = pd.DataFrame({"text": ["1984", "42", "007", "3.14"] * 10, "label": ["a", "b"] * 20})
+    frame["text"] = frame["text"] + [f" #{i}" if i % 3 else "" for i in range(40)]
+    write(frame, tmp_path / "d.csv", ".csv")
+    ingest(IngestSettings(source=str(tmp_path / "d.csv")), tmp_path / "out.parquet")
+    assert "007" in set(pd.read_parquet(tmp_path / "out.parquet")["text"])
+
+
+def test_hf_source_fails_fast_and_clearly_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="hf://someone/no-such-dataset.*offline"):
+        ingest(IngestSettings(source="hf://someone/no-such-dataset"), tmp_path / "out.parquet")
+    assert time.monotonic() - started < 30
+
+
+def test_hf_source_without_offline_flag_fails_fast_when_the_hub_is_unreachable(tmp_path, monkeypatch):
+    """The hub endpoint points at a closed loopback port, standing in for a machine without network."""
+    import socket
+
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    with socket.socket() as sock:  # a port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="cannot reach the Hugging Face hub.*HF_HUB_OFFLINE=1"):
+        ingest(IngestSettings(source="hf://someone/data:config"), tmp_path / "out.parquet")
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.skipif(GCS_MISSING is not None, reason=str(GCS_MISSING))
+def test_gs_source_is_localized_through_components_storage(tmp_path, request):
+    """A real gcp-storage-emulator on loopback (the cloud tests' fixture)."""
+    bucket = request.getfixturevalue("gcs_bucket")
+    path = tmp_path / "data.jsonl"
+    write(RAW, path, ".jsonl")
+    bucket.blob("datasets/data.jsonl.gz").upload_from_filename(str(gzipped(path)))
+    result = ingest(IngestSettings(source=f"gs://{bucket.name}/datasets/data.jsonl.gz", text_column="review",
+                                   label_column="sentiment"), tmp_path / "out.parquet")
+    assert result.metadata["num_rows"] == len(RAW)
+    with pytest.raises(SourceError, match="not found"):
+        ingest(IngestSettings(source=f"gs://{bucket.name}/datasets/missing.csv"), tmp_path / "out.parquet")
