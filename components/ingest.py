@@ -146,7 +146,7 @@ def read_source(settings: IngestSettings) -> pd.DataFrame:
 
         with tempfile.TemporaryDirectory(prefix="ingest-") as dest:
             try:
-                return read_file(storage.localize(source, dest))
+                return read_file(storage.localize(source, dest), settings.text_column)
             except FileNotFoundError as error:
                 raise SourceError(f"source not found: {source} ({error})") from error
     scheme = urlparse(source).scheme
@@ -154,11 +154,15 @@ def read_source(settings: IngestSettings) -> pd.DataFrame:
         source = urlparse(source).path
     elif len(scheme) > 1:  # one letter is a Windows drive
         raise SourceError(f"unsupported source scheme {scheme!r} in {source!r}: use sample:, a local file, hf:// or gs://")
-    return read_file(source)
+    return read_file(source, settings.text_column)
 
 
-def read_file(path: str) -> pd.DataFrame:
-    """Read a local ``.csv``, ``.tsv``, ``.parquet`` or ``.jsonl`` file, each optionally gzipped."""
+def read_file(path: str, text_column: str = "text") -> pd.DataFrame:
+    """Read a local ``.csv``, ``.tsv``, ``.parquet`` or ``.jsonl`` file, each optionally gzipped.
+
+    In CSV/TSV the ``text_column`` is read as text, so "007" stays "007"; an empty cell is
+    missing, while "NA" or "null" are texts like any other.
+    """
     path = Path(path)
     if not path.is_file():
         raise SourceError(f"source file not found: {path}")
@@ -166,10 +170,9 @@ def read_file(path: str) -> pd.DataFrame:
     compressed = suffixes[-1:] == [".gz"]
     kind = (suffixes[:-1] if compressed else suffixes)[-1:] or [""]
     kind = kind[0]
-    # Text stays text: without dtype=str a column of numeric-looking texts would become floats.
     if kind in (".csv", ".tsv"):
-        return pd.read_csv(path, sep="\t" if kind == ".tsv" else ",", keep_default_na=False,
-                           na_values=[""], compression="gzip" if compressed else None)
+        return pd.read_csv(path, sep="\t" if kind == ".tsv" else ",", dtype={text_column: str},
+                           keep_default_na=False, na_values=[""], compression="gzip" if compressed else None)
     if kind == ".jsonl":
         return pd.read_json(path, lines=True, dtype=False, convert_dates=False,
                             compression="gzip" if compressed else None)
@@ -245,8 +248,10 @@ def _integral(value) -> int | None:
 
 
 def _is_missing(value) -> bool:
-    return value is None or (isinstance(value, float) and pd.isna(value)) or (
-        isinstance(value, str) and not value.strip())
+    """None, NaN, pd.NA or a blank string."""
+    if isinstance(value, str):
+        return not value.strip()
+    return pd.api.types.is_scalar(value) and bool(pd.isna(value))
 
 
 def label_vocabulary(values: list, label_names: list[str] | None = None) -> tuple[list[str], dict]:
