@@ -143,7 +143,7 @@ class InferenceServiceAPI:
         if e.status in (401, 403):
             return PermissionDeniedError(
                 f"{what}: permission denied ({message}); the caller needs the Role in "
-                "manifests/base/rbac-deployer.yaml"
+                "manifests/setup/rbac-deployer.yaml"
             )
         if e.status in (400, 422):
             return InvalidManifestError(f"{what}: rejected by the API server ({message})")
