@@ -37,3 +37,31 @@ def gcs_bucket(gcs_emulator_url, monkeypatch):
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator_url)
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
     return storage.Client().create_bucket(f"test-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def tiny_packages(tmp_path_factory):
+    """A two-parameter-types pipeline compiled for both targets, as the real one is: the
+    kubeflow package carries the W&B secret reference (kfp-kubernetes platform spec), the vertex
+    one does not. Compiling it takes a second, the real pipeline much longer."""
+    from kfp import compiler, dsl, kubernetes
+
+    @dsl.component(base_image="python:3.11-slim")
+    def echo(source: str, epochs: int, learning_rate: float, apply: bool) -> str:
+        return f"{source} {epochs} {learning_rate} {apply}"
+
+    def build(target: str):
+        @dsl.pipeline(name="textclf-train")
+        def tiny(source: str = "sample:10", epochs: int = 1, learning_rate: float = 1e-4, apply: bool = False, wandb_project: str = "textclf"):
+            task = echo(source=source, epochs=epochs, learning_rate=learning_rate, apply=apply)
+            if target == "kubeflow":
+                kubernetes.use_secret_as_env(task, secret_name="wandb", secret_key_to_env={"api-key": "WANDB_API_KEY"}, optional=True)
+
+        return tiny
+
+    out = tmp_path_factory.mktemp("packages")
+    packages = {}
+    for target in ("kubeflow", "vertex"):
+        packages[target] = str(out / f"pipeline-{target}.yaml")
+        compiler.Compiler().compile(build(target), packages[target])
+    return packages
