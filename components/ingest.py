@@ -153,7 +153,8 @@ def read_source(settings: IngestSettings) -> pd.DataFrame:
     if scheme == "file":
         source = urlparse(source).path
     elif len(scheme) > 1:  # one letter is a Windows drive
-        raise SourceError(f"unsupported source scheme {scheme!r} in {source!r}: use sample:, a local file, hf:// or gs://")
+        raise SourceError(f"unsupported source scheme {scheme!r} in {source!r}: "
+                          "use sample:, a local file, hf:// or gs://")
     return read_file(source, settings.text_column)
 
 
@@ -201,7 +202,8 @@ def _read_hub(name: str, split_column: str) -> pd.DataFrame:
 
     Offline (``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE``) only the local cache is tried; online, a
     quick connect probe runs first so an unreachable hub fails in seconds, not after retries.
-    ClassLabel names travel in ``frame.attrs["label_names"]``.
+    ClassLabel names travel in ``frame.attrs["label_names"]``. Splits other than train/validation/
+    test (IMDB's unlabelled "unsupervised") come through too and are reported as bad rows.
     """
     import datasets
 
@@ -291,9 +293,13 @@ def _label_id(value, lookup: dict) -> int | None:
     return lookup.get(str(value))
 
 
-def _hash_order(texts: pd.Series, seed: int) -> pd.Series:
-    """A seeded pseudo-random sort key per row that depends only on the normalised text."""
-    return texts.map(lambda t: hashlib.sha256(f"{seed}\x1f{normalise(t)}".encode()).hexdigest())
+def _in_hash_order(rows: pd.DataFrame, seed: int) -> pd.Index:
+    """The rows' index in a seeded pseudo-random order that depends only on each normalised text.
+
+    Row order in the source does not matter, and equal texts sit next to each other.
+    """
+    keys = rows["text"].map(lambda t: hashlib.sha256(f"{seed}\x1f{normalise(t)}".encode()).hexdigest())
+    return keys.sort_values(kind="stable").index
 
 
 def normalise(text: str) -> str:
@@ -321,7 +327,7 @@ def _cut(frame: pd.DataFrame, fractions: dict[str, float], rest: str, seed: int)
     """Assign each row a split: per class, in hash order, the first rows go to ``fractions``."""
     assigned = pd.Series(rest, index=frame.index, dtype=object)
     for _, group in frame.groupby("label"):
-        ordered = group.assign(_key=_hash_order(group["text"], seed)).sort_values(["_key"], kind="stable").index
+        ordered = _in_hash_order(group, seed)
         start = 0
         for split, fraction in fractions.items():
             count = round(len(ordered) * fraction)
@@ -341,7 +347,7 @@ def _subsample(frame: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
         counts[key] += 1
     keep = []
     for key, group in groups:
-        keep.extend(group.assign(_key=_hash_order(group["text"], seed)).sort_values("_key").index[:counts[key]])
+        keep.extend(_in_hash_order(group, seed)[:counts[key]])
     return frame.loc[sorted(keep)]
 
 
