@@ -9,6 +9,7 @@ kubernetes-validate's schemas in strict mode.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -191,3 +192,19 @@ def test_rendered_inference_service_applies_through_the_rollout_tool(rendered, k
     created = apply_inference_service(isvc, api=api)
     assert created["metadata"]["namespace"] == "textclf"
     assert kube.get("textclf", "textclf")["spec"]["predictor"]["tolerations"]
+
+
+def test_prometheus_renders_validates_and_labels_series_by_revision():
+    from serving.rollout.analysis import MetricNames
+
+    docs = render(MANIFESTS / "prometheus")
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    config = yaml.safe_load(only(docs, "ConfigMap")["data"]["prometheus.yml"])
+    [job] = config["scrape_configs"]
+    assert job["kubernetes_sd_configs"][0]["namespaces"]["names"] == ["textclf"]
+    labelmap = next(r for r in job["relabel_configs"] if r.get("action") == "labelmap")
+    pod_label = "__meta_kubernetes_pod_label_serving_knative_dev_revision"  # from serving.knative.dev/revision
+    assert re.fullmatch(labelmap["regex"], pod_label)[1] == MetricNames().revision_label
+    deployment = only(docs, "Deployment")
+    assert deployment["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] == only(docs, "ConfigMap")["metadata"]["name"]

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Installs, on the cluster kubectl points at, with pinned versions:
+#   cert-manager -> Knative Serving + Istio (net-istio) -> KServe in Serverless mode
+#   -> Kubeflow Pipelines standalone -> our namespace, service accounts and deployer RBAC.
+# KServe's canary rollout works on Knative revisions, so KServe must run in Serverless (Knative)
+# mode: RawDeployment/Standard mode ignores canaryTrafficPercent.
+#
+# Usage: infra/install-platform.sh PROJECT_ID
+# Re-running is safe: every step is `kubectl apply` or an idempotent patch.
+set -euo pipefail
+
+# Versions move together: KServe and KFP match the SDKs pinned in requirements.lock
+# (kserve 0.21.0, kfp 2.17.0); Knative/Istio and cert-manager are releases KServe supports.
+# Check KServe's release notes for the Knative range before changing any of them.
+CERT_MANAGER_VERSION=v1.17.2
+KNATIVE_VERSION=knative-v1.18.0
+KSERVE_VERSION=v0.21.0
+KFP_VERSION=2.17.0
+
+PROJECT_ID=${1:?usage: $0 PROJECT_ID}
+KFP_NAMESPACE=kubeflow
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+wait_deployments() { kubectl wait --for=condition=Available --timeout=600s deployment --all -n "$1"; }
+
+step "cert-manager ${CERT_MANAGER_VERSION} (KServe's webhooks need its certificates)"
+kubectl apply -f "https://github.com/cert-manager/cert-manager/releases/download/${CERT_MANAGER_VERSION}/cert-manager.yaml"
+wait_deployments cert-manager
+
+step "Knative Serving ${KNATIVE_VERSION} with Istio as its network layer"
+kubectl apply -f "https://github.com/knative/serving/releases/download/${KNATIVE_VERSION}/serving-crds.yaml"
+kubectl apply -f "https://github.com/knative/serving/releases/download/${KNATIVE_VERSION}/serving-core.yaml"
+kubectl apply -l knative.dev/crd-install=true -f "https://github.com/knative/net-istio/releases/download/${KNATIVE_VERSION}/istio.yaml"
+kubectl apply -f "https://github.com/knative/net-istio/releases/download/${KNATIVE_VERSION}/istio.yaml"
+kubectl apply -f "https://github.com/knative/net-istio/releases/download/${KNATIVE_VERSION}/net-istio.yaml"
+# nodeSelector and tolerations in an InferenceService (manifests/overlays/gpu) reach the pods only
+# with these Knative feature flags on.
+kubectl patch configmap/config-features -n knative-serving --type merge -p \
+  '{"data":{"kubernetes.podspec-nodeselector":"enabled","kubernetes.podspec-tolerations":"enabled","kubernetes.podspec-affinity":"enabled"}}'
+wait_deployments knative-serving
+wait_deployments istio-system
+
+step "KServe ${KSERVE_VERSION}, Serverless mode by default"
+kubectl apply --server-side -f "https://github.com/kserve/kserve/releases/download/${KSERVE_VERSION}/kserve.yaml"
+wait_deployments kserve
+kubectl apply --server-side -f "https://github.com/kserve/kserve/releases/download/${KSERVE_VERSION}/kserve-cluster-resources.yaml"
+kubectl patch configmap/inferenceservice-config -n kserve --type merge -p \
+  '{"data":{"deploy":"{\"defaultDeploymentMode\": \"Serverless\"}"}}'
+
+step "Kubeflow Pipelines ${KFP_VERSION} (standalone)"
+kubectl apply -k "github.com/kubeflow/pipelines/manifests/kustomize/cluster-scoped-resources?ref=${KFP_VERSION}"
+kubectl wait --for=condition=established --timeout=120s crd --all
+kubectl apply -k "github.com/kubeflow/pipelines/manifests/kustomize/env/platform-agnostic?ref=${KFP_VERSION}"
+wait_deployments "${KFP_NAMESPACE}"
+# Every pipeline step runs as pipeline-runner: Workload Identity gives it textclf-pipelines@,
+# which may write the bucket (infra/iam.tf).
+kubectl annotate serviceaccount pipeline-runner -n "${KFP_NAMESPACE}" --overwrite \
+  "iam.gke.io/gcp-service-account=textclf-pipelines@${PROJECT_ID}.iam.gserviceaccount.com"
+
+step "textclf namespace, serving service account (Workload Identity) and deployer RBAC"
+kubectl kustomize manifests/setup | sed "s/PROJECT_ID/${PROJECT_ID}/g" | kubectl apply -f -
+
+step "done"
+kubectl get pods -n kserve
+kubectl get pods -n "${KFP_NAMESPACE}"
