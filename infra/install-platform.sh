@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, on the cluster kubectl points at, with pinned versions:
 #   cert-manager -> Knative Serving + Istio (net-istio) -> KServe in Serverless mode
-#   -> Kubeflow Pipelines standalone -> our namespace, service accounts and deployer RBAC.
+#   -> Kubeflow Pipelines standalone -> our namespace, service accounts and deployer RBAC
+#   -> a small Prometheus that the canary analysis reads.
 # KServe's canary rollout works on Knative revisions, so KServe must run in Serverless (Knative)
 # mode: RawDeployment/Standard mode ignores canaryTrafficPercent.
 #
@@ -60,6 +61,10 @@ kubectl annotate serviceaccount pipeline-runner -n "${KFP_NAMESPACE}" --overwrit
 
 step "textclf namespace, serving service account (Workload Identity) and deployer RBAC"
 kubectl kustomize manifests/setup | sed "s/PROJECT_ID/${PROJECT_ID}/g" | kubectl apply -f -
+
+step "Prometheus for the canary analysis (manifests/prometheus)"
+kubectl apply -k manifests/prometheus
+wait_deployments monitoring
 
 step "done"
 kubectl get pods -n kserve
