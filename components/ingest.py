@@ -36,7 +36,6 @@ import pandas as pd
 from kfp import dsl
 # Not ``dsl.component``: the kfp executor imports this module with _KFP_RUNTIME=true, where
 # ``kfp.dsl`` leaves out its compile-time names (component among them); the submodule still works.
-from kfp.dsl.component_decorator import component
 
 from components.images import cpu_step
 

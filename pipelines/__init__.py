@@ -1,0 +1,1 @@
+"""The training pipeline's definition and its command line (``python -m pipelines``)."""
