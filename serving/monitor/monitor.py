@@ -39,6 +39,9 @@ DEFAULT_THRESHOLDS = {
     "script_js": 0.1,
 }
 SAMPLE_CHARS = 200
+# An active alert resolves only once its metric is back under this share of the threshold, so a
+# value hovering at the threshold does not raise a new alert on every other event.
+RESOLVE_RATIO = 0.8
 
 
 @dataclass
@@ -245,7 +248,8 @@ class DriftMonitor:
         for metric, threshold in self.config.thresholds.items():
             window = self._window_for(metric)
             value = values[metric]
-            active = window >= self.config.min_samples and value is not None and value > threshold
+            limit = threshold * RESOLVE_RATIO if metric in self.active_alerts else threshold
+            active = window >= self.config.min_samples and value is not None and value > limit
             if active == (metric in self.active_alerts):
                 continue
             change = AlertChange(metric, value, threshold, window, active)
@@ -255,7 +259,7 @@ class DriftMonitor:
                 log.warning("DRIFT ALERT %s=%.4f > %.4f over the last %d", metric, value, threshold, window)
             else:
                 self.active_alerts.discard(metric)
-                log.info("drift resolved: %s=%s <= %.4f over the last %d", metric, value, threshold, window)
+                log.info("drift resolved: %s=%s <= %.4f over the last %d", metric, value, limit, window)
             changes.append(change)
         return changes
 

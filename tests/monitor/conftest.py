@@ -1,6 +1,10 @@
 """Fixtures for the monitor tests: the tiny model's tokenizer, a reference profile, text generators."""
 
+import contextlib
 import random
+import socket
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -52,3 +56,55 @@ def reference_profile(tokenizer):
     probabilities = fake_probabilities(400, seed=1)
     labels = probabilities.argmax(axis=1).tolist()
     return build_reference_profile(texts, labels, ["negative", "positive"], probabilities, tokenizer)
+
+
+@contextlib.contextmanager
+def serve_in_thread(app):
+    """Run an ASGI app with uvicorn on a free 127.0.0.1 port in a daemon thread; yield its base URL."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        sock.close()
+
+
+def kserve_headers(event_id: str, kind: str, content_type: str = "application/json") -> dict[str, str]:
+    """Binary-mode headers exactly as KServe's logger agent sends them (kserve pkg/logger/worker.go,
+    Go CloudEvents SDK): written out by hand here so the monitor is not tested against our own stand-in."""
+    return {
+        "Ce-Specversion": "1.0",
+        "Ce-Id": event_id,
+        "Ce-Type": f"org.kubeflow.serving.inference.{kind}",
+        "Ce-Source": "http://localhost:9081/",
+        "Ce-Time": "2026-04-10T00:23:26.080736102Z",
+        "Ce-Inferenceservicename": "textclf",
+        "Ce-Namespace": "default",
+        "Ce-Component": "predictor",
+        "Ce-Endpoint": "",
+        "Ce-Metadata": "{}",
+        "Traceparent": "00-55de1514e1d23ee17eb50dda6167bb8c-b6c6e0f6dd8f741d-00",
+        "Content-Type": content_type,
+    }
+
+
+def predictions_body(scores, labels=("negative", "positive")) -> dict:
+    """A V1 response for binary scores p(positive)."""
+    out = []
+    for p in scores:
+        probs = {labels[0]: 1 - p, labels[1]: p}
+        label = max(probs, key=probs.get)
+        out.append({"label": label, "score": probs[label], "probabilities": probs})
+    return {"predictions": out}

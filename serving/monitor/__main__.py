@@ -1,0 +1,121 @@
+"""``python -m serving.monitor {serve,check,agent}``: the drift monitor, the drift check, the logger stand-in."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from serving.monitor.app import DEFAULT_MAX_BODY_BYTES
+from serving.monitor.monitor import METRICS, MonitorConfig, parse_thresholds
+
+
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="run the drift monitor (the KServe logger's target)")
+    p.add_argument("--model_dir", required=True, help="the model directory: its tokenizer, and profile.json by default")
+    p.add_argument("--profile", default=None, help="reference profile (default: MODEL_DIR/profile.json)")
+    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--window_size", type=int, default=MonitorConfig.window_size)
+    p.add_argument("--min_samples", type=int, default=MonitorConfig.min_samples)
+    p.add_argument("--max_pending", type=int, default=MonitorConfig.max_pending)
+    p.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
+                   help=f"alert threshold (repeatable; VALUE 'off' disables); NAME in {', '.join(METRICS)}")
+    p.add_argument("--webhook_url", default=os.environ.get("MONITOR_WEBHOOK_URL"),
+                   help="POSTed on alert changes (default: $MONITOR_WEBHOOK_URL; keep it in a Secret)")
+    p.add_argument("--max_body_bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    p.add_argument("--wandb_project", default=None, help="log metrics and samples to this W&B project")
+    p.add_argument("--wandb_mode", default=None, help="offline (default), online or disabled")
+    p.add_argument("--wandb_every", type=int, default=100, help="events between two W&B logs")
+    p.add_argument("--wandb_dir", default=None)
+
+
+def _add_check(sub) -> None:
+    p = sub.add_parser("check", help="read a monitor's /drift; on drift, run a command (e.g. submit training)")
+    p.add_argument("--url", required=True, help="the monitor's /drift URL")
+    p.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
+                   help="judge with these thresholds (over the defaults) instead of the monitor's own alerts")
+    p.add_argument("--then", default=None, help="command run (without a shell) when drift is over threshold")
+    p.add_argument("--timeout", type=float, default=10.0)
+
+
+def _add_agent(sub) -> None:
+    p = sub.add_parser("agent", help="local stand-in for KServe's logger agent: proxy + CloudEvents")
+    p.add_argument("--upstream", required=True, help="model server base URL, e.g. http://127.0.0.1:8080")
+    p.add_argument("--log_url", required=True, help="where events go (the monitor)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8081)
+    p.add_argument("--inference_service", default="textclf")
+    p.add_argument("--namespace", default="default")
+    p.add_argument("--component", default="predictor")
+    p.add_argument("--endpoint", default="")
+
+
+def serve(args) -> None:
+    import uvicorn
+    from transformers import AutoTokenizer
+
+    from components.profile import load_profile
+    from serving.monitor.app import create_app
+    from serving.monitor.monitor import DriftMonitor
+
+    config = MonitorConfig(
+        window_size=args.window_size,
+        min_samples=args.min_samples,
+        max_pending=args.max_pending,
+        thresholds=parse_thresholds(args.threshold),
+    )
+    profile = load_profile(args.profile or args.model_dir)
+    monitor = DriftMonitor(profile, AutoTokenizer.from_pretrained(args.model_dir), config)
+    sink = None
+    if args.wandb_project:
+        from serving.monitor.wandb_sink import WandbSink
+
+        sink = WandbSink(args.wandb_project, every=args.wandb_every, mode=args.wandb_mode, dir=args.wandb_dir,
+                         config={"window_size": config.window_size, "thresholds": config.thresholds})
+    app = create_app(monitor, webhook_url=args.webhook_url, max_body_bytes=args.max_body_bytes, wandb_sink=sink)
+    logging.getLogger("serving.monitor").info(
+        "monitoring against %s (%d reference samples), window %d, thresholds %s",
+        args.profile or args.model_dir, profile["n_samples"], config.window_size, config.thresholds,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+def agent(args) -> None:
+    import uvicorn
+
+    from serving.monitor.logger_agent import LoggerTarget, create_agent
+
+    target = LoggerTarget(
+        url=args.log_url,
+        source=f"http://localhost:{args.port}/",
+        inference_service=args.inference_service,
+        namespace=args.namespace,
+        component=args.component,
+        endpoint=args.endpoint,
+    )
+    uvicorn.run(create_agent(args.upstream, target), host=args.host, port=args.port, log_level="warning")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serving.monitor", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_serve(sub)
+    _add_check(sub)
+    _add_agent(sub)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "check":
+            from serving.monitor.check import run_check
+
+            return run_check(args.url, parse_thresholds(args.threshold) if args.threshold else None, args.then, args.timeout)
+        (serve if args.command == "serve" else agent)(args)
+    except ValueError as err:  # bad thresholds, config or profile: say what, no traceback
+        parser.error(str(err))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
