@@ -57,13 +57,20 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     vertex.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="Vertex label; repeatable")
 
 
-def check_backend_arguments(args: argparse.Namespace) -> None:
-    """Refuse options that the chosen backend needs but lacks, or does not understand."""
+def check_backend_arguments(args: argparse.Namespace, starts_runs: bool = True) -> None:
+    """Refuse options that the chosen backend needs but lacks, or does not understand.
+
+    Args:
+        args: The parsed options.
+        starts_runs: The command creates runs (submit, schedule create), so Vertex needs a
+            pipeline root; listing or pausing schedules does not.
+    """
     if args.backend == "vertex":
-        missing = [f"--{name}" for name in ("project", "region", "pipeline-root") if not getattr(args, name.replace("-", "_"))]
+        needed = ("project", "region", "pipeline-root") if starts_runs else ("project", "region")
+        missing = [f"--{name}" for name in needed if not getattr(args, name.replace("-", "_"))]
         if missing:
             raise CloudCommandError(f"--backend vertex needs {' '.join(missing)}")
-        if not args.pipeline_root.startswith("gs://"):
+        if args.pipeline_root and not args.pipeline_root.startswith("gs://"):
             raise CloudCommandError(f"--pipeline-root must be a gs:// URI for vertex, got {args.pipeline_root!r}")
         foreign = [flag for flag, value in (("--host", args.host), ("--namespace", args.namespace)) if value]
     else:

@@ -36,7 +36,7 @@ def schedule(args: argparse.Namespace) -> int:
         print(f"schedule id: {schedule_id}")
         print(f"schedule url: {url}")
         return 0
-    check_backend_arguments(args)
+    check_backend_arguments(args, starts_runs=False)
     if args.action == "list":
         for item in backend(args.backend).list_schedules(args):
             print(f"{item['id']}\t{item['name']}\t{item['cron']}\t{item['state']}")
