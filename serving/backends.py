@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
 import os
 import tempfile
 import warnings
+from concurrent.futures import ProcessPoolExecutor
+from importlib import metadata
 from pathlib import Path
 from typing import Protocol
 
@@ -85,9 +88,8 @@ def default_cache_dir() -> Path:
 
 def model_fingerprint(model_dir: Path) -> str:
     """sha256 over the files that define the network, plus the exporter's versions."""
-    import torch
-
-    digest = hashlib.sha256(f"torch={torch.__version__};opset={ONNX_OPSET}".encode())
+    versions = ";".join(f"{package}={metadata.version(package)}" for package in ("torch", "transformers", "onnxruntime"))
+    digest = hashlib.sha256(f"{versions};opset={ONNX_OPSET}".encode())
     for name in _MODEL_FILES:
         path = model_dir / name
         if path.is_file():
@@ -150,9 +152,8 @@ def quantize_int8(fp32_path: Path, out_path: Path) -> None:
     tmp.replace(out_path)
 
 
-def onnx_model_path(model_dir: Path, cache_dir: Path, int8: bool) -> Path:
-    """The cached ONNX export of ``model_dir`` (fp32 or int8), created when missing."""
-    folder = cache_dir / model_fingerprint(model_dir)
+def ensure_onnx(model_dir: Path, folder: Path, int8: bool) -> Path:
+    """Export (and quantize) into ``folder`` what is missing; returns the model to load."""
     folder.mkdir(parents=True, exist_ok=True)
     fp32_path = folder / "model.onnx"
     if not fp32_path.exists():
@@ -165,6 +166,20 @@ def onnx_model_path(model_dir: Path, cache_dir: Path, int8: bool) -> Path:
         logger.info("Quantizing %s to int8 at %s", fp32_path, int8_path)
         quantize_int8(fp32_path, int8_path)
     return int8_path
+
+
+def onnx_model_path(model_dir: Path, cache_dir: Path, int8: bool) -> Path:
+    """The cached ONNX export of ``model_dir`` (fp32 or int8), created when missing.
+
+    A missing export is made in a child process, so that an ONNX server never holds PyTorch and
+    the exporter's memory: only ONNX Runtime stays resident.
+    """
+    folder = cache_dir / model_fingerprint(model_dir)
+    wanted = folder / ("model-int8.onnx" if int8 else "model.onnx")
+    if wanted.exists():
+        return wanted
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(ensure_onnx, model_dir, folder, int8).result()
 
 
 def load_backend(model_dir: Path, settings) -> Backend:
