@@ -38,7 +38,8 @@ def cpu_threads(requested: int | None) -> int:
 
 
 class TorchBackend:
-    """The Model directory in PyTorch, eval mode, ``torch.inference_mode``."""
+    """The Model directory in PyTorch, eval mode, ``torch.inference_mode``; on the GPU when the
+    image has CUDA and one is visible (the GPU image variant), else on the CPU."""
 
     def __init__(self, model_dir: Path, threads: int):
         import torch
@@ -46,12 +47,14 @@ class TorchBackend:
 
         torch.set_num_threads(threads)
         self._torch = torch
-        self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval().to(self.device)
         self.bf16 = False
 
-    @staticmethod
-    def cpu_has_bf16() -> bool:
-        """Native bf16 matrix instructions (AVX512-BF16 or AMX), where autocast pays off."""
+    def has_native_bf16(self) -> bool:
+        """bf16 in hardware: a CUDA GPU that supports it, or a CPU with AVX512-BF16 or AMX."""
+        if self.device.type == "cuda":
+            return self._torch.cuda.is_bf16_supported()
         try:
             flags = Path("/proc/cpuinfo").read_text()
         except OSError:
@@ -60,9 +63,10 @@ class TorchBackend:
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         torch = self._torch
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            out = self.model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask))
-        return out.logits.float().numpy()
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            out = self.model(input_ids=torch.from_numpy(input_ids).to(self.device),
+                             attention_mask=torch.from_numpy(attention_mask).to(self.device))
+        return out.logits.float().cpu().numpy()
 
 
 class OnnxBackend:

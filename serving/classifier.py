@@ -107,8 +107,8 @@ class TextClassifier:
         if self.settings.bf16 == "on":
             self.backend.bf16 = True
             return
-        if not self.backend.cpu_has_bf16():
-            logger.info("bf16 off: this CPU has neither AVX512-BF16 nor AMX")
+        if not self.backend.has_native_bf16():
+            logger.info("bf16 off: no native bf16 here (CPU without AVX512-BF16/AMX, or GPU without bf16)")
             return
         fp32 = self.probabilities(PROBE_TEXTS)
         self.backend.bf16 = True
