@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
 import os
+import subprocess
+import sys
 import tempfile
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from importlib import metadata
 from pathlib import Path
 from typing import Protocol
@@ -182,8 +182,16 @@ def onnx_model_path(model_dir: Path, cache_dir: Path, int8: bool) -> Path:
     wanted = folder / ("model-int8.onnx" if int8 else "model.onnx")
     if wanted.exists():
         return wanted
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(ensure_onnx, model_dir, folder, int8).result()
+    # A fresh interpreter rather than multiprocessing: it does not re-run the caller's __main__.
+    package_root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    code = ("import sys; from pathlib import Path; from serving.backends import ensure_onnx; "
+            "ensure_onnx(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == 'int8')")
+    result = subprocess.run([sys.executable, "-c", code, str(model_dir), str(folder), "int8" if int8 else "fp32"],
+                            env=env)
+    if result.returncode != 0 or not wanted.exists():
+        raise RuntimeError(f"ONNX export of {model_dir} failed (exit {result.returncode}); see the log above")
+    return wanted
 
 
 def load_backend(model_dir: Path, settings) -> Backend:
