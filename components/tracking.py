@@ -166,8 +166,18 @@ class TrackedRun:
         self._run.log_artifact(artifact, aliases=list(aliases))
 
     def finish(self, exit_code: int = 0) -> None:
-        if self._run is not None:
-            self._run.finish(exit_code=exit_code)
+        """End the run and wait until W&B has written it to disk (offline) or uploaded it (online).
+
+        ``run.finish()`` alone returns while wandb's service may still hold records in memory
+        (a step that copies the run folder would miss them), so the service is shut down too:
+        runs are therefore one at a time per process, which is what a pipeline step does.
+        """
+        if self._run is None:
+            return
+        import wandb
+
+        self._run.finish(exit_code=exit_code)
+        wandb.teardown(exit_code=exit_code)
 
     def __enter__(self) -> TrackedRun:
         return self

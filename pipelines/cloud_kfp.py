@@ -7,6 +7,7 @@ svc/ml-pipeline-ui 8080:80``), IAP through ``KF_PIPELINES_IAP_OAUTH2_CLIENT_ID``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import warnings
 
@@ -27,6 +28,21 @@ def client(args: argparse.Namespace):
         warnings.simplefilter("ignore", FutureWarning)
         # kfp.Client treats "kubeflow" as "no namespace given" and then asks the server.
         return kfp.Client(host=args.host, namespace=args.namespace or "kubeflow")
+
+
+@contextlib.contextmanager
+def api_errors(args: argparse.Namespace):
+    """Turn an unreachable or refusing KFP API into one line that says which and where."""
+    import kfp_server_api
+    import urllib3
+
+    host = args.host or os.environ.get("KF_PIPELINES_ENDPOINT")
+    try:
+        yield
+    except urllib3.exceptions.HTTPError as error:
+        raise CloudCommandError(f"cannot reach the KFP API at {host} ({getattr(error, 'reason', error)}); is the port-forward running?") from error
+    except kfp_server_api.ApiException as error:
+        raise CloudCommandError(f"the KFP API at {host} answered {error.status} {error.reason}: {(error.body or '').strip()}") from error
 
 
 def _url(kfp_client, path: str) -> str:

@@ -7,12 +7,30 @@ locally, the workload's service account in CI).
 from __future__ import annotations
 
 import argparse
+import contextlib
 
-from pipelines.cloud_common import SubmittedRun, check_cron, parse_labels
+from pipelines.cloud_common import CloudCommandError, SubmittedRun, check_cron, parse_labels
 
 SUCCEEDED = "PIPELINE_STATE_SUCCEEDED"
 FINISHED = frozenset({SUCCEEDED, "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED", "PIPELINE_STATE_PAUSED"})
 CONSOLE = "https://console.cloud.google.com/vertex-ai/locations"
+
+
+@contextlib.contextmanager
+def api_errors(args: argparse.Namespace):
+    """Turn missing credentials or a refused Vertex AI request into one line that says which."""
+    from google.api_core.exceptions import GoogleAPIError
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        yield
+    except DefaultCredentialsError as error:
+        raise CloudCommandError(
+            "no Google Cloud credentials: run `gcloud auth application-default login` "
+            "or set GOOGLE_APPLICATION_CREDENTIALS to a service account key file"
+        ) from error
+    except GoogleAPIError as error:
+        raise CloudCommandError(f"Vertex AI ({args.project}, {args.region}) refused the request: {error}") from error
 
 
 def _location(args: argparse.Namespace) -> dict:

@@ -23,6 +23,11 @@ ACTIONS = ("create", "list", "pause", "resume", "delete")
 
 
 def schedule(args: argparse.Namespace) -> int:
+    with backend(args.backend).api_errors(args):
+        return _schedule(args)
+
+
+def _schedule(args: argparse.Namespace) -> int:
     if args.action == "create":
         if not args.cron:
             raise CloudCommandError("creating a schedule needs --cron")

@@ -29,14 +29,16 @@ def prepare(args: argparse.Namespace) -> tuple[str, dict]:
 def submit(args: argparse.Namespace) -> int:
     package, params = prepare(args)
     # The client libraries print their own links; keep stdout to the lines below.
-    with contextlib.redirect_stdout(sys.stderr):
-        run = backend(args.backend).submit_run(args, package, params)
+    api = backend(args.backend)
+    with api.api_errors(args), contextlib.redirect_stdout(sys.stderr):
+        run = api.submit_run(args, package, params)
     print(f"run id: {run.run_id}")
     print(f"run url: {run.url}")
     if not args.wait:
         return 0
     try:
-        state = follow(run, timeout_s=args.timeout, poll_s=args.poll_interval)
+        with api.api_errors(args):
+            state = follow(run, timeout_s=args.timeout, poll_s=args.poll_interval)
     except TimeoutError as error:
         print(error, file=sys.stderr)
         return 2

@@ -13,10 +13,12 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import google.auth
+from google.api_core.exceptions import NotFound
 from google.auth.credentials import AnonymousCredentials
 from google.cloud.aiplatform.compat.types import pipeline_job as gca_pipeline_job
 from google.cloud.aiplatform.compat.types import pipeline_state as gca_pipeline_state
 from google.cloud.aiplatform.compat.types import schedule as gca_schedule
+from google.cloud.aiplatform import initializer
 from google.cloud.aiplatform.utils import gcs_utils
 from google.cloud.aiplatform_v1.services.pipeline_service import PipelineServiceClient
 from google.cloud.aiplatform_v1.services.schedule_service import ScheduleServiceClient
@@ -44,6 +46,8 @@ class FakeVertex:
         fake = self
 
         monkeypatch.setattr(google.auth, "default", lambda *a, **k: (AnonymousCredentials(), "test-project"))
+        # aiplatform caches the first credentials it finds for the whole process.
+        monkeypatch.setattr(initializer.global_config, "_credentials", None)
         monkeypatch.setattr(gcs_utils, "create_gcs_bucket_for_pipeline_artifacts_if_it_does_not_exist", lambda **kw: fake.bucket_checks.append(kw))
 
         def create_pipeline_job(self, parent=None, pipeline_job=None, pipeline_job_id=None, **kw):
@@ -69,6 +73,8 @@ class FakeVertex:
             return created
 
         def get_schedule(self, name=None, **kw):
+            if name not in fake.schedules:
+                raise NotFound(f"Schedule {name} not found.")
             return fake.schedules[name]
 
         def list_schedules(self, request=None, **kw):

@@ -142,3 +142,14 @@ def test_schedule_list_pause_resume_delete(tiny_packages, capsys):
 
         code, _, _ = run_cli(["schedule", "pause", *base], capsys)
         assert "pause needs the schedule id" in str(code)
+
+
+def test_unreachable_or_refusing_api_is_one_line(tiny_packages, capsys):
+    from tests.cloud.conftest import free_port
+
+    closed = f"http://127.0.0.1:{free_port()}"
+    code, _, _ = run_cli(["submit", "--backend", "kfp", "--host", closed, "--package", tiny_packages["kubeflow"]], capsys)
+    assert f"cannot reach the KFP API at {closed}" in str(code)
+    with FakeKfp() as kfp_api:
+        code, _, _ = run_cli(["schedule", "pause", "rr-404", "--backend", "kfp", "--host", kfp_api.url], capsys)
+    assert f"the KFP API at {kfp_api.url} answered 404" in str(code) and "recurring run rr-404 not found" in str(code)

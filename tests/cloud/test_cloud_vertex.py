@@ -114,3 +114,21 @@ def test_schedule_refuses_bad_cron_before_any_request(tiny_packages, monkeypatch
     code, _, _ = run_cli(["schedule", "--backend", "vertex", *LOCATION, "--package", tiny_packages["vertex"], "--pipeline-root", "gs://b/r", "--cron", "0 0 3 * * 1"], capsys)
     assert "cron needs 5 fields" in str(code)
     assert vertex.created_schedules == [] and vertex.created_jobs == []
+
+
+def test_missing_credentials_and_refusals_are_one_line(tiny_packages, monkeypatch, capsys):
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+    from google.cloud.aiplatform import initializer
+
+    FakeVertex(monkeypatch)
+    code, _, _ = run_cli(["schedule", "pause", "projects/my-project/locations/europe-west4/schedules/404", "--backend", "vertex", *LOCATION], capsys)
+    assert "Vertex AI (my-project, europe-west4) refused the request: 404 Schedule" in str(code)
+
+    def no_credentials(*args, **kwargs):
+        raise DefaultCredentialsError("Your default credentials were not found.")
+
+    monkeypatch.setattr(google.auth, "default", no_credentials)
+    monkeypatch.setattr(initializer.global_config, "_credentials", None)
+    code, _, _ = run_cli(["submit", "--backend", "vertex", *LOCATION, "--package", tiny_packages["vertex"], "--pipeline-root", "gs://b/r"], capsys)
+    assert "no Google Cloud credentials: run `gcloud auth application-default login`" in str(code)
