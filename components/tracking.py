@@ -139,13 +139,24 @@ class TrackedRun:
         if self._run is not None:
             self._run.summary.update(dict(metrics))
 
-    def log_confusion_matrix(self, y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str], key: str = "confusion_matrix") -> None:
-        """Log a confusion matrix chart; ``labels[i]`` names class id ``i``."""
+    def log_confusion_matrix(self, labels: Sequence[str], matrix: Sequence[Sequence[int]], key: str = "confusion_matrix") -> None:
+        """Log a confusion matrix chart: ``matrix[i][j]`` counts class ``labels[i]`` predicted as ``labels[j]``.
+
+        The arguments are those of KFP's ``ClassificationMetrics.log_confusion_matrix``.
+        """
+        if len(matrix) != len(labels) or any(len(row) != len(labels) for row in matrix):
+            raise ValueError(f"confusion matrix must be {len(labels)}x{len(labels)} for labels {list(labels)}")
         if self._run is None:
             return
         import wandb
 
-        self._run.log({key: wandb.plot.confusion_matrix(y_true=list(y_true), preds=list(y_pred), class_names=list(labels))})
+        rows = [[labels[i], labels[j], matrix[i][j]] for i in range(len(labels)) for j in range(len(labels))]
+        self._run.log({key: wandb.plot.plot_table(
+            "wandb/confusion_matrix/v1",
+            wandb.Table(columns=["Actual", "Predicted", "nPredictions"], data=rows),
+            {"Actual": "Actual", "Predicted": "Predicted", "nPredictions": "nPredictions"},
+            {"title": "Confusion matrix"},
+        )})
 
     def log_model(self, model_dir: str, aliases: Sequence[str] = (CANDIDATE,), metadata: Mapping[str, Any] | None = None) -> None:
         """Log the ``save_pretrained`` folder as a version of the model artifact.
@@ -260,17 +271,3 @@ def champion_metrics(settings: TrackingSettings) -> dict | None:
     metrics = api.artifact(ref, type="model").metadata.get("metrics")
     return dict(metrics) if metrics else None
 
-
-def trainer_callback(run: TrackedRun):
-    """A ``transformers.TrainerCallback`` that sends the Trainer's logs to ``run`` at each step.
-
-    Use it with ``report_to="none"`` so the Trainer does not start a W&B run of its own.
-    """
-    from transformers import TrainerCallback
-
-    class _LogToRun(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs:
-                run.log({k: v for k, v in logs.items() if isinstance(v, (int, float))}, step=state.global_step)
-
-    return _LogToRun()

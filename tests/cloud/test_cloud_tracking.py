@@ -56,11 +56,10 @@ def test_offline_run_records_config_metrics_matrix_and_model(no_key, tmp_path, m
     settings = tracking.TrackingSettings(project="textclf-test", dir=str(tmp_path / "tracking"))
     with tracking.start(settings, job_type="train", config={"learning_rate": 5e-5, "epochs": 2}, group="pipeline-run-1") as run:
         assert run.mode == "offline"
-        callback = tracking.trainer_callback(run)
         for step, loss in ((10, 0.69), (20, 0.41)):
-            callback.on_log(None, SimpleNamespace(global_step=step), None, logs={"loss": loss, "note": "text is skipped"})
+            run.log({"train/loss": loss}, step=step)
         run.log({"eval/f1": 0.8}, step=30)
-        run.log_confusion_matrix([0, 1, 1, 0], [0, 1, 0, 0], ["negative", "positive"])
+        run.log_confusion_matrix(["negative", "positive"], [[2, 0], [1, 1]])
         run.log_model(model_dir, metadata={"metrics": {"f1": 0.8}})
         run.set_summary({"f1": 0.8})
 
@@ -69,10 +68,12 @@ def test_offline_run_records_config_metrics_matrix_and_model(no_key, tmp_path, m
     records = wandb_records.read_records(str(run_dir))
     assert json.loads(wandb_records.config(records)["learning_rate"]) == 5e-5
     rows = wandb_records.history(records)
-    assert [(r["_step"], r["loss"]) for r in rows if "loss" in r] == [("10", "0.69"), ("20", "0.41")]
-    assert not any("note" in r for r in rows)
+    assert [(r["_step"], r["train/loss"]) for r in rows if "train/loss" in r] == [("10", "0.69"), ("20", "0.41")]
     assert any(r.get("eval/f1") == "0.8" for r in rows)
-    assert any(k.startswith("confusion_matrix_table") for r in rows for k in r)
+    (table_path,) = {json.loads(r["confusion_matrix_table/path"]) for r in rows if "confusion_matrix_table/path" in r}
+    table = json.loads((run_dir / "files" / table_path).read_text())
+    assert table["columns"] == ["Actual", "Predicted", "nPredictions"]
+    assert table["data"] == [["negative", "negative", 2], ["negative", "positive", 0], ["positive", "negative", 1], ["positive", "positive", 1]]
     (model,) = [a for a in wandb_records.artifacts(records) if a.type == "model"]
     assert model.name == "textclf-model" and "candidate" in model.aliases
     assert json.loads(model.metadata) == {"metrics": {"f1": 0.8}}
@@ -85,7 +86,7 @@ def test_disabled_writes_nothing(no_key, monkeypatch, tmp_path, model_dir):
     settings = tracking.TrackingSettings(dir=str(tmp_path / "tracking"))
     with tracking.start(settings, job_type="evaluate", config={"a": 1}) as run:
         run.log({"f1": 1.0}, step=0)
-        run.log_confusion_matrix([0], [0], ["negative"])
+        run.log_confusion_matrix(["negative", "positive"], [[1, 0], [0, 1]])
         run.log_model(model_dir)
     tracking.promote(settings, model_dir, {"f1": 1.0})
     assert run.mode == "disabled" and run.run_dir is None
@@ -93,10 +94,13 @@ def test_disabled_writes_nothing(no_key, monkeypatch, tmp_path, model_dir):
     assert tracking.champion_metrics(settings) is None
 
 
-def test_log_model_rejects_a_missing_folder(no_key, monkeypatch, tmp_path):
+def test_bad_model_folder_or_matrix_is_refused(no_key, monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_MODE", "disabled")
+    run = tracking.start(tracking.TrackingSettings(), "train")
     with pytest.raises(NotADirectoryError, match="nope"):
-        tracking.start(tracking.TrackingSettings(), "train").log_model(str(tmp_path / "nope"))
+        run.log_model(str(tmp_path / "nope"))
+    with pytest.raises(ValueError, match="must be 2x2"):
+        run.log_confusion_matrix(["negative", "positive"], [[1, 0]])
 
 
 def test_unreachable_server_falls_back_to_offline(no_key, monkeypatch, tmp_path):
