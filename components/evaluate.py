@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
+HEADLINE = ("accuracy", "f1", "precision", "recall", "roc_auc", "loss")
 ROC_POINTS = 101  # the KFP UI draws the curve from a list; a few hundred points are plenty
 
 
@@ -91,12 +92,11 @@ def roc_plot(curve: dict, auc: float) -> str:
 
 
 def render_report(result: dict, label_names: list[str], training: dict, sections: list[str]) -> str:
-    headline = ["accuracy", "f1", "precision", "recall", "roc_auc", "loss"]
     parts = [
         "# Evaluation report",
         f"Model trained from `{training.get('base_model')}` on data `{training.get('data_fingerprint')}`, "
         f"code `{training.get('code_version')}`; {result['examples']} test examples.",
-        markdown_table(["metric", "value"], [[name, f"{result[name]:.4f}"] for name in headline]),
+        markdown_table(["metric", "value"], [[name, f"{result[name]:.4f}"] for name in HEADLINE]),
         "## Confusion matrix",
         confusion_plot(result["confusion_matrix"], label_names),
     ]
@@ -105,55 +105,126 @@ def render_report(result: dict, label_names: list[str], training: dict, sections
     return "\n\n".join(parts + sections) + "\n"
 
 
-def predict_probabilities(model_dir: str, rows: list[dict], batch_size: int = 64):
-    """Class probabilities for tokenized ``rows`` with the model in fp32 (the accuracy of record)."""
-    import torch
+def load_model(model_dir: str):
+    """Model, tokenizer and ``training.json`` of a Model directory (local path or ``gs://``)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    if model_dir.startswith("gs://"):
+        import tempfile
+
+        from components.storage import localize
+
+        model_dir = localize(model_dir, tempfile.mkdtemp(prefix="model-"))
+    training_file = Path(model_dir) / "training.json"
+    training = json.loads(training_file.read_text()) if training_file.exists() else {}
+    return AutoModelForSequenceClassification.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir), training
+
+
+def score_model(model_dir: str, texts: list[str], labels: list[int], label_names: list[str], seed: int) -> dict:
+    """Metrics and behavioural suites of one model on ``texts``, in fp32 (the accuracy of record).
+
+    Each model is scored with its own tokenizer, max length and truncation, so a champion trained
+    with other settings is judged as it serves.
+    """
+    import torch
+
+    from components.behaviour import hf_predict_proba, run_suites
+    from components.tokenize import encode
     from components.train import predict_logits
 
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    logits = predict_logits(model, rows, batch_size, tokenizer.pad_token_id, torch.device("cpu"), "fp32")
-    return torch.softmax(logits, dim=-1).numpy()
+    model, tokenizer, training = load_model(model_dir)
+    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if names != list(label_names):
+        raise ValueError(f"model {model_dir} has labels {names}, the data has {list(label_names)}")
+    max_length = int(training.get("max_length") or tokenizer.model_max_length)
+    enc = encode(tokenizer, texts, max_length, training.get("truncation") or "head")
+    start = time.perf_counter()
+    logits = predict_logits(model, [{"input_ids": ids} for ids in enc["input_ids"]], 64, tokenizer.pad_token_id, torch.device("cpu"), "fp32")
+    probabilities = torch.softmax(logits, dim=-1).numpy()
+    elapsed = time.perf_counter() - start
+    log.info("scored %d texts with %s in %.1fs (%.1f texts/s)", len(texts), model_dir, elapsed, len(texts) / max(elapsed, 1e-9))
+    result = compute_metrics(labels, probabilities, label_names)
+    result["behaviour"] = run_suites(hf_predict_proba(model, tokenizer, max_length), label_names, seed=seed).to_dict()
+    result["model"] = model_dir
+    return result
 
 
-def evaluate(model_dir: str, tokenized_dir: str, output_dir: str) -> dict:
-    """Evaluate the model on the test split and write ``metrics.json`` and ``report.md``.
+def evaluate(model_dir: str, tokenized_dir: str, output_dir: str, champion_model: str = "", seed: int = 0) -> dict:
+    """Evaluate the model (and the champion, when given) on the test split; write ``metrics.json`` and ``report.md``.
 
     Args:
         model_dir: the train step's Model directory.
         tokenized_dir: the tokenize step's output (its ``test`` split is used).
         output_dir: where ``metrics.json`` and ``report.md`` are written.
+        champion_model: Model directory (path or ``gs://``) of the model in production; scored on the same
+            test split and suites and stored under ``champion`` in ``metrics.json``. Empty: none.
+        seed: seed of the behavioural suites' generators.
 
     Returns:
-        The metrics (also in ``metrics.json``), confusion matrix and ROC curve included.
+        The metrics (also in ``metrics.json``): confusion matrix, ROC curve, behavioural suites, champion.
     """
     import datasets
 
+    from components.behaviour import BehaviourReport
+
     test = datasets.load_from_disk(tokenized_dir)["test"]
-    rows = test.select_columns(["input_ids", "label"]).to_list()
+    texts, labels = list(test["text"]), list(test["label"])
     training = json.loads((Path(model_dir) / "training.json").read_text())
     label_names = training["labels"]
-    start = time.perf_counter()
-    probabilities = predict_probabilities(model_dir, rows)
-    elapsed = time.perf_counter() - start
-    log.info("scored %d test texts in %.1fs (%.1f texts/s)", len(rows), elapsed, len(rows) / max(elapsed, 1e-9))
-
-    result = compute_metrics([r["label"] for r in rows], probabilities, label_names)
+    result = score_model(model_dir, texts, labels, label_names, seed)
     result["labels"] = label_names
+    sections = [BehaviourReport.from_dict(result["behaviour"]).to_markdown()]
+    if champion_model:
+        try:
+            result["champion"] = score_model(champion_model, texts, labels, label_names, seed)
+        except Exception as error:  # noqa: BLE001 - reported, and the gate fails closed on it
+            log.error("could not score the champion %s: %s", champion_model, error)
+            result["champion_error"] = f"{type(error).__name__}: {error}"
+        sections.append(champion_section(result))
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / METRICS_FILE).write_text(json.dumps(result, indent=2))
-    (out / REPORT_FILE).write_text(render_report(result, label_names, training, []))
+    (out / REPORT_FILE).write_text(render_report(result, label_names, training, sections))
     log.info("test accuracy %.4f, macro F1 %.4f", result["accuracy"], result["f1"])
     return result
+
+
+def comparison_table(challenger: dict, champion: dict) -> str:
+    """Challenger and champion side by side: headline metrics and behavioural pass rates, with differences."""
+    from components.behaviour import BehaviourReport
+
+    def rates(result: dict) -> dict:
+        return BehaviourReport.from_dict(result["behaviour"]).pass_rates() if isinstance(result.get("behaviour"), dict) else {}
+
+    def cell(value, digits: int) -> str:
+        return f"{value:.{digits}f}" if isinstance(value, (int, float)) and math.isfinite(value) else "n/a"
+
+    def row(name: str, new, old, digits: int) -> list[str]:
+        both = all(isinstance(v, (int, float)) and math.isfinite(v) for v in (new, old))
+        return [name, cell(new, digits), cell(old, digits), f"{new - old:+.{digits}f}" if both else "n/a"]
+
+    rows = [row(name, challenger.get(name), champion.get(name), 4) for name in HEADLINE]
+    new_rates, old_rates = rates(challenger), rates(champion)
+    rows += [row(f"behaviour {key}", new_rates[key], old_rates.get(key), 3) for key in new_rates]
+    return markdown_table(["metric", "challenger", "champion", "difference"], rows)
+
+
+def champion_section(result: dict) -> str:
+    if "champion" not in result:
+        return f"## Champion\n\nThe champion could not be scored: {result['champion_error']}"
+    return "\n\n".join([
+        "## Challenger vs champion (same test split, same suites)",
+        f"Champion: `{result['champion']['model']}`",
+        comparison_table(result, result["champion"]),
+    ])
 
 
 @cpu_step
 def evaluate_op(
     model: dsl.Input[dsl.Model],
     tokenized: dsl.Input[dsl.Dataset],
+    champion_model: str,
+    seed: int,
     metrics: dsl.Output[dsl.Metrics],
     classification_metrics: dsl.Output[dsl.ClassificationMetrics],
     report: dsl.Output[dsl.Markdown],
@@ -164,7 +235,10 @@ def evaluate_op(
     Args:
         model: The trained Model directory.
         tokenized: Tokenized splits; the test split is scored.
-        metrics: Accuracy, macro F1, precision, recall, ROC AUC and loss.
+        champion_model: Model directory (path or gs:// URI) of the model in production, scored on the same
+            test split and behavioural suites for the gate's comparison; empty when there is none.
+        seed: Seed of the behavioural suites' generated cases.
+        metrics: Accuracy, macro F1, precision, recall, ROC AUC, loss and behavioural pass rates.
         classification_metrics: Confusion matrix and (binary) ROC curve.
         report: Markdown report with the plots.
         evaluation: Directory with metrics.json (the gate's input and the next run's champion metrics).
@@ -173,12 +247,15 @@ def evaluate_op(
     import shutil
     from pathlib import Path
 
-    from components.evaluate import METRICS_FILE, REPORT_FILE, evaluate
+    from components.behaviour import BehaviourReport
+    from components.evaluate import HEADLINE, METRICS_FILE, REPORT_FILE, evaluate
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    result = evaluate(model.path, tokenized.path, evaluation.path)
-    for name in ("accuracy", "f1", "precision", "recall", "roc_auc", "loss"):
+    result = evaluate(model.path, tokenized.path, evaluation.path, champion_model, seed)
+    for name in HEADLINE:
         metrics.log_metric(name, result[name])
+    for name, rate in BehaviourReport.from_dict(result["behaviour"]).pass_rates().items():
+        metrics.log_metric(f"behaviour_{name}_pass_rate", rate)
     classification_metrics.log_confusion_matrix(result["labels"], result["confusion_matrix"])
     if "roc_curve" in result:
         curve = result["roc_curve"]

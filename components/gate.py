@@ -17,7 +17,6 @@ from components.report import markdown_table
 
 PASS, FAIL = "pass", "fail"
 MISSING_CHAMPION_POLICIES = ("fail", "ignore")
-COMPARED = ("accuracy", "f1", "precision", "recall", "roc_auc", "loss")
 
 
 @dataclass
@@ -30,8 +29,14 @@ class GateSettings:
             empty when there is none yet.
         max_regression: how far below the champion's ``compare_metric`` the challenger may be.
         compare_metric: the metric compared with the champion (higher is better).
-        missing_champion: what to do when ``champion_metrics`` is given but cannot be read:
-            ``fail`` (block, the default) or ``ignore`` (decide on the other rules).
+        missing_champion: what to do when a champion was named (``champion_metrics``, or a champion
+            model the evaluate step could not score) but its metrics cannot be had: ``fail`` (block,
+            the default) or ``ignore`` (decide on the other rules).
+        min_mft_pass_rate: lowest pass rate of the minimum-functionality suites (negation, ...).
+        min_inv_pass_rate: lowest pass rate of the invariance suites (typos, names, ...).
+        min_dir_pass_rate: lowest pass rate of the directional suites.
+        allow_behaviour_not_applicable: let models whose labels are not sentiment (e.g. ham/spam), for
+            which the suites do not apply, pass this rule; otherwise they are blocked.
     """
 
     min_accuracy: float = 0.8
@@ -39,6 +44,10 @@ class GateSettings:
     max_regression: float = 0.01
     compare_metric: str = "accuracy"
     missing_champion: str = "fail"
+    min_mft_pass_rate: float = 0.7
+    min_inv_pass_rate: float = 0.85
+    min_dir_pass_rate: float = 0.7
+    allow_behaviour_not_applicable: bool = False
 
     def __post_init__(self):
         if self.missing_champion not in MISSING_CHAMPION_POLICIES:
@@ -95,22 +104,13 @@ def decide(metrics: dict, settings: GateSettings) -> Decision:
     decision.rules.append(
         Rule("min accuracy", accuracy >= settings.min_accuracy, f"accuracy {accuracy:.4f} vs minimum {settings.min_accuracy:.4f}")
     )
-    if not settings.champion_metrics:
-        return decision
-    try:
-        champion = read_metrics(settings.champion_metrics)
-        if not finite(champion.get(metric)):
-            raise ValueError(f"`{metric}` is {champion.get(metric)!r}")
-    except Exception as error:  # noqa: BLE001 - any failure to read is the same "missing champion" case
+    decision.rules.append(behaviour_rule(metrics, settings))
+    champion, problem = find_champion(metrics, settings)
+    if problem:
         ignored = settings.missing_champion == "ignore"
-        decision.rules.append(
-            Rule(
-                "champion metrics readable",
-                ignored,
-                f"could not read champion metrics at `{settings.champion_metrics}`: {error}"
-                + (" (ignored: missing_champion=ignore)" if ignored else " (missing_champion=fail)"),
-            )
-        )
+        suffix = " (ignored: missing_champion=ignore)" if ignored else " (missing_champion=fail)"
+        decision.rules.append(Rule("champion metrics readable", ignored, problem + suffix))
+    if champion is None:
         return decision
     decision.champion = champion
     floor = champion[metric] - settings.max_regression
@@ -119,10 +119,49 @@ def decide(metrics: dict, settings: GateSettings) -> Decision:
             "no regression vs champion",
             metrics[metric] >= floor,
             f"{metric} {metrics[metric]:.4f} vs champion {champion[metric]:.4f} - max_regression "
-            f"{settings.max_regression:.4f} = {floor:.4f}",
+            f"{settings.max_regression:.4f} = {floor:.4f} ({champion['source']})",
         )
     )
     return decision
+
+
+def behaviour_rule(metrics: dict, settings: GateSettings) -> Rule:
+    from components.behaviour import BehaviourReport
+
+    if not isinstance(metrics.get("behaviour"), dict):
+        return Rule("behavioural tests", False, "no behavioural test results in the metrics")
+    minimums = {"mft": settings.min_mft_pass_rate, "inv": settings.min_inv_pass_rate, "dir": settings.min_dir_pass_rate}
+    report = BehaviourReport.from_dict(metrics["behaviour"])
+    failures = report.check(minimums, allow_not_applicable=settings.allow_behaviour_not_applicable)
+    if failures:
+        return Rule("behavioural tests", False, "; ".join(failures))
+    if not report.applicable:
+        return Rule("behavioural tests", True, f"not applicable ({report.not_applicable_reason}); allowed")
+    rates = report.pass_rates()
+    return Rule("behavioural tests", True, ", ".join(f"{k} {rates[k]:.3f} >= {v:.2f}" for k, v in minimums.items()))
+
+
+def find_champion(metrics: dict, settings: GateSettings) -> tuple[dict | None, str]:
+    """The champion's metrics and where they came from, or the problem that kept them away.
+
+    Preferred: the champion scored by the evaluate step on the same test split. Else the stored
+    ``metrics.json`` named by ``champion_metrics``.
+    """
+    metric = settings.compare_metric
+    if "champion" in metrics:
+        champion, source = metrics["champion"], "scored on the same test split"
+    elif "champion_error" in metrics:
+        return None, f"the champion model could not be scored: {metrics['champion_error']}"
+    elif settings.champion_metrics:
+        try:
+            champion, source = read_metrics(settings.champion_metrics), f"from {settings.champion_metrics}"
+        except Exception as error:  # noqa: BLE001 - any failure to read is the same "missing champion" case
+            return None, f"could not read champion metrics at `{settings.champion_metrics}`: {error}"
+    else:
+        return None, ""
+    if not finite(champion.get(metric)):
+        return None, f"champion `{metric}` is {champion.get(metric)!r} ({source})"
+    return {**champion, "source": source}, ""
 
 
 def render_decision(decision: Decision, metrics: dict) -> str:
@@ -133,12 +172,9 @@ def render_decision(decision: Decision, metrics: dict) -> str:
         markdown_table(["rule", "result", "detail"], [[r.name, PASS if r.passed else FAIL, r.detail] for r in decision.rules]),
     ]
     if decision.champion is not None:
-        rows = []
-        for name in COMPARED:
-            new, old = metrics.get(name), decision.champion.get(name)
-            diff = f"{new - old:+.4f}" if finite(new) and finite(old) else "n/a"
-            rows.append([name, f"{new:.4f}" if finite(new) else new, f"{old:.4f}" if finite(old) else old, diff])
-        parts += ["## Challenger vs champion", markdown_table(["metric", "challenger", "champion", "difference"], rows)]
+        from components.evaluate import comparison_table
+
+        parts += [f"## Challenger vs champion ({decision.champion['source']})", comparison_table(metrics, decision.champion)]
     return "\n\n".join(parts) + "\n"
 
 
@@ -166,6 +202,10 @@ def gate_op(
     champion_metrics: str,
     max_regression: float,
     missing_champion: str,
+    min_mft_pass_rate: float,
+    min_inv_pass_rate: float,
+    min_dir_pass_rate: float,
+    allow_behaviour_not_applicable: bool,
     decision: dsl.Output[dsl.Markdown],
 ) -> str:
     """Decide whether the challenger may be deployed; returns "pass" or "fail".
@@ -175,14 +215,20 @@ def gate_op(
         min_accuracy: Lowest test accuracy that may deploy.
         champion_metrics: metrics.json (path or gs:// URI) of the model in production; empty if none.
         max_regression: How far below the champion's accuracy the challenger may be.
-        missing_champion: fail (block) or ignore, when champion_metrics is given but unreadable.
+        missing_champion: fail (block) or ignore, when a named champion's metrics cannot be had.
+        min_mft_pass_rate: Lowest pass rate of the minimum-functionality behavioural suites.
+        min_inv_pass_rate: Lowest pass rate of the invariance behavioural suites.
+        min_dir_pass_rate: Lowest pass rate of the directional behavioural suites.
+        allow_behaviour_not_applicable: Let non-sentiment models (suites not applicable) pass that rule.
         decision: The rules, their numbers and the verdict, as Markdown.
     """
     from components.gate import FAIL, PASS, GateSettings, gate
 
     settings = GateSettings(
         min_accuracy=min_accuracy, champion_metrics=champion_metrics,
-        max_regression=max_regression, missing_champion=missing_champion,
+        max_regression=max_regression, missing_champion=missing_champion, min_mft_pass_rate=min_mft_pass_rate,
+        min_inv_pass_rate=min_inv_pass_rate, min_dir_pass_rate=min_dir_pass_rate,
+        allow_behaviour_not_applicable=allow_behaviour_not_applicable,
     )
     result = gate(evaluation.path, settings, decision.path)
     decision.metadata["deciding_rule"] = result.deciding_rule

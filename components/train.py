@@ -120,7 +120,7 @@ def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, group
 
 
 def collate(rows: list[dict], pad_id: int):
-    """Pad a batch to its own longest sequence."""
+    """Pad a batch to its own longest sequence (``labels`` too when the rows have them)."""
     import torch
 
     width = max(len(r["input_ids"]) for r in rows)
@@ -130,7 +130,10 @@ def collate(rows: list[dict], pad_id: int):
         n = len(r["input_ids"])
         ids[i, :n] = torch.as_tensor(r["input_ids"])
         mask[i, :n] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": torch.as_tensor([r["label"] for r in rows])}
+    batch = {"input_ids": ids, "attention_mask": mask}
+    if "label" in rows[0]:
+        batch["labels"] = torch.as_tensor([r["label"] for r in rows])
+    return batch
 
 
 def autocast(device_type: str, precision: str):
@@ -187,6 +190,20 @@ def checkpoint_dir_for(output_dir: str) -> Path:
     """Checkpoints live beside the model directory (same artifact prefix), not inside it:
     the model directory is exactly what the server downloads."""
     return Path(str(output_dir).rstrip("/") + ".checkpoints")
+
+
+def write_reference_profile(model, tokenizer, test, label_names, out: Path, settings, device, precision) -> None:
+    """``profile.json`` beside the weights: the held-out texts and this model's outputs on them,
+    the reference the drift monitor compares live traffic with. (Written here rather than in
+    evaluate because the model directory is this step's output; evaluate only reads it.)"""
+    import torch
+
+    from components.profile import build_reference_profile, save_profile
+
+    rows = test.select_columns(["input_ids", "label"]).to_list()
+    probabilities = torch.softmax(predict_logits(model, rows, settings.eval_batch_size, tokenizer.pad_token_id, device, precision), -1)
+    profile = build_reference_profile(list(test["text"]), list(test["label"]), label_names, probabilities.numpy(), tokenizer)
+    save_profile(profile, out)
 
 
 def train(tokenized_dir: str, output_dir: str, settings: TrainSettings, data_metadata: dict | None = None) -> dict:
@@ -315,6 +332,7 @@ def train(tokenized_dir: str, output_dir: str, settings: TrainSettings, data_met
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+    write_reference_profile(model, tokenizer, splits["test"], label_names, out, settings, device, precision)
     summary = {
         "settings": asdict(settings),
         "precision": precision,

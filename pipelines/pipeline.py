@@ -78,6 +78,10 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE):
         champion_metrics: str = "",
         max_regression: float = 0.01,
         missing_champion: str = "fail",
+        min_mft_pass_rate: float = 0.7,
+        min_inv_pass_rate: float = 0.85,
+        min_dir_pass_rate: float = 0.7,
+        allow_behaviour_not_applicable: bool = False,
         service_name: str = "textclf",
         namespace: str = "textclf",
         service_account: str = "textclf-serving",
@@ -116,13 +120,17 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE):
             max_steps: Stop after this many optimizer steps; 0 means no limit.
             torch_compile: Compile the model with torch.compile.
             min_accuracy: Lowest test accuracy that may deploy.
-            champion_metrics: metrics.json (path or gs:// URI) of the production model; empty if there is none.
+            champion_metrics: metrics.json (path or gs:// URI) of the production model, used when live_model_uri is empty.
             max_regression: How far below the champion's accuracy the new model may be.
-            missing_champion: fail or ignore, when champion_metrics is given but cannot be read.
+            missing_champion: fail or ignore, when a named champion's metrics cannot be had.
+            min_mft_pass_rate: Lowest pass rate of the minimum-functionality behavioural suites (negation, ...).
+            min_inv_pass_rate: Lowest pass rate of the invariance behavioural suites (typos, names, ...).
+            min_dir_pass_rate: Lowest pass rate of the directional behavioural suites.
+            allow_behaviour_not_applicable: Let models with non-sentiment labels (e.g. ham/spam) pass the behavioural rule.
             service_name: InferenceService name, also the model name in the predict URL.
             namespace: Kubernetes namespace of the InferenceService.
             service_account: Service account of the predictor pods.
-            live_model_uri: Storage URI of the model now serving; when set, the new model is rolled out as a canary.
+            live_model_uri: Storage URI of the model now serving (the champion): scored on the same test split, and the new model is rolled out as its canary.
             canary_traffic_percent: Share of traffic (1-99) the canary receives.
             min_replicas: Fewest predictor pods.
             max_replicas: Most predictor pods.
@@ -149,11 +157,15 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE):
         )
         set_resources(train, TRAIN_STEP).set_retry(num_retries=2, backoff_duration="60s").set_display_name("train")
         request_gpu(train, target, gpu_type)
-        evaluate = evaluate_op(model=train.outputs["model"], tokenized=tokenize.outputs["tokenized"])
+        evaluate = evaluate_op(
+            model=train.outputs["model"], tokenized=tokenize.outputs["tokenized"], champion_model=live_model_uri, seed=seed
+        )
         set_resources(evaluate, CPU_STEP).set_display_name("evaluate")
         gate = gate_op(
             evaluation=evaluate.outputs["evaluation"], min_accuracy=min_accuracy, champion_metrics=champion_metrics,
-            max_regression=max_regression, missing_champion=missing_champion,
+            max_regression=max_regression, missing_champion=missing_champion, min_mft_pass_rate=min_mft_pass_rate,
+            min_inv_pass_rate=min_inv_pass_rate, min_dir_pass_rate=min_dir_pass_rate,
+            allow_behaviour_not_applicable=allow_behaviour_not_applicable,
         )
         set_resources(gate, CPU_STEP).set_caching_options(False).set_display_name("gate")
         with dsl.If(gate.outputs["Output"] == PASS, name="gate-passed"):

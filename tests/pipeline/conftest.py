@@ -1,0 +1,31 @@
+"""Fixtures for the training steps: sample data ingested and tokenized with the tiny model's tokenizer."""
+
+import pytest
+
+from components.ingest import IngestSettings, ingest
+from components.tokenize import TokenizeSettings, tokenize
+
+
+@pytest.fixture(scope="session")
+def sample_parquet(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ingest") / "data.parquet"
+    result = ingest(IngestSettings(source="sample:240", seed=1), str(path))
+    return str(path), result.metadata
+
+
+@pytest.fixture(scope="session")
+def tokenized_dir(sample_parquet, tiny_model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tokenized")
+    tokenize(sample_parquet[0], str(out), TokenizeSettings(base_model=tiny_model_dir, max_length=64))
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def trained_model(tokenized_dir, sample_parquet, tiny_model_dir, tmp_path_factory):
+    """A tiny model trained one epoch by the train step: (model dir, training summary)."""
+    from components.train import TrainSettings, train
+
+    out = tmp_path_factory.mktemp("train") / "model"
+    settings = TrainSettings(base_model=tiny_model_dir, epochs=1, batch_size=16, learning_rate=1e-3, seed=0)
+    summary = train(tokenized_dir, str(out), settings, {**sample_parquet[1], "max_length": 64, "truncation": "head"})
+    return str(out), summary

@@ -1,0 +1,52 @@
+"""Deploy step: the InferenceService manifest's fields, canary and logger."""
+
+import pytest
+import yaml
+
+from components.deploy import DeploySettings, build_inference_service, write_manifest
+
+MODEL = "gs://bucket/root/run-2/train-op/model"
+
+
+def predictor(manifest):
+    return manifest["spec"]["predictor"]
+
+
+def test_manifest_fields(tmp_path):
+    settings = DeploySettings(name="sentiment", namespace="ml", service_account="sa", min_replicas=2, max_replicas=5, cpu="3", memory="6Gi")
+    manifest = build_inference_service(MODEL, settings, metrics_uri="gs://bucket/m.json")
+    assert manifest["apiVersion"] == "serving.kserve.io/v1beta1" and manifest["kind"] == "InferenceService"
+    assert manifest["metadata"]["name"] == "sentiment" and manifest["metadata"]["namespace"] == "ml"
+    assert manifest["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Serverless"
+    assert manifest["metadata"]["annotations"]["textclf.dev/metrics-uri"] == "gs://bucket/m.json"
+    spec = predictor(manifest)
+    assert spec["serviceAccountName"] == "sa" and spec["minReplicas"] == 2 and spec["maxReplicas"] == 5
+    assert "canaryTrafficPercent" not in spec and "logger" not in spec
+    container = spec["containers"][0]
+    assert container["name"] == "kserve-container"
+    assert {"name": "STORAGE_URI", "value": MODEL} in container["env"]
+    assert container["args"] == ["--model_name", "sentiment", "--model_dir", "/mnt/models"]
+    assert container["resources"]["limits"] == {"cpu": "3", "memory": "6Gi"}
+    write_manifest(manifest, tmp_path / "isvc.yaml")
+    assert yaml.safe_load((tmp_path / "isvc.yaml").read_text()) == manifest
+
+
+def test_canary_only_when_another_model_is_live():
+    live = "gs://bucket/root/run-1/train-op/model"
+    canary = build_inference_service(MODEL, DeploySettings(live_model_uri=live, canary_traffic_percent=20))
+    assert predictor(canary)["canaryTrafficPercent"] == 20
+    assert canary["metadata"]["annotations"]["textclf.dev/previous-model-uri"] == live
+    same = build_inference_service(MODEL, DeploySettings(live_model_uri=MODEL))
+    assert "canaryTrafficPercent" not in predictor(same)
+
+
+def test_gpu_and_logger():
+    manifest = build_inference_service(MODEL, DeploySettings(gpus=1, logger_url="http://monitor.ml.svc/"))
+    assert predictor(manifest)["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert predictor(manifest)["logger"] == {"mode": "all", "url": "http://monitor.ml.svc/"}
+
+
+@pytest.mark.parametrize("bad", [{"canary_traffic_percent": 0}, {"canary_traffic_percent": 100}, {"min_replicas": 4, "max_replicas": 2}])
+def test_bad_settings_are_named(bad):
+    with pytest.raises(ValueError):
+        DeploySettings(**bad)

@@ -1,0 +1,54 @@
+"""Evaluate step: metric arithmetic checked by hand, and the files it writes."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from components.evaluate import compute_metrics, evaluate
+
+
+def test_metrics_match_hand_computed_values():
+    labels = [0, 0, 1, 1, 1]
+    probabilities = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
+    result = compute_metrics(labels, probabilities, ["neg", "pos"])
+    assert result["accuracy"] == pytest.approx(3 / 5)
+    assert result["confusion_matrix"] == [[1, 1], [1, 2]]
+    # precision: neg 1/2, pos 2/3; recall: neg 1/2, pos 2/3
+    assert result["precision"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert result["recall"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert result["f1"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+    # AUC: positive scores 0.8, 0.7, 0.4 vs negative 0.1, 0.6 -> 5 of 6 pairs ordered right
+    assert result["roc_auc"] == pytest.approx(5 / 6)
+    expected_loss = -np.mean(np.log([0.9, 0.4, 0.8, 0.7, 0.4]))
+    assert result["loss"] == pytest.approx(expected_loss)
+    curve = result["roc_curve"]
+    assert curve["fpr"][0] == 0 and curve["tpr"][-1] == 1 and len(curve["fpr"]) == len(curve["thresholds"])
+
+
+def test_auc_is_nan_when_a_class_is_absent():
+    result = compute_metrics([1, 1], np.array([[0.2, 0.8], [0.6, 0.4]]), ["neg", "pos"])
+    assert math.isnan(result["roc_auc"]) and result["accuracy"] == 0.5
+
+
+def test_evaluate_writes_metrics_report_and_champion_comparison(trained_model, tokenized_dir, tmp_path):
+    model_dir, _ = trained_model
+    result = evaluate(model_dir, tokenized_dir, str(tmp_path), champion_model=model_dir)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["accuracy"] == result["accuracy"] and saved["examples"] == 24
+    assert saved["labels"] == ["negative", "positive"]
+    assert saved["behaviour"]["applicable"] is True and saved["behaviour"]["suites"]
+    # the same model as champion on the same split scores exactly the same
+    assert saved["champion"]["accuracy"] == saved["accuracy"]
+    report = (tmp_path / "report.md").read_text()
+    assert "data:image/png;base64," in report and "Confusion matrix" in report
+    assert "Behavioural tests" in report and "Challenger vs champion" in report
+
+
+def test_an_unscorable_champion_is_recorded_not_hidden(trained_model, tokenized_dir, tmp_path):
+    model_dir, _ = trained_model
+    result = evaluate(model_dir, tokenized_dir, str(tmp_path), champion_model=str(tmp_path / "missing"))
+    assert "champion" not in result and "champion_error" in result
+    assert "could not be scored" in Path(tmp_path, "report.md").read_text()

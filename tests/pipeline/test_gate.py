@@ -1,0 +1,92 @@
+"""Gate: fails closed, applies each rule, and says which rule decided."""
+
+import json
+import math
+
+import pytest
+
+from components.gate import GateSettings, decide, gate
+
+GOOD_BEHAVIOUR = {
+    "applicable": True, "not_applicable_reason": "", "label_names": ["negative", "positive"],
+    "positive_label": 1, "negative_label": 0, "settings": {},
+    "suites": [
+        {"name": "mft_negation", "type": "MFT", "description": "", "cases": 10, "passed": 9, "pass_rate": 0.9, "failures": []},
+        {"name": "inv_typos", "type": "INV", "description": "", "cases": 10, "passed": 10, "pass_rate": 1.0, "failures": []},
+        {"name": "dir_add_positive", "type": "DIR", "description": "", "cases": 10, "passed": 8, "pass_rate": 0.8, "failures": []},
+    ],
+}
+
+
+def metrics(accuracy=0.9, **extra):
+    return {"accuracy": accuracy, "f1": accuracy, "behaviour": GOOD_BEHAVIOUR, **extra}
+
+
+def test_good_metrics_pass():
+    decision = decide(metrics(), GateSettings(min_accuracy=0.8))
+    assert decision.passed and decision.deciding_rule == "all rules passed"
+
+
+@pytest.mark.parametrize("bad", [{}, {"accuracy": math.nan}, {"accuracy": None}, {"accuracy": "0.9"}, {"accuracy": True}])
+def test_missing_or_nan_metrics_fail_closed(bad):
+    decision = decide(bad, GateSettings(min_accuracy=0.0))
+    assert not decision.passed and decision.deciding_rule == "metrics present"
+
+
+def test_an_unreadable_metrics_file_fails_closed(tmp_path):
+    decision = gate(str(tmp_path / "nope.json"), GateSettings(min_accuracy=0.0), str(tmp_path / "decision.md"))
+    assert not decision.passed
+    assert "could not read" in (tmp_path / "decision.md").read_text()
+
+
+def test_below_min_accuracy_blocks_and_says_so(tmp_path):
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics(0.7)))
+    decision = gate(str(tmp_path), GateSettings(min_accuracy=0.8), str(tmp_path / "decision.md"))
+    assert not decision.passed and decision.deciding_rule == "min accuracy"
+    text = (tmp_path / "decision.md").read_text()
+    assert "FAIL" in text and "0.7000 vs minimum 0.8000" in text
+
+
+def test_behaviour_rule_fails_closed_and_applies_minimums():
+    assert decide({"accuracy": 0.9}, GateSettings()).deciding_rule == "behavioural tests"
+    strict = GateSettings(min_dir_pass_rate=0.95)
+    assert decide(metrics(), strict).deciding_rule == "behavioural tests"
+    not_applicable = {**GOOD_BEHAVIOUR, "applicable": False, "not_applicable_reason": "labels ham/spam", "suites": []}
+    assert not decide(metrics(behaviour=not_applicable), GateSettings()).passed
+    assert decide(metrics(behaviour=not_applicable), GateSettings(allow_behaviour_not_applicable=True)).passed
+
+
+@pytest.mark.parametrize("challenger, passed", [(0.88, False), (0.895, True), (0.90, True), (0.95, True)])
+def test_champion_regression_rule(challenger, passed, tmp_path):
+    (tmp_path / "champion.json").write_text(json.dumps({"accuracy": 0.905}))
+    settings = GateSettings(min_accuracy=0.5, champion_metrics=str(tmp_path / "champion.json"), max_regression=0.01)
+    decision = decide(metrics(challenger), settings)
+    assert decision.passed is passed
+    if not passed:
+        assert decision.deciding_rule == "no regression vs champion"
+
+
+def test_champion_scored_on_the_same_split_wins_over_a_stored_file(tmp_path):
+    (tmp_path / "champion.json").write_text(json.dumps({"accuracy": 0.5}))
+    settings = GateSettings(champion_metrics=str(tmp_path / "champion.json"))
+    decision = decide(metrics(0.9, champion={"accuracy": 0.95, "behaviour": GOOD_BEHAVIOUR}), settings)
+    assert not decision.passed and decision.champion["source"] == "scored on the same test split"
+
+
+@pytest.mark.parametrize("policy, passed", [("fail", False), ("ignore", True)])
+def test_missing_champion_is_reported_and_handled_by_the_parameter(policy, passed, tmp_path):
+    settings = GateSettings(champion_metrics=str(tmp_path / "gone.json"), missing_champion=policy)
+    decision = decide(metrics(), settings)
+    assert decision.passed is passed
+    rule = next(r for r in decision.rules if r.name == "champion metrics readable")
+    assert "could not read champion metrics" in rule.detail and policy in rule.detail
+    unscored = decide(metrics(champion_error="OSError: no such model"), GateSettings(missing_champion=policy))
+    assert unscored.passed is passed
+
+
+def test_report_shows_challenger_and_champion_side_by_side(tmp_path):
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics(0.9, champion={"accuracy": 0.85, "f1": 0.8, "behaviour": GOOD_BEHAVIOUR})))
+    gate(str(tmp_path), GateSettings(), str(tmp_path / "decision.md"))
+    text = (tmp_path / "decision.md").read_text()
+    assert "Challenger vs champion" in text and "| accuracy | 0.9000 | 0.8500 | +0.0500 |" in text
+    assert "behaviour mft" in text
