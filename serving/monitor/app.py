@@ -13,6 +13,7 @@ sends can stop the server. Bodies over ``max_body_bytes`` are refused before bei
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import contextlib
 import logging
 import math
@@ -120,7 +121,7 @@ def create_app(
         state = "DRIFT ALERT" if change.active else "drift resolved"
         payload: dict[str, Any] = {
             "text": f"{state}: {change.metric}={change.value} (threshold {change.threshold}, window {change.window})",
-            **change.__dict__,
+            **dataclasses.asdict(change),
         }
         try:
             async with httpx.AsyncClient(timeout=5.0) as client:

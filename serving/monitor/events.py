@@ -106,7 +106,19 @@ def texts_from_request(payload: Any) -> list[str]:
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
     if bad:
         raise MalformedEvent("bad_payload", f"instances {bad[:5]} are not texts")
+    bad = [i for i, t in enumerate(texts) if not _is_unicode(t)]
+    if bad:
+        raise MalformedEvent("bad_payload", f"instances {bad[:5]} are not valid Unicode (lone surrogates)")
     return texts
+
+
+def _is_unicode(text: str) -> bool:
+    """False for JSON strings like "\\ud800" that decode to lone surrogates the tokenizer cannot take."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def predictions_from_response(payload: Any) -> list[Prediction]:

@@ -116,6 +116,8 @@ def test_structured_mode_and_v2_payloads_are_accepted(service):
         (kserve_headers("m", "request"), b'{"instances": "x"}', 400, "bad_payload"),
         (kserve_headers("m", "request"), b'{"instances": [1, 2]}', 400, "bad_payload"),
         (kserve_headers("m", "request"), b'{"instances": []}', 400, "bad_payload"),
+        (kserve_headers("m", "request"), b'{"instances": ["\\ud800"]}', 400, "bad_payload"),  # lone surrogate
+        (kserve_headers("m", "response"), b'{"predictions": [{"label": "positive", "score": NaN}]}', 400, "bad_payload"),
         (kserve_headers("m", "response"), b'{"predictions": [{"label": "positive", "score": 7}]}', 400, "bad_payload"),
         (kserve_headers("m", "response"), b'{"predictions": [{"label": "spam", "score": 0.5}]}', 400, "unknown_label"),
         ({"Content-Type": "application/cloudevents+json"}, b"[]", 400, "not_cloudevent"),
