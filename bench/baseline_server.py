@@ -31,5 +31,10 @@ if __name__ == "__main__":
     parser.add_argument("--model_dir", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--max_length", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     uvicorn.run(build_app(args.model_dir, args.max_length), host="127.0.0.1", port=args.port, log_level="warning")

@@ -33,8 +33,10 @@ SERVER_VARIANTS = {  # name -> python -m serving flags
     "serving torch bf16-auto": ["--backend", "torch", "--bf16", "auto"],
     "serving onnx": ["--backend", "onnx"],
     "serving onnx-int8": ["--backend", "onnx-int8"],
+    "serving onnx-int8 2 workers x 1 thread": ["--backend", "onnx-int8", "--inference_workers", "2", "--threads", "1"],
 }
 BASELINE = "baseline pipeline+FastAPI"
+BASELINES = {BASELINE: [], BASELINE + " 1 thread": ["--threads", "1"]}  # name -> baseline_server.py flags
 
 
 @dataclasses.dataclass
@@ -133,8 +135,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--max_length", type=int, default=256)
     parser.add_argument("--time_limit", type=float, default=90.0, help="seconds per load phase, at most")
-    parser.add_argument("--variants", default=",".join([BASELINE, *SERVER_VARIANTS]),
-                        help="comma-separated subset of: " + ", ".join([BASELINE, *SERVER_VARIANTS]))
+    parser.add_argument("--variants", default=",".join([*BASELINES, *SERVER_VARIANTS]),
+                        help="comma-separated subset of: " + ", ".join([*BASELINES, *SERVER_VARIANTS]))
     parser.add_argument("--report", type=Path, help="also write the Markdown table here")
     parser.add_argument("--work_dir", type=Path, default=REPO / "build" / "bench-serve")
     args = parser.parse_args()
@@ -152,9 +154,9 @@ def main() -> None:
     for name in args.variants.split(","):
         port = free_port()
         log = args.work_dir / f"{name.replace(' ', '_')}.log"
-        if name == BASELINE:
+        if name in BASELINES:
             command = [sys.executable, "bench/baseline_server.py", "--model_dir", args.model_dir, "--port", str(port),
-                       "--max_length", str(args.max_length)]
+                       "--max_length", str(args.max_length), *BASELINES[name]]
             with running(command, f"http://127.0.0.1:{port}/docs", log) as process:
                 rows.append(measure(name, process, f"http://127.0.0.1:{port}/predict", lambda t: {"text": t},
                                     lambda body: body["label"], texts, gold, label_ids, args))

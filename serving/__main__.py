@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 
+from serving.backends import cpu_threads
 from serving.classifier import InferenceSettings
 
 DEFAULT_MODEL_DIR = "/mnt/models"  # where KServe's storage initializer puts storageUri
@@ -35,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="padded tokens per forward pass; larger merged batches are split")
     parser.add_argument("--max_instances", type=int, default=128, help="most texts per request (400 above)")
     parser.add_argument("--max_body_bytes", type=int, default=4 << 20, help="largest request body (413 above)")
-    parser.add_argument("--threads", type=int, default=None, help="inference threads (default: usable CPUs)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads per inference worker (default: usable CPUs / inference_workers)")
+    parser.add_argument("--inference_workers", type=int, default=1,
+                        help="batches run concurrently; N workers x 1 thread often beats 1 x N on small CPUs")
     parser.add_argument("--bf16", choices=["auto", "on", "off"], default=defaults.bf16,
                         help="torch bf16 autocast; auto: on CPUs with AVX512-BF16/AMX when the probe texts "
                         "keep their predictions")
@@ -49,6 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     from serving.model import TextClassifierModel
     from serving.server import TextServer
 
+    if args.threads is None:
+        args.threads = max(1, cpu_threads(None) // args.inference_workers)
     settings = InferenceSettings(**{field.name: getattr(args, field.name) for field in dataclasses.fields(InferenceSettings)
                                     if hasattr(args, field.name)})
     # The server first: it configures kserve's logging, so that loading is logged too.
@@ -56,8 +62,14 @@ def main(argv: list[str] | None = None) -> None:
                         grpc_port=args.grpc_port, enable_grpc=args.enable_grpc, workers=1,
                         max_threads=args.max_threads, enable_docs_url=args.enable_docs_url,
                         enable_latency_logging=args.enable_latency_logging)
+    # This package logs through the handlers kserve just configured.
+    package_logger = logging.getLogger("serving")
+    package_logger.setLevel(logging.INFO)
+    package_logger.handlers = logging.getLogger("kserve").handlers
+    package_logger.propagate = False
     model = TextClassifierModel(args.model_name, args.model_dir, settings, max_batch_size=args.max_batch_size,
-                                max_batch_delay_ms=args.max_batch_delay_ms, max_instances=args.max_instances)
+                                max_batch_delay_ms=args.max_batch_delay_ms, max_instances=args.max_instances,
+                                inference_workers=args.inference_workers)
     model.load()
     logging.getLogger(__name__).info("Serving %s on %s:%d", args.model_name, args.host, args.http_port)
     server.start([model])

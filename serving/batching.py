@@ -1,9 +1,10 @@
 """Dynamic batching: concurrent requests are merged into one inference call on a worker thread.
 
 Requests wait at most ``max_delay`` for company and never beyond ``max_batch_size`` texts (a
-single larger request runs alone). Inference runs on this one dedicated thread, so the event loop
-stays free for health checks and new requests, and the CPU threads of the backend are never
-shared by two batches at once.
+single larger request runs alone). Inference runs on dedicated worker threads (``workers``, one
+by default), so the event loop stays free for health checks and new requests. On small CPUs
+several single-threaded workers often beat one multi-threaded worker: no barrier between the
+backend's threads, which stalls whenever another process holds a core.
 """
 
 from __future__ import annotations
@@ -52,20 +53,23 @@ class DynamicBatcher(Generic[Item, Result]):
         infer: the batch function; called on the worker thread only.
         max_batch_size: most items merged into one call.
         max_delay: seconds the first request of a batch waits for others to join.
+        workers: threads running batches concurrently (``infer`` must then be thread-safe).
     """
 
-    def __init__(self, infer: Callable[[list[Item]], Sequence[Result]], max_batch_size: int, max_delay: float):
-        if max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
+    def __init__(self, infer: Callable[[list[Item]], Sequence[Result]], max_batch_size: int, max_delay: float,
+                 workers: int = 1):
+        if max_batch_size < 1 or workers < 1:
+            raise ValueError(f"max_batch_size and workers must be at least 1, got {max_batch_size}, {workers}")
         self._infer = infer
         self.max_batch_size = max_batch_size
         self.max_delay = max_delay
         self._queue: queue.Queue = queue.Queue()
-        self._held: collections.deque = collections.deque()  # a job that did not fit the last batch
         self._closed = False
         self._lock = threading.Lock()  # makes "not closed, then enqueue" one step against close()
-        self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, name=f"inference-{index}", daemon=True)
+                         for index in range(workers)]
+        for thread in self._threads:
+            thread.start()
 
     async def submit(self, items: Sequence[Item]) -> list[Result]:
         """Results for ``items``, computed together with whatever else is queued."""
@@ -83,19 +87,23 @@ class DynamicBatcher(Generic[Item, Result]):
             if self._closed:
                 return
             self._closed = True
-            self._queue.put(_STOP)
-        self._thread.join(timeout)
+            for _ in self._threads:
+                self._queue.put(_STOP)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
-    def _next(self, timeout: float | None):
-        if self._held:
-            return self._held.popleft()
+    def _next(self, held: collections.deque, timeout: float | None):
+        if held:
+            return held.popleft()
         if timeout is not None and timeout <= 0:
             return self._queue.get_nowait()
         return self._queue.get(timeout=timeout)
 
     def _run(self) -> None:
+        held: collections.deque = collections.deque()  # a job that did not fit this worker's last batch
         while True:
-            job = self._next(None)
+            job = self._next(held, None)
             if job is _STOP:
                 return
             jobs, size = [job], len(job.items)
@@ -103,21 +111,21 @@ class DynamicBatcher(Generic[Item, Result]):
             stop_after = False
             while size < self.max_batch_size:
                 try:
-                    job = self._next(deadline - time.monotonic())
+                    job = self._next(held, deadline - time.monotonic())
                 except queue.Empty:
                     break
                 if job is _STOP:
                     stop_after = True
                     break
                 if size + len(job.items) > self.max_batch_size:
-                    self._held.append(job)
+                    held.append(job)
                     break
                 jobs.append(job)
                 size += len(job.items)
             self._process(jobs)
             if stop_after:
-                while self._held:  # drain: a held job still gets its answer
-                    self._process([self._held.popleft()])
+                while held:  # drain: a held job still gets its answer
+                    self._process([held.popleft()])
                 return
 
     def _process(self, jobs: list[_Job]) -> None:

@@ -29,22 +29,25 @@ class TextClassifierModel(kserve.Model):
         max_batch_size: most texts merged into one batch.
         max_batch_delay_ms: how long a request waits for others to batch with.
         max_instances: most texts accepted in one request.
+        inference_workers: batches run at the same time, each with ``settings.threads`` threads.
     """
 
     def __init__(self, name: str, model_dir: str | Path, settings: InferenceSettings, max_batch_size: int = 32,
-                 max_batch_delay_ms: float = 2.0, max_instances: int = 128):
+                 max_batch_delay_ms: float = 2.0, max_instances: int = 128, inference_workers: int = 1):
         super().__init__(name)
         self.model_dir = Path(model_dir)
         self.settings = settings
         self.max_batch_size = max_batch_size
         self.max_batch_delay_ms = max_batch_delay_ms
         self.max_instances = max_instances
+        self.inference_workers = inference_workers
         self.classifier: TextClassifier | None = None
         self.batcher: DynamicBatcher[str, Prediction] | None = None
 
     def load(self) -> bool:
         self.classifier = TextClassifier(self.model_dir, self.settings)
-        self.batcher = DynamicBatcher(self.classifier.classify, self.max_batch_size, self.max_batch_delay_ms / 1000)
+        self.batcher = DynamicBatcher(self.classifier.classify, self.max_batch_size, self.max_batch_delay_ms / 1000,
+                                      workers=self.inference_workers)
         logger.info("Loaded %s from %s: backend %s, labels %s, max_length %d", self.name, self.model_dir,
                     self.settings.backend, self.classifier.labels, self.classifier.max_length)
         self.ready = True

@@ -69,7 +69,8 @@ def test_max_length_above_the_model_limit_is_refused(decisive_model_dir, tmp_pat
         classifier(decisive_model_dir, tmp_path, max_length=100_000)
 
 
-def test_batcher_merges_and_keeps_each_request_its_results():
+@pytest.mark.parametrize("workers", [1, 2])
+def test_batcher_merges_and_keeps_each_request_its_results(workers):
     batches = []
 
     def infer(items):
@@ -77,7 +78,7 @@ def test_batcher_merges_and_keeps_each_request_its_results():
         time.sleep(0.01)
         return [item * 10 for item in items]
 
-    batcher = DynamicBatcher(infer, max_batch_size=8, max_delay=0.05)
+    batcher = DynamicBatcher(infer, max_batch_size=8, max_delay=0.05, workers=workers)
 
     async def main():
         return await asyncio.gather(*(batcher.submit([i, i + 100]) for i in range(10)))
