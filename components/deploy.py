@@ -131,6 +131,9 @@ def deploy_op(
     gpus: int,
     logger_url: str,
     apply: bool,
+    wandb_project: str,
+    wandb_entity: str,
+    wandb_api_key_secret: str,
     manifest: dsl.Output[dsl.Artifact],
 ):
     """Write the KServe InferenceService manifest for the model (and apply it when asked).
@@ -150,9 +153,18 @@ def deploy_op(
         gpus: NVIDIA GPUs per predictor pod (0 serves on CPU).
         logger_url: URL of the drift monitor for KServe's request/response logger; empty disables it.
         apply: Also create or patch the InferenceService in the cluster.
+        wandb_project: W&B project; the model version gets the production alias there.
+        wandb_entity: W&B team or user; empty uses the key's default.
+        wandb_api_key_secret: Secret Manager version holding the W&B key (Vertex); empty uses WANDB_API_KEY.
         manifest: The InferenceService YAML.
     """
+    import json
+    import math
+    from pathlib import Path
+
+    from components import tracking
     from components.deploy import DeploySettings, build_inference_service, write_manifest
+    from components.evaluate import HEADLINE, METRICS_FILE
 
     settings = DeploySettings(
         name=name, namespace=namespace, service_account=service_account, live_model_uri=live_model_uri,
@@ -166,3 +178,9 @@ def deploy_op(
         from serving.rollout import apply_inference_service
 
         apply_inference_service(isvc, namespace)
+    metrics = json.loads((Path(evaluation.path) / METRICS_FILE).read_text())
+    tracking.promote(
+        tracking.TrackingSettings(project=wandb_project, entity=wandb_entity, api_key_secret=wandb_api_key_secret),
+        model.path,
+        {name: metrics[name] for name in HEADLINE if math.isfinite(metrics[name])},
+    )

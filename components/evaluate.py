@@ -225,6 +225,9 @@ def evaluate_op(
     tokenized: dsl.Input[dsl.Dataset],
     champion_model: str,
     seed: int,
+    wandb_project: str,
+    wandb_entity: str,
+    wandb_api_key_secret: str,
     metrics: dsl.Output[dsl.Metrics],
     classification_metrics: dsl.Output[dsl.ClassificationMetrics],
     report: dsl.Output[dsl.Markdown],
@@ -238,15 +241,20 @@ def evaluate_op(
         champion_model: Model directory (path or gs:// URI) of the model in production, scored on the same
             test split and behavioural suites for the gate's comparison; empty when there is none.
         seed: Seed of the behavioural suites' generated cases.
+        wandb_project: W&B project (offline without an API key).
+        wandb_entity: W&B team or user; empty uses the key's default.
+        wandb_api_key_secret: Secret Manager version holding the W&B key (Vertex); empty uses WANDB_API_KEY.
         metrics: Accuracy, macro F1, precision, recall, ROC AUC, loss and behavioural pass rates.
         classification_metrics: Confusion matrix and (binary) ROC curve.
         report: Markdown report with the plots.
         evaluation: Directory with metrics.json (the gate's input and the next run's champion metrics).
     """
     import logging
+    import math
     import shutil
     from pathlib import Path
 
+    from components import tracking
     from components.behaviour import BehaviourReport
     from components.evaluate import HEADLINE, METRICS_FILE, REPORT_FILE, evaluate
 
@@ -261,4 +269,11 @@ def evaluate_op(
         curve = result["roc_curve"]
         classification_metrics.log_roc_curve(curve["fpr"], curve["tpr"], curve["thresholds"])
     shutil.copyfile(Path(evaluation.path) / REPORT_FILE, report.path)
+    scalars = {name: result[name] for name in HEADLINE if math.isfinite(result[name])}
+    tracking_settings = tracking.TrackingSettings(project=wandb_project, entity=wandb_entity, api_key_secret=wandb_api_key_secret)
+    with tracking.start(tracking_settings, job_type="evaluate", config={"model": model.uri}) as run:
+        run.log({f"test/{name}": value for name, value in scalars.items()})
+        run.set_summary(scalars)
+        run.log_confusion_matrix(result["labels"], result["confusion_matrix"])
+        run.log_model(model.path, aliases=[tracking.CANDIDATE], metadata={"metrics": scalars})
     evaluation.metadata["metrics_file"] = METRICS_FILE

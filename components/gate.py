@@ -17,6 +17,7 @@ from components.report import markdown_table
 
 PASS, FAIL = "pass", "fail"
 MISSING_CHAMPION_POLICIES = ("fail", "ignore")
+WANDB_CHAMPION = "wandb"
 
 
 @dataclass
@@ -25,8 +26,9 @@ class GateSettings:
 
     Attributes:
         min_accuracy: lowest test accuracy that may deploy.
-        champion_metrics: ``metrics.json`` of the model in production (local path or ``gs://``);
-            empty when there is none yet.
+        champion_metrics: ``metrics.json`` of the model in production (local path or ``gs://``), or
+            ``wandb`` for the metrics of the model holding the W&B ``production`` alias; empty when
+            there is none yet.
         max_regression: how far below the champion's ``compare_metric`` the challenger may be.
         compare_metric: the metric compared with the champion (higher is better).
         missing_champion: what to do when a champion was named (``champion_metrics``, or a champion
@@ -37,6 +39,7 @@ class GateSettings:
         min_dir_pass_rate: lowest pass rate of the directional suites.
         allow_behaviour_not_applicable: let models whose labels are not sentiment (e.g. ham/spam), for
             which the suites do not apply, pass this rule; otherwise they are blocked.
+        tracking: W&B project and entity, for ``champion_metrics="wandb"``.
     """
 
     min_accuracy: float = 0.8
@@ -48,6 +51,7 @@ class GateSettings:
     min_inv_pass_rate: float = 0.85
     min_dir_pass_rate: float = 0.7
     allow_behaviour_not_applicable: bool = False
+    tracking: "TrackingSettings | None" = None
 
     def __post_init__(self):
         if self.missing_champion not in MISSING_CHAMPION_POLICIES:
@@ -152,6 +156,15 @@ def find_champion(metrics: dict, settings: GateSettings) -> tuple[dict | None, s
         champion, source = metrics["champion"], "scored on the same test split"
     elif "champion_error" in metrics:
         return None, f"the champion model could not be scored: {metrics['champion_error']}"
+    elif settings.champion_metrics == WANDB_CHAMPION:
+        from components import tracking
+
+        try:
+            champion, source = tracking.champion_metrics(settings.tracking or tracking.TrackingSettings()), "W&B production alias"
+        except Exception as error:  # noqa: BLE001 - W&B unreachable with a key: fail closed
+            return None, f"could not read the champion's metrics from W&B: {error}"
+        if champion is None:
+            return None, "no model holds the W&B production alias (or tracking is not online)"
     elif settings.champion_metrics:
         try:
             champion, source = read_metrics(settings.champion_metrics), f"from {settings.champion_metrics}"
@@ -206,6 +219,9 @@ def gate_op(
     min_inv_pass_rate: float,
     min_dir_pass_rate: float,
     allow_behaviour_not_applicable: bool,
+    wandb_project: str,
+    wandb_entity: str,
+    wandb_api_key_secret: str,
     decision: dsl.Output[dsl.Markdown],
 ) -> str:
     """Decide whether the challenger may be deployed; returns "pass" or "fail".
@@ -213,22 +229,28 @@ def gate_op(
     Args:
         evaluation: The evaluate step's directory with metrics.json.
         min_accuracy: Lowest test accuracy that may deploy.
-        champion_metrics: metrics.json (path or gs:// URI) of the model in production; empty if none.
+        champion_metrics: metrics.json (path or gs:// URI) of the model in production, or wandb for the
+            W&B production alias; empty if none.
         max_regression: How far below the champion's accuracy the challenger may be.
         missing_champion: fail (block) or ignore, when a named champion's metrics cannot be had.
         min_mft_pass_rate: Lowest pass rate of the minimum-functionality behavioural suites.
         min_inv_pass_rate: Lowest pass rate of the invariance behavioural suites.
         min_dir_pass_rate: Lowest pass rate of the directional behavioural suites.
         allow_behaviour_not_applicable: Let non-sentiment models (suites not applicable) pass that rule.
+        wandb_project: W&B project, for champion_metrics=wandb.
+        wandb_entity: W&B team or user; empty uses the key's default.
+        wandb_api_key_secret: Secret Manager version holding the W&B key (Vertex); empty uses WANDB_API_KEY.
         decision: The rules, their numbers and the verdict, as Markdown.
     """
     from components.gate import FAIL, PASS, GateSettings, gate
+    from components.tracking import TrackingSettings
 
     settings = GateSettings(
         min_accuracy=min_accuracy, champion_metrics=champion_metrics,
         max_regression=max_regression, missing_champion=missing_champion, min_mft_pass_rate=min_mft_pass_rate,
         min_inv_pass_rate=min_inv_pass_rate, min_dir_pass_rate=min_dir_pass_rate,
         allow_behaviour_not_applicable=allow_behaviour_not_applicable,
+        tracking=TrackingSettings(project=wandb_project, entity=wandb_entity, api_key_secret=wandb_api_key_secret),
     )
     result = gate(evaluation.path, settings, decision.path)
     decision.metadata["deciding_rule"] = result.deciding_rule

@@ -490,6 +490,7 @@ def ingest_op(
     test_fraction: float = 0.1,
     seed: int = 42,
     sample_size: int = 0,
+    source_version: str = "",
 ):
     """Reads labelled texts, maps labels to ids, splits them and writes a Parquet dataset plus a data card.
 
@@ -508,6 +509,8 @@ def ingest_op(
         test_fraction: Share of rows for test when splitting here.
         seed: Seed of the split, the subsample and the generated sample.
         sample_size: Keep at most this many rows, stratified by split and class; 0 keeps all.
+        source_version: Digest of the data behind source (the source-version step); part of the cache
+            key, so a changed file at the same URI is read again.
     """
     import logging
 
@@ -519,4 +522,4 @@ def ingest_op(
                               validation_fraction=validation_fraction, test_fraction=test_fraction,
                               seed=seed, sample_size=sample_size)
     result = ingest(settings, dataset.path, data_card.path)
-    dataset.metadata.update(result.metadata)
+    dataset.metadata.update({**result.metadata, "source_version": source_version})

@@ -16,6 +16,7 @@ import random
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -206,7 +207,13 @@ def write_reference_profile(model, tokenizer, test, label_names, out: Path, sett
     save_profile(profile, out)
 
 
-def train(tokenized_dir: str, output_dir: str, settings: TrainSettings, data_metadata: dict | None = None) -> dict:
+def train(
+    tokenized_dir: str,
+    output_dir: str,
+    settings: TrainSettings,
+    data_metadata: dict | None = None,
+    log_metrics: Callable[[dict, int], None] | None = None,
+) -> dict:
     """Fine-tune ``settings.base_model`` on the tokenized dataset and save the Model artifact.
 
     Args:
@@ -214,6 +221,7 @@ def train(tokenized_dir: str, output_dir: str, settings: TrainSettings, data_met
         output_dir: the Model directory to write (``save_pretrained`` + tokenizer + ``training.json``).
         settings: hyper-parameters.
         data_metadata: the ingested dataset's metadata (``labels``, ``fingerprint``, ``source``).
+        log_metrics: called with (metrics, step) at each progress line and each validation (W&B).
 
     Returns:
         The content of ``training.json``.
@@ -223,6 +231,7 @@ def train(tokenized_dir: str, output_dir: str, settings: TrainSettings, data_met
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
     data_metadata = data_metadata or {}
+    log_metrics = log_metrics or (lambda metrics, step: None)
     seed_everything(settings.seed)
     splits = datasets.load_from_disk(tokenized_dir)
     train_rows = splits["train"].select_columns(["input_ids", "label"]).to_list()
@@ -295,6 +304,10 @@ def train(tokenized_dir: str, output_dir: str, settings: TrainSettings, data_met
             steps_this_run += 1
             if state["step"] % settings.log_every == 0:
                 elapsed = time.perf_counter() - start
+                log_metrics(
+                    {"train/loss": epoch_loss / epoch_batches, "train/lr": scheduler.get_last_lr()[0], "train/samples_per_second": seen / elapsed},
+                    state["step"],
+                )
                 log.info(
                     "epoch %d step %d/%d loss %.4f lr %.2e | %.1f samples/s %.0f tokens/s | eta %.0fs",
                     state["epoch"] + 1, state["step"], total_steps, epoch_loss / epoch_batches,
@@ -308,6 +321,7 @@ def train(tokenized_dir: str, output_dir: str, settings: TrainSettings, data_met
         state["epoch"] += 1
         state["history"].append({"epoch": state["epoch"], "train_loss": epoch_loss / max(epoch_batches, 1), **{f"val_{k}": v for k, v in val.items()}})
         log.info("epoch %d: validation loss %.4f accuracy %.4f", state["epoch"], val["loss"], val["accuracy"])
+        log_metrics({**{f"validation/{k}": v for k, v in val.items()}, "epoch": state["epoch"]}, state["step"])
         improved = val["loss"] < state["best_loss"]
         if improved:
             state["best_loss"], state["bad_epochs"] = val["loss"], 0
@@ -370,6 +384,9 @@ def train_op(
     max_steps: int,
     seed: int,
     torch_compile: bool,
+    wandb_project: str,
+    wandb_entity: str,
+    wandb_api_key_secret: str,
     model: dsl.Output[dsl.Model],
 ):
     """Fine-tune the base model as a sequence classifier.
@@ -389,10 +406,15 @@ def train_op(
         max_steps: Stop after this many optimizer steps; 0 means no limit.
         seed: Random seed for initialisation and batch order.
         torch_compile: Compile the model with torch.compile.
+        wandb_project: W&B project (offline without an API key).
+        wandb_entity: W&B team or user; empty uses the key's default.
+        wandb_api_key_secret: Secret Manager version holding the W&B key (Vertex); empty uses WANDB_API_KEY.
         model: Hugging Face model directory (config with id2label, safetensors, tokenizer, training.json).
     """
     import logging
+    from dataclasses import asdict
 
+    from components import tracking
     from components.train import TrainSettings, train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -402,5 +424,8 @@ def train_op(
         precision=precision, early_stopping_patience=early_stopping_patience, max_steps=max_steps,
         seed=seed, torch_compile=torch_compile,
     )
-    summary = train(tokenized.path, model.path, settings, {**dataset.metadata, **tokenized.metadata})
+    tracking_settings = tracking.TrackingSettings(project=wandb_project, entity=wandb_entity, api_key_secret=wandb_api_key_secret)
+    config = {**asdict(settings), "data_fingerprint": dataset.metadata.get("fingerprint"), "data_source": dataset.metadata.get("source")}
+    with tracking.start(tracking_settings, job_type="train", config=config) as run:
+        summary = train(tokenized.path, model.path, settings, {**dataset.metadata, **tokenized.metadata}, log_metrics=run.log)
     model.metadata.update({k: summary[k] for k in ("labels", "base_model", "data_fingerprint", "precision", "code_version")})

@@ -1,4 +1,4 @@
-"""The training pipeline: ingest -> tokenize -> train -> evaluate -> gate -> deploy.
+"""The training pipeline: (source version ->) ingest -> tokenize -> train -> evaluate -> gate -> deploy.
 
 One definition, built for three targets that differ only in how the train task gets a GPU:
 ``kubeflow`` (GKE: ``nvidia.com/gpu`` limit, node selector and toleration through kfp-kubernetes),
@@ -12,6 +12,7 @@ from components.deploy import deploy_op
 from components.evaluate import evaluate_op
 from components.gate import PASS, gate_op
 from components.ingest import ingest_op
+from components.source_version import source_version_op
 from components.tokenize import tokenize_op
 from components.train import train_op
 
@@ -94,6 +95,9 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE):
         serving_gpus: int = 0,
         logger_url: str = "",
         apply: bool = False,
+        wandb_project: str = "textclf",
+        wandb_entity: str = "",
+        wandb_api_key_secret: str = "",
     ):
         """Fine-tune a Hugging Face text classifier and roll it out as a KServe canary.
 
@@ -120,7 +124,7 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE):
             max_steps: Stop after this many optimizer steps; 0 means no limit.
             torch_compile: Compile the model with torch.compile.
             min_accuracy: Lowest test accuracy that may deploy.
-            champion_metrics: metrics.json (path or gs:// URI) of the production model, used when live_model_uri is empty.
+            champion_metrics: metrics.json (path or gs:// URI) of the production model, or wandb for the W&B production alias; used when live_model_uri is empty.
             max_regression: How far below the champion's accuracy the new model may be.
             missing_champion: fail or ignore, when a named champion's metrics cannot be had.
             min_mft_pass_rate: Lowest pass rate of the minimum-functionality behavioural suites (negation, ...).
@@ -139,9 +143,15 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE):
             serving_gpus: NVIDIA GPUs per predictor pod (0 serves on CPU).
             logger_url: URL of the drift monitor for KServe's request/response logger; empty disables it.
             apply: Also create or patch the InferenceService in the cluster (needs the RBAC in manifests/).
+            wandb_project: W&B project of the train, evaluate and promote runs (offline without an API key).
+            wandb_entity: W&B team or user; empty uses the key's default entity.
+            wandb_api_key_secret: Secret Manager version holding the W&B key (Vertex), e.g. projects/P/secrets/wandb-api-key/versions/latest; empty uses WANDB_API_KEY (on Kubeflow, the `wandb` Kubernetes secret).
         """
+        tracking = {"wandb_project": wandb_project, "wandb_entity": wandb_entity, "wandb_api_key_secret": wandb_api_key_secret}
+        version = source_version_op(source=source)
+        set_resources(version, CPU_STEP).set_caching_options(False).set_display_name("source-version")
         ingest = ingest_op(
-            source=source, text_column=text_column, label_column=label_column, label_names=label_names,
+            source=source, source_version=version.output, text_column=text_column, label_column=label_column, label_names=label_names,
             sample_size=sample_size, validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed,
         )
         set_resources(ingest, CPU_STEP).set_caching_options(True).set_display_name("ingest")
@@ -154,18 +164,20 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE):
             epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, grad_accum_steps=grad_accum_steps,
             warmup_ratio=warmup_ratio, weight_decay=weight_decay, precision=precision,
             early_stopping_patience=early_stopping_patience, max_steps=max_steps, seed=seed, torch_compile=torch_compile,
+            **tracking,
         )
         set_resources(train, TRAIN_STEP).set_retry(num_retries=2, backoff_duration="60s").set_display_name("train")
         request_gpu(train, target, gpu_type)
         evaluate = evaluate_op(
-            model=train.outputs["model"], tokenized=tokenize.outputs["tokenized"], champion_model=live_model_uri, seed=seed
+            model=train.outputs["model"], tokenized=tokenize.outputs["tokenized"], champion_model=live_model_uri, seed=seed,
+            **tracking,
         )
         set_resources(evaluate, CPU_STEP).set_display_name("evaluate")
         gate = gate_op(
             evaluation=evaluate.outputs["evaluation"], min_accuracy=min_accuracy, champion_metrics=champion_metrics,
             max_regression=max_regression, missing_champion=missing_champion, min_mft_pass_rate=min_mft_pass_rate,
             min_inv_pass_rate=min_inv_pass_rate, min_dir_pass_rate=min_dir_pass_rate,
-            allow_behaviour_not_applicable=allow_behaviour_not_applicable,
+            allow_behaviour_not_applicable=allow_behaviour_not_applicable, **tracking,
         )
         set_resources(gate, CPU_STEP).set_caching_options(False).set_display_name("gate")
         with dsl.If(gate.outputs["Output"] == PASS, name="gate-passed"):
@@ -174,7 +186,11 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE):
                 namespace=namespace, service_account=service_account, live_model_uri=live_model_uri,
                 canary_traffic_percent=canary_traffic_percent, min_replicas=min_replicas, max_replicas=max_replicas,
                 cpu=serving_cpu, memory=serving_memory, gpus=serving_gpus, logger_url=logger_url, apply=apply,
+                **tracking,
             )
             set_resources(deploy, CPU_STEP).set_caching_options(False).set_display_name("deploy")
+        if target == "kubeflow":
+            for task in (train, evaluate, gate, deploy):  # no key: W&B runs offline instead of failing the pod
+                kubernetes.use_secret_as_env(task, secret_name="wandb", secret_key_to_env={"api-key": "WANDB_API_KEY"}, optional=True)
 
     return textclf_pipeline
