@@ -15,13 +15,13 @@ TARGETS := kubeflow vertex
 IMAGE_REGISTRY ?= us-docker.pkg.dev/PROJECT/textclf
 IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
 
-.PHONY: install run test test-fast compile serve bench bench-train bench-serve images lock clean
+.PHONY: install run test test-fast compile serve bench bench-train bench-serve monitor-demo images lock clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip uv
+	$(PY) -m pip install -q --upgrade pip uv==0.13.9
 	$(PY) -m pip install -q torch==2.13.0 $(TORCH_PIP_ARGS)
 	$(VENV)/bin/uv pip install -q --python $(PY) $(UV_FIND_LINKS) -r requirements.lock
 	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
@@ -52,6 +52,11 @@ bench-train: install
 
 bench-serve: install
 	$(PY) bench/serve.py --data $(or $(DATA),../shared/data/imdb/test.csv.gz)
+
+# Model server + drift monitor on loopback: in-distribution traffic, then shifted traffic.
+# Without the shared data: make monitor-demo DATA=sample: SHIFTED=gibberish
+monitor-demo: install
+	$(PY) bench/monitor_demo.py --in_distribution $(or $(DATA),../shared/data/imdb/test.csv.gz) --shifted $(or $(SHIFTED),../shared/data/sms_spam/sms_spam.csv.gz)
 
 images:
 	./infra/build-images.sh $(IMAGE_REGISTRY) $(IMAGE_TAG)
