@@ -30,6 +30,7 @@ def compute_metrics(labels, probabilities, label_names: list[str]) -> dict:
 
     labels = np.asarray(labels)
     probabilities = np.asarray(probabilities, dtype=np.float64)
+    probabilities /= probabilities.sum(axis=1, keepdims=True)  # float32 softmax sums drift from 1
     predicted = probabilities.argmax(axis=1)
     ids = list(range(len(label_names)))
     result = {

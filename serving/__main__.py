@@ -24,11 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = InferenceSettings()
     parser.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default=defaults.backend)
     parser.add_argument("--max_length", type=int, default=None, help="truncate texts to this many tokens "
-                        "(default: the model's limit)")
+                        "(default: as trained, from training.json; else the model's limit)")
     parser.add_argument("--truncation", choices=["head", "head_tail"], default=defaults.truncation,
-                        help="keep the start of long texts, or the start and the end")
+                        help="keep the start of long texts, or the start and the end (default: as trained)")
     parser.add_argument("--head_tokens", type=int, default=defaults.head_tokens,
-                        help="with head_tail: tokens kept from the start")
+                        help="with head_tail: tokens kept from the start (default: a quarter of max_length, as in training)")
     parser.add_argument("--max_batch_size", type=int, default=32, help="most texts merged into one batch")
     parser.add_argument("--max_batch_delay_ms", type=float, default=2.0,
                         help="how long a request waits for others to batch with")

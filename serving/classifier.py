@@ -37,9 +37,9 @@ class InferenceSettings:
     """How the classifier runs; every field is a ``python -m serving`` flag of the same name."""
 
     backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
-    max_length: int | None = None  # None: the model's own limit
-    truncation: Truncation = "head"
-    head_tokens: int = 128  # kept from the start with head_tail; the rest comes from the end
+    max_length: int | None = None  # None: as trained (training.json), else the model's own limit
+    truncation: Truncation | None = None  # None: as trained, else "head"
+    head_tokens: int | None = None  # kept from the start with head_tail; None: HEAD_SHARE of the room
     max_batch_tokens: int = 2048  # padded tokens per forward pass (batch size x longest length)
     threads: int | None = None  # None: the CPUs this process may use
     bf16: Literal["auto", "on", "off"] = "auto"
@@ -52,6 +52,18 @@ class Prediction:
     label: str
     score: float
     probabilities: tuple[float, ...]
+
+
+# Share of the token budget head+tail truncation keeps from the start: the train step's
+# components.tokenize.HEAD_SHARE (not imported: the server does not carry kfp), kept equal by a test.
+HEAD_SHARE = 0.25
+
+
+def trained_settings(model_dir: Path) -> dict:
+    """``max_length`` and ``truncation`` the model was trained with (``training.json``), if known."""
+    path = model_dir / "training.json"
+    training = json.loads(path.read_text()) if path.is_file() else {}
+    return {key: training[key] for key in ("max_length", "truncation") if training.get(key)}
 
 
 def model_max_length(model_dir: Path, tokenizer) -> int:
@@ -80,11 +92,12 @@ class TextClassifier:
         self.labels = [config.id2label[i] for i in range(config.num_labels)]
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         limit = model_max_length(self.model_dir, self.tokenizer)
-        self.max_length = settings.max_length or limit
+        # Serve as trained unless told otherwise: the same truncation avoids train/serve skew.
+        trained = trained_settings(self.model_dir)
+        self.max_length = settings.max_length or min(int(trained.get("max_length", limit)), limit)
         if not 2 < self.max_length <= limit:
             raise ValueError(f"--max_length {self.max_length} is outside 3..{limit}, the model's limit")
-        if settings.truncation == "head_tail" and not 0 < settings.head_tokens < self.max_length - 2:
-            raise ValueError(f"--head_tokens {settings.head_tokens} must be in 1..{self.max_length - 3}")
+        self.truncation = settings.truncation or trained.get("truncation", "head")
         # The raw Rust tokenizer: no padding, no truncation, no "sequence too long" warnings;
         # truncation is done here so that head+tail works the same for every backend.
         self._encoder = self.tokenizer.backend_tokenizer
@@ -97,6 +110,10 @@ class TextClassifier:
         specials = probe.special_tokens_mask
         first, end = specials.index(0), len(specials) - specials[::-1].index(0)
         self._prefix, self._suffix = probe.ids[:first], probe.ids[end:]
+        room = self.max_length - len(self._prefix) - len(self._suffix)
+        self.head_tokens = settings.head_tokens or int(room * HEAD_SHARE)
+        if self.truncation == "head_tail" and not 0 < self.head_tokens < room:
+            raise ValueError(f"--head_tokens {self.head_tokens} must be in 1..{room - 1}")
         self.backend: Backend = load_backend(self.model_dir, settings)
         if settings.backend == "torch" and settings.bf16 != "off":
             self._choose_bf16()
@@ -127,8 +144,8 @@ class TextClassifier:
         for encoding in self._encoder.encode_batch(list(texts), add_special_tokens=False):
             ids = encoding.ids
             if len(ids) > room:
-                if self.settings.truncation == "head_tail":
-                    head = self.settings.head_tokens
+                if self.truncation == "head_tail":
+                    head = self.head_tokens
                     ids = ids[:head] + ids[len(ids) - (room - head):]
                 else:
                     ids = ids[:room]

@@ -1,0 +1,23 @@
+"""Integration: the real offline all-MiniLM-L6-v2 fine-tuned on a few hundred sample reviews."""
+
+import json
+
+import pytest
+
+from components.evaluate import evaluate
+from components.ingest import IngestSettings, ingest
+from components.tokenize import TokenizeSettings, tokenize
+from components.train import TrainSettings, train
+
+pytestmark = pytest.mark.integration
+
+
+def test_minilm_learns_the_sample_reviews(tmp_path):
+    data = ingest(IngestSettings(source="sample:400", seed=7), str(tmp_path / "data.parquet"))
+    tokenize(str(tmp_path / "data.parquet"), str(tmp_path / "tok"), TokenizeSettings(max_length=64))
+    summary = train(str(tmp_path / "tok"), str(tmp_path / "model"), TrainSettings(epochs=2, batch_size=16), {**data.metadata, "max_length": 64})
+    assert summary["history"][-1]["val_accuracy"] >= 0.85
+    result = evaluate(str(tmp_path / "model"), str(tmp_path / "tok"), str(tmp_path / "eval"))
+    assert result["accuracy"] >= 0.85 and result["roc_auc"] >= 0.9
+    behaviour = json.loads((tmp_path / "eval" / "metrics.json").read_text())["behaviour"]
+    assert behaviour["applicable"] and behaviour["pass_rates"]["mft"] > 0.5
