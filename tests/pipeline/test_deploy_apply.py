@@ -1,0 +1,47 @@
+"""deploy_op with apply=True sends the InferenceService to the cluster.
+
+The fake Kubernetes API server (tests/rollout/fake_kube.py, on loopback) stands in for a cluster
+that cannot run here; the request goes through the real kubernetes client and our rollout code.
+"""
+
+import json
+
+from kfp import dsl
+
+from components.deploy import deploy_op
+from tests.rollout.fake_kube import FakeKubeAPI
+
+
+def run_deploy(tmp_path, apply: bool):
+    model_dir = tmp_path / "model"
+    model_dir.mkdir(exist_ok=True)
+    (model_dir / "config.json").write_text("{}")
+    evaluation = tmp_path / "evaluation"
+    evaluation.mkdir(exist_ok=True)
+    (evaluation / "metrics.json").write_text(json.dumps({"accuracy": 0.9, "f1": 0.9, "precision": 0.9, "recall": 0.9, "roc_auc": 0.95, "loss": 0.3}))
+    manifest = dsl.Artifact(uri=str(tmp_path / "manifest"))
+    deploy_op.python_func(
+        model=dsl.Model(uri=str(model_dir)), evaluation=dsl.Artifact(uri=str(evaluation)), name="textclf", namespace="textclf",
+        service_account="textclf-serving", live_model_uri="", canary_traffic_percent=10, min_replicas=1, max_replicas=2,
+        cpu="1", memory="2Gi", gpus=0, logger_url="", apply=apply, wandb_project="textclf", wandb_entity="",
+        wandb_api_key_secret="", manifest=manifest,
+    )
+    return manifest
+
+
+def test_apply_creates_the_inference_service(tmp_path, monkeypatch):
+    with FakeKubeAPI() as kube:
+        monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig(tmp_path / "kubeconfig")))
+        manifest = run_deploy(tmp_path, apply=True)
+        live = kube.get("textclf", "textclf")
+    env = live["spec"]["predictor"]["containers"][0]["env"]
+    assert {"name": "STORAGE_URI", "value": str(tmp_path / "model")} in env
+    assert manifest.metadata["applied"] is True
+
+
+def test_without_apply_nothing_is_sent(tmp_path, monkeypatch):
+    with FakeKubeAPI() as kube:
+        monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig(tmp_path / "kubeconfig")))
+        run_deploy(tmp_path, apply=False)
+        assert kube.objects == {} and not kube.writes()
+    assert (tmp_path / "manifest").read_text().startswith("apiVersion: serving.kserve.io/v1beta1")
