@@ -15,7 +15,7 @@ from pipelines.pipeline import build_pipeline
 log = logging.getLogger(__name__)
 
 # The embedded default: generated sample reviews and the packaged MiniLM, small enough for a laptop.
-LOCAL_DEFAULTS = {"source": "sample:2000", "max_length": 128, "epochs": 2, "batch_size": 32}
+LOCAL_DEFAULTS = {"source": "sample:2000", "max_length": 128, "epochs": 1, "batch_size": 32}
 RUNS_DIR = "runs"
 CASTS = {"STRING": str, "NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "BOOLEAN": lambda v: v.lower() in ("1", "true", "yes")}
 # Where each result lives under a run: (task, output, file inside the output or "").
