@@ -129,7 +129,7 @@ def bf16_note(log: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="csv(.gz) with text and label (int) columns")
-    parser.add_argument("--model_dir", default="/work/models/imdb-minilm", help="fine-tuned Model artifact directory")
+    parser.add_argument("--model_dir", required=True, help="fine-tuned Model artifact directory (the same for every server)")
     parser.add_argument("--texts", type=int, default=400, help="texts served at high concurrency (seeded sample)")
     parser.add_argument("--single_requests", type=int, default=60, help="requests at concurrency 1")
     parser.add_argument("--concurrency", type=int, default=16)

@@ -263,6 +263,7 @@ def train(
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
     ckpt_dir = checkpoint_dir_for(output_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
     state = {"epoch": 0, "step": 0, "best_loss": math.inf, "bad_epochs": 0, "history": []}
     if (ckpt_dir / "last.pt").exists():
         saved = torch.load(ckpt_dir / "last.pt", map_location=device, weights_only=False)
@@ -279,10 +280,12 @@ def train(
     lengths = [len(r["input_ids"]) for r in train_rows]
     start = time.perf_counter()
     seen = seen_tokens = steps_this_run = 0
+    train_seconds = 0.0  # the batch loops only: validation passes and checkpoints excluded
     while state["epoch"] < settings.epochs and not (settings.max_steps and state["step"] >= settings.max_steps):
         model.train()
         batches = length_grouped_batches(lengths, settings.batch_size, settings.seed + state["epoch"], settings.group_by_length)
         epoch_loss, epoch_batches = 0.0, 0
+        epoch_start = time.perf_counter()
         for i, idx in enumerate(batches):
             batch = {k: v.to(device) for k, v in collate([train_rows[j] for j in idx], tokenizer.pad_token_id).items()}
             with autocast(device.type, precision):
@@ -303,7 +306,7 @@ def train(
             state["step"] += 1
             steps_this_run += 1
             if state["step"] % settings.log_every == 0:
-                elapsed = time.perf_counter() - start
+                elapsed = train_seconds + time.perf_counter() - epoch_start
                 log_metrics(
                     {"train/loss": epoch_loss / epoch_batches, "train/lr": scheduler.get_last_lr()[0], "train/samples_per_second": seen / elapsed},
                     state["step"],
@@ -316,6 +319,7 @@ def train(
                 )
             if settings.max_steps and state["step"] >= settings.max_steps:
                 break
+        train_seconds += time.perf_counter() - epoch_start
 
         val = evaluate_split(model, val_rows, settings, tokenizer.pad_token_id, device, precision)
         state["epoch"] += 1
@@ -325,18 +329,19 @@ def train(
         improved = val["loss"] < state["best_loss"]
         if improved:
             state["best_loss"], state["bad_epochs"] = val["loss"], 0
-            ckpt_dir.mkdir(parents=True, exist_ok=True)
             torch.save(model.state_dict(), ckpt_dir / "best.pt")
         else:
             state["bad_epochs"] += 1
+        stop_early = settings.early_stopping_patience and state["bad_epochs"] >= settings.early_stopping_patience
+        if stop_early or state["epoch"] >= settings.epochs or (settings.max_steps and state["step"] >= settings.max_steps):
+            if stop_early:
+                log.info("early stopping: no better validation loss for %d epoch(s)", state["bad_epochs"])
+            break  # finished: best.pt is all that is left to load, no resume point needed
         torch.save(
             {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "state": state},
             ckpt_dir / "last.pt.tmp",
         )
         os.replace(ckpt_dir / "last.pt.tmp", ckpt_dir / "last.pt")  # atomic: a kill mid-write keeps the old one
-        if settings.early_stopping_patience and state["bad_epochs"] >= settings.early_stopping_patience:
-            log.info("early stopping: no better validation loss for %d epoch(s)", state["bad_epochs"])
-            break
 
     wall = time.perf_counter() - start
     if not (ckpt_dir / "best.pt").exists():
@@ -360,8 +365,10 @@ def train(
         "code_version": code_version(),
         "history": state["history"],
         "best_validation_loss": state["best_loss"],
-        "train_samples_per_second": seen / wall if wall else None,
-        "train_seconds": wall,
+        # Of this attempt (a resumed run counts only what it trained); batch loops only.
+        "train_samples_per_second": seen / train_seconds if seen else None,
+        "train_seconds": train_seconds,
+        "wall_seconds": wall,
     }
     (out / "training.json").write_text(json.dumps(summary, indent=2))
     shutil.rmtree(ckpt_dir, ignore_errors=True)
