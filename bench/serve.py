@@ -126,6 +126,15 @@ def bf16_note(log: Path) -> str:
     return ""
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``platform.processor()`` is empty on Linux)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown CPU")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="csv(.gz) with text and label (int) columns")
@@ -171,7 +180,7 @@ def main() -> None:
                                 lambda body: body["predictions"][0]["label"], texts, gold, label_ids, args,
                                 note=bf16_note(log) if "bf16" in name else ""))
 
-    header = (f"Machine: {platform.machine()} {os.cpu_count()} CPUs ({platform.processor() or 'unknown CPU'}), "
+    header = (f"Machine: {platform.machine()} {os.cpu_count()} CPUs ({cpu_model()}), "
               f"{date.today().isoformat()}; max_length {args.max_length}; {len(texts)} texts at c={args.concurrency}, "
               f"{args.single_requests} at c=1.")
     report = header + "\n\n" + table(rows, args.concurrency) + "\n"
