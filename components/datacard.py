@@ -7,8 +7,6 @@ histogram), duplicates (within the data and across splits, i.e. leakage), bad ro
 
 from __future__ import annotations
 
-import base64
-import io
 from pathlib import Path
 
 import matplotlib
@@ -17,25 +15,10 @@ matplotlib.use("Agg")  # no display in pipeline pods or CI
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from components.report import figure_markdown, markdown_table  # noqa: E402
+
 SPLITS = ("train", "validation", "test")
 BAD_ROWS_LISTED = 50  # the card lists the first rows; all of them are counted
-
-
-def _png(figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-    plt.close(figure)
-    return base64.b64encode(buffer.getvalue()).decode()
-
-
-def _image(alt: str, figure) -> str:
-    return f"![{alt}](data:image/png;base64,{_png(figure)})"
-
-
-def _table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _class_section(frame: pd.DataFrame, labels: list[str]) -> list[str]:
@@ -49,8 +32,8 @@ def _class_section(frame: pd.DataFrame, labels: list[str]) -> list[str]:
     counts.rename(index=dict(enumerate(labels))).T.plot.bar(ax=axis, rot=0)
     axis.set_ylabel("rows")
     axis.set_title("Rows per class and split")
-    return ["## Classes", "", _table(["id", "label", *SPLITS, "total", "share"], rows), "",
-            _image("rows per class and split", figure), ""]
+    return ["## Classes", "", markdown_table(["id", "label", *SPLITS, "total", "share"], rows), "",
+            figure_markdown(figure, "rows per class and split"), ""]
 
 
 def _length_section(frame: pd.DataFrame, labels: list[str]) -> list[str]:
@@ -72,8 +55,8 @@ def _length_section(frame: pd.DataFrame, labels: list[str]) -> list[str]:
     axis.set_title("Text length per class")
     axis.legend()
     return ["## Text length", "",
-            _table(["label", "mean words", "median", "p95", "max", "mean chars"], rows), "",
-            _image("text length histogram per class", figure), ""]
+            markdown_table(["label", "mean words", "median", "p95", "max", "mean chars"], rows), "",
+            figure_markdown(figure, "text length histogram per class"), ""]
 
 
 def render_data_card(frame: pd.DataFrame, metadata: dict, bad_rows: list[dict], warnings: list[str]) -> str:
@@ -100,10 +83,10 @@ def render_data_card(frame: pd.DataFrame, metadata: dict, bad_rows: list[dict], 
         "## Bad rows", "",
     ]
     if bad_rows:
-        lines += [_table(["reason", "rows"], sorted(metadata["bad_rows_by_reason"].items())), "",
+        lines += [markdown_table(["reason", "rows"], sorted(metadata["bad_rows_by_reason"].items())), "",
                   f"First {min(len(bad_rows), BAD_ROWS_LISTED)} of {len(bad_rows)} "
                   "(row = record number in the source, 1 = first data row):", "",
-                  _table(["row", "reason", "value"],
+                  markdown_table(["row", "reason", "value"],
                          [[b["row"], b["reason"], f"`{b['value']}`"] for b in bad_rows[:BAD_ROWS_LISTED]]), ""]
     else:
         lines += ["None.", ""]

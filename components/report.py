@@ -25,6 +25,7 @@ def new_figure(width: float = 5, height: float = 4):
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A Markdown table; ``|`` inside cells is escaped so user text cannot break it."""
     lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    lines += ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in rows]
     return "\n".join(lines)
