@@ -85,3 +85,13 @@ def test_bad_settings_are_named():
         TrainSettings(precision="int4")
     with pytest.raises(ValueError, match="batch_size"):
         TrainSettings(batch_size=0)
+
+
+def test_head_tail_tokenized_data_trains_and_is_recorded(sample_parquet, tiny_model_dir, tmp_path):
+    from components.tokenize import TokenizeSettings, tokenize
+
+    metadata = tokenize(sample_parquet[0], str(tmp_path / "tok"), TokenizeSettings(base_model=tiny_model_dir, max_length=24, truncation="head_tail"))
+    settings = TrainSettings(base_model=tiny_model_dir, epochs=1, batch_size=16, max_steps=2)
+    summary = train(str(tmp_path / "tok"), str(tmp_path / "model"), settings, {"labels": ["negative", "positive"], **metadata})
+    assert summary["truncation"] == "head_tail" and summary["max_length"] == 24
+    assert AutoModelForSequenceClassification.from_pretrained(tmp_path / "model").config.id2label[1] == "positive"
