@@ -48,6 +48,10 @@ class TrainSettings:
         max_steps: stop after this many optimizer steps (0 = no limit); for smoke runs.
         seed: seeds Python, NumPy and torch, and the batch order.
         torch_compile: compile the model with ``torch.compile`` (pays off on GPUs and long runs).
+        attention_dropout: dropout on the attention probabilities; negative keeps the base model's.
+            0 by default: with it, PyTorch's fused attention (SDPA) runs on CPUs; dropout there forces
+            the unfused path and doubled MiniLM's step time on the 2-core CPU (3.9 s vs 1.9 s at
+            32x208 tokens). Hidden-state dropout stays as the base model has it.
         eval_batch_size: batch size for the validation passes.
         log_every: optimizer steps between progress lines.
     """
@@ -65,6 +69,7 @@ class TrainSettings:
     max_steps: int = 0
     seed: int = 42
     torch_compile: bool = False
+    attention_dropout: float = 0.0
     eval_batch_size: int = 64
     log_every: int = 20
 
@@ -175,6 +180,19 @@ def evaluate_split(model, rows, settings: TrainSettings, pad_id: int, device, pr
     return {"loss": loss, "accuracy": accuracy}
 
 
+def attention_dropout_override(base_model: str, attention_dropout: float) -> dict:
+    """The config field that holds attention dropout for this architecture, set (or nothing)."""
+    from transformers import AutoConfig
+
+    if attention_dropout < 0:
+        return {}
+    config = AutoConfig.from_pretrained(base_model)
+    for name in ("attention_probs_dropout_prob", "attention_dropout"):  # BERT/RoBERTa/..., DistilBERT/...
+        if hasattr(config, name):
+            return {name: attention_dropout}
+    return {}
+
+
 def code_version() -> str:
     """The git commit of this code, when known (images set TEXTCLF_CODE_VERSION at build time)."""
     if os.environ.get("TEXTCLF_CODE_VERSION"):
@@ -243,6 +261,7 @@ def train(
     precision = pick_precision(settings.precision, device.type)
     model = AutoModelForSequenceClassification.from_pretrained(
         resolve_base_model(settings.base_model),
+        **attention_dropout_override(resolve_base_model(settings.base_model), settings.attention_dropout),
         num_labels=len(label_names),
         id2label=dict(enumerate(label_names)),
         label2id={name: i for i, name in enumerate(label_names)},
@@ -391,6 +410,7 @@ def train_op(
     max_steps: int,
     seed: int,
     torch_compile: bool,
+    attention_dropout: float,
     wandb_project: str,
     wandb_entity: str,
     wandb_api_key_secret: str,
@@ -413,6 +433,7 @@ def train_op(
         max_steps: Stop after this many optimizer steps; 0 means no limit.
         seed: Random seed for initialisation and batch order.
         torch_compile: Compile the model with torch.compile.
+        attention_dropout: Dropout on attention probabilities (0 keeps fused attention fast on CPUs); negative keeps the base model's.
         wandb_project: W&B project (offline without an API key).
         wandb_entity: W&B team or user; empty uses the key's default.
         wandb_api_key_secret: Secret Manager version holding the W&B key (Vertex); empty uses WANDB_API_KEY.
@@ -429,7 +450,7 @@ def train_op(
         base_model=base_model, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
         grad_accum_steps=grad_accum_steps, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
         precision=precision, early_stopping_patience=early_stopping_patience, max_steps=max_steps,
-        seed=seed, torch_compile=torch_compile,
+        seed=seed, torch_compile=torch_compile, attention_dropout=attention_dropout,
     )
     tracking_settings = tracking.TrackingSettings(project=wandb_project, entity=wandb_entity, api_key_secret=wandb_api_key_secret)
     config = {**asdict(settings), "data_fingerprint": dataset.metadata.get("fingerprint"), "data_source": dataset.metadata.get("source")}

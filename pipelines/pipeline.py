@@ -75,6 +75,7 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE):
         early_stopping_patience: int = 1,
         max_steps: int = 0,
         torch_compile: bool = False,
+        attention_dropout: float = 0.0,
         min_accuracy: float = 0.8,
         champion_metrics: str = "",
         max_regression: float = 0.01,
@@ -123,6 +124,7 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE):
             early_stopping_patience: Epochs without a better validation loss before stopping; 0 never stops early.
             max_steps: Stop after this many optimizer steps; 0 means no limit.
             torch_compile: Compile the model with torch.compile.
+            attention_dropout: Dropout on attention probabilities; 0 keeps fused attention (about 2x faster training on CPUs); negative keeps the base model's.
             min_accuracy: Lowest test accuracy that may deploy.
             champion_metrics: metrics.json (path or gs:// URI) of the production model, or wandb for the W&B production alias; used when live_model_uri is empty.
             max_regression: How far below the champion's accuracy the new model may be.
@@ -164,7 +166,7 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE):
             epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, grad_accum_steps=grad_accum_steps,
             warmup_ratio=warmup_ratio, weight_decay=weight_decay, precision=precision,
             early_stopping_patience=early_stopping_patience, max_steps=max_steps, seed=seed, torch_compile=torch_compile,
-            **tracking,
+            attention_dropout=attention_dropout, **tracking,
         )
         set_resources(train, TRAIN_STEP).set_retry(num_retries=2, backoff_duration="60s").set_display_name("train")
         request_gpu(train, target, gpu_type)

@@ -95,3 +95,13 @@ def test_head_tail_tokenized_data_trains_and_is_recorded(sample_parquet, tiny_mo
     summary = train(str(tmp_path / "tok"), str(tmp_path / "model"), settings, {"labels": ["negative", "positive"], **metadata})
     assert summary["truncation"] == "head_tail" and summary["max_length"] == 24
     assert AutoModelForSequenceClassification.from_pretrained(tmp_path / "model").config.id2label[1] == "positive"
+
+
+def test_attention_dropout_is_off_by_default_and_can_be_kept(trained_model, tiny_model_dir):
+    from transformers import AutoConfig
+
+    from components.train import attention_dropout_override
+
+    assert AutoConfig.from_pretrained(trained_model[0]).attention_probs_dropout_prob == 0.0
+    assert attention_dropout_override(tiny_model_dir, -1) == {}
+    assert attention_dropout_override(tiny_model_dir, 0.05) == {"attention_probs_dropout_prob": 0.05}
