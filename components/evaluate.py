@@ -110,12 +110,9 @@ def load_model(model_dir: str):
     """Model, tokenizer and ``training.json`` of a Model directory (local path or ``gs://``)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    if model_dir.startswith("gs://"):
-        import tempfile
+    from components.base_model import resolve_base_model
 
-        from components.storage import localize
-
-        model_dir = localize(model_dir, tempfile.mkdtemp(prefix="model-"))
+    model_dir = resolve_base_model(model_dir)
     training_file = Path(model_dir) / "training.json"
     training = json.loads(training_file.read_text()) if training_file.exists() else {}
     return AutoModelForSequenceClassification.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir), training

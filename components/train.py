@@ -259,9 +259,10 @@ def train(
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     precision = pick_precision(settings.precision, device.type)
+    base_model = resolve_base_model(settings.base_model)  # once: a gs:// model is downloaded here
     model = AutoModelForSequenceClassification.from_pretrained(
-        resolve_base_model(settings.base_model),
-        **attention_dropout_override(resolve_base_model(settings.base_model), settings.attention_dropout),
+        base_model,
+        **attention_dropout_override(base_model, settings.attention_dropout),
         num_labels=len(label_names),
         id2label=dict(enumerate(label_names)),
         label2id={name: i for i, name in enumerate(label_names)},

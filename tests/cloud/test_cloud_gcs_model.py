@@ -1,0 +1,21 @@
+"""A gs:// base model or champion model is downloaded once, by resolve_base_model (gcp-storage-emulator)."""
+
+from pathlib import Path
+
+from transformers import AutoConfig
+
+from components import storage
+from components.base_model import resolve_base_model
+
+
+def test_a_gs_model_directory_is_downloaded_and_loads(gcs_bucket, tiny_model_dir):
+    uri = f"gs://{gcs_bucket.name}/models/tiny"
+    storage.upload_dir(tiny_model_dir, uri)
+    local = resolve_base_model(uri)
+    assert not local.startswith("gs://") and (Path(local) / "config.json").exists()
+    assert AutoConfig.from_pretrained(local).id2label == {0: "negative", 1: "positive"}
+
+
+def test_local_and_hub_names_pass_through(tmp_path):
+    assert resolve_base_model(str(tmp_path)) == str(tmp_path)
+    assert resolve_base_model("distilbert-base-uncased") == "distilbert-base-uncased"
