@@ -2,7 +2,7 @@
 
 Starts on loopback, each as its own process with its real CLI: the model server
 (``python -m serving``), the drift monitor (``python -m serving.monitor serve``) and the stand-in
-for KServe's logger agent in front of the server (``python -m serving.monitor agent``). Then it
+for KServe's logger agent in front of the server (``python -m bench.logger_agent``). Then it
 replays in-distribution texts through the agent, prints the drift, replays shifted texts (another
 domain's file, or ``gibberish``) and prints the drift again, with the monitor's alert lines.
 
@@ -59,7 +59,7 @@ def read_texts(source: str, n: int, seed: int) -> list[str]:
         rng = random.Random(seed)
         word = lambda: "".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 12)))  # noqa: E731
         return [" ".join(word() for _ in range(rng.randint(3, 40))) for _ in range(n)]
-    from components.ingest import IngestSettings, read_source
+    from textclf.ingest import IngestSettings, read_source
 
     texts = [t for t in read_source(IngestSettings(source=source))["text"].tolist() if isinstance(t, str) and t.strip()]
     if len(texts) < n:
@@ -77,7 +77,7 @@ def resolve_model(model_dir: str | None, work_dir: Path) -> Path:
         return latest_model(str(REPO / "runs"))
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from components.base_model import resolve_base_model
+    from textclf.base_model import resolve_base_model
 
     out = work_dir / "untrained-model"
     if not (out / "config.json").is_file():
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from transformers import AutoTokenizer
 
-            from components.profile import build_reference_profile, save_profile
+            from textclf.profile import build_reference_profile, save_profile
 
             print(f"  reference profile: {len(reference_texts)} texts of {args.in_distribution} through the server")
             predictions = predict(server_url + predict_path, reference_texts, args.batch)
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                                                   "--profile", str(profile_path), "--host", "127.0.0.1",
                                                   "--port", str(ports["monitor"]), "--window_size", str(args.window_size),
                                                   "--min_samples", str(args.window_size // 2)], f"{monitor_url}/healthz")
-        processes.start("logger-agent", ["serving.monitor", "agent", "--upstream", server_url, "--log_url", monitor_url + "/",
+        processes.start("logger-agent", ["bench.logger_agent", "--upstream", server_url, "--log_url", monitor_url + "/",
                                          "--port", str(ports["agent"]), "--inference_service", MODEL_NAME],
                         f"{agent_url}/v1/models/{MODEL_NAME}")  # readiness, proxied to the server
         calls = -(-args.window_size // args.batch)

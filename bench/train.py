@@ -6,7 +6,7 @@ One run, the same base model, max length, epochs, batch size, seed and data subs
   ``TrainingArguments`` left at their defaults except ``output_dir``, ``num_train_epochs``,
   ``per_device_train_batch_size`` (= ours) and ``report_to="none"``: fp32, random batches,
   lr 5e-5 with linear decay, no evaluation during training.
-* ``ours``: ``components.ingest`` -> ``components.tokenize`` -> ``components.train.train`` with the
+* ``ours``: ``textclf.ingest`` -> ``textclf.tokenize`` -> ``textclf.train.train`` with the
   step's defaults (length-grouped batches, dynamic padding, bf16 autocast where the CPU has it,
   fused AdamW, warmup + linear decay, a validation pass each epoch, checkpoints).
 
@@ -36,6 +36,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from textclf.settings import setting
+
 REPO = Path(__file__).resolve().parents[1]
 ARMS = ("trainer", "ours")
 LABEL_NAMES = ["negative", "positive"]  # IMDB: label 1 = positive
@@ -47,40 +49,27 @@ log = logging.getLogger("bench.train")
 
 @dataclasses.dataclass
 class BenchSettings:
-    """What the benchmark runs.
+    """What the benchmark runs."""
 
-    Attributes:
-        data: folder with IMDB's ``train.csv.gz`` and ``test.csv.gz`` (columns id,rating,label,text).
-        train_size: training reviews, a seeded shuffle of IMDB train.
-        validation_size: further IMDB train reviews for our step's per-epoch validation (the Trainer
-            arm evaluates nothing during training, as its defaults do); 0 = a tenth of train_size, at least 32.
-        test_size: reviews of IMDB test (a seeded shuffle) both models are scored on.
-        max_length: longest sequence in tokens for training and scoring.
-        epochs: passes over the training reviews.
-        batch_size: examples per step for both arms (our step's default).
-        model: base model for both arms.
-        seed: seed of the subsets and of both trainings.
-        only: run one arm (``ours`` or ``trainer``); empty runs both.
-        output: Markdown file the results are written to.
-        append: add this run's section to ``output`` instead of replacing the file.
-        workdir: keep subsets, logs and models here (default: a temporary folder, removed).
-    """
-
-    data: str
-    train_size: int = 1000
-    validation_size: int = 0
-    test_size: int = 1000
-    max_length: int = 256
-    epochs: int = 1
-    batch_size: int = 32
-    model: str = "offline:all-MiniLM-L6-v2"
-    seed: int = 42
-    only: str = ""
-    output: str = "docs/benchmarks-train.md"
-    append: bool = False
-    workdir: str = ""
+    data: str = setting("", "Folder with IMDB's train.csv.gz and test.csv.gz (columns id,rating,label,text).")
+    train_size: int = setting(1000, "Training reviews, a seeded shuffle of IMDB train.")
+    validation_size: int = setting(0, "Further IMDB train reviews for our step's per-epoch validation (the Trainer "
+                                   "arm evaluates nothing during training, as its defaults do); 0 = a tenth of "
+                                   "train_size, at least 32.")
+    test_size: int = setting(1000, "Reviews of IMDB test (a seeded shuffle) both models are scored on.")
+    max_length: int = setting(256, "Longest sequence in tokens for training and scoring.")
+    epochs: int = setting(1, "Passes over the training reviews.")
+    batch_size: int = setting(32, "Examples per step for both arms (our step's default).")
+    model: str = setting("offline:all-MiniLM-L6-v2", "Base model for both arms.")
+    seed: int = setting(42, "Seed of the subsets and of both trainings.")
+    only: str = setting("", "Run one arm (ours or trainer); empty runs both.")
+    output: str = setting("docs/benchmarks-train.md", "Markdown file the results are written to.")
+    append: bool = setting(False, "Add this run's section to output instead of replacing the file.")
+    workdir: str = setting("", "Keep subsets, logs and models here (default: a temporary folder, removed).")
 
     def __post_init__(self):
+        if not self.data:
+            raise ValueError("--data is required: the folder with IMDB's train.csv.gz and test.csv.gz")
         if not self.validation_size:
             self.validation_size = max(32, self.train_size // 10)
         for name in ("train_size", "test_size", "max_length", "epochs", "batch_size"):
@@ -152,7 +141,7 @@ def train_with_trainer(settings: BenchSettings, work: Path, model_dir: Path) -> 
     from datasets import Dataset
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments, set_seed
 
-    from components.base_model import resolve_base_model
+    from textclf.base_model import resolve_base_model
 
     path = resolve_base_model(settings.model)
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -184,9 +173,9 @@ def train_with_trainer(settings: BenchSettings, work: Path, model_dir: Path) -> 
 
 def train_with_ours(settings: BenchSettings, work: Path, model_dir: Path) -> dict:
     """The pipeline's ingest -> tokenize -> train functions with the train step's defaults."""
-    from components.ingest import IngestSettings, ingest
-    from components.tokenize import TokenizeSettings, tokenize
-    from components.train import TrainSettings, train
+    from textclf.ingest import IngestSettings, ingest
+    from textclf.tokenize import TokenizeSettings, tokenize
+    from textclf.train import TrainSettings, train
 
     dataset = work / "ours-dataset.parquet"
     ingested = ingest(IngestSettings(source=str(work / SUBSET_FILE), label_names=",".join(LABEL_NAMES), seed=settings.seed),
@@ -211,14 +200,13 @@ def score(model_dir: Path, texts: list[str], labels: list[int], max_length: int)
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from components.tokenize import encode
-    from components.train import predict_logits
+    from textclf.encoding import TextEncoder
+    from textclf.predict import predict_logits
 
     model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    rows = [{"input_ids": ids} for ids in encode(tokenizer, texts, max_length)["input_ids"]]
+    encoder = TextEncoder(AutoTokenizer.from_pretrained(str(model_dir)), max_length)
     start = time.perf_counter()
-    predicted = predict_logits(model, rows, 64, tokenizer.pad_token_id, torch.device("cpu"), "fp32").argmax(-1).tolist()
+    predicted = predict_logits(model, encoder.encode(texts), 64, encoder.pad_id, torch.device("cpu"), "fp32").argmax(-1).tolist()
     log.info("scored %d test reviews in %.0fs (%.1f reviews/s)", len(texts), time.perf_counter() - start,
              len(texts) / (time.perf_counter() - start))
     return [p == y for p, y in zip(predicted, labels)]
@@ -326,33 +314,13 @@ def report(settings: BenchSettings, results: dict[str, dict], loads: dict[str, t
 # ---------------------------------------------------------------- main
 
 
-def field_help() -> dict[str, str]:
-    """``--help`` text per setting, from the ``Attributes:`` of ``BenchSettings``'s docstring."""
-    helps, name = {}, None
-    for line in BenchSettings.__doc__.split("Attributes:", 1)[1].splitlines():
-        head, _, text = line.strip().partition(": ")
-        if text and head.isidentifier():
-            name, helps[head] = head, text
-        elif name and line.strip():
-            helps[name] += " " + line.strip()
-    return helps
-
-
 def parse_args(argv=None) -> tuple[BenchSettings, str]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    helps = field_help()
-    for field in dataclasses.fields(BenchSettings):
-        if field.type == "bool":
-            parser.add_argument(f"--{field.name}", action="store_true", help=helps[field.name])
-        else:
-            kind = {"int": int, "str": str}[field.type]
-            required = field.default is dataclasses.MISSING
-            parser.add_argument(f"--{field.name}", type=kind, required=required, help=helps[field.name],
-                                **({} if required else {"default": field.default}))
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(BenchSettings, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arm", choices=ARMS, help=argparse.SUPPRESS)  # internal: run one arm in this process
-    args = vars(parser.parse_args(argv))
-    arm = args.pop("arm")
-    return BenchSettings(**args), arm
+    settings, rest = parser.parse_args_into_dataclasses(argv)
+    return settings, rest.arm
 
 
 def main(argv=None) -> None:

@@ -1,1 +1,1 @@
-"""Pipeline steps: each module holds a plain, testable function and a thin ``@dsl.component``."""
+"""Pipeline steps: per step a thin kfp interface (signature, UI text, a call into ``textclf``)."""

@@ -1,247 +1,25 @@
-"""Evaluate step: the trained model on the held-out test split.
-
-Writes the numbers the gate decides on (``metrics.json``), the confusion matrix and ROC curve for
-the KFP UI, and a Markdown report a person reads before trusting the model.
-"""
-
-import json
-import logging
-import math
-import time
-from pathlib import Path
+"""Evaluate step: the model (and the champion) on the test split and the behavioural suites (``textclf.evaluate``)."""
 
 from kfp import dsl
 
-from components.images import cpu_step
-from components.report import figure_markdown, markdown_table, new_figure
-
-log = logging.getLogger(__name__)
-
-METRICS_FILE = "metrics.json"
-REPORT_FILE = "report.md"
-HEADLINE = ("accuracy", "f1", "precision", "recall", "roc_auc", "loss")
-ROC_POINTS = 101  # the KFP UI draws the curve from a list; a few hundred points are plenty
+from components.step import step
+from textclf.evaluate import EvaluateSettings
+from textclf.tracking import TrackingSettings
 
 
-def compute_metrics(labels, probabilities, label_names: list[str]) -> dict:
-    """Accuracy, macro F1/precision/recall, ROC AUC, loss, confusion matrix and (binary) ROC curve."""
-    import numpy as np
-    from sklearn import metrics as skm
-
-    labels = np.asarray(labels)
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    probabilities /= probabilities.sum(axis=1, keepdims=True)  # float32 softmax sums drift from 1
-    predicted = probabilities.argmax(axis=1)
-    ids = list(range(len(label_names)))
-    result = {
-        "accuracy": skm.accuracy_score(labels, predicted),
-        "f1": skm.f1_score(labels, predicted, average="macro", labels=ids, zero_division=0),
-        "precision": skm.precision_score(labels, predicted, average="macro", labels=ids, zero_division=0),
-        "recall": skm.recall_score(labels, predicted, average="macro", labels=ids, zero_division=0),
-        "loss": skm.log_loss(labels, np.clip(probabilities, 1e-12, 1), labels=ids),
-        "roc_auc": math.nan,
-        "examples": int(len(labels)),
-    }
-    if len(set(labels.tolist())) == len(label_names):  # AUC is undefined when a class is absent
-        if len(label_names) == 2:
-            result["roc_auc"] = skm.roc_auc_score(labels, probabilities[:, 1])
-        else:
-            result["roc_auc"] = skm.roc_auc_score(labels, probabilities, multi_class="ovr", labels=ids)
-    result = {k: float(v) if k != "examples" else v for k, v in result.items()}
-    result["confusion_matrix"] = skm.confusion_matrix(labels, predicted, labels=ids).tolist()
-    if len(label_names) == 2:
-        result["roc_curve"] = roc_points(labels, probabilities[:, 1])
-    return result
-
-
-def roc_points(labels, scores) -> dict:
-    """The ROC curve at evenly spaced thresholds (from 1 down to 0): fpr, tpr, threshold lists."""
-    import numpy as np
-
-    thresholds = np.linspace(1.0, 0.0, ROC_POINTS)
-    positives = max(int((labels == 1).sum()), 1)
-    negatives = max(int((labels == 0).sum()), 1)
-    tpr = [float(((scores >= t) & (labels == 1)).sum() / positives) for t in thresholds]
-    fpr = [float(((scores >= t) & (labels == 0)).sum() / negatives) for t in thresholds]
-    return {"fpr": fpr, "tpr": tpr, "thresholds": thresholds.tolist()}
-
-
-def confusion_plot(matrix, label_names: list[str]) -> str:
-    fig, ax = new_figure(1.2 * len(label_names) + 2.5, 1.2 * len(label_names) + 2)
-    ax.imshow(matrix, cmap="Blues")
-    peak = max(max(row) for row in matrix) or 1
-    for i, row in enumerate(matrix):
-        for j, count in enumerate(row):
-            ax.text(j, i, count, ha="center", va="center", color="white" if count > peak / 2 else "black")
-    ax.set_xticks(range(len(label_names)), label_names, rotation=30)
-    ax.set_yticks(range(len(label_names)), label_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title("Confusion matrix (test split)")
-    return figure_markdown(fig, "confusion matrix")
-
-
-def roc_plot(curve: dict, auc: float) -> str:
-    fig, ax = new_figure()
-    ax.plot(curve["fpr"], curve["tpr"], label=f"AUC {auc:.3f}")
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title("ROC curve (test split)")
-    ax.legend(loc="lower right")
-    return figure_markdown(fig, "ROC curve")
-
-
-def render_report(result: dict, label_names: list[str], training: dict, sections: list[str]) -> str:
-    parts = [
-        "# Evaluation report",
-        f"Model trained from `{training.get('base_model')}` on data `{training.get('data_fingerprint')}`, "
-        f"code `{training.get('code_version')}`; {result['examples']} test examples.",
-        markdown_table(["metric", "value"], [[name, f"{result[name]:.4f}"] for name in HEADLINE]),
-        "## Confusion matrix",
-        confusion_plot(result["confusion_matrix"], label_names),
-    ]
-    if "roc_curve" in result:
-        parts += ["## ROC curve", roc_plot(result["roc_curve"], result["roc_auc"])]
-    return "\n\n".join(parts + sections) + "\n"
-
-
-def load_model(model_dir: str):
-    """Model, tokenizer and ``training.json`` of a Model directory (local path or ``gs://``)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from components.base_model import resolve_base_model
-
-    model_dir = resolve_base_model(model_dir)
-    training_file = Path(model_dir) / "training.json"
-    training = json.loads(training_file.read_text()) if training_file.exists() else {}
-    return AutoModelForSequenceClassification.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir), training
-
-
-def score_model(model_dir: str, texts: list[str], labels: list[int], label_names: list[str], seed: int) -> dict:
-    """Metrics and behavioural suites of one model on ``texts``, in fp32 (the accuracy of record).
-
-    Each model is scored with its own tokenizer, max length and truncation, so a champion trained
-    with other settings is judged as it serves.
-    """
-    import torch
-
-    from components.behaviour import hf_predict_proba, run_suites
-    from components.tokenize import encode
-    from components.train import predict_logits
-
-    model, tokenizer, training = load_model(model_dir)
-    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    if names != list(label_names):
-        raise ValueError(f"model {model_dir} has labels {names}, the data has {list(label_names)}")
-    max_length = int(training.get("max_length") or tokenizer.model_max_length)
-    enc = encode(tokenizer, texts, max_length, training.get("truncation") or "head")
-    start = time.perf_counter()
-    logits = predict_logits(model, [{"input_ids": ids} for ids in enc["input_ids"]], 64, tokenizer.pad_token_id, torch.device("cpu"), "fp32")
-    probabilities = torch.softmax(logits, dim=-1).numpy()
-    elapsed = time.perf_counter() - start
-    log.info("scored %d texts with %s in %.1fs (%.1f texts/s)", len(texts), model_dir, elapsed, len(texts) / max(elapsed, 1e-9))
-    result = compute_metrics(labels, probabilities, label_names)
-    result["behaviour"] = run_suites(hf_predict_proba(model, tokenizer, max_length), label_names, seed=seed).to_dict()
-    result["model"] = model_dir
-    return result
-
-
-def evaluate(model_dir: str, tokenized_dir: str, output_dir: str, champion_model: str = "", seed: int = 0) -> dict:
-    """Evaluate the model (and the champion, when given) on the test split; write ``metrics.json`` and ``report.md``.
-
-    Args:
-        model_dir: the train step's Model directory.
-        tokenized_dir: the tokenize step's output (its ``test`` split is used).
-        output_dir: where ``metrics.json`` and ``report.md`` are written.
-        champion_model: Model directory (path or ``gs://``) of the model in production; scored on the same
-            test split and suites and stored under ``champion`` in ``metrics.json``. Empty: none.
-        seed: seed of the behavioural suites' generators.
-
-    Returns:
-        The metrics (also in ``metrics.json``): confusion matrix, ROC curve, behavioural suites, champion.
-    """
-    import datasets
-
-    from components.behaviour import BehaviourReport
-
-    test = datasets.load_from_disk(tokenized_dir)["test"]
-    texts, labels = list(test["text"]), list(test["label"])
-    training = json.loads((Path(model_dir) / "training.json").read_text())
-    label_names = training["labels"]
-    result = score_model(model_dir, texts, labels, label_names, seed)
-    result["labels"] = label_names
-    sections = [BehaviourReport.from_dict(result["behaviour"]).to_markdown()]
-    if champion_model:
-        try:
-            result["champion"] = score_model(champion_model, texts, labels, label_names, seed)
-        except Exception as error:  # noqa: BLE001 - reported, and the gate fails closed on it
-            log.error("could not score the champion %s: %s", champion_model, error)
-            result["champion_error"] = f"{type(error).__name__}: {error}"
-        sections.append(champion_section(result))
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / METRICS_FILE).write_text(json.dumps(result, indent=2))
-    (out / REPORT_FILE).write_text(render_report(result, label_names, training, sections))
-    log.info("test accuracy %.4f, macro F1 %.4f", result["accuracy"], result["f1"])
-    return result
-
-
-def comparison_table(challenger: dict, champion: dict) -> str:
-    """Challenger and champion side by side: headline metrics and behavioural pass rates, with differences."""
-    from components.behaviour import BehaviourReport
-
-    def rates(result: dict) -> dict:
-        return BehaviourReport.from_dict(result["behaviour"]).pass_rates() if isinstance(result.get("behaviour"), dict) else {}
-
-    def cell(value, digits: int) -> str:
-        return f"{value:.{digits}f}" if isinstance(value, (int, float)) and math.isfinite(value) else "n/a"
-
-    def row(name: str, new, old, digits: int) -> list[str]:
-        both = all(isinstance(v, (int, float)) and math.isfinite(v) for v in (new, old))
-        return [name, cell(new, digits), cell(old, digits), f"{new - old:+.{digits}f}" if both else "n/a"]
-
-    rows = [row(name, challenger.get(name), champion.get(name), 4) for name in HEADLINE]
-    new_rates, old_rates = rates(challenger), rates(champion)
-    rows += [row(f"behaviour {key}", new_rates[key], old_rates.get(key), 3) for key in new_rates]
-    return markdown_table(["metric", "challenger", "champion", "difference"], rows)
-
-
-def champion_section(result: dict) -> str:
-    if "champion" not in result:
-        return f"## Champion\n\nThe champion could not be scored: {result['champion_error']}"
-    return "\n\n".join([
-        "## Challenger vs champion (same test split, same suites)",
-        f"Champion: `{result['champion']['model']}`",
-        comparison_table(result, result["champion"]),
-    ])
-
-
-@cpu_step
+# Settings named again for kfp (see components/step.py, which checks them against the dataclasses).
+@step(EvaluateSettings, TrackingSettings)
 def evaluate_op(
-    model: dsl.Input[dsl.Model],
-    tokenized: dsl.Input[dsl.Dataset],
-    champion_model: str,
-    seed: int,
-    wandb_project: str,
-    wandb_entity: str,
-    wandb_api_key_secret: str,
-    metrics: dsl.Output[dsl.Metrics],
-    classification_metrics: dsl.Output[dsl.ClassificationMetrics],
-    report: dsl.Output[dsl.Markdown],
-    evaluation: dsl.Output[dsl.Artifact],
+    live_model_uri: str, seed: int, wandb_project: str, wandb_entity: str, wandb_api_key_secret: str,
+    model: dsl.Input[dsl.Model], tokenized: dsl.Input[dsl.Dataset],
+    metrics: dsl.Output[dsl.Metrics], classification_metrics: dsl.Output[dsl.ClassificationMetrics],
+    report: dsl.Output[dsl.Markdown], evaluation: dsl.Output[dsl.Artifact],
 ):
     """Evaluate the trained model on the test split.
 
     Args:
         model: The trained Model directory.
         tokenized: Tokenized splits; the test split is scored.
-        champion_model: Model directory (path or gs:// URI) of the model in production, scored on the same
-            test split and behavioural suites for the gate's comparison; empty when there is none.
-        seed: Seed of the behavioural suites' generated cases.
-        wandb_project: W&B project (offline without an API key).
-        wandb_entity: W&B team or user; empty uses the key's default.
-        wandb_api_key_secret: Secret Manager version holding the W&B key (Vertex); empty uses WANDB_API_KEY.
         metrics: Accuracy, macro F1, precision, recall, ROC AUC, loss and behavioural pass rates.
         classification_metrics: Confusion matrix and (binary) ROC curve.
         report: Markdown report with the plots.
@@ -252,12 +30,13 @@ def evaluate_op(
     import shutil
     from pathlib import Path
 
-    from components import tracking
-    from components.behaviour import BehaviourReport
-    from components.evaluate import HEADLINE, METRICS_FILE, REPORT_FILE, evaluate
+    from textclf import tracking
+    from textclf.behaviour import BehaviourReport
+    from textclf.evaluate import HEADLINE, METRICS_FILE, REPORT_FILE, EvaluateSettings, evaluate
+    from textclf.settings import from_values
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    result = evaluate(model.path, tokenized.path, evaluation.path, champion_model, seed)
+    result = evaluate(model.path, tokenized.path, evaluation.path, from_values(EvaluateSettings, locals()))
     for name in HEADLINE:
         metrics.log_metric(name, result[name])
     for name, rate in BehaviourReport.from_dict(result["behaviour"]).pass_rates().items():
@@ -268,8 +47,7 @@ def evaluate_op(
         classification_metrics.log_roc_curve(curve["fpr"], curve["tpr"], curve["thresholds"])
     shutil.copyfile(Path(evaluation.path) / REPORT_FILE, report.path)
     scalars = {name: result[name] for name in HEADLINE if math.isfinite(result[name])}
-    tracking_settings = tracking.TrackingSettings(project=wandb_project, entity=wandb_entity, api_key_secret=wandb_api_key_secret)
-    with tracking.start(tracking_settings, job_type="evaluate", config={"model": model.uri}) as run:
+    with tracking.start(from_values(tracking.TrackingSettings, locals()), job_type="evaluate", config={"model": model.uri}) as run:
         run.log({f"test/{name}": value for name, value in scalars.items()})
         run.set_summary(scalars)
         run.log_confusion_matrix(result["labels"], result["confusion_matrix"])

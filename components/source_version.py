@@ -1,36 +1,13 @@
-"""Source-version step: a digest of the data behind ``source``, so caching follows the data.
+"""Source-version step: a digest of the data behind ``source``, run on every pipeline run, so that
+ingest and tokenize are cache hits exactly when the data is unchanged (``textclf.source_version``)."""
 
-kfp caches a step on its inputs. ``ingest`` reads ``source`` by name, so a nightly retrain on the
-same ``gs://`` URI would be a cache hit even after the files changed. This step runs every time
-(caching off), costs one object listing, and its output is an input of ``ingest``: ingest and
-tokenize are cache hits exactly when the data is unchanged.
-"""
-
-from components.images import cpu_step
-
-GENERATED_PREFIXES = ("sample:", "hf://")
+from components.step import step
+from textclf.source_version import SourceSettings
 
 
-def source_version(source: str) -> str:
-    """A short digest of the data at ``source``.
-
-    Generated samples are a function of their name and seed, and hub datasets are versioned by the
-    hub, so for those the source string itself is the version.
-    """
-    if source.startswith(GENERATED_PREFIXES):
-        return source
-    from components.storage import content_version
-
-    return content_version(source.removeprefix("file://"))
-
-
-@cpu_step
+@step(SourceSettings)
 def source_version_op(source: str) -> str:
-    """Digest of the data behind the source (object names, sizes and checksums), run on every pipeline run.
-
-    Args:
-        source: The ingest step's source.
-    """
-    from components.source_version import source_version
+    """Digest of the data behind the source (object names, sizes and checksums)."""
+    from textclf.source_version import source_version
 
     return source_version(source)

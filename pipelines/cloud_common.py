@@ -1,5 +1,6 @@
 """What ``submit`` and ``schedule`` share: backend options, the compiled package, typed
-``--param`` values, cron checking and following a run to its end."""
+``--param`` values (``run`` parses its ``--param`` here too), cron checking and following a run
+to its end."""
 
 from __future__ import annotations
 

@@ -10,14 +10,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines import cloud_common
 from pipelines.pipeline import build_pipeline
 
 log = logging.getLogger(__name__)
 
 # The embedded default: generated sample reviews and the packaged MiniLM, small enough for a laptop.
-LOCAL_DEFAULTS = {"source": "sample:2000", "max_length": 128, "epochs": 1, "batch_size": 32}
+LOCAL_DEFAULTS = {"max_length": 128, "epochs": 1}
 RUNS_DIR = "runs"
-CASTS = {"STRING": str, "NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "BOOLEAN": lambda v: v.lower() in ("1", "true", "yes")}
 # Where each result lives under a run: (task, output, file inside the output or "").
 OUTPUTS = {
     "data_card": ("ingest-op", "data_card", ""),
@@ -43,21 +43,16 @@ class LocalRun:
 
 
 def parse_params(pairs: list[str]) -> dict:
-    """``["epochs=1", "source=data.csv"]`` -> typed pipeline arguments (types from the pipeline's inputs)."""
+    """``["epochs=1", "source=data.csv"]`` -> typed pipeline arguments, by the same strict rules as
+    ``submit`` and ``schedule`` (types from the pipeline's declaration; unknown names and bad values fail)."""
     from kfp.pipeline_spec import pipeline_spec_pb2
 
     spec_inputs = build_pipeline().pipeline_spec.root.input_definitions.parameters
-    params = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or name not in spec_inputs:
-            raise SystemExit(f"--param {pair!r}: expected NAME=VALUE with NAME one of {sorted(spec_inputs)}")
-        kind = pipeline_spec_pb2.ParameterType.ParameterTypeEnum.Name(spec_inputs[name].parameter_type)
-        try:
-            params[name] = CASTS[kind](value)
-        except ValueError:
-            raise SystemExit(f"--param {pair!r}: {name} takes a {kind.lower().replace('number_', '')}") from None
-    return params
+    kinds = pipeline_spec_pb2.ParameterType.ParameterTypeEnum
+    try:
+        return cloud_common.parse_params(pairs, {name: kinds.Name(spec.parameter_type) for name, spec in spec_inputs.items()})
+    except cloud_common.CloudCommandError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 def find_outputs(run_dir: Path) -> dict[str, Path]:

@@ -1,14 +1,12 @@
 """The inference core: texts in, label probabilities out, with no HTTP or kserve in sight.
 
-Tokenization, truncation (head, or head+tail after Sun et al. 2019, "How to Fine-Tune BERT for
-Text Classification?"), length-sorted padding per batch and the backend call all happen here,
-on the batcher's worker thread.
+Encoding (``textclf.encoding``: the same truncation as in training), length-sorted padding per
+batch and the backend call all happen here, on the batcher's worker thread.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from pathlib import Path
 from typing import Literal, Sequence
@@ -16,6 +14,8 @@ from typing import Literal, Sequence
 import numpy as np
 
 from serving.backends import Backend, load_backend
+from textclf.encoding import TextEncoder
+from textclf.settings import setting
 
 logger = logging.getLogger(__name__)
 
@@ -36,15 +36,22 @@ PROBE_TEXTS = (
 class InferenceSettings:
     """How the classifier runs; every field is a ``python -m serving`` flag of the same name."""
 
-    backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
-    max_length: int | None = None  # None: as trained (training.json), else the model's own limit
-    truncation: Truncation | None = None  # None: as trained, else "head"
-    head_tokens: int | None = None  # kept from the start with head_tail; None: HEAD_SHARE of the room
-    max_batch_tokens: int = 2048  # padded tokens per forward pass (batch size x longest length)
-    threads: int | None = None  # None: the CPUs this process may use
-    bf16: Literal["auto", "on", "off"] = "auto"
-    bf16_tolerance: float = 0.02  # max |probability change| the bf16 check accepts
-    cache_dir: str | None = None  # where ONNX exports go; never inside the model directory
+    backend: Literal["torch", "onnx", "onnx-int8"] = setting("torch", "Inference backend; ONNX models are exported "
+                                                             "once from the same directory and cached.")
+    max_length: int | None = setting(None, "Truncate texts to this many tokens (default: as trained, from "
+                                     "training.json; else the model's limit).")
+    truncation: Truncation | None = setting(None, "Keep the start of long texts (head), or the start and the end "
+                                            "(head_tail) (default: as trained).")
+    head_tokens: int | None = setting(None, "With head_tail: tokens kept from the start (default: a quarter of "
+                                      "the room, as in training).")
+    max_batch_tokens: int = setting(2048, "Padded tokens per forward pass (batch size x longest length); larger "
+                                    "merged batches are split.")
+    threads: int | None = setting(None, "Threads per inference worker (default: usable CPUs / inference_workers).")
+    bf16: Literal["auto", "on", "off"] = setting("auto", "torch bf16 autocast; auto: on CPUs with AVX512-BF16/AMX "
+                                                 "when the probe texts keep their predictions.")
+    bf16_tolerance: float = setting(0.02, "Largest probability change on the probe texts that bf16 may cause.")
+    cache_dir: str | None = setting(None, "Where ONNX exports are cached, never inside the model directory "
+                                    "(default: $TEXTCLF_CACHE_DIR or ~/.cache/textclf-serving).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,25 +59,6 @@ class Prediction:
     label: str
     score: float
     probabilities: tuple[float, ...]
-
-
-# Share of the token budget head+tail truncation keeps from the start: the train step's
-# components.tokenize.HEAD_SHARE (not imported: the server does not carry kfp), kept equal by a test.
-HEAD_SHARE = 0.25
-
-
-def trained_settings(model_dir: Path) -> dict:
-    """``max_length`` and ``truncation`` the model was trained with (``training.json``), if known."""
-    path = model_dir / "training.json"
-    training = json.loads(path.read_text()) if path.is_file() else {}
-    return {key: training[key] for key in ("max_length", "truncation") if training.get(key)}
-
-
-def model_max_length(model_dir: Path, tokenizer) -> int:
-    """The longest input the model accepts: the tokenizer's limit capped by the position table."""
-    config = json.loads((model_dir / "config.json").read_text())
-    limits = [config.get("max_position_embeddings", 512), tokenizer.model_max_length]
-    return int(min(limit for limit in limits if limit and limit < 1_000_000))
 
 
 class TextClassifier:
@@ -91,29 +79,10 @@ class TextClassifier:
         config = AutoConfig.from_pretrained(self.model_dir)
         self.labels = [config.id2label[i] for i in range(config.num_labels)]
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-        limit = model_max_length(self.model_dir, self.tokenizer)
         # Serve as trained unless told otherwise: the same truncation avoids train/serve skew.
-        trained = trained_settings(self.model_dir)
-        self.max_length = settings.max_length or min(int(trained.get("max_length", limit)), limit)
-        if not 2 < self.max_length <= limit:
-            raise ValueError(f"--max_length {self.max_length} is outside 3..{limit}, the model's limit")
-        self.truncation = settings.truncation or trained.get("truncation", "head")
-        # The raw Rust tokenizer: no padding, no truncation, no "sequence too long" warnings;
-        # truncation is done here so that head+tail works the same for every backend.
-        self._encoder = self.tokenizer.backend_tokenizer
-        self._encoder.no_truncation()
-        self._encoder.no_padding()
-        self._pad_id = self.tokenizer.pad_token_id or 0
-        # The special tokens around one text ([CLS] ... [SEP] for BERT), read off the
-        # tokenizer's own post-processor so that other model families work too.
-        probe = self._encoder.encode("a", add_special_tokens=True)
-        specials = probe.special_tokens_mask
-        first, end = specials.index(0), len(specials) - specials[::-1].index(0)
-        self._prefix, self._suffix = probe.ids[:first], probe.ids[end:]
-        room = self.max_length - len(self._prefix) - len(self._suffix)
-        self.head_tokens = settings.head_tokens or int(room * HEAD_SHARE)
-        if self.truncation == "head_tail" and not 0 < self.head_tokens < room:
-            raise ValueError(f"--head_tokens {self.head_tokens} must be in 1..{room - 1}")
+        self.encoder = TextEncoder.for_model(self.model_dir, self.tokenizer, settings.max_length,
+                                             settings.truncation, settings.head_tokens)
+        self.max_length, self.truncation = self.encoder.max_length, self.encoder.truncation
         self.backend: Backend = load_backend(self.model_dir, settings)
         if settings.backend == "torch" and settings.bf16 != "off":
             self._choose_bf16()
@@ -137,28 +106,13 @@ class TextClassifier:
                     "on" if self.backend.bf16 else "off", "kept" if same_labels else "changed",
                     drift, self.settings.bf16_tolerance)
 
-    def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids with special tokens, truncated to ``max_length`` (head or head+tail)."""
-        room = self.max_length - len(self._prefix) - len(self._suffix)
-        encoded = []
-        for encoding in self._encoder.encode_batch(list(texts), add_special_tokens=False):
-            ids = encoding.ids
-            if len(ids) > room:
-                if self.truncation == "head_tail":
-                    head = self.head_tokens
-                    ids = ids[:head] + ids[len(ids) - (room - head):]
-                else:
-                    ids = ids[:room]
-            encoded.append(self._prefix + ids + self._suffix)
-        return encoded
-
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities, shape [len(texts), K], in the order of ``texts``.
 
         Texts are sorted by length and cut into batches of at most ``max_batch_tokens`` padded
         tokens, each padded only to its own longest text: on CPU the cost is the padded length.
         """
-        encoded = self.encode(texts)
+        encoded = self.encoder.encode(texts)
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         probabilities = np.empty((len(encoded), len(self.labels)), dtype=np.float32)
         start = 0
@@ -168,7 +122,7 @@ class TextClassifier:
             while end < len(order) and (end - start + 1) * len(encoded[order[end]]) <= self.settings.max_batch_tokens:
                 end += 1
             batch = [encoded[i] for i in order[start:end]]
-            input_ids, attention_mask = pad(batch, self._pad_id)
+            input_ids, attention_mask = pad(batch, self.encoder.pad_id)
             probabilities[order[start:end]] = softmax(self.backend.logits(input_ids, attention_mask))
             start = end
         return probabilities

@@ -21,7 +21,7 @@ def build_tiny_model(out_dir, labels=LABELS, seed: int = 0):
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from components.base_model import resolve_base_model
+    from textclf.base_model import resolve_base_model
 
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(resolve_base_model())
@@ -46,3 +46,13 @@ def build_tiny_model(out_dir, labels=LABELS, seed: int = 0):
 def tiny_model_dir(tmp_path_factory):
     """A saved tiny random BERT classifier (negative/positive): the Model artifact's layout."""
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def sample_parquet(tmp_path_factory):
+    """240 generated reviews ingested by the ingest step: (Parquet path, metadata)."""
+    from textclf.ingest import IngestSettings, ingest
+
+    path = tmp_path_factory.mktemp("ingest") / "data.parquet"
+    result = ingest(IngestSettings(source="sample:240", seed=1), str(path))
+    return str(path), result.metadata

@@ -1,4 +1,4 @@
-"""``python -m serving.monitor {serve,check,agent}``: the drift monitor, the drift check, the logger stand-in."""
+"""``python -m serving.monitor {serve,check}``: the drift monitor and the scheduled drift check."""
 
 from __future__ import annotations
 
@@ -40,23 +40,11 @@ def _add_check(sub) -> None:
     p.add_argument("--timeout", type=float, default=10.0)
 
 
-def _add_agent(sub) -> None:
-    p = sub.add_parser("agent", help="local stand-in for KServe's logger agent: proxy + CloudEvents")
-    p.add_argument("--upstream", required=True, help="model server base URL, e.g. http://127.0.0.1:8080")
-    p.add_argument("--log_url", required=True, help="where events go (the monitor)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8081)
-    p.add_argument("--inference_service", default="textclf")
-    p.add_argument("--namespace", default="default")
-    p.add_argument("--component", default="predictor")
-    p.add_argument("--endpoint", default="")
-
-
 def serve(args) -> None:
     import uvicorn
     from transformers import AutoTokenizer
 
-    from components.profile import load_profile
+    from textclf.profile import load_profile
     from serving.monitor.app import create_app
     from serving.monitor.monitor import DriftMonitor
 
@@ -82,28 +70,11 @@ def serve(args) -> None:
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
-def agent(args) -> None:
-    import uvicorn
-
-    from serving.monitor.logger_agent import LoggerTarget, create_agent
-
-    target = LoggerTarget(
-        url=args.log_url,
-        source=f"http://localhost:{args.port}/",
-        inference_service=args.inference_service,
-        namespace=args.namespace,
-        component=args.component,
-        endpoint=args.endpoint,
-    )
-    uvicorn.run(create_agent(args.upstream, target), host=args.host, port=args.port, log_level="warning")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m serving.monitor", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve(sub)
     _add_check(sub)
-    _add_agent(sub)
     return parser
 
 
@@ -116,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             from serving.monitor.check import run_check
 
             return run_check(args.url, parse_thresholds(args.threshold) if args.threshold else None, args.then, args.timeout)
-        (serve if args.command == "serve" else agent)(args)
+        serve(args)
     except ValueError as err:  # bad thresholds, config or profile: say what, no traceback
         parser.error(str(err))
     return 0

@@ -13,8 +13,8 @@ from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from components.profile import TextFeatures, bin_index, text_features
-from serving.monitor import drift
+from textclf.profile import TextFeatures, bin_index, text_features
+from textclf import drift
 from serving.monitor.events import InferenceEvent, MalformedEvent, Prediction, predictions_from_response, texts_from_request
 
 log = logging.getLogger("serving.monitor")
@@ -154,7 +154,7 @@ class DriftMonitor:
     """Feeds logged events into sliding windows and compares them with a reference profile.
 
     Args:
-        profile: a reference profile (``components.profile.load_profile``).
+        profile: a reference profile (``textclf.profile.load_profile``).
         tokenizer: the model's tokenizer, to measure live texts the way the profile did.
         config: window sizes and thresholds.
     """

@@ -7,16 +7,17 @@ Exit codes: 0 done (analyze: promote), 1 a named error (printed), 2 bad argument
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
 
 import yaml
 
-from serving.rollout import analysis, operations
-from serving.rollout.errors import AnalysisError, InvalidManifestError, RolloutError
-from serving.rollout.kube import InferenceServiceAPI
+from serving.rollout import analysis
+from textclf.rollout import operations
+from textclf.settings import from_values
+from textclf.rollout.errors import AnalysisError, InvalidManifestError, RolloutError
+from textclf.rollout.kube import InferenceServiceAPI
 
 EXIT_CODES = {"promote": 0, "rollback": 3, "hold": 4}
 
@@ -48,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     wait.add_argument("--timeout", type=float, default=600.0, help="seconds (default 600)")
     wait.add_argument("--interval", type=float, default=5.0, help="seconds between polls (default 5)")
 
-    analyze = commands.add_parser("analyze", help="compare canary and previous revision, then decide")
+    analyze = commands.add_parser("analyze", help="compare canary and previous revision, then decide",
+                                  parents=[settings_parser(analysis.CanaryRules, analysis.MetricNames)],
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     analyze.add_argument("name")
     analyze.add_argument("--prometheus", required=True, help="Prometheus base URL, e.g. http://localhost:9090")
     analyze.add_argument("--ingress-url", help="send probe requests here, with the tag URL's host as Host header")
@@ -57,12 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     probes.add_argument("--probes", help="file with one probe text per line (default: the built-in set)")
     probes.add_argument("--no-probes", action="store_true", help="decide on metrics only")
     analyze.add_argument("--act", action="store_true", help="promote or roll back as decided (default: only print)")
-    for group_name, cls in (("rules", analysis.CanaryRules), ("metric names", analysis.MetricNames)):
-        group = analyze.add_argument_group(group_name)
-        for f in dataclasses.fields(cls):
-            group.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
-                               help=f"(default: {f.default})")
     return parser
+
+
+def settings_parser(*classes) -> argparse.ArgumentParser:
+    """The flags of settings dataclasses (help from their fields), as a parent parser."""
+    from transformers import HfArgumentParser
+
+    return HfArgumentParser(list(classes), add_help=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_analysis(args: argparse.Namespace, api: InferenceServiceAPI) -> int:
     def values(cls):
-        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+        return from_values(cls, vars(args))
 
     status = operations.get_status(args.name, args.namespace, api=api)
     if args.no_probes:

@@ -21,8 +21,9 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 
-from serving.rollout.errors import AnalysisError, NoCanaryError
-from serving.rollout.operations import RolloutStatus, TrafficTarget
+from textclf.rollout.errors import AnalysisError, NoCanaryError
+from textclf.settings import setting
+from textclf.rollout.operations import RolloutStatus, TrafficTarget
 
 # Fixed probe texts: short and long, both polarities, negation, sarcasm, non-English, noise.
 # Changing them changes what "agreement" means between runs, so add, do not edit.
@@ -48,21 +49,13 @@ PROBE_TEXTS = (
 
 @dataclass
 class CanaryRules:
-    """When a canary is good enough to promote.
+    """When a canary is good enough to promote."""
 
-    Attributes:
-        min_requests: canary requests in the window needed before any verdict.
-        max_error_rate_increase: allowed canary error rate minus previous error rate (absolute).
-        max_p95_ratio: allowed canary p95 / previous p95 ...
-        p95_slack_s: ... plus this absolute slack, so millisecond noise on fast servers is no regression.
-        min_probe_agreement: share of probe texts that must get the same label from both revisions.
-    """
-
-    min_requests: int = 100
-    max_error_rate_increase: float = 0.01
-    max_p95_ratio: float = 1.25
-    p95_slack_s: float = 0.010
-    min_probe_agreement: float = 0.95
+    min_requests: int = setting(100, "Canary requests in the window needed before any verdict.")
+    max_error_rate_increase: float = setting(0.01, "Allowed canary error rate minus previous error rate (absolute).")
+    max_p95_ratio: float = setting(1.25, "Allowed canary p95 / previous p95 (plus p95_slack_s).")
+    p95_slack_s: float = setting(0.010, "Absolute p95 slack in seconds, so millisecond noise on fast servers is no regression.")
+    min_probe_agreement: float = setting(0.95, "Share of probe texts that must get the same label from both revisions.")
 
 
 @dataclass
@@ -73,13 +66,14 @@ class MetricNames:
     ``__meta_kubernetes_pod_label_(.+)``) makes of the pod label ``serving.knative.dev/revision``.
     """
 
-    requests_counter: str = "textclf_http_requests_total"
-    request_filter: str = 'endpoint=~"v1_predict|v2_infer"'  # health checks and scrapes are no traffic
-    status_label: str = "code"
-    error_status_regex: str = "5.."
-    latency_histogram: str = "request_predict_seconds"
-    revision_label: str = "serving_knative_dev_revision"
-    window: str = "10m"
+    requests_counter: str = setting("textclf_http_requests_total", "Counter of HTTP requests by endpoint and code.")
+    request_filter: str = setting('endpoint=~"v1_predict|v2_infer"', "Label filter for inference requests "
+                                  "(health checks and scrapes are no traffic).")
+    status_label: str = setting("code", "Label holding the HTTP status code.")
+    error_status_regex: str = setting("5..", "Status codes that count as errors.")
+    latency_histogram: str = setting("request_predict_seconds", "Histogram of predict latency (kserve's).")
+    revision_label: str = setting("serving_knative_dev_revision", "Label holding the Knative revision.")
+    window: str = setting("10m", "PromQL range the numbers are taken over.")
 
 
 @dataclass

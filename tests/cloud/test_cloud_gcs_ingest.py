@@ -4,9 +4,9 @@ step outputs are written back under a gs:// pipeline root and read again unchang
 import pandas as pd
 import pytest
 
-from components import storage
-from components.ingest import IngestSettings, SourceError, ingest
-from components.sample_data import generate
+from textclf import storage
+from textclf.ingest import IngestSettings, SourceError, ingest
+from textclf.sample_data import generate
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from components import storage
+from textclf import storage
 
 
 def test_is_gcs_and_split():

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from components import tracking
+from textclf import tracking
 from tests.cloud import wandb_records
 from tests.cloud.conftest import free_port
 
@@ -36,7 +36,7 @@ def test_settings_reject_bad_values():
     with pytest.raises(ValueError, match="unknown W&B mode 'onlin'"):
         tracking.TrackingSettings(mode="onlin")
     with pytest.raises(ValueError, match="project"):
-        tracking.TrackingSettings(project="")
+        tracking.TrackingSettings(wandb_project="")
     assert tracking.TrackingSettings(mode="dryrun").mode == "offline"
 
 
@@ -53,7 +53,7 @@ def test_mode_resolution(no_key, monkeypatch, caplog):
 
 
 def test_offline_run_records_config_metrics_matrix_and_model(no_key, tmp_path, model_dir):
-    settings = tracking.TrackingSettings(project="textclf-test", dir=str(tmp_path / "tracking"))
+    settings = tracking.TrackingSettings(wandb_project="textclf-test", dir=str(tmp_path / "tracking"))
     with tracking.start(settings, job_type="train", config={"learning_rate": 5e-5, "epochs": 2}, group="pipeline-run-1") as run:
         assert run.mode == "offline"
         for step, loss in ((10, 0.69), (20, 0.41)):
@@ -88,7 +88,7 @@ def test_disabled_writes_nothing(no_key, monkeypatch, tmp_path, model_dir):
         run.log({"f1": 1.0}, step=0)
         run.log_confusion_matrix(["negative", "positive"], [[1, 0], [0, 1]])
         run.log_model(model_dir)
-    tracking.promote(settings, model_dir, {"f1": 1.0})
+    tracking.approve(settings, model_dir, {"f1": 1.0})
     assert run.mode == "disabled" and run.run_dir is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     assert tracking.champion_metrics(settings) is None
@@ -146,13 +146,13 @@ def test_api_key_from_secret_manager(no_key, monkeypatch, caplog):
     monkeypatch.setattr(tracking, "SECRET_MANAGER_URL", f"http://127.0.0.1:{server.server_port}")
     monkeypatch.setattr(google.auth, "default", lambda scopes=None: (AnonymousCredentials(), "p"))
     try:
-        missing = tracking.TrackingSettings(api_key_secret="projects/p/secrets/other/versions/1")
+        missing = tracking.TrackingSettings(wandb_api_key_secret="projects/p/secrets/other/versions/1")
         with caplog.at_level(logging.WARNING):
             assert tracking.api_key(missing) == ""
             assert tracking.resolve_mode(missing) == "offline"
         assert "projects/p/secrets/other/versions/1" in caplog.text
 
-        settings = tracking.TrackingSettings(api_key_secret="projects/p/secrets/wandb-api-key/versions/latest")
+        settings = tracking.TrackingSettings(wandb_api_key_secret="projects/p/secrets/wandb-api-key/versions/latest")
         assert tracking.resolve_mode(settings) == "online"
         assert os.environ["WANDB_API_KEY"] == "s3cr3t-key-from-secret-manager"
     finally:
@@ -183,7 +183,7 @@ def test_champion_metrics_reads_the_production_alias(no_key, monkeypatch):
     import wandb
 
     monkeypatch.setattr(wandb, "Api", _FakeWandbApi)
-    settings = tracking.TrackingSettings(project="textclf-test")
+    settings = tracking.TrackingSettings(wandb_project="textclf-test")
     assert tracking.champion_metrics(settings) is None  # offline: no server to ask
 
     monkeypatch.setenv("WANDB_API_KEY", "k" * 40)

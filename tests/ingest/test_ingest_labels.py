@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from components.ingest import (EmptySplitError, IngestSettings, MissingColumnError, SingleClassError,
+from textclf.ingest import (EmptySplitError, IngestSettings, MissingColumnError, SingleClassError,
                                SourceError, ingest, label_vocabulary, prepare)
 
 

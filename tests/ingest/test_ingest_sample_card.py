@@ -7,8 +7,8 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from components.ingest import IngestSettings, SourceError, ingest
-from components.sample_data import generate
+from textclf.ingest import IngestSettings, SourceError, ingest
+from textclf.sample_data import generate
 
 
 def test_sample_is_deterministic_balanced_and_distinct():

@@ -7,10 +7,10 @@ import time
 import pandas as pd
 import pytest
 
-from components.ingest import IngestSettings, SourceError, ingest
+from textclf.ingest import IngestSettings, SourceError, ingest
 
 try:  # the cloud tests' real gcp-storage-emulator fixtures, when components/storage.py is there
-    import components.storage  # noqa: F401
+    import textclf.storage  # noqa: F401
     from tests.cloud.conftest import gcs_bucket, gcs_emulator_url  # noqa: F401
     GCS_MISSING = None
 except ImportError as error:

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from components.ingest import IngestSettings, fingerprint, ingest, prepare
+from textclf.ingest import IngestSettings, fingerprint, ingest, prepare
 
 
 def labelled(counts: dict, prefix="text"):

@@ -50,7 +50,7 @@ def tokenizer(tiny_model_dir):
 @pytest.fixture(scope="session")
 def reference_profile(tokenizer):
     """A profile of 400 review texts with uniform-ish fake scores over [0.5, 0.95]."""
-    from components.profile import build_reference_profile
+    from textclf.profile import build_reference_profile
 
     texts = review_texts(400, seed=1)
     probabilities = fake_probabilities(400, seed=1)

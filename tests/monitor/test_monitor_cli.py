@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from serving.monitor.__main__ import main
 from serving.monitor.app import create_app
 from serving.monitor.check import breached_metrics, run_check
-from serving.monitor.logger_agent import LoggerTarget, create_agent
+from bench.logger_agent import LoggerTarget, create_agent
 from serving.monitor.monitor import DriftMonitor, MonitorConfig
 
 from tests.cloud.wandb_records import history, read_records

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from serving.monitor import drift
+from textclf import drift
 
 
 def test_identical_distributions_have_no_drift():

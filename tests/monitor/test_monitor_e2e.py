@@ -8,9 +8,9 @@ import httpx
 import numpy as np
 import pytest
 
-from components.profile import build_reference_profile
+from textclf.profile import build_reference_profile
 from serving.monitor.app import create_app
-from serving.monitor.logger_agent import LoggerTarget, create_agent
+from bench.logger_agent import LoggerTarget, create_agent
 from serving.monitor.monitor import DriftMonitor, MonitorConfig
 from tests.serving.conftest import MODEL_NAME, build_decisive_model, serve
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from components.profile import (
+from textclf.profile import (
     NO_SCRIPT,
     PROFILE_FORMAT,
     ProfileError,

@@ -1,16 +1,8 @@
-"""Fixtures for the training steps: sample data ingested and tokenized with the tiny model's tokenizer."""
+"""Fixtures for the training steps: the sample data tokenized with the tiny model's tokenizer, and trained."""
 
 import pytest
 
-from components.ingest import IngestSettings, ingest
-from components.tokenize import TokenizeSettings, tokenize
-
-
-@pytest.fixture(scope="session")
-def sample_parquet(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ingest") / "data.parquet"
-    result = ingest(IngestSettings(source="sample:240", seed=1), str(path))
-    return str(path), result.metadata
+from textclf.tokenize import TokenizeSettings, tokenize
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +15,7 @@ def tokenized_dir(sample_parquet, tiny_model_dir, tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained_model(tokenized_dir, sample_parquet, tiny_model_dir, tmp_path_factory):
     """A tiny model trained one epoch by the train step: (model dir, training summary)."""
-    from components.train import TrainSettings, train
+    from textclf.train import TrainSettings, train
 
     out = tmp_path_factory.mktemp("train") / "model"
     settings = TrainSettings(base_model=tiny_model_dir, epochs=1, batch_size=16, learning_rate=1e-3, seed=0)

@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from components.deploy import DeploySettings, build_inference_service, write_manifest
+from textclf.inferenceservice import DeploySettings, build_inference_service, write_manifest
 
 MODEL = "gs://bucket/root/run-2/train-op/model"
 
@@ -13,7 +13,7 @@ def predictor(manifest):
 
 
 def test_manifest_fields(tmp_path):
-    settings = DeploySettings(name="sentiment", namespace="ml", service_account="sa", min_replicas=2, max_replicas=5, cpu="3", memory="6Gi")
+    settings = DeploySettings(service_name="sentiment", namespace="ml", service_account="sa", min_replicas=2, max_replicas=5, serving_cpu="3", serving_memory="6Gi")
     manifest = build_inference_service(MODEL, settings, metrics_uri="gs://bucket/m.json")
     assert manifest["apiVersion"] == "serving.kserve.io/v1beta1" and manifest["kind"] == "InferenceService"
     assert manifest["metadata"]["name"] == "sentiment" and manifest["metadata"]["namespace"] == "ml"
@@ -41,7 +41,7 @@ def test_canary_only_when_another_model_is_live():
 
 
 def test_gpu_and_logger():
-    manifest = build_inference_service(MODEL, DeploySettings(gpus=1, logger_url="http://monitor.ml.svc/"))
+    manifest = build_inference_service(MODEL, DeploySettings(serving_gpus=1, logger_url="http://monitor.ml.svc/"))
     assert predictor(manifest)["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert predictor(manifest)["logger"] == {"mode": "all", "url": "http://monitor.ml.svc/"}
 

@@ -5,11 +5,14 @@ that cannot run here; the request goes through the real kubernetes client and ou
 """
 
 import json
+from dataclasses import asdict
 
 from kfp import dsl
 
 from components.deploy import deploy_op
 from tests.rollout.fake_kube import FakeKubeAPI
+from textclf.inferenceservice import DeploySettings
+from textclf.tracking import TrackingSettings
 
 
 def run_deploy(tmp_path, apply: bool):
@@ -20,12 +23,10 @@ def run_deploy(tmp_path, apply: bool):
     evaluation.mkdir(exist_ok=True)
     (evaluation / "metrics.json").write_text(json.dumps({"accuracy": 0.9, "f1": 0.9, "precision": 0.9, "recall": 0.9, "roc_auc": 0.95, "loss": 0.3}))
     manifest = dsl.Artifact(uri=str(tmp_path / "manifest"))
-    deploy_op.python_func(
-        model=dsl.Model(uri=str(model_dir)), evaluation=dsl.Artifact(uri=str(evaluation)), name="textclf", namespace="textclf",
-        service_account="textclf-serving", live_model_uri="", canary_traffic_percent=10, min_replicas=1, max_replicas=2,
-        cpu="1", memory="2Gi", gpus=0, logger_url="", apply=apply, wandb_project="textclf", wandb_entity="",
-        wandb_api_key_secret="", manifest=manifest,
-    )
+    settings = asdict(DeploySettings(max_replicas=2, serving_cpu="1", serving_memory="2Gi", apply=apply))
+    tracking = {name: value for name, value in asdict(TrackingSettings()).items() if name.startswith("wandb_")}
+    deploy_op.python_func(model=dsl.Model(uri=str(model_dir)), evaluation=dsl.Artifact(uri=str(evaluation)),
+                          manifest=manifest, **settings, **tracking)
     return manifest
 
 

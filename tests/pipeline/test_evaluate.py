@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components.evaluate import compute_metrics, evaluate
+from textclf.evaluate import EvaluateSettings, compute_metrics, evaluate
 
 
 def test_metrics_match_hand_computed_values():
@@ -35,7 +35,7 @@ def test_auc_is_nan_when_a_class_is_absent():
 
 def test_evaluate_writes_metrics_report_and_champion_comparison(trained_model, tokenized_dir, tmp_path):
     model_dir, _ = trained_model
-    result = evaluate(model_dir, tokenized_dir, str(tmp_path), champion_model=model_dir)
+    result = evaluate(model_dir, tokenized_dir, str(tmp_path), EvaluateSettings(live_model_uri=model_dir))
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["accuracy"] == result["accuracy"] and saved["examples"] == 24
     assert saved["labels"] == ["negative", "positive"]
@@ -49,6 +49,6 @@ def test_evaluate_writes_metrics_report_and_champion_comparison(trained_model, t
 
 def test_an_unscorable_champion_is_recorded_not_hidden(trained_model, tokenized_dir, tmp_path):
     model_dir, _ = trained_model
-    result = evaluate(model_dir, tokenized_dir, str(tmp_path), champion_model=str(tmp_path / "missing"))
+    result = evaluate(model_dir, tokenized_dir, str(tmp_path), EvaluateSettings(live_model_uri=str(tmp_path / "missing")))
     assert "champion" not in result and "champion_error" in result
     assert "could not be scored" in Path(tmp_path, "report.md").read_text()

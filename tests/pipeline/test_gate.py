@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from components.gate import GateSettings, decide, gate
+from textclf.gate import GateSettings, decide, gate
 
 GOOD_BEHAVIOUR = {
     "applicable": True, "not_applicable_reason": "", "label_names": ["negative", "positive"],

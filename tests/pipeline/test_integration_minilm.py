@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from components.evaluate import evaluate
-from components.ingest import IngestSettings, ingest
-from components.tokenize import TokenizeSettings, tokenize
-from components.train import TrainSettings, train
+from textclf.evaluate import evaluate
+from textclf.ingest import IngestSettings, ingest
+from textclf.tokenize import TokenizeSettings, tokenize
+from textclf.train import TrainSettings, train
 
 pytestmark = pytest.mark.integration
 

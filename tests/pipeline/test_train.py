@@ -7,8 +7,10 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from components import train as train_module
-from components.train import TrainSettings, checkpoint_dir_for, length_grouped_batches, train
+from textclf.train import TrainSettings, train
+from textclf.train import loop as train_module
+from textclf.train.batches import length_grouped_batches
+from textclf.train.checkpoint import checkpoint_dir_for
 
 
 def test_batches_cover_every_index_once_and_group_lengths():
@@ -54,7 +56,7 @@ def test_train_options_save_a_loadable_model(options, tokenized_dir, tiny_model_
 
 def test_a_retried_train_resumes_from_the_last_epoch(tokenized_dir, tiny_model_dir, tmp_path, monkeypatch):
     settings = TrainSettings(base_model=tiny_model_dir, epochs=2, batch_size=16, early_stopping_patience=0)
-    real_evaluate = train_module.evaluate_split
+    real_evaluate = train_module.validate
     calls = []
 
     def evaluate_then_die(*args, **kwargs):
@@ -63,13 +65,13 @@ def test_a_retried_train_resumes_from_the_last_epoch(tokenized_dir, tiny_model_d
             raise KeyboardInterrupt("node preempted")
         return real_evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "evaluate_split", evaluate_then_die)
+    monkeypatch.setattr(train_module, "validate", evaluate_then_die)
     with pytest.raises(KeyboardInterrupt):
         train(tokenized_dir, str(tmp_path / "model"), settings, {"labels": ["negative", "positive"]})
     saved = torch.load(checkpoint_dir_for(tmp_path / "model") / "last.pt", weights_only=False)["state"]
     assert saved["epoch"] == 1
 
-    monkeypatch.setattr(train_module, "evaluate_split", real_evaluate)
+    monkeypatch.setattr(train_module, "validate", real_evaluate)
     steps_run = []
     real_collate = train_module.collate
     monkeypatch.setattr(train_module, "collate", lambda rows, pad: steps_run.append(1) or real_collate(rows, pad))
@@ -88,7 +90,7 @@ def test_bad_settings_are_named():
 
 
 def test_head_tail_tokenized_data_trains_and_is_recorded(sample_parquet, tiny_model_dir, tmp_path):
-    from components.tokenize import TokenizeSettings, tokenize
+    from textclf.tokenize import TokenizeSettings, tokenize
 
     metadata = tokenize(sample_parquet[0], str(tmp_path / "tok"), TokenizeSettings(base_model=tiny_model_dir, max_length=24, truncation="head_tail"))
     settings = TrainSettings(base_model=tiny_model_dir, epochs=1, batch_size=16, max_steps=2)
@@ -100,7 +102,7 @@ def test_head_tail_tokenized_data_trains_and_is_recorded(sample_parquet, tiny_mo
 def test_attention_dropout_is_off_by_default_and_can_be_kept(trained_model, tiny_model_dir):
     from transformers import AutoConfig
 
-    from components.train import attention_dropout_override
+    from textclf.train.model import attention_dropout_override
 
     assert AutoConfig.from_pretrained(trained_model[0]).attention_probs_dropout_prob == 0.0
     assert attention_dropout_override(tiny_model_dir, -1) == {}

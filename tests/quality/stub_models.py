@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 
-from components import behaviour_data as data
+from textclf import behaviour_data as data
 
 POSITIVE_WORDS = frozenset(
     data.POSITIVE_ADJECTIVES

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from components.behaviour import (
+from textclf.behaviour import (
     DIR,
     INV,
     MFT,
@@ -15,7 +15,6 @@ from components.behaviour import (
     Case,
     NotSentimentLabels,
     Suite,
-    hf_predict_proba,
     run_suites,
     sentiment_label_ids,
 )
@@ -223,13 +222,16 @@ def test_check_rejects_impossible_minimums_and_reports_missing_keys():
 
 
 def test_runs_on_a_real_hugging_face_model(tiny_model_dir):
-    """The tiny random BERT through hf_predict_proba: the path evaluate takes with the real model."""
+    """The tiny random BERT through textclf.predict.predict_proba: the path evaluate takes with the real model."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from textclf.encoding import TextEncoder
+    from textclf.predict import predict_proba
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    report = run_suites(hf_predict_proba(model, tokenizer), labels, max_cases_per_suite=10, batch_size=32)
+    report = run_suites(predict_proba(model, TextEncoder(tokenizer, 128)), labels, max_cases_per_suite=10, batch_size=32)
     assert report.applicable and report.positive_label == "positive"
     rates = report.pass_rates()
     assert set(rates) == {s.name for s in SUITES} | {"mft", "inv", "dir"}

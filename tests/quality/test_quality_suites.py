@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
-from components import behaviour_data as data
-from components.behaviour import (
+from textclf import behaviour_data as data
+from textclf.behaviour import (
     DIR,
     EXPECTATIONS,
     INV,
@@ -59,7 +59,7 @@ def test_max_cases_must_be_positive():
 def test_cases_do_not_depend_on_the_hash_seed():
     """Same seed, different processes and PYTHONHASHSEED: the same cases (no set-order leaks)."""
     script = (
-        "import hashlib; from components.behaviour import SUITES; "
+        "import hashlib; from textclf.behaviour import SUITES; "
         "print(hashlib.sha256(repr([s.generate(7, 40) for s in SUITES]).encode()).hexdigest())"
     )
     digests = {

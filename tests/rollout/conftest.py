@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from serving.rollout.kube import InferenceServiceAPI
+from textclf.rollout.kube import InferenceServiceAPI
 from tests.rollout.fake_kube import FakeKubeAPI
 
 NAMESPACE = "models"

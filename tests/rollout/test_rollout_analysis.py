@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from serving.rollout import AnalysisError, NoCanaryError, apply_inference_service, get_status
+from textclf.rollout import AnalysisError, NoCanaryError, apply_inference_service, get_status
 from serving.rollout.__main__ import main
 from serving.rollout.analysis import (
     PROBE_TEXTS,

@@ -19,7 +19,7 @@ import hcl2
 import pytest
 import yaml
 
-from components import images
+from textclf import images
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"

@@ -19,7 +19,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from serving.rollout import apply_inference_service
+from textclf.rollout import apply_inference_service
 from tests.rollout.conftest import storage_uri_of
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ import socket
 
 import pytest
 
-from serving.rollout import (
+from textclf.rollout import (
     ClusterUnreachableError,
     ConflictError,
     CRDNotInstalledError,
@@ -28,7 +28,7 @@ from serving.rollout import (
     rollback,
     wait_ready,
 )
-from serving.rollout.operations import LAST_APPLIED_ANNOTATION
+from textclf.rollout.operations import LAST_APPLIED_ANNOTATION
 from tests.rollout.conftest import NAMESPACE, isvc_manifest, kserve_status, storage_uri_of
 from tests.rollout.fake_kube import FakeKubeAPI
 

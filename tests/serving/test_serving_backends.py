@@ -56,16 +56,16 @@ def test_head_and_head_tail_truncation(decisive_model_dir, tmp_path):
     head = classifier(decisive_model_dir, tmp_path, bf16="off", max_length=12)
     head_tail = classifier(decisive_model_dir, tmp_path, bf16="off", max_length=12, truncation="head_tail",
                            head_tokens=4)
-    [head_ids], [head_tail_ids] = head.encode([words]), head_tail.encode([words])
+    [head_ids], [head_tail_ids] = head.encoder.encode([words]), head_tail.encoder.encode([words])
     body = head.tokenizer(words, add_special_tokens=False)["input_ids"]
     cls, sep = head.tokenizer.cls_token_id, head.tokenizer.sep_token_id
     assert head_ids == [cls, *body[:10], sep]
     assert head_tail_ids == [cls, *body[:4], *body[-6:], sep]
-    assert head.encode(["short"])[0] == [cls, *head.tokenizer("short", add_special_tokens=False)["input_ids"], sep]
+    assert head.encoder.encode(["short"])[0] == [cls, *head.tokenizer("short", add_special_tokens=False)["input_ids"], sep]
 
 
 def test_max_length_above_the_model_limit_is_refused(decisive_model_dir, tmp_path):
-    with pytest.raises(ValueError, match="--max_length 100000 is outside 3..512"):
+    with pytest.raises(ValueError, match="max_length 100000 is outside 3..512"):
         classifier(decisive_model_dir, tmp_path, max_length=100_000)
 
 
@@ -114,7 +114,7 @@ def test_all_backends_agree_with_torch_fp32_on_minilm(tmp_path):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from components.base_model import resolve_base_model
+    from textclf.base_model import resolve_base_model
 
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(

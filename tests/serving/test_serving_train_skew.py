@@ -1,40 +1,44 @@
-"""Train/serve skew: the server truncates exactly as the tokenize step did for training."""
+"""Train/serve skew: the server encodes a text exactly as the tokenize step stored it for training."""
 
 import json
+import shutil
 
+import datasets
 import pytest
-from transformers import AutoTokenizer
 
-from components.tokenize import HEAD_SHARE, encode
-from serving import classifier as serving_classifier
 from serving.classifier import InferenceSettings, TextClassifier
+from textclf.tokenize import TokenizeSettings, tokenize
 
-TEXTS = ["short one", "opening words " + " ".join(f"w{i}" for i in range(400)) + " final verdict terrible"]
+LONG = "opening words " + " ".join(f"w{i}" for i in range(400)) + " final verdict terrible"
 
 
 @pytest.fixture
-def trained_dir(tiny_model_dir, tmp_path):
-    """The tiny model with a training.json saying how it was tokenized."""
-    import shutil
+def tokenized_and_trained(sample_parquet, tiny_model_dir, tmp_path):
+    """The sample data tokenized head_tail at 40 tokens (plus a long text), and the tiny model with
+    the training.json the train step writes for it."""
+    import pandas as pd
 
+    frame = pd.read_parquet(sample_parquet[0])
+    frame = pd.concat([frame, pd.DataFrame({"text": [LONG], "label": [0], "split": ["test"]})], ignore_index=True)
+    frame.to_parquet(tmp_path / "data.parquet")
+    metadata = tokenize(str(tmp_path / "data.parquet"), str(tmp_path / "tok"),
+                        TokenizeSettings(base_model=tiny_model_dir, max_length=40, truncation="head_tail"))
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)
-    (model_dir / "training.json").write_text(json.dumps({"max_length": 40, "truncation": "head_tail"}))
-    return model_dir
+    (model_dir / "training.json").write_text(json.dumps({k: metadata[k] for k in ("max_length", "truncation")}))
+    return datasets.load_from_disk(str(tmp_path / "tok"))["test"], model_dir
 
 
-def test_head_share_is_the_same_in_training_and_serving():
-    assert serving_classifier.HEAD_SHARE == HEAD_SHARE
-
-
-def test_server_defaults_to_the_trained_truncation_and_gives_the_same_ids(trained_dir, tmp_path):
-    served = TextClassifier(trained_dir, InferenceSettings(bf16="off", cache_dir=str(tmp_path)))
+def test_server_defaults_to_the_trained_truncation_and_gives_the_stored_ids(tokenized_and_trained, tmp_path):
+    test, model_dir = tokenized_and_trained
+    served = TextClassifier(model_dir, InferenceSettings(bf16="off", cache_dir=str(tmp_path)))
     assert served.max_length == 40 and served.truncation == "head_tail"
-    trained = encode(AutoTokenizer.from_pretrained(trained_dir), TEXTS, 40, "head_tail")["input_ids"]
-    assert served.encode(TEXTS) == trained
+    assert served.encoder.encode(list(test["text"])) == [list(ids) for ids in test["input_ids"]]
+    assert max(len(ids) for ids in test["input_ids"]) == 40  # the long text was truncated
 
 
-def test_flags_override_the_trained_settings(trained_dir, tmp_path):
-    served = TextClassifier(trained_dir, InferenceSettings(bf16="off", max_length=64, truncation="head", cache_dir=str(tmp_path)))
+def test_flags_override_the_trained_settings(tokenized_and_trained, tmp_path):
+    _, model_dir = tokenized_and_trained
+    served = TextClassifier(model_dir, InferenceSettings(bf16="off", max_length=64, truncation="head", cache_dir=str(tmp_path)))
     assert served.max_length == 64 and served.truncation == "head"
-    assert served.encode(TEXTS) == encode(AutoTokenizer.from_pretrained(trained_dir), TEXTS, 64, "head")["input_ids"]
+    assert served.tokenizer.decode(served.encoder.encode([LONG])[0], skip_special_tokens=True).startswith("opening words")

@@ -24,7 +24,7 @@ from fastapi.responses import Response
 
 from serving.monitor.events import REQUEST_TYPE, RESPONSE_TYPE
 
-log = logging.getLogger("serving.monitor.logger_agent")
+log = logging.getLogger("bench.logger_agent")
 
 # Same bound as kserve's LoggerWorkerQueueSize: events in flight to the monitor at once.
 MAX_IN_FLIGHT = 100
@@ -110,3 +110,28 @@ def create_agent(upstream: str, target: LoggerTarget) -> FastAPI:
         )
 
     return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m bench.logger_agent --upstream URL --log_url URL``: proxy on loopback, events to the monitor."""
+    import argparse
+
+    import uvicorn
+
+    parser = argparse.ArgumentParser(prog="python -m bench.logger_agent", description=__doc__)
+    parser.add_argument("--upstream", required=True, help="model server base URL, e.g. http://127.0.0.1:8080")
+    parser.add_argument("--log_url", required=True, help="where events go (the monitor)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--inference_service", default="textclf")
+    parser.add_argument("--namespace", default="default")
+    parser.add_argument("--component", default="predictor")
+    parser.add_argument("--endpoint", default="")
+    args = parser.parse_args(argv)
+    target = LoggerTarget(url=args.log_url, source=f"http://localhost:{args.port}/", inference_service=args.inference_service,
+                          namespace=args.namespace, component=args.component, endpoint=args.endpoint)
+    uvicorn.run(create_agent(args.upstream, target), host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -24,7 +24,7 @@ def resolve_base_model(name: str = DEFAULT_BASE_MODEL) -> str:
     if name.startswith("gs://"):
         import tempfile
 
-        from components.storage import localize
+        from textclf.storage import localize
 
         return localize(name, tempfile.mkdtemp(prefix="model-"))
     return name

@@ -1,7 +1,10 @@
 """Experiment tracking on Weights & Biases that is safe to call from any step.
 
-``train`` and ``evaluate`` log their config, metrics and the model; the gate reads the metrics
-of the model that holds the ``production`` alias. Tracking never blocks the pipeline:
+``train`` and ``evaluate`` log their config, metrics and the model (alias ``candidate``); a model
+that passes the gate gets the alias ``approved`` (deploy step); the alias ``production`` follows
+what really serves: ``python -m serving.rollout promote`` / ``analyze`` set it when a canary takes
+all the traffic, and the gate reads the production model's metrics as the champion. Tracking
+never blocks the pipeline:
 
 * with no API key it runs **offline** (the run is written to disk; ``wandb sync`` uploads it
   later) and never prompts for a login;
@@ -20,12 +23,15 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+
+from textclf.settings import setting
+from typing import Any, ClassVar, Mapping, Sequence
 
 logger = logging.getLogger(__name__)
 
-CANDIDATE = "candidate"
-PRODUCTION = "production"
+CANDIDATE = "candidate"  # evaluated
+APPROVED = "approved"  # passed the gate, manifest written
+PRODUCTION = "production"  # serving all traffic
 MODES = ("online", "offline", "disabled")
 # wandb's own aliases for its modes.
 _MODE_ALIASES = {"run": "online", "dryrun": "offline"}
@@ -37,33 +43,26 @@ API_TIMEOUT_S = 30
 
 @dataclass
 class TrackingSettings:
-    """Where and how runs are tracked (pipeline parameters ``wandb_project``, ``wandb_entity``).
+    """Where and how runs are tracked. ``mode`` empty chooses online when a key is available and
+    offline otherwise; ``WANDB_MODE=disabled`` in the environment wins."""
 
-    Attributes:
-        project: W&B project.
-        entity: W&B team or user; empty means the key's default entity.
-        mode: ``online``, ``offline`` or ``disabled``; empty chooses online when a key is
-            available and offline otherwise. ``WANDB_MODE=disabled`` in the environment wins.
-        dir: Folder the run files go to (``<dir>/wandb/...``); empty means ``WANDB_DIR`` or
-            the working directory.
-        api_key_secret: Secret Manager version holding the key, e.g.
-            ``projects/P/secrets/wandb-api-key/versions/latest`` (Vertex AI); read only
-            when ``WANDB_API_KEY`` is not set.
-        model_artifact: Name of the model's artifact collection.
-    """
-
-    project: str = "textclf"
-    entity: str = ""
-    mode: str = ""
-    dir: str = ""
-    api_key_secret: str = ""
-    model_artifact: str = "textclf-model"
+    wandb_project: str = setting("textclf", "W&B project of the train, evaluate and approve runs "
+                                 "(offline without an API key).")
+    wandb_entity: str = setting("", "W&B team or user; empty uses the API key's default entity.")
+    wandb_api_key_secret: str = setting(
+        "", "Secret Manager version holding the W&B key (Vertex), e.g. "
+        "projects/P/secrets/wandb-api-key/versions/latest; empty uses WANDB_API_KEY (on Kubeflow, "
+        "the `wandb` Kubernetes secret). Read only when WANDB_API_KEY is not set.")
+    mode: str = setting("", "online, offline or disabled; empty: online when a key is available.")
+    dir: str = setting("", "Folder of the run files (<dir>/wandb/...); empty: WANDB_DIR or the working directory.")
+    model_artifact: str = setting("textclf-model", "Name of the model's artifact collection.")
+    LIBRARY_ONLY: ClassVar = ("mode", "dir", "model_artifact")  # not pipeline parameters
 
     def __post_init__(self):
         self.mode = _MODE_ALIASES.get(self.mode, self.mode)
         if self.mode and self.mode not in MODES:
             raise ValueError(f"unknown W&B mode {self.mode!r}; expected one of {MODES} or empty")
-        if not self.project:
+        if not self.wandb_project:
             raise ValueError("W&B project must not be empty")
 
 
@@ -84,12 +83,12 @@ def api_key(settings: TrackingSettings) -> str:
     A secret that cannot be read is logged (by name, never by value) and treated as no key.
     """
     key = os.environ.get("WANDB_API_KEY", "")
-    if key or not settings.api_key_secret:
+    if key or not settings.wandb_api_key_secret:
         return key
     try:
-        key = _read_secret(settings.api_key_secret)
+        key = _read_secret(settings.wandb_api_key_secret)
     except Exception as error:  # noqa: BLE001 - any failure here means "no key", never a failed step
-        logger.warning("could not read the W&B key from %s (%s); tracking offline", settings.api_key_secret, type(error).__name__)
+        logger.warning("could not read the W&B key from %s (%s); tracking offline", settings.wandb_api_key_secret, type(error).__name__)
         return ""
     # wandb reads the key from the environment; setting it here keeps it out of every argument list.
     os.environ["WANDB_API_KEY"] = key
@@ -214,8 +213,8 @@ def start(settings: TrackingSettings, job_type: str, config: Mapping[str, Any] |
 
     def init(mode: str):
         return wandb.init(
-            project=settings.project,
-            entity=settings.entity or None,
+            project=settings.wandb_project,
+            entity=settings.wandb_entity or None,
             dir=settings.dir or None,
             job_type=job_type,
             config=dict(config or {}),
@@ -241,10 +240,11 @@ def start(settings: TrackingSettings, job_type: str, config: Mapping[str, Any] |
     return tracked
 
 
-def promote(settings: TrackingSettings, model_dir: str, metrics: Mapping[str, Any], group: str = "") -> None:
-    """Give the model in ``model_dir`` the ``production`` alias (call it when the gate passes)."""
-    with start(settings, job_type="promote", config={"promoted_metrics": dict(metrics)}, group=group) as run:
-        run.log_model(model_dir, aliases=[PRODUCTION], metadata={"metrics": dict(metrics)})
+def approve(settings: TrackingSettings, model_dir: str, metrics: Mapping[str, Any], group: str = "") -> None:
+    """Give the model in ``model_dir`` the ``approved`` alias: it passed the gate and its
+    manifest was written. (``production`` is set by the rollout when it really serves.)"""
+    with start(settings, job_type="approve", config={"approved_metrics": dict(metrics)}, group=group) as run:
+        run.log_model(model_dir, aliases=[APPROVED], metadata={"metrics": dict(metrics)})
 
 
 def champion_metrics(settings: TrackingSettings) -> dict | None:
@@ -263,8 +263,8 @@ def champion_metrics(settings: TrackingSettings) -> dict | None:
     import wandb
 
     api = wandb.Api(api_key=api_key(settings), timeout=API_TIMEOUT_S)
-    entity = settings.entity or api.default_entity
-    ref = f"{entity}/{settings.project}/{settings.model_artifact}:{PRODUCTION}"
+    entity = settings.wandb_entity or api.default_entity
+    ref = f"{entity}/{settings.wandb_project}/{settings.model_artifact}:{PRODUCTION}"
     if not api.artifact_exists(ref, type="model"):
         logger.info("no model holds the %s alias yet (%s)", PRODUCTION, ref)
         return None

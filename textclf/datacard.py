@@ -15,7 +15,7 @@ matplotlib.use("Agg")  # no display in pipeline pods or CI
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from components.report import figure_markdown, markdown_table  # noqa: E402
+from textclf.report import figure_markdown, markdown_table  # noqa: E402
 
 SPLITS = ("train", "validation", "test")
 BAD_ROWS_LISTED = 50  # the card lists the first rows; all of them are counted

@@ -40,18 +40,17 @@ def psi(reference: Sequence[float], current: Sequence[float], epsilon: float = P
     return sum((max(q, epsilon) - max(p, epsilon)) * math.log(max(q, epsilon) / max(p, epsilon)) for p, q in zip(*pair))
 
 
-def _kl2(p: Sequence[float], m: Sequence[float]) -> float:
-    return sum(a * math.log2(a / b) for a, b in zip(p, m) if a > 0)
-
-
 def js_divergence(reference: Sequence[float], current: Sequence[float]) -> float | None:
-    """Jensen-Shannon divergence in bits: 0 for identical distributions, 1 for disjoint ones."""
+    """Jensen-Shannon divergence in bits: 0 for identical distributions, 1 for disjoint ones.
+
+    scipy returns the Jensen-Shannon *distance*, the square root of the divergence.
+    """
+    from scipy.spatial.distance import jensenshannon
+
     pair = _pair(reference, current)
     if pair is None:
         return None
-    p, q = pair
-    m = [(a + b) / 2 for a, b in zip(p, q)]
-    return max(0.0, (_kl2(p, m) + _kl2(q, m)) / 2)
+    return max(0.0, float(jensenshannon(*pair, base=2)) ** 2)
 
 
 def total_variation(reference: Sequence[float], current: Sequence[float]) -> float | None:

@@ -18,7 +18,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from serving.rollout.errors import (
+from textclf.rollout.errors import (
     ClusterUnreachableError,
     ConflictError,
     CRDNotInstalledError,

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from components import behaviour_data as data
+from textclf import behaviour_data as data
 
 log = logging.getLogger(__name__)
 
@@ -618,21 +618,3 @@ def run_suites(
     )
     log.info("behaviour pass rates: %s", {k: round(v, 3) for k, v in report.pass_rates().items()})
     return report
-
-
-def hf_predict_proba(model, tokenizer, max_length: int = 128) -> Callable[[list[str]], np.ndarray]:
-    """Wrap a Hugging Face sequence classifier and its tokenizer as a ``predict_proba``."""
-    import torch
-
-    device = next(model.parameters()).device
-    model.eval()
-
-    def predict_proba(texts: list[str]) -> np.ndarray:
-        batch = tokenizer(
-            list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-        ).to(device)
-        with torch.inference_mode():
-            logits = model(**batch).logits
-        return torch.softmax(logits.float(), dim=-1).cpu().numpy()
-
-    return predict_proba

@@ -16,14 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from serving.rollout.errors import (
+from textclf.rollout.errors import (
     InferenceServiceNotFoundError,
     InvalidManifestError,
     NoCanaryError,
     WaitTimeoutError,
 )
-from serving.rollout.kube import API_VERSION, InferenceServiceAPI
-from serving.rollout.merge import three_way_patch
+from textclf.rollout.kube import API_VERSION, InferenceServiceAPI
+from textclf.rollout.merge import three_way_patch
 
 log = logging.getLogger(__name__)
 

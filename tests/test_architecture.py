@@ -1,0 +1,91 @@
+"""The layering of docs/architecture.md, and settings declared once, checked on the code itself."""
+
+import ast
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def imported_modules(package: str) -> dict[str, set[str]]:
+    """Top-level modules each file of ``package`` imports (also inside functions)."""
+    found = {}
+    for path in (ROOT / package).rglob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+@pytest.mark.parametrize("package, forbidden", [
+    ("textclf", {"kfp", "kserve", "components", "pipelines", "serving"}),
+    ("serving", {"kfp", "components", "pipelines"}),
+    ("components", {"serving", "pipelines", "kserve"}),
+])
+def test_layers_import_only_downwards(package, forbidden):
+    offenders = {path: sorted(names & forbidden) for path, names in imported_modules(package).items() if names & forbidden}
+    assert not offenders
+
+
+def test_serving_and_the_monitor_run_without_kfp():
+    code = ("import sys; sys.modules['kfp'] = None; import serving.model, serving.monitor, serving.monitor.app, "
+            "serving.rollout.__main__, serving.__main__")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
+
+
+def test_the_text_encoding_and_its_head_share_are_defined_once():
+    sources = {path: path.read_text() for folder in ("textclf", "components", "pipelines", "serving", "bench")
+               for path in (ROOT / folder).rglob("*.py")}
+    assert [p.name for p, text in sources.items() if "HEAD_SHARE =" in text] == ["encoding.py"]
+    assert [p.name for p, text in sources.items() if "class TextEncoder" in text or "def encode(" in text] == ["encoding.py"]
+
+
+def test_each_step_parameter_is_its_settings_field():
+    """Names, types, defaults and UI text of every step come from its settings dataclasses."""
+    from pipelines.pipeline import STEPS, step_parameters
+    from textclf.settings import default_of, help_of, pipeline_fields
+
+    for op in STEPS:
+        fields = pipeline_fields(*op.python_func.settings)
+        parameters = step_parameters(op)
+        assert set(fields) <= set(parameters), op.name
+        for name, field in fields.items():
+            assert parameters[name].default == default_of(field), f"{op.name}.{name}"
+            assert parameters[name].description == help_of(field) != "", f"{op.name}.{name}"
+
+
+def test_a_forgotten_or_unknown_parameter_fails_at_import():
+    from components.step import step
+    from textclf.tokenize import TokenizeSettings
+
+    def missing_one(base_model: str, max_length: int):  # truncation forgotten
+        pass
+
+    def one_too_many(base_model: str, max_length: int, truncation: str, stride: int):
+        pass
+
+    def wrong_type(base_model: str, max_length: str, truncation: str):
+        pass
+
+    for func, problem in ((missing_one, "truncation"), (one_too_many, "stride"), (wrong_type, "max_length")):
+        with pytest.raises(TypeError, match=problem):
+            step(TokenizeSettings)(func)
+
+
+def test_the_pipeline_parameters_are_the_steps_parameters_with_the_same_defaults_and_text():
+    from pipelines.pipeline import STEPS, build_pipeline, step_parameters
+
+    pipeline_inputs = build_pipeline().pipeline_spec.root.input_definitions.parameters
+    step_inputs = {name: spec for op in STEPS for name, spec in step_parameters(op).items()}
+    assert set(pipeline_inputs) == set(step_inputs)
+    for name, spec in step_inputs.items():
+        assert pipeline_inputs[name].description == spec.description
+        assert pipeline_inputs[name].default_value.WhichOneof("kind") is not None

@@ -1,0 +1,111 @@
+"""The one text encoding: a raw text becomes the token ids the model sees, in training and serving.
+
+Truncation is ``head`` (keep the start) or ``head_tail`` (keep the first quarter and the last
+three quarters of the token budget: Sun et al., 2019, "How to Fine-Tune BERT for Text
+Classification?"). The tokenize step, evaluation, the reference profile and the model server
+all encode through :class:`TextEncoder`, so what a model was trained on and what it serves
+cannot drift apart.
+
+Very long texts are first cut by characters, keeping far more characters than the kept tokens
+can span (:data:`CHARS_PER_TOKEN`), so a 4 MB text costs what a few kilobytes cost.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+TRUNCATION_MODES = ("head", "head_tail")
+HEAD_SHARE = 0.25  # share of the token budget head_tail keeps from the start
+# Characters kept per kept token before tokenizing. English averages ~4-5 characters per
+# WordPiece/BPE token; 32 leaves room for long words, URLs and whitespace runs, so the cut never
+# reaches a token that truncation keeps in real text.
+CHARS_PER_TOKEN = 32
+TRAINING_FILE = "training.json"
+
+
+class TextEncoder:
+    """Texts -> token ids with the tokenizer's special tokens, at most ``max_length`` long.
+
+    Args:
+        tokenizer: a Hugging Face fast tokenizer (its Rust ``backend_tokenizer`` does the work;
+            a copy is taken, so the tokenizer object itself is not changed).
+        max_length: longest sequence in tokens, special tokens included.
+        truncation: ``head`` or ``head_tail``.
+        head_tokens: with ``head_tail``, tokens kept from the start; None: ``HEAD_SHARE`` of the room.
+    """
+
+    def __init__(self, tokenizer, max_length: int, truncation: str = "head", head_tokens: int | None = None):
+        from tokenizers import Tokenizer
+
+        if truncation not in TRUNCATION_MODES:
+            raise ValueError(f"truncation must be one of {TRUNCATION_MODES}, got {truncation!r}")
+        # A private copy without truncation or padding: cutting happens here, the same way for every caller.
+        self._encoder = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        self._encoder.no_truncation()
+        self._encoder.no_padding()
+        self.pad_id = tokenizer.pad_token_id or 0
+        # The special tokens around one text ([CLS] ... [SEP] for BERT), read off the tokenizer's
+        # own post-processor so that other model families work too.
+        probe = self._encoder.encode("a", add_special_tokens=True)
+        specials = probe.special_tokens_mask
+        first, end = specials.index(0), len(specials) - specials[::-1].index(0)
+        self._prefix, self._suffix = probe.ids[:first], probe.ids[end:]
+        self.max_length = max_length
+        self.truncation = truncation
+        self.room = max_length - len(self._prefix) - len(self._suffix)
+        if self.room < 1:
+            raise ValueError(f"max_length {max_length} leaves no room for text after the special tokens")
+        self.head_tokens = head_tokens or int(self.room * HEAD_SHARE)
+        if truncation == "head_tail" and not 0 < self.head_tokens < self.room:
+            raise ValueError(f"head_tokens {self.head_tokens} must be in 1..{self.room - 1}")
+
+    def cut(self, text: str) -> str:
+        """``text`` cut by characters to what its kept tokens can come from (see CHARS_PER_TOKEN)."""
+        if len(text) <= self.room * CHARS_PER_TOKEN:
+            return text
+        if self.truncation == "head":
+            return text[: self.room * CHARS_PER_TOKEN]
+        head, tail = self.head_tokens * CHARS_PER_TOKEN, (self.room - self.head_tokens) * CHARS_PER_TOKEN
+        return text[:head] + " " + text[len(text) - tail :]
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids with special tokens, truncated to ``max_length`` (head or head+tail)."""
+        room, encoded = self.room, []
+        for encoding in self._encoder.encode_batch([self.cut(text) for text in texts], add_special_tokens=False):
+            ids = encoding.ids
+            if len(ids) > room:
+                if self.truncation == "head_tail":
+                    ids = ids[: self.head_tokens] + ids[len(ids) - (room - self.head_tokens) :]
+                else:
+                    ids = ids[:room]
+            encoded.append(self._prefix + ids + self._suffix)
+        return encoded
+
+    @classmethod
+    def for_model(cls, model_dir: str | Path, tokenizer, max_length: int | None = None,
+                  truncation: str | None = None, head_tokens: int | None = None) -> TextEncoder:
+        """The encoder a trained model serves with: as trained (``training.json``) unless overridden,
+        never longer than the model accepts."""
+        model_dir = Path(model_dir)
+        limit = model_max_length(model_dir, tokenizer)
+        trained = trained_settings(model_dir)
+        max_length = max_length or min(int(trained.get("max_length", limit)), limit)
+        if not 2 < max_length <= limit:
+            raise ValueError(f"max_length {max_length} is outside 3..{limit}, the model's limit")
+        return cls(tokenizer, max_length, truncation or trained.get("truncation", "head"), head_tokens)
+
+
+def trained_settings(model_dir: Path) -> dict:
+    """``max_length`` and ``truncation`` the model was trained with (``training.json``), if known."""
+    path = Path(model_dir) / TRAINING_FILE
+    training = json.loads(path.read_text()) if path.is_file() else {}
+    return {key: training[key] for key in ("max_length", "truncation") if training.get(key)}
+
+
+def model_max_length(model_dir: Path, tokenizer) -> int:
+    """The longest input the model accepts: the tokenizer's limit capped by the position table."""
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    limits = [config.get("max_position_embeddings", 512), tokenizer.model_max_length]
+    return int(min(limit for limit in limits if limit and limit < 1_000_000))

@@ -1,0 +1,195 @@
+"""Gate step: decide whether the new model may be deployed.
+
+The gate fails closed: a metric that is missing or not a number blocks deployment, and so does
+a champion whose metrics were asked for but cannot be read (unless told otherwise). Every rule
+is reported with its numbers, and the decision names the rule that decided it.
+"""
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from textclf.report import markdown_table
+from textclf.settings import setting
+
+PASS, FAIL = "pass", "fail"
+MISSING_CHAMPION_POLICIES = ("fail", "ignore")
+WANDB_CHAMPION = "wandb"
+
+
+@dataclass
+class GateSettings:
+    """The rules a challenger model must pass."""
+
+    min_accuracy: float = setting(0.8, "Lowest test accuracy that may deploy.")
+    champion_metrics: str = setting("", "metrics.json (path or gs:// URI) of the production model, or wandb for the "
+                                    "metrics of the model holding the W&B production alias; used when "
+                                    "live_model_uri is empty. Empty: no champion yet.")
+    max_regression: float = setting(0.01, "How far below the champion's compare_metric the new model may be.")
+    compare_metric: str = setting("accuracy", "The metric compared with the champion's (higher is better).")
+    missing_champion: str = setting("fail", "fail (block) or ignore (decide on the other rules), when a named "
+                                    "champion's metrics cannot be had.", choices=MISSING_CHAMPION_POLICIES)
+    min_mft_pass_rate: float = setting(0.7, "Lowest pass rate of the minimum-functionality behavioural suites "
+                                       "(short phrases, negation, intensifiers).")
+    min_inv_pass_rate: float = setting(0.85, "Lowest pass rate of the invariance behavioural suites (typos, "
+                                       "contractions, names, punctuation).")
+    min_dir_pass_rate: float = setting(0.7, "Lowest pass rate of the directional behavioural suites.")
+    allow_behaviour_not_applicable: bool = setting(False, "Let models whose labels are not sentiment (e.g. "
+                                                   "ham/spam), for which the suites do not apply, pass the "
+                                                   "behavioural rule; otherwise they are blocked.")
+
+    def __post_init__(self):
+        if self.missing_champion not in MISSING_CHAMPION_POLICIES:
+            raise ValueError(f"missing_champion must be one of {MISSING_CHAMPION_POLICIES}, got {self.missing_champion!r}")
+
+
+@dataclass
+class Rule:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class Decision:
+    rules: list[Rule] = field(default_factory=list)
+    champion: dict | None = None
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.rules) and all(rule.passed for rule in self.rules)
+
+    @property
+    def deciding_rule(self) -> str:
+        failed = [rule.name for rule in self.rules if not rule.passed]
+        return failed[0] if failed else "all rules passed"
+
+
+def finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def read_metrics(uri: str) -> dict:
+    """A ``metrics.json`` from a local path or ``gs://`` URI (directory or file)."""
+    if uri.startswith("gs://"):
+        from textclf.storage import read_text
+
+        text = read_text(uri if uri.endswith(".json") else uri.rstrip("/") + "/metrics.json")
+    else:
+        path = Path(uri)
+        text = (path / "metrics.json" if path.is_dir() else path).read_text()
+    return json.loads(text)
+
+
+def decide(metrics: dict, settings: GateSettings, tracking_settings=None) -> Decision:
+    """Apply the rules to the challenger's ``metrics`` (and the champion's, when given)."""
+    decision = Decision()
+    metric = settings.compare_metric
+    for name in dict.fromkeys(("accuracy", metric)):
+        if not finite(metrics.get(name)):
+            decision.rules.append(Rule("metrics present", False, f"`{name}` is {metrics.get(name)!r}: not a number"))
+            return decision
+    accuracy = metrics["accuracy"]
+    decision.rules.append(
+        Rule("min accuracy", accuracy >= settings.min_accuracy, f"accuracy {accuracy:.4f} vs minimum {settings.min_accuracy:.4f}")
+    )
+    decision.rules.append(behaviour_rule(metrics, settings))
+    champion, problem = find_champion(metrics, settings, tracking_settings)
+    if problem:
+        ignored = settings.missing_champion == "ignore"
+        suffix = " (ignored: missing_champion=ignore)" if ignored else " (missing_champion=fail)"
+        decision.rules.append(Rule("champion metrics readable", ignored, problem + suffix))
+    if champion is None:
+        return decision
+    decision.champion = champion
+    floor = champion[metric] - settings.max_regression
+    decision.rules.append(
+        Rule(
+            "no regression vs champion",
+            metrics[metric] >= floor,
+            f"{metric} {metrics[metric]:.4f} vs champion {champion[metric]:.4f} - max_regression "
+            f"{settings.max_regression:.4f} = {floor:.4f} ({champion['source']})",
+        )
+    )
+    return decision
+
+
+def behaviour_rule(metrics: dict, settings: GateSettings) -> Rule:
+    from textclf.behaviour import BehaviourReport
+
+    if not isinstance(metrics.get("behaviour"), dict):
+        return Rule("behavioural tests", False, "no behavioural test results in the metrics")
+    minimums = {"mft": settings.min_mft_pass_rate, "inv": settings.min_inv_pass_rate, "dir": settings.min_dir_pass_rate}
+    report = BehaviourReport.from_dict(metrics["behaviour"])
+    failures = report.check(minimums, allow_not_applicable=settings.allow_behaviour_not_applicable)
+    if failures:
+        return Rule("behavioural tests", False, "; ".join(failures))
+    if not report.applicable:
+        return Rule("behavioural tests", True, f"not applicable ({report.not_applicable_reason}); allowed")
+    rates = report.pass_rates()
+    return Rule("behavioural tests", True, ", ".join(f"{k} {rates[k]:.3f} >= {v:.2f}" for k, v in minimums.items()))
+
+
+def find_champion(metrics: dict, settings: GateSettings, tracking_settings=None) -> tuple[dict | None, str]:
+    """The champion's metrics and where they came from, or the problem that kept them away.
+
+    Preferred: the champion scored by the evaluate step on the same test split. Else the stored
+    ``metrics.json`` named by ``champion_metrics``.
+    """
+    metric = settings.compare_metric
+    if "champion" in metrics:
+        champion, source = metrics["champion"], "scored on the same test split"
+    elif "champion_error" in metrics:
+        return None, f"the champion model could not be scored: {metrics['champion_error']}"
+    elif settings.champion_metrics == WANDB_CHAMPION:
+        from textclf import tracking
+
+        try:
+            champion, source = tracking.champion_metrics(tracking_settings or tracking.TrackingSettings()), "W&B production alias"
+        except Exception as error:  # noqa: BLE001 - W&B unreachable with a key: fail closed
+            return None, f"could not read the champion's metrics from W&B: {error}"
+        if champion is None:
+            return None, "no model holds the W&B production alias (or tracking is not online)"
+    elif settings.champion_metrics:
+        try:
+            champion, source = read_metrics(settings.champion_metrics), f"from {settings.champion_metrics}"
+        except Exception as error:  # noqa: BLE001 - any failure to read is the same "missing champion" case
+            return None, f"could not read champion metrics at `{settings.champion_metrics}`: {error}"
+    else:
+        return None, ""
+    if not finite(champion.get(metric)):
+        return None, f"champion `{metric}` is {champion.get(metric)!r} ({source})"
+    return {**champion, "source": source}, ""
+
+
+def render_decision(decision: Decision, metrics: dict) -> str:
+    verdict = "**PASS: deploy**" if decision.passed else "**FAIL: do not deploy**"
+    parts = [
+        "# Gate decision",
+        f"{verdict} (decided by: {decision.deciding_rule})",
+        markdown_table(["rule", "result", "detail"], [[r.name, PASS if r.passed else FAIL, r.detail] for r in decision.rules]),
+    ]
+    if decision.champion is not None:
+        from textclf.evaluate import comparison_table
+
+        parts += [f"## Challenger vs champion ({decision.champion['source']})", comparison_table(metrics, decision.champion)]
+    return "\n\n".join(parts) + "\n"
+
+
+def gate(metrics_path: str, settings: GateSettings, report_path: str, tracking_settings=None) -> Decision:
+    """Read the challenger's ``metrics.json``, decide, and write the reasons as Markdown.
+
+    A metrics file that is missing or unreadable is a failed gate, not an exception: the pipeline
+    must show the reason and not deploy. ``tracking_settings`` (W&B project) serve
+    ``champion_metrics="wandb"``.
+    """
+    try:
+        metrics = read_metrics(metrics_path)
+    except (OSError, ValueError) as error:
+        metrics = {}
+        decision = Decision([Rule("metrics present", False, f"could not read `{metrics_path}`: {error}")])
+    else:
+        decision = decide(metrics, settings, tracking_settings)
+    Path(report_path).write_text(render_decision(decision, metrics))
+    return decision

@@ -1,0 +1,90 @@
+"""Settings declared once: a dataclass field carries its default and its help text.
+
+Every step's settings are a dataclass whose fields are made with :func:`setting`. The help text
+sits in ``field.metadata["help"]``, where ``transformers.HfArgumentParser`` reads it for command
+lines; the pipeline reads the same default and text for its parameters and the Kubeflow / Vertex
+UI (``components/step.py``). Every field of a step's settings is a pipeline parameter, except the
+names a class lists in ``LIBRARY_ONLY`` (a local folder, say). The metadata holds only what
+``argparse.add_argument`` takes (``help``, ``choices``), because HfArgumentParser passes it on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+DEFAULT_BASE_MODEL = "offline:all-MiniLM-L6-v2"
+
+
+def setting(default: Any, help: str, **argparse_options: Any):  # noqa: A002 - argparse's name
+    """A dataclass field with its help text.
+
+    Args:
+        default: the default value; a list or dict default is copied for each instance.
+        help: one or two sentences for ``--help``, the pipeline UI and the README.
+        argparse_options: more ``add_argument`` options, e.g. ``choices=("head", "head_tail")``.
+    """
+    metadata = {"help": help, **argparse_options}
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def help_of(field: dataclasses.Field) -> str:
+    return field.metadata.get("help", "")
+
+
+def default_of(field: dataclasses.Field) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    raise ValueError(f"setting {field.name!r} has no default")
+
+
+def pipeline_fields(*classes: type) -> dict[str, dataclasses.Field]:
+    """The pipeline parameters of ``classes`` by name, in declaration order."""
+    fields = {}
+    for cls in classes:
+        for field in dataclasses.fields(cls):
+            if field.name not in getattr(cls, "LIBRARY_ONLY", ()):
+                fields.setdefault(field.name, field)
+    return fields
+
+
+def from_values(cls: type[T], values: Mapping[str, Any], **overrides: Any) -> T:
+    """An instance of the settings dataclass ``cls`` from the entries of ``values`` named like
+    its fields (others are ignored), e.g. a step's ``locals()`` or an argparse namespace's vars."""
+    names = {field.name for field in dataclasses.fields(cls)}
+    return cls(**{name: value for name, value in values.items() if name in names}, **overrides)
+
+
+def check_same(name: str, fields: Iterable[dataclasses.Field]) -> None:
+    """Raise when fields of one name in two dataclasses disagree on default or help text."""
+    seen = {(repr(default_of(field)), help_of(field)) for field in fields}
+    if len(seen) > 1:
+        raise ValueError(f"setting {name!r} is declared twice with different defaults or help: {sorted(seen)}")
+
+
+# Settings more than one step takes: declared here once, used as ``name: type = SHARED.x()``.
+def base_model_setting():
+    return setting(DEFAULT_BASE_MODEL, "Base model: offline:all-MiniLM-L6-v2 (packaged with the project), "
+                   "a Hugging Face hub id, or a local or gs:// save_pretrained directory.")
+
+
+def seed_setting():
+    return setting(42, "Seed of the split, the subsample, the generated sample, initialisation, batch "
+                   "order and the behavioural suites.")
+
+
+def live_model_uri_setting():
+    return setting("", "Storage URI of the model now serving (the champion): evaluate scores it on the same test "
+                   "split and suites, and the new model is rolled out as its canary. Empty: none yet.")
+
+
+def source_setting():
+    return setting("sample:2000", "Data: sample:N (N generated reviews), a .csv/.tsv/.parquet/.jsonl file (each "
+                   "optionally .gz), gs://bucket/path or hf://owner/name[:config].")

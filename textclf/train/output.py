@@ -1,0 +1,73 @@
+"""The Model artifact directory: weights, tokenizer, ``profile.json`` and ``training.json``.
+
+This directory is exactly what the server loads and what ``storageUri`` points at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import asdict
+from pathlib import Path
+
+from textclf.encoding import TRAINING_FILE
+
+
+def code_version() -> str:
+    """The git commit of this code, when known (images set TEXTCLF_CODE_VERSION at build time)."""
+    if os.environ.get("TEXTCLF_CODE_VERSION"):
+        return os.environ["TEXTCLF_CODE_VERSION"]
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def write_reference_profile(run, tokenizer, test, label_names, out: Path, batch_size: int) -> None:
+    """``profile.json`` beside the weights: the held-out texts and this model's outputs on them,
+    the reference the drift monitor compares live traffic with. (Written here rather than in
+    evaluate because the model directory is this step's output; evaluate only reads it.)"""
+    import torch
+
+    from textclf.predict import predict_logits
+    from textclf.profile import build_reference_profile, save_profile
+
+    logits = predict_logits(run.model, test["input_ids"], batch_size, run.pad_id, run.device, run.precision)
+    probabilities = torch.softmax(logits, -1).numpy()
+    save_profile(build_reference_profile(list(test["text"]), list(test["label"]), label_names, probabilities, tokenizer), out)
+
+
+def save_model_dir(run, tokenizer, test, label_names: list[str], output_dir: str, settings, data_metadata: dict,
+                   wall: float, ckpt_dir: Path) -> dict:
+    """Write the Model directory from ``run``'s (best) weights; returns ``training.json``'s content."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    run.model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    write_reference_profile(run, tokenizer, test, label_names, out, settings.eval_batch_size)
+    summary = {
+        "settings": asdict(settings),
+        "precision": run.precision,
+        "device": str(run.device),
+        "base_model": settings.base_model,
+        "labels": label_names,
+        "data_fingerprint": data_metadata.get("fingerprint"),
+        "data_source": data_metadata.get("source"),
+        # The encoding the model was trained with: the server and evaluation use the same (TextEncoder.for_model).
+        "max_length": data_metadata.get("max_length"),
+        "truncation": data_metadata.get("truncation"),
+        "code_version": code_version(),
+        "history": run.state["history"],
+        "best_validation_loss": run.state["best_loss"],
+        # Of this attempt (a resumed run counts only what it trained); batch loops only.
+        "train_samples_per_second": run.seen / run.train_seconds if run.seen else None,
+        "train_seconds": run.train_seconds,
+        "wall_seconds": wall,
+    }
+    (out / TRAINING_FILE).write_text(json.dumps(summary, indent=2))
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return summary
