@@ -1,5 +1,7 @@
 """Deploy step: the InferenceService manifest's fields, canary and logger."""
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -50,3 +52,20 @@ def test_gpu_and_logger():
 def test_bad_settings_are_named(bad):
     with pytest.raises(ValueError):
         DeploySettings(**bad)
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kserve"
+IMAGE = "registry.example/textclf-server:abc123"
+
+
+@pytest.mark.parametrize("fixture, model, settings, metrics_uri", [
+    ("serverless-first.yaml", "gs://bucket/root/run-1/train-op/model", DeploySettings(serving_image=IMAGE), ""),
+    ("serverless-canary.yaml", "gs://bucket/root/run-2/train-op/model", DeploySettings(
+        service_name="sentiment", namespace="ml", serving_image=IMAGE, live_model_uri="gs://bucket/root/run-1/train-op/model",
+        canary_traffic_percent=20, serving_gpus=1, logger_url="http://textclf-monitor.ml.svc.cluster.local/"),
+     "gs://bucket/root/run-2/evaluate-op/evaluation/metrics.json"),
+])
+def test_serverless_manifest_bytes_are_pinned(tmp_path, fixture, model, settings, metrics_uri):
+    """The Serverless manifest is byte for byte what it was before Standard mode existed."""
+    write_manifest(build_inference_service(model, settings, metrics_uri=metrics_uri), tmp_path / fixture)
+    assert (tmp_path / fixture).read_bytes() == (FIXTURES / fixture).read_bytes()
