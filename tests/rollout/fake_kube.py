@@ -282,6 +282,9 @@ class FakeKubeAPI:
         if obj is None and precondition is not None:
             return 500, _status(500, "InternalError", "fake: a resourceVersion precondition on create-by-apply is not modelled")
         applied = self._incoming(body)
+        untracked = set(applied["metadata"]) - set(fake_fields.TRACKED_METADATA)
+        if untracked:
+            return 500, _status(500, "InternalError", f"fake: applying metadata {sorted(untracked)} is not modelled")
         refused = self._refuse_unknown(applied, params)
         if refused:
             return refused

@@ -102,3 +102,34 @@ def test_promote_stands_when_w_and_b_fails(kube, kubeconfig, tmp_path, capsys, m
     out = capsys.readouterr().out
     assert "W&B: could not set the production alias (ConnectionError: api.wandb.ai unreachable); the promote stands" in out
     assert "canaryTrafficPercent" not in kube.get(NAMESPACE, "textclf")["spec"]["predictor"]
+
+
+def test_standard_mode_apply_status_rollback_promote(kube, kubeconfig, tmp_path, capsys):
+    from textclf.inferenceservice import DeploySettings, build_inference_service, predictor_name
+
+    cli = ["--kubeconfig", str(kubeconfig)]
+    paths = []
+    for model, live in (("gs://bucket/models/run-1", ""), ("gs://bucket/models/run-2", "gs://bucket/models/run-1")):
+        paths.append(tmp_path / f"{len(paths)}.yaml")
+        paths[-1].write_text(yaml.safe_dump(build_inference_service(model, DeploySettings(
+            namespace=NAMESPACE, deployment_mode="standard", live_model_uri=live))))
+    canary_service = f"textclf-{predictor_name('gs://bucket/models/run-2')}-predictor"
+
+    assert main([*cli, "apply", str(paths[0])]) == 0
+    assert main([*cli, "apply", "--canary-percent", "30", str(paths[1])]) == 0
+    assert main([*cli, "status", "textclf"]) == 0
+    out = capsys.readouterr().out
+    assert f"canary:                {canary_service} 30% (not ready), model gs://bucket/models/run-2" in out
+
+    assert main([*cli, "rollback", "textclf"]) == 0
+    assert "canary:                none" in capsys.readouterr().out
+    assert main([*cli, "apply", str(paths[1])]) == 0  # after a rollback the model is new again
+    capsys.readouterr()
+    assert main([*cli, "status", "--json", "textclf"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["deployment_mode"], status["canary_percent"]) == ("standard", 10)
+
+    assert main([*cli, "promote", "textclf"]) == 0
+    out = capsys.readouterr().out
+    assert "W&B offline: no production alias set" in out
+    assert f"stable predictor:      {canary_service} 100%, model gs://bucket/models/run-2" in out

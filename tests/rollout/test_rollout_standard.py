@@ -163,6 +163,12 @@ def test_a_new_model_without_a_share_replaces_the_stable_in_place(kube, api):
     assert result["spec"]["predictor"]["name"] == predictor_name(U1)  # same Deployment, rolling update
 
 
+def test_applying_the_stable_model_during_a_canary_ends_the_canary(kube, api, with_canary):
+    result = apply_inference_service(standard(U1), api=api)
+    assert "canary" not in result["spec"]
+    assert result["spec"]["predictor"] == with_canary["spec"]["predictor"]
+
+
 def test_a_newer_model_replaces_a_canary_in_progress(kube, api, with_canary):
     result = apply_inference_service(standard(U3, live=U1), api=api)
     assert canary_of(result)["predictor"]["name"] == predictor_name(U3)

@@ -66,7 +66,8 @@ def apply_inference_service(
     means something for a new model ("new" = another storage URI). On create there is nothing to
     split with, so the model takes all the traffic whatever share the manifest asks for.
     In Standard mode the stable predictor is kept exactly as it runs; only the canary comes from
-    the manifest (its ``spec.canary``, or its predictor when it has none).
+    the manifest (its ``spec.canary``, or its predictor when it has none). Applying the stable
+    predictor's own model while a canary runs ends the canary, as a rollback would.
 
     Args:
         manifest: a ``serving.kserve.io/v1beta1`` InferenceService as a dict (e.g. the deploy
@@ -132,9 +133,10 @@ def _standard_spec(desired: dict, live: dict | None, canary_percent: int | None)
         [canary] = live_canaries  # this model is the canary already: keep its name and share
         return {"predictor": stable, "canary": [canary_entry(new, canary["predictor"]["name"], canary["trafficPercent"])]}
     share = canary_percent if canary_percent is not None else _desired_share(desired)
-    if (not live_canaries and _same_model(stable, new)) or share is None:
-        # The same model again (keep the split), or a new one asked to take all traffic at once:
-        # update the stable predictor in place, under its live name (a name change needs a model change).
+    if _same_model(stable, new) or share is None:
+        # The stable model again (it keeps, or with a canary running takes back, all traffic), or a
+        # new one asked to take all traffic at once: the stable predictor is updated in place,
+        # under its live name (KServe refuses a name change without a model change).
         in_place = {key: value for key, value in new.items() if key != "name"}
         return {"predictor": {**in_place, **({"name": stable["name"]} if stable.get("name") else {})}}
     name = new.get("name") if new.get("name") not in (None, stable.get("name")) else predictor_name(model_uri_of(new) or "")
