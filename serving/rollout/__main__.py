@@ -21,7 +21,7 @@ import yaml
 from serving.rollout import analysis
 from textclf import tracking
 from textclf.rollout import operations
-from textclf.settings import from_values
+from textclf.settings import from_values, parameters_only
 from textclf.rollout.errors import AnalysisError, InvalidManifestError, RolloutError
 from textclf.rollout.kube import InferenceServiceAPI
 
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--request-timeout", type=float, default=30.0, help="seconds per API request")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    wandb = settings_parser(tracking.TrackingSettings)
+    wandb = settings_parser(parameters_only(tracking.TrackingSettings))
     apply = commands.add_parser("apply", help="create the InferenceService, or patch it so the new model is a canary",
                                 parents=[wandb])
     apply.add_argument("manifest", help="InferenceService YAML or JSON file, '-' for stdin")
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     analyze = commands.add_parser("analyze", help="compare canary and previous revision, then decide",
                                   parents=[settings_parser(analysis.CanaryRules, analysis.MetricNames,
-                                                           tracking.TrackingSettings)],
+                                                           parameters_only(tracking.TrackingSettings))],
                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     analyze.add_argument("name")
     analyze.add_argument("--prometheus", required=True, help="Prometheus base URL, e.g. http://localhost:9090")
