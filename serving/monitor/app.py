@@ -33,6 +33,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from serving.monitor.events import MalformedEvent, parse_event
+from serving.monitor.memory import release_after
 from serving.monitor.monitor import AlertChange, DriftMonitor, Observation
 
 log = logging.getLogger("serving.monitor")
@@ -105,7 +106,10 @@ def _error(status: int, reason: str, message: str) -> JSONResponse:
 
 def _decoder(monitor: DriftMonitor):
     def decode(headers: Mapping[str, str], body: bytes) -> Observation:
-        return monitor.prepare(parse_event(headers, body))
+        try:
+            return monitor.prepare(parse_event(headers, body))  # the decoded payload is freed on return
+        finally:
+            release_after(len(body))
 
     return decode
 

@@ -217,3 +217,17 @@ def test_events_written_by_the_cloudevents_sdk_are_read(hostile):
 def test_limits_that_would_let_one_event_decide_are_refused(changes, message):
     with pytest.raises(ValueError, match=message):
         MonitorConfig(**changes)
+
+
+def test_glibc_is_told_to_give_large_blocks_back(monkeypatch):
+    """The bound on RSS after a burst rests on these calls (measured in bench/soak.py); here only
+    that they take effect where glibc is, and are skipped when the environment already decides."""
+    from serving.monitor import memory
+
+    if memory._LIBC is None:
+        pytest.skip("no glibc here")
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    assert memory.fix_mmap_threshold() is True
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert memory.fix_mmap_threshold() is False
+    memory.release_after(memory.LARGE_EVENT_BYTES)  # malloc_trim: returns, changes nothing visible
