@@ -58,6 +58,13 @@ bench-serve: install
 monitor-demo: install
 	$(PY) bench/monitor_demo.py --in_distribution $(or $(DATA),../shared/data/imdb/test.csv.gz) --shifted $(or $(SHIFTED),../shared/data/sms_spam/sms_spam.csv.gz)
 
+# Hostile traffic (good, bad, huge, anonymous admin calls) against the model server and the drift
+# monitor at concurrency 16 for DURATION seconds; checks the targets of issue 11 (exit 1 if missed).
+# MODEL_DIR defaults to the newest `make run` model whose gate passed; SOAK_ARGS adds flags.
+.PHONY: soak
+soak: install
+	$(PY) bench/soak.py --duration $(or $(DURATION),120) $(if $(MODEL_DIR),--model_dir "$(MODEL_DIR)") $(SOAK_ARGS)
+
 images:
 	./infra/build-images.sh $(IMAGE_REGISTRY) $(IMAGE_TAG)
 

@@ -1,21 +1,28 @@
 """Reference profile of the data a model was evaluated on, for drift monitoring in production.
 
-The evaluate step calls :func:`build_reference_profile` on the test split (texts, true labels
+The train step calls :func:`build_reference_profile` on the test split (texts, true labels
 and the model's probabilities) and writes the result as ``profile.json`` next to the model.
 The drift monitor (``python -m serving.monitor``) loads it and compares live traffic with it,
 using the same text features (:func:`text_features`) and the same bin edges, so both sides
 measure exactly the same things.
 
-Profile layout (``format`` = ``textclf-reference-profile/v1``):
+Profile layout (``format`` = ``textclf-reference-profile/v2``):
 
 - ``label_names``: class names, index = id.
 - ``labels``: ``true_share`` and ``predicted_share`` (share of each label name).
 - ``score``: histogram of the predicted label's probability; fixed ``edges`` on [0, 1].
 - ``tokens``: histogram of tokens per text (no special tokens, no truncation); ``edges`` are
   quantiles of the reference, so each bin holds a similar share of the reference.
-- ``unknown_token_rate``: unknown tokens / tokens.
-- ``charset``: ``ascii_share`` (ASCII characters / characters) and ``script_share`` (share of
-  texts by their dominant Unicode script among letters, ``NONE`` when a text has no letter).
+- ``unknown_token_rate``: the mean over texts of each text's unknown tokens / tokens.
+- ``charset``: ``ascii_share`` (the mean over texts of each text's ASCII characters /
+  characters) and ``script_share`` (share of texts by their dominant Unicode script among
+  letters, ``NONE`` when a text has no letter).
+
+Every measure gives each text one vote: a rate summed over tokens or characters would let one
+very long text (or a few) outweigh a thousand ordinary ones. Texts are measured on their first
+:data:`MAX_MEASURED_CHARS` characters on both sides, which bounds what one text costs to measure;
+a text that long lands in the top length bins either way.
+Format v1 weighted the two rates by tokens and characters, and is refused with a message.
 """
 
 from __future__ import annotations
@@ -32,7 +39,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-PROFILE_FORMAT = "textclf-reference-profile/v1"
+PROFILE_FORMAT = "textclf-reference-profile/v2"
+# Characters of a text that are measured. Far beyond the top length bin of any real profile
+# (IMDB's longest review is ~14k characters, its 90th percentile ~700 tokens): only what one
+# text can cost is bounded.
+MAX_MEASURED_CHARS = 8192
 PROFILE_FILENAME = "profile.json"
 SCORE_EDGES = tuple(i / 20 for i in range(21))  # i / 20, not linspace: 0.7 must land in [0.7, 0.75)
 NO_SCRIPT = "NONE"
@@ -51,6 +62,16 @@ class TextFeatures:
     n_ascii: int
     n_chars: int
     script: str
+
+    @property
+    def unknown_share(self) -> float | None:
+        """Unknown tokens / tokens; None for a text with no token."""
+        return self.n_unknown / self.n_tokens if self.n_tokens else None
+
+    @property
+    def ascii_share(self) -> float | None:
+        """ASCII characters / characters; None for an empty text."""
+        return self.n_ascii / self.n_chars if self.n_chars else None
 
 
 @functools.lru_cache(maxsize=8192)
@@ -72,12 +93,14 @@ def text_features(texts: Sequence[str], tokenizer) -> list[TextFeatures]:
     """Token count, unknown tokens, ASCII share and dominant script of each text.
 
     Args:
-        texts: the raw texts, as the model server receives them.
+        texts: the raw texts, as the model server receives them; each is measured on its first
+            :data:`MAX_MEASURED_CHARS` characters.
         tokenizer: the model's Hugging Face tokenizer. Texts are tokenized without special
             tokens and without truncation, so the length is the text's, not the model's limit.
     """
     if not texts:
         return []
+    texts = [text[:MAX_MEASURED_CHARS] for text in texts]
     token_ids = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
     unk_id = tokenizer.unk_token_id
     return [
@@ -114,6 +137,12 @@ def quantile_edges(values: Sequence[int], n_bins: int) -> list[float]:
     inner = np.quantile(np.asarray(values, dtype=float), np.linspace(0, 1, n_bins + 1)[1:-1])
     edges = sorted({0.0, *(float(np.ceil(q)) for q in inner), float(max(values) + 1)})
     return edges
+
+
+def mean_share(values: Sequence[float | None]) -> float:
+    """Mean of the defined per-text shares (texts with no token / no character have none); 0 if none."""
+    defined = [v for v in values if v is not None]
+    return sum(defined) / len(defined) if defined else 0.0
 
 
 def _shares(names: Sequence[str], counts: Counter) -> dict[str, float]:
@@ -181,9 +210,9 @@ def build_reference_profile(
             "p50": float(np.median(lengths)),
             "p95": float(np.quantile(lengths, 0.95)),
         },
-        "unknown_token_rate": sum(f.n_unknown for f in features) / n_tokens if n_tokens else 0.0,
+        "unknown_token_rate": mean_share([f.unknown_share for f in features]),
         "charset": {
-            "ascii_share": sum(f.n_ascii for f in features) / max(sum(f.n_chars for f in features), 1),
+            "ascii_share": mean_share([f.ascii_share for f in features]),
             "script_share": {s: c / n for s, c in Counter(f.script for f in features).most_common()},
         },
         "tokenizer": {
@@ -217,7 +246,10 @@ def load_profile(path: str | Path) -> dict[str, Any]:
     except json.JSONDecodeError as err:
         raise ProfileError(f"{path} is not JSON: {err}") from err
     if profile.get("format") != PROFILE_FORMAT:
-        raise ProfileError(f"{path}: format {profile.get('format')!r}, expected {PROFILE_FORMAT!r}")
+        raise ProfileError(
+            f"{path}: format {profile.get('format')!r}, expected {PROFILE_FORMAT!r} (v2 averages the rates per text); "
+            "rebuild it: the pipeline's train step writes one next to the model, or call textclf.profile.build_reference_profile"
+        )
     missing = [key for key in ("label_names", "labels", "score", "tokens", "unknown_token_rate", "charset") if key not in profile]
     if missing:
         raise ProfileError(f"{path}: missing sections {missing}")

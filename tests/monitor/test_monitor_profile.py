@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from textclf.profile import (
+    MAX_MEASURED_CHARS,
     NO_SCRIPT,
     PROFILE_FORMAT,
     ProfileError,
@@ -65,10 +66,25 @@ def test_profile_contents(tokenizer):
     assert profile["tokens"]["mean"] == pytest.approx((2 + 2 + 3 + 6) / 4)
     assert sum(profile["tokens"]["counts"]) == 4
     assert profile["unknown_token_rate"] == 0.0
-    # ASCII: 9 + 8 + 12 + 0 of 9 + 8 + 12 + 6 characters
-    assert profile["charset"]["ascii_share"] == pytest.approx(29 / 35)
+    # ASCII share per text (one vote each): 1, 1, 1 and 0 for the Cyrillic one
+    assert profile["charset"]["ascii_share"] == pytest.approx(0.75)
     assert profile["charset"]["script_share"] == {"LATIN": 0.75, "CYRILLIC": 0.25}
     json.dumps(profile)  # JSON-able as it is
+
+
+def test_rates_give_each_text_one_vote(tokenizer):
+    """A long text weighs what a short one does: a rate summed over tokens would be 1000 / 1002 here."""
+    texts = ["good film", "☃ " * 1000]  # 2 tokens, no [UNK]; 1000 tokens, all [UNK]
+    profile = build_reference_profile(texts, [0, 1], LABELS, np.array([[0.6, 0.4], [0.3, 0.7]]), tokenizer, length_bins=2)
+    assert profile["unknown_token_rate"] == pytest.approx(0.5)
+    # ASCII: "good film" all ASCII; the snowman text is half spaces
+    assert profile["charset"]["ascii_share"] == pytest.approx((1 + 0.5) / 2)
+
+
+def test_texts_are_measured_on_their_first_characters(tokenizer):
+    head = ("word " * MAX_MEASURED_CHARS)[:MAX_MEASURED_CHARS]  # ends in "word" or a space: no [UNK]
+    (long,) = text_features([head + "☃" * 100_000], tokenizer)
+    assert long.n_chars == MAX_MEASURED_CHARS and long.n_unknown == 0 and long.n_ascii == MAX_MEASURED_CHARS
 
 
 def test_save_and_load_round_trip(tmp_path, reference_profile):
@@ -85,6 +101,7 @@ def test_save_and_load_round_trip(tmp_path, reference_profile):
         ("{not json", "is not JSON"),
         ('{"format": "other"}', "format 'other'"),
         (json.dumps({"format": PROFILE_FORMAT}), "missing sections"),
+        (json.dumps({"format": "textclf-reference-profile/v1"}), "v2 averages the rates per text"),
     ],
 )
 def test_load_rejects_bad_files(tmp_path, content, message):
