@@ -43,7 +43,8 @@ compile: install
 	$(foreach t,$(TARGETS),$(PY) -m pipelines compile --target $(t) &&) true
 
 serve: install
-	$(PY) -m serving --model_dir "$$($(PY) -m pipelines latest-model)" --model_name textclf --host 127.0.0.1 --http_port 8080
+	model=$$($(PY) -m pipelines latest-model) && \
+	  $(PY) -m serving --model_dir "$$model" --model_name textclf --host 127.0.0.1 --http_port 8080
 
 bench: bench-train bench-serve
 
@@ -51,7 +52,8 @@ bench-train: install
 	$(PY) bench/train.py --data $(or $(DATA),../shared/data/imdb)
 
 bench-serve: install
-	$(PY) bench/serve.py --data $(or $(DATA),../shared/data/imdb/test.csv.gz) --model_dir "$(or $(MODEL_DIR),$$($(PY) -m pipelines latest-model))"
+	model=$(or $(MODEL_DIR),$$($(PY) -m pipelines latest-model)) && \
+	  $(PY) bench/serve.py --data $(or $(DATA),../shared/data/imdb/test.csv.gz) --model_dir "$$model"
 
 # Model server + drift monitor on loopback: in-distribution traffic, then shifted traffic.
 # Without the shared data: make monitor-demo DATA=sample: SHIFTED=gibberish
