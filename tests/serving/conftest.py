@@ -114,6 +114,15 @@ def server(decisive_model_dir, tmp_path_factory):
         yield running
 
 
+@pytest.fixture(scope="session")
+def open_server(decisive_model_dir, tmp_path_factory):
+    """A second server: the default limits (4 MiB bodies, 128 texts) and the model repository
+    extension on. Tests that unload the model load it again before they end."""
+    with serve(decisive_model_dir, tmp_path_factory.mktemp("open-server"), "--bf16", "off",
+               "--enable_model_repository", "true", "--max_batch_delay_ms", "5") as running:
+        yield running
+
+
 # Fixed texts of different lengths and topics, shared by the protocol and backend tests.
 TEXTS = [
     "An absolute masterpiece, I was moved to tears.",

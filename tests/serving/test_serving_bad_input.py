@@ -73,6 +73,9 @@ CASES = [
     ("whitespace-text", V1, b'{"instances": [" \\n\\t "]}', JSON, 400, "instances[0] is empty or holds only whitespace"),
     ("zero-width-text", V1, b'{"instances": ["\\u200b\\ufeff"]}', JSON, 400,
      "instances[0] is empty or holds only whitespace or invisible characters"),
+    # The model reads the first 16320 characters (510 tokens x CHARS_PER_TOKEN): only spaces there.
+    ("nothing-in-the-part-read", V1, json.dumps({"instances": [" " * 16400 + "words past the cut"]}).encode(), JSON,
+     400, "instances[0] is empty or holds only whitespace"),
     ("wrong-content-type", V1, b'{"instances": ["a"]}', {"Content-Type": "text/plain"}, 415,
      "Content-Type must be application/json (or, on V2, application/octet-stream with Inference-Header-Content-Length"),
     ("octet-stream-on-v1", V1, b'{"instances": ["a"]}', {"Content-Type": "application/octet-stream"}, 415,
