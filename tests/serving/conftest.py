@@ -7,6 +7,8 @@ thread; it also lets the shutdown test send a real SIGTERM.
 from __future__ import annotations
 
 import contextlib
+import http.client
+import json
 import os
 import signal
 import socket
@@ -73,6 +75,17 @@ def serve(model_dir, tmp_dir: Path, *flags: str):
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def http_request(server, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    """(status, parsed JSON body, response headers with lower-case names) of one raw HTTP request."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=60)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read()), {k.lower(): v for k, v in response.getheaders()}
+    finally:
+        connection.close()
 
 
 def build_decisive_model(out_dir) -> str:

@@ -10,26 +10,15 @@ import struct
 
 import pytest
 
-from tests.serving.conftest import MODEL_NAME
+from tests.serving.conftest import MODEL_NAME, http_request
 
 V1 = f"/v1/models/{MODEL_NAME}:predict"
 V2 = f"/v2/models/{MODEL_NAME}/infer"
 JSON = {"Content-Type": "application/json"}
 
 
-def request(server, method: str, path: str, body: bytes | None = None, headers=JSON):
-    """(status, parsed JSON body, response headers) of one raw HTTP request."""
-    connection = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=30)
-    try:
-        connection.request(method, path, body=body, headers=headers)
-        response = connection.getresponse()
-        return response.status, json.loads(response.read()), {k.lower(): v for k, v in response.getheaders()}
-    finally:
-        connection.close()
-
-
 def post(server, path: str, body: bytes, headers=JSON):
-    status, got, _ = request(server, "POST", path, body, headers)
+    status, got, _ = http_request(server, "POST", path, body, headers)
     return status, got
 
 
@@ -170,7 +159,7 @@ def test_oversized_chunked_body_is_cut_at_the_limit(server):
 @pytest.mark.parametrize("method, path", [("GET", V1), ("PUT", V1), ("GET", V2),
                                           ("GET", f"/v1/models/{MODEL_NAME}:explain")])
 def test_inference_endpoints_take_only_post(server, method, path):
-    status, got, headers = request(server, method, path)
+    status, got, headers = http_request(server, method, path)
     assert status == 405, got
     assert headers["allow"] == "POST"
     assert got == {"error": f"{method} is not allowed here: send the request with POST"}
@@ -179,7 +168,7 @@ def test_inference_endpoints_take_only_post(server, method, path):
 def test_request_headers_are_never_echoed(server):
     secret = {"X-Secret": "s3cret-token", "Authorization": "Bearer s3cret-token"}
     for path, body in ((V1, b'{"instances": ["hello"]}'), (V2, v2_body())):
-        status, _, headers = request(server, "POST", path, body, JSON | secret)
+        status, _, headers = http_request(server, "POST", path, body, JSON | secret)
         assert status == 200
         assert not any("s3cret" in value for value in headers.values()), headers
         assert "x-secret" not in headers and "authorization" not in headers
