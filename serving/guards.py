@@ -195,10 +195,8 @@ async def _validation_error(request, exc: RequestValidationError) -> JSONRespons
     if broken_json:
         reason = broken_json[0].get("ctx", {}).get("error", "")
         message = f"request body is not valid JSON: {reason}".rstrip(": ")
-        sent_as = request.scope.get(SENT_AS)
-        if sent_as:
-            message += (f" (it came with {sent_as}, read as JSON; a body in the binary tensor extension needs the "
-                        "Inference-Header-Content-Length header)")
+        if request.scope.get(SENT_AS):
+            message += _binary_hint(request.scope[SENT_AS])
         return error(400, message)
     return error(400, "invalid request body: " + (describe_problems(problems, skip=1) or str(exc)))
 
@@ -207,8 +205,16 @@ async def _repository_disabled(_, exc: RepositoryDisabled) -> JSONResponse:
     return error(403, str(exc))
 
 
-async def _http_error(_, exc: StarletteHTTPException) -> JSONResponse:
-    return JSONResponse(status_code=exc.status_code, content={"error": str(exc.detail)}, headers=exc.headers)
+async def _http_error(request, exc: StarletteHTTPException) -> JSONResponse:
+    message = str(exc.detail)
+    if exc.status_code == 400 and request.scope.get(SENT_AS):  # FastAPI could not even decode it as text
+        message = "request body is not valid JSON" + _binary_hint(request.scope[SENT_AS])
+    return JSONResponse(status_code=exc.status_code, content={"error": message}, headers=exc.headers)
+
+
+def _binary_hint(sent_as: str) -> str:
+    return (f" (it came with {sent_as}, read as JSON; a body in the binary tensor extension needs the "
+            "Inference-Header-Content-Length header)")
 
 
 def install(app: FastAPI, max_body_bytes: int) -> None:

@@ -44,6 +44,9 @@ def _schemas(model) -> dict:
             "description": "A text to classify: at least one character that is not whitespace, a control or a "
                            "format (zero-width) character. Long texts are cut as in training."}
     parameters = {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}
+
+    def optional(schema: dict) -> dict:  # kserve's request model takes null for an optional field
+        return {"anyOf": [schema, {"type": "null"}]}
     tensor_data = {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "number"}]}}
     return {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
@@ -71,8 +74,8 @@ def _schemas(model) -> dict:
                            "`parameters.binary_data_output` (or an output's `parameters.binary_data`) true, the "
                            "answer uses the binary tensor extension.",
             "properties": {
-                "id": {"type": "string"},
-                "parameters": {**parameters, "properties": {"binary_data_output": {"type": "boolean"}}},
+                "id": optional({"type": "string"}),
+                "parameters": optional({**parameters, "properties": {"binary_data_output": {"type": "boolean"}}}),
                 "inputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": {
                     "type": "object", "required": ["name", "shape", "datatype", "data"],
                     "properties": {
@@ -81,11 +84,12 @@ def _schemas(model) -> dict:
                                   "items": {"type": "integer", "minimum": 1, "maximum": model.max_instances}},
                         "data": {"type": "array", "minItems": 1, "maxItems": model.max_instances,
                                  "items": {"$ref": "#/components/schemas/Text"}},
-                        "parameters": parameters}}},
-                "outputs": {"type": "array", "items": {
+                        "parameters": optional(parameters)}}},
+                "outputs": optional({"type": "array", "items": {
                     "type": "object", "required": ["name"],
                     "properties": {"name": {"enum": list(V2_OUTPUT_NAMES)},
-                                   "parameters": {**parameters, "properties": {"binary_data": {"type": "boolean"}}}}}},
+                                   "parameters": optional({**parameters,
+                                                           "properties": {"binary_data": {"type": "boolean"}}})}}}),
             },
             "example": {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2],
                                     "data": ["A wonderful film.", "Dreadful."]}]},
@@ -99,13 +103,13 @@ def _schemas(model) -> dict:
             "properties": {
                 "model_name": {"type": "string"}, "model_version": {"type": ["string", "null"]},
                 "id": {"type": "string"},
-                "parameters": {"anyOf": [parameters, {"type": "null"}]},
+                "parameters": optional(parameters),
                 "outputs": {"type": "array", "items": {
                     "type": "object", "required": ["name", "shape", "datatype"],
                     "properties": {"name": {"enum": list(V2_OUTPUT_NAMES)}, "datatype": {"enum": ["BYTES", "FP32"]},
                                    "shape": {"type": "array", "items": {"type": "integer"}},
                                    "data": tensor_data,
-                                   "parameters": {"anyOf": [parameters, {"type": "null"}]}}}},
+                                   "parameters": optional(parameters)}}},
             },
         },
     }
@@ -113,11 +117,6 @@ def _schemas(model) -> dict:
 
 def _inference_operations(model, max_body_bytes: int) -> dict:
     name = {"name": "model_name", "in": "path", "required": True, "schema": {"type": "string", "enum": [model.name]}}
-    binary_header = {
-        "name": "Inference-Header-Content-Length", "in": "header", "required": False,
-        "description": "Binary tensor extension: the byte length of the JSON part of the body.",
-        "schema": {"type": "integer", "minimum": 0},
-    }
     body_note = f" Bodies over {max_body_bytes} bytes get 413."
     v1 = {
         "tags": ["V1"], "summary": "Classify texts (V1)", "operationId": "v1_predict", "parameters": [name],
@@ -129,13 +128,17 @@ def _inference_operations(model, max_body_bytes: int) -> dict:
     }
     v2 = {
         "tags": ["V2"], "summary": "Classify texts (Open Inference Protocol)", "operationId": "v2_infer",
-        "parameters": [name, binary_header],
-        "description": "JSON, or the binary tensor extension: the JSON request (with `parameters.binary_data_size` "
-                       "instead of `data`) followed by the texts, each as a 4-byte little-endian length and its "
-                       "UTF-8 bytes, with Inference-Header-Content-Length." + body_note,
+        "parameters": [name],
+        "description": (
+            "A JSON request, or the same in the binary tensor extension: `Content-Type: application/octet-stream` "
+            "(or none) and the header `Inference-Header-Content-Length: N`; the first N bytes of the body are the "
+            "JSON request, whose input has `parameters.binary_data_size` instead of `data`, followed by the texts, "
+            "each as a 4-byte little-endian length and its UTF-8 bytes. (OpenAPI cannot tie a header to one body "
+            "type, so only the JSON form is in the schema below.) Without that header a body is read as JSON, "
+            "whatever its Content-Type is among application/json, application/octet-stream and none."
+            + body_note),
         "requestBody": {"required": True, "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/InferenceRequest"}},
-            "application/octet-stream": {"schema": BINARY_BODY}}},
+            "application/json": {"schema": {"$ref": "#/components/schemas/InferenceRequest"}}}},
         "responses": {
             "200": {"description": "The outputs; binary (with an Inference-Header-Content-Length header) when asked.",
                     "headers": {"Inference-Header-Content-Length": {"schema": {"type": "integer"}}},
@@ -205,8 +208,8 @@ def document(base: dict, model, max_body_bytes: int, repository_enabled: bool) -
     for operations in paths.values():
         for operation in operations.values():
             operation.get("responses", {}).pop("422", None)  # the guards answer 400 instead
-            # kserve's model_version query parameter only ever gives 501
-            operation["parameters"] = [p for p in operation.get("parameters", []) if p.get("name") != "model_version"]
+            if "parameters" in operation:  # kserve's model_version query parameter only ever gives 501
+                operation["parameters"] = [p for p in operation["parameters"] if p.get("name") != "model_version"]
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError", "RequestInput", "RequestOutput"):
         schemas.pop(unused, None)

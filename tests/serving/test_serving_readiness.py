@@ -139,3 +139,23 @@ def test_with_the_flag_unload_makes_the_server_not_ready_and_load_brings_it_back
         assert http_request(open_server, "POST", "/v2/repository/models/nope/load")[0] == 404
     finally:
         http_request(open_server, "POST", f"{repository}/load")  # leave it serving for the other tests
+
+
+def test_explain_never_echoes_the_request_headers():
+    """kserve's DataPlane.explain starts its response headers from the request's (and so sent back
+    Authorization, cookies...); this data plane answers with the model's headers only."""
+
+    class Explaining(kserve.Model):
+        def __init__(self):
+            super().__init__("explaining")
+            self.ready = True
+
+        async def explain(self, payload, headers=None):
+            return {"explanation": payload}
+
+    registry = TextModelRepository()
+    registry.update(Explaining())
+    response, headers = asyncio.run(TextDataPlane(registry).explain(
+        "explaining", {"instances": ["x"]}, headers={"authorization": "Bearer secret", "cookie": "a=b"}))
+    assert response == {"explanation": {"instances": ["x"]}}
+    assert headers == {}
