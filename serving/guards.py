@@ -51,9 +51,11 @@ _ENDPOINTS = (
 INFERENCE_ENDPOINTS = frozenset({"v1_predict", "v1_explain", "v2_infer"})
 JSON_TYPES = frozenset({"application/json", "application/cloudevents+json"})
 BINARY_TYPE = "application/octet-stream"
-# What an inference response may carry: the body's own headers and the binary extension's.
+# What an inference response may carry: the body's own headers, the binary extension's, and the
+# ce-* attributes kserve writes for a CloudEvent answer.
 RESPONSE_HEADERS = frozenset({b"content-type", b"content-length", b"content-encoding", b"transfer-encoding", b"allow",
                               b"inference-header-content-length"})
+CLOUDEVENT_PREFIX = b"ce-"
 SENT_AS = "textclf.sent_as"  # scope key: the Content-Type a JSON body came with, when it was not JSON
 
 
@@ -169,7 +171,8 @@ def _with_content_type(scope, content_type: str):
 
 def _clean_response_start(message):
     """Only the headers of :data:`RESPONSE_HEADERS`; a binary V2 body says it is octet-stream."""
-    headers = [(key, value) for key, value in message.get("headers", []) if key.lower() in RESPONSE_HEADERS]
+    headers = [(key, value) for key, value in message.get("headers", [])
+               if key.lower() in RESPONSE_HEADERS or key.lower().startswith(CLOUDEVENT_PREFIX)]
     names = {key.lower() for key, _ in headers}
     if b"inference-header-content-length" in names and b"content-type" not in names:
         headers.append((b"content-type", BINARY_TYPE.encode()))
