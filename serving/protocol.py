@@ -61,16 +61,15 @@ INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
 @functools.cache
 def invisible_ranges() -> tuple[tuple[int, int], ...]:
     """Inclusive code point ranges of the characters above (computed once, ~0.3 s)."""
-    ranges, start = [], None
-    for code in range(0x110001):
-        character = chr(code) if code < 0x110000 else ""
-        invisible = bool(character) and (character.isspace() or unicodedata.category(character) in INVISIBLE_CATEGORIES)
-        if invisible and start is None:
-            start = code
-        elif not invisible and start is not None:
-            ranges.append((start, code - 1))
-            start = None
-    return tuple(ranges)
+    ranges: list[list[int]] = []
+    for code in range(0x110000):
+        character = chr(code)
+        if character.isspace() or unicodedata.category(character) in INVISIBLE_CATEGORIES:
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1][1] = code
+            else:
+                ranges.append([code, code])
+    return tuple((first, last) for first, last in ranges)
 
 
 @functools.cache
