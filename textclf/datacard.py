@@ -64,7 +64,7 @@ def _length_section(stats: RowStats, labels: list[str]) -> list[str]:
 
 
 def _examples_section(stats: RowStats, labels: list[str]) -> list[str]:
-    rows = [[labels[label], html.escape(" ".join(text.split()))] for label in sorted(stats.examples)
+    rows = [[labels[label], html.escape(" ".join(text.split()), quote=False)] for label in sorted(stats.examples)
             for text in stats.examples[label]]
     return ["## Examples", "", "A seeded sample: per class, the rows with the smallest sample hash (the first "
             "300 characters).", "", markdown_table(["label", "text"], rows), ""]

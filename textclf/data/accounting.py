@@ -90,7 +90,7 @@ class RowLedger:
 
     def __init__(self):
         self._parts: dict[str, list[np.ndarray]] = {name: [] for name in ("keys", "splits", "labels", "words", "chars")}
-        self._examples: dict[int, list[tuple[float, int, str]]] = {}
+        self._examples: dict[int, list[tuple[float, int, str, int]]] = {}
         self._seen = 0
 
     def add(self, keys, splits, labels, words, chars, draws, texts) -> None:
@@ -100,14 +100,17 @@ class RowLedger:
             self._parts[name].append(np.asarray(values, dtype=dtype))
         for label in np.unique(labels):
             rows = np.flatnonzero(labels == label)
-            best = rows[np.argsort(draws[rows], kind="stable")[:EXAMPLES_PER_CLASS]]
             heap = self._examples.setdefault(int(label), [])
-            for i in best:
+            for i in rows[np.argsort(draws[rows], kind="stable")]:
                 # -draw: a max-heap of the smallest draws; ties broken by arrival, so the result is deterministic
-                item = (-float(draws[i]), -(self._seen + int(i)), texts[i][:EXAMPLE_CHARS])
+                item = (-float(draws[i]), -(self._seen + int(i)), texts[i][:EXAMPLE_CHARS], int(keys[i]))
+                if len(heap) == EXAMPLES_PER_CLASS and item <= heap[0]:
+                    break  # rows come in draw order: none after this one gets in either
+                if any(kept[3] == item[3] for kept in heap):  # a duplicate of a kept example
+                    continue
                 if len(heap) < EXAMPLES_PER_CLASS:
                     heapq.heappush(heap, item)
-                elif item > heap[0]:
+                else:
                     heapq.heapreplace(heap, item)
         self._seen += len(keys)
 
@@ -123,7 +126,7 @@ class RowLedger:
         return sum(len(part) for part in self._parts["keys"])
 
     def stats(self) -> RowStats:
-        examples = {label: [text for _, _, text in sorted(heap, reverse=True)] for label, heap in self._examples.items()}
+        examples = {label: [item[2] for item in sorted(heap, reverse=True)] for label, heap in self._examples.items()}
         return RowStats(self._array("splits"), self._array("labels"), self._array("words"), self._array("chars"), examples)
 
     def duplicates(self) -> dict[str, int]:
