@@ -208,3 +208,16 @@ def test_shards_that_disagree_on_the_split_column_are_named(tmp_path):
     rows.to_csv(tmp_path / "b.csv", index=False)
     with pytest.raises(ValueError, match="split_column 'split' is in .*a.csv but not in .*b.csv"):
         ingest(IngestSettings(source=str(tmp_path / "*.csv")), tmp_path / "out")
+
+
+def test_the_source_version_of_a_local_glob_follows_its_shards(tmp_path):
+    from textclf.source_version import source_version
+
+    for i in range(2):
+        pd.DataFrame(generate(10, seed=i)).to_csv(tmp_path / f"part-{i}.csv", index=False)
+    glob = str(tmp_path / "part-*.csv")
+    before = source_version(glob)
+    (tmp_path / "other.csv").write_text("text,label\nx,y\n")
+    assert source_version(glob) == before, "a file the glob does not match does not count"
+    (tmp_path / "part-1.csv").write_text("text,label\nchanged,positive\n")
+    assert source_version(glob) != before
