@@ -7,6 +7,7 @@ import time
 import pandas as pd
 import pytest
 
+from textclf.data.shards import Layout
 from textclf.ingest import IngestSettings, SourceError, ingest
 
 try:  # the cloud tests' real gcp-storage-emulator fixtures, when components/storage.py is there
@@ -110,3 +111,25 @@ def test_gs_source_is_localized_through_components_storage(tmp_path, request):
     assert result.metadata["num_rows"] == len(RAW)
     with pytest.raises(SourceError, match="not found"):
         ingest(IngestSettings(source=f"gs://{bucket.name}/datasets/missing.csv"), tmp_path / "out")
+
+
+def test_hf_source_reads_every_split_in_chunks_with_its_class_names(tmp_path, monkeypatch):
+    """A hub-layout dataset on local disk (load_dataset reads a folder offline as it reads a hub repo):
+    ClassLabel names become the label names, split names the split column, unknown splits bad rows."""
+    import datasets
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["neg", "pos"])})
+    repo = tmp_path / "repo" / "data"
+    repo.mkdir(parents=True)
+    for split, n in (("train", 60), ("test", 20), ("unsupervised", 5)):
+        rows = {"text": [f"{split} review {i}" for i in range(n)], "label": [i % 2 for i in range(n)]}
+        datasets.Dataset.from_dict(rows, features=features).to_parquet(str(repo / f"{split}-00000-of-00001.parquet"))
+    result = ingest(IngestSettings(source=f"hf://{tmp_path / 'repo'}"), tmp_path / "out",
+                    layout=Layout(chunk_rows=8))
+    assert result.metadata["labels"] == ["neg", "pos"]
+    assert result.metadata["rows"]["test"] == 20 and result.metadata["rows"]["validation"] > 0, "validation carved from train"
+    assert result.metadata["bad_rows_by_reason"] == {"unknown split": 5}
+    assert result.metadata["source_files"] == 3
