@@ -46,6 +46,13 @@ REPO = Path(__file__).resolve().parents[1]
 STEPS = ("ingest", "tokenize", "raw", "train", "evaluate")
 LABEL_NAMES = "negative,positive"  # IMDB: label 1 = positive
 TINY = "tiny"
+STEP_IMPORTS = {
+    "ingest": ("pandas", "pyarrow.parquet", "matplotlib.pyplot"),
+    "tokenize": ("pyarrow.parquet", "datasets", "transformers.models.auto.tokenization_auto"),
+    "raw": ("pyarrow.parquet", "transformers.models.auto.tokenization_auto"),
+    "train": ("torch", "datasets", "transformers.models.auto.modeling_auto", "transformers.models.auto.tokenization_auto"),
+    "evaluate": ("torch", "datasets", "transformers.models.auto.modeling_auto", "transformers.models.auto.tokenization_auto"),
+}
 
 log = logging.getLogger("bench.scale")
 
@@ -67,6 +74,7 @@ class ScaleSettings:
     workdir: str = setting("/tmp/textclf-scale", "Datasets, step outputs and results.json (datasets are reused "
                            "when they exist).")
     output: str = setting("docs/benchmarks-scale.md", "Markdown file the results are written to.")
+    steps: str = setting(",".join(STEPS), "Comma-separated steps to run, in this order (a step needs the ones before it).")
     keep_outputs: bool = setting(False, "Keep each N's step outputs (they take about 3x the data on disk).")
 
     def size_list(self) -> list[int]:
@@ -143,12 +151,12 @@ def tiny_model(folder: Path) -> str:
 
 def run_step(step: str, config: dict) -> dict:
     """One step in this process; returns what it measured inside (rows, seconds)."""
-    import datasets  # noqa: F401 - imported before the clock starts: start-up is in the wall time, not the step's rate
-    import matplotlib.pyplot  # noqa: F401
-    import pandas  # noqa: F401
-    import torch  # noqa: F401
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: F401
+    import importlib
 
+    # The step's own libraries, imported before the clock starts: start-up counts in the wall time, not in
+    # the step's rate (and nothing more is imported than the step itself needs, so its memory is its own).
+    for module in STEP_IMPORTS[step]:
+        importlib.import_module(module)
     work, model = Path(config["work"]), config["model"]
     started = time.perf_counter()
     if step == "ingest":
@@ -293,8 +301,10 @@ def report(settings: ScaleSettings, results: list[dict], machine: dict, started:
               "| N | texts | raw texts/s (no truncation) | raw texts/s (its truncation) | tokenize step texts/s (in step) | step / raw |",
               "| ---: | ---: | ---: | ---: | ---: | ---: |"]
     for n in sorted({r["n"] for r in results}):
-        raw = next(r for r in results if r["n"] == n and r["step"] == "raw")
-        tok = next(r for r in results if r["n"] == n and r["step"] == "tokenize")
+        raw = next((r for r in results if r["n"] == n and r["step"] == "raw"), None)
+        tok = next((r for r in results if r["n"] == n and r["step"] == "tokenize"), None)
+        if raw is None or tok is None:
+            continue
         step_rate = tok["rows"] / tok["inside_s"]
         lines.append(f"| {n:,} | {raw['rows']:,} | {raw['raw_texts_per_s']:.0f} | {raw['raw_truncating_texts_per_s']:.0f} "
                      f"| {step_rate:.0f} | {step_rate / raw['raw_texts_per_s']:.2f} |")
@@ -345,7 +355,7 @@ def main(argv=None) -> None:
         work.mkdir(parents=True, exist_ok=True)
         config = {"work": str(work), "source": str(data / f"part-*.{settings.format}"), "model": model,
                   "max_length": settings.max_length, "max_steps": settings.max_steps, "raw_texts": settings.raw_texts}
-        for step in STEPS:
+        for step in [s for s in STEPS if s in settings.steps.split(",")]:
             log.info("N=%d: %s", n, step)
             results.append({"n": n, **measure(step, config, work / f"{step}.log")})
             log.info("%s", results[-1])
