@@ -26,7 +26,7 @@ SHARD_GLOB = "{split}-*.parquet"
 class Layout:
     """How rows are read from the source and cut into row groups and shards."""
 
-    chunk_rows: int = 20_000  # rows per chunk read from the source
+    chunk_rows: int = 5_000  # rows per chunk read from the source: with texts of 1-2 KB, 10 MB
     row_group_rows: int = 10_000
     row_group_chars: int = 32_000_000  # with long texts a row group is cut earlier: its buffer stays small
     shard_rows: int = 250_000
