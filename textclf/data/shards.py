@@ -191,9 +191,3 @@ def _may_hold(parquet, group: int, split: str) -> bool:
         return True
     return stats.min <= split <= stats.max
 
-
-def split_sizes(path: str | Path) -> dict[str, int]:
-    """Rows per split, from the Parquet footers only (cheap), for our shard folders."""
-    import pyarrow.parquet as pq
-
-    return {split: sum(pq.ParquetFile(f).metadata.num_rows for f in split_files(path, split)[0]) for split in SPLITS}
