@@ -320,9 +320,8 @@ def machine_info() -> dict:
     sys.path.insert(0, str(Path(__file__).parent))
     from train import machine  # bench/train.py: CPU model, cores, bf16 flags, versions
 
-    import psutil
-
-    return {**machine(), "memory": f"{psutil.virtual_memory().total / 2**30:.0f} GiB"}
+    pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return {**machine(), "memory": f"{pages / 2**30:.0f} GiB"}
 
 
 # ---------------------------------------------------------------- main
