@@ -15,7 +15,7 @@ TARGETS := kubeflow vertex
 IMAGE_REGISTRY ?= us-docker.pkg.dev/PROJECT/textclf
 IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
 
-.PHONY: install run test test-fast compile serve bench bench-train bench-serve monitor-demo images lock clean
+.PHONY: install run test test-fast compile serve bench bench-train bench-serve bench-scale monitor-demo images lock clean
 
 install: $(STAMP)
 
@@ -50,6 +50,10 @@ bench: bench-train bench-serve
 
 bench-train: install
 	$(PY) bench/train.py --data $(or $(DATA),../shared/data/imdb)
+
+# Ingest, tokenize, a short train and evaluate at N = 100k, 300k, 1M rows (memory and time per step).
+bench-scale: install
+	$(PY) bench/scale.py --data $(or $(DATA),../shared/data/imdb) --sizes $(or $(SIZES),100000,300000,1000000)
 
 bench-serve: install
 	model=$(or $(MODEL_DIR),$$($(PY) -m pipelines latest-model)) && \

@@ -34,7 +34,18 @@ GPU_TYPES = {
     "nvidia-h100-80gb": "NVIDIA_H100_80GB",
 }
 DEFAULT_GPU_TYPE = "nvidia-l4"
-CPU_STEP = {"cpu": "1", "memory": "4G"}
+# CPU steps' requests; the memory request is also the limit (a pod past it is OOM-killed, not slowed).
+# From bench/scale.py (docs/benchmarks.md, "Data at scale"): ingest and tokenize stream their data, so
+# their peak does not follow the data size (ingest adds 37 bytes a row: 0.4 GB at 10M rows);
+# tokenize's Rust tokenizer uses every core it gets; evaluate holds the model and one batch of texts.
+STEP_RESOURCES = {
+    "source-version": {"cpu": "500m", "memory": "1G"},
+    "ingest": {"cpu": "1", "memory": "2G"},
+    "tokenize": {"cpu": "4", "memory": "2G"},
+    "evaluate": {"cpu": "2", "memory": "4G"},
+    "gate": {"cpu": "500m", "memory": "1G"},
+    "deploy": {"cpu": "500m", "memory": "1G"},
+}
 TRAIN_STEP = {"cpu": "4", "memory": "16G"}
 
 
@@ -97,21 +108,21 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE):
             return op(**{name: params[name] for name in step_parameters(op)}, **artifacts)
 
         version = call(source_version_op)
-        set_resources(version, CPU_STEP).set_caching_options(False).set_display_name("source-version")
+        set_resources(version, STEP_RESOURCES["source-version"]).set_caching_options(False).set_display_name("source-version")
         ingest = call(ingest_op, source_version=version.output)
-        set_resources(ingest, CPU_STEP).set_caching_options(True).set_display_name("ingest")
+        set_resources(ingest, STEP_RESOURCES["ingest"]).set_caching_options(True).set_display_name("ingest")
         tokenize = call(tokenize_op, dataset=ingest.outputs["dataset"])
-        set_resources(tokenize, CPU_STEP).set_caching_options(True).set_display_name("tokenize")
+        set_resources(tokenize, STEP_RESOURCES["tokenize"]).set_caching_options(True).set_display_name("tokenize")
         train = call(train_op, dataset=ingest.outputs["dataset"], tokenized=tokenize.outputs["tokenized"])
         set_resources(train, TRAIN_STEP).set_retry(num_retries=2, backoff_duration="60s").set_display_name("train")
         request_gpu(train, target, gpu_type)
         evaluate = call(evaluate_op, model=train.outputs["model"], tokenized=tokenize.outputs["tokenized"])
-        set_resources(evaluate, CPU_STEP).set_display_name("evaluate")
+        set_resources(evaluate, STEP_RESOURCES["evaluate"]).set_display_name("evaluate")
         gate = call(gate_op, evaluation=evaluate.outputs["evaluation"])
-        set_resources(gate, CPU_STEP).set_caching_options(False).set_display_name("gate")
+        set_resources(gate, STEP_RESOURCES["gate"]).set_caching_options(False).set_display_name("gate")
         with dsl.If(gate.outputs["Output"] == PASS, name="gate-passed"):
             deploy = call(deploy_op, model=train.outputs["model"], evaluation=evaluate.outputs["evaluation"])
-            set_resources(deploy, CPU_STEP).set_caching_options(False).set_display_name("deploy")
+            set_resources(deploy, STEP_RESOURCES["deploy"]).set_caching_options(False).set_display_name("deploy")
         if target == "kubeflow":
             for task in (train, evaluate, gate, deploy):  # no key: W&B runs offline instead of failing the pod
                 kubernetes.use_secret_as_env(task, secret_name="wandb", secret_key_to_env={"api-key": "WANDB_API_KEY"}, optional=True)

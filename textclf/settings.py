@@ -86,8 +86,9 @@ def live_model_uri_setting():
 
 
 def source_setting():
-    return setting("sample:2000", "Data: sample:N (N generated reviews), a .csv/.tsv/.parquet/.jsonl file (each "
-                   "optionally .gz), gs://bucket/path or hf://owner/name[:config].")
+    return setting("sample:2000", "Data: sample:N (N generated reviews); a .csv/.tsv/.parquet/.jsonl file (each "
+                   "optionally .gz), a folder of them or a glob (data/part-*.csv.gz), local or on gs:// "
+                   "(gs://bucket/export/*.parquet); or hf://owner/name[:config].")
 
 
 def parameters_only(cls: type) -> type:

@@ -132,3 +132,24 @@ def test_load_rejects_inconsistent_histograms(tmp_path, reference_profile):
 def test_bad_inputs_are_named(tokenizer, texts, labels, probabilities, message):
     with pytest.raises(ProfileError, match=message):
         build_reference_profile(texts, labels, LABELS, probabilities, tokenizer)
+
+
+def test_a_profile_built_in_batches_equals_the_one_built_at_once(tokenizer):
+    """The train step profiles the test split batch by batch; the monitor must not see a difference."""
+    from textclf.profile import ReferenceProfileBuilder
+    from tests.monitor.conftest import fake_probabilities, review_texts
+
+    texts = review_texts(230, seed=4) + ["Привет мир", "x" * 300]
+    probabilities = fake_probabilities(len(texts), seed=4)
+    labels = [i % 2 for i in range(len(texts))]
+    at_once = build_reference_profile(texts, labels, LABELS, probabilities, tokenizer)
+    builder = ReferenceProfileBuilder(LABELS, tokenizer)
+    for start in range(0, len(texts), 17):
+        builder.add(texts[start:start + 17], labels[start:start + 17], probabilities[start:start + 17])
+    in_batches = builder.build()
+    for profile in (at_once, in_batches):
+        profile.pop("created_at")
+    assert in_batches == at_once
+    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    assert at_once["tokens"]["edges"] == quantile_edges(lengths, 10)
+    assert at_once["tokens"]["p95"] == float(np.quantile(lengths, 0.95))

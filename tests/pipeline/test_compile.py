@@ -5,7 +5,7 @@ import pytest
 from kfp import components
 
 from pipelines.compile import compile_pipeline
-from pipelines.pipeline import GPU_TYPES
+from pipelines.pipeline import GPU_TYPES, STEP_RESOURCES
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +34,15 @@ def test_dag_order_and_deploy_under_the_gate(compiled):
     assert tasks["ingest-op"]["cachingOptions"]["enableCache"] is True
     assert tasks["tokenize-op"]["cachingOptions"]["enableCache"] is True
     assert tasks["train-op"]["retryPolicy"]["maxRetryCount"] == 2
+
+
+@pytest.mark.parametrize("target", ["kubeflow", "vertex"])
+def test_cpu_steps_get_their_measured_requests_with_memory_limit_equal_to_request(compiled, target):
+    executors = documents(compiled[target])[0]["deploymentSpec"]["executors"]
+    for step, wanted in STEP_RESOURCES.items():
+        resources = executors[f"exec-{step}-op"]["container"]["resources"]
+        assert resources["resourceCpuRequest"] == wanted["cpu"], step
+        assert resources["resourceMemoryRequest"] == resources["resourceMemoryLimit"] == wanted["memory"], step
 
 
 def test_every_parameter_is_documented(compiled):
