@@ -25,12 +25,13 @@ IN_FLIGHT = Gauge("textclf_http_requests_in_flight", "HTTP requests being handle
 # A fixed set of endpoint labels, so that arbitrary paths cannot grow the metrics without bound.
 _ENDPOINTS = (
     ("v1_predict", re.compile(r"^/v1/models/[^/]+:predict$")),
+    ("v1_explain", re.compile(r"^/v1/models/[^/]+:explain$")),
     ("v2_infer", re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$")),
     ("health", re.compile(r"^/$|^/v2/health/|^/v1/models/[^/:]+$|^/v2/models/[^/]+(/versions/[^/]+)?/ready$")),
     ("metrics", re.compile(r"^/metrics$")),
     ("metadata", re.compile(r"^/v1/models$|^/v2(/models(/[^/]+(/versions/[^/]+)?)?)?$")),
 )
-INFERENCE_ENDPOINTS = frozenset({"v1_predict", "v2_infer"})
+INFERENCE_ENDPOINTS = frozenset({"v1_predict", "v1_explain", "v2_infer"})
 JSON_TYPES = frozenset({"application/json", "application/cloudevents+json"})
 
 

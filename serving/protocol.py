@@ -31,6 +31,7 @@ def v2_outputs(num_labels: int) -> list[dict]:
 class ParsedRequest:
     texts: list[str]
     v2: InferRequest | None = None  # the V2 request it came from; None for V1
+    parameters: dict = dataclasses.field(default_factory=dict)  # V1 "parameters" (options of :explain)
 
 
 def check_texts(texts: Sequence[Any], max_instances: int, where: str) -> list[str]:
@@ -58,7 +59,10 @@ def parse_v1(body: Any, max_instances: int) -> ParsedRequest:
     if not isinstance(instances, list):
         raise InvalidInput(f'"instances" must be a list of texts, got {type(instances).__name__}')
     texts = [item["text"] if isinstance(item, dict) and "text" in item else item for item in instances]
-    return ParsedRequest(check_texts(texts, max_instances, "instances"))
+    parameters = body.get("parameters", {})
+    if not isinstance(parameters, dict):
+        raise InvalidInput(f'"parameters" must be a JSON object, got {type(parameters).__name__}')
+    return ParsedRequest(check_texts(texts, max_instances, "instances"), parameters=parameters)
 
 
 def parse_v2(request: InferRequest, max_instances: int) -> ParsedRequest:
