@@ -83,12 +83,11 @@ def parse_options(parameters: dict[str, Any], settings: ExplainSettings, labels:
     return ExplainOptions(steps, label)
 
 
-def explainer_model(model_dir: Path, backend):
-    """The PyTorch model to explain: the served one when the backend is PyTorch (shared, read
-    only), else loaded from the same directory."""
-    model = getattr(backend, "model", None)
-    if model is not None:
-        return model
+def explainer_model(model_dir: Path, torch_model=None):
+    """The PyTorch model to explain: the fp32 one the classifier already holds (shared: the
+    explainer only reads it), else loaded from the same directory (an ONNX backend)."""
+    if torch_model is not None:
+        return torch_model
     from transformers import AutoModelForSequenceClassification
 
     return AutoModelForSequenceClassification.from_pretrained(model_dir)

@@ -58,11 +58,13 @@ class TextClassifierModel(kserve.Model):
         if self.explain_settings.explain:
             from textclf.explain import Explainer
 
-            model = explainer_model(self.model_dir, self.classifier.backend)
+            model = explainer_model(self.model_dir, self.classifier.torch_model)
             self.explainer = ExplainWorker(Explainer(model, self.classifier.encoder, self.classifier.labels,
                                                      self.settings.max_batch_tokens), self.explain_settings)
+        elif self.classifier.backend_name.startswith("onnx"):
+            self.classifier.torch_model = None  # auto's reference model: nothing needs it any more
         logger.info("Loaded %s from %s: backend %s, labels %s, max_length %d", self.name, self.model_dir,
-                    self.settings.backend, self.classifier.labels, self.classifier.max_length)
+                    self.classifier.backend_name, self.classifier.labels, self.classifier.max_length)
         self.ready = True
         return self.ready
 

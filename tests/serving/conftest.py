@@ -40,12 +40,13 @@ class RunningServer:
 
 @contextlib.contextmanager
 def serve(model_dir, tmp_dir: Path, *flags: str):
-    """Run the server until the block ends; yields a :class:`RunningServer` once it is ready."""
+    """Run the server until the block ends; yields a :class:`RunningServer` once it is ready.
+    PyTorch unless ``flags`` name another backend (auto would export ONNX at every start)."""
     http_port, grpc_port = free_port(), free_port()
     log = tmp_dir / f"server-{http_port}.log"
     command = [sys.executable, "-m", "serving", "--model_dir", str(model_dir), "--model_name", MODEL_NAME,
                "--host", "127.0.0.1", "--http_port", str(http_port), "--grpc_port", str(grpc_port),
-               "--cache_dir", str(tmp_dir / "onnx-cache"), "--threads", "1", *flags]
+               "--cache_dir", str(tmp_dir / "onnx-cache"), "--threads", "1", "--backend", "torch", *flags]
     env = dict(os.environ, PYTHONPATH=str(REPO), TOKENIZERS_PARALLELISM="false")
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)

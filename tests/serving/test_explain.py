@@ -84,7 +84,7 @@ def test_a_truncated_text_is_explained_as_the_model_saw_it(decisive_model_dir, t
     assert len(seen) == 14 and seen[:3] == ["Opening", "words", "here"] and seen[-4:] == ["The", "closing", "verdict", "."]
     assert all(text[word.start : word.end] == word.word for word in explanation.words)
     # The same probabilities as the served prediction with that truncation.
-    served = TextClassifier(decisive_model_dir, InferenceSettings(max_length=16, truncation="head_tail", bf16="off",
+    served = TextClassifier(decisive_model_dir, InferenceSettings(backend="torch", max_length=16, truncation="head_tail", bf16="off",
                                                                   cache_dir=str(tmp_path)))
     assert explanation.probabilities == pytest.approx(served.probabilities([text])[0].tolist(), abs=1e-4)
 
