@@ -36,13 +36,13 @@ METHOD = "integrated_gradients"
 class ExplainSettings:
     """``:explain``; every field is a ``python -m serving`` flag of the same name."""
 
-    explain: bool = setting(True, "Answer :explain (integrated gradients in PyTorch fp32; with an ONNX backend "
-                                  "this loads the PyTorch model too).")
+    explain: bool = setting(True, "Answer :explain (integrated gradients in PyTorch fp32: an ONNX backend keeps "
+                                  "the PyTorch model loaded for it; false: 501).")
     explain_steps: int = setting(64, "Integration steps when a request names none (convergence_delta in the "
                                      "answer says whether they sufficed).")
-    explain_max_steps: int = setting(256, "Most integration steps a request may ask for (400 above).")
-    explain_max_tokens: int = setting(1024, "Most tokens in one :explain request, summed over its texts after "
-                                            "truncation (400 above).")
+    explain_max_steps: int = setting(128, "Most integration steps a request may ask for (400 above).")
+    explain_max_tokens: int = setting(512, "Most tokens in one :explain request, summed over its texts after "
+                                           "truncation (400 above).")
 
     def __post_init__(self):
         if not 1 <= self.explain_steps <= self.explain_max_steps:
