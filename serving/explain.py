@@ -6,7 +6,9 @@ default: the predicted one), and answers ``{"explanations": [...]}`` in request 
 
 Cost is bounded per request: at most ``explain_max_steps`` steps and ``explain_max_tokens``
 tokens over all its texts (counted after the served truncation); above either, 400 naming the
-limit. The work is integration steps x tokens, each step a forward and a backward pass.
+limit. The work is integration steps x tokens, each step a forward and a backward pass. At most
+``explain_max_pending`` requests run or wait at once; more get 429, so that a burst of
+explanations cannot queue up hours of work.
 
 The work runs on one dedicated thread, not on the batcher's: one explanation costs as much as
 hundreds of predictions, and in the predict queue it would hold up every prediction behind it.
@@ -22,6 +24,7 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
+from fastapi import HTTPException
 from kserve.errors import InvalidInput
 
 from serving.batching import BatcherClosed
@@ -43,13 +46,16 @@ class ExplainSettings:
     explain_max_steps: int = setting(128, "Most integration steps a request may ask for (400 above).")
     explain_max_tokens: int = setting(512, "Most tokens in one :explain request, summed over its texts after "
                                            "truncation (400 above).")
+    explain_max_pending: int = setting(4, "Most :explain requests running or waiting at once (429 above): they "
+                                          "run one at a time.")
 
     def __post_init__(self):
         if not 1 <= self.explain_steps <= self.explain_max_steps:
             raise ValueError(f"explain_steps {self.explain_steps} must be in 1..explain_max_steps "
                              f"({self.explain_max_steps})")
-        if self.explain_max_tokens < 1:
-            raise ValueError(f"explain_max_tokens must be at least 1, got {self.explain_max_tokens}")
+        if self.explain_max_tokens < 1 or self.explain_max_pending < 1:
+            raise ValueError(f"explain_max_tokens and explain_max_pending must be at least 1, got "
+                             f"{self.explain_max_tokens}, {self.explain_max_pending}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,14 +108,23 @@ class ExplainWorker:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="explain")
         self._lock = threading.Lock()
         self._closed = False
+        self._pending = 0  # requests running or waiting; changed on the event loop only
 
     async def explain(self, texts: Sequence[str], options: ExplainOptions) -> Explained:
+        if self._pending >= self.settings.explain_max_pending:
+            # HTTPException: the server's guards answer it as JSON {"error": ...} with this status.
+            raise HTTPException(429, f"{self._pending} :explain requests are already running or waiting, the "
+                                     f"limit (explain_max_pending); try again later")
         loop = asyncio.get_running_loop()
         with self._lock:
             if self._closed:
                 raise BatcherClosed("the model is shutting down")
             future = loop.run_in_executor(self._pool, self._explain, list(texts), options)
-        return Explained(await future, options.steps)
+        self._pending += 1
+        try:
+            return Explained(await future, options.steps)
+        finally:
+            self._pending -= 1
 
     def _explain(self, texts: list[str], options: ExplainOptions) -> list[Explanation]:
         encoded = self.explainer.encoder.encode_spans(texts)

@@ -112,7 +112,7 @@ def server(decisive_model_dir, tmp_path_factory):
     """The shared server: fp32 torch, small limits so the limit cases are cheap to send."""
     with serve(decisive_model_dir, tmp_path_factory.mktemp("server"), "--bf16", "off",
                "--max_instances", "8", "--max_body_bytes", "20000", "--max_batch_delay_ms", "20",
-               "--explain_max_steps", "64", "--explain_max_tokens", "300") as running:
+               "--explain_max_steps", "64", "--explain_max_tokens", "300", "--explain_max_pending", "2") as running:
         yield running
 
 

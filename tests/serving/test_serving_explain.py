@@ -118,3 +118,24 @@ def test_the_event_loop_answers_while_an_explanation_runs(server):
             return [moment for moment in answered if moment < finished]
 
     assert len(asyncio.run(main())) >= 3
+
+
+def test_explanations_beyond_the_pending_limit_get_429(server):
+    """Two may run or wait (the fixture's limit); of six sent at once, the rest are refused at once."""
+    body = {"instances": [TEXTS[7], TEXTS[3]], "parameters": {"steps": 64}}
+
+    async def main():
+        async with aiohttp.ClientSession(server.url, timeout=aiohttp.ClientTimeout(total=120)) as session:
+            async def explain():
+                async with session.post(EXPLAIN, json=body) as response:
+                    return response.status, await response.json()
+
+            return await asyncio.gather(*(explain() for _ in range(6)))
+
+    answers = asyncio.run(main())
+    statuses = sorted(status for status, _ in answers)
+    assert statuses.count(200) >= 2 and statuses.count(429) >= 1 and set(statuses) == {200, 429}
+    refused = next(answer for status, answer in answers if status == 429)
+    assert "limit (explain_max_pending)" in refused["error"]
+    # The slots are given back: the server explains again.
+    assert post(server, EXPLAIN, {"instances": ["fine"], "parameters": {"steps": 4}})[0] == 200
