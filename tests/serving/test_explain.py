@@ -101,12 +101,34 @@ def test_limits_of_the_core_are_named(decisive_model_dir):
 def test_positive_and_negative_words_pull_opposite_ways_on_fine_tuned_minilm():
     """The offline MiniLM fine-tuned for a few steps on short sentences built from the sample
     data's words, without "wonderful" and "terrible": the model has to place them itself."""
+    torch.manual_seed(0)
+    # One thread: two stall whenever another process holds a core, which on a shared CI runner
+    # multiplies this test's time by several.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model, tokenizer = fine_tune_on_short_reviews()
+        ours = Explainer(model, TextEncoder(tokenizer, 64), LABELS)
+        good, bad = ours.explain(["The acting was wonderful.", "The acting was terrible."], steps=128, label="positive")
+    finally:
+        torch.set_num_threads(threads)
+    assert (good.label, bad.label) == ("positive", "negative")
+    words = {word.word: word.attribution for word in good.words}, {word.word: word.attribution for word in bad.words}
+    assert words[0]["wonderful"] > 0 > words[1]["terrible"]
+    # The sentiment word moves the log-odds most, and the quadrature has converged.
+    assert all(max(each, key=lambda word: abs(each[word])) in {"wonderful", "terrible"} for each in words)
+    for explanation in (good, bad):
+        assert abs(explanation.convergence_delta) < 0.05 * abs(explanation.log_odds - explanation.baseline_log_odds)
+
+
+def fine_tune_on_short_reviews():
+    """MiniLM after 10 steps on 320 sentences "The <subject> was <adjective>." from the sample
+    data's word lists, without "wonderful" and "terrible"."""
     import random
 
     from textclf import sample_data
     from textclf.base_model import resolve_base_model
 
-    torch.manual_seed(0)
     rng = random.Random(0)
     held_out = {"wonderful", "terrible"}
     sentences = []
@@ -127,13 +149,4 @@ def test_positive_and_negative_words_pull_opposite_ways_on_fine_tuned_minilm():
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-
-    ours = Explainer(model, TextEncoder(tokenizer, 64), LABELS)
-    good, bad = ours.explain(["The acting was wonderful.", "The acting was terrible."], steps=128, label="positive")
-    assert (good.label, bad.label) == ("positive", "negative")
-    words = {word.word: word.attribution for word in good.words}, {word.word: word.attribution for word in bad.words}
-    assert words[0]["wonderful"] > 0 > words[1]["terrible"]
-    # The sentiment word moves the log-odds most, and the quadrature has converged.
-    assert all(max(each, key=lambda word: abs(each[word])) in {"wonderful", "terrible"} for each in words)
-    for explanation in (good, bad):
-        assert abs(explanation.convergence_delta) < 0.05 * abs(explanation.log_odds - explanation.baseline_log_odds)
+    return model.eval(), tokenizer
