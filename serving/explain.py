@@ -108,7 +108,7 @@ class ExplainWorker:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="explain")
         self._lock = threading.Lock()
         self._closed = False
-        self._pending = 0  # requests running or waiting; changed on the event loop only
+        self._pending = 0  # explanations running or waiting; changed on the event loop only
 
     async def explain(self, texts: Sequence[str], options: ExplainOptions) -> Explained:
         if self._pending >= self.settings.explain_max_pending:
@@ -119,12 +119,21 @@ class ExplainWorker:
         with self._lock:
             if self._closed:
                 raise BatcherClosed("the model is shutting down")
-            future = loop.run_in_executor(self._pool, self._explain, list(texts), options)
+            job = self._pool.submit(self._explain, list(texts), options)
         self._pending += 1
+        # The slot is given back when the work ends, not when the client goes away: a running
+        # explanation cannot be stopped, and it still holds the thread.
+        job.add_done_callback(lambda _: self._release_from_thread(loop))
+        return Explained(await asyncio.wrap_future(job), options.steps)
+
+    def _release_from_thread(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
-            return Explained(await future, options.steps)
-        finally:
-            self._pending -= 1
+            loop.call_soon_threadsafe(self._release)
+        except RuntimeError:  # the loop is closed: the server has stopped, nobody counts any more
+            pass
+
+    def _release(self) -> None:
+        self._pending -= 1
 
     def _explain(self, texts: list[str], options: ExplainOptions) -> list[Explanation]:
         encoded = self.explainer.encoder.encode_spans(texts)
