@@ -43,7 +43,7 @@ SERVER_VARIANTS = {  # name -> (backend, more python -m serving flags)
     **{f"serving {name}": (name, []) for name in BACKENDS},
     "serving onnx-int8 2 workers x 1 thread": ("onnx-int8", ["--inference_workers", "2", "--threads", "1"]),
     # Passes filled up to max_batch_tokens, as before the grouping by length: what padding costs.
-    "serving auto (default), fewest passes": ("auto (default)", ["--pass_cost_tokens", "1000000"]),
+    "serving auto (default) fewest passes": ("auto (default)", ["--pass_cost_tokens", "1000000"]),
 }
 METRICS = ("textclf_batch_size_sum", "textclf_batch_size_count", "textclf_batch_seconds_sum",
            "textclf_tokens_total", "textclf_padded_tokens_total")
