@@ -1,8 +1,12 @@
-"""Serving benchmark: the tutorial baseline against ``python -m serving`` with each backend.
+"""Serving benchmark: the tutorial baseline against ``python -m serving`` with each backend, and
+each backend's in-process limit, all in one run.
 
-Everything on loopback and bounded (texts, requests, seconds). For each server, in one run:
-reviews/s at concurrency 1 and 16, p50/p99 latency, peak RSS (VmHWM) and accuracy on the texts it
-served. Prints a Markdown table (and writes it with ``--report``).
+First the limit: for each backend, a fresh process runs the server's own classifier on the same
+texts in batches of 16 sorted by length (bench/inprocess.py): no HTTP, no batcher. Then each
+server, on loopback and bounded (texts, requests, seconds): reviews/s at concurrency 1 and 16,
+p50/p99 latency, peak RSS (VmHWM), accuracy on the texts it served, its share of the best
+in-process rate, and from its /metrics: texts per merged batch, padding, and how busy the
+inference worker was. Prints Markdown tables (and writes them with ``--report``).
 
     .venv/bin/python bench/serve.py --data ../shared/data/imdb/test.csv.gz --model_dir /work/models/imdb-minilm
 """
@@ -28,13 +32,21 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from loadgen import LoadResult, run_load  # noqa: E402
 
-SERVER_VARIANTS = {  # name -> python -m serving flags
-    "serving torch fp32": ["--backend", "torch", "--bf16", "off"],
-    "serving torch bf16-auto": ["--backend", "torch", "--bf16", "auto"],
-    "serving onnx": ["--backend", "onnx"],
-    "serving onnx-int8": ["--backend", "onnx-int8"],
-    "serving onnx-int8 2 workers x 1 thread": ["--backend", "onnx-int8", "--inference_workers", "2", "--threads", "1"],
+BACKENDS = {  # name -> inference flags, the same in process and served
+    "torch fp32": ["--backend", "torch", "--bf16", "off"],
+    "torch bf16-auto": ["--backend", "torch", "--bf16", "auto"],
+    "onnx": ["--backend", "onnx"],
+    "onnx-int8": ["--backend", "onnx-int8"],
+    "auto (default)": [],
 }
+SERVER_VARIANTS = {  # name -> (backend, more python -m serving flags)
+    **{f"serving {name}": (name, []) for name in BACKENDS},
+    "serving onnx-int8 2 workers x 1 thread": ("onnx-int8", ["--inference_workers", "2", "--threads", "1"]),
+    # Passes filled up to max_batch_tokens, as before the grouping by length: what padding costs.
+    "serving auto (default) fewest passes": ("auto (default)", ["--pass_cost_tokens", "1000000"]),
+}
+METRICS = ("textclf_batch_size_sum", "textclf_batch_size_count", "textclf_batch_seconds_sum",
+           "textclf_tokens_total", "textclf_padded_tokens_total")
 BASELINE = "baseline pipeline+FastAPI"
 BASELINES = {BASELINE: [], BASELINE + " 1 thread": ["--threads", "1"]}  # name -> baseline_server.py flags
 
@@ -47,6 +59,8 @@ class Row:
     peak_rss_mb: float
     accuracy: float
     note: str = ""
+    backend: str = ""  # the BACKENDS entry, for the in-process limit
+    server: dict = dataclasses.field(default_factory=dict)  # /metrics deltas over the loaded phase
 
 
 def free_port() -> int:
@@ -88,42 +102,140 @@ def running(command: list[str], ready_url: str, log: Path, startup_seconds: floa
             process.kill()
 
 
-def measure(name, process, url, make_body, read_label, texts, gold, label_ids, args, note="") -> Row:
+def server_metrics(url: str) -> dict[str, float]:
+    """The counters of :data:`METRICS` from a server's /metrics (empty for the baseline)."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+    except OSError:
+        return {}
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in METRICS:
+            values[name] = float(value)
+    return values
+
+
+def measure(name, process, url, make_body, read_label, texts, gold, label_ids, args, note="", metrics_url=None) -> Row:
     print(f"[{name}] warm-up", flush=True)
     run_load(url, texts[:8], 1, make_body, read_label)
     single = run_load(url, texts[: args.single_requests], 1, make_body, read_label, args.time_limit)
     print(f"[{name}] concurrency 1: {single.throughput:.1f}/s, p50 {single.p50_ms:.0f} ms", flush=True)
+    before = server_metrics(metrics_url) if metrics_url else {}
     loaded = run_load(url, texts, args.concurrency, make_body, read_label, args.time_limit)
+    after = server_metrics(metrics_url) if metrics_url else {}
     print(f"[{name}] concurrency {args.concurrency}: {loaded.throughput:.1f}/s, p50 {loaded.p50_ms:.0f} ms, "
           f"{loaded.errors} errors", flush=True)
     answers = {**single.answers, **loaded.answers}
     correct = sum(label_ids[label] == gold[index] for index, label in answers.items())
-    return Row(name, single, loaded, peak_rss_mb(process.pid), 100 * correct / max(1, len(answers)), note)
+    server = {key: after[key] - before.get(key, 0.0) for key in after}
+    server["seconds"] = loaded.seconds
+    return Row(name, single, loaded, peak_rss_mb(process.pid), 100 * correct / max(1, len(answers)), note,
+               server=server)
 
 
-def table(rows: list[Row], concurrency: int) -> str:
+def in_process_limits(model_dir: str, texts: list[str], args) -> dict[str, dict]:
+    """Backend name -> bench/inprocess.py's result, each in a fresh process."""
+    texts_file = args.work_dir / "texts.json"
+    texts_file.write_text(json.dumps(texts))
+    limits = {}
+    for name in args.in_process.split(",") if args.in_process else []:
+        command = [sys.executable, "bench/inprocess.py", "--model_dir", model_dir, "--texts", str(texts_file),
+                   "--batch_size", str(args.batch_size), "--", "--max_length", str(args.max_length),
+                   "--cache_dir", str(args.work_dir / "onnx-cache"), *BACKENDS[name]]
+        env = dict(os.environ, PYTHONPATH=str(REPO), TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
+        log = args.work_dir / f"inprocess_{name.replace(' ', '_')}.log"
+        with log.open("wb") as out:
+            done = subprocess.run(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=out)
+        if done.returncode != 0:
+            raise RuntimeError(f"in-process {name} failed:\n{log.read_text()[-3000:]}")
+        limits[name] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+        print(f"[in process {name}] {limits[name]['reviews_per_s']:.1f} reviews/s ({limits[name]['backend']})", flush=True)
+    return limits
+
+
+def limits_table(limits: dict[str, dict], batch_size: int) -> str:
+    lines = [f"| backend (in process, batches of {batch_size} sorted by length) | serves with | reviews/s | mean tokens |",
+             "|---|---|---:|---:|"]
+    for name, limit in limits.items():
+        lines.append(f"| {name} | {limit['backend']} | {limit['reviews_per_s']:.1f} | {limit['mean_tokens']:.0f} |")
+    return "\n".join(lines)
+
+
+def table(rows: list[Row], concurrency: int, limits: dict[str, dict]) -> str:
     baseline = next((row for row in rows if row.name == BASELINE), None)
+    best = max((limit["reviews_per_s"] for limit in limits.values()), default=float("nan"))
     lines = [
         f"| server | reviews/s c=1 | p50 ms c=1 | p99 ms c=1 | reviews/s c={concurrency} | p50 ms c={concurrency} "
-        f"| p99 ms c={concurrency} | x baseline c={concurrency} | peak RSS MB | accuracy % (texts) | notes |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        f"| p99 ms c={concurrency} | x baseline c={concurrency} | % of own in-process | % of best in-process "
+        f"| texts per batch | padding % | worker busy % | peak RSS MB | accuracy % (texts) | notes |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         speedup = row.loaded.throughput / baseline.loaded.throughput if baseline else float("nan")
+        own = limits.get(row.backend, {}).get("reviews_per_s", float("nan"))
         texts = len({**row.single.answers, **row.loaded.answers})
         lines.append(
             f"| {row.name} | {row.single.throughput:.1f} | {row.single.p50_ms:.0f} | {row.single.percentile_ms(0.99):.0f} "
             f"| {row.loaded.throughput:.1f} | {row.loaded.p50_ms:.0f} | {row.loaded.percentile_ms(0.99):.0f} "
-            f"| {speedup:.2f} | {row.peak_rss_mb:.0f} | {row.accuracy:.2f} ({texts}) | {row.note} |"
+            f"| {speedup:.2f} | {percent(row.loaded.throughput, own)} | {percent(row.loaded.throughput, best)} "
+            f"| {ratio(row.server.get('textclf_batch_size_sum'), row.server.get('textclf_batch_size_count'))} "
+            f"| {percent(row.server.get('textclf_padded_tokens_total'), row.server.get('textclf_tokens_total'), -100)} "
+            f"| {percent(row.server.get('textclf_batch_seconds_sum'), row.server.get('seconds'))} "
+            f"| {row.peak_rss_mb:.0f} | {row.accuracy:.2f} ({texts}) | {row.note} |"
         )
     return "\n".join(lines)
 
 
-def bf16_note(log: Path) -> str:
+def percent(part, whole, offset: float = 0.0) -> str:
+    return f"{100 * part / whole + offset:.0f}" if part is not None and whole and whole == whole else ""
+
+
+def ratio(part, whole) -> str:
+    return f"{part / whole:.1f}" if part is not None and whole else ""
+
+
+def backend_note(log: Path) -> str:
+    """What the server logged about its bf16 probe or its auto choice."""
     for line in log.read_text(errors="replace").splitlines():
-        if "bf16 on" in line or "bf16 off" in line:
-            return line.split("] ", 1)[-1].strip()[:120]
+        if "bf16 on" in line or "bf16 off" in line or "backend auto:" in line:
+            return line.split("] ", 1)[-1].strip()[:160]
     return ""
+
+
+def verdicts(rows: list[Row], limits: dict[str, dict]) -> str:
+    """The targets of issue 12, item 5, as measured in this run."""
+    lines = []
+    served = [row for row in rows if row.name.startswith("serving")]
+    if limits and served:
+        best_name = max(limits, key=lambda name: limits[name]["reviews_per_s"])
+        top = max(served, key=lambda row: row.loaded.throughput)
+        lines.append(f"- best served {top.name}: {top.loaded.throughput:.1f} reviews/s = "
+                     f"{percent(top.loaded.throughput, limits[best_name]['reviews_per_s'])}% of the best in-process "
+                     f"rate ({best_name}, {limits[best_name]['reviews_per_s']:.1f}); target 90%")
+    default = next((row for row in rows if row.backend == "auto (default)"), None)
+    if default and "auto (default)" in limits:
+        fastest = max((name for name in limits if name != "auto (default)"), key=lambda name: limits[name]["reviews_per_s"],
+                      default=None)
+        lines.append(f"- the default server chose {limits['auto (default)']['backend']}; fastest in process: "
+                     f"{fastest} ({limits[fastest]['reviews_per_s']:.1f}/s)" if fastest else "")
+    baseline = next((row for row in rows if row.name == BASELINE), None)
+    if baseline and served:
+        quickest = min(served, key=lambda row: row.single.p50_ms)
+        lines.append(f"- single-request p50: {quickest.name} {quickest.single.p50_ms:.0f} ms vs baseline "
+                     f"{baseline.single.p50_ms:.0f} ms (target: at most half)")
+    return "\n".join(line for line in lines if line)
+
+
+def cpu_bf16() -> str:
+    """Which native bf16 the CPU has: AMX (amx_bf16) and/or AVX512-BF16, or none."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "bf16 unknown"
+    found = [name for name in ("amx_bf16", "avx512_bf16") if name in flags]
+    return "+".join(found) if found else "no native bf16"
 
 
 def cpu_model() -> str:
@@ -146,6 +258,9 @@ def main() -> None:
     parser.add_argument("--time_limit", type=float, default=90.0, help="seconds per load phase, at most")
     parser.add_argument("--variants", default=",".join([*BASELINES, *SERVER_VARIANTS]),
                         help="comma-separated subset of: " + ", ".join([*BASELINES, *SERVER_VARIANTS]))
+    parser.add_argument("--in_process", default=",".join(BACKENDS),
+                        help="backends whose in-process limit is measured first (empty: none): " + ", ".join(BACKENDS))
+    parser.add_argument("--batch_size", type=int, default=16, help="texts per in-process batch")
     parser.add_argument("--report", type=Path, help="also write the Markdown table here")
     parser.add_argument("--work_dir", type=Path, default=REPO / "build" / "bench-serve")
     args = parser.parse_args()
@@ -159,8 +274,9 @@ def main() -> None:
     args.work_dir.mkdir(parents=True, exist_ok=True)
     print(f"{len(texts)} texts from {args.data}; model {args.model_dir}; labels {label_ids}", flush=True)
 
+    limits = in_process_limits(args.model_dir, texts, args)
     rows = []
-    for name in args.variants.split(","):
+    for name in filter(None, args.variants.split(",")):
         port = free_port()
         log = args.work_dir / f"{name.replace(' ', '_')}.log"
         if name in BASELINES:
@@ -170,20 +286,24 @@ def main() -> None:
                 rows.append(measure(name, process, f"http://127.0.0.1:{port}/predict", lambda t: {"text": t},
                                     lambda body: body["label"], texts, gold, label_ids, args))
             continue
+        backend, flags = SERVER_VARIANTS[name]
         command = [sys.executable, "-m", "serving", "--model_dir", args.model_dir, "--model_name", "bench",
                    "--host", "127.0.0.1", "--http_port", str(port), "--enable_grpc", "false",
                    "--enable_latency_logging", "false", "--max_length", str(args.max_length),
-                   "--cache_dir", str(args.work_dir / "onnx-cache"), *SERVER_VARIANTS[name]]
+                   "--cache_dir", str(args.work_dir / "onnx-cache"), *BACKENDS[backend], *flags]
         base = f"http://127.0.0.1:{port}"
         with running(command, f"{base}/v1/models/bench", log) as process:
-            rows.append(measure(name, process, f"{base}/v1/models/bench:predict", lambda t: {"instances": [t]},
-                                lambda body: body["predictions"][0]["label"], texts, gold, label_ids, args,
-                                note=bf16_note(log) if "bf16" in name else ""))
+            row = measure(name, process, f"{base}/v1/models/bench:predict", lambda t: {"instances": [t]},
+                          lambda body: body["predictions"][0]["label"], texts, gold, label_ids, args,
+                          note=backend_note(log), metrics_url=f"{base}/metrics")
+        row.backend = backend
+        rows.append(row)
 
-    header = (f"Machine: {platform.machine()} {os.cpu_count()} CPUs ({cpu_model()}), "
+    header = (f"Machine: {platform.machine()} {os.cpu_count()} CPUs ({cpu_model()}; {cpu_bf16()}), "
               f"{date.today().isoformat()}; max_length {args.max_length}; {len(texts)} texts at c={args.concurrency}, "
               f"{args.single_requests} at c=1.")
-    report = header + "\n\n" + table(rows, args.concurrency) + "\n"
+    report = (header + "\n\n" + limits_table(limits, args.batch_size) + "\n\n" + table(rows, args.concurrency, limits)
+              + "\n\n" + verdicts(rows, limits) + "\n")
     print("\n" + report)
     if args.report:
         args.report.write_text(report)

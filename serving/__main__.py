@@ -10,6 +10,7 @@ import sys
 
 from serving.backends import cpu_threads
 from serving.classifier import InferenceSettings
+from serving.explain import ExplainSettings
 from textclf.settings import setting
 
 
@@ -33,12 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     from kserve import model_server  # imported here: kserve parses sys.argv on import
     from transformers import HfArgumentParser
 
-    return HfArgumentParser([InferenceSettings, ServerSettings], description=__doc__, parents=[model_server.parser],
+    return HfArgumentParser([InferenceSettings, ServerSettings, ExplainSettings], description=__doc__, parents=[model_server.parser],
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 
 
 def main(argv: list[str] | None = None) -> None:
-    settings, server_settings, kserve_args = build_parser().parse_args_into_dataclasses(argv)
+    settings, server_settings, explain_settings, kserve_args = build_parser().parse_args_into_dataclasses(argv)
     from serving.model import TextClassifierModel
     from serving.server import TextServer
 
@@ -60,7 +61,8 @@ def main(argv: list[str] | None = None) -> None:
                                 max_batch_size=server_settings.max_batch_size,
                                 max_batch_delay_ms=server_settings.max_batch_delay_ms,
                                 max_instances=server_settings.max_instances,
-                                inference_workers=server_settings.inference_workers)
+                                inference_workers=server_settings.inference_workers,
+                                explain_settings=explain_settings)
     model.load()
     logging.getLogger(__name__).info("Serving %s on %s:%d", kserve_args.model_name, server_settings.host, kserve_args.http_port)
     server.start([model])

@@ -7,6 +7,7 @@ restart reuses the export. Each export is checked against PyTorch before it is u
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -61,6 +62,12 @@ class TorchBackend:
             return False
         return "avx512_bf16" in flags or "amx_bf16" in flags
 
+    def with_bf16(self) -> TorchBackend:
+        """The same model (shared, not copied) with bf16 autocast on."""
+        other = copy.copy(self)
+        other.bf16 = True
+        return other
+
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         torch = self._torch
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
@@ -75,6 +82,7 @@ class OnnxBackend:
     def __init__(self, onnx_path: Path, threads: int):
         import onnxruntime as ort
 
+        self.path = onnx_path
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1  # one batch at a time: parallelism is inside the ops
@@ -194,6 +202,25 @@ def onnx_model_path(model_dir: Path, cache_dir: Path, int8: bool) -> Path:
     return wanted
 
 
+def load_candidates(model_dir: Path, settings) -> dict[str, Backend]:
+    """What ``--backend auto`` chooses from: torch (fp32, always: the reference), torch-bf16 where
+    bf16 is native (or ``--bf16 on``; none with ``--bf16 off``), and on CPUs onnx and onnx-int8
+    (exported when missing). A backend that fails to load is logged and left out."""
+    threads = cpu_threads(settings.threads)
+    fp32 = TorchBackend(model_dir, threads)
+    candidates: dict[str, Backend] = {"torch": fp32}
+    if settings.bf16 == "on" or (settings.bf16 == "auto" and fp32.has_native_bf16()):
+        candidates["torch-bf16"] = fp32.with_bf16()
+    if fp32.device.type == "cpu":  # ONNX Runtime's CPU provider only
+        cache_dir = Path(settings.cache_dir) if settings.cache_dir else default_cache_dir()
+        for name, int8 in (("onnx", False), ("onnx-int8", True)):
+            try:
+                candidates[name] = OnnxBackend(onnx_model_path(model_dir, cache_dir, int8=int8), threads)
+            except Exception as error:  # an architecture the exporter cannot trace, a full disk...
+                logger.warning("backend auto: %s left out: %s", name, error)
+    return candidates
+
+
 def load_backend(model_dir: Path, settings) -> Backend:
     """The backend ``settings.backend`` names, with ``settings.threads`` threads."""
     threads = cpu_threads(settings.threads)
@@ -203,4 +230,4 @@ def load_backend(model_dir: Path, settings) -> Backend:
         cache_dir = Path(settings.cache_dir) if settings.cache_dir else default_cache_dir()
         path = onnx_model_path(model_dir, cache_dir, int8=settings.backend == "onnx-int8")
         return OnnxBackend(path, threads)
-    raise ValueError(f"unknown backend {settings.backend!r}: expected torch, onnx or onnx-int8")
+    raise ValueError(f"unknown backend {settings.backend!r}: expected auto, torch, onnx or onnx-int8")

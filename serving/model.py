@@ -11,6 +11,7 @@ from kserve.protocol.infer_type import InferRequest
 
 from serving.batching import BatcherClosed, DynamicBatcher
 from serving.classifier import InferenceSettings, Prediction, TextClassifier
+from serving.explain import ExplainSettings, Explained, ExplainWorker, explain_response, explainer_model, parse_options
 from serving.protocol import (V2_INPUTS, ParsedRequest, TextRules, parse_v1, parse_v2, v1_response, v2_outputs,
                               v2_response)
 
@@ -23,6 +24,7 @@ class TextClassifierModel(kserve.Model):
     ``preprocess`` parses and validates (400 with a named problem; the texts are judged by the part
     the encoder will read), ``predict`` waits for the batcher's worker thread, where texts are
     tokenized and classified (never on the event loop), ``postprocess`` writes V1 or V2.
+    ``explain`` (V1 ``:explain``, see :mod:`serving.explain`) waits for the explain thread.
 
     Args:
         name: the model name in the URL (``/v1/models/NAME:predict``).
@@ -32,10 +34,12 @@ class TextClassifierModel(kserve.Model):
         max_batch_delay_ms: how long a request waits for others to batch with.
         max_instances: most texts accepted in one request.
         inference_workers: batches run at the same time, each with ``settings.threads`` threads.
+        explain_settings: ``:explain`` limits (default: :class:`ExplainSettings`'s defaults).
     """
 
     def __init__(self, name: str, model_dir: str | Path, settings: InferenceSettings, max_batch_size: int = 32,
-                 max_batch_delay_ms: float = 2.0, max_instances: int = 128, inference_workers: int = 1):
+                 max_batch_delay_ms: float = 2.0, max_instances: int = 128, inference_workers: int = 1,
+                 explain_settings: ExplainSettings | None = None):
         super().__init__(name)
         self.model_dir = Path(model_dir)
         self.settings = settings
@@ -46,6 +50,8 @@ class TextClassifierModel(kserve.Model):
         self.classifier: TextClassifier | None = None
         self.batcher: DynamicBatcher[str, Prediction] | None = None
         self.rules = TextRules(max_instances)
+        self.explain_settings = explain_settings or ExplainSettings()
+        self.explainer: ExplainWorker | None = None
 
     def load(self) -> bool:
         self.classifier = TextClassifier(self.model_dir, self.settings)
@@ -53,8 +59,16 @@ class TextClassifierModel(kserve.Model):
                                       workers=self.inference_workers)
         self.rules = TextRules(self.max_instances, self.classifier.encoder.cut)
         parse_v1({"instances": ["warm-up"]}, self.rules)  # builds the character table now, not in a request
+        if self.explain_settings.explain:
+            from textclf.explain import Explainer
+
+            model = explainer_model(self.model_dir, self.classifier.torch_model)
+            self.explainer = ExplainWorker(Explainer(model, self.classifier.encoder, self.classifier.labels,
+                                                     self.settings.max_batch_tokens), self.explain_settings)
+        elif self.classifier.backend_name.startswith("onnx"):
+            self.classifier.torch_model = None  # auto's reference model: nothing needs it any more
         logger.info("Loaded %s from %s: backend %s, labels %s, max_length %d", self.name, self.model_dir,
-                    self.settings.backend, self.classifier.labels, self.classifier.max_length)
+                    self.classifier.backend_name, self.classifier.labels, self.classifier.max_length)
         self.ready = True
         return self.ready
 
@@ -63,6 +77,8 @@ class TextClassifierModel(kserve.Model):
         self.ready = False
         if self.batcher is not None:
             self.batcher.close()
+        if self.explainer is not None:
+            self.explainer.close()
 
     def _classify(self, texts: list[str]) -> list[Prediction]:
         """The batch function (worker thread). A failure caused by a text the tokenizer refuses
@@ -98,7 +114,20 @@ class TextClassifierModel(kserve.Model):
         except BatcherClosed as closed:
             raise ModelNotReady(self.name, str(closed)) from None
 
+    async def explain(self, payload: ParsedRequest, headers=None):
+        if self.explainer is None:
+            raise NotImplementedError("explanations are off on this server (--explain false)")
+        if payload.v2 is not None:
+            raise InvalidInput(":explain takes V1 requests only")
+        options = parse_options(payload.parameters, self.explain_settings, self.classifier.labels)
+        try:
+            return await self.explainer.explain(payload.texts, options)
+        except BatcherClosed as closed:
+            raise ModelNotReady(self.name, str(closed)) from None
+
     async def postprocess(self, result, headers=None, response_headers=None):
+        if isinstance(result, Explained):
+            return explain_response(result, self.classifier.labels)
         request, predictions = result
         if request.v2 is not None:
             return v2_response(request.v2, self.name, predictions)

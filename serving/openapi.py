@@ -33,6 +33,7 @@ def _errors(*codes: int) -> dict:
         413: "The body is over the server's limit (decided before the body is read).",
         415: "Unsupported Content-Type: send application/json (or application/octet-stream with "
              "Inference-Header-Content-Length on V2).",
+        429: "Too many :explain requests running or waiting (explain_max_pending); try again later.",
         503: "The model is not ready (loading, unloaded or shutting down).",
     }
     return {str(code): _json(ERROR, reasons[code]) for code in codes}
@@ -149,6 +150,57 @@ def _inference_operations(model, max_body_bytes: int) -> dict:
     return {"/v1/models/{model_name}:predict": {"post": v1}, "/v2/models/{model_name}/infer": {"post": v2}}
 
 
+def _explain_schemas(model) -> dict:
+    labels = list(model.classifier.labels)
+    settings = model.explain_settings
+    word = {"type": "object", "required": ["word", "start", "end", "attribution"],
+            "properties": {"word": {"type": "string", "description": "text[start:end], a word of the original text"},
+                           "start": {"type": "integer"}, "end": {"type": "integer"},
+                           "attribution": {"type": "number", "description": "share of the explained label's log-odds"}}}
+    explanation = {
+        "type": "object",
+        "required": ["label", "score", "probabilities", "explained_label", "words", "truncated", "log_odds",
+                     "baseline_log_odds", "convergence_delta"],
+        "properties": {"label": {"enum": labels}, "score": {"type": "number"}, "explained_label": {"enum": labels},
+                       "probabilities": {"type": "object", "required": labels,
+                                         "properties": {name: {"type": "number"} for name in labels}},
+                       "words": {"type": "array", "items": word}, "truncated": {"type": "boolean"},
+                       "log_odds": {"type": "number"}, "baseline_log_odds": {"type": "number"},
+                       "convergence_delta": {"type": "number"}}}
+    request = copy.deepcopy(_schemas(model)["V1Request"])
+    request["properties"]["parameters"] = {
+        "type": "object", "additionalProperties": False,
+        "properties": {"steps": {"type": "integer", "minimum": 1, "maximum": settings.explain_max_steps,
+                                 "description": f"integration steps (default {settings.explain_steps})"},
+                       "label": {"enum": [*labels, None],
+                                 "description": "the label to explain (default or null: the predicted one)"}}}
+    return {
+        "V1ExplainRequest": request,
+        "V1ExplainResponse": {"type": "object", "required": ["method", "attributes", "steps", "explanations"],
+                              "properties": {"method": {"const": "integrated_gradients"},
+                                             "attributes": {"const": "log_odds"}, "steps": {"type": "integer"},
+                                             "explanations": {"type": "array", "items": explanation}}},
+    }
+
+
+def _explain_operation(model, max_body_bytes: int) -> dict:
+    name = {"name": "model_name", "in": "path", "required": True, "schema": {"type": "string", "enum": [model.name]}}
+    settings = model.explain_settings
+    return {"/v1/models/{model_name}:explain": {"post": {
+        "tags": ["V1"], "summary": "Explain predictions (V1): each word's attribution", "operationId": "v1_explain",
+        "parameters": [name],
+        "description": ("Integrated gradients over the word embeddings, toward the label's log-odds, on the same "
+                        f"encoding as predictions. At most {settings.explain_max_steps} steps and "
+                        f"{settings.explain_max_tokens} tokens per request (400 above); at most "
+                        f"{settings.explain_max_pending} requests at once (429 above). Bodies over {max_body_bytes} "
+                        "bytes get 413."),
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/V1ExplainRequest"}}}},
+        "responses": {"200": _json({"$ref": "#/components/schemas/V1ExplainResponse"}, "One explanation per text."),
+                      **_errors(400, 404, 405, 413, 415, 429, 503)},
+    }}}
+
+
 def _health_operations(model) -> dict:
     name = {"name": "model_name", "in": "path", "required": True, "schema": {"type": "string", "enum": [model.name]}}
     ready = {"type": "object", "required": ["name", "ready"],
@@ -199,10 +251,12 @@ def document(base: dict, model, max_body_bytes: int, repository_enabled: bool) -
     paths = spec["paths"]
     for path in HIDDEN_PATHS + ("/v2/repository/models/{model_name}/load", "/v2/repository/models/{model_name}/unload"):
         paths.pop(path, None)
-    if type(model).explain is kserve.Model.explain:  # not implemented by the model: 501 from kserve
-        paths.pop("/v1/models/{model_name}:explain", None)
+    paths.pop("/v1/models/{model_name}:explain", None)  # 501 unless the model explains (below)
     paths.update(_health_operations(model))
     paths.update(_inference_operations(model, max_body_bytes))
+    explains = type(model).explain is not kserve.Model.explain and getattr(model, "explainer", None) is not None
+    if explains:
+        paths.update(_explain_operation(model, max_body_bytes))
     if repository_enabled:
         paths.update(_repository_operations(model))
     for operations in paths.values():
@@ -214,6 +268,8 @@ def document(base: dict, model, max_body_bytes: int, repository_enabled: bool) -
     for unused in ("HTTPValidationError", "ValidationError", "RequestInput", "RequestOutput"):
         schemas.pop(unused, None)
     schemas.update(_schemas(model))
+    if explains:
+        schemas.update(_explain_schemas(model))
     spec["info"]["title"] = f"Text classifier {model.name!r} (KServe model server)"
     spec["info"]["description"] = (f"Classifies texts into {list(model.classifier.labels)} over V1 and the Open "
                                    "Inference Protocol (V2; gRPC on the gRPC port). Errors are JSON "

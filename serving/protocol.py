@@ -50,6 +50,7 @@ class TextRules:
 class ParsedRequest:
     texts: list[str]
     v2: InferRequest | None = None  # the V2 request it came from; None for V1
+    parameters: dict = dataclasses.field(default_factory=dict)  # V1 "parameters" (options of :explain)
 
 
 # Characters that alone leave nothing to classify: whitespace, control characters (Cc) and format
@@ -134,7 +135,10 @@ def parse_v1(body: Any, rules: TextRules) -> ParsedRequest:
     if not isinstance(instances, list):
         raise InvalidInput(f'"instances" must be a list of texts, got {type(instances).__name__}')
     texts = [item["text"] if isinstance(item, dict) and "text" in item else item for item in instances]
-    return ParsedRequest(check_texts(texts, rules, "instances"))
+    parameters = body.get("parameters", {})
+    if not isinstance(parameters, dict):
+        raise InvalidInput(f'"parameters" must be a JSON object, got {type(parameters).__name__}')
+    return ParsedRequest(check_texts(texts, rules, "instances"), parameters=parameters)
 
 
 def parse_v2(request: InferRequest, rules: TextRules) -> ParsedRequest:

@@ -12,6 +12,7 @@ can span (:data:`CHARS_PER_TOKEN`), so a 4 MB text costs what a few kilobytes co
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,24 @@ HEAD_SHARE = 0.25  # share of the token budget head_tail keeps from the start
 # reaches a token that truncation keeps in real text.
 CHARS_PER_TOKEN = 32
 TRAINING_FILE = "training.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodedText:
+    """One text as the model sees it, with the way back to the text's own characters.
+
+    ``ids`` are the full sequence (special tokens included); ``spans`` and ``word_ids`` describe
+    the text tokens only, ``ids[prefix_length + i]`` being text token ``i``: its characters are
+    ``text[spans[i][0]:spans[i][1]]``, and tokens of one word (the tokenizer's pre-tokenization:
+    whitespace and punctuation) share a word id. ``truncated``: part of the text was cut off.
+    """
+
+    text: str
+    ids: list[int]
+    prefix_length: int
+    spans: list[tuple[int, int]]
+    word_ids: list[int | None]
+    truncated: bool
 
 
 class TextEncoder:
@@ -63,24 +82,51 @@ class TextEncoder:
 
     def cut(self, text: str) -> str:
         """``text`` cut by characters to what its kept tokens can come from (see CHARS_PER_TOKEN)."""
+        return self._cut(text)[0]
+
+    def _cut(self, text: str) -> tuple[str, int, int]:
+        """(the cut text, H, S): characters from H on in the cut text come from ``text[S + (i - H)]``."""
         if len(text) <= self.room * CHARS_PER_TOKEN:
-            return text
+            return text, len(text), len(text)
         if self.truncation == "head":
-            return text[: self.room * CHARS_PER_TOKEN]
+            kept = self.room * CHARS_PER_TOKEN
+            return text[:kept], kept, len(text)
         head, tail = self.head_tokens * CHARS_PER_TOKEN, (self.room - self.head_tokens) * CHARS_PER_TOKEN
-        return text[:head] + " " + text[len(text) - tail :]
+        # A space between the pieces, so that the last head word and the first tail word stay apart.
+        return text[:head] + " " + text[len(text) - tail :], head + 1, len(text) - tail
+
+    def _truncate(self, tokens: list) -> list:
+        """The kept part of a text's tokens (ids, offsets, ...): the head, or the head and the tail."""
+        room = self.room
+        if len(tokens) <= room:
+            return tokens
+        if self.truncation == "head_tail":
+            return tokens[: self.head_tokens] + tokens[len(tokens) - (room - self.head_tokens) :]
+        return tokens[:room]
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids with special tokens, truncated to ``max_length`` (head or head+tail)."""
-        room, encoded = self.room, []
-        for encoding in self._encoder.encode_batch([self.cut(text) for text in texts], add_special_tokens=False):
-            ids = encoding.ids
-            if len(ids) > room:
-                if self.truncation == "head_tail":
-                    ids = ids[: self.head_tokens] + ids[len(ids) - (room - self.head_tokens) :]
-                else:
-                    ids = ids[:room]
-            encoded.append(self._prefix + ids + self._suffix)
+        encodings = self._encoder.encode_batch([self.cut(text) for text in texts], add_special_tokens=False)
+        return [self._prefix + self._truncate(encoding.ids) + self._suffix for encoding in encodings]
+
+    def encode_spans(self, texts: Sequence[str]) -> list[EncodedText]:
+        """What :meth:`encode` gives, plus where each kept text token comes from in the original text."""
+        cuts = [self._cut(text) for text in texts]
+        encodings = self._encoder.encode_batch([cut for cut, _, _ in cuts], add_special_tokens=False)
+        encoded = []
+        for text, (_, head_end, tail_start), encoding in zip(texts, cuts, encodings):
+            shift = tail_start - head_end  # where the tail's characters were in the original text
+
+            def original(position: int) -> int:
+                return position if position < head_end else position + shift
+
+            spans = [(original(start), original(end - 1) + 1) if end > start else (original(start),) * 2
+                     for start, end in encoding.offsets]
+            encoded.append(EncodedText(
+                text=text, ids=self._prefix + self._truncate(encoding.ids) + self._suffix,
+                prefix_length=len(self._prefix), spans=self._truncate(spans),
+                word_ids=self._truncate(list(encoding.word_ids)),
+                truncated=len(encoding.ids) > self.room or head_end < len(text)))
         return encoded
 
     @classmethod

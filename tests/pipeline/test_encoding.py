@@ -76,3 +76,31 @@ def test_tokenized_dataset_has_every_split_and_the_tokenizer(tokenized_dir, samp
         assert {"input_ids", "attention_mask", "label", "text"} <= set(dataset.column_names)
         assert max(len(ids) for ids in dataset["input_ids"]) <= 64
     assert AutoTokenizer.from_pretrained(f"{tokenized_dir}/tokenizer").vocab_size > 1000
+
+
+@pytest.mark.parametrize("truncation", ["head", "head_tail"])
+def test_spans_point_at_the_original_characters_of_the_kept_tokens(tokenizer, truncation):
+    """``encode_spans`` keeps the ids of ``encode`` and maps each kept token back to the text,
+    checked against the Hugging Face tokenizer's own ``offset_mapping`` and ``word_ids``."""
+    short = "Wonderful, wasn't it? Café au lait!"
+    long = "opening words " + words(300) + " verdict terrible"
+    encoder = TextEncoder(tokenizer, 40, truncation)
+    encoded = encoder.encode_spans([short, long])
+    assert [each.ids for each in encoded] == encoder.encode([short, long])
+    full = tokenizer(short, add_special_tokens=False, return_offsets_mapping=True)
+    assert encoded[0].spans == [tuple(span) for span in full["offset_mapping"]]
+    assert encoded[0].word_ids == full.word_ids()
+    assert not encoded[0].truncated and encoded[1].truncated
+    pieces = [encoded[1].text[start:end] for start, end in encoded[1].spans]
+    assert pieces == [token.removeprefix("##") for token in tokenizer.convert_ids_to_tokens(encoded[1].ids[1:-1])]
+    assert pieces[:3] == ["opening", "words", "w"]
+    if truncation == "head_tail":
+        assert pieces[-2:] == ["verdict", "terrible"]
+
+
+def test_spans_of_a_text_cut_by_characters_land_in_the_original_text(tokenizer):
+    text = "start " + words(20_000) + " the last words"  # far past the character cut
+    [encoded] = TextEncoder(tokenizer, 32, "head_tail").encode_spans([text])
+    pieces = [text[start:end] for start, end in encoded.spans]
+    assert pieces[0] == "start" and pieces[-3:] == ["the", "last", "words"]
+    assert encoded.truncated and all(end <= len(text) for _, end in encoded.spans)

@@ -42,12 +42,13 @@ class RunningServer:
 
 @contextlib.contextmanager
 def serve(model_dir, tmp_dir: Path, *flags: str):
-    """Run the server until the block ends; yields a :class:`RunningServer` once it is ready."""
+    """Run the server until the block ends; yields a :class:`RunningServer` once it is ready.
+    PyTorch unless ``flags`` name another backend (auto would export ONNX at every start)."""
     http_port, grpc_port = free_port(), free_port()
     log = tmp_dir / f"server-{http_port}.log"
     command = [sys.executable, "-m", "serving", "--model_dir", str(model_dir), "--model_name", MODEL_NAME,
                "--host", "127.0.0.1", "--http_port", str(http_port), "--grpc_port", str(grpc_port),
-               "--cache_dir", str(tmp_dir / "onnx-cache"), "--threads", "1", *flags]
+               "--cache_dir", str(tmp_dir / "onnx-cache"), "--threads", "1", "--backend", "torch", *flags]
     env = dict(os.environ, PYTHONPATH=str(REPO), TOKENIZERS_PARALLELISM="false")
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -123,7 +124,8 @@ def decisive_model_dir(tmp_path_factory):
 def server(decisive_model_dir, tmp_path_factory):
     """The shared server: fp32 torch, small limits so the limit cases are cheap to send."""
     with serve(decisive_model_dir, tmp_path_factory.mktemp("server"), "--bf16", "off",
-               "--max_instances", "8", "--max_body_bytes", "20000", "--max_batch_delay_ms", "20") as running:
+               "--max_instances", "8", "--max_body_bytes", "20000", "--max_batch_delay_ms", "20",
+               "--explain_max_steps", "64", "--explain_max_tokens", "300", "--explain_max_pending", "2") as running:
         yield running
 
 

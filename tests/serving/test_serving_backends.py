@@ -20,7 +20,7 @@ from tests.serving.conftest import TEXTS
 
 
 def classifier(model_dir, tmp_path, **settings) -> TextClassifier:
-    return TextClassifier(model_dir, InferenceSettings(cache_dir=str(tmp_path / "onnx-cache"), **settings))
+    return TextClassifier(model_dir, InferenceSettings(cache_dir=str(tmp_path / "onnx-cache"), **{"backend": "torch", **settings}))
 
 
 def assert_agrees(reference: np.ndarray, other: np.ndarray, tolerance: float) -> None:
@@ -32,9 +32,10 @@ def assert_agrees(reference: np.ndarray, other: np.ndarray, tolerance: float) ->
 
 
 def test_onnx_fp32_matches_torch_with_padding(decisive_model_dir, tmp_path):
-    # A small token budget forces several padded batches of mixed lengths.
-    torch_fp32 = classifier(decisive_model_dir, tmp_path, bf16="off", max_batch_tokens=200).probabilities(TEXTS)
-    onnx = classifier(decisive_model_dir, tmp_path, backend="onnx", max_batch_tokens=200)
+    # A small token budget and a high cost per pass force several padded batches of mixed lengths.
+    torch_fp32 = classifier(decisive_model_dir, tmp_path, bf16="off", max_batch_tokens=200,
+                            pass_cost_tokens=10_000).probabilities(TEXTS)
+    onnx = classifier(decisive_model_dir, tmp_path, backend="onnx", max_batch_tokens=200, pass_cost_tokens=10_000)
     assert_agrees(torch_fp32, onnx.probabilities(TEXTS), tolerance=1e-4)
     # The export is cached: a second load reuses it instead of exporting again.
     exported = list((tmp_path / "onnx-cache").glob("*/model.onnx"))
@@ -45,7 +46,7 @@ def test_onnx_fp32_matches_torch_with_padding(decisive_model_dir, tmp_path):
 
 
 def test_batch_composition_does_not_change_answers(decisive_model_dir, tmp_path):
-    model = classifier(decisive_model_dir, tmp_path, bf16="off", max_batch_tokens=300)
+    model = classifier(decisive_model_dir, tmp_path, bf16="off", max_batch_tokens=300, pass_cost_tokens=10_000)
     together = model.probabilities(TEXTS)
     alone = np.concatenate([model.probabilities([text]) for text in TEXTS])
     assert np.abs(together - alone).max() < 1e-3

@@ -31,7 +31,7 @@ def tokenized_and_trained(sample_parquet, tiny_model_dir, tmp_path):
 
 def test_server_defaults_to_the_trained_truncation_and_gives_the_stored_ids(tokenized_and_trained, tmp_path):
     test, model_dir = tokenized_and_trained
-    served = TextClassifier(model_dir, InferenceSettings(bf16="off", cache_dir=str(tmp_path)))
+    served = TextClassifier(model_dir, InferenceSettings(backend="torch", bf16="off", cache_dir=str(tmp_path)))
     assert served.max_length == 40 and served.truncation == "head_tail"
     assert served.encoder.encode(list(test["text"])) == [list(ids) for ids in test["input_ids"]]
     assert max(len(ids) for ids in test["input_ids"]) == 40  # the long text was truncated
@@ -39,6 +39,6 @@ def test_server_defaults_to_the_trained_truncation_and_gives_the_stored_ids(toke
 
 def test_flags_override_the_trained_settings(tokenized_and_trained, tmp_path):
     _, model_dir = tokenized_and_trained
-    served = TextClassifier(model_dir, InferenceSettings(bf16="off", max_length=64, truncation="head", cache_dir=str(tmp_path)))
+    served = TextClassifier(model_dir, InferenceSettings(backend="torch", bf16="off", max_length=64, truncation="head", cache_dir=str(tmp_path)))
     assert served.max_length == 64 and served.truncation == "head"
     assert served.tokenizer.decode(served.encoder.encode([LONG])[0], skip_special_tokens=True).startswith("opening words")
