@@ -37,6 +37,31 @@ CPU_PER_PROCESS = 4
 MEMORY_GB_PER_PROCESS = 16
 
 
+# Vertex AI machine types per accelerator and GPU count: each accelerator comes attached to its
+# machine family, sized by the GPU count (Google Cloud's GPU machine types; a2/a3 name the count).
+VERTEX_MACHINE_TYPES = {
+    "NVIDIA_L4": {1: "g2-standard-8", 2: "g2-standard-24", 4: "g2-standard-48", 8: "g2-standard-96"},
+    "NVIDIA_TESLA_T4": {1: "n1-standard-8", 2: "n1-standard-16", 4: "n1-standard-32"},
+    "NVIDIA_TESLA_A100": {1: "a2-highgpu-1g", 2: "a2-highgpu-2g", 4: "a2-highgpu-4g", 8: "a2-highgpu-8g", 16: "a2-megagpu-16g"},
+    "NVIDIA_A100_80GB": {1: "a2-ultragpu-1g", 2: "a2-ultragpu-2g", 4: "a2-ultragpu-4g", 8: "a2-ultragpu-8g"},
+    "NVIDIA_H100_80GB": {1: "a3-highgpu-1g", 2: "a3-highgpu-2g", 4: "a3-highgpu-4g", 8: "a3-highgpu-8g"},
+}
+
+
+def vertex_machine_type(accelerator_type: str, gpus: int) -> str:
+    """The Vertex AI machine type that carries ``gpus`` GPUs of ``accelerator_type``.
+
+    Raises:
+        ValueError: no machine carries that many of them (the message lists the counts that exist).
+    """
+    counts = VERTEX_MACHINE_TYPES.get(accelerator_type)
+    if counts is None:
+        raise ValueError(f"no Vertex machine table for accelerator {accelerator_type!r}; known: {sorted(VERTEX_MACHINE_TYPES)}")
+    if gpus not in counts:
+        raise ValueError(f"gpus_per_node={gpus}: Vertex machines carry {sorted(counts)} {accelerator_type} GPUs")
+    return counts[gpus]
+
+
 @dataclass
 class TrainLaunchSettings:
     """Where the train step runs: machines and GPUs (one training process per GPU)."""
