@@ -17,7 +17,6 @@ dataclasses (``components/step.py``): names, types, defaults and descriptions al
 there, and each step gets the parameters it declares, by name.
 """
 
-import copy
 import inspect
 
 from kfp import dsl, kubernetes
@@ -28,7 +27,8 @@ from components.gate import gate_op
 from components.ingest import ingest_op
 from components.source_version import source_version_op
 from components.tokenize import tokenize_op
-from components.train import train_op, train_trainjob_op, vertex_train_plan_op
+from components.train import train_op, train_trainjob_op
+from pipelines.vertex_train import train_on_vertex
 from textclf.gate import PASS
 from textclf.images import TRAINER_IMAGE
 from textclf.train.trainjob import GPU_NODE_LABEL, GPU_TOLERATION, WANDB_SECRET, WANDB_SECRET_KEY
@@ -114,49 +114,6 @@ def train_on_kubeflow(call, params: dict, gpu_type: str, **artifacts):
     return dsl.OneOf(pod.outputs["model"], job.outputs["model"])
 
 
-def vertex_custom_job(gpu_type: str):
-    """``train_op`` as a Vertex CustomJob component (google-cloud-pipeline-components)."""
-    from google_cloud_pipeline_components.v1.custom_job import create_custom_training_job_from_component
-
-    return create_custom_training_job_from_component(
-        train_op, display_name="textclf-train", machine_type="g2-standard-8", accelerator_type=GPU_TYPES[gpu_type],
-        restart_job_on_worker_restart=True,  # a preempted replica restarts the job, which resumes from its checkpoint
-    )
-
-
-def worker_pools(custom_job, machine_type, accelerator_type: str, gpus, worker_replicas=None) -> list[dict]:
-    """The CustomJob's worker pools with the machine, GPU count and replicas from pipeline values.
-
-    The component's own default pools hold the container (image, command, arguments); GCPC fixes
-    machine and replicas when the component is made, so they are overridden here, at the task,
-    where pipeline parameters and task outputs may fill them in at run time.
-    """
-    primary = copy.deepcopy(custom_job.component_spec.inputs["worker_pool_specs"].default[0])
-    primary["machine_spec"] = {"machine_type": machine_type, "accelerator_type": accelerator_type, "accelerator_count": gpus}
-    primary["replica_count"] = 1
-    return [primary] if worker_replicas is None else [primary, {**copy.deepcopy(primary), "replica_count": worker_replicas}]
-
-
-def train_on_vertex(params: dict, gpu_type: str, **artifacts):
-    """A CustomJob: the primary replica alone (one node) or with num_nodes - 1 worker replicas."""
-    plan = vertex_train_plan_op(num_nodes=params["num_nodes"], gpus_per_node=params["gpus_per_node"],
-                                accelerator_type=GPU_TYPES[gpu_type])
-    set_resources(plan, CPU_STEP).set_display_name("train-plan")
-    custom_job = vertex_custom_job(gpu_type)
-    train_args = {name: params[name] for name in step_parameters(train_op)}
-
-    def pools(worker_replicas=None):
-        return worker_pools(custom_job, plan.outputs["machine_type"], GPU_TYPES[gpu_type], params["gpus_per_node"], worker_replicas)
-
-    with dsl.If(params["num_nodes"] == 1, name="one-node"):
-        one = custom_job(**train_args, **artifacts, worker_pool_specs=pools())
-        one.set_retry(num_retries=2, backoff_duration="60s").set_display_name("train")
-    with dsl.Else(name="several-nodes"):
-        several = custom_job(**train_args, **artifacts, worker_pool_specs=pools(plan.outputs["worker_replicas"]))
-        several.set_retry(num_retries=2, backoff_duration="60s").set_display_name("train")
-    return dsl.OneOf(one.outputs["model"], several.outputs["model"])
-
-
 def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE):
     """The pipeline function for ``target`` (``local``, ``kubeflow`` or ``vertex``)."""
     if target not in TARGETS:
@@ -182,7 +139,8 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE):
         if target == "kubeflow":
             model = train_on_kubeflow(call, params, gpu_type, **data)
         elif target == "vertex":
-            model = train_on_vertex(params, gpu_type, **data)
+            model = train_on_vertex(params, {name: params[name] for name in step_parameters(train_op)}, GPU_TYPES[gpu_type],
+                                    lambda task: set_resources(task, CPU_STEP), **data)
         else:
             train = call(train_op, **data)
             set_resources(train, TRAIN_STEP).set_retry(num_retries=2, backoff_duration="60s").set_display_name("train")

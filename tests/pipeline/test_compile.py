@@ -91,7 +91,8 @@ def test_vertex_trains_as_a_custom_job_with_worker_pools_from_the_parameters(com
     for name in launchers:
         container = executors[name]["container"]
         assert container["image"] == "gcr.io/ml-pipeline/google-cloud-pipeline-components:2.22.0"
-        assert container["command"][-1] == "google_cloud_pipeline_components.container.v1.custom_job.launcher"
+        assert container["command"][:3] == ["python3", "-u", "-c"]  # GCPC's launcher behind typed_worker_pools
+        assert "from google_cloud_pipeline_components.container.v1.custom_job import launcher" in container["command"][3]
     pools = {name: task["inputs"]["parameters"]["worker_pool_specs"]["runtimeValue"]["constant"]
              for name, task in branch_tasks(spec).items()}
     one, several = pools["train-op"], pools["train-op-2"]
