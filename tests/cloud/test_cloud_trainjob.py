@@ -171,3 +171,20 @@ def test_install_script_pins_the_trainer_release_the_sdk_and_the_fixtures_are_fo
     assert 'manifests/overlays/manager?ref=${TRAINER_VERSION}' in script
     assert 'manifests/overlays/runtimes?ref=${TRAINER_VERSION}' in script
     assert "v2.3.0" in (ROOT / "tests/fixtures/trainer/README.md").read_text()
+
+
+def test_the_gpu_pool_can_be_spot_and_is_by_default():
+    """Preemptible GPU nodes are what step-level checkpoints are for (static check: no GCP here)."""
+    import hcl2
+
+    from tests.rollout.test_rollout_infra import plain, resource
+
+    terraform = {}
+    for name in ("gke.tf", "variables.tf"):
+        with open(ROOT / "infra" / name) as f:
+            for kind, blocks in plain(hcl2.load(f)).items():
+                terraform.setdefault(kind, []).extend(blocks)
+    pool = resource(terraform, "google_container_node_pool", "gpu")
+    assert pool["node_config"][0]["spot"] == "${var.gpu_spot}"
+    spot = next(block["gpu_spot"] for block in terraform["variable"] if "gpu_spot" in block)
+    assert spot["default"] is True and spot["type"] == "bool" and "checkpoint" in spot["description"]

@@ -67,6 +67,7 @@ def save_model_dir(run, tokenizer, test, label_names: list[str], output_dir: str
         "processes": run.ranks.world_size,  # data-parallel training processes (ranks)
         # Of this attempt (a resumed run counts only what it trained); batch loops only.
         "train_samples_per_second": run.seen / run.train_seconds if run.seen else None,
+        "train_tokens_per_second": run.seen_tokens / run.train_seconds if run.seen else None,
         "train_seconds": run.train_seconds,
         "wall_seconds": wall,
     }
