@@ -58,6 +58,7 @@ class Options:
     learning_rate: float = 1e-4
     processes: list[int] = field(default_factory=lambda: [1, 2])
     peak_tflops: float = 0.0
+    param: list[str] = field(default_factory=list)  # pipeline mode: more NAME=VALUE pipeline arguments
     workdir: str = ""
     output: str = "docs/benchmarks-imdb.md"
 
@@ -104,7 +105,8 @@ def run_pipeline(options: Options, work: Path) -> str:
               "max_length": options.max_length, "truncation": options.truncation, "epochs": options.epochs,
               "max_steps": options.max_steps, "batch_size": options.batch_size, "learning_rate": options.learning_rate}
     command = [sys.executable, "-m", "pipelines", "run", "--runs-dir", str(work / "runs"),
-               *[a for k, v in params.items() for a in ("--param", f"{k}={v}")]]
+               *[a for k, v in params.items() for a in ("--param", f"{k}={v}")],
+               *[a for extra in options.param for a in ("--param", extra)]]
     start = time.perf_counter()
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "disabled"})
     total = time.perf_counter() - start
@@ -118,7 +120,8 @@ def run_pipeline(options: Options, work: Path) -> str:
              f"{counts.get('train')} train / {counts.get('validation')} validation reviews (IMDB train), "
              f"{counts.get('test')} test reviews (IMDB test); {options.truncation}, max_length {options.max_length}, "
              f"epochs {options.epochs}, max_steps {options.max_steps or 'none'}, batch {options.batch_size}, "
-             f"learning rate {options.learning_rate}, {options.model}.", "",
+             f"learning rate {options.learning_rate}, {options.model}"
+             + (f", {' '.join(options.param)}" if options.param else "") + ".", "",
              "| step | minutes |", "| --- | ---: |"]
     lines += [f"| {task} | {seconds / 60:.1f} |" for task, seconds in steps.items()]
     lines += [f"| **whole pipeline** | **{total / 60:.1f}** |", "",
@@ -158,19 +161,39 @@ def train_with(processes: int, options: Options, tokenized: str, metadata: dict,
     return {**summary, "process_seconds": time.perf_counter() - start}
 
 
+def torchrun(processes: int, options: Options, tokenized: str, metadata: dict, out: Path, threads: int = 0) -> dict:
+    """One training run as ``torchrun --nproc_per_node N -m textclf.train`` (also for N = 1, so
+    that every count starts the same way: a fresh process per rank)."""
+    from textclf.tracking import TrackingSettings
+    from textclf.train import TrainSettings
+    from textclf.train.launch import Topology, cli_arguments, torchrun_options
+
+    settings = TrainSettings(base_model=options.model, epochs=options.epochs, max_steps=options.max_steps,
+                             batch_size=options.batch_size, learning_rate=options.learning_rate, checkpoint_every_minutes=0)
+    command = [sys.executable, "-m", "torch.distributed.run", *torchrun_options(Topology(1, processes)), "-m", "textclf.train",
+               *cli_arguments(tokenized, str(out), metadata, str(out) + ".checkpoints", settings, TrackingSettings(mode="disabled"))]
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+    subprocess.run(command, check=True, cwd=REPO, env=env)
+    return json.loads((out / "training.json").read_text())
+
+
 def run_scaling(options: Options, work: Path) -> str:
     """samples/s of the same run (same per-process batch) with 1, 2, ... gloo processes."""
     tokenized, metadata = tokenize_subset(options, work)
-    rows = []
-    for processes in options.processes:
-        summary = train_with(processes, options, tokenized, metadata, work / f"model-{processes}")
-        rows.append((processes, summary))
-    base = rows[0][1]["train_samples_per_second"]
+    # (processes, threads per process; 0: torch's default, every core): one process on every core is
+    # the plain path; one process on one thread is what each of N processes gets, so N processes
+    # against it show what the distributed path (gloo all-reduce, reduced metrics) costs.
+    runs = [(1, 0), (1, 1)] + [(n, 1) for n in options.processes if n > 1]
+    rows = [(f"{n} x {t or 'all'} thread(s)", torchrun(n, options, tokenized, metadata, work / f"model-{n}-{t}", t))
+            for n, t in runs]
+    base = rows[1][1]["train_samples_per_second"]
     lines = [f"## {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC: data-parallel scaling on CPU (gloo)", "",
              f"{options.train_size} IMDB reviews, max_length {options.max_length}, batch {options.batch_size} per process, "
-             f"max_steps {options.max_steps or 'none'}, {options.model}; torch threads per process: torchrun sets "
-             "OMP_NUM_THREADS=1 for 2+ processes, one process uses all cores.", "",
-             "| processes | samples/s | x one process | train loop s | tokens/s |", "| ---: | ---: | ---: | ---: | ---: |"]
+             f"max_steps {options.max_steps or 'none'}, {options.model}; each count started by torchrun, which "
+             "sets OMP_NUM_THREADS=1 per process for 2+ processes (one process uses every core). With a fixed "
+             "per-process batch, N processes train N times the texts per step.", "",
+             "| processes x threads | samples/s | x one process on one thread | train loop s | tokens/s |",
+             "| --- | ---: | ---: | ---: | ---: |"]
     for processes, s in rows:
         lines.append(f"| {processes} | {s['train_samples_per_second']:.2f} | {s['train_samples_per_second'] / base:.2f} "
                      f"| {s['train_seconds']:.0f} | {s.get('train_tokens_per_second') or 0:.0f} |")
@@ -241,7 +264,10 @@ def parse(argv=None) -> tuple[str, Options]:
     parser.add_argument("mode", choices=("pipeline", "scaling", "gpu"))
     defaults = Options()
     for name, value in asdict(defaults).items():
-        if isinstance(value, list):
+        if name == "param":
+            parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                                help="pipeline mode: another pipeline argument (repeatable), e.g. torch_compile=true")
+        elif isinstance(value, list):
             parser.add_argument(f"--{name}", type=int, nargs="+", default=value)
         else:
             parser.add_argument(f"--{name}", type=type(value), default=value)
