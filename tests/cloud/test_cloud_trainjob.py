@@ -188,3 +188,51 @@ def test_the_gpu_pool_can_be_spot_and_is_by_default():
     assert pool["node_config"][0]["spot"] == "${var.gpu_spot}"
     spot = next(block["gpu_spot"] for block in terraform["variable"] if "gpu_spot" in block)
     assert spot["default"] is True and spot["type"] == "bool" and "checkpoint" in spot["description"]
+
+
+def rbac_rules() -> dict:
+    """(namespace or "" for cluster-wide, api group, resource) -> verbs, from manifests/trainer, as bound to pipeline-runner."""
+    import yaml
+
+    docs = list(yaml.safe_load_all((ROOT / "manifests/trainer/rbac-trainjob-launcher.yaml").read_text()))
+    bound = {(d["roleRef"]["kind"], d["roleRef"]["name"], d["metadata"].get("namespace", "")) for d in docs
+             if d["kind"] in ("RoleBinding", "ClusterRoleBinding")
+             and {"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"} in d["subjects"]}
+    allowed = {}
+    for d in docs:
+        if d["kind"] in ("Role", "ClusterRole") and (d["kind"], d["metadata"]["name"], d["metadata"].get("namespace", "")) in bound:
+            for rule in d["rules"]:
+                for group in rule["apiGroups"]:
+                    for resource in rule["resources"]:
+                        allowed.setdefault((d["metadata"].get("namespace", ""), group, resource), set()).update(rule["verbs"])
+    return allowed
+
+
+def needed_permission(call) -> tuple:
+    """The (namespace, api group, resource, verb) an API server would check for ``call``."""
+    parts = call.path.strip("/").split("/")
+    group = "" if parts[0] == "api" else parts[1]
+    rest = parts[2:] if parts[0] == "api" else parts[3:]
+    namespace = rest[1] if rest[0] == "namespaces" else ""
+    rest = rest[2:] if rest[0] == "namespaces" else rest
+    resource = "/".join([rest[0], *rest[2:3]])  # pods/log
+    named = len(rest) > 1
+    verb = {"POST": "create", "DELETE": "delete"}.get(call.method, "get" if named else "list")
+    return namespace, group, resource, verb
+
+
+def test_the_launchers_rbac_allows_every_call_the_sdk_makes(trainer_api, gcs_bucket, tmp_path):
+    calls = []
+    api = trainer_api()
+    put_trained_model(gcs_bucket, "root/model")
+    run_step(api, gcs_bucket, tmp_path / "ok")
+    calls += api.calls
+    stuck = trainer_api(Script(never_runs=True))
+    with pytest.raises(TrainJobTimeout):
+        run_step(stuck, gcs_bucket, tmp_path / "stuck", trainjob_timeout_hours=2 / 3600)
+    calls += stuck.calls
+    allowed = rbac_rules()
+    needed = {needed_permission(call) for call in calls}
+    assert {verb for *_, verb in needed} >= {"create", "get", "list", "delete"}
+    missing = [n for n in needed if n[3] not in allowed.get(n[:3], set())]
+    assert not missing, f"pipeline-runner would be refused: {missing}"
