@@ -13,7 +13,7 @@ Sources are anything the pipeline's ingest reads (a local csv/tsv/parquet/jsonl 
 or ``gibberish``. Without ``--profile`` the reference profile is built from in-distribution rows
 that are not replayed, predicted by the same server: pass ``--profile MODEL_DIR/profile.json`` to
 use the one the pipeline wrote, when the in-distribution source is the model's own data.
-Without ``--model_dir`` it uses the newest ``make run`` model, else the untrained base model (its
+Without ``--model_dir`` it uses the newest ``make run`` model that passed its gate, else the untrained base model (its
 predictions mean nothing, but text drift is measured all the same). Exit status 0 when the demo
 shows what it should: no alert before the shift, at least one after.
 """
@@ -74,7 +74,7 @@ def resolve_model(model_dir: str | None, work_dir: Path) -> Path:
     from pipelines.run import latest_model
 
     with contextlib.suppress(SystemExit):
-        return latest_model(str(REPO / "runs"))
+        return latest_model(str(REPO / "runs")).path
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from textclf.base_model import resolve_base_model

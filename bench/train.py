@@ -177,7 +177,7 @@ def train_with_ours(settings: BenchSettings, work: Path, model_dir: Path) -> dic
     from textclf.tokenize import TokenizeSettings, tokenize
     from textclf.train import TrainSettings, train
 
-    dataset = work / "ours-dataset.parquet"
+    dataset = work / "ours-dataset"  # a folder of Parquet shards
     ingested = ingest(IngestSettings(source=str(work / SUBSET_FILE), label_names=",".join(LABEL_NAMES), seed=settings.seed),
                       str(dataset))
     tokenized = tokenize(str(dataset), str(work / "ours-tokenized"),

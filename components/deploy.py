@@ -1,5 +1,6 @@
 """Deploy step: the InferenceService manifest for the new model (``textclf.inferenceservice``), applied
-when asked (``textclf.kube``), and the model's W&B alias ``approved``."""
+when asked (``textclf.rollout``), and the model's W&B alias ``approved`` (plus ``production`` when the
+apply made it serve all traffic, as for the first model)."""
 
 from kfp import dsl
 
@@ -13,7 +14,7 @@ from textclf.tracking import TrackingSettings
 def deploy_op(
     service_name: str, namespace: str, service_account: str, serving_image: str, live_model_uri: str,
     canary_traffic_percent: int, min_replicas: int, max_replicas: int, serving_cpu: str, serving_memory: str,
-    serving_gpus: int, logger_url: str, apply: bool, wandb_project: str, wandb_entity: str,
+    serving_gpus: int, logger_url: str, deployment_mode: str, apply: bool, wandb_project: str, wandb_entity: str,
     wandb_api_key_secret: str,
     model: dsl.Input[dsl.Model], evaluation: dsl.Input[dsl.Artifact], manifest: dsl.Output[dsl.Artifact],
 ):
@@ -36,11 +37,19 @@ def deploy_op(
     settings = from_values(DeploySettings, locals())
     isvc = build_inference_service(model.uri, settings, metrics_uri=evaluation.uri.rstrip("/") + "/" + METRICS_FILE)
     write_manifest(isvc, manifest.path)
-    manifest.metadata.update({"name": service_name, "namespace": namespace, "storage_uri": model.uri, "applied": apply})
+    manifest.metadata.update({"name": service_name, "namespace": namespace, "storage_uri": model.uri,
+                              "deployment_mode": deployment_mode, "applied": apply})
+    live = None
     if apply:
         from textclf.rollout import apply_inference_service
 
-        apply_inference_service(isvc, namespace)
+        live = apply_inference_service(isvc, namespace)
     metrics = json.loads((Path(evaluation.path) / METRICS_FILE).read_text())
     scalars = {name: metrics[name] for name in HEADLINE if math.isfinite(metrics[name])}
-    tracking.approve(from_values(tracking.TrackingSettings, locals()), model.path, scalars)
+    tracking_settings = from_values(tracking.TrackingSettings, locals())
+    tracking.approve(tracking_settings, model.path, scalars, model_uri=model.uri)
+    if live is not None:
+        from textclf.rollout.operations import serving_model
+
+        if serving_model(live) == model.uri:  # no canary needed (the first model): it serves everything now
+            print(tracking.set_production_alias(tracking_settings, model.uri))

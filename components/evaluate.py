@@ -51,5 +51,5 @@ def evaluate_op(
         run.log({f"test/{name}": value for name, value in scalars.items()})
         run.set_summary(scalars)
         run.log_confusion_matrix(result["labels"], result["confusion_matrix"])
-        run.log_model(model.path, aliases=[tracking.CANDIDATE], metadata={"metrics": scalars})
+        run.log_model(model.path, aliases=[tracking.CANDIDATE], metadata=tracking.model_metadata(scalars, model.uri))
     evaluation.metadata["metrics_file"] = METRICS_FILE

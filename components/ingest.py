@@ -1,4 +1,4 @@
-"""Ingest step: labelled texts in, a Parquet dataset (text, label, split) and a data card out."""
+"""Ingest step: labelled texts in, a folder of Parquet shards (text, label, split) and a data card out."""
 
 from kfp import dsl
 
@@ -14,13 +14,14 @@ SOURCE_VERSION_HELP = ("Digest of the data behind source (the source-version ste
 @step(IngestSettings, wired={"source_version": (SOURCE_VERSION_HELP, "")})
 def ingest_op(
     source: str, text_column: str, label_column: str, split_column: str, label_names: str,
-    validation_fraction: float, test_fraction: float, seed: int, sample_size: int, source_version: str,
+    validation_fraction: float, test_fraction: float, seed: int, sample_size: int, encoding: str, source_version: str,
     dataset: dsl.Output[dsl.Dataset], data_card: dsl.Output[dsl.Markdown],
 ):
-    """Reads labelled texts, maps labels to ids, splits them and writes a Parquet dataset plus a data card.
+    """Reads labelled texts in chunks, maps labels to ids, splits them and writes Parquet shards plus a data card.
 
     Args:
-        dataset: Parquet with columns text, label (0..K-1) and split (train/validation/test).
+        dataset: Folder of Parquet shards ({split}-00000.parquet, ...) with columns text, label (0..K-1)
+            and split (train/validation/test).
         data_card: Markdown with classes, counts, text lengths, duplicates and bad rows, with plots.
     """
     import logging

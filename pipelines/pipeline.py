@@ -44,7 +44,21 @@ GPU_TYPES = {
     "nvidia-h100-80gb": "NVIDIA_H100_80GB",
 }
 DEFAULT_GPU_TYPE = "nvidia-l4"
-CPU_STEP = {"cpu": "1", "memory": "4G"}
+# CPU steps' requests; the memory request is also the limit (a pod past it is OOM-killed, not slowed).
+# From bench/scale.py (docs/benchmarks.md, "Data at scale"): ingest and tokenize stream their data, so
+# their peak does not follow the data size (ingest adds 37 bytes a row: 0.4 GB at 10M rows);
+# tokenize's Rust tokenizer uses every core it gets; evaluate holds the model and one batch of texts.
+STEP_RESOURCES = {
+    "source-version": {"cpu": "500m", "memory": "1G"},
+    "ingest": {"cpu": "1", "memory": "2G"},
+    "tokenize": {"cpu": "4", "memory": "2G"},
+    "evaluate": {"cpu": "2", "memory": "4G"},
+    "gate": {"cpu": "500m", "memory": "1G"},
+    "deploy": {"cpu": "500m", "memory": "1G"},
+}
+# The small tasks around training on several nodes: the TrainJob launcher (submits and follows
+# it; kubeflow) and the plan step (machine type and worker replicas; vertex).
+TRAIN_HELPER_STEP = {"cpu": "500m", "memory": "1G"}
 TRAIN_STEP = {"cpu": "4", "memory": "16G"}
 
 
@@ -110,7 +124,7 @@ def train_on_kubeflow(call, params: dict, gpu_type: str, **artifacts):
         use_wandb_secret(pod)
     with dsl.Else(name="several-nodes"):
         job = call(train_trainjob_op, gpu_type=gpu_type, trainer_image=TRAINER_IMAGE, **artifacts)
-        set_resources(job, CPU_STEP).set_retry(num_retries=2, backoff_duration="60s").set_display_name("train-trainjob")
+        set_resources(job, TRAIN_HELPER_STEP).set_retry(num_retries=2, backoff_duration="60s").set_display_name("train-trainjob")
     return dsl.OneOf(pod.outputs["model"], job.outputs["model"])
 
 
@@ -130,28 +144,28 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE):
             return op(**{name: params[name] for name in step_parameters(op)}, **artifacts)
 
         version = call(source_version_op)
-        set_resources(version, CPU_STEP).set_caching_options(False).set_display_name("source-version")
+        set_resources(version, STEP_RESOURCES["source-version"]).set_caching_options(False).set_display_name("source-version")
         ingest = call(ingest_op, source_version=version.output)
-        set_resources(ingest, CPU_STEP).set_caching_options(True).set_display_name("ingest")
+        set_resources(ingest, STEP_RESOURCES["ingest"]).set_caching_options(True).set_display_name("ingest")
         tokenize = call(tokenize_op, dataset=ingest.outputs["dataset"])
-        set_resources(tokenize, CPU_STEP).set_caching_options(True).set_display_name("tokenize")
+        set_resources(tokenize, STEP_RESOURCES["tokenize"]).set_caching_options(True).set_display_name("tokenize")
         data = {"dataset": ingest.outputs["dataset"], "tokenized": tokenize.outputs["tokenized"]}
         if target == "kubeflow":
             model = train_on_kubeflow(call, params, gpu_type, **data)
         elif target == "vertex":
             model = train_on_vertex(params, {name: params[name] for name in step_parameters(train_op)}, GPU_TYPES[gpu_type],
-                                    lambda task: set_resources(task, CPU_STEP), **data)
+                                    lambda task: set_resources(task, TRAIN_HELPER_STEP), **data)
         else:
             train = call(train_op, **data)
             set_resources(train, TRAIN_STEP).set_retry(num_retries=2, backoff_duration="60s").set_display_name("train")
             model = train.outputs["model"]
         evaluate = call(evaluate_op, model=model, tokenized=tokenize.outputs["tokenized"])
-        set_resources(evaluate, CPU_STEP).set_display_name("evaluate")
+        set_resources(evaluate, STEP_RESOURCES["evaluate"]).set_display_name("evaluate")
         gate = call(gate_op, evaluation=evaluate.outputs["evaluation"])
-        set_resources(gate, CPU_STEP).set_caching_options(False).set_display_name("gate")
+        set_resources(gate, STEP_RESOURCES["gate"]).set_caching_options(False).set_display_name("gate")
         with dsl.If(gate.outputs["Output"] == PASS, name="gate-passed"):
             deploy = call(deploy_op, model=model, evaluation=evaluate.outputs["evaluation"])
-            set_resources(deploy, CPU_STEP).set_caching_options(False).set_display_name("deploy")
+            set_resources(deploy, STEP_RESOURCES["deploy"]).set_caching_options(False).set_display_name("deploy")
         if target == "kubeflow":
             for task in (evaluate, gate, deploy):
                 use_wandb_secret(task)

@@ -24,6 +24,9 @@ class ServerSettings:
     max_instances: int = setting(128, "Most texts per request (400 above).")
     max_body_bytes: int = setting(4 << 20, "Largest request body (413 above).")
     inference_workers: int = setting(1, "Batches run concurrently; N workers x 1 thread often beats 1 x N on small CPUs.")
+    enable_model_repository: bool = setting(False, "Serve the model repository extension (POST /v2/repository/models/"
+                                            "NAME/load|unload, gRPC RepositoryModelLoad/Unload). Whoever reaches the "
+                                            "port can then unload the model: only on a cluster-internal port. Off: 403.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     server = TextServer(host=server_settings.host, max_body_bytes=server_settings.max_body_bytes,
                         http_port=kserve_args.http_port, grpc_port=kserve_args.grpc_port,
                         enable_grpc=kserve_args.enable_grpc, workers=1, max_threads=kserve_args.max_threads,
+                        enable_model_repository=server_settings.enable_model_repository,
                         enable_docs_url=kserve_args.enable_docs_url,
                         enable_latency_logging=kserve_args.enable_latency_logging)
     # This package logs through the handlers kserve just configured.

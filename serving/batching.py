@@ -5,6 +5,9 @@ single larger request runs alone). Inference runs on dedicated worker threads (`
 by default), so the event loop stays free for health checks and new requests. On small CPUs
 several single-threaded workers often beat one multi-threaded worker: no barrier between the
 backend's threads, which stalls whenever another process holds a core.
+
+One request cannot fail another: when a merged batch fails, each of its requests is run again on
+its own, so the request that caused the failure gets the error and the others their answers.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import threading
 import time
 from typing import Callable, Generic, Sequence, TypeVar
 
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +33,7 @@ BATCH_SIZE = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
 BATCH_SECONDS = Histogram("textclf_batch_seconds", "Inference time per merged batch")
+BATCH_RETRIES = Counter("textclf_batch_retries", "Merged batches that failed and were run again request by request")
 
 
 class BatcherClosed(RuntimeError):
@@ -80,6 +84,10 @@ class DynamicBatcher(Generic[Item, Result]):
                 raise BatcherClosed("the model is shutting down")
             self._queue.put(_Job(items, future, loop))
         return await future
+
+    def alive(self) -> bool:
+        """Every worker thread is running (False once closed, or if one died)."""
+        return not self._closed and all(thread.is_alive() for thread in self._threads)
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop taking work, finish what is queued (graceful drain), then stop the thread."""
@@ -136,10 +144,19 @@ class DynamicBatcher(Generic[Item, Result]):
                 results = list(self._infer(items))
             if len(results) != len(items):
                 raise RuntimeError(f"batch function returned {len(results)} results for {len(items)} items")
-        except Exception as error:  # handed to every waiting request, logged once here
-            logger.exception("Inference failed for a batch of %d", len(items))
-            for job in jobs:
-                job.loop.call_soon_threadsafe(_resolve, job.future, None, error)
+        except Exception as error:
+            if len(jobs) > 1:  # find the request at fault: each one alone
+                logger.warning("A batch of %d requests failed (%s: %s); running them one by one", len(jobs),
+                               type(error).__name__, error)
+                BATCH_RETRIES.inc()
+                for job in jobs:
+                    self._process([job])
+                return
+            if isinstance(error, ValueError):  # the request's own fault (kserve's InvalidInput is one)
+                logger.info("A request of %d items was refused: %s", len(items), error)
+            else:
+                logger.exception("Inference failed for a request of %d items", len(items))
+            jobs[0].loop.call_soon_threadsafe(_resolve, jobs[0].future, None, error)
             return
         start = 0
         for job in jobs:

@@ -6,12 +6,13 @@ import logging
 from pathlib import Path
 
 import kserve
+from kserve.errors import InvalidInput, ModelNotReady
 from kserve.protocol.infer_type import InferRequest
-from kserve.errors import ModelNotReady
 
 from serving.batching import BatcherClosed, DynamicBatcher
 from serving.classifier import InferenceSettings, Prediction, TextClassifier
-from serving.protocol import V2_INPUTS, ParsedRequest, parse_v1, parse_v2, v1_response, v2_response, v2_outputs
+from serving.protocol import (V2_INPUTS, ParsedRequest, TextRules, parse_v1, parse_v2, v1_response, v2_outputs,
+                              v2_response)
 
 logger = logging.getLogger(__name__)
 
@@ -19,8 +20,9 @@ logger = logging.getLogger(__name__)
 class TextClassifierModel(kserve.Model):
     """Serves one Model artifact directory under ``name``.
 
-    ``preprocess`` parses and validates (400 with a named problem), ``predict`` waits for the
-    batcher's worker thread (never blocking the event loop), ``postprocess`` writes V1 or V2.
+    ``preprocess`` parses and validates (400 with a named problem; the texts are judged by the part
+    the encoder will read), ``predict`` waits for the batcher's worker thread, where texts are
+    tokenized and classified (never on the event loop), ``postprocess`` writes V1 or V2.
 
     Args:
         name: the model name in the URL (``/v1/models/NAME:predict``).
@@ -43,11 +45,14 @@ class TextClassifierModel(kserve.Model):
         self.inference_workers = inference_workers
         self.classifier: TextClassifier | None = None
         self.batcher: DynamicBatcher[str, Prediction] | None = None
+        self.rules = TextRules(max_instances)
 
     def load(self) -> bool:
         self.classifier = TextClassifier(self.model_dir, self.settings)
-        self.batcher = DynamicBatcher(self.classifier.classify, self.max_batch_size, self.max_batch_delay_ms / 1000,
+        self.batcher = DynamicBatcher(self._classify, self.max_batch_size, self.max_batch_delay_ms / 1000,
                                       workers=self.inference_workers)
+        self.rules = TextRules(self.max_instances, self.classifier.encoder.cut)
+        parse_v1({"instances": ["warm-up"]}, self.rules)  # builds the character table now, not in a request
         logger.info("Loaded %s from %s: backend %s, labels %s, max_length %d", self.name, self.model_dir,
                     self.settings.backend, self.classifier.labels, self.classifier.max_length)
         self.ready = True
@@ -59,6 +64,23 @@ class TextClassifierModel(kserve.Model):
         if self.batcher is not None:
             self.batcher.close()
 
+    def _classify(self, texts: list[str]) -> list[Prediction]:
+        """The batch function (worker thread). A failure caused by a text the tokenizer refuses
+        becomes that request's 400; the batcher re-runs a failed merged batch request by request,
+        so only the request holding the text fails."""
+        try:
+            return self.classifier.classify(texts)
+        except Exception as error:
+            try:
+                self.classifier.encoder.encode(texts)
+            except Exception as refused:
+                raise InvalidInput(f"a text of this request cannot be tokenized: {refused}") from error
+            raise
+
+    async def healthy(self) -> bool:
+        """Ready, and the batcher's workers are alive (requests would wait forever otherwise)."""
+        return self.ready and self.batcher is not None and self.batcher.alive()
+
     def get_input_types(self) -> list[dict]:
         return V2_INPUTS
 
@@ -67,8 +89,8 @@ class TextClassifierModel(kserve.Model):
 
     async def preprocess(self, payload, headers=None) -> ParsedRequest:
         if isinstance(payload, InferRequest):
-            return parse_v2(payload, self.max_instances)
-        return parse_v1(payload, self.max_instances)
+            return parse_v2(payload, self.rules)
+        return parse_v1(payload, self.rules)
 
     async def predict(self, payload: ParsedRequest, headers=None, response_headers=None):
         try:

@@ -50,9 +50,9 @@ def tiny_model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def sample_parquet(tmp_path_factory):
-    """240 generated reviews ingested by the ingest step: (Parquet path, metadata)."""
+    """240 generated reviews ingested by the ingest step: (its folder of Parquet shards, metadata)."""
     from textclf.ingest import IngestSettings, ingest
 
-    path = tmp_path_factory.mktemp("ingest") / "data.parquet"
+    path = tmp_path_factory.mktemp("ingest") / "dataset"
     result = ingest(IngestSettings(source="sample:240", seed=1), str(path))
     return str(path), result.metadata

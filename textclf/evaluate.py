@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
 HEADLINE = ("accuracy", "f1", "precision", "recall", "roc_auc", "loss")
 ROC_POINTS = 101  # the KFP UI draws the curve from a list; a few hundred points are plenty
+TEST_BATCH_ROWS = 1024  # test texts read, encoded and scored at a time
 
 
 @dataclass
@@ -125,12 +127,17 @@ def load_model(model_dir: str):
     return model_dir, AutoModelForSequenceClassification.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir), training
 
 
-def score_model(model_dir: str, texts: list[str], labels: list[int], label_names: list[str], seed: int) -> dict:
-    """Metrics and behavioural suites of one model on ``texts``, in fp32 (the accuracy of record).
+def score_model(model_dir: str, test_batches: Callable[[], Iterable[tuple[list[str], list[int]]]],
+                label_names: list[str], seed: int) -> dict:
+    """Metrics and behavioural suites of one model on the test split, in fp32 (the accuracy of record).
 
-    Each model is scored through its own encoding (tokenizer, max length and truncation as trained),
-    so a champion trained with other settings is judged as it serves.
+    ``test_batches()`` yields (texts, labels) batches; each is encoded and scored before the next is
+    read, and only the labels and probabilities are kept (K + 1 numbers a text). Each model is scored
+    through its own encoding (tokenizer, max length and truncation as trained), so a champion trained
+    with other settings is judged as it serves.
     """
+    import numpy as np
+
     from textclf.behaviour import run_suites
     from textclf.encoding import TextEncoder
     from textclf.predict import predict_proba
@@ -141,13 +148,28 @@ def score_model(model_dir: str, texts: list[str], labels: list[int], label_names
         raise ValueError(f"model {model_dir} has labels {names}, the data has {list(label_names)}")
     proba = predict_proba(model, TextEncoder.for_model(local_dir, tokenizer), batch_size=64, precision="fp32")
     start = time.perf_counter()
-    probabilities = proba(texts)
+    labels, probabilities = [], []
+    for texts, batch_labels in test_batches():
+        probabilities.append(proba(texts))
+        labels.extend(batch_labels)
+    probabilities = np.concatenate(probabilities) if probabilities else np.zeros((0, len(label_names)))
     elapsed = time.perf_counter() - start
-    log.info("scored %d texts with %s in %.1fs (%.1f texts/s)", len(texts), model_dir, elapsed, len(texts) / max(elapsed, 1e-9))
+    log.info("scored %d texts with %s in %.1fs (%.1f texts/s)", len(labels), model_dir, elapsed, len(labels) / max(elapsed, 1e-9))
     result = compute_metrics(labels, probabilities, label_names)
     result["behaviour"] = run_suites(proba, label_names, seed=seed).to_dict()
     result["model"] = model_dir
     return result
+
+
+def held_out_batches(tokenized_dir: str, batch_rows: int = TEST_BATCH_ROWS):
+    """A function that yields the tokenized test split's (texts, labels) in batches, read from disk each time."""
+    from textclf.data.tokenized import iter_batches
+
+    def batches():
+        for batch in iter_batches(tokenized_dir, ["text", "label"], batch_rows, split="test"):
+            yield batch.column("text").to_pylist(), batch.column("label").to_pylist()
+
+    return batches
 
 
 def evaluate(model_dir: str, tokenized_dir: str, output_dir: str, settings: EvaluateSettings | None = None) -> dict:
@@ -155,7 +177,7 @@ def evaluate(model_dir: str, tokenized_dir: str, output_dir: str, settings: Eval
 
     Args:
         model_dir: the train step's Model directory.
-        tokenized_dir: the tokenize step's output (its ``test`` split is used).
+        tokenized_dir: the tokenize step's output (its ``test`` split is read in batches).
         output_dir: where ``metrics.json`` and ``report.md`` are written.
         settings: ``live_model_uri``, the Model directory (path or ``gs://``) of the model in production,
             scored on the same test split and suites and stored under ``champion`` in ``metrics.json``
@@ -164,22 +186,19 @@ def evaluate(model_dir: str, tokenized_dir: str, output_dir: str, settings: Eval
     Returns:
         The metrics (also in ``metrics.json``): confusion matrix, ROC curve, behavioural suites, champion.
     """
-    import datasets
-
     from textclf.behaviour import BehaviourReport
 
     settings = settings or EvaluateSettings()
     champion_model, seed = settings.live_model_uri, settings.seed
-    test = datasets.load_from_disk(tokenized_dir)["test"]
-    texts, labels = list(test["text"]), list(test["label"])
+    test_batches = held_out_batches(tokenized_dir)
     training = json.loads((Path(model_dir) / "training.json").read_text())
     label_names = training["labels"]
-    result = score_model(model_dir, texts, labels, label_names, seed)
+    result = score_model(model_dir, test_batches, label_names, seed)
     result["labels"] = label_names
     sections = [BehaviourReport.from_dict(result["behaviour"]).to_markdown()]
     if champion_model:
         try:
-            result["champion"] = score_model(champion_model, texts, labels, label_names, seed)
+            result["champion"] = score_model(champion_model, test_batches, label_names, seed)
         except Exception as error:  # noqa: BLE001 - reported, and the gate fails closed on it
             log.error("could not score the champion %s: %s", champion_model, error)
             result["champion_error"] = f"{type(error).__name__}: {error}"

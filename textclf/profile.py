@@ -1,21 +1,28 @@
 """Reference profile of the data a model was evaluated on, for drift monitoring in production.
 
-The evaluate step calls :func:`build_reference_profile` on the test split (texts, true labels
-and the model's probabilities) and writes the result as ``profile.json`` next to the model.
+The train step builds it on the test split (texts, true labels and the model's probabilities), in
+batches (:class:`ReferenceProfileBuilder`), and writes it as ``profile.json`` next to the model.
 The drift monitor (``python -m serving.monitor``) loads it and compares live traffic with it,
 using the same text features (:func:`text_features`) and the same bin edges, so both sides
 measure exactly the same things.
 
-Profile layout (``format`` = ``textclf-reference-profile/v1``):
+Profile layout (``format`` = ``textclf-reference-profile/v2``):
 
 - ``label_names``: class names, index = id.
 - ``labels``: ``true_share`` and ``predicted_share`` (share of each label name).
 - ``score``: histogram of the predicted label's probability; fixed ``edges`` on [0, 1].
 - ``tokens``: histogram of tokens per text (no special tokens, no truncation); ``edges`` are
   quantiles of the reference, so each bin holds a similar share of the reference.
-- ``unknown_token_rate``: unknown tokens / tokens.
-- ``charset``: ``ascii_share`` (ASCII characters / characters) and ``script_share`` (share of
-  texts by their dominant Unicode script among letters, ``NONE`` when a text has no letter).
+- ``unknown_token_rate``: the mean over texts of each text's unknown tokens / tokens.
+- ``charset``: ``ascii_share`` (the mean over texts of each text's ASCII characters /
+  characters) and ``script_share`` (share of texts by their dominant Unicode script among
+  letters, ``NONE`` when a text has no letter).
+
+Every measure gives each text one vote: a rate summed over tokens or characters would let one
+very long text (or a few) outweigh a thousand ordinary ones. Texts are measured on their first
+:data:`MAX_MEASURED_CHARS` characters on both sides, which bounds what one text costs to measure;
+a text that long lands in the top length bins either way.
+Format v1 weighted the two rates by tokens and characters, and is refused with a message.
 """
 
 from __future__ import annotations
@@ -32,7 +39,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-PROFILE_FORMAT = "textclf-reference-profile/v1"
+PROFILE_FORMAT = "textclf-reference-profile/v2"
+# Characters of a text that are measured. Far beyond the top length bin of any real profile
+# (IMDB's longest review is ~14k characters, its 90th percentile ~700 tokens): only what one
+# text can cost is bounded.
+MAX_MEASURED_CHARS = 8192
 PROFILE_FILENAME = "profile.json"
 SCORE_EDGES = tuple(i / 20 for i in range(21))  # i / 20, not linspace: 0.7 must land in [0.7, 0.75)
 NO_SCRIPT = "NONE"
@@ -51,6 +62,16 @@ class TextFeatures:
     n_ascii: int
     n_chars: int
     script: str
+
+    @property
+    def unknown_share(self) -> float | None:
+        """Unknown tokens / tokens; None for a text with no token."""
+        return self.n_unknown / self.n_tokens if self.n_tokens else None
+
+    @property
+    def ascii_share(self) -> float | None:
+        """ASCII characters / characters; None for an empty text."""
+        return self.n_ascii / self.n_chars if self.n_chars else None
 
 
 @functools.lru_cache(maxsize=8192)
@@ -72,12 +93,14 @@ def text_features(texts: Sequence[str], tokenizer) -> list[TextFeatures]:
     """Token count, unknown tokens, ASCII share and dominant script of each text.
 
     Args:
-        texts: the raw texts, as the model server receives them.
+        texts: the raw texts, as the model server receives them; each is measured on its first
+            :data:`MAX_MEASURED_CHARS` characters.
         tokenizer: the model's Hugging Face tokenizer. Texts are tokenized without special
             tokens and without truncation, so the length is the text's, not the model's limit.
     """
     if not texts:
         return []
+    texts = [text[:MAX_MEASURED_CHARS] for text in texts]
     token_ids = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
     unk_id = tokenizer.unk_token_id
     return [
@@ -116,9 +139,125 @@ def quantile_edges(values: Sequence[int], n_bins: int) -> list[float]:
     return edges
 
 
+class _ShareMean:
+    """Running mean of the defined per-text shares (a text with no token / no character has none); 0 if none."""
+
+    def __init__(self):
+        self.total, self.count = 0.0, 0
+
+    def add(self, shares) -> None:
+        for share in shares:
+            if share is not None:
+                self.total += share
+                self.count += 1
+
+    def mean(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+
 def _shares(names: Sequence[str], counts: Counter) -> dict[str, float]:
     total = sum(counts.values())
     return {name: counts[name] / total for name in names}
+
+
+class ReferenceProfileBuilder:
+    """Builds a profile from batches (texts, true labels, probabilities): memory does not grow with the split.
+
+    What is kept between batches is counts: label and score histograms, a count per token length
+    (a few hundred distinct values), character and script tallies. The token-length bin edges are
+    quantiles of all the lengths, computed at the end from the per-length counts, so a profile
+    built in batches equals the profile built in one call.
+
+    Args:
+        label_names: the label names, index = id (the model's ``id2label``).
+        tokenizer: the model's tokenizer (the one saved with it).
+        length_bins: number of quantile bins for the token-length histogram.
+    """
+
+    def __init__(self, label_names: Sequence[str], tokenizer, *, length_bins: int = 10):
+        self.label_names = list(label_names)
+        self.tokenizer = tokenizer
+        self.length_bins = length_bins
+        self.n = 0
+        self.true = Counter()
+        self.predicted = Counter()
+        self.scores = [0] * (len(SCORE_EDGES) - 1)
+        self.lengths: Counter = Counter()
+        # Format v2: each text one vote, so sums of per-text shares and how many texts have one.
+        self.unknown_shares, self.ascii_shares = _ShareMean(), _ShareMean()
+        self.scripts: Counter = Counter()
+
+    def add(self, texts: Sequence[str], labels: Sequence[int], probabilities) -> None:
+        """One batch: the texts, their true label ids (0..K-1) and the model's probabilities (len(texts), K).
+
+        Raises:
+            ProfileError: misaligned inputs, labels out of range, probabilities of the wrong shape or not finite.
+        """
+        probabilities = np.asarray(probabilities, dtype=float)
+        n, k = len(texts), len(self.label_names)
+        if len(labels) != n:
+            raise ProfileError(f"{len(labels)} labels for {n} texts")
+        if probabilities.shape != (n, k):
+            raise ProfileError(f"probabilities have shape {probabilities.shape}, expected ({n}, {k})")
+        if not np.isfinite(probabilities).all():
+            raise ProfileError("probabilities contain NaN or infinite values")
+        bad = [label for label in labels if not 0 <= int(label) < k]
+        if bad:
+            raise ProfileError(f"labels out of range 0..{k - 1}: {sorted(set(bad))[:5]}")
+        features = text_features(texts, self.tokenizer)
+        self.n += n
+        self.true.update(self.label_names[int(i)] for i in labels)
+        self.predicted.update(self.label_names[int(i)] for i in probabilities.argmax(axis=1))
+        for i, count in enumerate(histogram(probabilities.max(axis=1), SCORE_EDGES)):
+            self.scores[i] += count
+        self.lengths.update(f.n_tokens for f in features)
+        self.unknown_shares.add(f.unknown_share for f in features)
+        self.ascii_shares.add(f.ascii_share for f in features)
+        self.scripts.update(f.script for f in features)
+
+    def build(self) -> dict[str, Any]:
+        """The profile (JSON-able).
+
+        Raises:
+            ProfileError: no text was added.
+        """
+        if self.n == 0:
+            raise ProfileError("cannot profile an empty split: no texts")
+        values = sorted(self.lengths)
+        # The lengths themselves, 4 bytes each, for the length of these three lines: numpy's quantiles exactly.
+        lengths = np.repeat(np.asarray(values, dtype=np.int32), [self.lengths[v] for v in values])
+        length_edges = quantile_edges(lengths, self.length_bins)
+        length_counts = [0] * (len(length_edges) - 1)
+        for value in values:
+            length_counts[bin_index(length_edges, value)] += self.lengths[value]
+        n_tokens = sum(v * c for v, c in self.lengths.items())
+        tokenizer = self.tokenizer
+        return {
+            "format": PROFILE_FORMAT,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "n_samples": self.n,
+            "label_names": self.label_names,
+            "labels": {"true_share": _shares(self.label_names, self.true),
+                       "predicted_share": _shares(self.label_names, self.predicted)},
+            "score": {"edges": list(SCORE_EDGES), "counts": list(self.scores)},
+            "tokens": {
+                "edges": length_edges,
+                "counts": length_counts,
+                "mean": n_tokens / self.n,
+                "p50": float(np.median(lengths)),
+                "p95": float(np.quantile(lengths, 0.95)),
+            },
+            "unknown_token_rate": self.unknown_shares.mean(),
+            "charset": {
+                "ascii_share": self.ascii_shares.mean(),
+                "script_share": {s: c / self.n for s, c in self.scripts.most_common()},
+            },
+            "tokenizer": {
+                "name_or_path": str(getattr(tokenizer, "name_or_path", "")),
+                "vocab_size": int(getattr(tokenizer, "vocab_size", 0) or 0),
+                "unk_token": getattr(tokenizer, "unk_token", None),
+            },
+        }
 
 
 def build_reference_profile(
@@ -130,68 +269,17 @@ def build_reference_profile(
     *,
     length_bins: int = 10,
 ) -> dict[str, Any]:
-    """Profile of an evaluation split and of the model's outputs on it (JSON-able).
-
-    Args:
-        texts: the split's texts.
-        labels: their true label ids (0..K-1).
-        label_names: the label names, index = id (the model's ``id2label``).
-        probabilities: the model's class probabilities, shape (len(texts), K).
-        tokenizer: the model's tokenizer (the one saved with it).
-        length_bins: number of quantile bins for the token-length histogram.
+    """Profile of an evaluation split and of the model's outputs on it, in one call (see
+    :class:`ReferenceProfileBuilder` for large splits, batch by batch).
 
     Raises:
         ProfileError: empty or misaligned inputs, labels out of range, probabilities of the
             wrong shape or not finite.
     """
-    probabilities = np.asarray(probabilities, dtype=float)
-    n, k = len(texts), len(label_names)
-    if n == 0:
-        raise ProfileError("cannot profile an empty split: no texts")
-    if len(labels) != n:
-        raise ProfileError(f"{len(labels)} labels for {n} texts")
-    if probabilities.shape != (n, k):
-        raise ProfileError(f"probabilities have shape {probabilities.shape}, expected ({n}, {k})")
-    if not np.isfinite(probabilities).all():
-        raise ProfileError("probabilities contain NaN or infinite values")
-    bad = [label for label in labels if not 0 <= int(label) < k]
-    if bad:
-        raise ProfileError(f"labels out of range 0..{k - 1}: {sorted(set(bad))[:5]}")
-
-    features = text_features(texts, tokenizer)
-    lengths = [f.n_tokens for f in features]
-    n_tokens = sum(lengths)
-    length_edges = quantile_edges(lengths, length_bins)
-    predicted = probabilities.argmax(axis=1)
-    scores = probabilities.max(axis=1)
-    return {
-        "format": PROFILE_FORMAT,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "n_samples": n,
-        "label_names": list(label_names),
-        "labels": {
-            "true_share": _shares(label_names, Counter(label_names[int(i)] for i in labels)),
-            "predicted_share": _shares(label_names, Counter(label_names[int(i)] for i in predicted)),
-        },
-        "score": {"edges": list(SCORE_EDGES), "counts": histogram(scores, SCORE_EDGES)},
-        "tokens": {
-            "edges": length_edges,
-            "counts": histogram(lengths, length_edges),
-            "mean": n_tokens / n,
-            "p50": float(np.median(lengths)),
-            "p95": float(np.quantile(lengths, 0.95)),
-        },
-        "unknown_token_rate": sum(f.n_unknown for f in features) / n_tokens if n_tokens else 0.0,
-        "charset": {
-            "ascii_share": sum(f.n_ascii for f in features) / max(sum(f.n_chars for f in features), 1),
-            "script_share": {s: c / n for s, c in Counter(f.script for f in features).most_common()},
-        },
-        "tokenizer": {
-            "name_or_path": str(getattr(tokenizer, "name_or_path", "")),
-            "vocab_size": int(getattr(tokenizer, "vocab_size", 0) or 0),
-            "unk_token": getattr(tokenizer, "unk_token", None),
-        },
-    }
+    builder = ReferenceProfileBuilder(label_names, tokenizer, length_bins=length_bins)
+    if len(texts):
+        builder.add(texts, labels, probabilities)
+    return builder.build()
 
 
 def save_profile(profile: dict[str, Any], model_dir: str | Path) -> Path:
@@ -217,7 +305,10 @@ def load_profile(path: str | Path) -> dict[str, Any]:
     except json.JSONDecodeError as err:
         raise ProfileError(f"{path} is not JSON: {err}") from err
     if profile.get("format") != PROFILE_FORMAT:
-        raise ProfileError(f"{path}: format {profile.get('format')!r}, expected {PROFILE_FORMAT!r}")
+        raise ProfileError(
+            f"{path}: format {profile.get('format')!r}, expected {PROFILE_FORMAT!r} (v2 averages the rates per text); "
+            "rebuild it: the pipeline's train step writes one next to the model, or call textclf.profile.build_reference_profile"
+        )
     missing = [key for key in ("label_names", "labels", "score", "tokens", "unknown_token_rate", "charset") if key not in profile]
     if missing:
         raise ProfileError(f"{path}: missing sections {missing}")

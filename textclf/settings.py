@@ -86,5 +86,15 @@ def live_model_uri_setting():
 
 
 def source_setting():
-    return setting("sample:2000", "Data: sample:N (N generated reviews), a .csv/.tsv/.parquet/.jsonl file (each "
-                   "optionally .gz), gs://bucket/path or hf://owner/name[:config].")
+    return setting("sample:2000", "Data: sample:N (N generated reviews); a .csv/.tsv/.parquet/.jsonl file (each "
+                   "optionally .gz), a folder of them or a glob (data/part-*.csv.gz), local or on gs:// "
+                   "(gs://bucket/export/*.parquet); or hf://owner/name[:config].")
+
+
+def parameters_only(cls: type) -> type:
+    """``cls`` without its ``LIBRARY_ONLY`` fields: for a command line that offers what a pipeline does."""
+    fields = [(f.name, f.type, dataclasses.field(default=default_of(f), metadata=f.metadata))
+              for f in pipeline_fields(cls).values()]
+    view = dataclasses.make_dataclass(cls.__name__, fields)
+    view.__module__ = cls.__module__  # so that string annotations resolve where the class was written
+    return view

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -59,6 +60,78 @@ def _log_transfer(verb: str, what: str, files: int, size: int, started: float) -
         "%s %s: %d files, %.1f MB in %.1f s (%.1f MB/s)",
         verb, what, files, size / 1e6, seconds, size / 1e6 / seconds,
     )
+
+
+GLOB_CHARS = "*?["
+
+
+def has_glob(path: str) -> bool:
+    """True when ``path`` holds a wildcard (``*``, ``?`` or ``[``)."""
+    return any(char in path for char in GLOB_CHARS)
+
+
+def glob_regex(pattern: str) -> re.Pattern:
+    """A regular expression with the shell's rules for paths: ``*`` and ``?`` stay inside one folder,
+    ``**/`` matches any number of folders (``glob.glob(recursive=True)`` semantics)."""
+    parts, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            parts.append("(?:[^/]*/)*")
+            i += 3
+        elif pattern.startswith("**", i):
+            parts.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            parts.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            parts.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and "]" in pattern[i + 2:]:
+            end = pattern.index("]", i + 2)
+            body = pattern[i + 1:end]
+            parts.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
+            i = end + 1
+        else:
+            parts.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(parts) + r"\Z")
+
+
+def _matching_blobs(client, bucket_name: str, name: str) -> list:
+    """The blobs ``gs://bucket_name/name`` names: one object, a prefix's objects, or a glob's matches."""
+    if has_glob(name):
+        literal = re.split(r"[*?\[]", name, maxsplit=1)[0]
+        matcher = glob_regex(name)
+        return [b for b in _objects_under(client, bucket_name, literal) if matcher.match(b.name)]
+    blob = client.bucket(bucket_name).get_blob(name) if name and not name.endswith("/") else None
+    return [blob] if blob is not None else _objects_under(client, bucket_name, _listing_prefix(name))
+
+
+def list_objects(uri: str) -> list[str]:
+    """The ``gs://`` objects ``uri`` names, sorted: one object, every object under a prefix
+    (a "folder"), or the objects matching a glob (``gs://bucket/export/part-*.csv.gz``; ``**``
+    crosses folders). Zero-byte ``folder/`` placeholders are left out.
+
+    Raises:
+        FileNotFoundError: Nothing matches.
+    """
+    bucket_name, name = split_gcs(uri)
+    blobs = _matching_blobs(_client(), bucket_name, name)
+    if not blobs:
+        raise FileNotFoundError(f"no object matches {uri}")
+    return sorted(f"{GCS_SCHEME}{bucket_name}/{b.name}" for b in blobs)
+
+
+def download(uri: str, target: str) -> str:
+    """Download the ``gs://`` object ``uri`` to the local file ``target`` (parent folders are created)."""
+    bucket_name, name = split_gcs(uri)
+    path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    _client().bucket(bucket_name).blob(name).download_to_filename(str(path))
+    _log_transfer("downloaded", uri, 1, path.stat().st_size, started)
+    return str(path)
 
 
 def localize(uri: str, dest_dir: str) -> str:
@@ -159,12 +232,21 @@ def write_text(uri: str, text: str) -> None:
     _client().bucket(bucket_name).blob(name).upload_from_string(text.encode("utf-8"), content_type="text/plain; charset=utf-8")
 
 
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):  # in blocks: a shard may be gigabytes
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def content_version(uri: str) -> str:
     """A short digest that changes whenever the data at ``uri`` changes.
 
-    For ``gs://`` it is computed from object metadata only (names, sizes, CRC32C), so it costs
-    one listing however large the data. A step that outputs it, with caching off, lets the
-    steps after it be cache hits exactly when the source is unchanged.
+    ``uri`` is a file, a folder or a glob, local or ``gs://``. For ``gs://`` it is computed from
+    object metadata only (names, sizes, CRC32C), so it costs one listing however large the data.
+    A step that outputs it, with caching off, lets the steps after it be cache hits exactly when
+    the source is unchanged.
 
     Raises:
         FileNotFoundError: Nothing exists at ``uri``.
@@ -172,17 +254,18 @@ def content_version(uri: str) -> str:
     digest = hashlib.sha256()
     if is_gcs(uri):
         bucket_name, name = split_gcs(uri)
-        client = _client()
-        blob = client.bucket(bucket_name).get_blob(name) if name and not name.endswith("/") else None
-        blobs = [blob] if blob is not None else _objects_under(client, bucket_name, _listing_prefix(name))
-        entries = [(b.name, str(b.size), b.crc32c or "") for b in blobs]
+        entries = [(b.name, str(b.size), b.crc32c or "") for b in _matching_blobs(_client(), bucket_name, name)]
     else:
         root = Path(uri)
-        paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-        entries = [
-            (p.relative_to(root).as_posix() if p != root else p.name, str(p.stat().st_size), hashlib.sha256(p.read_bytes()).hexdigest())
-            for p in paths
-        ]
+        if has_glob(uri):
+            import glob
+
+            paths = sorted(Path(p) for p in glob.glob(uri, recursive=True) if Path(p).is_file())
+            names = [p.as_posix() for p in paths]
+        else:
+            paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+            names = [p.relative_to(root).as_posix() if p != root else p.name for p in paths]
+        entries = [(name, str(p.stat().st_size), _file_digest(p)) for name, p in zip(names, paths)]
     if not entries:
         raise FileNotFoundError(f"no data at {uri}")
     for entry in sorted(entries):

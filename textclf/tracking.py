@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 CANDIDATE = "candidate"  # evaluated
 APPROVED = "approved"  # passed the gate, manifest written
 PRODUCTION = "production"  # serving all traffic
+MODEL_URI_KEY = "model_uri"  # artifact metadata: the Model directory's URI (what STORAGE_URI names)
 MODES = ("online", "offline", "disabled")
 # wandb's own aliases for its modes.
 _MODE_ALIASES = {"run": "online", "dryrun": "offline"}
@@ -240,11 +241,54 @@ def start(settings: TrackingSettings, job_type: str, config: Mapping[str, Any] |
     return tracked
 
 
-def approve(settings: TrackingSettings, model_dir: str, metrics: Mapping[str, Any], group: str = "") -> None:
+def model_metadata(metrics: Mapping[str, Any], model_uri: str = "") -> dict:
+    """The model artifact's metadata: the evaluation metrics (the gate's champion reads them) and
+    the Model directory's URI, by which :func:`set_production_alias` finds the version a promoted
+    InferenceService serves."""
+    return {"metrics": dict(metrics), **({MODEL_URI_KEY: model_uri} if model_uri else {})}
+
+
+def approve(settings: TrackingSettings, model_dir: str, metrics: Mapping[str, Any], group: str = "",
+            model_uri: str = "") -> None:
     """Give the model in ``model_dir`` the ``approved`` alias: it passed the gate and its
     manifest was written. (``production`` is set by the rollout when it really serves.)"""
     with start(settings, job_type="approve", config={"approved_metrics": dict(metrics)}, group=group) as run:
-        run.log_model(model_dir, aliases=[APPROVED], metadata={"metrics": dict(metrics)})
+        run.log_model(model_dir, aliases=[APPROVED], metadata=model_metadata(metrics, model_uri))
+
+
+def set_production_alias(settings: TrackingSettings, model_uri: str) -> str:
+    """Move ``production`` to the model version whose files are ``model_uri``: the model that now
+    serves all traffic. W&B keeps an alias on one version of a collection, so the previous
+    holder loses it.
+
+    The version is found through the public API by the ``model_uri`` its metadata records
+    (evaluate and approve write it). Never raises: a promote that happened must not fail
+    because of W&B, so every outcome, including "tracking is offline, nothing set", is a line
+    of text the caller prints.
+    """
+    mode = resolve_mode(settings)
+    if mode != "online":
+        return (f"W&B {mode}: no {PRODUCTION} alias set (with WANDB_API_KEY set, run `python -m serving.rollout "
+                f"promote` again to record it)")
+    if not model_uri:
+        return f"W&B: the InferenceService names no model URI, so no {PRODUCTION} alias was set"
+    try:
+        import wandb
+
+        api = wandb.Api(api_key=api_key(settings), timeout=API_TIMEOUT_S)
+        collection = f"{settings.wandb_entity or api.default_entity}/{settings.wandb_project}/{settings.model_artifact}"
+        versions = [a for a in api.artifacts(type_name="model", name=collection)
+                    if (a.metadata or {}).get(MODEL_URI_KEY) == model_uri]
+        if not versions:
+            return f"W&B: no version of {collection} records model_uri {model_uri}; no {PRODUCTION} alias set"
+        version = max(versions, key=lambda a: int(str(a.version).lstrip("v") or 0))
+        if PRODUCTION not in version.aliases:
+            version.aliases.append(PRODUCTION)
+            version.save()
+    except Exception as error:  # noqa: BLE001 - W&B must never fail a promote
+        logger.warning("could not set the W&B %s alias: %s", PRODUCTION, error)
+        return f"W&B: could not set the {PRODUCTION} alias ({type(error).__name__}: {error}); the promote stands"
+    return f"W&B: {collection}:{version.version} ({model_uri}) is now {PRODUCTION}"
 
 
 def champion_metrics(settings: TrackingSettings) -> dict | None:

@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from serving.monitor.app import DEFAULT_MAX_BODY_BYTES
+from serving.monitor.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_QUEUED_EVENTS
 from serving.monitor.monitor import METRICS, MonitorConfig, parse_thresholds
 
 
@@ -20,11 +20,22 @@ def _add_serve(sub) -> None:
     p.add_argument("--window_size", type=int, default=MonitorConfig.window_size)
     p.add_argument("--min_samples", type=int, default=MonitorConfig.min_samples)
     p.add_argument("--max_pending", type=int, default=MonitorConfig.max_pending)
+    p.add_argument("--max_event_texts", type=int, default=MonitorConfig.max_event_texts,
+                   help="events with more texts get 413 too_many_texts; set it to the model server's --max_instances")
+    p.add_argument("--texts_per_event", type=int, default=MonitorConfig.texts_per_event,
+                   help="at most this many texts of one event (a random sample) enter the windows")
+    p.add_argument("--source_key", default=None,
+                   help="cap each caller's share of the windows; the caller is this ce-metadata key (a request "
+                        "header in the InferenceService's logger.metadataHeaders, e.g. X-Client-Id)")
+    p.add_argument("--max_source_share", type=float, default=MonitorConfig.max_source_share,
+                   help="with --source_key: the largest share of a window one caller may hold")
     p.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
                    help=f"alert threshold (repeatable; VALUE 'off' disables); NAME in {', '.join(METRICS)}")
     p.add_argument("--webhook_url", default=os.environ.get("MONITOR_WEBHOOK_URL"),
                    help="POSTed on alert changes (default: $MONITOR_WEBHOOK_URL; keep it in a Secret)")
     p.add_argument("--max_body_bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    p.add_argument("--max_queued_events", type=int, default=DEFAULT_MAX_QUEUED_EVENTS,
+                   help="events read and decoded at once; the others wait unread (bounds memory)")
     p.add_argument("--wandb_project", default=None, help="log metrics and samples to this W&B project")
     p.add_argument("--wandb_mode", default=None, help="offline (default), online or disabled")
     p.add_argument("--wandb_every", type=int, default=100, help="events between two W&B logs")
@@ -46,13 +57,20 @@ def serve(args) -> None:
 
     from textclf.profile import load_profile
     from serving.monitor.app import create_app
+    from serving.monitor.memory import fix_mmap_threshold
     from serving.monitor.monitor import DriftMonitor
+
+    fix_mmap_threshold()  # large event bodies go back to the OS once freed
 
     config = MonitorConfig(
         window_size=args.window_size,
         min_samples=args.min_samples,
         max_pending=args.max_pending,
         thresholds=parse_thresholds(args.threshold),
+        max_event_texts=args.max_event_texts,
+        texts_per_event=args.texts_per_event,
+        source_key=args.source_key,
+        max_source_share=args.max_source_share,
     )
     profile = load_profile(args.profile or args.model_dir)
     monitor = DriftMonitor(profile, AutoTokenizer.from_pretrained(args.model_dir), config)
@@ -62,10 +80,12 @@ def serve(args) -> None:
 
         sink = WandbSink(args.wandb_project, every=args.wandb_every, mode=args.wandb_mode, dir=args.wandb_dir,
                          config={"window_size": config.window_size, "thresholds": config.thresholds})
-    app = create_app(monitor, webhook_url=args.webhook_url, max_body_bytes=args.max_body_bytes, wandb_sink=sink)
+    app = create_app(monitor, webhook_url=args.webhook_url, max_body_bytes=args.max_body_bytes,
+                     max_queued_events=args.max_queued_events, wandb_sink=sink)
     logging.getLogger("serving.monitor").info(
-        "monitoring against %s (%d reference samples), window %d, thresholds %s",
-        args.profile or args.model_dir, profile["n_samples"], config.window_size, config.thresholds,
+        "monitoring against %s (%d reference samples), window %d, at most %d texts per event (of %d), thresholds %s",
+        args.profile or args.model_dir, profile["n_samples"], config.window_size, config.texts_per_event,
+        config.max_event_texts, config.thresholds,
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 

@@ -1,17 +1,37 @@
 """The drift monitor's state: sliding windows of live traffic, drift against the reference, alerts.
 
+One event (one logged call) is one unit of evidence, and no event can decide drift on its own:
+
+- an event with more than ``max_event_texts`` texts is refused (``too_many_texts``): the model
+  server refuses such a call too, but KServe logs the request before the server answers;
+- of a larger event, a uniform random sample of ``texts_per_event`` texts enters the windows
+  (the same positions of the request and of its response, so the pairs stay aligned): one
+  event is at most ``texts_per_event / window_size`` of any metric;
+- every metric gives each text one vote (``textclf.profile``), so a few very long texts cannot
+  outweigh the window either;
+- optionally (``source_key``), no caller holds more than ``max_source_share`` of a window.
+
+Work is split so that a large event never holds the server's event loop: :meth:`DriftMonitor.prepare`
+(decode, validate, sample, measure: no shared state) runs in a worker thread, and
+:meth:`DriftMonitor.apply` (a few dozen counter updates) on the loop.
+
 Memory is bounded whatever the traffic: each window keeps the small features of its last
 ``window_size`` texts / predictions (never the texts), request and response halves that wait
-for their pair are capped at ``max_pending``, and at most ``max_samples`` recent paired
-samples (texts cut to :data:`SAMPLE_CHARS`) are kept for W&B.
+for their pair are capped at ``max_pending`` (each with at most ``min(texts_per_event,
+max_samples)`` texts cut to :data:`SAMPLE_CHARS`), and at most ``max_samples`` recent paired
+samples are kept for W&B.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import random
+import secrets
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from textclf.profile import TextFeatures, bin_index, text_features
 from textclf import drift
@@ -54,6 +74,15 @@ class MonitorConfig:
         max_pending: request/response halves kept while waiting for their pair; the oldest go first.
         max_samples: recent paired samples kept for W&B.
         thresholds: metric name -> value above which it alerts (see :data:`METRICS`).
+        max_event_texts: events with more texts (or predictions) are refused; set it to the model
+            server's ``--max_instances``.
+        texts_per_event: at most this many texts of one event (a random sample) enter the windows.
+        source_key: the ``ce-metadata`` key naming the caller (a request header listed in the
+            InferenceService's ``logger.metadataHeaders``, e.g. ``X-Client-Id``, set by something
+            callers cannot forge, such as the ingress after authentication); None: no per-caller cap.
+            Events without it count as one caller.
+        max_source_share: with ``source_key``, the largest share of a window one caller may hold;
+            texts over it are left out (counted as ``source_capped``).
     """
 
     window_size: int = 1000
@@ -61,6 +90,10 @@ class MonitorConfig:
     max_pending: int = 1000
     max_samples: int = 50
     thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
+    max_event_texts: int = 128
+    texts_per_event: int = 16
+    source_key: str | None = None
+    max_source_share: float = 0.25
 
     def __post_init__(self):
         unknown = set(self.thresholds) - set(METRICS)
@@ -70,6 +103,20 @@ class MonitorConfig:
             raise ValueError(f"min_samples must be in 1..window_size ({self.window_size}), got {self.min_samples}")
         if self.max_pending < 1 or self.max_samples < 0:
             raise ValueError("max_pending must be >= 1 and max_samples >= 0")
+        if not 0 < self.texts_per_event <= self.max_event_texts:
+            raise ValueError(f"texts_per_event must be in 1..max_event_texts ({self.max_event_texts}), got {self.texts_per_event}")
+        if self.texts_per_event >= self.min_samples:
+            raise ValueError(f"texts_per_event ({self.texts_per_event}) must be below min_samples ({self.min_samples}), "
+                             "or one event could fill an alerting window on its own")
+        if not 0 < self.max_source_share <= 1:
+            raise ValueError(f"max_source_share must be in (0, 1], got {self.max_source_share}")
+
+    @property
+    def source_cap(self) -> int | None:
+        """Most texts (or predictions) of one caller in a window; None when callers are not told apart."""
+        if self.source_key is None or self.max_source_share >= 1:
+            return None
+        return max(self.texts_per_event, math.floor(self.max_source_share * self.window_size))
 
 
 @dataclass(frozen=True)
@@ -90,46 +137,75 @@ def _count(counter: Counter, key: str, sign: int) -> None:
 
 
 class _SlidingWindow:
-    """The last ``size`` observations with running aggregates: O(1) per observation."""
+    """The last ``size`` observations with running aggregates: O(1) per observation.
+
+    Each observation carries the caller it came from, counted in :attr:`sources`.
+    """
 
     def __init__(self, size: int):
         self.size = size
         self._items: deque = deque()
+        self.sources: Counter = Counter()
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def add(self, item) -> None:
+    def add(self, item, source: str = "") -> None:
         if len(self._items) >= self.size:
-            self._apply(self._items.popleft(), -1)
-        self._items.append(item)
+            old_source, old = self._items.popleft()
+            _count(self.sources, old_source, -1)
+            self._apply(old, -1)
+        item = self._entry(item)
+        self._items.append((source, item))
+        _count(self.sources, source, 1)
         self._apply(item, 1)
+
+    def _entry(self, item):
+        """What the window keeps of an observation (and later subtracts again)."""
+        return item
 
     def _apply(self, item, sign: int) -> None:
         raise NotImplementedError
 
 
 class TextWindow(_SlidingWindow):
-    """Token-length histogram, unknown tokens, ASCII characters and scripts of recent texts."""
+    """Token-length histogram, scripts and per-text unknown-token and ASCII shares of recent texts.
+
+    The shares are summed per text (one vote each, as in the profile): ``unknown_sum / unknown_texts``
+    is the mean over texts of each text's unknown tokens / tokens.
+    """
 
     def __init__(self, size: int, length_edges: list[float]):
         super().__init__(size)
         self.length_edges = length_edges
         self.length_counts = [0] * (len(length_edges) - 1)
         self.scripts: Counter = Counter()
-        self.tokens = self.unknown = self.ascii = self.chars = 0
+        self.tokens = 0
+        self.unknown_sum = self.ascii_sum = 0.0
+        self.unknown_texts = self.ascii_texts = 0
 
-    def add(self, item: TextFeatures) -> None:
-        super().add((bin_index(self.length_edges, item.n_tokens), item))
+    def _entry(self, item: TextFeatures) -> tuple[int, TextFeatures]:
+        return bin_index(self.length_edges, item.n_tokens), item
 
     def _apply(self, item: tuple[int, TextFeatures], sign: int) -> None:
         length_bin, f = item
         self.length_counts[length_bin] += sign
         _count(self.scripts, f.script, sign)
         self.tokens += sign * f.n_tokens
-        self.unknown += sign * f.n_unknown
-        self.ascii += sign * f.n_ascii
-        self.chars += sign * f.n_chars
+        if f.unknown_share is not None:
+            self.unknown_sum += sign * f.unknown_share
+            self.unknown_texts += sign
+        if f.ascii_share is not None:
+            self.ascii_sum += sign * f.ascii_share
+            self.ascii_texts += sign
+
+    @property
+    def unknown_rate(self) -> float | None:
+        return max(self.unknown_sum, 0.0) / self.unknown_texts if self.unknown_texts else None
+
+    @property
+    def ascii_share(self) -> float | None:
+        return max(self.ascii_sum, 0.0) / self.ascii_texts if self.ascii_texts else None
 
 
 class PredictionWindow(_SlidingWindow):
@@ -141,13 +217,33 @@ class PredictionWindow(_SlidingWindow):
         self.score_counts = [0] * (len(score_edges) - 1)
         self.labels: Counter = Counter()
 
-    def add(self, item: Prediction) -> None:
-        super().add((bin_index(self.score_edges, item.score), item.label))
+    def _entry(self, item: Prediction) -> tuple[int, str]:
+        return bin_index(self.score_edges, item.score), item.label
 
     def _apply(self, item: tuple[int, str], sign: int) -> None:
         score_bin, label = item
         self.score_counts[score_bin] += sign
         _count(self.labels, label, sign)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one event adds to the monitor, prepared off the event loop by :meth:`DriftMonitor.prepare`.
+
+    Attributes:
+        event: the event, without its payload.
+        items: the sampled texts' features (request) or predictions (response).
+        sample_half: what the W&B samples keep of it (cut texts, or predictions).
+        total: texts or predictions in the event before sampling.
+        source: the caller (``source_key`` of ``ce-metadata``); "" when not asked for, or for every
+            event without it (those count as one caller, so leaving the header out evades no cap).
+    """
+
+    event: InferenceEvent
+    items: Sequence
+    sample_half: list
+    total: int
+    source: str = ""
 
 
 class DriftMonitor:
@@ -168,41 +264,93 @@ class DriftMonitor:
         self.predictions = PredictionWindow(self.config.window_size, profile["score"]["edges"])
         self.pending: OrderedDict[tuple[str, str], tuple[str, list]] = OrderedDict()
         self.samples: deque = deque(maxlen=self.config.max_samples)
-        self.events: Counter = Counter()  # accepted events by kind, plus paired / unpaired_evicted
+        self.events: Counter = Counter()  # accepted events by kind, plus paired / unpaired_evicted / sampled / source_capped
         self.rejected: Counter = Counter()  # by reason
         self.active_alerts: set[str] = set()
         self.alerts_raised: Counter = Counter()
+        # Keys the per-event sample: a sender who knows the event id still cannot pick the positions.
+        self._sample_key = secrets.token_hex(8)
+        # The first computation imports scipy (~1-2 s on a busy machine): now, not on the server's
+        # event loop while the first event is applied (/healthz took 1.8 s in the soak's warm-up).
+        self.metrics()
 
     def reject(self, reason: str) -> None:
-        """Count an event that never reached :meth:`ingest` (unreadable, too large...)."""
+        """Count an event that never reached the windows (unreadable, too large...)."""
         self.rejected[reason] += 1
 
     def ingest(self, event: InferenceEvent) -> list[AlertChange]:
-        """Add one logged request or response to the windows and re-evaluate the alerts.
-
-        The event is checked in full before anything changes, so a bad one leaves no trace.
+        """:meth:`prepare` then :meth:`apply`, in the caller's thread, counting a rejection.
 
         Raises:
             MalformedEvent: its payload holds no usable texts / predictions (counted as rejected).
         """
         try:
-            if event.kind == "request":
-                texts = texts_from_request(event.payload)
-                items: list = text_features(texts, self.tokenizer)
-                window, sample_half = self.texts, [t[:SAMPLE_CHARS] for t in texts[: self.config.max_samples]]
-            else:
-                items = predictions_from_response(event.payload)
-                unknown = {p.label for p in items} - set(self.label_names)
-                if unknown:
-                    raise MalformedEvent("unknown_label", f"labels {sorted(unknown)} are not in the profile's {self.label_names}")
-                window, sample_half = self.predictions, items[: self.config.max_samples]
+            observation = self.prepare(event)
         except MalformedEvent as err:
             self.reject(err.reason)
             raise
-        for item in items:
-            window.add(item)
+        return self.apply(observation)
+
+    def sample_positions(self, event_id: str, total: int) -> Sequence[int]:
+        """The positions of an event that enter the windows: all of them up to ``texts_per_event``,
+        else a uniform random sample of that many, the same for the request and response of one call."""
+        k = self.config.texts_per_event
+        if total <= k:
+            return range(total)
+        return sorted(random.Random(f"{self._sample_key}/{event_id}/{total}").sample(range(total), k))
+
+    def prepare(self, event: InferenceEvent) -> Observation:
+        """Validate, sample and measure one event. Reads no mutable state, so it may run in a
+        worker thread (one at a time: the tokenizer is not thread-safe); changes nothing.
+
+        Raises:
+            MalformedEvent: no usable texts / predictions, too many, or labels the profile lacks.
+        """
+        limit = self.config.max_event_texts
+        if event.kind == "request":
+            texts = texts_from_request(event.payload, limit)
+            sampled = [texts[i] for i in self.sample_positions(event.id, len(texts))]
+            items: Sequence = text_features(sampled, self.tokenizer)
+            half = [t[:SAMPLE_CHARS] for t in sampled[: self.config.max_samples]]
+            total = len(texts)
+        else:
+            predictions = predictions_from_response(event.payload, limit)
+            unknown = {p.label for p in predictions} - set(self.label_names)
+            if unknown:
+                raise MalformedEvent("unknown_label", f"labels {sorted(unknown)} are not in the profile's {self.label_names}")
+            items = [predictions[i] for i in self.sample_positions(event.id, len(predictions))]
+            half, total = list(items[: self.config.max_samples]), len(predictions)
+        bare = InferenceEvent(event.id, event.kind, event.inference_service, None, event.metadata)
+        return Observation(bare, items, half, total, self._source_of(event))
+
+    def _source_of(self, event: InferenceEvent) -> str:
+        """The caller named in ``ce-metadata`` under ``source_key`` (KServe: ``{"Header": ["value"]}``)."""
+        key = self.config.source_key
+        if key is None or not event.metadata:
+            return ""
+        try:
+            metadata = json.loads(event.metadata)
+        except ValueError:
+            return ""
+        values = next((v for k, v in metadata.items() if k.lower() == key.lower()), None) if isinstance(metadata, dict) else None
+        value = values[0] if isinstance(values, list) and values else values
+        return str(value)[:200] if value else ""
+
+    def apply(self, observation: Observation) -> list[AlertChange]:
+        """Add a prepared event to its window, pair it, and re-evaluate the alerts (fast: at most
+        ``texts_per_event`` items). Call it from one thread only (the server's event loop)."""
+        event = observation.event
+        window = self.texts if event.kind == "request" else self.predictions
+        cap = self.config.source_cap
+        if cap is not None and window.sources[observation.source] + len(observation.items) > cap:
+            self.events["source_capped"] += 1
+        else:
+            for item in observation.items:
+                window.add(item, observation.source)
         self.events[event.kind] += 1
-        self._pair(event, sample_half)
+        if observation.total > len(observation.items):
+            self.events["sampled"] += 1
+        self._pair(event, observation.sample_half)
         return self.evaluate()
 
     def _pair(self, event: InferenceEvent, half: list) -> None:
@@ -233,8 +381,8 @@ class DriftMonitor:
             "length_psi": drift.psi(ref["tokens"]["counts"], t.length_counts),
             "length_js": drift.js_divergence(ref["tokens"]["counts"], t.length_counts),
             "label_share_shift": drift.total_variation(ref_labels, live_labels),
-            "unknown_token_rate_increase": t.unknown / t.tokens - ref["unknown_token_rate"] if t.tokens else None,
-            "ascii_share_drop": ref["charset"]["ascii_share"] - t.ascii / t.chars if t.chars else None,
+            "unknown_token_rate_increase": None if t.unknown_rate is None else t.unknown_rate - ref["unknown_token_rate"],
+            "ascii_share_drop": None if t.ascii_share is None else ref["charset"]["ascii_share"] - t.ascii_share,
             "script_js": drift.js_divergence(*scripts),
         }
 
@@ -271,11 +419,13 @@ class DriftMonitor:
             "thresholds": dict(self.config.thresholds),
             "alerts": sorted(self.active_alerts),
             "window": {"texts": len(t), "predictions": len(p), "size": self.config.window_size, "min_samples": self.config.min_samples},
+            "limits": {"max_event_texts": self.config.max_event_texts, "texts_per_event": self.config.texts_per_event,
+                       "source_key": self.config.source_key, "max_source_share": self.config.max_source_share},
             "live": {
                 "label_share": {n: p.labels[n] / len(p) for n in self.label_names} if len(p) else None,
                 "tokens_mean": t.tokens / len(t) if len(t) else None,
-                "unknown_token_rate": t.unknown / t.tokens if t.tokens else None,
-                "ascii_share": t.ascii / t.chars if t.chars else None,
+                "unknown_token_rate": t.unknown_rate,
+                "ascii_share": t.ascii_share,
                 "script_share": {s: c / len(t) for s, c in t.scripts.most_common()} if len(t) else None,
             },
             "reference": {

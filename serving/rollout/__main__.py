@@ -1,5 +1,10 @@
 """``python -m serving.rollout``: apply, status, promote, rollback, wait and analyze a canary.
 
+Works in both KServe deployment modes (Serverless and Standard), read from the InferenceService.
+When a model comes to serve all traffic (promote, analyze --act promoting, or an apply that needs
+no canary), its W&B model version gets the alias ``production`` (the --wandb_* flags, and
+WANDB_API_KEY); with W&B offline or failing, the command still succeeds and says so.
+
 Exit codes: 0 done (analyze: promote), 1 a named error (printed), 2 bad arguments,
 3 analyze decided to roll back, 4 analyze held (too little canary traffic for a verdict).
 """
@@ -14,8 +19,9 @@ import sys
 import yaml
 
 from serving.rollout import analysis
+from textclf import tracking
 from textclf.rollout import operations
-from textclf.settings import from_values
+from textclf.settings import from_values, parameters_only
 from textclf.rollout.errors import AnalysisError, InvalidManifestError, RolloutError
 from textclf.rollout.kube import InferenceServiceAPI
 
@@ -31,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--request-timeout", type=float, default=30.0, help="seconds per API request")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    apply = commands.add_parser("apply", help="create the InferenceService, or patch it so the new model is a canary")
+    wandb = settings_parser(parameters_only(tracking.TrackingSettings))
+    apply = commands.add_parser("apply", help="create the InferenceService, or patch it so the new model is a canary",
+                                parents=[wandb])
     apply.add_argument("manifest", help="InferenceService YAML or JSON file, '-' for stdin")
     apply.add_argument("--canary-percent", type=int,
                        help="traffic share for the new model when one is already live (overrides the manifest)")
@@ -41,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("name")
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
 
-    for verb, text in (("promote", "100%% to the newest revision"), ("rollback", "100%% back to the previous revision")):
-        commands.add_parser(verb, help=text).add_argument("name")
+    commands.add_parser("promote", help="100%% to the canary (and W&B alias production)", parents=[wandb]).add_argument("name")
+    commands.add_parser("rollback", help="100%% back to the previous model").add_argument("name")
 
     wait = commands.add_parser("wait", help="wait until ready at the current generation")
     wait.add_argument("name")
@@ -50,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     wait.add_argument("--interval", type=float, default=5.0, help="seconds between polls (default 5)")
 
     analyze = commands.add_parser("analyze", help="compare canary and previous revision, then decide",
-                                  parents=[settings_parser(analysis.CanaryRules, analysis.MetricNames)],
+                                  parents=[settings_parser(analysis.CanaryRules, analysis.MetricNames,
+                                                           parameters_only(tracking.TrackingSettings))],
                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     analyze.add_argument("name")
     analyze.add_argument("--prometheus", required=True, help="Prometheus base URL, e.g. http://localhost:9090")
@@ -92,11 +101,15 @@ def run(args: argparse.Namespace) -> int:
             print(operations.wait_ready(meta["name"], meta["namespace"], timeout_s=args.wait, api=api).describe())
         else:
             print(f"InferenceService {meta['namespace']}/{meta['name']} applied (generation {meta.get('generation')})")
+        record_production(args, result)
     elif args.command == "status":
         status = operations.get_status(args.name, ns, api=api)
         print(json.dumps(status.to_dict(), indent=2) if args.json else status.describe())
-    elif args.command in ("promote", "rollback"):
-        getattr(operations, args.command)(args.name, ns, api=api)
+    elif args.command == "promote":
+        record_production(args, operations.promote(args.name, ns, api=api))
+        print(operations.get_status(args.name, ns, api=api).describe())
+    elif args.command == "rollback":
+        operations.rollback(args.name, ns, api=api)
         print(operations.get_status(args.name, ns, api=api).describe())
     elif args.command == "wait":
         print(operations.wait_ready(args.name, ns, timeout_s=args.timeout, interval_s=args.interval, api=api).describe())
@@ -125,11 +138,21 @@ def run_analysis(args: argparse.Namespace, api: InferenceServiceAPI) -> int:
     if verdict.action == "hold":
         print("no action: wait for more canary traffic and analyze again")
     elif args.act:
-        getattr(operations, verdict.action)(status.name, status.namespace, api=api)
+        result = getattr(operations, verdict.action)(status.name, status.namespace, api=api)
         print(f"done: {verdict.action}")
+        if verdict.action == "promote":
+            record_production(args, result)
     else:
         print(f"dry run: pass --act to {verdict.action}")
     return EXIT_CODES[verdict.action]
+
+
+def record_production(args: argparse.Namespace, isvc: dict) -> None:
+    """Give the W&B model version that now serves all traffic the alias ``production``; print what happened."""
+    model_uri = operations.serving_model(isvc)
+    if model_uri is None:
+        return  # a canary splits the traffic: production stays where it is
+    print(tracking.set_production_alias(from_values(tracking.TrackingSettings, vars(args)), model_uri))
 
 
 def load_manifest(path: str) -> dict:

@@ -1,12 +1,17 @@
-"""Canary analysis: compare the canary revision with the previous one, then promote or roll back.
+"""Canary analysis: compare the canary with the model it would replace, then promote or roll back.
 
-Two kinds of evidence, both per Knative revision:
+Two kinds of evidence, per Knative revision (Serverless) or per predictor Deployment (Standard):
 - the servers' Prometheus metrics over a window: inference request count, error rate (5xx
   share of ``textclf_http_requests_total``, see serving/guards.py), p95 of kserve's
-  ``request_predict_seconds`` histogram;
-- a fixed probe set of texts sent to each revision through its tag URL (KServe sets
-  ``prev`` / ``latest`` tag URLs when the InferenceService has the annotation
-  ``serving.kserve.io/enable-tag-routing: "true"``): the share of texts both label the same.
+  ``request_predict_seconds`` histogram. Serverless selects a revision by the pod label
+  ``serving.knative.dev/revision``; Standard has no revisions, and selects a predictor by the pod
+  label KServe gives every pod of a predictor Deployment, ``app: isvc.<Deployment name>``
+  (``<service>-<predictor name>-predictor``; KServe v0.20.0 deployment_reconciler.go), which
+  also tells the canary's pods from the stable ones;
+- a fixed probe set of texts sent to each through its own URL: Serverless, the ``prev`` /
+  ``latest`` tag URLs KServe sets with the annotation ``serving.kserve.io/enable-tag-routing:
+  "true"``; Standard, each predictor's cluster-local Service (``http://<Deployment>.<ns>.svc.cluster.local``,
+  reachable from inside the cluster). The share of texts both label the same.
 
 The rule fails closed: a comparison with a missing number fails, any failed check rolls back, and
 too little canary traffic gives no verdict at all (``hold``).
@@ -21,6 +26,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 
+from textclf.inferenceservice import STANDARD
 from textclf.rollout.errors import AnalysisError, NoCanaryError
 from textclf.settings import setting
 from textclf.rollout.operations import RolloutStatus, TrafficTarget
@@ -60,10 +66,11 @@ class CanaryRules:
 
 @dataclass
 class MetricNames:
-    """The PromQL names: the server's metrics and the label that carries the Knative revision.
+    """The PromQL names: the server's metrics and the labels that tell the canary's pods apart.
 
-    The default revision label is what Prometheus's usual pod scrape job (``labelmap`` of
-    ``__meta_kubernetes_pod_label_(.+)``) makes of the pod label ``serving.knative.dev/revision``.
+    The default labels are what Prometheus's usual pod scrape job (``labelmap`` of
+    ``__meta_kubernetes_pod_label_(.+)``) makes of the pod labels ``serving.knative.dev/revision``
+    (Serverless) and ``app`` (Standard, value ``isvc.<predictor Deployment>``).
     """
 
     requests_counter: str = setting("textclf_http_requests_total", "Counter of HTTP requests by endpoint and code.")
@@ -72,7 +79,8 @@ class MetricNames:
     status_label: str = setting("code", "Label holding the HTTP status code.")
     error_status_regex: str = setting("5..", "Status codes that count as errors.")
     latency_histogram: str = setting("request_predict_seconds", "Histogram of predict latency (kserve's).")
-    revision_label: str = setting("serving_knative_dev_revision", "Label holding the Knative revision.")
+    revision_label: str = setting("serving_knative_dev_revision", "Label holding the Knative revision (Serverless mode).")
+    deployment_label: str = setting("app", "Label holding the pod label app=isvc.<predictor Deployment> (Standard mode).")
     window: str = setting("10m", "PromQL range the numbers are taken over.")
 
 
@@ -137,8 +145,17 @@ class Prometheus:
         return float(result[0]["value"][1])
 
 
-def revision_numbers(prometheus: Prometheus, names: MetricNames, target: TrafficTarget) -> RevisionNumbers:
-    selector = f'{names.revision_label}="{target.revision}"'
+def pod_selector(names: MetricNames, target: TrafficTarget, deployment_mode: str) -> str:
+    """The PromQL label matcher for the pods behind one traffic target."""
+    if deployment_mode == STANDARD:
+        return f'{names.deployment_label}="isvc.{target.revision}"'
+    return f'{names.revision_label}="{target.revision}"'
+
+
+def revision_numbers(
+    prometheus: Prometheus, names: MetricNames, target: TrafficTarget, deployment_mode: str = "serverless",
+) -> RevisionNumbers:
+    selector = pod_selector(names, target, deployment_mode)
     requests_selector = ",".join(filter(None, (selector, names.request_filter)))
     errors_selector = f'{requests_selector},{names.status_label}=~"{names.error_status_regex}"'
     window = names.window
@@ -236,15 +253,16 @@ def decide(
 def canary_targets(status: RolloutStatus) -> tuple[TrafficTarget, TrafficTarget]:
     """The (canary, previous) traffic targets of an InferenceService in the middle of a canary."""
     where = f"InferenceService {status.namespace}/{status.name}"
+    field_name = "spec.canary" if status.deployment_mode == STANDARD else "canaryTrafficPercent"
     if status.canary_percent is None:
-        raise NoCanaryError(f"{where} has no canary in progress (no canaryTrafficPercent)")
+        raise NoCanaryError(f"{where} has no canary in progress (no {field_name})")
     if status.canary_percent == 0:
-        raise NoCanaryError(f"{where} was rolled back (canaryTrafficPercent 0)")
+        raise NoCanaryError(f"{where} has its canary at 0% ({field_name} 0): rolled back")
     latest = [t for t in status.traffic if t.latest]
     previous = [t for t in status.traffic if not t.latest and t.percent > 0]
     if len(latest) != 1 or len(previous) != 1:
         raise NoCanaryError(
-            f"{where} does not split traffic between a canary and one previous revision yet: "
+            f"{where} does not split traffic between a canary and one previous model yet: "
             f"{status.traffic or 'no traffic reported'}"
         )
     return latest[0], previous[0]
@@ -264,8 +282,8 @@ def analyze(
     rules = rules or CanaryRules()
     names = names or MetricNames()
     canary_target, previous_target = canary_targets(status)
-    canary = revision_numbers(prometheus, names, canary_target)
-    previous = revision_numbers(prometheus, names, previous_target)
+    canary = revision_numbers(prometheus, names, canary_target, status.deployment_mode)
+    previous = revision_numbers(prometheus, names, previous_target, status.deployment_mode)
     agreement = None
     if probes:
         if not canary_target.url or not previous_target.url:

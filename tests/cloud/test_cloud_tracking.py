@@ -1,4 +1,8 @@
-"""components.tracking: real wandb in offline mode (it writes a run folder), no server needed."""
+"""textclf.tracking: real wandb in offline mode (it writes a run folder), no server needed.
+
+The W&B server's public API (the champion's metrics, moving the ``production`` alias) cannot run
+here: ``FakeWandb`` stands in for it at the level of ``wandb.Api`` and its artifact objects.
+"""
 
 import base64
 import json
@@ -160,35 +164,120 @@ def test_api_key_from_secret_manager(no_key, monkeypatch, caplog):
         server.server_close()
 
 
-class _FakeWandbApi:
-    """Stands in for the W&B server behind ``wandb.Api`` (cannot run here): one artifact store."""
-
-    store = {}
-    asked = []
-
-    def __init__(self, api_key=None, timeout=None):
-        assert api_key and timeout
+class FakeWandb:
+    """Stands in for the W&B server behind ``wandb.Api`` (cannot run here), at the public API's
+    level as test_champion_metrics has always done: model collections whose versions carry
+    metadata and aliases, an alias on at most one version of a collection (W&B moves it to the
+    newest holder on ``save()``). Patch it in with ``monkeypatch.setattr(wandb, "Api", fake.Api)``.
+    """
 
     default_entity = "team"
 
-    def artifact_exists(self, name, type=None):
-        self.asked.append((name, type))
-        return name in self.store
+    def __init__(self):
+        self.collections: dict[str, list[SimpleNamespace]] = {}
+        self.asked: list[tuple] = []
+        fake = self
 
-    def artifact(self, name, type=None):
-        return SimpleNamespace(metadata=self.store[name])
+        class Api:
+            def __init__(self, api_key=None, timeout=None):
+                assert api_key and timeout
+                self.default_entity = fake.default_entity
+
+            def artifact_exists(self, name, type=None):
+                fake.asked.append((name, type))
+                return fake.resolve(name) is not None
+
+            def artifact(self, name, type=None):
+                return fake.resolve(name)
+
+            def artifacts(self, type_name, name, per_page=50):
+                fake.asked.append(("artifacts", type_name, name))
+                return list(fake.collections.get(name, []))
+
+        self.Api = Api
+
+    def log(self, collection: str, metadata: dict, aliases=()) -> SimpleNamespace:
+        """A version as a run's ``log_artifact`` would leave it."""
+        versions = self.collections.setdefault(collection, [])
+        version = SimpleNamespace(version=f"v{len(versions)}", metadata=metadata, aliases=[], saves=0)
+        version.save = lambda: self._save(collection, version)
+        versions.append(version)
+        version.aliases.extend(aliases)
+        self._save(collection, version)
+        version.saves = 0
+        return version
+
+    def _save(self, collection: str, saved: SimpleNamespace) -> None:
+        saved.saves += 1
+        for other in self.collections[collection]:
+            if other is not saved:
+                other.aliases[:] = [a for a in other.aliases if a not in saved.aliases]
+
+    def resolve(self, ref: str):
+        collection, alias = ref.rsplit(":", 1)
+        return next((v for v in self.collections.get(collection, []) if alias in v.aliases or alias == v.version), None)
 
 
-def test_champion_metrics_reads_the_production_alias(no_key, monkeypatch):
+@pytest.fixture
+def fake_wandb(monkeypatch):
     import wandb
 
-    monkeypatch.setattr(wandb, "Api", _FakeWandbApi)
+    fake = FakeWandb()
+    monkeypatch.setattr(wandb, "Api", fake.Api)
+    return fake
+
+
+def test_champion_metrics_reads_the_production_alias(no_key, monkeypatch, fake_wandb):
     settings = tracking.TrackingSettings(wandb_project="textclf-test")
     assert tracking.champion_metrics(settings) is None  # offline: no server to ask
 
     monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
     assert tracking.champion_metrics(settings) is None  # no champion yet
-    assert _FakeWandbApi.asked[-1] == ("team/textclf-test/textclf-model:production", "model")
+    assert fake_wandb.asked[-1] == ("team/textclf-test/textclf-model:production", "model")
 
-    _FakeWandbApi.store["team/textclf-test/textclf-model:production"] = {"metrics": {"f1": 0.91, "accuracy": 0.93}}
+    fake_wandb.log("team/textclf-test/textclf-model", {"metrics": {"f1": 0.91, "accuracy": 0.93}}, aliases=["production"])
     assert tracking.champion_metrics(settings) == {"f1": 0.91, "accuracy": 0.93}
+
+
+COLLECTION = "team/textclf-test/textclf-model"
+
+
+def test_production_moves_to_the_version_of_the_promoted_model(no_key, monkeypatch, fake_wandb):
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    settings = tracking.TrackingSettings(wandb_project="textclf-test")
+    old = fake_wandb.log(COLLECTION, tracking.model_metadata({"f1": 0.80}, "gs://b/run-1/model"), ["approved", "production"])
+    new = fake_wandb.log(COLLECTION, tracking.model_metadata({"f1": 0.90}, "gs://b/run-2/model"), ["approved"])
+    fake_wandb.log(COLLECTION, tracking.model_metadata({"f1": 0.70}, "gs://b/run-3/model"), ["candidate"])
+    assert old.aliases == ["production"]  # "approved" moved to the newest approved version
+
+    line = tracking.set_production_alias(settings, "gs://b/run-2/model")
+
+    assert line == f"W&B: {COLLECTION}:v1 (gs://b/run-2/model) is now production"
+    assert fake_wandb.asked[-1] == ("artifacts", "model", COLLECTION)
+    assert new.aliases == ["approved", "production"] and old.aliases == []
+    assert tracking.champion_metrics(settings) == {"f1": 0.90}  # the gate's champion follows
+    tracking.set_production_alias(settings, "gs://b/run-2/model")
+    assert new.saves == 1  # already production: nothing saved again
+
+
+@pytest.mark.parametrize("setup, expected", [
+    (lambda mp, fake: None, "W&B offline: no production alias set"),
+    (lambda mp, fake: mp.setenv("WANDB_MODE", "disabled"), "W&B disabled: no production alias set"),
+    (lambda mp, fake: mp.setenv("WANDB_API_KEY", "k" * 40), "no version of team/textclf-test/textclf-model records "
+                                                            "model_uri gs://b/unknown"),
+    (lambda mp, fake: (mp.setenv("WANDB_API_KEY", "k" * 40), mp.setattr(fake, "collections", None)),
+     "could not set the production alias (AttributeError"),
+])
+def test_no_alias_is_said_and_never_raised(no_key, monkeypatch, fake_wandb, setup, expected):
+    setup(monkeypatch, fake_wandb)
+    line = tracking.set_production_alias(tracking.TrackingSettings(wandb_project="textclf-test"), "gs://b/unknown")
+    assert expected in line
+
+
+def test_approve_records_the_model_uri(no_key, tmp_path, model_dir):
+    settings = tracking.TrackingSettings(wandb_project="textclf-test", dir=str(tmp_path / "tracking"))
+    tracking.approve(settings, model_dir, {"f1": 0.9}, model_uri="gs://b/run-2/model")
+    [run_dir] = (tmp_path / "tracking" / "wandb").glob("offline-run-*")
+    (model,) = [a for a in wandb_records.artifacts(wandb_records.read_records(str(run_dir))) if a.type == "model"]
+    assert json.loads(model.metadata) == {"metrics": {"f1": 0.9}, "model_uri": "gs://b/run-2/model"}
+    assert "approved" in model.aliases

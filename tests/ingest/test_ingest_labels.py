@@ -51,8 +51,8 @@ def test_label_names_setting_names_int_labels_and_accepts_the_names():
 
 
 def test_labels_in_output_match_their_names(tmp_path):
-    ingest(IngestSettings(source=str(write_csv(tmp_path, balanced(["pos", "neg"]))),), tmp_path / "d.parquet")
-    out = pd.read_parquet(tmp_path / "d.parquet")
+    ingest(IngestSettings(source=str(write_csv(tmp_path, balanced(["pos", "neg"]))),), tmp_path / "d")
+    out = pd.read_parquet(tmp_path / "d")
     assert out["label"].dtype == "int64"
     assert set(out.loc[out["text"].str.contains("review neg"), "label"]) == {0}
     assert set(out.loc[out["text"].str.contains("review pos"), "label"]) == {1}
@@ -69,12 +69,12 @@ def test_bad_rows_are_counted_and_listed_with_record_numbers(tmp_path):
                                    "label": ["pos", "neg", "pos", "pos", None]}),
                      balanced(["pos", "neg"])], ignore_index=True)
     path = write_csv(tmp_path, raw)
-    result = ingest(IngestSettings(source=str(path)), tmp_path / "d.parquet", tmp_path / "card.md")
+    result = ingest(IngestSettings(source=str(path)), tmp_path / "d", tmp_path / "card.md")
     assert [(b["row"], b["reason"]) for b in result.bad_rows] == [
         (1, "missing text"), (2, "missing text"), (3, "missing text"), (5, "missing label")]
     assert result.metadata["bad_rows"] == 4
     assert result.metadata["bad_rows_by_reason"] == {"missing text": 3, "missing label": 1}
-    out = pd.read_parquet(tmp_path / "d.parquet")
+    out = pd.read_parquet(tmp_path / "d")
     assert len(out) == len(raw) - 4 and "fine text" in set(out["text"])
     assert (out["text"].str.strip() != "").all()
     card = (tmp_path / "card.md").read_text()
@@ -123,8 +123,8 @@ def test_settings_reject_fractions_that_leave_no_train():
 def test_unsupported_source_is_a_source_error(tmp_path):
     (tmp_path / "data.xlsx").write_text("x")
     with pytest.raises(SourceError, match="unsupported file type .xlsx"):
-        ingest(IngestSettings(source=str(tmp_path / "data.xlsx")), tmp_path / "d.parquet")
+        ingest(IngestSettings(source=str(tmp_path / "data.xlsx")), tmp_path / "d")
     with pytest.raises(SourceError, match="not found"):
-        ingest(IngestSettings(source=str(tmp_path / "missing.csv")), tmp_path / "d.parquet")
+        ingest(IngestSettings(source=str(tmp_path / "missing.csv")), tmp_path / "d")
     with pytest.raises(SourceError, match="unsupported source scheme 's3'"):
-        ingest(IngestSettings(source="s3://bucket/data.csv"), tmp_path / "d.parquet")
+        ingest(IngestSettings(source="s3://bucket/data.csv"), tmp_path / "d")

@@ -7,6 +7,7 @@ import time
 import pandas as pd
 import pytest
 
+from textclf.data.shards import Layout
 from textclf.ingest import IngestSettings, SourceError, ingest
 
 try:  # the cloud tests' real gcp-storage-emulator fixtures, when components/storage.py is there
@@ -48,16 +49,16 @@ def test_each_file_format_gives_the_same_dataset(tmp_path, kind, compressed):
     if compressed:
         path = gzipped(path)
     settings = IngestSettings(source=str(path), text_column="review", label_column="sentiment")
-    result = ingest(settings, tmp_path / "out.parquet")
-    out = pd.read_parquet(tmp_path / "out.parquet")
+    result = ingest(settings, tmp_path / "out")
+    out = pd.read_parquet(tmp_path / "out")
     assert list(out.columns) == ["text", "label", "split"]
     assert sorted(out["text"]) == sorted(RAW["review"])
     assert result.metadata["labels"] == ["neg", "pos"]
-    assert result.metadata["rows"] == {"train": 48, "validation": 6, "test": 6}
     # Same rows whatever the container format: the fingerprint says so.
     reference = ingest(IngestSettings(source=f"file://{write_csv(tmp_path)}", text_column="review",
-                                      label_column="sentiment"), tmp_path / "ref.parquet")
+                                      label_column="sentiment"), tmp_path / "ref")
     assert result.metadata["fingerprint"] == reference.metadata["fingerprint"]
+    assert result.metadata["rows"] == reference.metadata["rows"] and sum(result.metadata["rows"].values()) == 60
 
 
 def write_csv(tmp_path):
@@ -69,16 +70,16 @@ def write_csv(tmp_path):
 def test_numeric_looking_texts_stay_texts(tmp_path):
     frame = pd.DataFrame({"text": [f"{i:04d}" for i in range(40)], "label": ["a", "b"] * 20})
     write(frame, tmp_path / "d.csv", ".csv")
-    result = ingest(IngestSettings(source=str(tmp_path / "d.csv")), tmp_path / "out.parquet")
+    result = ingest(IngestSettings(source=str(tmp_path / "d.csv")), tmp_path / "out")
     assert result.bad_rows == []
-    assert sorted(pd.read_parquet(tmp_path / "out.parquet")["text"]) == list(frame["text"])
+    assert sorted(pd.read_parquet(tmp_path / "out")["text"]) == list(frame["text"])
 
 
 def test_hf_source_fails_fast_and_clearly_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     started = time.monotonic()
     with pytest.raises(SourceError, match="hf://someone/no-such-dataset.*offline"):
-        ingest(IngestSettings(source="hf://someone/no-such-dataset"), tmp_path / "out.parquet")
+        ingest(IngestSettings(source="hf://someone/no-such-dataset"), tmp_path / "out")
     assert time.monotonic() - started < 30
 
 
@@ -94,7 +95,7 @@ def test_hf_source_without_offline_flag_fails_fast_when_the_hub_is_unreachable(t
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     started = time.monotonic()
     with pytest.raises(SourceError, match="cannot reach the Hugging Face hub.*HF_HUB_OFFLINE=1"):
-        ingest(IngestSettings(source="hf://someone/data:config"), tmp_path / "out.parquet")
+        ingest(IngestSettings(source="hf://someone/data:config"), tmp_path / "out")
     assert time.monotonic() - started < 10
 
 
@@ -106,7 +107,29 @@ def test_gs_source_is_localized_through_components_storage(tmp_path, request):
     write(RAW, path, ".jsonl")
     bucket.blob("datasets/data.jsonl.gz").upload_from_filename(str(gzipped(path)))
     result = ingest(IngestSettings(source=f"gs://{bucket.name}/datasets/data.jsonl.gz", text_column="review",
-                                   label_column="sentiment"), tmp_path / "out.parquet")
+                                   label_column="sentiment"), tmp_path / "out")
     assert result.metadata["num_rows"] == len(RAW)
     with pytest.raises(SourceError, match="not found"):
-        ingest(IngestSettings(source=f"gs://{bucket.name}/datasets/missing.csv"), tmp_path / "out.parquet")
+        ingest(IngestSettings(source=f"gs://{bucket.name}/datasets/missing.csv"), tmp_path / "out")
+
+
+def test_hf_source_reads_every_split_in_chunks_with_its_class_names(tmp_path, monkeypatch):
+    """A hub-layout dataset on local disk (load_dataset reads a folder offline as it reads a hub repo):
+    ClassLabel names become the label names, split names the split column, unknown splits bad rows."""
+    import datasets
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["neg", "pos"])})
+    repo = tmp_path / "repo" / "data"
+    repo.mkdir(parents=True)
+    for split, n in (("train", 60), ("test", 20), ("unsupervised", 5)):
+        rows = {"text": [f"{split} review {i}" for i in range(n)], "label": [i % 2 for i in range(n)]}
+        datasets.Dataset.from_dict(rows, features=features).to_parquet(str(repo / f"{split}-00000-of-00001.parquet"))
+    result = ingest(IngestSettings(source=f"hf://{tmp_path / 'repo'}"), tmp_path / "out",
+                    layout=Layout(chunk_rows=8))
+    assert result.metadata["labels"] == ["neg", "pos"]
+    assert result.metadata["rows"]["test"] == 20 and result.metadata["rows"]["validation"] > 0, "validation carved from train"
+    assert result.metadata["bad_rows_by_reason"] == {"unknown split": 5}
+    assert result.metadata["source_files"] == 3

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from textclf.profile import (
+    MAX_MEASURED_CHARS,
     NO_SCRIPT,
     PROFILE_FORMAT,
     ProfileError,
@@ -65,10 +66,25 @@ def test_profile_contents(tokenizer):
     assert profile["tokens"]["mean"] == pytest.approx((2 + 2 + 3 + 6) / 4)
     assert sum(profile["tokens"]["counts"]) == 4
     assert profile["unknown_token_rate"] == 0.0
-    # ASCII: 9 + 8 + 12 + 0 of 9 + 8 + 12 + 6 characters
-    assert profile["charset"]["ascii_share"] == pytest.approx(29 / 35)
+    # ASCII share per text (one vote each): 1, 1, 1 and 0 for the Cyrillic one
+    assert profile["charset"]["ascii_share"] == pytest.approx(0.75)
     assert profile["charset"]["script_share"] == {"LATIN": 0.75, "CYRILLIC": 0.25}
     json.dumps(profile)  # JSON-able as it is
+
+
+def test_rates_give_each_text_one_vote(tokenizer):
+    """A long text weighs what a short one does: a rate summed over tokens would be 1000 / 1002 here."""
+    texts = ["good film", "☃ " * 1000]  # 2 tokens, no [UNK]; 1000 tokens, all [UNK]
+    profile = build_reference_profile(texts, [0, 1], LABELS, np.array([[0.6, 0.4], [0.3, 0.7]]), tokenizer, length_bins=2)
+    assert profile["unknown_token_rate"] == pytest.approx(0.5)
+    # ASCII: "good film" all ASCII; the snowman text is half spaces
+    assert profile["charset"]["ascii_share"] == pytest.approx((1 + 0.5) / 2)
+
+
+def test_texts_are_measured_on_their_first_characters(tokenizer):
+    head = ("word " * MAX_MEASURED_CHARS)[:MAX_MEASURED_CHARS]  # ends in "word" or a space: no [UNK]
+    (long,) = text_features([head + "☃" * 100_000], tokenizer)
+    assert long.n_chars == MAX_MEASURED_CHARS and long.n_unknown == 0 and long.n_ascii == MAX_MEASURED_CHARS
 
 
 def test_save_and_load_round_trip(tmp_path, reference_profile):
@@ -85,6 +101,7 @@ def test_save_and_load_round_trip(tmp_path, reference_profile):
         ("{not json", "is not JSON"),
         ('{"format": "other"}', "format 'other'"),
         (json.dumps({"format": PROFILE_FORMAT}), "missing sections"),
+        (json.dumps({"format": "textclf-reference-profile/v1"}), "v2 averages the rates per text"),
     ],
 )
 def test_load_rejects_bad_files(tmp_path, content, message):
@@ -115,3 +132,24 @@ def test_load_rejects_inconsistent_histograms(tmp_path, reference_profile):
 def test_bad_inputs_are_named(tokenizer, texts, labels, probabilities, message):
     with pytest.raises(ProfileError, match=message):
         build_reference_profile(texts, labels, LABELS, probabilities, tokenizer)
+
+
+def test_a_profile_built_in_batches_equals_the_one_built_at_once(tokenizer):
+    """The train step profiles the test split batch by batch; the monitor must not see a difference."""
+    from textclf.profile import ReferenceProfileBuilder
+    from tests.monitor.conftest import fake_probabilities, review_texts
+
+    texts = review_texts(230, seed=4) + ["Привет мир", "x" * 300]
+    probabilities = fake_probabilities(len(texts), seed=4)
+    labels = [i % 2 for i in range(len(texts))]
+    at_once = build_reference_profile(texts, labels, LABELS, probabilities, tokenizer)
+    builder = ReferenceProfileBuilder(LABELS, tokenizer)
+    for start in range(0, len(texts), 17):
+        builder.add(texts[start:start + 17], labels[start:start + 17], probabilities[start:start + 17])
+    in_batches = builder.build()
+    for profile in (at_once, in_batches):
+        profile.pop("created_at")
+    assert in_batches == at_once
+    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    assert at_once["tokens"]["edges"] == quantile_edges(lengths, 10)
+    assert at_once["tokens"]["p95"] == float(np.quantile(lengths, 0.95))

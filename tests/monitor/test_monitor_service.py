@@ -63,7 +63,7 @@ def test_paired_events_update_metrics_without_alert(service):
     texts, scores = review_texts(100, seed=7), in_distribution_scores(100, seed=7)
     for i in range(0, 100, 10):
         request, response = send_call(client, "/", f"call-{i}", texts[i : i + 10], scores[i : i + 10])
-        assert request.status_code == 200 and request.json() == {"accepted": "request", "id": f"call-{i}"}
+        assert request.status_code == 200 and request.json() == {"accepted": "request", "id": f"call-{i}", "sampled": 10, "total": 10}
         assert response.status_code == 200
 
     metrics = client.get("/metrics").text

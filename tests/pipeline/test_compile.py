@@ -5,7 +5,7 @@ import pytest
 from kfp import components
 
 from pipelines.compile import compile_pipeline
-from pipelines.pipeline import GPU_TYPES
+from pipelines.pipeline import GPU_TYPES, STEP_RESOURCES
 from textclf import images
 
 
@@ -44,6 +44,15 @@ def test_dag_order_and_deploy_under_the_gate(compiled):
     trains = branch_tasks(spec)
     assert set(trains) == {"train-op", "train-trainjob-op"}
     assert all(task["retryPolicy"]["maxRetryCount"] == 2 for task in trains.values())
+
+
+@pytest.mark.parametrize("target", ["kubeflow", "vertex"])
+def test_cpu_steps_get_their_measured_requests_with_memory_limit_equal_to_request(compiled, target):
+    executors = documents(compiled[target])[0]["deploymentSpec"]["executors"]
+    for step, wanted in STEP_RESOURCES.items():
+        resources = executors[f"exec-{step}-op"]["container"]["resources"]
+        assert resources["resourceCpuRequest"] == wanted["cpu"], step
+        assert resources["resourceMemoryRequest"] == resources["resourceMemoryLimit"] == wanted["memory"], step
 
 
 def test_every_parameter_is_documented(compiled):

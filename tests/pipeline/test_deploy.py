@@ -1,5 +1,7 @@
 """Deploy step: the InferenceService manifest's fields, canary and logger."""
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -49,4 +51,72 @@ def test_gpu_and_logger():
 @pytest.mark.parametrize("bad", [{"canary_traffic_percent": 0}, {"canary_traffic_percent": 100}, {"min_replicas": 4, "max_replicas": 2}])
 def test_bad_settings_are_named(bad):
     with pytest.raises(ValueError):
+        DeploySettings(**bad)
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kserve"
+IMAGE = "registry.example/textclf-server:abc123"
+
+
+@pytest.mark.parametrize("fixture, model, settings, metrics_uri", [
+    ("serverless-first.yaml", "gs://bucket/root/run-1/train-op/model", DeploySettings(serving_image=IMAGE), ""),
+    ("serverless-canary.yaml", "gs://bucket/root/run-2/train-op/model", DeploySettings(
+        service_name="sentiment", namespace="ml", serving_image=IMAGE, live_model_uri="gs://bucket/root/run-1/train-op/model",
+        canary_traffic_percent=20, serving_gpus=1, logger_url="http://textclf-monitor.ml.svc.cluster.local/"),
+     "gs://bucket/root/run-2/evaluate-op/evaluation/metrics.json"),
+])
+def test_serverless_manifest_bytes_are_pinned(tmp_path, fixture, model, settings, metrics_uri):
+    """The Serverless manifest is byte for byte what it was before Standard mode existed."""
+    write_manifest(build_inference_service(model, settings, metrics_uri=metrics_uri), tmp_path / fixture)
+    assert (tmp_path / fixture).read_bytes() == (FIXTURES / fixture).read_bytes()
+
+
+LIVE = "gs://bucket/root/run-1/train-op/model"
+VARIANTS = {
+    "first": {}, "canary": {"live_model_uri": LIVE, "canary_traffic_percent": 20}, "same-model": {"live_model_uri": MODEL},
+    "gpu-logger": {"serving_gpus": 1, "logger_url": "http://monitor.ml.svc/", "live_model_uri": LIVE},
+}
+
+
+@pytest.mark.parametrize("mode", ["serverless", "standard"])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_manifest_fits_kserves_crd_and_webhook(mode, variant):
+    """Checked against KServe v0.20.0's own InferenceService CRD (tests/fixtures/kserve/), strictly."""
+    from tests.rollout import crd
+    from textclf.inferenceservice import admission_problems
+
+    manifest = build_inference_service(MODEL, DeploySettings(deployment_mode=mode, **VARIANTS[variant]),
+                                       metrics_uri="gs://bucket/m.json")
+    assert crd.problems(manifest) == []
+    assert admission_problems(manifest) == []
+
+
+def test_standard_mode_keeps_the_live_model_stable_and_adds_the_new_one_as_spec_canary():
+    from textclf.inferenceservice import predictor_name
+
+    manifest = build_inference_service(MODEL, DeploySettings(deployment_mode="standard", live_model_uri=LIVE,
+                                                             canary_traffic_percent=20, min_replicas=2))
+    annotations = manifest["metadata"]["annotations"]
+    assert annotations["serving.kserve.io/deploymentMode"] == "Standard"
+    assert "serving.kserve.io/enable-tag-routing" not in annotations
+    assert annotations["textclf.dev/model-uri"] == MODEL and annotations["textclf.dev/previous-model-uri"] == LIVE
+    stable = predictor(manifest)
+    assert stable["name"] == predictor_name(LIVE) and {"name": "STORAGE_URI", "value": LIVE} in stable["containers"][0]["env"]
+    assert "canaryTrafficPercent" not in stable and stable["minReplicas"] == 2
+    [canary] = manifest["spec"]["canary"]
+    assert canary["trafficPercent"] == 20
+    assert canary["predictor"]["name"] == predictor_name(MODEL) != stable["name"]
+    assert {"name": "STORAGE_URI", "value": MODEL} in canary["predictor"]["containers"][0]["env"]
+    assert not {"minReplicas", "maxReplicas"} & canary["predictor"].keys()  # the canary's replicas follow its share
+    first = build_inference_service(MODEL, DeploySettings(deployment_mode="standard"))
+    assert "canary" not in first["spec"] and predictor(first)["name"] == predictor_name(MODEL)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"deployment_mode": "raw"}, "deployment_mode must be one of"),
+    ({"deployment_mode": "standard", "min_replicas": 0}, "cannot scale to zero"),
+    ({"deployment_mode": "standard", "service_name": "a-very-long-inference-service-name-for-standard"}, "too long"),
+])
+def test_bad_mode_settings_are_named(bad, message):
+    with pytest.raises(ValueError, match=message):
         DeploySettings(**bad)

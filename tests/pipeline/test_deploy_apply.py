@@ -7,6 +7,7 @@ that cannot run here; the request goes through the real kubernetes client and ou
 import json
 from dataclasses import asdict
 
+import pytest
 from kfp import dsl
 
 from components.deploy import deploy_op
@@ -15,29 +16,45 @@ from textclf.inferenceservice import DeploySettings
 from textclf.tracking import TrackingSettings
 
 
-def run_deploy(tmp_path, apply: bool):
-    model_dir = tmp_path / "model"
+def run_deploy(tmp_path, apply: bool, mode: str = "serverless", model: str = "model", live: str = ""):
+    model_dir = tmp_path / model
     model_dir.mkdir(exist_ok=True)
     (model_dir / "config.json").write_text("{}")
     evaluation = tmp_path / "evaluation"
     evaluation.mkdir(exist_ok=True)
     (evaluation / "metrics.json").write_text(json.dumps({"accuracy": 0.9, "f1": 0.9, "precision": 0.9, "recall": 0.9, "roc_auc": 0.95, "loss": 0.3}))
     manifest = dsl.Artifact(uri=str(tmp_path / "manifest"))
-    settings = asdict(DeploySettings(max_replicas=2, serving_cpu="1", serving_memory="2Gi", apply=apply))
+    settings = asdict(DeploySettings(max_replicas=2, serving_cpu="1", serving_memory="2Gi", apply=apply,
+                                     deployment_mode=mode, live_model_uri=live))
     tracking = {name: value for name, value in asdict(TrackingSettings()).items() if name.startswith("wandb_")}
     deploy_op.python_func(model=dsl.Model(uri=str(model_dir)), evaluation=dsl.Artifact(uri=str(evaluation)),
                           manifest=manifest, **settings, **tracking)
     return manifest
 
 
-def test_apply_creates_the_inference_service(tmp_path, monkeypatch):
+@pytest.mark.parametrize("mode", ["serverless", "standard"])
+def test_apply_creates_the_inference_service_then_the_next_model_is_its_canary(tmp_path, monkeypatch, capsys, mode):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "disabled")
     with FakeKubeAPI() as kube:
         monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig(tmp_path / "kubeconfig")))
-        manifest = run_deploy(tmp_path, apply=True)
-        live = kube.get("textclf", "textclf")
-    env = live["spec"]["predictor"]["containers"][0]["env"]
-    assert {"name": "STORAGE_URI", "value": str(tmp_path / "model")} in env
-    assert manifest.metadata["applied"] is True
+        manifest = run_deploy(tmp_path, apply=True, mode=mode)
+        first = kube.get("textclf", "textclf")
+        assert "W&B disabled: no production alias set" in capsys.readouterr().out  # it serves all traffic
+        run_deploy(tmp_path, apply=True, mode=mode, model="model-2", live=str(tmp_path / "model"))
+        second = kube.get("textclf", "textclf")
+    assert {"name": "STORAGE_URI", "value": str(tmp_path / "model")} in first["spec"]["predictor"]["containers"][0]["env"]
+    assert manifest.metadata["applied"] is True and manifest.metadata["deployment_mode"] == mode
+    assert "W&B" not in capsys.readouterr().out  # a canary: production stays
+    if mode == "standard":
+        assert second["spec"]["predictor"] == first["spec"]["predictor"]
+        [canary] = second["spec"]["canary"]
+        assert canary["trafficPercent"] == 10
+        assert canary["predictor"]["containers"][0]["env"] == [{"name": "STORAGE_URI", "value": str(tmp_path / "model-2")}]
+    else:
+        assert second["spec"]["predictor"]["canaryTrafficPercent"] == 10
+        assert second["spec"]["predictor"]["containers"][0]["env"] == [
+            {"name": "STORAGE_URI", "value": str(tmp_path / "model-2")}]
 
 
 def test_without_apply_nothing_is_sent(tmp_path, monkeypatch):

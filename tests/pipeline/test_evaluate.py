@@ -33,11 +33,11 @@ def test_auc_is_nan_when_a_class_is_absent():
     assert math.isnan(result["roc_auc"]) and result["accuracy"] == 0.5
 
 
-def test_evaluate_writes_metrics_report_and_champion_comparison(trained_model, tokenized_dir, tmp_path):
+def test_evaluate_writes_metrics_report_and_champion_comparison(trained_model, tokenized_dir, sample_parquet, tmp_path):
     model_dir, _ = trained_model
     result = evaluate(model_dir, tokenized_dir, str(tmp_path), EvaluateSettings(live_model_uri=model_dir))
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert saved["accuracy"] == result["accuracy"] and saved["examples"] == 24
+    assert saved["accuracy"] == result["accuracy"] and saved["examples"] == sample_parquet[1]["rows"]["test"]
     assert saved["labels"] == ["negative", "positive"]
     assert saved["behaviour"]["applicable"] is True and saved["behaviour"]["suites"]
     # the same model as champion on the same split scores exactly the same
@@ -52,3 +52,16 @@ def test_an_unscorable_champion_is_recorded_not_hidden(trained_model, tokenized_
     result = evaluate(model_dir, tokenized_dir, str(tmp_path), EvaluateSettings(live_model_uri=str(tmp_path / "missing")))
     assert "champion" not in result and "champion_error" in result
     assert "could not be scored" in Path(tmp_path, "report.md").read_text()
+
+
+def test_scoring_in_batches_gives_the_metrics_of_scoring_at_once(trained_model, tokenized_dir):
+    """evaluate reads the test split batch by batch; the metrics must not depend on the batch size."""
+    from textclf.evaluate import held_out_batches, score_model
+
+    model_dir, _ = trained_model
+    labels = ["negative", "positive"]
+    small = score_model(model_dir, held_out_batches(tokenized_dir, batch_rows=5), labels, seed=0)
+    whole = score_model(model_dir, held_out_batches(tokenized_dir, batch_rows=100_000), labels, seed=0)
+    for name in ("accuracy", "f1", "roc_auc", "confusion_matrix", "examples"):
+        assert small[name] == whole[name]
+    assert small["loss"] == pytest.approx(whole["loss"], rel=1e-6)

@@ -5,11 +5,17 @@ passes writes the manifest, a run that cannot pass never runs deploy.
 """
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
-from pipelines.run import find_outputs, run_local
+from pipelines.__main__ import main
+from pipelines.run import EXIT_GATE_BLOCKED, exception_line, failed_step, find_outputs, latest_model, run_local
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.filterwarnings("ignore:You may be attemping to run a task that uses custom:RuntimeWarning")
 
@@ -50,16 +56,76 @@ def test_a_passing_run_writes_every_artifact_and_the_manifest(passing_run, tiny_
     assert "manifest:" in passing_run.summary()
 
 
-def test_a_gate_that_cannot_pass_blocks_deploy(tmp_path, tiny_model_dir, monkeypatch):
+def test_a_gate_that_cannot_pass_blocks_deploy_and_fails_the_command(passing_run, tiny_model_dir, monkeypatch, capsys):
+    """Through the CLI, into the passing run's runs directory: exit status 3 with one last line,
+    and latest-model then skips the blocked (newer) model unless told --any."""
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wb"))
-    run = tiny_run(tmp_path / "runs", tiny_model_dir, min_accuracy=1.01)
-    assert not (tmp_path / "wb").exists(), "WANDB_MODE=disabled must write nothing"
-    assert "deploy-op" not in {p.name for p in run.run_dir.glob("*/*")}, "deploy ran although the gate failed"
-    assert "manifest" not in run.paths
-    assert "FAIL" in run.paths["gate_decision"].read_text()
-    assert "min accuracy" in run.paths["gate_decision"].read_text()
-    assert "the gate did not pass" in run.summary()
+    wandb_dir = passing_run.run_dir.parent.parent / "wb-disabled"
+    monkeypatch.setenv("WANDB_DIR", str(wandb_dir))
+    runs_dir = passing_run.run_dir.parent
+    params = {"source": "sample:160", "base_model": tiny_model_dir, "max_length": 48, "epochs": 1, "batch_size": 16,
+              "min_accuracy": 1.01, "min_mft_pass_rate": 0.0, "min_inv_pass_rate": 0.0, "min_dir_pass_rate": 0.0}
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--runs-dir", str(runs_dir), *(arg for k, v in params.items() for arg in ("--param", f"{k}={v}"))])
+    assert exit_info.value.code == EXIT_GATE_BLOCKED
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: the gate blocked the model (fail: min accuracy)") and "--allow-blocked" in err[-1]
+
+    blocked_dir = max(p for p in runs_dir.iterdir() if p.is_dir())
+    assert blocked_dir != passing_run.run_dir
+    paths = find_outputs(blocked_dir)
+    assert not wandb_dir.exists(), "WANDB_MODE=disabled must write nothing"
+    assert "deploy-op" not in {p.name for p in blocked_dir.glob("*/*")}, "deploy ran although the gate failed"
+    assert "manifest" not in paths
+    assert "FAIL" in paths["gate_decision"].read_text() and "min accuracy" in paths["gate_decision"].read_text()
+
+    assert latest_model(str(runs_dir)).path == passing_run.paths["model"].resolve()
+    assert latest_model(str(runs_dir), any_gate=True).path == paths["model"].resolve()
+    main(["latest-model", "--runs-dir", str(runs_dir)])
+    out, err = capsys.readouterr()
+    assert out == f"{passing_run.paths['model'].resolve()}\n"  # all that $(python -m pipelines latest-model) gets
+    assert err.strip() == f"latest-model: run {passing_run.run_dir.name} (gate pass, 1 newer run(s) skipped: their gate did not pass)"
+
+
+def test_a_failed_step_ends_with_its_own_error_line(tmp_path):
+    """The real CLI in a subprocess: a source with one class fails ingest; the last line names
+    the step and the step's exception, not kfp's "Inner task failed"."""
+    source = tmp_path / "one-class.csv"
+    source.write_text("text,label\ngood film,pos\nfine film,pos\n")
+    result = subprocess.run([sys.executable, "-m", "pipelines", "run", "--runs-dir", str(tmp_path / "runs"),
+                             "--param", f"source={source}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: step ingest failed: SingleClassError: the dataset needs at least two classes"), last
+
+
+def test_exception_line_reads_the_last_traceback_of_a_step_log():
+    log = [
+        "Executing task 'ingest-op'",
+        "    Traceback (most recent call last):",
+        '      File "x.py", line 1, in <module>',
+        "        raise KeyError('a')",
+        "    KeyError: 'a'",
+        "    ",
+        "    During handling of the above exception, another exception occurred:",
+        "    Traceback (most recent call last):",
+        '      File "/work/textclf/ingest.py", line 136, in read_source',
+        "        raise SourceError(f\"source not found: {source} ({error})\") from error",
+        "        ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+        "    textclf.ingest.SourceError: source not found: gs://b/x.csv (404: No such object: b/x.csv)",
+        "",
+    ]
+    assert exception_line(log) == "SourceError: source not found: gs://b/x.csv (404: No such object: b/x.csv)"
+    assert exception_line(["    Killed"]) is None
+    assert exception_line(["Traceback (most recent call last):", '  File "x", line 1', "KeyboardInterrupt"]) == "KeyboardInterrupt"
+
+
+def test_failed_step_is_read_from_kfp_failure_messages():
+    colored = "Pipeline \x1b[95m'textclf-train'\x1b[0m finished with status \x1b[91mFAILURE\x1b[0m. Inner task failed: \x1b[96m'ingest-op'\x1b[0m."
+    assert failed_step(RuntimeError(colored)) == "ingest"
+    assert failed_step(RuntimeError("Inner task failed: 'deploy-op' inside 'condition-1'.")) == "deploy"
+    assert failed_step(RuntimeError("Task 'train-op' finished with status FAILURE")) == "train"
+    assert failed_step(RuntimeError("something else")) is None
 
 
 def test_find_outputs_of_an_empty_run(tmp_path):

@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 
-from textclf import behaviour_data as data
+from textclf.behaviour import data
 
 POSITIVE_WORDS = frozenset(
     data.POSITIVE_ADJECTIVES

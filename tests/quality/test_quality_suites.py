@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from textclf import behaviour_data as data
+from textclf.behaviour import data
 from textclf.behaviour import (
     DIR,
     EXPECTATIONS,

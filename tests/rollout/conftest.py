@@ -42,6 +42,13 @@ def storage_uri_of(obj: dict) -> str:
     return next(e["value"] for e in env if e["name"] == "STORAGE_URI")
 
 
+@pytest.fixture(autouse=True)
+def wandb_offline(monkeypatch):
+    """No W&B key from the environment reaches a rollout test: promote's alias step stays offline."""
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+
+
 @pytest.fixture
 def kube():
     with FakeKubeAPI() as server:
@@ -69,9 +76,9 @@ def kserve_status(
     else:
         traffic = [
             {"revisionName": previous, "percent": 100 - percent, "latestRevision": False, "tag": "prev",
-             "url": urls.get("prev")},
+             **({"url": urls["prev"]} if "prev" in urls else {})},
             {"revisionName": latest, "percent": percent, "latestRevision": True, "tag": "latest",
-             "url": urls.get("latest")},
+             **({"url": urls["latest"]} if "latest" in urls else {})},
         ]
     predictor = {"latestCreatedRevision": latest, "latestReadyRevision": latest,
                  "latestRolledoutRevision": previous if percent else latest, "traffic": traffic}
@@ -83,4 +90,29 @@ def kserve_status(
         "conditions": [{"type": "Ready", "status": "True" if ready else "False",
                         **({} if ready else {"reason": "RevisionMissing", "message": "revision not ready"})}],
         "components": {"predictor": predictor},
+    }
+
+
+def kserve_standard_status(canaries: dict[str, tuple[int, bool]] | None = None, generation: int = 1,
+                           ready: bool = True) -> dict:
+    """Status as KServe's controller writes it in Standard mode: ``canaries`` is name -> (percent, ready).
+
+    v0.20.0 (components/predictor.go reconcileCanaryDeployments): ``canaryStatuses`` per canary and
+    the condition ``CanaryPredictorReady``, which the overall ``Ready`` does not depend on.
+    """
+    canaries = canaries or {}
+    conditions = [{"type": "Ready", "status": "True" if ready else "False"},
+                  {"type": "PredictorReady", "status": "True" if ready else "False"}]
+    if canaries:
+        all_ready = all(is_ready for _, is_ready in canaries.values())
+        conditions.append({"type": "CanaryPredictorReady", "status": "True" if all_ready else "False",
+                           "reason": "AllCanariesReady" if all_ready else "CanariesNotReady"})
+    return {
+        "observedGeneration": generation,
+        "deploymentMode": "Standard",
+        "url": "http://textclf.models.example.com",
+        "conditions": conditions,
+        "components": {"predictor": {"url": "http://textclf-predictor.models.example.com"}},
+        **({"canaryStatuses": [{"name": name, "trafficPercent": percent, "ready": is_ready}
+                               for name, (percent, is_ready) in canaries.items()]} if canaries else {}),
     }

@@ -28,7 +28,8 @@ from serving.rollout.analysis import (
     analyze,
     decide,
 )
-from tests.rollout.conftest import NAMESPACE, isvc_manifest, kserve_status
+from textclf.inferenceservice import DeploySettings, build_inference_service, predictor_name
+from tests.rollout.conftest import NAMESPACE, isvc_manifest, kserve_standard_status, kserve_status
 
 PREV, LATEST = "textclf-predictor-00001", "textclf-predictor-00002"
 PREV_HOST, LATEST_HOST = "prev-textclf.models.example.com", "latest-textclf.models.example.com"
@@ -75,11 +76,12 @@ def test_an_idle_previous_revision_fails_closed():
 class Fakes:
     """Fake Prometheus and fake ingress, each on its own loopback port."""
 
-    def __init__(self):
-        self.metrics = {  # revision -> (inference requests, 5xx responses, p95 seconds)
-            PREV: (4500.0, 4.0, 0.040),
-            LATEST: (500.0, 0.0, 0.042),
+    def __init__(self, previous=PREV, latest=LATEST, canary_host=LATEST_HOST):
+        self.metrics = {  # revision (or predictor Deployment) -> (inference requests, 5xx responses, p95 seconds)
+            previous: (4500.0, 4.0, 0.040),
+            latest: (500.0, 0.0, 0.042),
         }
+        self.canary_host = canary_host
         self.queries: list[str] = []
         self.hosts: list[str] = []
         self.canary_flips = 0  # the canary labels this many probe texts differently
@@ -102,7 +104,8 @@ class Fakes:
             def do_GET(self):
                 query = parse_qs(urlsplit(self.path).query)["query"][0]
                 fakes.queries.append(query)
-                revision = re.search(r'serving_knative_dev_revision="([^"]+)"', query)[1]
+                # Serverless: the Knative revision label; Standard: the predictor Deployment's app label.
+                revision = re.search(r'(?:serving_knative_dev_revision="|app="isvc\.)([^"]+)"', query)[1]
                 requests, errors, p95 = fakes.metrics[revision]
                 if "histogram_quantile" in query:
                     value = p95
@@ -136,7 +139,7 @@ class Fakes:
                 assert self.path == "/v1/models/textclf:predict", self.path
                 texts = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["instances"]
                 labels = ["positive" if len(t) % 2 else "negative" for t in texts]
-                if host == LATEST_HOST:
+                if host == fakes.canary_host:
                     labels = [
                         flip(label) if PROBE_TEXTS.index(t) < fakes.canary_flips else label
                         for t, label in zip(texts, labels)
@@ -239,3 +242,59 @@ def test_cli_holds_without_enough_traffic_and_dry_run_writes_nothing(fakes, cana
     assert run_cli(kubeconfig, fakes) == 3
     assert "dry run: pass --act to rollback" in capsys.readouterr().out
     assert kube.writes() == []
+
+
+# --- Standard mode: per predictor Deployment, probes through each predictor's Service ---
+
+U1, U2 = "gs://bucket/models/run-1", "gs://bucket/models/run-2"
+STABLE_SERVICE, CANARY_SERVICE = f"textclf-{predictor_name(U1)}-predictor", f"textclf-{predictor_name(U2)}-predictor"
+
+
+def standard(model, live=""):
+    return build_inference_service(model, DeploySettings(namespace=NAMESPACE, deployment_mode="standard",
+                                                         live_model_uri=live))
+
+
+@pytest.fixture
+def standard_fakes():
+    f = Fakes(STABLE_SERVICE, CANARY_SERVICE, canary_host=f"{CANARY_SERVICE}.{NAMESPACE}.svc.cluster.local")
+    yield f
+    f.close()
+
+
+@pytest.fixture
+def standard_canary(kube, api):
+    apply_inference_service(standard(U1), api=api)
+    apply_inference_service(standard(U2, live=U1), api=api)
+    kube.set_status(NAMESPACE, "textclf", kserve_standard_status({predictor_name(U2): (10, True)}, generation=2))
+
+
+def test_standard_mode_selects_predictor_deployments_by_their_app_label(standard_fakes, standard_canary, api):
+    verdict = analyze(get_status("textclf", api=api), Prometheus(standard_fakes.url(0)), ingress_url=standard_fakes.url(1))
+
+    assert verdict.action == "promote"
+    assert (verdict.canary.revision, verdict.canary.percent) == (CANARY_SERVICE, 10)
+    assert (verdict.previous.revision, verdict.previous.percent) == (STABLE_SERVICE, 90)
+    assert all(f'app="isvc.{CANARY_SERVICE}"' in q for q in standard_fakes.queries[:3])
+    assert all(f'app="isvc.{STABLE_SERVICE}"' in q for q in standard_fakes.queries[3:])
+    assert standard_fakes.hosts == [f"{CANARY_SERVICE}.{NAMESPACE}.svc.cluster.local",
+                                    f"{STABLE_SERVICE}.{NAMESPACE}.svc.cluster.local"]
+
+
+def test_standard_mode_cli_promotes_and_says_what_w_and_b_did(standard_fakes, standard_canary, kube, kubeconfig,
+                                                               capsys, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert run_cli(kubeconfig, standard_fakes, "--act") == 0
+    out = capsys.readouterr().out
+    assert "decision: PROMOTE" in out and "done: promote" in out
+    assert "W&B offline: no production alias set" in out
+    live = kube.get(NAMESPACE, "textclf")
+    assert "canary" not in live["spec"] and live["spec"]["predictor"]["name"] == predictor_name(U2)
+
+
+def test_standard_mode_without_a_canary(standard_fakes, kube, api):
+    apply_inference_service(standard(U1), api=api)
+    kube.set_status(NAMESPACE, "textclf", kserve_standard_status())
+    with pytest.raises(NoCanaryError, match=r"no canary in progress \(no spec.canary\)"):
+        analyze(get_status("textclf", api=api), Prometheus(standard_fakes.url(0)))

@@ -1,9 +1,10 @@
 """manifests/: every kustomize overlay renders, and what it renders is valid and says what we mean.
 
 Rendering needs ``kustomize`` or ``kubectl`` (its built-in ``kubectl kustomize``) on PATH; without
-either these tests skip, saying so. InferenceServices are checked by a round trip through kserve's
-SDK classes (a misspelt field is dropped, so the round trip differs); core objects by
-kubernetes-validate's schemas in strict mode.
+either these tests skip, saying so. InferenceServices are checked against KServe v0.20.0's own
+InferenceService CRD schema, strictly (tests/rollout/crd.py; a misspelt field fails), against
+what KServe's admission webhook refuses (``admission_problems``), and by a round trip through the
+kserve 0.21 SDK's classes; core objects by kubernetes-validate's schemas in strict mode.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from textclf.inferenceservice import admission_problems
 from textclf.rollout import apply_inference_service
+from tests.rollout import crd
 from tests.rollout.conftest import storage_uri_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,7 +103,23 @@ def only(docs: list[dict], kind: str) -> dict:
 
 
 def test_the_overlays_are_there():
-    assert {"cpu", "gpu", "cpu-monitored"} <= set(OVERLAYS)
+    assert {"cpu", "gpu", "cpu-monitored", "standard"} <= set(OVERLAYS)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_inference_service_fits_kserves_crd_and_webhook(rendered, overlay):
+    isvc = only(rendered[overlay], "InferenceService")
+    assert crd.problems(isvc) == []
+    assert admission_problems(isvc) == []
+
+
+def test_crd_validation_catches_a_misspelt_field_and_a_bad_mode():
+    isvc = only(render(MANIFESTS / "overlays" / "standard"), "InferenceService")
+    isvc["spec"]["predictor"]["scaleTarge"] = 80
+    isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] = "Raw"
+    found = crd.problems(isvc)
+    assert any("'scaleTarge' was unexpected" in p for p in found)
+    assert any("'Raw' is not one of" in p for p in found)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -128,9 +147,16 @@ def test_what_every_overlay_promises(rendered, overlay):
     assert {d["metadata"].get("namespace", namespace) for d in docs if d["kind"] != "Namespace"} == {namespace}
 
     annotations = isvc["metadata"]["annotations"]
-    assert annotations["serving.kserve.io/deploymentMode"] == "Serverless"  # canary needs Knative
-    assert annotations["serving.kserve.io/enable-tag-routing"] == "true"  # probe URLs for analysis
     predictor = isvc["spec"]["predictor"]
+    if overlay.startswith("standard"):
+        assert annotations["serving.kserve.io/deploymentMode"] == "Standard"
+        assert "serving.kserve.io/enable-tag-routing" not in annotations  # Knative only
+        assert (annotations["serving.kserve.io/autoscalerClass"], predictor["scaleMetric"]) == ("hpa", "cpu")
+        assert 1 <= predictor["scaleTarget"] <= 100 and predictor["minReplicas"] >= 1  # utilisation %, no zero
+    else:
+        assert annotations["serving.kserve.io/deploymentMode"] == "Serverless"
+        assert annotations["serving.kserve.io/enable-tag-routing"] == "true"  # probe URLs for analysis
+    assert annotations["serving.kserve.io/enable-prometheus-scraping"] == "true"  # numbers for analysis
     assert 0 <= predictor["minReplicas"] <= predictor["maxReplicas"]
     container = only([{"kind": c["name"], **c} for c in predictor["containers"]], "kserve-container")
     assert container["image"].rsplit(":", 1)[0].endswith("/textclf-server")  # components/images.py naming
@@ -177,6 +203,7 @@ def test_batcher_component_adds_kserve_batcher(tmp_path, kserve_sdk):
     isvc = only(render(tmp_path), "InferenceService")
     assert isvc["spec"]["predictor"]["batcher"] == {"maxBatchSize": 32, "maxLatency": 50, "timeout": 60}
     assert round_trip(kserve_sdk, isvc) == isvc
+    assert crd.problems(isvc) == []
 
 
 def test_round_trip_catches_a_misspelt_field(kserve_sdk):
@@ -186,12 +213,14 @@ def test_round_trip_catches_a_misspelt_field(kserve_sdk):
         round_trip(kserve_sdk, isvc)
 
 
-def test_rendered_inference_service_applies_through_the_rollout_tool(rendered, kube, api):
-    """The overlay output is something ``serving.rollout apply`` accepts (fake API server, see fake_kube.py)."""
-    isvc = only(rendered["gpu"], "InferenceService")
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_rendered_inference_service_applies_through_the_rollout_tool(rendered, kube, api, overlay):
+    """The overlay output is something ``serving.rollout apply`` accepts and the API server (the
+    fake, see fake_kube.py, with the CRD's schema and strict field validation) stores as it is."""
+    isvc = only(rendered[overlay], "InferenceService")
     created = apply_inference_service(isvc, api=api)
     assert created["metadata"]["namespace"] == "textclf"
-    assert kube.get("textclf", "textclf")["spec"]["predictor"]["tolerations"]
+    assert created["spec"] == isvc["spec"]
 
 
 def test_prometheus_renders_validates_and_labels_series_by_revision():
@@ -206,5 +235,7 @@ def test_prometheus_renders_validates_and_labels_series_by_revision():
     labelmap = next(r for r in job["relabel_configs"] if r.get("action") == "labelmap")
     pod_label = "__meta_kubernetes_pod_label_serving_knative_dev_revision"  # from serving.knative.dev/revision
     assert re.fullmatch(labelmap["regex"], pod_label)[1] == MetricNames().revision_label
+    # Standard mode: KServe labels every predictor pod app=isvc.<Deployment name>
+    assert re.fullmatch(labelmap["regex"], "__meta_kubernetes_pod_label_app")[1] == MetricNames().deployment_label
     deployment = only(docs, "Deployment")
     assert deployment["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] == only(docs, "ConfigMap")["metadata"]["name"]

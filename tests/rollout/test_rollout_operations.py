@@ -1,8 +1,8 @@
-"""apply / promote / rollback / status / wait against the fake Kubernetes API server.
+"""apply / promote / rollback / status / wait (Serverless mode) against the fake Kubernetes API server.
 
 No cluster can run here, so these tests talk HTTP to ``FakeKubeAPI`` (tests/rollout/fake_kube.py),
-which stands in for kube-apiserver with KServe's CRD; they assert the requests sent and the
-objects that result.
+which stands in for kube-apiserver with KServe's CRD, server-side apply included; they assert the
+requests sent and the objects that result. Standard mode: test_rollout_standard.py.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from textclf.rollout import (
     rollback,
     wait_ready,
 )
-from textclf.rollout.operations import LAST_APPLIED_ANNOTATION
+from textclf.rollout.kube import APPLY_PATCH
 from tests.rollout.conftest import NAMESPACE, isvc_manifest, kserve_status, storage_uri_of
 from tests.rollout.fake_kube import FakeKubeAPI
 
@@ -44,25 +44,28 @@ def live_canary(kube, api, new_uri="gs://bucket/models/run-2", percent=10):
         "textclf-predictor-00002", "textclf-predictor-00001", percent, generation=2))
 
 
-def test_apply_new_creates_with_full_traffic_and_remembers_what_it_applied(kube, api):
+def test_apply_new_creates_with_full_traffic_by_server_side_apply(kube, api):
     created = apply_inference_service(isvc_manifest(canary=10), api=api)
 
     assert [(r.method, r.path) for r in kube.requests] == [
         ("GET", f"{ISVC_PATH}/textclf"),
         ("GET", "/apis/serving.kserve.io/v1beta1"),  # 404 above: is it "not found" or "no CRD"?
-        ("POST", ISVC_PATH),
+        ("PATCH", f"{ISVC_PATH}/textclf"),  # apply creates what does not exist
     ]
-    posted = kube.requests[-1].body
-    assert "canaryTrafficPercent" not in posted["spec"]["predictor"]  # nothing live to split with
+    applied = kube.requests[-1]
+    assert applied.content_type == APPLY_PATCH
+    assert applied.params == {"fieldManager": "textclf-rollout", "force": "true", "fieldValidation": "Strict"}
+    assert "canaryTrafficPercent" not in applied.body["spec"]["predictor"]  # nothing live to split with
+    assert "resourceVersion" not in applied.body["metadata"]
     stored = kube.get(NAMESPACE, "textclf")
     assert stored == created
     assert storage_uri_of(stored) == "gs://bucket/models/run-1"
-    remembered = json.loads(stored["metadata"]["annotations"][LAST_APPLIED_ANNOTATION])
-    assert remembered["spec"] == stored["spec"]
     assert stored["metadata"]["labels"] == {"app": "textclf"}
+    assert stored["metadata"]["annotations"] == {"serving.kserve.io/deploymentMode": "Serverless"}  # no bookkeeping
+    assert list(kube.managers(NAMESPACE, "textclf")) == [("textclf-rollout", "Apply")]
 
 
-def test_apply_existing_patches_the_new_model_in_as_a_canary(kube, api):
+def test_apply_existing_makes_the_new_model_a_canary(kube, api):
     apply_inference_service(isvc_manifest(), api=api)
     before = kube.get(NAMESPACE, "textclf")
     kube.requests.clear()
@@ -71,27 +74,25 @@ def test_apply_existing_patches_the_new_model_in_as_a_canary(kube, api):
 
     assert [(r.method, r.path) for r in kube.requests] == [
         ("GET", f"{ISVC_PATH}/textclf"), ("PATCH", f"{ISVC_PATH}/textclf")]
-    patch = kube.requests[-1]
-    assert patch.content_type == "application/merge-patch+json"
-    assert patch.query == "fieldManager=textclf-rollout"
-    assert patch.body["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
-    assert patch.body["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    applied = kube.requests[-1]
+    assert applied.content_type == APPLY_PATCH
+    assert applied.body["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]  # precondition
+    assert applied.body["spec"]["predictor"]["canaryTrafficPercent"] == 10
     assert storage_uri_of(patched) == "gs://bucket/models/run-2"
     assert patched["spec"]["predictor"]["canaryTrafficPercent"] == 10
     assert patched["metadata"]["generation"] == 2
     assert kube.get(NAMESPACE, "textclf") == patched
 
 
-def test_apply_twice_sends_no_second_write(kube, api):
+def test_apply_twice_changes_nothing_the_second_time(kube, api):
     manifest = isvc_manifest("gs://bucket/models/run-2", canary=10)
     apply_inference_service(isvc_manifest(), api=api)
     first = apply_inference_service(manifest, api=api)
-    kube.requests.clear()
 
     second = apply_inference_service(manifest, api=api)
 
-    assert kube.writes() == []
-    assert second["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+    assert second == first  # same resourceVersion and generation: the API server saw a no-op
+    assert kube.get(NAMESPACE, "textclf") == first
 
 
 def test_canary_percent_option_overrides_the_manifest_for_a_live_service(kube, api):
@@ -100,21 +101,32 @@ def test_canary_percent_option_overrides_the_manifest_for_a_live_service(kube, a
     assert patched["spec"]["predictor"]["canaryTrafficPercent"] == 25
 
 
+def test_a_new_model_without_a_share_takes_all_traffic_even_after_a_rollback(kube, api):
+    live_canary(kube, api)
+    rollback("textclf", api=api)  # canaryTrafficPercent 0, owned by the rollback's merge patch
+    kube.requests.clear()
+
+    result = apply_inference_service(isvc_manifest("gs://bucket/models/run-3"), api=api)
+
+    assert "canaryTrafficPercent" not in result["spec"]["predictor"]
+    assert storage_uri_of(result) == "gs://bucket/models/run-3"
+    assert [(r.method, r.content_type) for r in kube.writes()] == [
+        ("PATCH", APPLY_PATCH), ("PATCH", "application/merge-patch+json")]  # the leftover 0 is removed
+
+
 def test_reapplying_the_same_model_after_promote_or_rollback_keeps_the_split(kube, api):
     manifest = isvc_manifest("gs://bucket/models/run-2", canary=10)
     live_canary(kube, api)
-    promote("textclf", api=api)
-    kube.requests.clear()
-    apply_inference_service(manifest, api=api)
-    assert kube.writes() == []
+    promoted = promote("textclf", api=api)
+    assert apply_inference_service(manifest, api=api) == promoted  # no-op: no new canary
     assert "canaryTrafficPercent" not in kube.get(NAMESPACE, "textclf")["spec"]["predictor"]
 
     apply_inference_service(isvc_manifest("gs://bucket/models/run-3", canary=10), api=api)
-    rollback("textclf", api=api)
-    kube.requests.clear()
-    apply_inference_service(isvc_manifest("gs://bucket/models/run-3", canary=10), api=api)
-    assert kube.writes() == []
-    assert kube.get(NAMESPACE, "textclf")["spec"]["predictor"]["canaryTrafficPercent"] == 0
+    rolled_back = rollback("textclf", api=api)
+    again = apply_inference_service(isvc_manifest("gs://bucket/models/run-3", canary=10), api=api)
+    assert again["spec"] == rolled_back["spec"]
+    assert again["metadata"]["generation"] == rolled_back["metadata"]["generation"]
+    assert again["spec"]["predictor"]["canaryTrafficPercent"] == 0
 
 
 def test_apply_removes_what_the_manifest_dropped_and_keeps_what_others_set(kube, api):
@@ -126,9 +138,17 @@ def test_apply_removes_what_the_manifest_dropped_and_keeps_what_others_set(kube,
 
     result = apply_inference_service(isvc_manifest(), api=api)
 
-    assert kube.requests[-1].body["spec"]["predictor"]["logger"] is None
-    assert "logger" not in result["spec"]["predictor"]
+    assert "logger" not in kube.requests[-1].body["spec"]["predictor"]
+    assert not result["spec"]["predictor"].get("logger")
     assert result["spec"]["predictor"]["timeout"] == 60
+
+
+def test_apply_takes_over_a_field_another_manager_changed(kube, api):
+    apply_inference_service(isvc_manifest(), api=api)
+    kube.edit(NAMESPACE, "textclf", lambda o: o["spec"]["predictor"].update(minReplicas=4))
+    result = apply_inference_service(isvc_manifest(), api=api)  # force: the manifest wins
+    assert result["spec"]["predictor"]["minReplicas"] == 1
+    assert ("kubectl-edit", "Update") not in kube.managers(NAMESPACE, "textclf")
 
 
 def test_promote_removes_the_canary_share_once(kube, api):
@@ -240,10 +260,43 @@ def test_conflict_when_someone_writes_between_read_and_patch(kube, api):
     assert storage_uri_of(kube.get(NAMESPACE, "textclf")) == "gs://bucket/models/run-1"
 
 
-def test_conflict_when_someone_creates_it_first(kube, api):
-    kube.before["POST"] = lambda: kube.seed(isvc_manifest("gs://bucket/other"))
-    with pytest.raises(ConflictError, match="already exists"):
-        apply_inference_service(isvc_manifest(), api=api)
+def test_an_object_created_between_read_and_apply_is_taken_over(kube, api):
+    """Server-side apply has no "must not exist" precondition: the apply merges into the newcomer."""
+    other = isvc_manifest("gs://bucket/other")
+    other["spec"]["predictor"]["timeout"] = 30
+    kube.before["PATCH"] = lambda: kube.seed(other)
+    result = apply_inference_service(isvc_manifest(), api=api)
+    assert storage_uri_of(result) == "gs://bucket/models/run-1"
+    assert result["spec"]["predictor"]["timeout"] == 30  # the creator's own field stays
+
+
+def test_a_misspelt_field_is_refused_by_the_api_server_not_dropped(kube, api):
+    manifest = isvc_manifest()
+    manifest["spec"]["predictor"]["minReplica"] = 1
+    with pytest.raises(InvalidManifestError, match='unknown field "spec.predictor.minReplica"'):
+        apply_inference_service(manifest, api=api)
+    assert kube.objects == {}
+
+
+def test_the_deployment_mode_cannot_change_under_a_live_service(kube, api):
+    apply_inference_service(isvc_manifest(), api=api)
+    standard = isvc_manifest("gs://bucket/models/run-2")
+    standard["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] = "Standard"
+    kube.requests.clear()
+    with pytest.raises(InvalidManifestError, match="for Standard mode but the live InferenceService runs in Serverless"):
+        apply_inference_service(standard, api=api)
+    assert kube.writes() == []
+
+
+def test_a_mode_comes_from_the_manifest_or_the_live_service(kube, api):
+    unannotated = isvc_manifest()
+    del unannotated["metadata"]["annotations"]
+    with pytest.raises(InvalidManifestError, match="no serving.kserve.io/deploymentMode annotation"):
+        apply_inference_service(unannotated, api=api)
+    apply_inference_service(isvc_manifest(), api=api)
+    second = isvc_manifest("gs://bucket/models/run-2", canary=10)
+    del second["metadata"]["annotations"]
+    assert apply_inference_service(second, api=api)["spec"]["predictor"]["canaryTrafficPercent"] == 10
 
 
 def test_permission_denied_names_the_role(kube, api):
@@ -277,6 +330,10 @@ def test_no_kubeconfig_and_not_in_a_cluster(tmp_path, monkeypatch):
     (lambda m: m["spec"].pop("predictor"), "spec.predictor"),
     (lambda m: m["spec"]["predictor"].update(canaryTrafficPercent=150), "0 to 100"),
     (lambda m: m["metadata"].update(namespace="elsewhere"), "does not match"),
+    (lambda m: m["spec"].update(canary=[{"trafficPercent": 10, "predictor": {"name": "c"}}]),
+     "spec.canary is only supported in Standard"),
+    (lambda m: m["metadata"]["annotations"].update({"serving.kserve.io/deploymentMode": "ModelMesh"}),
+     "'ModelMesh' is not one this tool rolls out"),
 ])
 def test_invalid_manifest_is_refused_before_any_request(kube, api, breakage, message):
     manifest = isvc_manifest()

@@ -7,6 +7,8 @@ thread; it also lets the shutdown test send a real SIGTERM.
 from __future__ import annotations
 
 import contextlib
+import http.client
+import json
 import os
 import signal
 import socket
@@ -75,6 +77,17 @@ def serve(model_dir, tmp_dir: Path, *flags: str):
                 process.wait()
 
 
+def http_request(server, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    """(status, parsed JSON body, response headers with lower-case names) of one raw HTTP request."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=60)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read()), {k.lower(): v for k, v in response.getheaders()}
+    finally:
+        connection.close()
+
+
 def build_decisive_model(out_dir) -> str:
     """The tiny random model with its classifier re-aimed so that texts get clearly different
     probabilities: the random one answers ~0.5 for everything, which would hide mix-ups.
@@ -111,6 +124,15 @@ def server(decisive_model_dir, tmp_path_factory):
     """The shared server: fp32 torch, small limits so the limit cases are cheap to send."""
     with serve(decisive_model_dir, tmp_path_factory.mktemp("server"), "--bf16", "off",
                "--max_instances", "8", "--max_body_bytes", "20000", "--max_batch_delay_ms", "20") as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def open_server(decisive_model_dir, tmp_path_factory):
+    """A second server: the default limits (4 MiB bodies, 128 texts) and the model repository
+    extension on. Tests that unload the model load it again before they end."""
+    with serve(decisive_model_dir, tmp_path_factory.mktemp("open-server"), "--bf16", "off",
+               "--enable_model_repository", "true", "--max_batch_delay_ms", "5") as running:
         yield running
 
 

@@ -91,21 +91,35 @@ def test_batcher_merges_and_keeps_each_request_its_results(workers):
     assert sorted(item for batch in batches for item in batch) == sorted(x for i in range(10) for x in (i, i + 100))
 
 
-def test_batcher_failure_reaches_every_waiting_request_and_it_keeps_working():
+def test_batcher_failure_fails_only_the_request_that_caused_it_and_it_keeps_working():
+    calls = []
+
     def infer(items):
+        calls.append(list(items))
         if "boom" in items:
             raise RuntimeError("backend failed")
         return [len(item) for item in items]
 
-    batcher = DynamicBatcher(infer, max_batch_size=4, max_delay=0.0)
+    batcher = DynamicBatcher(infer, max_batch_size=8, max_delay=0.2)
 
     async def main():
-        with pytest.raises(RuntimeError, match="backend failed"):
-            await batcher.submit(["boom"])
-        return await batcher.submit(["ok!"])
+        together = await asyncio.gather(batcher.submit(["a"]), batcher.submit(["boom", "xx"]), batcher.submit(["ccc"]),
+                                        return_exceptions=True)
+        return together, await batcher.submit(["ok!"])
 
-    assert asyncio.run(main()) == [3]
+    (first, failed, last), after = asyncio.run(main())
     batcher.close()
+    assert first == [1] and last == [3] and after == [3]
+    assert isinstance(failed, RuntimeError) and str(failed) == "backend failed"
+    # One merged batch, then each request on its own.
+    assert calls[:4] == [["a", "boom", "xx", "ccc"], ["a"], ["boom", "xx"], ["ccc"]]
+
+
+def test_batcher_reports_its_workers_alive_until_closed():
+    batcher = DynamicBatcher(lambda items: items, max_batch_size=2, max_delay=0.0, workers=2)
+    assert batcher.alive()
+    batcher.close()
+    assert not batcher.alive()
 
 
 @pytest.mark.integration

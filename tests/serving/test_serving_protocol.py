@@ -6,6 +6,7 @@ import asyncio
 import json
 import urllib.request
 
+import numpy as np
 import pytest
 from kserve import InferenceGRPCClient, InferenceRESTClient, RESTConfig
 from kserve.protocol.infer_type import InferInput, InferRequest
@@ -19,10 +20,10 @@ def run(coroutine):
     return asyncio.run(coroutine)
 
 
-async def rest_infer(server, protocol: str, data):
+async def rest_infer(server, protocol: str, data, response_headers: dict | None = None):
     client = InferenceRESTClient(RESTConfig(protocol=protocol, retries=0, timeout=30))
     try:
-        return await client.infer(server.url, data, model_name=MODEL_NAME)
+        return await client.infer(server.url, data, model_name=MODEL_NAME, response_headers=response_headers)
     finally:
         await client._client.aclose()
 
@@ -66,9 +67,21 @@ def test_v1_accepts_text_objects(server):
     assert objects == plain
 
 
-def v2_request(texts) -> InferRequest:
-    tensor = InferInput(name="text", shape=[len(texts)], datatype="BYTES", data=list(texts))
-    return InferRequest(model_name=MODEL_NAME, infer_inputs=[tensor], request_id="req-1")
+def v2_request(texts, binary: bool = False, **request) -> InferRequest:
+    """JSON data, or (``binary``) kserve's default for numpy data: the binary tensor extension on
+    REST, ``raw_input_contents`` on gRPC."""
+    tensor = InferInput(name="text", shape=[len(texts)], datatype="BYTES", data=None if binary else list(texts))
+    if binary:
+        tensor.set_data_from_numpy(np.array([text.encode() for text in texts], dtype=np.object_))
+    return InferRequest(model_name=MODEL_NAME, infer_inputs=[tensor], request_id="req-1", **request)
+
+
+async def grpc_infer(server, request: InferRequest):
+    client = InferenceGRPCClient(server.grpc_address, retries=2, timeout=30)
+    try:
+        return await client.infer(request)
+    finally:
+        await client.close()
 
 
 def check_v2(response, v1_predictions):
@@ -93,34 +106,86 @@ def test_v2_rest_matches_v1(server):
     check_v2(response, v1)
 
 
+def test_v2_rest_binary_tensor_extension_both_ways(server):
+    """kserve's client with numpy data sends the binary extension (its default); the answer is
+    binary when asked, for all outputs or for the named ones (an output's own flag first)."""
+    v1 = run(rest_infer(server, "v1", {"instances": TEXTS}))["predictions"]
+    headers = {}
+    check_v2(run(rest_infer(server, "v2", v2_request(TEXTS, binary=True), headers)), v1)
+    assert headers["content-type"] == "application/json"  # not asked for binary
+    headers = {}
+    answer = run(rest_infer(server, "v2", v2_request(TEXTS, binary=True, parameters={"binary_data_output": True}),
+                            headers))
+    check_v2(answer, v1)
+    assert headers["content-type"] == "application/octet-stream"
+    assert int(headers["inference-header-content-length"]) > 0
+    raw = urllib.request.urlopen(urllib.request.Request(
+        f"{server.url}/v2/models/{MODEL_NAME}/infer", headers={"Content-Type": "application/json"},
+        data=json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["x"]}],
+                         "parameters": {"binary_data_output": True},
+                         "outputs": [{"name": "score", "parameters": {"binary_data": False}},
+                                     {"name": "label"}]}).encode()), timeout=30)
+    body, header_length = raw.read(), int(raw.headers["inference-header-content-length"])
+    head = json.loads(body[:header_length])
+    assert [output["name"] for output in head["outputs"]] == ["score", "label"]  # those asked for, in order
+    assert "data" in head["outputs"][0]  # its own binary_data false wins: JSON
+    label_size = head["outputs"][1]["parameters"]["binary_data_size"]  # the request's flag: binary
+    assert body[header_length:] == len(body[header_length + 4:]).to_bytes(4, "little") + body[header_length + 4:]
+    assert label_size == len(body) - header_length
+
+
 def test_v2_grpc_matches_v1(server):
     v1 = run(rest_infer(server, "v1", {"instances": TEXTS}))["predictions"]
 
-    async def grpc_infer():
+    async def ready():
         client = InferenceGRPCClient(server.grpc_address, retries=2, timeout=30)
         try:
-            assert await client.is_server_ready()
-            return await client.infer(v2_request(TEXTS))
+            return await client.is_server_ready()
         finally:
             await client.close()
 
-    check_v2(run(grpc_infer()), v1)
+    assert run(ready())
+    check_v2(run(grpc_infer(server, v2_request(TEXTS))), v1)
+
+
+def test_v2_grpc_raw_contents_both_ways(server):
+    """``raw_input_contents`` in, ``raw_output_contents`` out (the rule of the protocol's gRPC)."""
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
+
+    import grpc
+
+    v1 = run(rest_infer(server, "v1", {"instances": TEXTS}))["predictions"]
+    check_v2(run(grpc_infer(server, v2_request(TEXTS, binary=True))), v1)
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        raw = grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(
+            v2_request(TEXTS, binary=True).to_grpc(), timeout=30)
+    assert len(raw.raw_output_contents) == 3 and not any(output.HasField("contents") for output in raw.outputs)
+
+
+def test_grpc_lying_length_prefix_is_invalid_argument(server):
+    import struct
+
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
+
+    request = pb.ModelInferRequest(model_name=MODEL_NAME, inputs=[
+        pb.ModelInferRequest.InferInputTensor(name="text", datatype="BYTES", shape=[1])],
+        raw_input_contents=[struct.pack("<I", 1000) + b"short"])
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        with pytest.raises(grpc.RpcError) as caught:
+            grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details() == 'input "text": binary BYTES element 0 says it has 1000 bytes, but only 5 follow'
 
 
 def test_grpc_bad_input_is_invalid_argument(server):
     import grpc
 
-    async def grpc_infer():
-        client = InferenceGRPCClient(server.grpc_address, retries=2, timeout=30)
-        try:
-            return await client.infer(v2_request(["fine", "   "]))
-        finally:
-            await client.close()
-
     with pytest.raises(grpc.RpcError) as caught:
-        run(grpc_infer())
+        run(grpc_infer(server, v2_request(["fine", "   "])))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "text[1] is empty or whitespace only" in caught.value.details()
+    assert "text[1] is empty or holds only whitespace" in caught.value.details()
 
 
 def test_metrics_count_requests_and_errors_by_status(server):

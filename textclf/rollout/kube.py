@@ -33,12 +33,13 @@ VERSION = "v1beta1"
 PLURAL = "inferenceservices"
 API_VERSION = f"{GROUP}/{VERSION}"
 FIELD_MANAGER = "textclf-rollout"
+APPLY_PATCH = "application/apply-patch+yaml"
 IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 @dataclass
 class InferenceServiceAPI:
-    """get / create / merge-patch / delete of InferenceServices in one cluster.
+    """get / server-side apply / merge-patch / delete of InferenceServices in one cluster.
 
     Attributes:
         objects: the kubernetes ``CustomObjectsApi`` bound to the cluster.
@@ -98,12 +99,29 @@ class InferenceServiceAPI:
             self.objects.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name,
         )
 
-    def create(self, body: dict, namespace: str) -> dict:
+    def apply(self, body: dict, namespace: str, *, force: bool = True) -> dict:
+        """Server-side apply ``body`` as field manager ``textclf-rollout``; creates the object when missing.
+
+        The API server merges by field ownership (``metadata.managedFields``): what this manager
+        applied before and ``body`` no longer has is removed, fields other managers own stay, and
+        ``force`` takes over fields another manager owns with a different value (without it
+        that is a 409). ``fieldValidation=Strict`` makes a field the CRD does not declare an error
+        rather than something silently dropped. A ``metadata.resourceVersion`` in ``body`` makes
+        the write conditional. The kubernetes client's ``patch_namespaced_custom_object`` cannot
+        send the apply content type, hence ``call_api``.
+        """
         name = body["metadata"]["name"]
-        return self._call(
-            f"create InferenceService {namespace}/{name}",
-            self.objects.create_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, body,
-            field_manager=FIELD_MANAGER,
+        return self._call(f"apply InferenceService {namespace}/{name}", self._server_side_apply, body, namespace, force)
+
+    def _server_side_apply(self, body: dict, namespace: str, force: bool, _request_timeout: float) -> dict:
+        return self.objects.api_client.call_api(
+            f"/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/{PLURAL}/{{name}}", "PATCH",
+            path_params={"namespace": namespace, "name": body["metadata"]["name"]},
+            query_params=[("fieldManager", FIELD_MANAGER), ("force", "true" if force else "false"),
+                          ("fieldValidation", "Strict")],
+            header_params={"Content-Type": APPLY_PATCH, "Accept": "application/json"},
+            body=body, response_type="object", auth_settings=["BearerToken"],
+            _return_http_data_only=True, _request_timeout=_request_timeout,
         )
 
     def merge_patch(self, name: str, patch: dict, namespace: str) -> dict:
@@ -139,6 +157,9 @@ class InferenceServiceAPI:
                 )
             return InferenceServiceNotFoundError(f"{what}: not found ({message})")
         if e.status == 409:
+            if _is_field_conflict(e):
+                return ConflictError(f"{what}: {message}; these fields belong to another field manager: apply "
+                                     "with force to take them over, or leave them out of the manifest")
             return ConflictError(f"{what}: conflict ({message}); re-read and retry")
         if e.status in (401, 403):
             return PermissionDeniedError(
@@ -169,3 +190,12 @@ def _status_message(e: ApiException) -> str:
         return json.loads(e.body).get("message") or e.reason
     except (TypeError, ValueError, AttributeError):
         return (e.body or e.reason or "").strip()
+
+
+def _is_field_conflict(e: ApiException) -> bool:
+    """A server-side apply conflict (another manager owns a field), not a stale resourceVersion."""
+    try:
+        causes = json.loads(e.body).get("details", {}).get("causes", [])
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return any(c.get("reason") == "FieldManagerConflict" for c in causes)

@@ -1,21 +1,39 @@
-"""Rollout operations on one InferenceService: apply, status, promote, rollback, wait.
+"""Rollout operations on one InferenceService: apply, status, promote, rollback, wait, in both modes.
 
-KServe's canary works on revisions, so it needs Serverless (Knative) deployment mode: with
-``canaryTrafficPercent: N`` on the predictor, the newest revision takes N% of the traffic and the
-last fully rolled-out revision keeps the rest. Promote removes the field (100% to the newest);
-rollback sets it to 0 (100% back to the previous revision, the new one kept at 0%).
-In RawDeployment (Standard) mode the field has no effect.
+Serverless (Knative): with ``canaryTrafficPercent: N`` on the predictor, the newest revision takes
+N% of the traffic and the last fully rolled-out revision keeps the rest. Promote removes the
+field (100% to the newest); rollback sets it to 0 (100% back to the previous revision, the new
+one kept at 0%).
+
+Standard (RawDeployment): ``spec.predictor`` is the live model and ``spec.canary[0]`` the new one
+at ``trafficPercent``. Promote makes the canary's predictor (merged over the stable one, as KServe
+runs it) ``spec.predictor`` and removes ``spec.canary``; rollback removes ``spec.canary``.
+
+Apply is a server-side apply (field manager ``textclf-rollout``): the API server keeps fields other
+writers own and removes what this tool applied before and the manifest no longer has. Promote and
+rollback are JSON merge patches made conditional on the ``resourceVersion`` they read.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 
+from textclf.inferenceservice import (
+    ANNOTATION_OF_MODE,
+    ANNOTATION_PREFIX,
+    CANARY_TRAFFIC,
+    MODE_ANNOTATION,
+    STANDARD,
+    admission_problems,
+    canary_entry,
+    deployment_mode_of,
+    merge_canary,
+    model_uri_of,
+    predictor_name,
+)
 from textclf.rollout.errors import (
     InferenceServiceNotFoundError,
     InvalidManifestError,
@@ -23,13 +41,15 @@ from textclf.rollout.errors import (
     WaitTimeoutError,
 )
 from textclf.rollout.kube import API_VERSION, InferenceServiceAPI
-from textclf.rollout.merge import three_way_patch
+from textclf.rollout.status import RolloutStatus, TrafficTarget
 
 log = logging.getLogger(__name__)
 
-# Where apply remembers what it set, so the next apply can remove what a manifest dropped.
-LAST_APPLIED_ANNOTATION = "rollout.textclf.dev/last-applied"
-CANARY = "canaryTrafficPercent"
+CANARY = CANARY_TRAFFIC  # the Serverless canary field, under its old name here
+MODEL_URI_ANNOTATION = f"{ANNOTATION_PREFIX}/model-uri"  # what the deploy step records
+
+__all__ = ["RolloutStatus", "TrafficTarget", "apply_inference_service", "get_status", "promote", "rollback",
+           "serving_model", "wait_ready"]
 
 
 def apply_inference_service(
@@ -39,19 +59,22 @@ def apply_inference_service(
     canary_percent: int | None = None,
     api: InferenceServiceAPI | None = None,
 ) -> dict:
-    """Create the InferenceService, or patch the live one so the new model becomes a canary.
+    """Create the InferenceService, or change the live one so a new model becomes a canary.
 
-    Idempotent: when the live object already matches the manifest nothing is sent. When only
-    ``canaryTrafficPercent`` differs (the same model, re-applied after a promote or a rollback),
-    the live traffic split is kept: a canary share only means something for a new model.
+    Idempotent: applying what is already live changes nothing (not even ``resourceVersion``).
+    Re-applying the model that is already live keeps the live traffic split: a canary share only
+    means something for a new model ("new" = another storage URI). On create there is nothing to
+    split with, so the model takes all the traffic whatever share the manifest asks for.
+    In Standard mode the stable predictor is kept exactly as it runs; only the canary comes from
+    the manifest (its ``spec.canary``, or its predictor when it has none). Applying the stable
+    predictor's own model while a canary runs ends the canary, as a rollback would.
 
     Args:
         manifest: a ``serving.kserve.io/v1beta1`` InferenceService as a dict (e.g. the deploy
             step's YAML, loaded).
         namespace: overrides ``metadata.namespace``; else the manifest's, else the client's default.
-        canary_percent: when given and the InferenceService exists, the new model gets this
-            share of the traffic whatever the manifest says. On create any canary share is
-            dropped: with no previous revision the first one takes 100% anyway.
+        canary_percent: when given and the InferenceService serves another model, the new model
+            gets this share of the traffic whatever the manifest says.
         api: the cluster client; by default in-cluster config or the kubeconfig.
 
     Returns:
@@ -62,168 +85,167 @@ def apply_inference_service(
         PermissionDeniedError (all ``RolloutError``).
     """
     _check_manifest(manifest)
+    if canary_percent is not None:
+        _check_percent(canary_percent)
     api = api or InferenceServiceAPI.connect()
     name = manifest["metadata"]["name"]
     namespace = _namespace(manifest, namespace, api)
-    desired = _owned_fields(manifest)
-    if canary_percent is not None:
-        _check_percent(canary_percent)
-        desired["spec"]["predictor"][CANARY] = canary_percent
-    try:
-        live = api.get(name, namespace)
-    except InferenceServiceNotFoundError:
-        body = copy.deepcopy(manifest)
-        body["metadata"]["namespace"] = namespace
-        # Nothing is live, so there is nothing to split with: the first revision takes 100%.
-        body["spec"]["predictor"].pop(CANARY, None)
-        _mark_applied(body, _owned_fields(body))
-        created = api.create(body, namespace)
-        log.info("created InferenceService %s/%s", namespace, name)
-        return created
+    live = _get_or_none(api, name, namespace)
+    mode = _mode(manifest, live)
+    live_spec = live["spec"] if live else None
+    if mode == STANDARD:
+        spec = _standard_spec(manifest["spec"], live_spec, canary_percent)
+    else:
+        spec = _serverless_spec(manifest["spec"], live_spec, canary_percent)
+    body = _applied_config(manifest, namespace, spec, live)
+    result = api.apply(body, namespace)
+    if mode != STANDARD and CANARY not in spec["predictor"] and CANARY in result["spec"]["predictor"]:
+        result = _drop_leftover_share(api, result)
+    log.info("applied InferenceService %s/%s (%s mode): %s", namespace, name, mode, _describe_split(result, mode))
+    return result
 
-    last = json.loads(live["metadata"].get("annotations", {}).get(LAST_APPLIED_ANNOTATION, "{}"))
-    live_owned = {"metadata": _labels_and_annotations(live), "spec": live.get("spec", {})}
-    recorded = copy.deepcopy(desired)
-    if _same_model(last, live_owned, desired):
-        # Keep the live split: re-applying a model that is already there starts no new canary.
-        for fields in (desired, last):
-            fields.get("spec", {}).get("predictor", {}).pop(CANARY, None)
-            if CANARY in live_owned["spec"].get("predictor", {}):
-                fields.get("spec", {}).setdefault("predictor", {})[CANARY] = live_owned["spec"]["predictor"][CANARY]
-    target = copy.deepcopy(desired)
-    _mark_applied(target, recorded)
-    patch = three_way_patch(last, live_owned, target)
-    if not patch:
-        log.info("InferenceService %s/%s unchanged", namespace, name)
-        return live
-    patch.setdefault("metadata", {})["resourceVersion"] = live["metadata"]["resourceVersion"]
-    patched = api.merge_patch(name, patch, namespace)
-    share = patched["spec"]["predictor"].get(CANARY)
-    log.info(
-        "patched InferenceService %s/%s: %s",
-        namespace, name, f"new model takes {share}% (canary)" if share is not None else "100% to the new model",
-    )
-    return patched
+
+def _serverless_spec(desired: dict, live: dict | None, canary_percent: int | None) -> dict:
+    spec = copy.deepcopy(desired)
+    predictor = spec["predictor"]
+    if live is None:
+        predictor.pop(CANARY, None)  # nothing live to split with
+    elif _same_model(live["predictor"], predictor):
+        predictor.pop(CANARY, None)  # keep the live split
+        if CANARY in live["predictor"]:
+            predictor[CANARY] = live["predictor"][CANARY]
+    elif canary_percent is not None:
+        predictor[CANARY] = canary_percent
+    return spec
+
+
+def _standard_spec(desired: dict, live: dict | None, canary_percent: int | None) -> dict:
+    """The spec to apply in Standard mode, from the manifest and what is live."""
+    new = _newest_predictor(desired)
+    if live is None:
+        return {"predictor": new}  # nothing live to split with
+    stable = live["predictor"]
+    live_canaries = live.get("canary") or []
+    if len(live_canaries) > 1:
+        raise InvalidManifestError(f"the live InferenceService has {len(live_canaries)} canaries; this tool "
+                                   "rolls out one at a time: promote or roll back first")
+    if live_canaries and _same_model(merge_canary(stable, live_canaries[0]["predictor"]), new):
+        [canary] = live_canaries  # this model is the canary already: keep its name and share
+        return {"predictor": stable, "canary": [canary_entry(new, canary["predictor"]["name"], canary["trafficPercent"])]}
+    share = canary_percent if canary_percent is not None else _desired_share(desired)
+    if _same_model(stable, new) or share is None:
+        # The stable model again (it keeps, or with a canary running takes back, all traffic), or a
+        # new one asked to take all traffic at once: the stable predictor is updated in place,
+        # under its live name (KServe refuses a name change without a model change).
+        in_place = {key: value for key, value in new.items() if key != "name"}
+        return {"predictor": {**in_place, **({"name": stable["name"]} if stable.get("name") else {})}}
+    name = new.get("name") if new.get("name") not in (None, stable.get("name")) else predictor_name(model_uri_of(new) or "")
+    return {"predictor": stable, "canary": [canary_entry(new, name, share)]}
+
+
+def _newest_predictor(spec: dict) -> dict:
+    """The predictor serving a manifest's newest model: its canary as KServe runs it, else its predictor."""
+    canaries = spec.get("canary") or []
+    if not canaries:
+        return copy.deepcopy(spec["predictor"])
+    return merge_canary(spec["predictor"], canaries[-1]["predictor"])
+
+
+def _desired_share(spec: dict) -> int | None:
+    canaries = spec.get("canary") or []
+    return canaries[-1].get("trafficPercent") if canaries else spec["predictor"].get(CANARY)
+
+
+def _same_model(live: dict, new: dict) -> bool:
+    """Same storage URI; for predictors without one, the same predictor apart from name and share."""
+    live_uri, new_uri = model_uri_of(live), model_uri_of(new)
+    if live_uri is not None or new_uri is not None:
+        return live_uri == new_uri
+
+    def essence(predictor: dict) -> dict:
+        return {k: v for k, v in predictor.items() if k not in ("name", CANARY)}
+
+    return essence(live) == essence(new)
+
+
+def _applied_config(manifest: dict, namespace: str, spec: dict, live: dict | None) -> dict:
+    """What this manager owns: labels, annotations and the spec (never status, never other metadata)."""
+    metadata = {"name": manifest["metadata"]["name"], "namespace": namespace}
+    metadata.update({k: copy.deepcopy(manifest["metadata"][k]) for k in ("labels", "annotations") if k in manifest["metadata"]})
+    if live is not None:  # our decisions read the live object: write only if it is still that one
+        metadata["resourceVersion"] = live["metadata"]["resourceVersion"]
+    return {"apiVersion": API_VERSION, "kind": "InferenceService", "metadata": metadata, "spec": spec}
+
+
+def _drop_leftover_share(api: InferenceServiceAPI, result: dict) -> dict:
+    """A new model asked for all traffic, but a share another writer set (a rollback's 0) is still there."""
+    meta = result["metadata"]
+    log.info("InferenceService %s/%s: removing the canaryTrafficPercent %s another writer left, so the new model "
+             "takes all traffic", meta["namespace"], meta["name"], result["spec"]["predictor"][CANARY])
+    patch = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "spec": {"predictor": {CANARY: None}}}
+    return api.merge_patch(meta["name"], patch, meta["namespace"])
 
 
 def promote(name: str, namespace: str | None = None, *, api: InferenceServiceAPI | None = None) -> dict:
-    """Send 100% of the traffic to the newest revision (remove ``canaryTrafficPercent``). Idempotent."""
+    """Send 100% of the traffic to the canary. Idempotent.
+
+    Serverless: remove ``canaryTrafficPercent``. Standard: the canary's predictor (merged over the
+    stable one, as KServe runs it, under the canary's name so its Deployment carries on) becomes
+    ``spec.predictor`` and ``spec.canary`` goes.
+    """
     api = api or InferenceServiceAPI.connect()
     namespace = namespace or api.default_namespace
     live = api.get(name, namespace)
+    canaries = live["spec"].get("canary") or []
+    if canaries:
+        _one_canary(live)
+        stable = merge_canary(live["spec"]["predictor"], canaries[0]["predictor"])
+        return _patch_spec(api, live, {"predictor": stable, "canary": None}, "promoted, the canary is the stable predictor")
     if CANARY not in live["spec"]["predictor"]:
-        log.info("InferenceService %s/%s: nothing to promote, the newest revision already has 100%%", namespace, name)
+        log.info("InferenceService %s/%s: nothing to promote, the newest model already has 100%%", namespace, name)
         return live
-    return _set_canary(api, live, None)
+    return _patch_spec(api, live, {"predictor": {CANARY: None}}, "promoted, 100% to the newest revision")
 
 
 def rollback(name: str, namespace: str | None = None, *, api: InferenceServiceAPI | None = None) -> dict:
-    """Send 100% of the traffic back to the previous revision (``canaryTrafficPercent: 0``). Idempotent.
+    """Send 100% of the traffic back to the previous model. Idempotent.
+
+    Serverless: ``canaryTrafficPercent: 0`` (the new revision kept at 0%). Standard: remove
+    ``spec.canary`` (KServe deletes its Deployment and gives the stable one its replicas back).
 
     Raises:
-        NoCanaryError: no canary in progress (the newest revision is fully rolled out); to go
+        NoCanaryError: no canary in progress (the newest model serves all traffic); to go
             back then, apply the previous model's manifest.
     """
     api = api or InferenceServiceAPI.connect()
     namespace = namespace or api.default_namespace
     live = api.get(name, namespace)
+    if live["spec"].get("canary"):
+        return _patch_spec(api, live, {"canary": None}, "rolled back, the canary removed")
     share = live["spec"]["predictor"].get(CANARY)
     if share == 0:
         log.info("InferenceService %s/%s: already rolled back (canary at 0%%)", namespace, name)
         return live
     if share is None:
         raise NoCanaryError(
-            f"InferenceService {namespace}/{name} has no canary in progress: its newest revision "
+            f"InferenceService {namespace}/{name} has no canary in progress: its newest model "
             "takes 100%; to go back, apply the previous model's manifest"
         )
-    return _set_canary(api, live, 0)
+    return _patch_spec(api, live, {"predictor": {CANARY: 0}}, "rolled back, 100% to the previous revision")
 
 
-@dataclass
-class TrafficTarget:
-    revision: str
-    percent: int
-    tag: str | None = None
-    latest: bool = False
-    url: str | None = None
-
-
-@dataclass
-class RolloutStatus:
-    """What an operator needs to decide: readiness, revisions and the traffic split."""
-
-    name: str
-    namespace: str
-    ready: bool
-    ready_message: str = ""
-    url: str | None = None
-    canary_percent: int | None = None
-    generation: int | None = None
-    observed_generation: int | None = None
-    latest_created_revision: str | None = None
-    latest_ready_revision: str | None = None
-    latest_rolled_out_revision: str | None = None
-    previous_rolled_out_revision: str | None = None
-    traffic: list[TrafficTarget] = field(default_factory=list)
-
-    @classmethod
-    def from_object(cls, isvc: dict) -> RolloutStatus:
-        status = isvc.get("status", {})
-        predictor = status.get("components", {}).get("predictor", {})
-        ready = next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), {})
-        return cls(
-            name=isvc["metadata"]["name"],
-            namespace=isvc["metadata"].get("namespace", ""),
-            ready=ready.get("status") == "True",
-            ready_message=ready.get("message") or ready.get("reason") or "",
-            url=status.get("url"),
-            canary_percent=isvc.get("spec", {}).get("predictor", {}).get(CANARY),
-            generation=isvc["metadata"].get("generation"),
-            observed_generation=status.get("observedGeneration"),
-            latest_created_revision=predictor.get("latestCreatedRevision"),
-            latest_ready_revision=predictor.get("latestReadyRevision"),
-            latest_rolled_out_revision=predictor.get("latestRolledoutRevision"),
-            previous_rolled_out_revision=predictor.get("previousRolledoutRevision"),
-            traffic=[
-                TrafficTarget(
-                    revision=t.get("revisionName", ""), percent=int(t.get("percent", 0)), tag=t.get("tag"),
-                    latest=bool(t.get("latestRevision")), url=t.get("url"),
-                )
-                for t in predictor.get("traffic", [])
-            ],
-        )
-
-    @property
-    def settled(self) -> bool:
-        """Ready at the current generation, with the newest revision itself ready."""
-        current = self.generation is None or (self.observed_generation or 0) >= self.generation
-        newest_ready = (
-            self.latest_created_revision is None
-            or self.latest_created_revision == self.latest_ready_revision
-        )
-        return self.ready and current and newest_ready
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def describe(self) -> str:
-        split = ", ".join(
-            f"{t.revision} {t.percent}%" + (f" ({t.tag})" if t.tag else "") for t in self.traffic
-        ) or "none reported yet"
-        canary = "none (newest revision fully rolled out)" if self.canary_percent is None else f"{self.canary_percent}%"
-        lines = [
-            f"InferenceService {self.namespace}/{self.name}",
-            f"  ready:                 {self.ready}" + (f" ({self.ready_message})" if self.ready_message else ""),
-            f"  url:                   {self.url or '-'}",
-            f"  canaryTrafficPercent:  {canary}",
-            f"  latest ready revision: {self.latest_ready_revision or '-'}"
-            + (f" (latest created: {self.latest_created_revision})"
-               if self.latest_created_revision not in (None, self.latest_ready_revision) else ""),
-            f"  latest rolled out:     {self.latest_rolled_out_revision or '-'}",
-            f"  previous rolled out:   {self.previous_rolled_out_revision or '-'}",
-            f"  traffic:               {split}",
-        ]
-        return "\n".join(lines)
+def serving_model(isvc: dict) -> str | None:
+    """The model URI that takes all of the traffic, or None while a canary splits it (or a
+    Serverless rollback sends it to a revision whose model the spec no longer names)."""
+    spec = isvc["spec"]
+    canaries = spec.get("canary") or []
+    if canaries:
+        full = [c for c in canaries if c.get("trafficPercent") == 100]
+        return model_uri_of(merge_canary(spec["predictor"], full[0]["predictor"])) if full else None
+    share = spec["predictor"].get(CANARY)
+    if share is None or share == 100:
+        return model_uri_of(spec["predictor"]) or isvc["metadata"].get("annotations", {}).get(MODEL_URI_ANNOTATION)
+    return None
 
 
 def get_status(name: str, namespace: str | None = None, *, api: InferenceServiceAPI | None = None) -> RolloutStatus:
@@ -260,15 +282,57 @@ def wait_ready(
         sleep(min(interval_s, max(0.0, deadline - clock())))
 
 
-def _set_canary(api: InferenceServiceAPI, live: dict, share: int | None) -> dict:
+def _patch_spec(api: InferenceServiceAPI, live: dict, spec_patch: dict, done: str) -> dict:
     meta = live["metadata"]
-    patch = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "spec": {"predictor": {CANARY: share}}}
+    patch = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "spec": spec_patch}
     patched = api.merge_patch(meta["name"], patch, meta["namespace"])
-    log.info(
-        "InferenceService %s/%s: %s", meta["namespace"], meta["name"],
-        "promoted, 100% to the newest revision" if share is None else "rolled back, 100% to the previous revision",
-    )
+    log.info("InferenceService %s/%s: %s", meta["namespace"], meta["name"], done)
     return patched
+
+
+def _one_canary(live: dict) -> None:
+    count = len(live["spec"]["canary"])
+    if count > 1:
+        meta = live["metadata"]
+        raise InvalidManifestError(f"InferenceService {meta['namespace']}/{meta['name']} has {count} canaries; "
+                                   "this tool promotes one: edit spec.canary by hand")
+
+
+def _describe_split(isvc: dict, mode: str) -> str:
+    spec = isvc["spec"]
+    if mode == STANDARD:
+        canaries = spec.get("canary") or []
+        if not canaries:
+            return "the stable predictor serves all traffic"
+        return ", ".join(f"canary {c['predictor'].get('name')} at {c['trafficPercent']}%" for c in canaries)
+    share = spec["predictor"].get(CANARY)
+    return "the newest revision serves all traffic" if share is None else f"the newest revision at {share}% (canary)"
+
+
+def _get_or_none(api: InferenceServiceAPI, name: str, namespace: str) -> dict | None:
+    try:
+        return api.get(name, namespace)
+    except InferenceServiceNotFoundError:
+        return None
+
+
+def _mode(manifest: dict, live: dict | None) -> str:
+    """The manifest's deployment mode, which must be the live object's (KServe refuses a change)."""
+    try:
+        wanted, running = deployment_mode_of(manifest), deployment_mode_of(live) if live else None
+    except ValueError as error:
+        raise InvalidManifestError(str(error)) from error
+    if wanted and running and wanted != running:
+        raise InvalidManifestError(
+            f"the manifest is for {ANNOTATION_OF_MODE[wanted]} mode but the live InferenceService runs in "
+            f"{ANNOTATION_OF_MODE[running]} mode, and KServe cannot change the mode of an existing one: "
+            "delete it first, or deploy under another name"
+        )
+    mode = wanted or running
+    if mode is None:
+        raise InvalidManifestError(f"the manifest has no {MODE_ANNOTATION} annotation: set Serverless or Standard "
+                                   "(KServe's default depends on the cluster's inferenceservice-config)")
+    return mode
 
 
 def _check_manifest(manifest: dict) -> None:
@@ -286,6 +350,14 @@ def _check_manifest(manifest: dict) -> None:
         raise InvalidManifestError("manifest has no spec.predictor")
     if predictor.get(CANARY) is not None:
         _check_percent(predictor[CANARY])
+    canaries = manifest["spec"].get("canary") or []
+    if len(canaries) > 1:
+        raise InvalidManifestError("manifest has more than one spec.canary entry; this tool rolls out one at a time")
+    for canary in canaries:
+        _check_percent(canary.get("trafficPercent"))
+    problems = admission_problems(manifest)
+    if problems:
+        raise InvalidManifestError("KServe would refuse this manifest: " + "; ".join(problems))
 
 
 def _check_percent(share) -> None:
@@ -300,30 +372,3 @@ def _namespace(manifest: dict, namespace: str | None, api: InferenceServiceAPI) 
             f"the manifest's namespace {own!r} does not match the namespace asked for {namespace!r}"
         )
     return namespace or own or api.default_namespace
-
-
-def _labels_and_annotations(obj: dict) -> dict:
-    meta = obj.get("metadata", {})
-    return {k: copy.deepcopy(meta[k]) for k in ("labels", "annotations") if k in meta}
-
-
-def _owned_fields(manifest: dict) -> dict:
-    """What apply manages: labels, annotations and the spec (never status, never other metadata)."""
-    metadata = _labels_and_annotations(manifest)
-    metadata.get("annotations", {}).pop(LAST_APPLIED_ANNOTATION, None)
-    return {"metadata": metadata, "spec": copy.deepcopy(manifest["spec"])}
-
-
-def _mark_applied(obj: dict, owned: dict) -> None:
-    obj["metadata"].setdefault("annotations", {})[LAST_APPLIED_ANNOTATION] = json.dumps(owned, sort_keys=True)
-
-
-def _same_model(last: dict, live: dict, desired: dict) -> bool:
-    """True when the only predictor difference between ``live`` and ``desired`` is the canary share."""
-    def without_canary(fields: dict) -> dict:
-        stripped = copy.deepcopy(fields)
-        stripped.get("spec", {}).get("predictor", {}).pop(CANARY, None)
-        return stripped
-
-    patch = three_way_patch(without_canary(last), without_canary(live), without_canary(desired))
-    return "predictor" not in patch.get("spec", {})

@@ -26,18 +26,29 @@ def code_version() -> str:
         return "unknown"
 
 
+PROFILE_BATCH_ROWS = 1024  # test texts scored and profiled at a time
+
+
 def write_reference_profile(run, tokenizer, test, label_names, out: Path, batch_size: int) -> None:
     """``profile.json`` beside the weights: the held-out texts and this model's outputs on them,
     the reference the drift monitor compares live traffic with. (Written here rather than in
-    evaluate because the model directory is this step's output; evaluate only reads it.)"""
+    evaluate because the model directory is this step's output; evaluate only reads it.)
+
+    ``test`` is the tokenized test split: a ``datasets.Dataset``, or the tokenize step's folder
+    (read file by file, so memory stays flat however large the split). It is scored and profiled
+    ``PROFILE_BATCH_ROWS`` texts at a time.
+    """
     import torch
 
+    from textclf.data.tokenized import iter_batches
     from textclf.predict import predict_logits
-    from textclf.profile import build_reference_profile, save_profile
+    from textclf.profile import ReferenceProfileBuilder, save_profile
 
-    logits = predict_logits(run.model, test["input_ids"], batch_size, run.pad_id, run.device, run.precision)
-    probabilities = torch.softmax(logits, -1).numpy()
-    save_profile(build_reference_profile(list(test["text"]), list(test["label"]), label_names, probabilities, tokenizer), out)
+    builder = ReferenceProfileBuilder(label_names, tokenizer)
+    for batch in iter_batches(test, ["input_ids", "text", "label"], PROFILE_BATCH_ROWS, split="test"):
+        logits = predict_logits(run.model, batch.column("input_ids").to_pylist(), batch_size, run.pad_id, run.device, run.precision)
+        builder.add(batch.column("text").to_pylist(), batch.column("label").to_pylist(), torch.softmax(logits, -1).numpy())
+    save_profile(builder.build(), out)
 
 
 def save_model_dir(run, tokenizer, test, label_names: list[str], output_dir: str, settings, data_metadata: dict,

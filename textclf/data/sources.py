@@ -1,0 +1,414 @@
+"""Where rows come from: a source string becomes shards, and each shard is read in chunks.
+
+Sources:
+    ``sample:`` / ``sample:N``: generated reviews (``textclf.sample_data``).
+    Files, local or ``gs://``: one file, a folder (every data file below it; names starting with
+    ``.`` or ``_`` such as Spark's ``_SUCCESS`` are markers, not data) or a glob
+    (``data/part-*.csv.gz``, ``gs://bucket/export/*.parquet``; ``**`` crosses folders). Each file
+    is ``.csv``, ``.tsv``, ``.parquet`` or ``.jsonl``, optionally ``.gz``; the formats may mix.
+    ``hf://owner/name[:config]``: a Hugging Face hub dataset through ``datasets`` (memory-mapped).
+
+Nothing here holds a whole source: a shard yields ``pandas`` frames of at most ``chunk_rows``
+rows with the columns asked for. ``gs://`` files are downloaded once into the source's work
+folder (ingest reads them twice) and removed when the source is closed.
+
+A file that cannot be read ends in a named error that says which file and what to do: bytes
+that are not valid in ``encoding`` (with the byte offset and line), an empty file, a malformed
+CSV line or JSON record, a broken gzip stream.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import glob
+import gzip
+import json
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pandas as pd
+
+from textclf import storage
+from textclf.data.errors import EmptySourceError, SourceEncodingError, SourceError
+
+log = logging.getLogger(__name__)
+
+DATA_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl")
+DEFAULT_SAMPLE_SIZE = 2000
+HUB_PROBE_TIMEOUT_S = 5.0
+ENCODING_HINT = ("Set the ingest parameter encoding to the file's encoding (for example latin-1 or cp1252), "
+                 "or re-export the file as UTF-8.")
+
+
+def file_kind(name: str) -> tuple[str, bool] | None:
+    """(format suffix, gzipped) of a data file name, e.g. ``("csv", True)`` for ``a.csv.gz``; None otherwise."""
+    suffixes = [s.lower() for s in Path(name).suffixes]
+    compressed = suffixes[-1:] == [".gz"]
+    kind = (suffixes[:-1] if compressed else suffixes)[-1:]
+    return (kind[0], compressed) if kind and kind[0] in DATA_SUFFIXES else None
+
+
+def require_kind(name: str) -> tuple[str, bool]:
+    kind = file_kind(name)
+    if kind is None:
+        raise SourceError(f"unsupported file type {''.join(Path(name).suffixes) or '(none)'} for {name}: "
+                          "use .csv, .tsv, .parquet or .jsonl, optionally .gz")
+    return kind
+
+
+def is_marker(relative: str) -> bool:
+    """Files such as ``_SUCCESS``, ``.part-0.csv.crc`` or ``_temporary/...``: written beside the data, not data."""
+    return any(part.startswith((".", "_")) for part in Path(relative).parts)
+
+
+# ---------------------------------------------------------------- shards
+
+
+class Shard:
+    """One unit of a source (a file, a hub split, an in-memory frame), read in chunks."""
+
+    name: str
+
+    def columns(self) -> list[str]:
+        raise NotImplementedError
+
+    def chunks(self, columns: list[str] | None, chunk_rows: int) -> Iterator[pd.DataFrame]:
+        """Frames of at most ``chunk_rows`` rows with ``columns`` (None: all), in the shard's order."""
+        raise NotImplementedError
+
+
+@dataclass
+class FrameShard(Shard):
+    """A frame already in memory: the ``sample:`` source, and ``prepare`` on a frame."""
+
+    name: str
+    frame: pd.DataFrame
+
+    def columns(self) -> list[str]:
+        return list(self.frame.columns)
+
+    def chunks(self, columns, chunk_rows):
+        frame = self.frame if columns is None else self.frame[columns]
+        for start in range(0, len(frame), chunk_rows):
+            yield frame.iloc[start:start + chunk_rows]
+
+
+@dataclass
+class HubShard(Shard):
+    """One split of a hub dataset; its name becomes the ``split_column`` value."""
+
+    name: str
+    dataset: object  # datasets.Dataset
+    split: str
+    split_column: str
+
+    def columns(self) -> list[str]:
+        return [*self.dataset.column_names, self.split_column]
+
+    def chunks(self, columns, chunk_rows):
+        wanted = self.columns() if columns is None else columns
+        present = [c for c in wanted if c != self.split_column]
+        for table in self.dataset.select_columns(present).with_format("arrow").iter(batch_size=chunk_rows):
+            frame = table.to_pandas()
+            if self.split_column in wanted:
+                frame[self.split_column] = self.split
+            yield frame[wanted]
+
+
+@dataclass
+class FileShard(Shard):
+    """A local data file; ``name`` is what the user named (its ``gs://`` URI when downloaded)."""
+
+    name: str
+    path: Path
+    encoding: str = "utf-8"
+    work_dir: Path | None = None  # where a .parquet.gz is unpacked
+    _unpacked: Path | None = field(default=None, init=False, repr=False)
+
+    @property
+    def kind(self) -> str:
+        return require_kind(self.path.name)[0]
+
+    @property
+    def compressed(self) -> bool:
+        return require_kind(self.path.name)[1]
+
+    def _open_binary(self):
+        return gzip.open(self.path, "rb") if self.compressed else open(self.path, "rb")
+
+    def _check_not_empty(self) -> None:
+        with self._reading(), self._open_binary() as handle:
+            if not handle.read(1):
+                packed = " after decompression" if self.compressed and self.path.stat().st_size else ""
+                raise EmptySourceError(f"{self.name} is empty (0 bytes{packed}): remove it from the source or "
+                                       "export it again")
+
+    def _parquet_path(self) -> Path:
+        if not self.compressed:
+            return self.path
+        if self._unpacked is None:  # Parquet needs random access: unpack the .gz once
+            target = Path(self.work_dir or tempfile.mkdtemp(prefix="ingest-")) / f"unpacked-{id(self)}.parquet"
+            with self._reading(), gzip.open(self.path, "rb") as packed, open(target, "wb") as plain:
+                shutil.copyfileobj(packed, plain, 1 << 20)
+            self._unpacked = target
+        return self._unpacked
+
+    def columns(self) -> list[str]:
+        self._check_not_empty()
+        with self._reading():
+            if self.kind == ".parquet":
+                import pyarrow.parquet as pq
+
+                return list(pq.read_schema(self._parquet_path()).names)
+            if self.kind == ".jsonl":
+                with self._open_binary() as handle:
+                    first = next((line for line in handle if line.strip()), b"{}")
+                record = json.loads(first.decode(self.encoding))
+                if not isinstance(record, dict):
+                    raise SourceError(f"{self.name}: line 1 is not a JSON object: {first[:80]!r}")
+                return list(record)
+            return list(pd.read_csv(self.path, nrows=0, **self._csv_options()).columns)
+
+    def _csv_options(self) -> dict:
+        # The columns are read as text, so "007" stays "007" and a label column means the same in
+        # every chunk; an empty cell is missing, while "NA" or "null" are texts like any other.
+        return {"sep": "\t" if self.kind == ".tsv" else ",", "dtype": str, "keep_default_na": False,
+                "na_values": [""], "compression": "gzip" if self.compressed else None, "encoding": self.encoding}
+
+    def chunks(self, columns, chunk_rows):
+        self._check_not_empty()
+        with self._reading():
+            if self.kind == ".parquet":
+                import pyarrow.parquet as pq
+
+                with pq.ParquetFile(self._parquet_path()) as parquet:
+                    for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
+                        yield batch.to_pandas()
+            elif self.kind == ".jsonl":
+                with pd.read_json(self.path, lines=True, dtype=False, convert_dates=False, chunksize=chunk_rows,
+                                  compression="gzip" if self.compressed else None, encoding=self.encoding) as reader:
+                    for frame in reader:
+                        yield frame if columns is None else frame.reindex(columns=columns)
+            else:
+                with pd.read_csv(self.path, usecols=columns, chunksize=chunk_rows, **self._csv_options()) as reader:
+                    yield from reader
+
+    @contextlib.contextmanager
+    def _reading(self):
+        """Turn the readers' exceptions into named errors that say which file and what to do."""
+        try:
+            yield
+        except SourceError:
+            raise
+        except UnicodeDecodeError as error:
+            raise SourceEncodingError(self._describe_undecodable(error)) from error
+        except pd.errors.EmptyDataError as error:
+            raise EmptySourceError(f"{self.name} has no header and no rows: remove it from the source or "
+                                   "export it again") from error
+        except pd.errors.ParserError as error:
+            raise SourceError(f"{self.name} is not valid {self.kind[1:].upper()}: {error}") from error
+        except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+            raise SourceError(f"{self.name} is not a complete gzip file ({error}): download or export it again") from error
+        except (json.JSONDecodeError, ValueError) as error:
+            if self.kind == ".jsonl":
+                raise SourceError(f"{self.name} is not valid JSON lines (one object per line): {error}") from error
+            if type(error).__module__.startswith("pyarrow"):
+                raise SourceError(f"{self.name} is not a readable Parquet file: {error}") from error
+            raise
+
+    def _describe_undecodable(self, error: UnicodeDecodeError) -> str:
+        where = locate_undecodable(self._open_binary, error.encoding or self.encoding)
+        if where is None:  # the reader saw something our scan did not: say what it said
+            return f"{self.name} is not valid {self.encoding}: {error}. {ENCODING_HINT}"
+        offset, line, bad, reason = where
+        decompressed = " of the decompressed data" if self.compressed else ""
+        return (f"{self.name}: byte {offset}{decompressed} (line {line}) is not valid {self.encoding} "
+                f"({reason}: {bad.hex(' ')}). {ENCODING_HINT}")
+
+
+def locate_undecodable(open_binary, encoding: str) -> tuple[int, int, bytes, str] | None:
+    """(byte offset, line from 1, the bytes, why) of the first bytes not valid in ``encoding``; None if all are.
+
+    Reads the stream in blocks with an incremental decoder, so it costs what reading the file costs.
+    """
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    offset, newlines = 0, 0
+    with open_binary() as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            pending = decoder.getstate()[0]
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as error:
+                data = pending + block
+                position = offset - len(pending) + error.start
+                line = newlines - pending.count(b"\n") + data[:error.start].count(b"\n") + 1
+                return position, line, data[error.start:error.end], error.reason
+            offset += len(block)
+            newlines += block.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as error:
+            pending = decoder.getstate()[0] or b"?"
+            return offset - len(pending), newlines + 1, pending, f"truncated at the end of the file: {error.reason}"
+    return None
+
+
+# ---------------------------------------------------------------- sources
+
+
+@dataclass
+class Source:
+    """The shards of one source, and the label names it carries (hub ClassLabels), if any."""
+
+    description: str
+    shards: list[Shard]
+    label_names: list[str] | None = None
+
+
+@contextlib.contextmanager
+def open_source(source: str, *, encoding: str = "utf-8", seed: int = 0, sample_size: int = 0,
+                split_column: str = "split") -> Iterator[Source]:
+    """The shards of ``source`` (see the module docstring); downloaded files are removed on exit.
+
+    Raises:
+        SourceError: unknown scheme or format, nothing at the path, unreachable hub.
+    """
+    source = source.strip()
+    with tempfile.TemporaryDirectory(prefix="ingest-") as work:
+        if source.startswith("sample:"):
+            yield Source(source, [FrameShard(source, _sample_frame(source, seed, sample_size))])
+        elif source.startswith("hf://"):
+            yield _hub_source(source[len("hf://"):], split_column)
+        elif storage.is_gcs(source):
+            yield Source(source, _gcs_shards(source, Path(work), encoding))
+        else:
+            scheme = urlparse(source).scheme
+            if scheme == "file":
+                source = urlparse(source).path
+            elif len(scheme) > 1:  # one letter is a Windows drive
+                raise SourceError(f"unsupported source scheme {scheme!r} in {source!r}: "
+                                  "use sample:, a local file, folder or glob, hf:// or gs://")
+            shards = [FileShard(name, Path(name), encoding, Path(work)) for name in local_files(source)]
+            yield Source(source, shards)
+
+
+def _sample_frame(source: str, seed: int, sample_size: int) -> pd.DataFrame:
+    from textclf.sample_data import generate
+
+    size_text = source[len("sample:"):]
+    try:
+        size = int(size_text) if size_text else (sample_size or DEFAULT_SAMPLE_SIZE)
+    except ValueError:
+        raise SourceError(f"sample size must be an integer: {source!r} (use sample: or sample:N)") from None
+    return pd.DataFrame(generate(size, seed=seed))
+
+
+def data_files(names: list[str], folder: str) -> list[str]:
+    """The data files among a folder's files (``names`` relative to it); markers are left out quietly,
+    other files with a warning."""
+    data = [n for n in names if not is_marker(n) and file_kind(n)]
+    others = [n for n in names if not is_marker(n) and not file_kind(n)]
+    if others:
+        log.warning("%s: %d files that are not data files are left out: %s", folder, len(others), ", ".join(others[:5]))
+    if not data:
+        raise EmptySourceError(f"no data file (.csv, .tsv, .parquet or .jsonl, optionally .gz) in {folder}")
+    return data
+
+
+def local_files(source: str) -> list[str]:
+    """The files a local source names: the file, a folder's data files, or a glob's matches, sorted."""
+    if storage.has_glob(source):
+        matches = sorted(p for p in glob.glob(source, recursive=True) if os.path.isfile(p))
+        if not matches:
+            raise SourceError(f"no file matches {source}")
+        for match in matches:
+            require_kind(match)
+        return matches
+    path = Path(source)
+    if path.is_dir():
+        names = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+        return [str(path / name) for name in data_files(names, source)]
+    if not path.is_file():
+        raise SourceError(f"source file not found: {path}")
+    require_kind(path.name)
+    return [source]
+
+
+def _gcs_shards(source: str, work: Path, encoding: str) -> list[FileShard]:
+    try:
+        uris = storage.list_objects(source)
+    except FileNotFoundError as error:
+        raise SourceError(f"source not found: {source} ({error})") from error
+    _, name = storage.split_gcs(source)
+    if storage.has_glob(name) or uris == [source]:
+        for uri in uris:
+            require_kind(uri)
+    else:  # a prefix: like a local folder
+        prefix = source.rstrip("/") + "/"
+        uris = [prefix + n for n in data_files([u[len(prefix):] for u in uris], source)]
+    shards = []
+    for index, uri in enumerate(uris):
+        local = work / f"{index:05d}-{Path(uri).name}"
+        shards.append(FileShard(uri, Path(storage.download(uri, str(local))), encoding, work))
+    return shards
+
+
+def _hub_reachable() -> str | None:
+    """None when the hub answers a TCP connect quickly, else why not (datasets would retry for minutes)."""
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname, port), timeout=HUB_PROBE_TIMEOUT_S):
+            return None
+    except OSError as error:
+        return f"{endpoint.hostname}:{port}: {error}"
+
+
+def _hub_source(name: str, split_column: str) -> Source:
+    """Every split of a hub dataset, one shard each, memory-mapped by ``datasets``.
+
+    Offline (``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE``) only the local cache is tried; online, a
+    quick connect probe runs first so an unreachable hub fails in seconds, not after retries.
+    Splits other than train/validation/test (IMDB's unlabelled "unsupervised") come through too
+    and are reported as bad rows.
+    """
+    import datasets
+
+    repo, _, config = name.partition(":")
+    if not repo:
+        raise SourceError("hf:// source needs a dataset name: hf://owner/name[:config]")
+    offline = any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
+                  for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    if not offline:
+        problem = _hub_reachable()
+        if problem:
+            raise SourceError(f"cannot reach the Hugging Face hub for hf://{name} ({problem}). Use a local "
+                              "file or gs:// copy of the data, or set HF_HUB_OFFLINE=1 to read a cached copy.")
+    try:
+        loaded = datasets.load_dataset(repo, config or None)
+    except (ConnectionError, OSError) as error:
+        mode = "offline mode (HF_HUB_OFFLINE) and no cached copy" if offline else "the hub could not be read"
+        raise SourceError(f"cannot load hf://{name}: {mode}: {error}") from error
+    shards = [HubShard(f"hf://{name} ({split})", part, split, split_column) for split, part in loaded.items()]
+    features = next(iter(loaded.values())).features
+    label_feature = next((f for f in features.values() if isinstance(f, datasets.ClassLabel)), None)
+    return Source(f"hf://{name}", shards, list(label_feature.names) if label_feature is not None else None)
+
+
+def read_frame(source: str, **options) -> pd.DataFrame:
+    """The whole source in one frame, every column: for small sources (demos, tests), not for the pipeline."""
+    with open_source(source, **options) as opened:
+        frames = [frame for shard in opened.shards for frame in shard.chunks(None, 100_000)]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if opened.label_names:
+        frame.attrs["label_names"] = opened.label_names
+    return frame
