@@ -15,15 +15,16 @@ TARGETS := kubeflow vertex
 IMAGE_REGISTRY ?= us-docker.pkg.dev/PROJECT/textclf
 IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
 
-.PHONY: install run test test-fast compile serve bench bench-train bench-serve bench-scale monitor-demo images lock clean
+.PHONY: install run test test-fast compile serve bench bench-train bench-serve bench-scale bench-imdb-cpu bench-train-scaling bench-gpu monitor-demo images lock clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip uv==0.13.9
 	$(PY) -m pip install -q torch==2.13.0 $(TORCH_PIP_ARGS)
 	$(VENV)/bin/uv pip install -q --python $(PY) $(UV_FIND_LINKS) -r requirements.lock
+	$(VENV)/bin/uv pip install -q --python $(PY) $(UV_FIND_LINKS) --no-deps -r requirements-nodeps.txt
 	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
 	touch $(STAMP)
 
@@ -50,6 +51,19 @@ bench: bench-train bench-serve
 
 bench-train: install
 	$(PY) bench/train.py --data $(or $(DATA),../shared/data/imdb)
+
+# The whole pipeline on all of IMDB on this machine's CPUs (~50 min on 2 cores): step times, accuracy.
+# Extra flags: make bench-imdb-cpu ARGS="--epochs 2 --max_steps 1300"
+bench-imdb-cpu: install
+	$(PY) bench/imdb.py pipeline --data $(or $(DATA),../shared/data/imdb) $(ARGS)
+
+# samples/s of the train step with 1 and 2 data-parallel CPU processes (gloo).
+bench-train-scaling: install
+	$(PY) bench/imdb.py scaling --data $(or $(DATA),../shared/data/imdb) --train_size 2000 --validation_size 200 --test_size 200 --max_steps 30 $(ARGS)
+
+# IMDB at max_length 512, 3 epochs, on one GPU and then on all GPUs: accuracy, samples/s, MFU.
+bench-gpu: install
+	PYTHON=$(PY) DATA=$(or $(DATA),../shared/data/imdb) bench/gpu_imdb.sh $(ARGS)
 
 # Ingest, tokenize, a short train and evaluate at N = 100k, 300k, 1M rows (memory and time per step).
 bench-scale: install

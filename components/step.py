@@ -70,6 +70,7 @@ def step(*settings: type, wired: Mapping[str, tuple[str, object]] | None = None,
             for p in signature.parameters.values()
         ])
         func.settings = settings  # for the tests that check the pipeline against the settings
+        func.wired = tuple(wired)  # fed by the pipeline's wiring, not pipeline parameters
         func.__doc__ = _documented(func.__doc__, {**{n: help_of(f) for n, f in fields.items()}, **{n: h for n, (h, _) in wired.items()}})
         # The images carry kfp and this project; installing kfp at task start would only cost time.
         return component(func, base_image=image, install_kfp_package=False)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs, on the cluster kubectl points at, with pinned versions:
 #   cert-manager -> Knative Serving + Istio (net-istio) -> KServe in Serverless mode
-#   -> Kubeflow Pipelines standalone -> our namespace, service accounts and deployer RBAC
-#   -> a small Prometheus that the canary analysis reads.
+#   -> Kubeflow Pipelines standalone -> Kubeflow Trainer (multi-node training) -> our namespace,
+#   service accounts and RBAC -> a small Prometheus that the canary analysis reads.
 # KServe's canary rollout works on Knative revisions, so KServe must run in Serverless (Knative)
 # mode: RawDeployment/Standard mode ignores canaryTrafficPercent.
 #
@@ -17,6 +17,9 @@ CERT_MANAGER_VERSION=v1.17.2
 KNATIVE_VERSION=knative-v1.18.0
 KSERVE_VERSION=v0.21.0
 KFP_VERSION=2.17.0
+# Kubeflow Trainer: the release whose TrainJob API the kubeflow SDK in requirements.lock speaks
+# (kubeflow 0.5.0 -> kubeflow-trainer-api 2.3.x); needs Kubernetes >= 1.31. It brings JobSet v0.12.0.
+TRAINER_VERSION=v2.3.0
 
 PROJECT_ID=${1:?usage: $0 PROJECT_ID}
 KFP_NAMESPACE=kubeflow
@@ -59,6 +62,16 @@ wait_deployments "${KFP_NAMESPACE}"
 kubectl annotate serviceaccount pipeline-runner -n "${KFP_NAMESPACE}" --overwrite \
   "iam.gke.io/gcp-service-account=textclf-pipelines@${PROJECT_ID}.iam.gserviceaccount.com"
 
+step "Kubeflow Trainer ${TRAINER_VERSION}: controller, JobSet, then the torch-distributed runtime"
+# The train step submits a TrainJob when num_nodes > 1; with num_nodes = 1 it trains in its own pod
+# and Trainer is not used (a cluster without it still runs the pipeline).
+kubectl apply --server-side -k "https://github.com/kubeflow/trainer.git/manifests/overlays/manager?ref=${TRAINER_VERSION}"
+wait_deployments kubeflow-system
+kubectl wait --for=condition=established --timeout=120s crd/clustertrainingruntimes.trainer.kubeflow.org crd/trainjobs.trainer.kubeflow.org
+kubectl apply --server-side -k "https://github.com/kubeflow/trainer.git/manifests/overlays/runtimes?ref=${TRAINER_VERSION}"
+# KFP's runner may create and follow TrainJobs (manifests/trainer).
+kubectl apply -k manifests/trainer
+
 step "textclf namespace, serving service account (Workload Identity) and deployer RBAC"
 kubectl kustomize manifests/setup | sed "s/PROJECT_ID/${PROJECT_ID}/g" | kubectl apply -f -
 
@@ -69,3 +82,4 @@ wait_deployments monitoring
 step "done"
 kubectl get pods -n kserve
 kubectl get pods -n "${KFP_NAMESPACE}"
+kubectl get clustertrainingruntimes

@@ -58,13 +58,13 @@ variable "gpus_per_node" {
 }
 
 variable "gpu_max_nodes" {
-  description = "Most GPU nodes; the pool starts at zero and scales back to zero when no training step or GPU predictor needs it."
+  description = "Most GPU nodes; the pool starts at zero and scales back to zero when no training step or GPU predictor needs it. A multi-node training run (num_nodes) needs that many at once."
   type        = number
   default     = 2
 }
 
 variable "gpu_spot" {
-  description = "Use Spot VMs for GPU nodes (much cheaper; a preempted training step is retried by KFP)."
+  description = "Use Spot VMs for GPU nodes (much cheaper). A preempted training step is retried (KFP) or restarted (TrainJob) and resumes from its last checkpoint, so it loses at most checkpoint_every_minutes of training."
   type        = bool
   default     = true
 }

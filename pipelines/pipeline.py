@@ -1,9 +1,16 @@
 """The training pipeline: (source version ->) ingest -> tokenize -> train -> evaluate -> gate -> deploy.
 
-One definition, built for three targets that differ only in how the train task gets a GPU:
-``kubeflow`` (GKE: ``nvidia.com/gpu`` limit, node selector and toleration through kfp-kubernetes),
-``vertex`` (Vertex accelerator names; Vertex cannot load a kubernetes platform spec) and ``local``
-(kfp's local runner, which ignores resources anyway).
+One definition, built for three targets that differ only in how training gets its GPUs:
+
+* ``local`` (kfp's local runner, which ignores resources): the train task trains, on CPU
+  (``gpus_per_node`` > 1 starts that many gloo processes);
+* ``kubeflow`` (GKE): with ``num_nodes`` = 1 the train task itself asks for ``gpus_per_node``
+  GPUs (``nvidia.com/gpu`` limit, the GPU pool's node selector and toleration through
+  kfp-kubernetes) and runs torchrun over them; with ``num_nodes`` > 1 a small CPU task submits a
+  Kubeflow Trainer TrainJob and waits for it;
+* ``vertex``: the train op runs as a Vertex CustomJob (google-cloud-pipeline-components) whose
+  worker pools take the machine type for ``gpus_per_node`` GPUs and ``num_nodes`` replicas
+  (Vertex cannot load a kubernetes platform spec).
 
 The pipeline's parameters are the steps' parameters, which are the fields of their settings
 dataclasses (``components/step.py``): names, types, defaults and descriptions all come from
@@ -20,8 +27,11 @@ from components.gate import gate_op
 from components.ingest import ingest_op
 from components.source_version import source_version_op
 from components.tokenize import tokenize_op
-from components.train import train_op
+from components.train import train_op, train_trainjob_op
+from pipelines.vertex_train import train_on_vertex
 from textclf.gate import PASS
+from textclf.images import TRAINER_IMAGE
+from textclf.train.trainjob import GPU_NODE_LABEL, GPU_TOLERATION, WANDB_SECRET, WANDB_SECRET_KEY
 
 PIPELINE_NAME = "textclf-train"
 TARGETS = ("local", "kubeflow", "vertex")
@@ -46,17 +56,23 @@ STEP_RESOURCES = {
     "gate": {"cpu": "500m", "memory": "1G"},
     "deploy": {"cpu": "500m", "memory": "1G"},
 }
+# The small tasks around training on several nodes: the TrainJob launcher (submits and follows
+# it; kubeflow) and the plan step (machine type and worker replicas; vertex).
+TRAIN_HELPER_STEP = {"cpu": "500m", "memory": "1G"}
 TRAIN_STEP = {"cpu": "4", "memory": "16G"}
 
 
-def request_gpu(task: dsl.PipelineTask, target: str, gpu_type: str) -> None:
-    """Put the train task on a GPU node of the target's kind."""
-    if target == "kubeflow":
-        task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
-        kubernetes.add_node_selector(task, "cloud.google.com/gke-accelerator", gpu_type)
-        kubernetes.add_toleration(task, key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
-    elif target == "vertex":
-        task.set_accelerator_type(GPU_TYPES[gpu_type]).set_accelerator_limit(1)
+def request_gpus(task: dsl.PipelineTask, gpu_type: str, count) -> None:
+    """Put a Kubeflow task on ``count`` GPUs of the GPU pool (``count`` may be a pipeline parameter)."""
+    task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(count)
+    kubernetes.add_node_selector(task, GPU_NODE_LABEL, gpu_type)
+    kubernetes.add_toleration(task, **GPU_TOLERATION)
+
+
+def use_wandb_secret(task: dsl.PipelineTask) -> None:
+    """W&B's key from the ``wandb`` secret; no secret: W&B runs offline instead of failing the pod."""
+    kubernetes.use_secret_as_env(task, secret_name=WANDB_SECRET, secret_key_to_env={WANDB_SECRET_KEY: "WANDB_API_KEY"},
+                                 optional=True)
 
 
 def set_resources(task: dsl.PipelineTask, resources: dict) -> dsl.PipelineTask:
@@ -64,19 +80,26 @@ def set_resources(task: dsl.PipelineTask, resources: dict) -> dsl.PipelineTask:
 
 
 STEPS = (source_version_op, ingest_op, tokenize_op, train_op, evaluate_op, gate_op, deploy_op)
+# Steps only one target has (the TrainJob settings are parameters of the kubeflow pipeline only).
+TARGET_STEPS = {"local": (), "kubeflow": (train_trainjob_op,), "vertex": ()}
+
+
+def steps_for(target: str) -> tuple:
+    return STEPS + TARGET_STEPS[target]
 
 
 def step_parameters(op) -> dict:
     """The step's pipeline parameters (name -> kfp input spec): its inputs that are not artifacts
-    and that no other step feeds (``ingest``'s ``source_version``)."""
+    and that the wiring does not feed (``ingest``'s ``source_version``, the ``wired`` ones of ``step``)."""
+    wired = {"source_version", *getattr(op.python_func, "wired", ())}
     return {name: spec for name, spec in op.component_spec.inputs.items()
-            if not spec.type.startswith("system.") and name != "source_version"}
+            if not spec.type.startswith("system.") and name not in wired}
 
 
-def pipeline_parameters() -> list[inspect.Parameter]:
+def pipeline_parameters(target: str = "local") -> list[inspect.Parameter]:
     """One keyword parameter per distinct step parameter; a name several steps share must agree."""
     found: dict[str, tuple] = {}
-    for op in STEPS:
+    for op in steps_for(target):
         for name, spec in step_parameters(op).items():
             declared = (spec.type, spec.default, spec.description)
             if found.setdefault(name, declared) != declared:
@@ -86,10 +109,23 @@ def pipeline_parameters() -> list[inspect.Parameter]:
             for name, (kind, default, _) in found.items()]
 
 
-def pipeline_docstring() -> str:
-    descriptions = {name: spec.description for op in STEPS for name, spec in step_parameters(op).items()}
+def pipeline_docstring(target: str = "local") -> str:
+    descriptions = {name: spec.description for op in steps_for(target) for name, spec in step_parameters(op).items()}
     lines = [f"    {name}: {text}" for name, text in descriptions.items()]
     return "Fine-tune a Hugging Face text classifier and roll it out as a KServe canary.\n\nArgs:\n" + "\n".join(lines)
+
+
+def train_on_kubeflow(call, params: dict, gpu_type: str, **artifacts):
+    """One node: the train task on gpus_per_node GPUs. Several: a TrainJob, submitted by a CPU task."""
+    with dsl.If(params["num_nodes"] == 1, name="one-node"):
+        pod = call(train_op, **artifacts)
+        set_resources(pod, TRAIN_STEP).set_retry(num_retries=2, backoff_duration="60s").set_display_name("train")
+        request_gpus(pod, gpu_type, params["gpus_per_node"])
+        use_wandb_secret(pod)
+    with dsl.Else(name="several-nodes"):
+        job = call(train_trainjob_op, gpu_type=gpu_type, trainer_image=TRAINER_IMAGE, **artifacts)
+        set_resources(job, TRAIN_HELPER_STEP).set_retry(num_retries=2, backoff_duration="60s").set_display_name("train-trainjob")
+    return dsl.OneOf(pod.outputs["model"], job.outputs["model"])
 
 
 def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE):
@@ -99,7 +135,7 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE):
     if gpu_type not in GPU_TYPES:
         raise ValueError(f"gpu_type must be one of {sorted(GPU_TYPES)}, got {gpu_type!r}")
 
-    signature = inspect.Signature(pipeline_parameters())
+    signature = inspect.Signature(pipeline_parameters(target))
 
     def textclf_pipeline(*args, **kwargs):
         params = signature.bind(*args, **kwargs).arguments  # kfp passes every parameter, in order
@@ -113,21 +149,28 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE):
         set_resources(ingest, STEP_RESOURCES["ingest"]).set_caching_options(True).set_display_name("ingest")
         tokenize = call(tokenize_op, dataset=ingest.outputs["dataset"])
         set_resources(tokenize, STEP_RESOURCES["tokenize"]).set_caching_options(True).set_display_name("tokenize")
-        train = call(train_op, dataset=ingest.outputs["dataset"], tokenized=tokenize.outputs["tokenized"])
-        set_resources(train, TRAIN_STEP).set_retry(num_retries=2, backoff_duration="60s").set_display_name("train")
-        request_gpu(train, target, gpu_type)
-        evaluate = call(evaluate_op, model=train.outputs["model"], tokenized=tokenize.outputs["tokenized"])
+        data = {"dataset": ingest.outputs["dataset"], "tokenized": tokenize.outputs["tokenized"]}
+        if target == "kubeflow":
+            model = train_on_kubeflow(call, params, gpu_type, **data)
+        elif target == "vertex":
+            model = train_on_vertex(params, {name: params[name] for name in step_parameters(train_op)}, GPU_TYPES[gpu_type],
+                                    lambda task: set_resources(task, TRAIN_HELPER_STEP), **data)
+        else:
+            train = call(train_op, **data)
+            set_resources(train, TRAIN_STEP).set_retry(num_retries=2, backoff_duration="60s").set_display_name("train")
+            model = train.outputs["model"]
+        evaluate = call(evaluate_op, model=model, tokenized=tokenize.outputs["tokenized"])
         set_resources(evaluate, STEP_RESOURCES["evaluate"]).set_display_name("evaluate")
         gate = call(gate_op, evaluation=evaluate.outputs["evaluation"])
         set_resources(gate, STEP_RESOURCES["gate"]).set_caching_options(False).set_display_name("gate")
         with dsl.If(gate.outputs["Output"] == PASS, name="gate-passed"):
-            deploy = call(deploy_op, model=train.outputs["model"], evaluation=evaluate.outputs["evaluation"])
+            deploy = call(deploy_op, model=model, evaluation=evaluate.outputs["evaluation"])
             set_resources(deploy, STEP_RESOURCES["deploy"]).set_caching_options(False).set_display_name("deploy")
         if target == "kubeflow":
-            for task in (train, evaluate, gate, deploy):  # no key: W&B runs offline instead of failing the pod
-                kubernetes.use_secret_as_env(task, secret_name="wandb", secret_key_to_env={"api-key": "WANDB_API_KEY"}, optional=True)
+            for task in (evaluate, gate, deploy):
+                use_wandb_secret(task)
 
     # kfp reads the parameters from the signature and their UI text from the docstring.
     textclf_pipeline.__signature__ = signature
-    textclf_pipeline.__doc__ = pipeline_docstring()
+    textclf_pipeline.__doc__ = pipeline_docstring(target)
     return dsl.pipeline(name=PIPELINE_NAME, description="Fine-tune a text classifier, evaluate, gate and roll it out on KServe.")(textclf_pipeline)

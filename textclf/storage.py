@@ -271,3 +271,38 @@ def content_version(uri: str) -> str:
     for entry in sorted(entries):
         digest.update("\0".join(entry).encode() + b"\n")
     return digest.hexdigest()[:16]
+
+
+def upload_file(local_path: str, uri: str) -> None:
+    """Upload one file to the ``gs://`` object ``uri``. The object appears whole or not at all
+    (GCS makes an upload visible only once it is complete), so a reader never sees half a file."""
+    bucket_name, name = split_gcs(uri)
+    started = time.monotonic()
+    _client().bucket(bucket_name).blob(name).upload_from_filename(str(local_path))
+    _log_transfer("uploaded", f"{local_path} to {uri}", 1, Path(local_path).stat().st_size, started)
+
+
+def download_file(uri: str, local_path: str) -> bool:
+    """Download the ``gs://`` object ``uri`` to ``local_path``; False when there is no such object."""
+    from google.api_core.exceptions import NotFound
+
+    bucket_name, name = split_gcs(uri)
+    Path(local_path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _client().bucket(bucket_name).blob(name).download_to_filename(str(local_path))
+    except NotFound:
+        Path(local_path).unlink(missing_ok=True)  # the client leaves an empty file behind
+        return False
+    return True
+
+
+def delete_prefix(uri: str) -> int:
+    """Delete every object under the ``gs://`` prefix ``uri`` (a "folder"); returns how many."""
+    bucket_name, name = split_gcs(uri)
+    if not name.strip("/"):
+        raise ValueError(f"refusing to delete a whole bucket: {uri}")
+    client = _client()
+    blobs = list(client.list_blobs(bucket_name, prefix=_listing_prefix(name)))
+    for blob in blobs:
+        blob.delete()
+    return len(blobs)

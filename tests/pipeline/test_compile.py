@@ -6,6 +6,7 @@ from kfp import components
 
 from pipelines.compile import compile_pipeline
 from pipelines.pipeline import GPU_TYPES, STEP_RESOURCES
+from textclf import images
 
 
 @pytest.fixture(scope="module")
@@ -18,22 +19,31 @@ def documents(path):
     return list(yaml.safe_load_all(path.read_text()))
 
 
+def branch_tasks(spec: dict) -> dict:
+    """Tasks of the train branches (``one-node`` / ``several-nodes``) by name, from every condition component."""
+    return {name: task for comp_name, comp in spec["components"].items() if comp_name.startswith("comp-condition")
+            for name, task in comp.get("dag", {}).get("tasks", {}).items() if name.startswith("train")}
+
+
 def test_dag_order_and_deploy_under_the_gate(compiled):
     spec = documents(compiled["kubeflow"])[0]
     tasks = spec["root"]["dag"]["tasks"]
     deps = {name: set(task.get("dependentTasks", [])) for name, task in tasks.items()}
     assert deps["ingest-op"] == {"source-version-op"}
     assert deps["tokenize-op"] == {"ingest-op"}
-    assert deps["train-op"] == {"ingest-op", "tokenize-op"}
-    assert deps["evaluate-op"] == {"train-op", "tokenize-op"}
+    train = next(name for name in tasks if name.startswith("condition-branches"))  # one-node | several-nodes
+    assert deps[train] == {"ingest-op", "tokenize-op"}
+    assert deps["evaluate-op"] == {train, "tokenize-op"}
     assert deps["gate-op"] == {"evaluate-op"}
-    condition = tasks["condition-1"]
-    assert "gate-op" in condition["dependentTasks"]
-    assert "== 'pass'" in condition["triggerPolicy"]["condition"]
-    assert "deploy-op" in spec["components"]["comp-condition-1"]["dag"]["tasks"]
+    gated = next(name for name in tasks if name.startswith("condition-") and "branches" not in name)
+    assert "gate-op" in tasks[gated]["dependentTasks"]
+    assert "== 'pass'" in tasks[gated]["triggerPolicy"]["condition"]
+    assert "deploy-op" in spec["components"][f"comp-{gated}"]["dag"]["tasks"]
     assert tasks["ingest-op"]["cachingOptions"]["enableCache"] is True
     assert tasks["tokenize-op"]["cachingOptions"]["enableCache"] is True
-    assert tasks["train-op"]["retryPolicy"]["maxRetryCount"] == 2
+    trains = branch_tasks(spec)
+    assert set(trains) == {"train-op", "train-trainjob-op"}
+    assert all(task["retryPolicy"]["maxRetryCount"] == 2 for task in trains.values())
 
 
 @pytest.mark.parametrize("target", ["kubeflow", "vertex"])
@@ -53,18 +63,77 @@ def test_every_parameter_is_documented(compiled):
     assert not undocumented
 
 
-def test_gpu_settings_per_target(compiled):
-    kubeflow, vertex = documents(compiled["kubeflow"]), documents(compiled["vertex"])
-    executors = kubeflow[0]["deploymentSpec"]["executors"]
-    assert executors["exec-train-op"]["container"]["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
-    platform = kubeflow[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train-op"]
-    assert platform["nodeSelector"]["labels"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
-    assert platform["tolerations"] == [{"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}]
-    assert platform["secretAsEnv"][0]["secretName"] == "wandb"
+def test_kubeflow_trains_one_node_in_its_task_on_gpus_per_node_gpus_and_several_nodes_through_a_trainjob(compiled):
+    kubeflow = documents(compiled["kubeflow"])
+    spec, platform = kubeflow[0], kubeflow[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    conditions = {task["taskInfo"]["name"]: (task["triggerPolicy"]["condition"], task["componentRef"]["name"])
+                  for comp in spec["components"].values() for task in comp.get("dag", {}).get("tasks", {}).values()
+                  if "triggerPolicy" in task}
+    one_node, one_node_component = conditions["one-node"]
+    several_nodes, several_nodes_component = conditions["several-nodes"]
+    assert one_node == "int(inputs.parameter_values['pipelinechannel--num_nodes']) == 1"
+    assert several_nodes == f"!({one_node})"
+    assert set(spec["components"][one_node_component]["dag"]["tasks"]) == {"train-op"}
+    assert set(spec["components"][several_nodes_component]["dag"]["tasks"]) == {"train-trainjob-op"}
+    executors = spec["deploymentSpec"]["executors"]
+    accelerator = executors["exec-train-op"]["container"]["resources"]["accelerator"]
+    assert accelerator["resourceType"] == "nvidia.com/gpu"
+    assert accelerator["resourceCount"] == "{{$.inputs.parameters['pipelinechannel--gpus_per_node']}}"
+    assert platform["exec-train-op"]["nodeSelector"]["labels"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
+    assert platform["exec-train-op"]["tolerations"] == [{"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}]
+    assert platform["exec-train-op"]["secretAsEnv"][0]["secretName"] == "wandb"
+    # The TrainJob's launcher is a CPU task: the GPUs are the TrainJob's, never held by a waiting pod.
+    assert "accelerator" not in executors["exec-train-trainjob-op"]["container"]["resources"]
+    assert "exec-train-trainjob-op" not in platform
+    launcher = branch_tasks(spec)["train-trainjob-op"]["inputs"]["parameters"]
+    assert launcher["gpu_type"] == {"runtimeValue": {"constant": "nvidia-l4"}}
+    assert launcher["trainer_image"]["runtimeValue"]["constant"] == images.TRAINER_IMAGE
+
+
+def test_vertex_trains_as_a_custom_job_with_worker_pools_from_the_parameters(compiled):
+    vertex = documents(compiled["vertex"])
     assert len(vertex) == 1, "the vertex YAML must carry no kubernetes platform spec"
-    accelerator = vertex[0]["deploymentSpec"]["executors"]["exec-train-op"]["container"]["resources"]["accelerator"]
-    assert accelerator["resourceType"] == GPU_TYPES["nvidia-l4"]
-    assert "accelerator" not in vertex[0]["deploymentSpec"]["executors"]["exec-evaluate-op"]["container"].get("resources", {})
+    spec = vertex[0]
+    executors = spec["deploymentSpec"]["executors"]
+    launchers = [name for name in executors if name.startswith("exec-train-op")]
+    assert len(launchers) == 2  # one-node and several-nodes
+    for name in launchers:
+        container = executors[name]["container"]
+        assert container["image"] == "gcr.io/ml-pipeline/google-cloud-pipeline-components:2.22.0"
+        assert container["command"][:3] == ["python3", "-u", "-c"]  # GCPC's launcher behind typed_worker_pools
+        assert "from google_cloud_pipeline_components.container.v1.custom_job import launcher" in container["command"][3]
+    pools = {name: task["inputs"]["parameters"]["worker_pool_specs"]["runtimeValue"]["constant"]
+             for name, task in branch_tasks(spec).items()}
+    one, several = pools["train-op"], pools["train-op-2"]
+    assert len(one) == 1 and len(several) == 2
+    machine = {"machine_type": "{{$.inputs.parameters['pipelinechannel--vertex-train-plan-op-machine_type']}}",
+               "accelerator_type": GPU_TYPES["nvidia-l4"],
+               "accelerator_count": "{{$.inputs.parameters['pipelinechannel--gpus_per_node']}}"}
+    for pool in (*one, *several):
+        assert pool["machine_spec"] == machine
+        assert pool["container_spec"]["image_uri"] == images.TRAINER_IMAGE
+        assert pool["container_spec"]["args"][:2] == ["--executor_input", "{{$.json_escape[1]}}"]
+    assert one[0]["replica_count"] == several[0]["replica_count"] == 1
+    assert several[1]["replica_count"] == "{{$.inputs.parameters['pipelinechannel--vertex-train-plan-op-worker_replicas']}}"
+    assert "accelerator" not in executors["exec-evaluate-op"]["container"].get("resources", {})
+
+
+def test_the_new_training_parameters_are_in_both_yamls_with_their_descriptions(compiled):
+    from textclf.settings import help_of, pipeline_fields
+    from textclf.train import TrainSettings
+    from textclf.train.launch import TrainLaunchSettings
+    from textclf.train.trainjob import TrainJobSettings
+
+    fields = pipeline_fields(TrainSettings, TrainLaunchSettings, TrainJobSettings)
+    both = ("num_nodes", "gpus_per_node", "checkpoint_every_steps", "checkpoint_every_minutes", "dataloader_workers")
+    trainjob_only = ("trainjob_runtime", "trainjob_service_account", "trainjob_timeout_hours")
+    for target, names in (("kubeflow", both + trainjob_only), ("vertex", both)):
+        parameters = documents(compiled[target])[0]["root"]["inputDefinitions"]["parameters"]
+        for name in names:
+            assert parameters[name]["description"] == help_of(fields[name]), (target, name)
+        if target == "vertex":
+            assert not set(trainjob_only) & set(parameters)
+        assert "gpu_type" not in parameters and "trainer_image" not in parameters  # compile options, not parameters
 
 
 def test_compilation_is_byte_for_byte_deterministic(compiled, tmp_path):

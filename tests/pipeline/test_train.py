@@ -54,32 +54,93 @@ def test_train_options_save_a_loadable_model(options, tokenized_dir, tiny_model_
     assert AutoModelForSequenceClassification.from_pretrained(tmp_path / "model").config.num_labels == 2
 
 
-def test_a_retried_train_resumes_from_the_last_epoch(tokenized_dir, tiny_model_dir, tmp_path, monkeypatch):
-    settings = TrainSettings(base_model=tiny_model_dir, epochs=2, batch_size=16, early_stopping_patience=0)
-    real_evaluate = train_module.validate
-    calls = []
+class Preempted(Exception):
+    """Stands in for a node going away in the middle of an epoch."""
 
-    def evaluate_then_die(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt("node preempted")
-        return real_evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "validate", evaluate_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train(tokenized_dir, str(tmp_path / "model"), settings, {"labels": ["negative", "positive"]})
-    saved = torch.load(checkpoint_dir_for(tmp_path / "model") / "last.pt", weights_only=False)["state"]
-    assert saved["epoch"] == 1
+def train_killed_after(step, tokenized_dir, output, settings, monkeypatch):
+    """Run ``train`` until optimizer step ``step`` is done, then fail the way a preempted task does."""
+    real_step = train_module.optimizer_step
 
-    monkeypatch.setattr(train_module, "validate", real_evaluate)
-    steps_run = []
-    real_collate = train_module.collate
-    monkeypatch.setattr(train_module, "collate", lambda rows, pad: steps_run.append(1) or real_collate(rows, pad))
-    summary = train(tokenized_dir, str(tmp_path / "model"), settings, {"labels": ["negative", "positive"]})
-    assert [h["epoch"] for h in summary["history"]] == [1, 2]
-    assert summary["history"][0] == saved["history"][0]
-    batches_per_epoch = -(-192 // 16)
-    assert len(steps_run) <= batches_per_epoch + 20, "the resumed run trained one epoch, not two"
+    def step_then_die(run):
+        real_step(run)
+        if run.state["step"] == step:
+            raise Preempted(f"killed after step {step}")
+
+    monkeypatch.setattr(train_module, "optimizer_step", step_then_die)
+    with pytest.raises(Preempted):
+        train(tokenized_dir, output, settings, {"labels": ["negative", "positive"]})
+    monkeypatch.setattr(train_module, "optimizer_step", real_step)
+
+
+def weights(model_dir):
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(model_dir) / "model.safetensors"))
+
+
+# 192 training texts in batches of 16: 12 batches per epoch. Each case kills the run mid-epoch,
+# after the last checkpoint, so that the steps since then are lost and must be redone exactly.
+@pytest.mark.parametrize("kill_after, options", [
+    (7, {"checkpoint_every_steps": 5}),  # epoch 1, resumes at batch 5
+    (9, {"checkpoint_every_steps": 4, "grad_accum_steps": 2, "dataloader_workers": 0}),  # epoch 2 (6 steps each), batch 4
+])
+def test_a_run_killed_mid_epoch_resumes_at_the_same_batch_and_ends_with_the_same_weights(
+        kill_after, options, tokenized_dir, tiny_model_dir, tmp_path, monkeypatch):
+    """Dropout is on (the tiny model's hidden dropout 0.1), so the random state must be restored too."""
+    settings = TrainSettings(base_model=tiny_model_dir, epochs=2, batch_size=16, learning_rate=1e-3,
+                             early_stopping_patience=0, **options)
+    uninterrupted = train(tokenized_dir, str(tmp_path / "whole"), settings, {"labels": ["negative", "positive"]})
+
+    output = str(tmp_path / "resumed")
+    train_killed_after(kill_after, tokenized_dir, output, settings, monkeypatch)
+    saved = torch.load(checkpoint_dir_for(output) / "last.pt", weights_only=False)
+    every = options["checkpoint_every_steps"]
+    assert saved["state"]["step"] == kill_after // every * every
+    assert 0 < saved["state"]["batch"] < 12, "the resume point is in the middle of an epoch"
+
+    samplers = []  # each epoch's batch sampler (the DataLoader may iterate it more than once)
+    real_iter = train_module.RankBatches.__iter__
+    monkeypatch.setattr(train_module.RankBatches, "__iter__", lambda self: samplers.append(self) or real_iter(self))
+    resumed = train(tokenized_dir, output, settings, {"labels": ["negative", "positive"]})
+    epochs_read = [(s.start, len(s)) for s in dict.fromkeys(samplers)]  # (first batch, batches) per epoch
+
+    assert epochs_read[0][0] == saved["state"]["batch"], "the resumed run starts at the batch it stopped at"
+    assert sum(n for _, n in epochs_read) == 24 - (saved["state"]["epoch"] * 12 + saved["state"]["batch"])
+    assert resumed["history"] == uninterrupted["history"]
+    expected, got = weights(tmp_path / "whole"), weights(output)
+    assert expected.keys() == got.keys()
+    assert all(torch.equal(expected[name], got[name]) for name in expected)
+    assert not checkpoint_dir_for(output).exists()
+
+
+def test_checkpoints_are_due_by_steps_or_by_minutes(monkeypatch):
+    from textclf.train.loop import Run, checkpoint_due
+
+    clock = [1000.0]
+    monkeypatch.setattr(train_module.time, "monotonic", lambda: clock[0])
+    run = Run(*[None] * 10)
+    run.last_checkpoint = 1000.0
+    by_steps = TrainSettings(checkpoint_every_steps=3, checkpoint_every_minutes=0)
+    by_time = TrainSettings(checkpoint_every_steps=0, checkpoint_every_minutes=2)
+    run.state["step"] = 3
+    assert checkpoint_due(run, by_steps) and not checkpoint_due(run, by_time)
+    run.state["step"] = 4
+    clock[0] += 119
+    assert not checkpoint_due(run, by_steps) and not checkpoint_due(run, by_time)
+    clock[0] += 1
+    assert checkpoint_due(run, by_time)
+
+
+def test_a_resume_point_of_another_world_size_is_refused(tokenized_dir, tiny_model_dir, tmp_path, monkeypatch):
+    settings = TrainSettings(base_model=tiny_model_dir, epochs=1, batch_size=16, checkpoint_every_steps=2)
+    output = str(tmp_path / "model")
+    train_killed_after(3, tokenized_dir, output, settings, monkeypatch)
+    saved = torch.load(checkpoint_dir_for(output) / "last.pt", weights_only=False)
+    saved["ranks"] = saved["ranks"] * 2  # as if two processes had written it
+    torch.save(saved, checkpoint_dir_for(output) / "last.pt")
+    with pytest.raises(ValueError, match="written by 2 training processes and this run has 1"):
+        train(tokenized_dir, output, settings, {"labels": ["negative", "positive"]})
 
 
 def test_bad_settings_are_named():

@@ -137,7 +137,7 @@ def test_terraform_fmt():
 def test_install_script_pins_every_version():
     script = (INFRA / "install-platform.sh").read_text()
     pins = dict(re.findall(r"^(\w+_VERSION)=(\S+)$", script, re.M))
-    assert set(pins) == {"CERT_MANAGER_VERSION", "KNATIVE_VERSION", "KSERVE_VERSION", "KFP_VERSION"}
+    assert set(pins) == {"CERT_MANAGER_VERSION", "KNATIVE_VERSION", "KSERVE_VERSION", "KFP_VERSION", "TRAINER_VERSION"}
     assert all(re.search(r"\d+\.\d+\.\d+$", v) for v in pins.values()), pins
     for name in pins:  # every download uses a pin, none says latest
         assert f"${{{name}}}" in script

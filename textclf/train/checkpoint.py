@@ -1,64 +1,161 @@
-"""Checkpoints beside the Model directory: the best weights so far and a resume point.
+"""Checkpoints beside the Model artifact: the best weights so far and a resume point.
 
-They live at ``<model>.checkpoints`` (same artifact prefix), not inside the model directory,
-which is exactly what the server downloads. Writes are atomic (write, then rename), so a task
-killed mid-write keeps the previous checkpoint.
+They live at ``<model>.checkpoints``: a local folder, or (in the cloud) the ``gs://`` prefix of
+the Model artifact's URI, so that they outlive the pod or VM that wrote them. Not inside the
+model directory, which is exactly what the server downloads.
+
+Writes are atomic: a local file is written under a temporary name and renamed; a Cloud
+Storage object appears only once its upload is complete. A task killed mid-write keeps the
+previous checkpoint.
+
+The resume point holds everything an interrupted run needs to go on as if it had never
+stopped: model, optimizer, schedule and gradient scaler, the loop's position (epoch, optimizer
+step, batch within the epoch) and, per rank, the random number generators (Python, NumPy,
+torch, CUDA) and the epoch's running loss.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
+import tempfile
 from pathlib import Path
+
+from textclf import storage
 
 log = logging.getLogger(__name__)
 
 RESUME_FILE = "last.pt"
 BEST_FILE = "best.pt"
+SUFFIX = ".checkpoints"
 
 
-def checkpoint_dir_for(output_dir: str) -> Path:
-    return Path(str(output_dir).rstrip("/") + ".checkpoints")
+def checkpoint_dir_for(output: str) -> Path:
+    """The local checkpoint folder of a local model directory."""
+    return Path(checkpoint_location_for(str(output)))
 
 
-def _save_atomically(obj, path: Path) -> None:
-    import torch
-
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def checkpoint_location_for(output: str) -> str:
+    """Where the checkpoints of the model at ``output`` (a folder or ``gs://`` prefix) go."""
+    return str(output).rstrip("/") + SUFFIX
 
 
-def save_best(ckpt_dir: Path, model) -> None:
-    _save_atomically(model.state_dict(), ckpt_dir / BEST_FILE)
+class Checkpoints:
+    """The checkpoint files at one location: a local folder or a ``gs://`` prefix."""
+
+    def __init__(self, location: str):
+        self.location = str(location).rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"Checkpoints({self.location!r})"
+
+    def _uri(self, name: str) -> str:
+        return f"{self.location}/{name}"
+
+    def save(self, name: str, obj) -> None:
+        import torch
+
+        if storage.is_gcs(self.location):
+            with tempfile.TemporaryDirectory(prefix="checkpoint-") as tmp:
+                torch.save(obj, Path(tmp) / name)
+                storage.upload_file(str(Path(tmp) / name), self._uri(name))
+            return
+        path = Path(self.location) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+
+    def load(self, name: str, device):
+        """The saved object, or None when there is none."""
+        import torch
+
+        if storage.is_gcs(self.location):
+            with tempfile.TemporaryDirectory(prefix="checkpoint-") as tmp:
+                local = Path(tmp) / name
+                if not storage.download_file(self._uri(name), str(local)):
+                    return None
+                return torch.load(local, map_location=device, weights_only=False)
+        path = Path(self.location) / name
+        return torch.load(path, map_location=device, weights_only=False) if path.exists() else None
+
+    def remove(self) -> None:
+        """Delete every checkpoint (once the model is saved nothing needs them)."""
+        if storage.is_gcs(self.location):
+            storage.delete_prefix(self.location)
+        else:
+            import shutil
+
+            shutil.rmtree(self.location, ignore_errors=True)
 
 
-def load_best(ckpt_dir: Path, model, device) -> bool:
+def save_best(store: Checkpoints, model) -> None:
+    store.save(BEST_FILE, model.state_dict())
+
+
+def load_best(store: Checkpoints, model, device) -> bool:
     """Load the best weights into ``model``; False when there are none."""
-    import torch
-
-    path = ckpt_dir / BEST_FILE
-    if not path.exists():
+    state = store.load(BEST_FILE, device)
+    if state is None:
         return False
-    model.load_state_dict(torch.load(path, map_location=device))
+    model.load_state_dict(state)
     return True
 
 
-def save_resume_point(ckpt_dir: Path, model, optimizer, scheduler, state: dict) -> None:
-    state_dicts = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
-    _save_atomically({**state_dicts, "state": state}, ckpt_dir / RESUME_FILE)
-
-
-def load_resume_point(ckpt_dir: Path, model, optimizer, scheduler, device) -> dict | None:
-    """Restore model, optimizer and scheduler from the resume point; its loop state, or None."""
+def rng_states() -> dict:
+    """The states of every random number generator training draws from (dropout: torch/CUDA)."""
+    import numpy as np
     import torch
 
-    path = ckpt_dir / RESUME_FILE
-    if not path.exists():
+    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict) -> None:
+    import numpy as np
+    import torch
+
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"].cpu())
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
+
+
+def save_resume_point(store: Checkpoints, run, rank_states: list[dict]) -> None:
+    """Write ``run``'s resume point; ``rank_states`` holds each rank's RNG states and running loss."""
+    store.save(RESUME_FILE, {
+        "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
+        "state": run.state, "ranks": rank_states,
+    })
+    log.info("checkpoint: epoch %d, step %d, batch %d -> %s", run.state["epoch"], run.state["step"], run.state["batch"],
+             store.location)
+
+
+def load_resume_point(store: Checkpoints, run) -> dict | None:
+    """Restore ``run``'s model, optimizer, schedule and scaler; returns the loop state and this
+    rank's saved state (``{"state": ..., "rank": ...}``), or None when there is no resume point.
+
+    Raises:
+        ValueError: the resume point was written by a different number of processes (its
+            batches were cut for that many ranks).
+    """
+    saved = store.load(RESUME_FILE, run.device)
+    if saved is None:
         return None
-    saved = torch.load(path, map_location=device, weights_only=False)
-    model.load_state_dict(saved["model"])
-    optimizer.load_state_dict(saved["optimizer"])
-    scheduler.load_state_dict(saved["scheduler"])
-    log.info("resuming from %s: epoch %d, step %d", ckpt_dir, saved["state"]["epoch"], saved["state"]["step"])
-    return saved["state"]
+    world_size = run.ranks.world_size
+    if len(saved["ranks"]) != world_size:
+        raise ValueError(f"the resume point in {store.location} was written by {len(saved['ranks'])} training "
+                         f"processes and this run has {world_size}: rerun with the same num_nodes x gpus_per_node, "
+                         "or delete it to start over")
+    run.model.load_state_dict(saved["model"])
+    run.optimizer.load_state_dict(saved["optimizer"])
+    run.scheduler.load_state_dict(saved["scheduler"])
+    run.scaler.load_state_dict(saved["scaler"])
+    state = saved["state"]
+    log.info("resuming from %s: epoch %d, step %d, batch %d", store.location, state["epoch"], state["step"], state["batch"])
+    return {"state": state, "rank": saved["ranks"][run.ranks.rank]}

@@ -3,12 +3,21 @@
 A plain PyTorch loop rather than ``transformers.Trainer``: on a 2-core CPU the Trainer's
 defaults (random batches padded to the longest text, fp32, unfused AdamW) spend most of their
 time on padding. Here batches are grouped by length and padded per batch, matrix work runs in
-bf16 where the hardware has it, AdamW is fused, and each epoch ends with a checkpoint so that a
-retried task resumes where it stopped.
+bf16 where the hardware has it and AdamW is fused.
+
+Data parallel: started by ``torchrun`` (one process per GPU, or several CPU processes on gloo),
+each process trains on its slice of every global batch (``textclf.train.data``) inside
+``DistributedDataParallel``, which averages the gradients; metrics are reduced across ranks and
+only rank 0 writes the model directory, checkpoints and tracking. One process is the plain loop.
+
+Checkpoints every ``checkpoint_every_steps`` optimizer steps or ``checkpoint_every_minutes``
+minutes and at each epoch's end hold the exact position (epoch, step, batch) and random state,
+so a retried or preempted task ends with the weights an uninterrupted run would have.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -18,8 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from textclf.base_model import resolve_base_model
-from textclf.train import checkpoint
-from textclf.train.batches import collate, length_grouped_batches
+from textclf.train import checkpoint, distributed
+from textclf.train.batches import collate  # noqa: F401 - re-exported: tests count the batches a run pads
+from textclf.train.data import RankBatches, TokenRows, global_batches, loader, sorted_batches, token_lengths
+from textclf.train.distributed import Ranks
 from textclf.train.model import load_classifier, optimizer_and_schedule, total_steps
 from textclf.train.output import save_model_dir
 from textclf.train.precision import autocast, pick_precision
@@ -37,12 +48,30 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def new_state() -> dict:
+    """The loop's position and record: what a resume point restores (the same on every rank)."""
+    return {"epoch": 0, "step": 0, "batch": 0, "best_loss": math.inf, "bad_epochs": 0, "history": []}
+
+
+@dataclass
+class Split:
+    """A tokenized split: its rows (read on demand) and their token counts."""
+
+    rows: TokenRows
+    lengths: list[int]
+
+    @classmethod
+    def of(cls, split) -> Split:
+        return cls(TokenRows(split), token_lengths(split))
+
+
 @dataclass
 class Run:
     """What one training run works with, and its progress (``state`` is what a resume restores)."""
 
     model: object
-    step_model: object  # the model, or its torch.compile wrapper
+    step_model: object  # what the batches go through: the model, DDP around it, or torch.compile of either
+    ddp: object  # the DistributedDataParallel wrapper, None with one process
     optimizer: object
     scheduler: object
     scaler: object
@@ -50,26 +79,24 @@ class Run:
     precision: str
     pad_id: int
     total_steps: int
-    state: dict = field(default_factory=lambda: {"epoch": 0, "step": 0, "best_loss": math.inf, "bad_epochs": 0, "history": []})
-    seen: int = 0  # texts of this attempt (a resumed run counts only what it trained)
+    ranks: Ranks = field(default_factory=Ranks)
+    state: dict = field(default_factory=new_state)
+    epoch_loss: float = 0.0  # this rank's sum of batch losses in the current epoch (saved per rank)
+    epoch_batches: int = 0
+    seen: int = 0  # texts of this attempt, this rank (a resumed run counts only what it trained)
     seen_tokens: int = 0
     steps_this_run: int = 0
     train_seconds: float = 0.0  # the batch loops only: validation passes and checkpoints excluded
+    last_checkpoint: float = field(default_factory=time.monotonic)
 
     def finished(self, settings: TrainSettings) -> bool:
-        return self.state["epoch"] >= settings.epochs or bool(settings.max_steps and self.state["step"] >= settings.max_steps)
+        return self.state["epoch"] >= settings.epochs or self.reached_max_steps(settings)
 
+    def reached_max_steps(self, settings: TrainSettings) -> bool:
+        return bool(settings.max_steps and self.state["step"] >= settings.max_steps)
 
-def validate(run: Run, rows: list[dict], batch_size: int) -> dict:
-    """Loss and accuracy on ``rows`` (dicts with ``input_ids`` and ``label``)."""
-    import torch
-
-    from textclf.predict import predict_logits
-
-    logits = predict_logits(run.model, [r["input_ids"] for r in rows], batch_size, run.pad_id, run.device, run.precision)
-    labels = torch.as_tensor([r["label"] for r in rows])
-    loss = torch.nn.functional.cross_entropy(logits, labels).item()
-    return {"loss": loss, "accuracy": (logits.argmax(-1) == labels).float().mean().item()}
+    def mid_epoch(self) -> bool:
+        return self.state["batch"] > 0
 
 
 def optimizer_step(run: Run) -> None:
@@ -85,75 +112,162 @@ def optimizer_step(run: Run) -> None:
     run.steps_this_run += 1
 
 
-def log_progress(run: Run, epoch_loss: float, elapsed: float, log_metrics: Callable[[dict, int], None]) -> None:
+def reduced_progress(run: Run) -> tuple[float, int, int]:
+    """Mean training loss of the epoch so far, texts and tokens seen: over all ranks."""
+    loss, batches, seen, tokens = distributed.sum_across_ranks(
+        [run.epoch_loss, run.epoch_batches, run.seen, run.seen_tokens], run.device)
+    return loss / max(batches, 1), int(seen), int(tokens)
+
+
+def log_progress(run: Run, elapsed: float, log_metrics: Callable[[dict, int], None]) -> None:
+    epoch_loss, seen, tokens = reduced_progress(run)  # a collective: every rank calls this
+    if not run.ranks.is_main:
+        return
     lr = run.scheduler.get_last_lr()[0]
-    log_metrics({"train/loss": epoch_loss, "train/lr": lr, "train/samples_per_second": run.seen / elapsed}, run.state["step"])
+    log_metrics({"train/loss": epoch_loss, "train/lr": lr, "train/samples_per_second": seen / elapsed}, run.state["step"])
     log.info(
         "epoch %d step %d/%d loss %.4f lr %.2e | %.1f samples/s %.0f tokens/s | eta %.0fs",
-        run.state["epoch"] + 1, run.state["step"], run.total_steps, epoch_loss, lr, run.seen / elapsed,
-        run.seen_tokens / elapsed, (run.total_steps - run.state["step"]) * elapsed / run.steps_this_run,
+        run.state["epoch"] + 1, run.state["step"], run.total_steps, epoch_loss, lr, seen / elapsed, tokens / elapsed,
+        (run.total_steps - run.state["step"]) * elapsed / max(run.steps_this_run, 1),
     )
 
 
-def train_epoch(run: Run, rows: list[dict], lengths: list[int], settings: TrainSettings,
+def save_resume_point(run: Run, store: checkpoint.Checkpoints) -> None:
+    """Every rank hands over its RNG states and running loss; rank 0 writes the resume point."""
+    mine = {"rng": checkpoint.rng_states(), "epoch_loss": run.epoch_loss, "epoch_batches": run.epoch_batches}
+    states = distributed.gather_objects(mine)
+    if run.ranks.is_main:
+        checkpoint.save_resume_point(store, run, states)
+    run.last_checkpoint = time.monotonic()
+
+
+def checkpoint_due(run: Run, settings: TrainSettings) -> bool:
+    by_steps = bool(settings.checkpoint_every_steps and run.state["step"] % settings.checkpoint_every_steps == 0)
+    if not settings.checkpoint_every_minutes:
+        return by_steps
+    by_time = time.monotonic() - run.last_checkpoint >= settings.checkpoint_every_minutes * 60
+    # Clocks differ between ranks: rank 0's "now" would do, but all must agree (the save is a collective).
+    return distributed.any_rank(by_steps or by_time, run.device)
+
+
+def gradient_sync(run: Run, sync: bool):
+    """Skip DDP's gradient all-reduce on micro-batches that only accumulate."""
+    return run.ddp.no_sync() if run.ddp is not None and not sync else contextlib.nullcontext()
+
+
+def train_epoch(run: Run, data: Split, settings: TrainSettings, store: checkpoint.Checkpoints,
                 log_metrics: Callable[[dict, int], None]) -> float:
-    """One pass over ``rows`` (or up to ``max_steps``); returns the mean training loss."""
-    run.model.train()
-    batches = length_grouped_batches(lengths, settings.batch_size, settings.seed + run.state["epoch"], settings.group_by_length)
-    epoch_loss, epoch_batches = 0.0, 0
+    """The rest of the current epoch (all of it, unless resumed mid-epoch), or up to ``max_steps``;
+    returns the epoch's mean training loss over all ranks."""
+    run.step_model.train()
+    ranks, accum = run.ranks, settings.grad_accum_steps
+    batches = global_batches(data.lengths, settings.batch_size, ranks.world_size, settings.seed + run.state["epoch"],
+                             settings.group_by_length)
+    sampler = RankBatches(batches, ranks.rank, ranks.world_size, start=run.state["batch"])
+    pin = run.device.type == "cuda"
     epoch_start = time.perf_counter()
-    for i, idx in enumerate(batches):
-        batch = {k: v.to(run.device) for k, v in collate([rows[j] for j in idx], run.pad_id).items()}
-        with autocast(run.device.type, run.precision):
-            loss = run.step_model(**batch).loss / settings.grad_accum_steps
-        run.scaler.scale(loss).backward()
-        epoch_loss += loss.item() * settings.grad_accum_steps
-        epoch_batches += 1
-        run.seen += len(idx)
+    for position, batch in enumerate(loader(data.rows, sampler, run.pad_id, settings.dataloader_workers, pin, settings.seed),
+                                     start=sampler.start):
+        if run.reached_max_steps(settings):
+            break
+        weight = sampler.slice(position).loss_weight  # 1.0 unless the global batch split unevenly
+        ends_step = (position + 1) % accum == 0 or position + 1 == len(batches)
+        batch = {k: v.to(run.device, non_blocking=pin) for k, v in batch.items()}
+        with gradient_sync(run, ends_step):
+            with autocast(run.device.type, run.precision):
+                loss = run.step_model(**batch).loss * weight / accum
+            run.scaler.scale(loss).backward()
+        run.epoch_loss += loss.item() * accum
+        run.epoch_batches += 1
+        run.seen += len(batch["input_ids"])
         run.seen_tokens += int(batch["attention_mask"].sum())
-        if (i + 1) % settings.grad_accum_steps and i + 1 < len(batches):
+        run.state["batch"] = position + 1
+        if not ends_step:
             continue
         optimizer_step(run)
         if run.state["step"] % settings.log_every == 0:
-            log_progress(run, epoch_loss / epoch_batches, run.train_seconds + time.perf_counter() - epoch_start, log_metrics)
-        if settings.max_steps and run.state["step"] >= settings.max_steps:
-            break
+            log_progress(run, run.train_seconds + time.perf_counter() - epoch_start, log_metrics)
+        if checkpoint_due(run, settings):
+            save_resume_point(run, store)
     run.train_seconds += time.perf_counter() - epoch_start
-    return epoch_loss / max(epoch_batches, 1)
+    return reduced_progress(run)[0]
 
 
-def end_epoch(run: Run, train_loss: float, val: dict, settings: TrainSettings, ckpt_dir: Path) -> bool:
+def validate(run: Run, data: Split, settings: TrainSettings) -> dict:
+    """Loss and accuracy on ``data`` (input_ids and label), each rank scoring every world_size-th batch.
+
+    The batches are those of ``textclf.predict.predict_logits`` (sorted by length) and the loss is
+    taken over all logits at once, in row order, as with one process.
+    """
+    import torch
+
+    batches = sorted_batches(data.lengths, settings.eval_batch_size)
+    mine = batches[run.ranks.rank :: run.ranks.world_size]
+    parts = []
+    run.model.eval()
+    with torch.inference_mode(), autocast(run.device.type, run.precision):
+        for idx, batch in zip(mine, loader(data.rows, mine, run.pad_id, settings.dataloader_workers, False, settings.seed)):
+            logits = run.model(input_ids=batch["input_ids"].to(run.device),
+                               attention_mask=batch["attention_mask"].to(run.device)).logits
+            parts.append((idx, logits.float().cpu(), batch["labels"]))
+    parts = [part for rank_parts in distributed.gather_objects(parts) for part in rank_parts]
+    logits = torch.empty(len(data.lengths), parts[0][1].shape[-1]) if parts else torch.empty(0, 1)
+    labels = torch.empty(len(data.lengths), dtype=torch.long)
+    for idx, part_logits, part_labels in parts:
+        logits[idx], labels[idx] = part_logits, part_labels
+    loss = torch.nn.functional.cross_entropy(logits, labels).item()
+    return {"loss": loss, "accuracy": (logits.argmax(-1) == labels).float().mean().item()}
+
+
+def end_epoch(run: Run, train_loss: float, val: dict, settings: TrainSettings, store: checkpoint.Checkpoints) -> bool:
     """Record the epoch, keep the best weights; True when training should stop."""
     state = run.state
     state["epoch"] += 1
+    state["batch"], run.epoch_loss, run.epoch_batches = 0, 0.0, 0
     state["history"].append({"epoch": state["epoch"], "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()}})
-    log.info("epoch %d: validation loss %.4f accuracy %.4f", state["epoch"], val["loss"], val["accuracy"])
     if val["loss"] < state["best_loss"]:
         state["best_loss"], state["bad_epochs"] = val["loss"], 0
-        checkpoint.save_best(ckpt_dir, run.model)
+        if run.ranks.is_main:
+            checkpoint.save_best(store, run.model)
     else:
         state["bad_epochs"] += 1
+    if run.ranks.is_main:
+        log.info("epoch %d: validation loss %.4f accuracy %.4f", state["epoch"], val["loss"], val["accuracy"])
     stop_early = bool(settings.early_stopping_patience and state["bad_epochs"] >= settings.early_stopping_patience)
-    if stop_early:
+    if stop_early and run.ranks.is_main:
         log.info("early stopping: no better validation loss for %d epoch(s)", state["bad_epochs"])
     return stop_early or run.finished(settings)
 
 
-def start_run(settings: TrainSettings, label_names: list[str], train_rows: int, pad_id: int, ckpt_dir: Path) -> Run:
-    """Model, optimizer and schedule on the best device, resumed from ``ckpt_dir`` when it has a resume point."""
+def wrap_for_training(model, ranks: Ranks, device, compile_model: bool):
+    """(what batches go through, the DDP wrapper or None): DDP across ranks, then torch.compile."""
     import torch
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    ddp = None
+    if ranks.distributed:
+        ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    wrapped = ddp or model
+    return (torch.compile(wrapped) if compile_model else wrapped), ddp
+
+
+def start_run(settings: TrainSettings, label_names: list[str], batches_per_epoch: int, pad_id: int,
+              store: checkpoint.Checkpoints, ranks: Ranks, device) -> Run:
+    """Model, optimizer and schedule on this rank's device, resumed from ``store`` when it has a resume point."""
+    import torch
+
     precision = pick_precision(settings.precision, device.type)
     base_model = resolve_base_model(settings.base_model)  # once: a gs:// model is downloaded here
     model = load_classifier(base_model, label_names, settings.attention_dropout, device)
-    steps = total_steps(train_rows, settings)
+    steps = total_steps(batches_per_epoch, settings)
     optimizer, scheduler = optimizer_and_schedule(model, settings, steps)
-    run = Run(model, torch.compile(model) if settings.torch_compile else model, optimizer, scheduler,
-              torch.amp.GradScaler(device.type, enabled=precision == "fp16"), device, precision, pad_id, steps)
-    resumed = checkpoint.load_resume_point(ckpt_dir, model, optimizer, scheduler, device)
+    step_model, ddp = wrap_for_training(model, ranks, device, settings.torch_compile)
+    run = Run(model, step_model, ddp, optimizer, scheduler, torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
+              device, precision, pad_id, steps, ranks)
+    resumed = checkpoint.load_resume_point(store, run)
     if resumed is not None:
-        run.state = resumed
+        run.state = resumed["state"]
+        run.epoch_loss, run.epoch_batches = resumed["rank"]["epoch_loss"], resumed["rank"]["epoch_batches"]
+        checkpoint.set_rng_states(resumed["rank"]["rng"])  # last: nothing may draw from them before training
     return run
 
 
@@ -163,8 +277,11 @@ def train(
     settings: TrainSettings,
     data_metadata: dict | None = None,
     log_metrics: Callable[[dict, int], None] | None = None,
-) -> dict:
+    checkpoints: str | None = None,
+) -> dict | None:
     """Fine-tune ``settings.base_model`` on the tokenized dataset and save the Model artifact.
+
+    Run once per process; under ``torchrun`` every rank calls it and trains data-parallel.
 
     Args:
         tokenized_dir: the tokenize step's output (``datasets`` directory + ``tokenizer/``).
@@ -172,40 +289,55 @@ def train(
         settings: hyper-parameters.
         data_metadata: the ingested and tokenized datasets' metadata (``labels``, ``fingerprint``,
             ``source``, ``max_length``, ``truncation``).
-        log_metrics: called with (metrics, step) at each progress line and each validation (W&B).
+        log_metrics: called on rank 0 with (metrics, step) at each progress line and each validation (W&B).
+        checkpoints: where checkpoints go, a folder or ``gs://`` prefix; default ``<output_dir>.checkpoints``.
 
     Returns:
-        The content of ``training.json``.
+        The content of ``training.json`` on rank 0; None on the other ranks.
     """
+    ranks = distributed.ranks_from_env()
+    device = distributed.start(ranks)
+    try:
+        return _train(tokenized_dir, output_dir, settings, data_metadata or {}, log_metrics or (lambda metrics, step: None),
+                      checkpoint.Checkpoints(checkpoints or checkpoint.checkpoint_location_for(output_dir)), ranks, device)
+    finally:
+        distributed.stop()
+
+
+def _train(tokenized_dir: str, output_dir: str, settings: TrainSettings, data_metadata: dict,
+           log_metrics: Callable[[dict, int], None], store: checkpoint.Checkpoints, ranks: Ranks, device) -> dict | None:
     import datasets
     from transformers import AutoTokenizer
 
-    data_metadata = data_metadata or {}
-    log_metrics = log_metrics or (lambda metrics, step: None)
     seed_everything(settings.seed)
     splits = datasets.load_from_disk(tokenized_dir)
-    train_rows = splits["train"].select_columns(["input_ids", "label"]).to_list()
-    val_rows = splits["validation"].select_columns(["input_ids", "label"]).to_list()
+    train_data, val_data = Split.of(splits["train"]), Split.of(splits["validation"])
     tokenizer = AutoTokenizer.from_pretrained(str(Path(tokenized_dir) / "tokenizer"))
-    label_names = data_metadata.get("labels") or [str(i) for i in range(max(r["label"] for r in train_rows) + 1)]
-
-    ckpt_dir = checkpoint.checkpoint_dir_for(output_dir)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    run = start_run(settings, label_names, len(train_rows), tokenizer.pad_token_id, ckpt_dir)
-    log.info("training %s on %d texts (%d validation), %d labels, device %s, precision %s, %d steps",
-             settings.base_model, len(train_rows), len(val_rows), len(label_names), run.device, run.precision,
-             run.total_steps)
-    lengths = [len(r["input_ids"]) for r in train_rows]
+    label_names = data_metadata.get("labels") or [str(i) for i in range(max(splits["train"]["label"]) + 1)]
+    batches_per_epoch = len(global_batches(train_data.lengths, settings.batch_size, ranks.world_size, settings.seed,
+                                           settings.group_by_length))
+    run = start_run(settings, label_names, batches_per_epoch, tokenizer.pad_token_id, store, ranks, device)
+    if ranks.is_main:
+        log.info("training %s on %d texts (%d validation), %d labels, %d process(es), device %s, precision %s, %d steps",
+                 settings.base_model, len(train_data.lengths), len(val_data.lengths), len(label_names), ranks.world_size,
+                 run.device, run.precision, run.total_steps)
     start = time.perf_counter()
-    while not run.finished(settings):
-        train_loss = train_epoch(run, train_rows, lengths, settings, log_metrics)
-        val = validate(run, val_rows, settings.eval_batch_size)
-        log_metrics({**{f"validation/{k}": v for k, v in val.items()}, "epoch": run.state["epoch"] + 1}, run.state["step"])
-        if end_epoch(run, train_loss, val, settings, ckpt_dir):
+    while not run.finished(settings) or run.mid_epoch():
+        train_loss = train_epoch(run, train_data, settings, store, log_metrics)
+        val = validate(run, val_data, settings)
+        if ranks.is_main:
+            log_metrics({**{f"validation/{k}": v for k, v in val.items()}, "epoch": run.state["epoch"] + 1}, run.state["step"])
+        if end_epoch(run, train_loss, val, settings, store):
             break  # finished: best.pt is all that is left to load, no resume point needed
-        checkpoint.save_resume_point(ckpt_dir, run.model, run.optimizer, run.scheduler, run.state)
+        save_resume_point(run, store)
 
-    if not checkpoint.load_best(ckpt_dir, run.model, run.device):
+    _, run.seen, run.seen_tokens = reduced_progress(run)  # texts of all ranks, for training.json
+    distributed.barrier()
+    if not ranks.is_main:
+        return None
+    if not checkpoint.load_best(store, run.model, run.device):
         raise RuntimeError(f"validation loss was never finite ({run.state['history']}): lower learning_rate or check the data")
-    return save_model_dir(run, tokenizer, splits["test"], label_names, output_dir, settings, data_metadata,
-                          wall=time.perf_counter() - start, ckpt_dir=ckpt_dir)
+    summary = save_model_dir(run, tokenizer, splits["test"], label_names, output_dir, settings, data_metadata,
+                             wall=time.perf_counter() - start)
+    store.remove()
+    return summary

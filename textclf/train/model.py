@@ -35,9 +35,9 @@ def load_classifier(base_model: str, label_names: list[str], attention_dropout: 
     ).to(device)
 
 
-def total_steps(train_rows: int, settings: TrainSettings) -> int:
-    """Optimizer steps of the whole run (``max_steps`` caps it)."""
-    per_epoch = math.ceil(math.ceil(train_rows / settings.batch_size) / settings.grad_accum_steps)
+def total_steps(batches_per_epoch: int, settings: TrainSettings) -> int:
+    """Optimizer steps of the whole run (``max_steps`` caps it), from the (global) batches of an epoch."""
+    per_epoch = math.ceil(batches_per_epoch / settings.grad_accum_steps)
     steps = per_epoch * settings.epochs
     return min(steps, settings.max_steps) if settings.max_steps else steps
 

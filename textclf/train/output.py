@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from dataclasses import asdict
 from pathlib import Path
@@ -53,8 +52,10 @@ def write_reference_profile(run, tokenizer, test, label_names, out: Path, batch_
 
 
 def save_model_dir(run, tokenizer, test, label_names: list[str], output_dir: str, settings, data_metadata: dict,
-                   wall: float, ckpt_dir: Path) -> dict:
-    """Write the Model directory from ``run``'s (best) weights; returns ``training.json``'s content."""
+                   wall: float) -> dict:
+    """Write the Model directory from ``run``'s (best) weights; returns ``training.json``'s content.
+
+    Rank 0's job alone (the training loop calls it there); ``run.seen`` counts the texts of all ranks."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     run.model.save_pretrained(out, safe_serialization=True)
@@ -74,11 +75,12 @@ def save_model_dir(run, tokenizer, test, label_names: list[str], output_dir: str
         "code_version": code_version(),
         "history": run.state["history"],
         "best_validation_loss": run.state["best_loss"],
+        "processes": run.ranks.world_size,  # data-parallel training processes (ranks)
         # Of this attempt (a resumed run counts only what it trained); batch loops only.
         "train_samples_per_second": run.seen / run.train_seconds if run.seen else None,
+        "train_tokens_per_second": run.seen_tokens / run.train_seconds if run.seen else None,
         "train_seconds": run.train_seconds,
         "wall_seconds": wall,
     }
     (out / TRAINING_FILE).write_text(json.dumps(summary, indent=2))
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
     return summary

@@ -16,7 +16,8 @@ class TrainSettings:
     base_model: str = base_model_setting()
     epochs: int = setting(3, "Passes over the training split (early stopping may end sooner).")
     learning_rate: float = setting(1e-4, "Peak learning rate after linear warmup.")
-    batch_size: int = setting(32, "Examples per micro-batch and device (times grad_accum_steps = effective batch).")
+    batch_size: int = setting(32, "Examples per micro-batch and training process (times grad_accum_steps and the "
+                            "number of processes, num_nodes x gpus_per_node = effective batch).")
     grad_accum_steps: int = setting(1, "Micro-batches accumulated per optimizer step.")
     warmup_ratio: float = setting(0.06, "Share of the steps with a linear warmup; the rest decays linearly to zero.")
     weight_decay: float = setting(0.01, "AdamW weight decay (not applied to biases and LayerNorm weights).")
@@ -34,6 +35,14 @@ class TrainSettings:
                                        "dropout stays as the base model has it.")
     eval_batch_size: int = setting(64, "Batch size of the validation and scoring passes.")
     log_every: int = setting(20, "Optimizer steps between progress lines.")
+    dataloader_workers: int = setting(2, "Worker processes per training process that read batches from the "
+                                      "memory-mapped splits and pad them; 0 reads them in the training process.")
+    checkpoint_every_steps: int = setting(0, "Write a resume checkpoint every this many optimizer steps (0: by "
+                                          "time and at epoch ends only). A retried or preempted task resumes at the "
+                                          "batch it stopped at, with the same random state.")
+    checkpoint_every_minutes: float = setting(10.0, "Write a resume checkpoint once this many minutes have passed "
+                                              "since the last one, so a preempted node loses at most that much "
+                                              "training (0: by steps and at epoch ends only).")
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -41,3 +50,6 @@ class TrainSettings:
         for name in ("epochs", "batch_size", "grad_accum_steps", "eval_batch_size", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("dataloader_workers", "checkpoint_every_steps", "checkpoint_every_minutes", "max_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
