@@ -1,6 +1,6 @@
 """Reference profile of the data a model was evaluated on, for drift monitoring in production.
 
-The train step builds it on the test split (texts, true labels and the model's probabilities), in
+The train step builds it on the validation split (texts, true labels and the model's probabilities), in
 batches (:class:`ReferenceProfileBuilder`), and writes it as ``profile.json`` next to the model.
 The drift monitor (``python -m serving.monitor``) loads it and compares live traffic with it,
 using the same text features (:func:`text_features`) and the same bin edges, so both sides

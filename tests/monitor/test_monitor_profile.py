@@ -135,7 +135,7 @@ def test_bad_inputs_are_named(tokenizer, texts, labels, probabilities, message):
 
 
 def test_a_profile_built_in_batches_equals_the_one_built_at_once(tokenizer):
-    """The train step profiles the test split batch by batch; the monitor must not see a difference."""
+    """The train step profiles a held-out split batch by batch; the monitor must not see a difference."""
     from textclf.profile import ReferenceProfileBuilder
     from tests.monitor.conftest import fake_probabilities, review_texts
 

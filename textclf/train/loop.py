@@ -337,7 +337,7 @@ def _train(tokenized_dir: str, output_dir: str, settings: TrainSettings, data_me
         return None
     if not checkpoint.load_best(store, run.model, run.device):
         raise RuntimeError(f"validation loss was never finite ({run.state['history']}): lower learning_rate or check the data")
-    summary = save_model_dir(run, tokenizer, splits["test"], label_names, output_dir, settings, data_metadata,
+    summary = save_model_dir(run, tokenizer, tokenized_dir, label_names, output_dir, settings, data_metadata,
                              wall=time.perf_counter() - start)
     store.remove()
     return summary

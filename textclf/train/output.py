@@ -26,17 +26,20 @@ def code_version() -> str:
         return "unknown"
 
 
-PROFILE_BATCH_ROWS = 1024  # test texts scored and profiled at a time
+PROFILE_BATCH_ROWS = 1024  # texts scored and profiled at a time
+PROFILE_SPLIT = "validation"  # see write_reference_profile
 
 
-def write_reference_profile(run, tokenizer, test, label_names, out: Path, batch_size: int) -> None:
-    """``profile.json`` beside the weights: the held-out texts and this model's outputs on them,
-    the reference the drift monitor compares live traffic with. (Written here rather than in
-    evaluate because the model directory is this step's output; evaluate only reads it.)
+def write_reference_profile(run, tokenizer, tokenized, label_names, out: Path, batch_size: int) -> None:
+    """``profile.json`` beside the weights: held-out texts and this model's outputs on them, the
+    reference the drift monitor compares live traffic with. (Written here rather than in evaluate
+    because the model directory is this step's output; evaluate only reads it.)
 
-    ``test`` is the tokenized test split: a ``datasets.Dataset``, or the tokenize step's folder
-    (read file by file, so memory stays flat however large the split). It is scored and profiled
-    ``PROFILE_BATCH_ROWS`` texts at a time.
+    The validation split, not test: held out from the weights all the same (it only picked the best
+    epoch), a fine sample of what the model meets, and far smaller, so the pipeline scores the test
+    split once, in evaluate (the accuracy of record). ``tokenized`` is the tokenize step's folder
+    (read file by file, so memory stays flat however large the split) or a ``DatasetDict``'s split;
+    it is scored and profiled ``PROFILE_BATCH_ROWS`` texts at a time.
     """
     import torch
 
@@ -45,13 +48,13 @@ def write_reference_profile(run, tokenizer, test, label_names, out: Path, batch_
     from textclf.profile import ReferenceProfileBuilder, save_profile
 
     builder = ReferenceProfileBuilder(label_names, tokenizer)
-    for batch in iter_batches(test, ["input_ids", "text", "label"], PROFILE_BATCH_ROWS, split="test"):
+    for batch in iter_batches(tokenized, ["input_ids", "text", "label"], PROFILE_BATCH_ROWS, split=PROFILE_SPLIT):
         logits = predict_logits(run.model, batch.column("input_ids").to_pylist(), batch_size, run.pad_id, run.device, run.precision)
         builder.add(batch.column("text").to_pylist(), batch.column("label").to_pylist(), torch.softmax(logits, -1).numpy())
     save_profile(builder.build(), out)
 
 
-def save_model_dir(run, tokenizer, test, label_names: list[str], output_dir: str, settings, data_metadata: dict,
+def save_model_dir(run, tokenizer, tokenized, label_names: list[str], output_dir: str, settings, data_metadata: dict,
                    wall: float) -> dict:
     """Write the Model directory from ``run``'s (best) weights; returns ``training.json``'s content.
 
@@ -60,7 +63,7 @@ def save_model_dir(run, tokenizer, test, label_names: list[str], output_dir: str
     out.mkdir(parents=True, exist_ok=True)
     run.model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    write_reference_profile(run, tokenizer, test, label_names, out, settings.eval_batch_size)
+    write_reference_profile(run, tokenizer, tokenized, label_names, out, settings.eval_batch_size)
     summary = {
         "settings": asdict(settings),
         "precision": run.precision,
