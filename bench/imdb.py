@@ -104,7 +104,7 @@ def run_pipeline(options: Options, work: Path) -> str:
     params = {"source": str(work / "imdb.csv"), "label_names": LABEL_NAMES, "base_model": options.model,
               "max_length": options.max_length, "truncation": options.truncation, "epochs": options.epochs,
               "max_steps": options.max_steps, "batch_size": options.batch_size, "learning_rate": options.learning_rate}
-    command = [sys.executable, "-m", "pipelines", "run", "--runs-dir", str(work / "runs"),
+    command = [sys.executable, "-m", "pipelines", "run", "--runs-dir", str(work / "runs"), "--allow-blocked",
                *[a for k, v in params.items() for a in ("--param", f"{k}={v}")],
                *[a for extra in options.param for a in ("--param", extra)]]
     start = time.perf_counter()
