@@ -10,7 +10,8 @@ from textclf.tracking import TrackingSettings
 # Settings named again for kfp (see components/step.py, which checks them against the dataclasses).
 @step(EvaluateSettings, TrackingSettings)
 def evaluate_op(
-    live_model_uri: str, seed: int, wandb_project: str, wandb_entity: str, wandb_api_key_secret: str,
+    live_model_uri: str, seed: int, scoring_precision: str, scoring_tolerance: float, wandb_project: str,
+    wandb_entity: str, wandb_api_key_secret: str,
     model: dsl.Input[dsl.Model], tokenized: dsl.Input[dsl.Dataset],
     metrics: dsl.Output[dsl.Metrics], classification_metrics: dsl.Output[dsl.ClassificationMetrics],
     report: dsl.Output[dsl.Markdown], evaluation: dsl.Output[dsl.Artifact],

@@ -114,6 +114,48 @@ def _decoder(monitor: DriftMonitor):
     return decode
 
 
+def _webhook(monitor: DriftMonitor, webhook_url: str | None):
+    """``notify(change)``: POST the alert change to ``webhook_url`` (a failure is logged and counted)."""
+    async def notify(change: AlertChange) -> None:
+        state = "DRIFT ALERT" if change.active else "drift resolved"
+        payload: dict[str, Any] = {
+            "text": f"{state}: {change.metric}={change.value} (threshold {change.threshold}, window {change.window})",
+            **dataclasses.asdict(change),
+        }
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                (await client.post(webhook_url, json=payload)).raise_for_status()
+        except httpx.HTTPError as err:
+            monitor.events["webhook_failed"] += 1
+            log.error("alert webhook %s failed: %s", webhook_url, err)
+
+    return notify
+
+
+def _reader(monitor: DriftMonitor, max_body_bytes: int, reading: asyncio.Semaphore, worker: ThreadPoolExecutor):
+    """``observe(request)``: read and decode one event off the loop, at most ``reading``'s count at
+    once; an error response for a bad one (counted)."""
+    decode = _decoder(monitor)
+
+    async def observe(request: Request) -> Observation | JSONResponse:
+        async with reading:
+            try:
+                body = await asyncio.wait_for(_read_body(request, max_body_bytes), BODY_TIMEOUT_S)
+            except BodyTooLarge:
+                monitor.reject("too_large")
+                return _error(413, "too_large", f"event body over {max_body_bytes} bytes")
+            except asyncio.TimeoutError:
+                monitor.reject("body_timeout")
+                return _error(408, "body_timeout", f"event body not received within {BODY_TIMEOUT_S:.0f} s")
+            try:
+                return await asyncio.get_running_loop().run_in_executor(worker, decode, dict(request.headers), body)
+            except MalformedEvent as err:
+                monitor.reject(err.reason)
+                return _error(err.status, err.reason, str(err))
+
+    return observe
+
+
 def create_app(
     monitor: DriftMonitor,
     *,
@@ -139,8 +181,6 @@ def create_app(
     # One thread: events are measured one at a time (the tokenizer is not thread-safe), and
     # never on the event loop.
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-decode")
-    reading = asyncio.Semaphore(max_queued_events)
-    decode = _decoder(monitor)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -151,35 +191,8 @@ def create_app(
 
     app = FastAPI(title="textclf drift monitor", lifespan=lifespan)
 
-    async def notify(change: AlertChange) -> None:
-        state = "DRIFT ALERT" if change.active else "drift resolved"
-        payload: dict[str, Any] = {
-            "text": f"{state}: {change.metric}={change.value} (threshold {change.threshold}, window {change.window})",
-            **dataclasses.asdict(change),
-        }
-        try:
-            async with httpx.AsyncClient(timeout=5.0) as client:
-                (await client.post(webhook_url, json=payload)).raise_for_status()
-        except httpx.HTTPError as err:
-            monitor.events["webhook_failed"] += 1
-            log.error("alert webhook %s failed: %s", webhook_url, err)
-
-    async def observe(request: Request) -> Observation | JSONResponse:
-        """Read and decode one event off the loop; an error response for a bad one (counted)."""
-        async with reading:
-            try:
-                body = await asyncio.wait_for(_read_body(request, max_body_bytes), BODY_TIMEOUT_S)
-            except BodyTooLarge:
-                monitor.reject("too_large")
-                return _error(413, "too_large", f"event body over {max_body_bytes} bytes")
-            except asyncio.TimeoutError:
-                monitor.reject("body_timeout")
-                return _error(408, "body_timeout", f"event body not received within {BODY_TIMEOUT_S:.0f} s")
-            try:
-                return await asyncio.get_running_loop().run_in_executor(worker, decode, dict(request.headers), body)
-            except MalformedEvent as err:
-                monitor.reject(err.reason)
-                return _error(err.status, err.reason, str(err))
+    notify = _webhook(monitor, webhook_url)
+    observe = _reader(monitor, max_body_bytes, asyncio.Semaphore(max_queued_events), worker)
 
     @app.post("/")
     async def receive(request: Request):

@@ -34,23 +34,11 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from tests.rollout.crd import strictify  # the same closing of structural schemas as the KServe CRD's
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "trainer"
 GROUP = "/apis/trainer.kubeflow.org/v1alpha1"
 NOW = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def strictify(node):
-    """``additionalProperties: false`` on every object node that lists its properties and says
-    nothing else about extra ones: what ``fieldValidation=Strict`` does with unknown fields."""
-    if isinstance(node, dict):
-        if "properties" in node and "additionalProperties" not in node and not node.get("x-kubernetes-preserve-unknown-fields"):
-            node["additionalProperties"] = False
-        for value in node.values():
-            strictify(value)
-    elif isinstance(node, list):
-        for value in node:
-            strictify(value)
-    return node
 
 
 def trainjob_validator() -> jsonschema.Draft7Validator:

@@ -60,8 +60,30 @@ def test_scoring_in_batches_gives_the_metrics_of_scoring_at_once(trained_model, 
 
     model_dir, _ = trained_model
     labels = ["negative", "positive"]
-    small = score_model(model_dir, held_out_batches(tokenized_dir, batch_rows=5), labels, seed=0)
-    whole = score_model(model_dir, held_out_batches(tokenized_dir, batch_rows=100_000), labels, seed=0)
+    fp32 = EvaluateSettings(scoring_precision="fp32", seed=0)
+    small = score_model(model_dir, held_out_batches(tokenized_dir, batch_rows=5), labels, fp32)
+    whole = score_model(model_dir, held_out_batches(tokenized_dir, batch_rows=100_000), labels, fp32)
     for name in ("accuracy", "f1", "roc_auc", "confusion_matrix", "examples"):
         assert small[name] == whole[name]
     assert small["loss"] == pytest.approx(whole["loss"], rel=1e-6)
+
+
+def test_scoring_precision_is_bf16_only_when_the_probe_keeps_the_probabilities(trained_model, tokenized_dir):
+    """auto: bf16 where the hardware has it and the probe texts move by at most the tolerance;
+    the choice and its numbers are recorded in metrics.json."""
+    from textclf.evaluate import held_out_batches, score_model
+    from textclf.train.precision import cpu_has_bf16
+
+    model_dir, _ = trained_model
+    labels = ["negative", "positive"]
+    batches = held_out_batches(tokenized_dir)
+    auto = score_model(model_dir, batches, labels, EvaluateSettings(seed=0))["scoring"]
+    if not cpu_has_bf16():
+        assert auto["precision"] == "fp32" and auto["reason"] == "no native bf16 here"
+        return
+    assert 0 <= auto["max_probability_change"] <= 0.02 and auto["precision"] == "bf16"
+    assert auto["probe_texts"] == min(256, sum(len(texts) for texts, _ in batches()))
+    strict = score_model(model_dir, batches, labels, EvaluateSettings(seed=0, scoring_tolerance=-1.0))["scoring"]
+    assert strict["precision"] == "fp32" and "over the tolerance" in strict["reason"]
+    forced = score_model(model_dir, batches, labels, EvaluateSettings(seed=0, scoring_precision="fp32"))["scoring"]
+    assert forced == {"precision": "fp32", "reason": "asked for"}
