@@ -13,6 +13,8 @@ TORCH_PIP_ARGS ?=
 UV_FIND_LINKS := $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS),)
 TARGETS := kubeflow vertex
 IMAGE_REGISTRY ?= us-docker.pkg.dev/PROJECT/textclf
+# Rows per bench-scale dataset; set here, not in $(or ...), whose commas split its arguments.
+SIZES ?= 100000,300000,1000000
 IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
 
 .PHONY: install run test test-fast compile serve bench bench-train bench-serve bench-scale bench-imdb-cpu bench-train-scaling bench-gpu monitor-demo images lock clean
@@ -67,7 +69,7 @@ bench-gpu: install
 
 # Ingest, tokenize, a short train and evaluate at N = 100k, 300k, 1M rows (memory and time per step).
 bench-scale: install
-	$(PY) bench/scale.py --data $(or $(DATA),../shared/data/imdb) --sizes $(or $(SIZES),100000,300000,1000000)
+	$(PY) bench/scale.py --data $(or $(DATA),../shared/data/imdb) --sizes $(SIZES)
 
 bench-serve: install
 	model=$(or $(MODEL_DIR),$$($(PY) -m pipelines latest-model)) && \

@@ -12,11 +12,13 @@ in a fresh interpreter:
 * ``raw``      the limit: the fast tokenizer's own ``encode_batch`` on the first ``--raw_texts``
   training texts, batches of 1024, no truncation (and with the tokenizer's truncation);
 * ``train``    ``--max_steps`` steps of the train step (plus its validation pass and the reference
-  profile on the test split, which it always writes);
+  profile, built on the validation split, which it always writes);
 * ``evaluate`` the evaluate step on the test split.
 
-Memory: ``peak RSS`` is the step process's ``ru_maxrss`` (``os.wait4``: the largest resident set the
-process reached, memory-mapped file pages included); ``tree peak`` samples the summed RSS of the
+Memory: ``peak RSS`` is the step process's own high-water mark (``VmHWM`` in ``/proc/self/status``:
+the largest resident set it reached, memory-mapped file pages included; not ``ru_maxrss``, into which
+Linux carries the parent's high-water mark across ``vfork`` + ``exec``, so every step would read at
+least the harness's ~570 MB); ``tree peak`` samples the summed RSS of the
 process and its children every 0.2 s (``psutil``), which is what a pod's memory limit sees.
 Step rates are rows / wall time of the step process (start-up included) and rows / time inside the
 step's function. Results: ``--output`` (Markdown, replaced) and ``<workdir>/results.json``.
@@ -252,7 +254,7 @@ class TreeSampler(threading.Thread):
 
 
 def measure(step: str, config: dict, log_path: Path) -> dict:
-    """Run ``step`` in a fresh interpreter: wall time, ``ru_maxrss`` (via wait4) and the sampled tree peak."""
+    """Run ``step`` in a fresh interpreter: wall time, its own peak RSS and the sampled tree peak."""
     result_path = Path(config["work"]) / f"{step}.result.json"
     command = [sys.executable, __file__, "--step", step, "--config", json.dumps(config), "--result", str(result_path)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
@@ -261,18 +263,25 @@ def measure(step: str, config: dict, log_path: Path) -> dict:
         child = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
         sampler = TreeSampler(child.pid)
         sampler.start()
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
+        child.wait()
         sampler.stop()
     wall = time.perf_counter() - started
     if child.returncode:
         raise SystemExit(f"step {step} failed ({child.returncode}); see {log_path}:\n" + log_path.read_text()[-3000:])
     inside = json.loads(result_path.read_text())
-    return {"step": step, "wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024, "tree_peak_mb": sampler.peak_mb,
+    return {"step": step, "wall_s": wall, "peak_rss_mb": inside.pop("own_peak_mb"), "tree_peak_mb": sampler.peak_mb,
             **inside}
 
 
 # ---------------------------------------------------------------- report
+
+
+def own_peak_mb() -> float:
+    """This process's high-water resident set (``VmHWM``), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def load_average() -> float:
@@ -308,10 +317,10 @@ def report(settings: ScaleSettings, results: list[dict], machine: dict, started:
         step_rate = tok["rows"] / tok["inside_s"]
         lines.append(f"| {n:,} | {raw['rows']:,} | {raw['raw_texts_per_s']:.0f} | {raw['raw_truncating_texts_per_s']:.0f} "
                      f"| {step_rate:.0f} | {step_rate / raw['raw_texts_per_s']:.2f} |")
-    lines += ["", "Peak RSS: the step process's `ru_maxrss` (memory-mapped file pages included). Tree peak: summed RSS "
+    lines += ["", "Peak RSS: the step process's own high-water mark (`VmHWM`, memory-mapped file pages included). Tree peak: summed RSS "
               "of the step's processes sampled every 0.2 s. rows/s (wall) includes interpreter start-up and imports; "
               "rows/s (in step) is the step function alone, after the libraries are imported. train: rows = steps x batch (a fixed amount of work), "
-              "its wall time includes the validation pass and the reference profile on the test split.",
+              "its wall time includes the validation pass and the reference profile (built on the validation split).",
               f"Command: `{' '.join(sys.argv)}`", ""]
     return "\n".join(lines)
 
@@ -337,7 +346,8 @@ def main(argv=None) -> None:
     parser.add_argument("--result", help=argparse.SUPPRESS)
     settings, internal = parser.parse_args_into_dataclasses(argv)
     if internal.step:
-        Path(internal.result).write_text(json.dumps(run_step(internal.step, json.loads(internal.config))))
+        result = run_step(internal.step, json.loads(internal.config))
+        Path(internal.result).write_text(json.dumps({**result, "own_peak_mb": own_peak_mb()}))
         return
     if not settings.data:
         raise SystemExit("--data is required: the folder with IMDB's train.csv.gz and test.csv.gz")
