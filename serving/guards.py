@@ -11,6 +11,7 @@ before a byte of the body is read:
   else JSON when the Content-Type is JSON, absent (tritonclient sends none) or, on V2,
   ``application/octet-stream`` (tritonclient's aio client in JSON mode); any other type: 415;
 - 413 for a body over the limit (from Content-Length; a chunked body is read only up to it);
+- after a body of 1 MB or more, freed memory goes back to the OS (``serving.memory``);
 - responses carry only the headers the protocol defines (never a request header echoed back),
   and a binary V2 response says ``Content-Type: application/octet-stream``;
 
@@ -21,6 +22,7 @@ repository call (403).
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from fastapi import FastAPI
@@ -31,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.binary import INFERENCE_HEADER
 from serving.dataplane import RepositoryDisabled
+from serving.memory import LARGE_BODY_BYTES, release_after
 from serving.protocol import describe_problems
 
 REQUESTS = Counter("textclf_http_requests", "HTTP requests by endpoint and status code", ["endpoint", "code"])
@@ -87,6 +90,15 @@ class RequestGuard:
                     message = _clean_response_start(message)
             await send(message)
 
+        received = {"bytes": 0}
+        read_body = receive
+
+        async def counting_receive():
+            message = await read_body()
+            received["bytes"] += len(message.get("body", b""))
+            return message
+
+        receive = counting_receive
         IN_FLIGHT.inc()
         try:
             if endpoint in INFERENCE_ENDPOINTS:
@@ -100,6 +112,8 @@ class RequestGuard:
             REQUESTS.labels(endpoint, code).inc()
             if status["code"] >= 400:
                 ERRORS.labels(endpoint, code).inc()
+            if received["bytes"] >= LARGE_BODY_BYTES:  # its objects are freed by now: return the pages
+                await asyncio.to_thread(release_after, received["bytes"])
 
     async def _check_request(self, scope, receive, endpoint: str):
         """(an error response or None, the scope and receive callable the app should use)."""

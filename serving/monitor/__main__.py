@@ -57,7 +57,7 @@ def serve(args) -> None:
 
     from textclf.profile import load_profile
     from serving.monitor.app import create_app
-    from serving.monitor.memory import fix_mmap_threshold
+    from serving.memory import fix_mmap_threshold
     from serving.monitor.monitor import DriftMonitor
 
     fix_mmap_threshold()  # large event bodies go back to the OS once freed

@@ -33,7 +33,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from serving.monitor.events import MalformedEvent, parse_event
-from serving.monitor.memory import release_after
+from serving.memory import release_after
 from serving.monitor.monitor import AlertChange, DriftMonitor, Observation
 
 log = logging.getLogger("serving.monitor")

@@ -222,7 +222,7 @@ def test_limits_that_would_let_one_event_decide_are_refused(changes, message):
 def test_glibc_is_told_to_give_large_blocks_back(monkeypatch):
     """The bound on RSS after a burst rests on these calls (measured in bench/soak.py); here only
     that they take effect where glibc is, and are skipped when the environment already decides."""
-    from serving.monitor import memory
+    from serving import memory
 
     if memory._LIBC is None:
         pytest.skip("no glibc here")
@@ -230,4 +230,4 @@ def test_glibc_is_told_to_give_large_blocks_back(monkeypatch):
     assert memory.fix_mmap_threshold() is True
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
     assert memory.fix_mmap_threshold() is False
-    memory.release_after(memory.LARGE_EVENT_BYTES)  # malloc_trim: returns, changes nothing visible
+    memory.release_after(memory.LARGE_BODY_BYTES)  # malloc_trim: returns, changes nothing visible
