@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import random
+import shlex
 import sys
 import threading
 import time
@@ -378,7 +379,8 @@ def start(processes: Processes, model_dir: Path, args) -> tuple[dict[str, str], 
     ports = {name: free_port() for name in ("server", "grpc", "monitor")}
     urls = {"server": f"http://127.0.0.1:{ports['server']}", "monitor": f"http://127.0.0.1:{ports['monitor']}"}
     processes.start("model-server", ["serving", "--model_dir", str(model_dir), "--model_name", MODEL_NAME, "--host", "127.0.0.1",
-                                     "--http_port", str(ports["server"]), "--grpc_port", str(ports["grpc"])],
+                                     "--http_port", str(ports["server"]), "--grpc_port", str(ports["grpc"]),
+                                     *shlex.split(args.server_flags)],
                     f"{urls['server']}/v1/models/{MODEL_NAME}")
     labels = [v for _, v in sorted(json.loads((model_dir / "config.json").read_text())["id2label"].items(), key=lambda kv: int(kv[0]))]
     texts = read_texts(args.data, args.texts, seed=0)
@@ -401,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exclude", default="", help=f"comma-separated kinds left out of the burst, of: {', '.join([*KINDS, *ADMIN])}")
     parser.add_argument("--report", type=Path, help="also write the Markdown report here")
     parser.add_argument("--work_dir", default=str(REPO / "build" / "soak"))
+    parser.add_argument("--server_flags", default="", help="more `python -m serving` flags, e.g. '--backend torch' "
+                        "(the default backend, auto, may pick another backend from run to run when two are close)")
     args = parser.parse_args(argv)
     args.exclude = frozenset(name for name in args.exclude.split(",") if name)
     unknown = args.exclude - set(KINDS) - set(ADMIN)
