@@ -17,7 +17,7 @@ IMAGE_REGISTRY ?= us-docker.pkg.dev/PROJECT/textclf
 SIZES ?= 100000,300000,1000000
 IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
 
-.PHONY: install run test test-fast compile serve bench bench-train bench-serve bench-scale bench-imdb-cpu bench-train-scaling bench-gpu monitor-demo images lock clean
+.PHONY: install run test test-fast compile serve bench bench-train bench-serve bench-scale bench-imdb-cpu bench-train-scaling bench-gpu monitor-demo soak images lock clean
 
 install: $(STAMP)
 
@@ -83,7 +83,6 @@ monitor-demo: install
 # Hostile traffic (good, bad, huge, anonymous admin calls) against the model server and the drift
 # monitor at concurrency 16 for DURATION seconds; checks the targets of issue 11 (exit 1 if missed).
 # MODEL_DIR defaults to the newest `make run` model whose gate passed; SOAK_ARGS adds flags.
-.PHONY: soak
 soak: install
 	$(PY) bench/soak.py --duration $(or $(DURATION),120) $(if $(MODEL_DIR),--model_dir "$(MODEL_DIR)") $(SOAK_ARGS)
 

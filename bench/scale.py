@@ -19,7 +19,7 @@ Memory: ``peak RSS`` is the step process's own high-water mark (``VmHWM`` in ``/
 the largest resident set it reached, memory-mapped file pages included; not ``ru_maxrss``, into which
 Linux carries the parent's high-water mark across ``vfork`` + ``exec``, so every step would read at
 least the harness's ~570 MB); ``tree peak`` samples the summed RSS of the
-process and its children every 0.2 s (``psutil``), which is what a pod's memory limit sees.
+process and its children every 0.2 s (``bench/procmem.py``), which is what a pod's memory limit sees.
 Step rates are rows / wall time of the step process (start-up included) and rows / time inside the
 step's function. Results: ``--output`` (Markdown, replaced) and ``<workdir>/results.json``.
 
@@ -42,6 +42,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from procmem import peak_rss_mb, tree_rss_mb  # bench/procmem.py (this script's folder is on sys.path)
 from textclf.settings import setting
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,7 +91,8 @@ def imdb_reviews(data: str) -> list[tuple[str, int]]:
     import pandas as pd
 
     frames = [pd.read_csv(Path(data) / name, usecols=["text", "label"]) for name in ("train.csv.gz", "test.csv.gz")]
-    reviews = list(zip(pd.concat(frames, ignore_index=True)["text"], pd.concat(frames)["label"].astype(int)))
+    frame = pd.concat(frames, ignore_index=True)
+    reviews = list(zip(frame["text"], frame["label"].astype(int)))
     random.Random(0).shuffle(reviews)  # the files are sorted by label; any N must have both classes
     return reviews
 
@@ -231,21 +233,8 @@ class TreeSampler(threading.Thread):
         self._done = threading.Event()
 
     def run(self) -> None:
-        try:
-            import psutil
-        except ImportError:
-            return
-        try:
-            root = psutil.Process(self.pid)
-        except psutil.Error:
-            return
         while not self._done.is_set():
-            try:
-                processes = [root, *root.children(recursive=True)]
-                total = sum(p.memory_info().rss for p in processes)
-                self.peak_mb = max(self.peak_mb, total / 2**20)
-            except psutil.Error:
-                pass
+            self.peak_mb = max(self.peak_mb, tree_rss_mb(self.pid))
             self._done.wait(self.every_s)
 
     def stop(self) -> None:
@@ -274,14 +263,6 @@ def measure(step: str, config: dict, log_path: Path) -> dict:
 
 
 # ---------------------------------------------------------------- report
-
-
-def own_peak_mb() -> float:
-    """This process's high-water resident set (``VmHWM``), in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def load_average() -> float:
@@ -347,7 +328,7 @@ def main(argv=None) -> None:
     settings, internal = parser.parse_args_into_dataclasses(argv)
     if internal.step:
         result = run_step(internal.step, json.loads(internal.config))
-        Path(internal.result).write_text(json.dumps({**result, "own_peak_mb": own_peak_mb()}))
+        Path(internal.result).write_text(json.dumps({**result, "own_peak_mb": peak_rss_mb(os.getpid())}))
         return
     if not settings.data:
         raise SystemExit("--data is required: the folder with IMDB's train.csv.gz and test.csv.gz")

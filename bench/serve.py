@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 from loadgen import LoadResult, run_load  # noqa: E402
+from procmem import peak_rss_mb  # noqa: E402
 
 BACKENDS = {  # name -> inference flags, the same in process and served
     "torch fp32": ["--backend", "torch", "--bf16", "off"],
@@ -67,13 +68,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 @contextlib.contextmanager

@@ -44,6 +44,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.logger_agent import LoggerTarget, binary_event_headers  # noqa: E402
 from bench.monitor_demo import MODEL_NAME, Processes, free_port, predict, read_texts  # noqa: E402
+from bench.procmem import tree_rss_mb  # noqa: E402
 from serving.monitor.events import REQUEST_TYPE, RESPONSE_TYPE  # noqa: E402
 
 HEALTH_TARGET_S = 1.0
@@ -197,8 +198,7 @@ class Soak:
 
     def sample_rss(self, stop: threading.Event) -> None:
         while not stop.wait(0.5):
-            for target, pid in self.pids.items():
-                self.rss[target].append((self.phase, rss_mb(pid)))
+            self.mark_rss(self.phase)
 
     async def phase_run(self, session, phase: str, seconds: float, concurrency: int, names: list[str],
                         exclude: frozenset[str] = frozenset()) -> None:
@@ -240,22 +240,7 @@ class Soak:
 
     def mark_rss(self, label: str) -> None:
         for target, pid in self.pids.items():
-            self.rss[target].append((label, rss_mb(pid)))
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children, in MB."""
-    total, pending = 0, [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            total += int(next(l for l in status.splitlines() if l.startswith("VmRSS:")).split()[1])
-            for task in Path(f"/proc/{current}/task").iterdir():
-                pending += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, StopIteration, ValueError):
-            continue
-    return total / 1024
+            self.rss[target].append((label, tree_rss_mb(pid)))
 
 
 def percentile_ms(values: list[float], q: float) -> float:
