@@ -28,7 +28,7 @@ from components.ingest import ingest_op
 from components.source_version import source_version_op
 from components.tokenize import tokenize_op
 from components.train import train_op, train_trainjob_op
-from pipelines.vertex_train import train_on_vertex
+from pipelines.vertex_train import TRAIN_RETRY, train_on_vertex
 from textclf.gate import PASS
 from textclf.images import TRAINER_IMAGE
 from textclf.train.trainjob import GPU_NODE_LABEL, GPU_TOLERATION, WANDB_SECRET, WANDB_SECRET_KEY
@@ -91,7 +91,7 @@ def steps_for(target: str) -> tuple:
 def step_parameters(op) -> dict:
     """The step's pipeline parameters (name -> kfp input spec): its inputs that are not artifacts
     and that the wiring does not feed (``ingest``'s ``source_version``, the ``wired`` ones of ``step``)."""
-    wired = {"source_version", *getattr(op.python_func, "wired", ())}
+    wired = set(op.python_func.wired)
     return {name: spec for name, spec in op.component_spec.inputs.items()
             if not spec.type.startswith("system.") and name not in wired}
 
@@ -119,12 +119,12 @@ def train_on_kubeflow(call, params: dict, gpu_type: str, **artifacts):
     """One node: the train task on gpus_per_node GPUs. Several: a TrainJob, submitted by a CPU task."""
     with dsl.If(params["num_nodes"] == 1, name="one-node"):
         pod = call(train_op, **artifacts)
-        set_resources(pod, TRAIN_STEP).set_retry(num_retries=2, backoff_duration="60s").set_display_name("train")
+        set_resources(pod, TRAIN_STEP).set_retry(**TRAIN_RETRY).set_display_name("train")
         request_gpus(pod, gpu_type, params["gpus_per_node"])
         use_wandb_secret(pod)
     with dsl.Else(name="several-nodes"):
         job = call(train_trainjob_op, gpu_type=gpu_type, trainer_image=TRAINER_IMAGE, **artifacts)
-        set_resources(job, TRAIN_HELPER_STEP).set_retry(num_retries=2, backoff_duration="60s").set_display_name("train-trainjob")
+        set_resources(job, TRAIN_HELPER_STEP).set_retry(**TRAIN_RETRY).set_display_name("train-trainjob")
     return dsl.OneOf(pod.outputs["model"], job.outputs["model"])
 
 
@@ -157,7 +157,7 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE):
                                     lambda task: set_resources(task, TRAIN_HELPER_STEP), **data)
         else:
             train = call(train_op, **data)
-            set_resources(train, TRAIN_STEP).set_retry(num_retries=2, backoff_duration="60s").set_display_name("train")
+            set_resources(train, TRAIN_STEP).set_retry(**TRAIN_RETRY).set_display_name("train")
             model = train.outputs["model"]
         evaluate = call(evaluate_op, model=model, tokenized=tokenize.outputs["tokenized"])
         set_resources(evaluate, STEP_RESOURCES["evaluate"]).set_display_name("evaluate")

@@ -206,13 +206,14 @@ def trained_models(runs_dir: str = RUNS_DIR) -> list[TrainedModel]:
             for config in models]
 
 
-def latest_model(runs_dir: str = RUNS_DIR, any_gate: bool = False) -> TrainedModel:
-    """The newest model whose gate passed (``any_gate``: the newest model).
+def latest_model(runs_dir: str = RUNS_DIR, any_gate: bool = False, models: list[TrainedModel] | None = None) -> TrainedModel:
+    """The newest model whose gate passed (``any_gate``: the newest model), of ``models`` when given
+    (``trained_models(runs_dir)``: the caller has them already).
 
     Raises:
         SystemExit: no such model, with what there is and what to do.
     """
-    models = trained_models(runs_dir)
+    models = trained_models(runs_dir) if models is None else models
     if not models:
         raise SystemExit(f"error: no trained model under {runs_dir}/: run `make run` first")
     for model in models:
@@ -241,8 +242,9 @@ def run_command(args: argparse.Namespace) -> None:
 
 
 def latest_model_command(args: argparse.Namespace) -> None:
-    model = latest_model(args.runs_dir, args.any)
-    skipped = sum(1 for m in trained_models(args.runs_dir) if m.run_dir.name > model.run_dir.name)
+    models = trained_models(args.runs_dir)
+    model = latest_model(args.runs_dir, args.any, models)
+    skipped = sum(1 for m in models if m.run_dir.name > model.run_dir.name)
     note = f", {skipped} newer run(s) skipped: their gate did not pass" if skipped else ""
     print(f"latest-model: run {model.run_dir.name} (gate {model.gate}{note})", file=sys.stderr)
     print(model.path)

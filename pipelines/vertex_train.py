@@ -26,6 +26,9 @@ from kfp import dsl
 from components.train import train_op, vertex_train_plan_op
 
 GCPC_LAUNCHER = "google_cloud_pipeline_components.container.v1.custom_job.launcher"
+# Retries of every train task, on either backend (pipeline.py uses it too): a preempted spot node
+# fails the task, and the retry resumes from the step checkpoint.
+TRAIN_RETRY = {"num_retries": 2, "backoff_duration": "60s"}
 # Integer fields of a worker pool that may arrive as strings: (path inside the pool).
 INTEGER_FIELDS = (("replica_count",), ("machine_spec", "accelerator_count"), ("disk_spec", "boot_disk_size_gb"))
 
@@ -95,8 +98,8 @@ def train_on_vertex(params: dict, train_args: dict, accelerator_type: str, cpu_s
 
     with dsl.If(params["num_nodes"] == 1, name="one-node"):
         one = custom_job(**train_args, **artifacts, worker_pool_specs=pools())
-        one.set_retry(num_retries=2, backoff_duration="60s").set_display_name("train")
+        one.set_retry(**TRAIN_RETRY).set_display_name("train")
     with dsl.Else(name="several-nodes"):
         several = custom_job(**train_args, **artifacts, worker_pool_specs=pools(plan.outputs["worker_replicas"]))
-        several.set_retry(num_retries=2, backoff_duration="60s").set_display_name("train")
+        several.set_retry(**TRAIN_RETRY).set_display_name("train")
     return dsl.OneOf(one.outputs["model"], several.outputs["model"])

@@ -21,9 +21,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from textclf.data.accounting import RowStats  # noqa: E402
+from textclf.data.splits import SPLITS  # noqa: E402
 from textclf.report import figure_markdown, markdown_table  # noqa: E402
 
-SPLITS = ("train", "validation", "test")
 BAD_ROWS_LISTED = 50  # the card lists the first rows; all of them are counted
 
 

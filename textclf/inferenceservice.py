@@ -34,6 +34,7 @@ from textclf.images import SERVER_IMAGE
 from textclf.settings import live_model_uri_setting, setting
 
 ANNOTATION_PREFIX = "textclf.dev"
+MODEL_URI_ANNOTATION = f"{ANNOTATION_PREFIX}/model-uri"  # the model this manifest serves (read by rollout)
 API_VERSION = "serving.kserve.io/v1beta1"
 SERVERLESS, STANDARD = "serverless", "standard"
 DEPLOYMENT_MODES = (SERVERLESS, STANDARD)
@@ -50,9 +51,8 @@ PREDICTOR_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")  # the CRD's patter
 DNS_LABEL_MAX = 63  # the predictor's Service is named <service>-<predictor name>-predictor
 # Fields a Standard canary must not set (KServe's webhook: the canary runs fixed replicas derived
 # from trafficPercent), and minReplicas, which would override that derivation.
-CANARY_DROPPED = ("name", CANARY_TRAFFIC, "minReplicas", "maxReplicas", "scaleTarget", "scaleMetric",
-                  "scaleMetricType", "autoScaling", "workerSpec")
 CANARY_FORBIDDEN = ("workerSpec", "maxReplicas", "scaleTarget", "scaleMetric", "autoScaling")
+CANARY_DROPPED = (*CANARY_FORBIDDEN, "name", CANARY_TRAFFIC, "minReplicas", "scaleMetricType")
 
 
 @dataclass
@@ -127,7 +127,7 @@ def build_inference_service(model_uri: str, settings: DeploySettings, metrics_ur
         MODE_ANNOTATION: ANNOTATION_OF_MODE[settings.deployment_mode],
         **({"serving.kserve.io/enable-tag-routing": "true"} if serverless else {}),  # Knative tag URLs
         "serving.kserve.io/enable-prometheus-scraping": "true",
-        f"{ANNOTATION_PREFIX}/model-uri": model_uri,
+        MODEL_URI_ANNOTATION: model_uri,
     }
     if metrics_uri:
         annotations[f"{ANNOTATION_PREFIX}/metrics-uri"] = metrics_uri

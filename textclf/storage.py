@@ -233,11 +233,8 @@ def write_text(uri: str, text: str) -> None:
 
 
 def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):  # in blocks: a shard may be gigabytes
-            digest.update(block)
-    return digest.hexdigest()
+    with open(path, "rb") as handle:  # read in blocks by hashlib: a shard may be gigabytes
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def content_version(uri: str) -> str:

@@ -19,12 +19,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from textclf.base_model import resolve_base_model
+from textclf.data.splits import SPLITS
 from textclf.encoding import TRUNCATION_MODES, TextEncoder
 from textclf.settings import base_model_setting, setting
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation", "test")
 TOKENIZER_SUBDIR = "tokenizer"
 BATCH_ROWS = 1024  # texts per encode call: large enough for the Rust backend's threads, small in memory
 

@@ -30,7 +30,7 @@ import math
 import random
 import secrets
 from collections import Counter, OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Sequence
 
 from textclf.profile import TextFeatures, bin_index, text_features
@@ -278,19 +278,6 @@ class DriftMonitor:
         """Count an event that never reached the windows (unreadable, too large...)."""
         self.rejected[reason] += 1
 
-    def ingest(self, event: InferenceEvent) -> list[AlertChange]:
-        """:meth:`prepare` then :meth:`apply`, in the caller's thread, counting a rejection.
-
-        Raises:
-            MalformedEvent: its payload holds no usable texts / predictions (counted as rejected).
-        """
-        try:
-            observation = self.prepare(event)
-        except MalformedEvent as err:
-            self.reject(err.reason)
-            raise
-        return self.apply(observation)
-
     def sample_positions(self, event_id: str, total: int) -> Sequence[int]:
         """The positions of an event that enter the windows: all of them up to ``texts_per_event``,
         else a uniform random sample of that many, the same for the request and response of one call."""
@@ -320,7 +307,7 @@ class DriftMonitor:
                 raise MalformedEvent("unknown_label", f"labels {sorted(unknown)} are not in the profile's {self.label_names}")
             items = [predictions[i] for i in self.sample_positions(event.id, len(predictions))]
             half, total = list(items[: self.config.max_samples]), len(predictions)
-        bare = InferenceEvent(event.id, event.kind, event.inference_service, None, event.metadata)
+        bare = replace(event, payload=None)  # what was sampled is in items/half; the payload stays out
         return Observation(bare, items, half, total, self._source_of(event))
 
     def _source_of(self, event: InferenceEvent) -> str:

@@ -26,7 +26,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 
-from textclf.inferenceservice import STANDARD
+from textclf.inferenceservice import SERVERLESS, STANDARD
 from textclf.rollout.errors import AnalysisError, NoCanaryError
 from textclf.settings import setting
 from textclf.rollout.operations import RolloutStatus, TrafficTarget
@@ -153,7 +153,7 @@ def pod_selector(names: MetricNames, target: TrafficTarget, deployment_mode: str
 
 
 def revision_numbers(
-    prometheus: Prometheus, names: MetricNames, target: TrafficTarget, deployment_mode: str = "serverless",
+    prometheus: Prometheus, names: MetricNames, target: TrafficTarget, deployment_mode: str = SERVERLESS,
 ) -> RevisionNumbers:
     selector = pod_selector(names, target, deployment_mode)
     requests_selector = ",".join(filter(None, (selector, names.request_filter)))

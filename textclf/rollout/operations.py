@@ -23,9 +23,9 @@ from collections.abc import Callable
 
 from textclf.inferenceservice import (
     ANNOTATION_OF_MODE,
-    ANNOTATION_PREFIX,
     CANARY_TRAFFIC,
     MODE_ANNOTATION,
+    MODEL_URI_ANNOTATION,
     STANDARD,
     admission_problems,
     canary_entry,
@@ -45,8 +45,6 @@ from textclf.rollout.status import RolloutStatus, TrafficTarget
 
 log = logging.getLogger(__name__)
 
-CANARY = CANARY_TRAFFIC  # the Serverless canary field, under its old name here
-MODEL_URI_ANNOTATION = f"{ANNOTATION_PREFIX}/model-uri"  # what the deploy step records
 
 __all__ = ["RolloutStatus", "TrafficTarget", "apply_inference_service", "get_status", "promote", "rollback",
            "serving_model", "wait_ready"]
@@ -99,7 +97,7 @@ def apply_inference_service(
         spec = _serverless_spec(manifest["spec"], live_spec, canary_percent)
     body = _applied_config(manifest, namespace, spec, live)
     result = api.apply(body, namespace)
-    if mode != STANDARD and CANARY not in spec["predictor"] and CANARY in result["spec"]["predictor"]:
+    if mode != STANDARD and CANARY_TRAFFIC not in spec["predictor"] and CANARY_TRAFFIC in result["spec"]["predictor"]:
         result = _drop_leftover_share(api, result)
     log.info("applied InferenceService %s/%s (%s mode): %s", namespace, name, mode, _describe_split(result, mode))
     return result
@@ -109,13 +107,13 @@ def _serverless_spec(desired: dict, live: dict | None, canary_percent: int | Non
     spec = copy.deepcopy(desired)
     predictor = spec["predictor"]
     if live is None:
-        predictor.pop(CANARY, None)  # nothing live to split with
+        predictor.pop(CANARY_TRAFFIC, None)  # nothing live to split with
     elif _same_model(live["predictor"], predictor):
-        predictor.pop(CANARY, None)  # keep the live split
-        if CANARY in live["predictor"]:
-            predictor[CANARY] = live["predictor"][CANARY]
+        predictor.pop(CANARY_TRAFFIC, None)  # keep the live split
+        if CANARY_TRAFFIC in live["predictor"]:
+            predictor[CANARY_TRAFFIC] = live["predictor"][CANARY_TRAFFIC]
     elif canary_percent is not None:
-        predictor[CANARY] = canary_percent
+        predictor[CANARY_TRAFFIC] = canary_percent
     return spec
 
 
@@ -153,7 +151,7 @@ def _newest_predictor(spec: dict) -> dict:
 
 def _desired_share(spec: dict) -> int | None:
     canaries = spec.get("canary") or []
-    return canaries[-1].get("trafficPercent") if canaries else spec["predictor"].get(CANARY)
+    return canaries[-1].get("trafficPercent") if canaries else spec["predictor"].get(CANARY_TRAFFIC)
 
 
 def _same_model(live: dict, new: dict) -> bool:
@@ -163,7 +161,7 @@ def _same_model(live: dict, new: dict) -> bool:
         return live_uri == new_uri
 
     def essence(predictor: dict) -> dict:
-        return {k: v for k, v in predictor.items() if k not in ("name", CANARY)}
+        return {k: v for k, v in predictor.items() if k not in ("name", CANARY_TRAFFIC)}
 
     return essence(live) == essence(new)
 
@@ -181,8 +179,8 @@ def _drop_leftover_share(api: InferenceServiceAPI, result: dict) -> dict:
     """A new model asked for all traffic, but a share another writer set (a rollback's 0) is still there."""
     meta = result["metadata"]
     log.info("InferenceService %s/%s: removing the canaryTrafficPercent %s another writer left, so the new model "
-             "takes all traffic", meta["namespace"], meta["name"], result["spec"]["predictor"][CANARY])
-    patch = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "spec": {"predictor": {CANARY: None}}}
+             "takes all traffic", meta["namespace"], meta["name"], result["spec"]["predictor"][CANARY_TRAFFIC])
+    patch = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "spec": {"predictor": {CANARY_TRAFFIC: None}}}
     return api.merge_patch(meta["name"], patch, meta["namespace"])
 
 
@@ -201,10 +199,10 @@ def promote(name: str, namespace: str | None = None, *, api: InferenceServiceAPI
         _one_canary(live)
         stable = merge_canary(live["spec"]["predictor"], canaries[0]["predictor"])
         return _patch_spec(api, live, {"predictor": stable, "canary": None}, "promoted, the canary is the stable predictor")
-    if CANARY not in live["spec"]["predictor"]:
+    if CANARY_TRAFFIC not in live["spec"]["predictor"]:
         log.info("InferenceService %s/%s: nothing to promote, the newest model already has 100%%", namespace, name)
         return live
-    return _patch_spec(api, live, {"predictor": {CANARY: None}}, "promoted, 100% to the newest revision")
+    return _patch_spec(api, live, {"predictor": {CANARY_TRAFFIC: None}}, "promoted, 100% to the newest revision")
 
 
 def rollback(name: str, namespace: str | None = None, *, api: InferenceServiceAPI | None = None) -> dict:
@@ -222,7 +220,7 @@ def rollback(name: str, namespace: str | None = None, *, api: InferenceServiceAP
     live = api.get(name, namespace)
     if live["spec"].get("canary"):
         return _patch_spec(api, live, {"canary": None}, "rolled back, the canary removed")
-    share = live["spec"]["predictor"].get(CANARY)
+    share = live["spec"]["predictor"].get(CANARY_TRAFFIC)
     if share == 0:
         log.info("InferenceService %s/%s: already rolled back (canary at 0%%)", namespace, name)
         return live
@@ -231,7 +229,7 @@ def rollback(name: str, namespace: str | None = None, *, api: InferenceServiceAP
             f"InferenceService {namespace}/{name} has no canary in progress: its newest model "
             "takes 100%; to go back, apply the previous model's manifest"
         )
-    return _patch_spec(api, live, {"predictor": {CANARY: 0}}, "rolled back, 100% to the previous revision")
+    return _patch_spec(api, live, {"predictor": {CANARY_TRAFFIC: 0}}, "rolled back, 100% to the previous revision")
 
 
 def serving_model(isvc: dict) -> str | None:
@@ -242,7 +240,7 @@ def serving_model(isvc: dict) -> str | None:
     if canaries:
         full = [c for c in canaries if c.get("trafficPercent") == 100]
         return model_uri_of(merge_canary(spec["predictor"], full[0]["predictor"])) if full else None
-    share = spec["predictor"].get(CANARY)
+    share = spec["predictor"].get(CANARY_TRAFFIC)
     if share is None or share == 100:
         return model_uri_of(spec["predictor"]) or isvc["metadata"].get("annotations", {}).get(MODEL_URI_ANNOTATION)
     return None
@@ -305,7 +303,7 @@ def _describe_split(isvc: dict, mode: str) -> str:
         if not canaries:
             return "the stable predictor serves all traffic"
         return ", ".join(f"canary {c['predictor'].get('name')} at {c['trafficPercent']}%" for c in canaries)
-    share = spec["predictor"].get(CANARY)
+    share = spec["predictor"].get(CANARY_TRAFFIC)
     return "the newest revision serves all traffic" if share is None else f"the newest revision at {share}% (canary)"
 
 
@@ -348,8 +346,8 @@ def _check_manifest(manifest: dict) -> None:
     predictor = manifest.get("spec", {}).get("predictor")
     if not isinstance(predictor, dict) or not predictor:
         raise InvalidManifestError("manifest has no spec.predictor")
-    if predictor.get(CANARY) is not None:
-        _check_percent(predictor[CANARY])
+    if predictor.get(CANARY_TRAFFIC) is not None:
+        _check_percent(predictor[CANARY_TRAFFIC])
     canaries = manifest["spec"].get("canary") or []
     if len(canaries) > 1:
         raise InvalidManifestError("manifest has more than one spec.canary entry; this tool rolls out one at a time")
@@ -362,7 +360,7 @@ def _check_manifest(manifest: dict) -> None:
 
 def _check_percent(share) -> None:
     if not isinstance(share, int) or isinstance(share, bool) or not 0 <= share <= 100:
-        raise InvalidManifestError(f"{CANARY} must be an integer from 0 to 100, got {share!r}")
+        raise InvalidManifestError(f"{CANARY_TRAFFIC} must be an integer from 0 to 100, got {share!r}")
 
 
 def _namespace(manifest: dict, namespace: str | None, api: InferenceServiceAPI) -> str:

@@ -63,7 +63,7 @@ def start(ranks: Ranks, timeout_minutes: float = 60):
 def stop() -> None:
     import torch
 
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    if _initialised():
         torch.distributed.destroy_process_group()
 
 

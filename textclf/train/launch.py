@@ -78,10 +78,6 @@ class TrainLaunchSettings:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
-    @property
-    def processes(self) -> int:
-        return self.num_nodes * self.gpus_per_node
-
 
 @dataclass(frozen=True)
 class Topology:
