@@ -30,33 +30,47 @@ INFERENCE_HEADER = "inference-header-content-length"
 _LENGTH = struct.Struct("<I")
 
 
-def split_bytes_elements(raw: bytes, where: str) -> list[bytes]:
-    """The elements of a binary BYTES tensor, or InvalidInput when a length prefix does not fit."""
-    elements, offset, view = [], 0, memoryview(raw)
+def bytes_element_spans(raw: bytes, where: str):
+    """(offset, length) of each element of a binary BYTES tensor; InvalidInput when a length prefix does not fit."""
+    offset, index = 0, 0
     while offset < len(raw):
         if len(raw) - offset < _LENGTH.size:
             raise InvalidInput(f"{where}: binary BYTES data ends inside the 4-byte length of element "
-                               f"{len(elements)} ({len(raw) - offset} bytes left)")
+                               f"{index} ({len(raw) - offset} bytes left)")
         (length,) = _LENGTH.unpack_from(raw, offset)
         offset += _LENGTH.size
         if length > len(raw) - offset:
-            raise InvalidInput(f"{where}: binary BYTES element {len(elements)} says it has {length} bytes, "
+            raise InvalidInput(f"{where}: binary BYTES element {index} says it has {length} bytes, "
                                f"but only {len(raw) - offset} follow")
-        elements.append(bytes(view[offset : offset + length]))
-        offset += length
-    return elements
+        yield offset, length
+        offset, index = offset + length, index + 1
+
+
+def split_bytes_elements(raw: bytes, where: str) -> list[bytes]:
+    """The elements of a binary BYTES tensor, or InvalidInput when a length prefix does not fit."""
+    view = memoryview(raw)
+    return [bytes(view[offset : offset + length]) for offset, length in bytes_element_spans(raw, where)]
+
+
+def check_tensor_bytes(raw: bytes, datatype: str, where: str):
+    """InvalidInput unless ``raw`` is a whole binary tensor of ``datatype``; its numpy dtype (None for BYTES)."""
+    if datatype == "BYTES":
+        for _ in bytes_element_spans(raw, where):
+            pass
+        return None
+    dtype = to_np_dtype(datatype)
+    if dtype is None:
+        raise InvalidInput(f"{where}: unknown datatype {datatype!r}")
+    if len(raw) % np.dtype(dtype).itemsize:
+        raise InvalidInput(f"{where}: {len(raw)} bytes is not a whole number of {datatype} values")
+    return dtype
 
 
 def tensor_values(raw: bytes, datatype: str, where: str) -> list:
     """A binary tensor's elements as the list its JSON ``data`` would hold."""
     if datatype == "BYTES":
         return split_bytes_elements(raw, where)
-    dtype = to_np_dtype(datatype)
-    if dtype is None:
-        raise InvalidInput(f"{where}: unknown datatype {datatype!r}")
-    if len(raw) % np.dtype(dtype).itemsize:
-        raise InvalidInput(f"{where}: {len(raw)} bytes is not a whole number of {datatype} values")
-    return np.frombuffer(raw, dtype=dtype).tolist()
+    return np.frombuffer(raw, dtype=check_tensor_bytes(raw, datatype, where)).tolist()
 
 
 def decode_rest_request(body: bytes, header_length: str | None, model_name: str) -> InferRequest:
@@ -115,4 +129,5 @@ def check_raw_input_contents(request: pb.ModelInferRequest) -> None:
     for tensor, raw in zip(request.inputs, request.raw_input_contents):
         if tensor.HasField("contents"):
             raise InvalidInput(f'input "{tensor.name}" has both contents and raw_input_contents: send one of them')
-        tensor_values(raw, tensor.datatype.upper(), f'input "{tensor.name}"')
+        # Checked without decoding: kserve decodes the request itself afterwards.
+        check_tensor_bytes(raw, tensor.datatype.upper(), f'input "{tensor.name}"')

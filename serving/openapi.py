@@ -39,6 +39,15 @@ def _errors(*codes: int) -> dict:
     return {str(code): _json(ERROR, reasons[code]) for code in codes}
 
 
+def _model_name(model) -> dict:
+    """The ``{model_name}`` path parameter: this server's one model."""
+    return {"name": "model_name", "in": "path", "required": True, "schema": {"type": "string", "enum": [model.name]}}
+
+
+def _probabilities(labels: list) -> dict:
+    return {"type": "object", "required": labels, "properties": {name: {"type": "number"} for name in labels}}
+
+
 def _schemas(model) -> dict:
     labels = list(model.classifier.labels)
     text = {"type": "string", "pattern": classifiable_pattern(),
@@ -66,8 +75,7 @@ def _schemas(model) -> dict:
             "properties": {"predictions": {"type": "array", "items": {
                 "type": "object", "required": ["label", "score", "probabilities"],
                 "properties": {"label": {"type": "string", "enum": labels}, "score": {"type": "number"},
-                               "probabilities": {"type": "object", "required": labels,
-                                                 "properties": {name: {"type": "number"} for name in labels}}}}}},
+                               "probabilities": _probabilities(labels)}}}},
         },
         "InferenceRequest": {
             "type": "object", "required": ["inputs"],
@@ -117,7 +125,7 @@ def _schemas(model) -> dict:
 
 
 def _inference_operations(model, max_body_bytes: int) -> dict:
-    name = {"name": "model_name", "in": "path", "required": True, "schema": {"type": "string", "enum": [model.name]}}
+    name = _model_name(model)
     body_note = f" Bodies over {max_body_bytes} bytes get 413."
     v1 = {
         "tags": ["V1"], "summary": "Classify texts (V1)", "operationId": "v1_predict", "parameters": [name],
@@ -162,8 +170,7 @@ def _explain_schemas(model) -> dict:
         "required": ["label", "score", "probabilities", "explained_label", "words", "truncated", "log_odds",
                      "baseline_log_odds", "convergence_delta"],
         "properties": {"label": {"enum": labels}, "score": {"type": "number"}, "explained_label": {"enum": labels},
-                       "probabilities": {"type": "object", "required": labels,
-                                         "properties": {name: {"type": "number"} for name in labels}},
+                       "probabilities": _probabilities(labels),
                        "words": {"type": "array", "items": word}, "truncated": {"type": "boolean"},
                        "log_odds": {"type": "number"}, "baseline_log_odds": {"type": "number"},
                        "convergence_delta": {"type": "number"}}}
@@ -184,7 +191,7 @@ def _explain_schemas(model) -> dict:
 
 
 def _explain_operation(model, max_body_bytes: int) -> dict:
-    name = {"name": "model_name", "in": "path", "required": True, "schema": {"type": "string", "enum": [model.name]}}
+    name = _model_name(model)
     settings = model.explain_settings
     return {"/v1/models/{model_name}:explain": {"post": {
         "tags": ["V1"], "summary": "Explain predictions (V1): each word's attribution", "operationId": "v1_explain",
@@ -202,7 +209,7 @@ def _explain_operation(model, max_body_bytes: int) -> dict:
 
 
 def _health_operations(model) -> dict:
-    name = {"name": "model_name", "in": "path", "required": True, "schema": {"type": "string", "enum": [model.name]}}
+    name = _model_name(model)
     ready = {"type": "object", "required": ["name", "ready"],
              "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}}}
     return {
@@ -229,7 +236,7 @@ def _health_operations(model) -> dict:
 
 
 def _repository_operations(model) -> dict:
-    name = {"name": "model_name", "in": "path", "required": True, "schema": {"type": "string", "enum": [model.name]}}
+    name = _model_name(model)
 
     def operation(action: str) -> dict:
         done = {"type": "object", "properties": {"name": {"type": "string"}, action: {"type": "boolean"}}}
