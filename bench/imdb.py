@@ -35,7 +35,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.train import machine  # noqa: E402 - the same machine line as the other benchmarks
+from bench.machine import machine_line  # noqa: E402 - the same machine line as the other benchmarks
+from textclf.settings import DEFAULT_BASE_MODEL  # noqa: E402
 
 LABEL_NAMES = "negative,positive"  # IMDB: label 1 = positive
 # Dense bf16 (fp16 on T4) tensor-core peaks per GPU, TFLOP/s, from the vendors' data sheets.
@@ -46,7 +47,7 @@ STEP_LINE = re.compile(r"^(\d\d:\d\d:\d\d\.\d+) - INFO - (?:Executing task|Task)
 @dataclass
 class Options:
     data: str = ""
-    model: str = "offline:all-MiniLM-L6-v2"
+    model: str = DEFAULT_BASE_MODEL
     train_size: int = 23750
     validation_size: int = 1250
     test_size: int = 25000
@@ -61,6 +62,15 @@ class Options:
     param: list[str] = field(default_factory=list)  # pipeline mode: more NAME=VALUE pipeline arguments
     workdir: str = ""
     output: str = "docs/benchmarks-imdb.md"
+
+    def train_settings(self, **overrides):
+        """The train step's settings for the scaling and GPU runs (no time-based checkpoints: they would
+        be timed)."""
+        from textclf.train import TrainSettings
+
+        return TrainSettings(base_model=self.model, epochs=self.epochs, max_steps=self.max_steps,
+                             batch_size=self.batch_size, learning_rate=self.learning_rate,
+                             checkpoint_every_minutes=0, **overrides)
 
 
 def write_imdb_csv(options: Options, out: Path) -> dict:
@@ -129,7 +139,7 @@ def run_pipeline(options: Options, work: Path) -> str:
               f"- Training loop {training['train_seconds'] / 60:.1f} min at {training['train_samples_per_second']:.1f} "
               f"samples/s ({training.get('train_tokens_per_second') or 0:.0f} tokens/s), precision {training['precision']}, "
               f"{len(training['history'])} epoch(s): {[round(h['val_accuracy'], 4) for h in training['history']]} validation accuracy.",
-              f"- Machine: {', '.join(f'{k} {v}' for k, v in machine().items())}; load average at the end "
+              f"- Machine: {machine_line()}; load average at the end "
               f"{os.getloadavg()[0]:.1f}.", ""]
     return "\n".join(lines)
 
@@ -149,12 +159,9 @@ def tokenize_subset(options: Options, work: Path) -> tuple[str, dict]:
 def train_with(processes: int, options: Options, tokenized: str, metadata: dict, out: Path, **settings) -> dict:
     """One training run with ``processes`` data-parallel processes (torchrun when more than one)."""
     from textclf.tracking import TrackingSettings
-    from textclf.train import TrainSettings
     from textclf.train.launch import TrainLaunchSettings, train_in_task
 
-    train_settings = TrainSettings(base_model=options.model, epochs=options.epochs, max_steps=options.max_steps,
-                                   batch_size=options.batch_size, learning_rate=options.learning_rate,
-                                   checkpoint_every_minutes=0, **settings)
+    train_settings = options.train_settings(**settings)
     start = time.perf_counter()
     summary = train_in_task(tokenized, str(out), str(out), metadata, train_settings, TrainLaunchSettings(gpus_per_node=processes),
                             TrackingSettings(mode="disabled"), env={})
@@ -165,11 +172,9 @@ def torchrun(processes: int, options: Options, tokenized: str, metadata: dict, o
     """One training run as ``torchrun --nproc_per_node N -m textclf.train`` (also for N = 1, so
     that every count starts the same way: a fresh process per rank)."""
     from textclf.tracking import TrackingSettings
-    from textclf.train import TrainSettings
     from textclf.train.launch import Topology, cli_arguments, torchrun_options
 
-    settings = TrainSettings(base_model=options.model, epochs=options.epochs, max_steps=options.max_steps,
-                             batch_size=options.batch_size, learning_rate=options.learning_rate, checkpoint_every_minutes=0)
+    settings = options.train_settings()
     command = [sys.executable, "-m", "torch.distributed.run", *torchrun_options(Topology(1, processes)), "-m", "textclf.train",
                *cli_arguments(tokenized, str(out), metadata, str(out) + ".checkpoints", settings, TrackingSettings(mode="disabled"))]
     env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
@@ -197,7 +202,7 @@ def run_scaling(options: Options, work: Path) -> str:
     for processes, s in rows:
         lines.append(f"| {processes} | {s['train_samples_per_second']:.2f} | {s['train_samples_per_second'] / base:.2f} "
                      f"| {s['train_seconds']:.0f} | {s.get('train_tokens_per_second') or 0:.0f} |")
-    lines += ["", f"- Machine: {', '.join(f'{k} {v}' for k, v in machine().items())}.", ""]
+    lines += ["", f"- Machine: {machine_line()}.", ""]
     return "\n".join(lines)
 
 
@@ -254,7 +259,7 @@ def run_gpu(options: Options, work: Path) -> str:
         lines.append(f"| {n} | {100 * accuracy:.2f} | {summary['train_samples_per_second']:.1f} "
                      f"| {summary['train_seconds'] / 60:.1f} | {mfu} |")
         print(lines[-1], flush=True)
-    lines += ["", f"- Machine: {', '.join(f'{k} {v}' for k, v in machine().items())}"
+    lines += ["", f"- Machine: {machine_line()}"
               + (f", {gpus} x {torch.cuda.get_device_name(0)}" if gpus else ", no GPU") + ".", ""]
     return "\n".join(lines)
 

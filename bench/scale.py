@@ -42,7 +42,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from procmem import peak_rss_mb, tree_rss_mb  # bench/procmem.py (this script's folder is on sys.path)
+from machine import machine  # bench/machine.py and bench/procmem.py (this script's folder is on sys.path)
+from procmem import peak_rss_mb, tree_rss_mb
+from tiny_model import tiny_model_once
 from textclf.settings import setting
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,26 +133,6 @@ def build_dataset(reviews: list[tuple[str, int]], n: int, shards: int, kind: str
 
 
 # ---------------------------------------------------------------- steps (each runs in its own process)
-
-
-def tiny_model(folder: Path) -> str:
-    """A 2-layer random BERT with MiniLM's tokenizer (the tests' tiny model), saved once."""
-    if (folder / "config.json").exists():
-        return str(folder)
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    from textclf.base_model import resolve_base_model
-
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model())
-    labels = LABEL_NAMES.split(",")
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512, num_labels=2,
-                        id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)})
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
 
 
 def run_step(step: str, config: dict) -> dict:
@@ -269,11 +251,11 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
-def report(settings: ScaleSettings, results: list[dict], machine: dict, started: str, loads: tuple) -> str:
+def report(settings: ScaleSettings, results: list[dict], machine_info: dict, started: str, loads: tuple) -> str:
     lines = [
         f"# Data at scale (`make bench-scale`), {started}",
         "",
-        f"Machine: {', '.join(f'{k} {v}' for k, v in machine.items())}; 1-minute load average "
+        f"Machine: {', '.join(f'{k} {v}' for k, v in machine_info.items())}; 1-minute load average "
         f"{loads[0]:.1f} at the start, {loads[1]:.1f} at the end.",
         f"Data: IMDB train+test (50,000 reviews) grown to N rows (sentence shuffles + copy number), "
         f"{settings.shards} {settings.format} shards, read through a glob. max_length {settings.max_length}; "
@@ -306,14 +288,6 @@ def report(settings: ScaleSettings, results: list[dict], machine: dict, started:
     return "\n".join(lines)
 
 
-def machine_info() -> dict:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from train import machine  # bench/train.py: CPU model, cores, bf16 flags, versions
-
-    pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    return {**machine(), "memory": f"{pages / 2**30:.0f} GiB"}
-
-
 # ---------------------------------------------------------------- main
 
 
@@ -334,7 +308,7 @@ def main(argv=None) -> None:
         raise SystemExit("--data is required: the folder with IMDB's train.csv.gz and test.csv.gz")
     started, load_start = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", load_average()
     root = Path(settings.workdir)
-    model = tiny_model(root / "tiny-model") if settings.model == TINY else settings.model
+    model = tiny_model_once(root / "tiny-model", LABEL_NAMES.split(",")) if settings.model == TINY else settings.model
     reviews = imdb_reviews(settings.data)
     results = []
     for n in settings.size_list():
@@ -355,7 +329,7 @@ def main(argv=None) -> None:
             for name in ("dataset", "tokenized", "model", "model.checkpoints", "evaluation"):
                 shutil.rmtree(work / name, ignore_errors=True)
     (root / "results.json").write_text(json.dumps(results, indent=2))
-    text = report(settings, results, machine_info(), started, (load_start, load_average()))
+    text = report(settings, results, machine(memory=True), started, (load_start, load_average()))
     Path(settings.output).write_text(text)
     print(text)
 

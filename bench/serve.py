@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 from loadgen import LoadResult, run_load  # noqa: E402
+from machine import bf16_instructions, cpu_model  # noqa: E402
 from procmem import peak_rss_mb  # noqa: E402
 
 BACKENDS = {  # name -> inference flags, the same in process and served
@@ -222,25 +223,6 @@ def verdicts(rows: list[Row], limits: dict[str, dict]) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def cpu_bf16() -> str:
-    """Which native bf16 the CPU has: AMX (amx_bf16) and/or AVX512-BF16, or none."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return "bf16 unknown"
-    found = [name for name in ("amx_bf16", "avx512_bf16") if name in flags]
-    return "+".join(found) if found else "no native bf16"
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``platform.processor()`` is empty on Linux)."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return platform.processor() or "unknown CPU"
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown CPU")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="csv(.gz) with text and label (int) columns")
@@ -293,7 +275,7 @@ def main() -> None:
         row.backend = backend
         rows.append(row)
 
-    header = (f"Machine: {platform.machine()} {os.cpu_count()} CPUs ({cpu_model()}; {cpu_bf16()}), "
+    header = (f"Machine: {platform.machine()} {os.cpu_count()} CPUs ({cpu_model()}; bf16 instructions {bf16_instructions()}), "
               f"{date.today().isoformat()}; max_length {args.max_length}; {len(texts)} texts at c={args.concurrency}, "
               f"{args.single_requests} at c=1.")
     report = (header + "\n\n" + limits_table(limits, args.batch_size) + "\n\n" + table(rows, args.concurrency, limits)

@@ -44,6 +44,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.logger_agent import LoggerTarget, binary_event_headers  # noqa: E402
 from bench.monitor_demo import MODEL_NAME, Processes, free_port, predict, read_texts  # noqa: E402
+from bench.machine import bf16_instructions, cpu_model  # noqa: E402
 from bench.procmem import tree_rss_mb  # noqa: E402
 from serving.monitor.events import REQUEST_TYPE, RESPONSE_TYPE  # noqa: E402
 
@@ -315,20 +316,13 @@ def report(soak: Soak, args, model_dir: Path) -> tuple[str, bool]:
         (f"RSS back within {100 * RSS_TOLERANCE:.0f}% of its start", worst_growth <= RSS_TOLERANCE, f"worst {100 * worst_growth:+.1f}%"),
     ]
     ok = all(passed for _, passed, _ in checks)
-    header = (f"Machine: {platform.machine()} {os.cpu_count()} CPUs ({cpu_model()}), load {os.getloadavg()[0]:.1f} "
+    header = (f"Machine: {platform.machine()} {os.cpu_count()} CPUs ({cpu_model()}; bf16 instructions {bf16_instructions()}), load {os.getloadavg()[0]:.1f} "
               f"at the end, {date.today().isoformat()}; model {model_dir}; concurrency {args.concurrency}; warm-up "
               f"{args.warmup:.0f} s, burst {args.duration:.0f} s, cool-down {args.cooldown:.0f} s + {args.rest:.0f} s rest; "
               f"{totals['requests']} requests, {totals['unexpected']} unexpected answers.")
     targets = "\n".join(f"| {name} | {'met' if passed else '**not met**'} ({detail}) |" for name, passed, detail in checks)
     text = "\n\n".join([header, traffic, health, memory, "| target | result |\n|---|---|\n" + targets])
     return text + "\n", ok
-
-
-def cpu_model() -> str:
-    lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
-    name = next((l.split(":", 1)[1].strip() for l in lines if l.startswith("model name")), platform.processor() or "unknown CPU")
-    flags = next((l for l in lines if l.startswith("flags")), "")
-    return name + (", avx512_bf16" if "avx512_bf16" in flags else "") + (", amx_bf16" if "amx_bf16" in flags else "")
 
 
 def default_model() -> Path:

@@ -26,7 +26,6 @@ import json
 import logging
 import math
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -39,6 +38,10 @@ from pathlib import Path
 from textclf.settings import setting
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.machine import machine_line  # noqa: E402
+
 ARMS = ("trainer", "ours")
 LABEL_NAMES = ["negative", "positive"]  # IMDB: label 1 = positive
 SUBSET_FILE = "subset.csv"  # text,label,split: the rows both arms train, validate and test on
@@ -232,24 +235,6 @@ def run_arm(arm: str, settings: BenchSettings, work: Path) -> None:
 # ---------------------------------------------------------------- report
 
 
-def machine() -> dict:
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
-                 platform.processor() or "unknown")
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
-    import torch
-    import transformers
-
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "bf16 instructions": ", ".join(f for f in ("avx512_bf16", "amx_bf16") if f in flags) or "none",
-        "torch threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-    }
-
-
 def accuracy_interval(correct: list[bool]) -> tuple[float, float]:
     """Accuracy and the half-width of its 95% normal interval, in points."""
     n = len(correct)
@@ -298,7 +283,7 @@ def report(settings: BenchSettings, results: dict[str, dict], loads: dict[str, t
                               if k not in ("output", "append", "workdir", "only", "data"))
     lines += [
         f"- Settings: {settings_text}; data {settings.data} (seeded shuffles of IMDB train and test).",
-        f"- Machine: {', '.join(f'{k} {v}' for k, v in machine().items())}. "
+        f"- Machine: {machine_line()}. "
         "Shared with other engineers' processes; the arms ran back to back; 1-minute load average "
         + "; ".join(f"{a}: {b:.1f} before, {e:.1f} after" for a, (b, e) in loads.items()) + ".",
         f"- Whole benchmark (subsets, both arms, scoring): {total_s / 60:.1f} min.",

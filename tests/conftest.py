@@ -14,32 +14,10 @@ LABELS = ["negative", "positive"]
 
 
 def build_tiny_model(out_dir, labels=LABELS, seed: int = 0):
-    """Save a 2-layer random BERT with the offline MiniLM tokenizer and ``id2label`` set.
+    """Save a 2-layer random BERT with the offline MiniLM tokenizer and ``id2label`` set (``bench/tiny_model.py``)."""
+    from bench.tiny_model import build_tiny_model as build
 
-    It is the Model artifact's layout (``save_pretrained`` + tokenizer) without training.
-    """
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    from textclf.base_model import resolve_base_model
-
-    torch.manual_seed(seed)
-    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={name: i for i, name in enumerate(labels)},
-    )
-    model = BertForSequenceClassification(config)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    return str(out_dir)
+    return build(out_dir, labels, seed)
 
 
 @pytest.fixture(scope="session")
