@@ -40,7 +40,7 @@ OUTPUTS = {
     "gate_decision": ("gate-op", "decision", ""),
     "manifest": ("deploy-op", "manifest", ""),
 }
-GATE_TASK = "gate-op"
+GATE_TASK = OUTPUTS["gate_decision"][0]
 
 
 def gate_verdict(pipeline_dir: Path) -> tuple[str, str]:
@@ -201,7 +201,8 @@ class TrainedModel:
 
 def trained_models(runs_dir: str = RUNS_DIR) -> list[TrainedModel]:
     """Every model under ``runs_dir`` with its run and gate verdict, newest first."""
-    models = sorted(Path(runs_dir).glob("*/*/train-op/model/config.json"), reverse=True)
+    task, output, _ = OUTPUTS["model"]
+    models = sorted(Path(runs_dir).glob(f"*/*/{task}/{output}/config.json"), reverse=True)
     return [TrainedModel(config.parent.resolve(), config.parents[3].resolve(), gate_verdict(config.parents[2])[0])
             for config in models]
 

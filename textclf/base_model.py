@@ -7,7 +7,7 @@ directory works as well; ``gs://`` paths are copied locally first by the caller.
 
 from __future__ import annotations
 
-DEFAULT_BASE_MODEL = "offline:all-MiniLM-L6-v2"
+from textclf.settings import DEFAULT_BASE_MODEL
 
 
 def resolve_base_model(name: str = DEFAULT_BASE_MODEL) -> str:

@@ -24,6 +24,7 @@ ROC_POINTS = 101  # the KFP UI draws the curve from a list; a few hundred points
 TEST_BATCH_ROWS = 1024  # test texts read, encoded and scored at a time
 SCORING_PRECISIONS = ("auto", "fp32", "bf16")
 PROBE_TEXTS = 256  # test texts scored in both formats before bf16 is trusted (auto)
+PROGRESS_SECONDS = 30.0  # at most one progress line this often while scoring (1M texts are ~1,000 batches)
 
 
 @dataclass
@@ -172,14 +173,14 @@ def first_texts(test_batches, count: int) -> list[str]:
 
 
 def score_model(model_dir: str, test_batches: Callable[[], Iterable[tuple[list[str], list[int]]]],
-                label_names: list[str], settings: EvaluateSettings) -> dict:
+                label_names: list[str], settings: EvaluateSettings, probe_texts: list[str] | None = None) -> dict:
     """Metrics and behavioural suites of one model on the test split.
 
     ``test_batches()`` yields (texts, labels) batches; each is encoded and scored before the next is
     read, and only the labels and probabilities are kept (K + 1 numbers a text). Each model is scored
     through its own encoding (tokenizer, max length and truncation as trained), so a champion trained
     with other settings is judged as it serves. The format is :func:`choose_precision`'s (recorded
-    under ``scoring``).
+    under ``scoring``), probed on ``probe_texts`` (None: the first ``PROBE_TEXTS`` test texts).
     """
     import numpy as np
 
@@ -192,16 +193,19 @@ def score_model(model_dir: str, test_batches: Callable[[], Iterable[tuple[list[s
     if names != list(label_names):
         raise ValueError(f"model {model_dir} has labels {names}, the data has {list(label_names)}")
     encoder = TextEncoder.for_model(local_dir, tokenizer)
-    scoring = choose_precision(model, encoder, first_texts(test_batches, PROBE_TEXTS), settings)
+    if probe_texts is None:
+        probe_texts = first_texts(test_batches, PROBE_TEXTS)
+    scoring = choose_precision(model, encoder, probe_texts, settings)
     log.info("scoring %s in %s: %s", model_dir, scoring["precision"], scoring["reason"])
     proba = predict_proba(model, encoder, batch_size=64, precision=scoring["precision"])
-    start = time.perf_counter()
+    start = logged = time.perf_counter()
     labels, probabilities = [], []
     for texts, batch_labels in test_batches():
         probabilities.append(proba(texts))
         labels.extend(batch_labels)
-        elapsed = time.perf_counter() - start
-        log.info("scored %d test texts (%.1f texts/s)", len(labels), len(labels) / max(elapsed, 1e-9))
+        if time.perf_counter() - logged >= PROGRESS_SECONDS:
+            logged = time.perf_counter()
+            log.info("scored %d test texts (%.1f texts/s)", len(labels), len(labels) / max(logged - start, 1e-9))
     probabilities = np.concatenate(probabilities) if probabilities else np.zeros((0, len(label_names)))
     elapsed = time.perf_counter() - start
     log.info("scored %d texts with %s in %.1fs (%.1f texts/s)", len(labels), model_dir, elapsed, len(labels) / max(elapsed, 1e-9))
@@ -244,12 +248,13 @@ def evaluate(model_dir: str, tokenized_dir: str, output_dir: str, settings: Eval
     test_batches = held_out_batches(tokenized_dir)
     training = json.loads((Path(model_dir) / "training.json").read_text())
     label_names = training["labels"]
-    result = score_model(model_dir, test_batches, label_names, settings)
+    probe_texts = first_texts(test_batches, PROBE_TEXTS)  # one read, whichever models are scored
+    result = score_model(model_dir, test_batches, label_names, settings, probe_texts)
     result["labels"] = label_names
     sections = [BehaviourReport.from_dict(result["behaviour"]).to_markdown()]
     if champion_model:
         try:
-            result["champion"] = score_model(champion_model, test_batches, label_names, settings)
+            result["champion"] = score_model(champion_model, test_batches, label_names, settings, probe_texts)
         except Exception as error:  # noqa: BLE001 - reported, and the gate fails closed on it
             log.error("could not score the champion %s: %s", champion_model, error)
             result["champion_error"] = f"{type(error).__name__}: {error}"

@@ -27,12 +27,11 @@ import codecs
 import dataclasses
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from textclf.data.accounting import BadRows, Fingerprint, RowLedger
+from textclf.data.accounting import BadRows, Fingerprint, RowLedger, RowStats
 from textclf.data.errors import (EmptySourceError, EmptySplitError, IngestError, LabelColumnError,  # noqa: F401 - public names
                                  MissingColumnError, SingleClassError, SourceEncodingError, SourceError)
 from textclf.data.labels import LabelMapper, LabelScan, is_missing, label_vocabulary  # noqa: F401 - public names
@@ -110,6 +109,7 @@ class Outcome:
     bad: BadRows
     classes: set[int]
     read_rows: int
+    stats: RowStats | None = None  # the ledger's per-row arrays, gathered once after the last row
 
 
 # ---------------------------------------------------------------- the two passes
@@ -233,6 +233,7 @@ def ingest_rows(source: Source, settings: IngestSettings, writer, chunk_rows: in
             place_rows(good, plan, settings.seed, writer, outcome)
             first_row += len(frame)
             outcome.read_rows += len(frame)
+    outcome.stats = outcome.ledger.stats()
     check_outcome(outcome, settings, has_split)
     return outcome
 
@@ -246,7 +247,7 @@ def check_outcome(outcome: Outcome, settings: IngestSettings, has_split: bool) -
             raise EmptySourceError(f"the source {settings.source!r} has no rows")
         raise SingleClassError(f"the dataset needs at least two classes in {settings.label_column!r}; found: {found} "
                                f"({outcome.read_rows - outcome.bad.count} usable rows, {outcome.bad.count} bad rows)")
-    per_split = dict(zip(SPLITS, outcome.ledger.stats().counts(len(names)).sum(axis=0).tolist()))
+    per_split = dict(zip(SPLITS, outcome.stats.counts(len(names)).sum(axis=0).tolist()))
     for split in SPLITS:
         if not per_split[split]:
             where = f"the source's {settings.split_column!r} column" if has_split else "the split"
@@ -260,7 +261,7 @@ def check_outcome(outcome: Outcome, settings: IngestSettings, has_split: bool) -
 def describe(outcome: Outcome, settings: IngestSettings, source_files: int) -> tuple[dict, list[str]]:
     """The artifact metadata and the warnings (a class missing from a split)."""
     names = outcome.plan.names
-    counts = outcome.ledger.stats().counts(len(names))
+    counts = outcome.stats.counts(len(names))
     warnings = [f"class {names[label]!r} has no rows in split {split!r}"
                 for s, split in enumerate(SPLITS) for label in range(len(names)) if not counts[label, s]]
     metadata = {
@@ -335,7 +336,7 @@ def ingest(settings: IngestSettings, output_path: str, card_path: str | None = N
     if card_path:
         from textclf.datacard import write_data_card
 
-        write_data_card(card_path, outcome.ledger.stats(), metadata, outcome.bad.listed, warnings)
+        write_data_card(card_path, outcome.stats, metadata, outcome.bad.listed, warnings)
     elapsed = max(time.monotonic() - started, 1e-9)
     log.info("ingested %d of %d rows from %d file(s) (%s), %d bad, in %.1fs (%.0f rows/s); fingerprint %s",
              metadata["num_rows"], outcome.read_rows, files, ", ".join(f"{k} {v}" for k, v in metadata["rows"].items()),

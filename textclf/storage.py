@@ -123,15 +123,20 @@ def list_objects(uri: str) -> list[str]:
     return sorted(f"{GCS_SCHEME}{bucket_name}/{b.name}" for b in blobs)
 
 
-def download(uri: str, target: str) -> str:
+def _fetch(blob, path: Path) -> int:
+    """Download ``blob`` to ``path`` (parent folders are created); its size in bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob.download_to_filename(str(path))
+    return path.stat().st_size
+
+
+def download(uri: str, target: str, client=None) -> str:
     """Download the ``gs://`` object ``uri`` to the local file ``target`` (parent folders are created)."""
     bucket_name, name = split_gcs(uri)
-    path = Path(target)
-    path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    _client().bucket(bucket_name).blob(name).download_to_filename(str(path))
-    _log_transfer("downloaded", uri, 1, path.stat().st_size, started)
-    return str(path)
+    size = _fetch((client or _client()).bucket(bucket_name).blob(name), Path(target))
+    _log_transfer("downloaded", uri, 1, size, started)
+    return str(target)
 
 
 def localize(uri: str, dest_dir: str) -> str:
@@ -155,13 +160,8 @@ def localize(uri: str, dest_dir: str) -> str:
     dest = Path(dest_dir)
     started = time.monotonic()
     if name and not name.endswith("/"):
-        blob = client.bucket(bucket_name).blob(name)
-        if blob.exists():
-            target = dest / Path(name).name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            blob.download_to_filename(str(target))
-            _log_transfer("downloaded", uri, 1, target.stat().st_size, started)
-            return str(target)
+        if client.bucket(bucket_name).blob(name).exists():
+            return download(uri, str(dest / Path(name).name), client)
     prefix = _listing_prefix(name)
     blobs = _objects_under(client, bucket_name, prefix)
     if not blobs:
@@ -173,9 +173,7 @@ def localize(uri: str, dest_dir: str) -> str:
         # An object named "a/../../x" must not write outside the target folder.
         if not path.is_relative_to(target):
             raise ValueError(f"object gs://{bucket_name}/{blob.name} would land outside {target}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        blob.download_to_filename(str(path))
-        size += path.stat().st_size
+        size += _fetch(blob, path)
     _log_transfer("downloaded", uri, len(blobs), size, started)
     return str(target)
 
@@ -283,10 +281,8 @@ def download_file(uri: str, local_path: str) -> bool:
     """Download the ``gs://`` object ``uri`` to ``local_path``; False when there is no such object."""
     from google.api_core.exceptions import NotFound
 
-    bucket_name, name = split_gcs(uri)
-    Path(local_path).parent.mkdir(parents=True, exist_ok=True)
     try:
-        _client().bucket(bucket_name).blob(name).download_to_filename(str(local_path))
+        download(uri, local_path)
     except NotFound:
         Path(local_path).unlink(missing_ok=True)  # the client leaves an empty file behind
         return False

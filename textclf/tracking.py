@@ -256,6 +256,14 @@ def approve(settings: TrackingSettings, model_dir: str, metrics: Mapping[str, An
         run.log_model(model_dir, aliases=[APPROVED], metadata=model_metadata(metrics, model_uri))
 
 
+def _model_collection(settings: TrackingSettings):
+    """(W&B public API client, ``entity/project/model_artifact``): where the model's versions live."""
+    import wandb
+
+    api = wandb.Api(api_key=api_key(settings), timeout=API_TIMEOUT_S)
+    return api, f"{settings.wandb_entity or api.default_entity}/{settings.wandb_project}/{settings.model_artifact}"
+
+
 def set_production_alias(settings: TrackingSettings, model_uri: str) -> str:
     """Move ``production`` to the model version whose files are ``model_uri``: the model that now
     serves all traffic. W&B keeps an alias on one version of a collection, so the previous
@@ -273,10 +281,7 @@ def set_production_alias(settings: TrackingSettings, model_uri: str) -> str:
     if not model_uri:
         return f"W&B: the InferenceService names no model URI, so no {PRODUCTION} alias was set"
     try:
-        import wandb
-
-        api = wandb.Api(api_key=api_key(settings), timeout=API_TIMEOUT_S)
-        collection = f"{settings.wandb_entity or api.default_entity}/{settings.wandb_project}/{settings.model_artifact}"
+        api, collection = _model_collection(settings)
         versions = [a for a in api.artifacts(type_name="model", name=collection)
                     if (a.metadata or {}).get(MODEL_URI_KEY) == model_uri]
         if not versions:
@@ -304,11 +309,8 @@ def champion_metrics(settings: TrackingSettings) -> dict | None:
     if resolve_mode(settings) != "online":
         logger.info("W&B is not online: no champion metrics to read")
         return None
-    import wandb
-
-    api = wandb.Api(api_key=api_key(settings), timeout=API_TIMEOUT_S)
-    entity = settings.wandb_entity or api.default_entity
-    ref = f"{entity}/{settings.wandb_project}/{settings.model_artifact}:{PRODUCTION}"
+    api, collection = _model_collection(settings)
+    ref = f"{collection}:{PRODUCTION}"
     if not api.artifact_exists(ref, type="model"):
         logger.info("no model holds the %s alias yet (%s)", PRODUCTION, ref)
         return None

@@ -143,6 +143,11 @@ class MemoryWriter:
         return pd.DataFrame(rows, columns=["text", "label", "split"]).astype({"label": "int64"})
 
 
+def is_marker(relative: str | Path) -> bool:
+    """Files such as ``_SUCCESS``, ``.part-0.csv.crc`` or ``_temporary/...``: written beside the data, not data."""
+    return any(part.startswith((".", "_")) for part in Path(relative).parts)
+
+
 def split_files(path: str | Path, split: str) -> tuple[list[Path], bool]:
     """(files holding ``split``, whether their rows must be filtered by the ``split`` column).
 
@@ -154,7 +159,7 @@ def split_files(path: str | Path, split: str) -> tuple[list[Path], bool]:
         own = sorted(path.glob(SHARD_GLOB.format(split=split)))
         if own or any(path.glob(SHARD_GLOB.format(split="*"))):
             return own, False
-        return sorted(p for p in path.rglob("*.parquet") if not p.name.startswith((".", "_"))), True
+        return sorted(p for p in path.rglob("*.parquet") if not is_marker(p.relative_to(path))), True
     if path.is_file():
         return [path], True
     raise FileNotFoundError(f"no ingested dataset at {path}")

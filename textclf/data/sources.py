@@ -39,6 +39,7 @@ import pandas as pd
 
 from textclf import storage
 from textclf.data.errors import EmptySourceError, SourceEncodingError, SourceError
+from textclf.data.shards import is_marker
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,6 @@ def require_kind(name: str) -> tuple[str, bool]:
         raise SourceError(f"unsupported file type {''.join(Path(name).suffixes) or '(none)'} for {name}: "
                           "use .csv, .tsv, .parquet or .jsonl, optionally .gz")
     return kind
-
-
-def is_marker(relative: str) -> bool:
-    """Files such as ``_SUCCESS``, ``.part-0.csv.crc`` or ``_temporary/...``: written beside the data, not data."""
-    return any(part.startswith((".", "_")) for part in Path(relative).parts)
 
 
 # ---------------------------------------------------------------- shards

@@ -69,13 +69,10 @@ class SplitWriter:
 
     def write(self, table) -> None:
         """Append a table with ``COLUMNS`` (``encoded_table``)."""
-        from datasets.arrow_writer import ArrowWriter
-
         start = 0
         while start < table.num_rows:
             if self._writer is None:
-                self._files.append(self.folder / f"part-{len(self._files):05d}.arrow")
-                self._writer = ArrowWriter(features=features(), path=str(self._files[-1]))
+                self._open_file()
             piece = table.slice(start, self.shard_rows - self._rows_in_file)
             self._writer.write_table(piece)
             start += piece.num_rows
@@ -83,6 +80,12 @@ class SplitWriter:
             self.rows += piece.num_rows
             if self._rows_in_file >= self.shard_rows:
                 self._close_file()
+
+    def _open_file(self) -> None:
+        from datasets.arrow_writer import ArrowWriter
+
+        self._files.append(self.folder / f"part-{len(self._files):05d}.arrow")
+        self._writer = ArrowWriter(features=features(), path=str(self._files[-1]))
 
     def _close_file(self) -> None:
         if self._writer is not None:
@@ -93,12 +96,10 @@ class SplitWriter:
     def close(self, fingerprint_of: str = "") -> None:
         """Close the last file and write ``state.json`` and ``dataset_info.json`` as ``save_to_disk`` does."""
         import datasets
-        from datasets.arrow_writer import ArrowWriter
         from datasets.utils.py_utils import asdict  # the library's own, which leaves out unset fields
 
         if not self._files:  # an empty split is still a readable dataset
-            self._files.append(self.folder / "part-00000.arrow")
-            self._writer = ArrowWriter(features=features(), path=str(self._files[-1]))
+            self._open_file()
             self._writer.write_table(encoded_table([], [], []))
         self._close_file()
         names = [f"data-{i:05d}-of-{len(self._files):05d}.arrow" for i in range(len(self._files))]

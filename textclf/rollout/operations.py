@@ -194,9 +194,8 @@ def promote(name: str, namespace: str | None = None, *, api: InferenceServiceAPI
     api = api or InferenceServiceAPI.connect()
     namespace = namespace or api.default_namespace
     live = api.get(name, namespace)
-    canaries = live["spec"].get("canary") or []
+    canaries = _one_canary(live, f"InferenceService {namespace}/{name}")
     if canaries:
-        _one_canary(live)
         stable = merge_canary(live["spec"]["predictor"], canaries[0]["predictor"])
         return _patch_spec(api, live, {"predictor": stable, "canary": None}, "promoted, the canary is the stable predictor")
     if CANARY_TRAFFIC not in live["spec"]["predictor"]:
@@ -288,12 +287,13 @@ def _patch_spec(api: InferenceServiceAPI, live: dict, spec_patch: dict, done: st
     return patched
 
 
-def _one_canary(live: dict) -> None:
-    count = len(live["spec"]["canary"])
-    if count > 1:
-        meta = live["metadata"]
-        raise InvalidManifestError(f"InferenceService {meta['namespace']}/{meta['name']} has {count} canaries; "
-                                   "this tool promotes one: edit spec.canary by hand")
+def _one_canary(isvc: dict, what: str) -> list:
+    """``spec.canary`` of ``isvc`` (the manifest or the live InferenceService), refused with more than one."""
+    canaries = isvc["spec"].get("canary") or []
+    if len(canaries) > 1:
+        raise InvalidManifestError(f"{what} has more than one spec.canary entry ({len(canaries)}); this tool rolls "
+                                   "out and promotes one at a time: edit spec.canary by hand")
+    return canaries
 
 
 def _describe_split(isvc: dict, mode: str) -> str:
@@ -348,10 +348,7 @@ def _check_manifest(manifest: dict) -> None:
         raise InvalidManifestError("manifest has no spec.predictor")
     if predictor.get(CANARY_TRAFFIC) is not None:
         _check_percent(predictor[CANARY_TRAFFIC])
-    canaries = manifest["spec"].get("canary") or []
-    if len(canaries) > 1:
-        raise InvalidManifestError("manifest has more than one spec.canary entry; this tool rolls out one at a time")
-    for canary in canaries:
+    for canary in _one_canary(manifest, "the manifest"):
         _check_percent(canary.get("trafficPercent"))
     problems = admission_problems(manifest)
     if problems:

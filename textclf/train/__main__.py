@@ -22,7 +22,7 @@ from textclf import storage
 from textclf.settings import setting
 from textclf.tracking import TrackingSettings
 from textclf.train import distributed
-from textclf.train.launch import train_tracked
+from textclf.train.launch import checkpoints_for, train_tracked
 from textclf.train.settings import TrainSettings
 
 log = logging.getLogger("textclf.train")
@@ -62,11 +62,7 @@ def main(argv=None) -> None:
     distributed.start(ranks)  # joined early: the download below waits on it; train() keeps the group
     tokenized = node_local_copy(paths.tokenized, ranks)
     output = tempfile.mkdtemp(prefix="model-") if storage.is_gcs(paths.output) else paths.output
-    checkpoints = paths.checkpoints or None
-    if checkpoints is None and storage.is_gcs(paths.output):
-        from textclf.train.checkpoint import checkpoint_location_for
-
-        checkpoints = checkpoint_location_for(paths.output)
+    checkpoints = paths.checkpoints or checkpoints_for(output, paths.output)
     summary = train_tracked(tokenized, output, settings, tracking_settings, json.loads(paths.metadata), checkpoints)
     if summary is not None and output != paths.output:
         storage.upload_dir(output, paths.output)

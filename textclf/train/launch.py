@@ -26,7 +26,7 @@ from pathlib import Path
 
 from textclf import storage
 from textclf.encoding import TRAINING_FILE
-from textclf.settings import setting
+from textclf.settings import require_at_least, setting
 from textclf.train import checkpoint
 from textclf.train.settings import TrainSettings
 
@@ -74,9 +74,7 @@ class TrainLaunchSettings:
                                  "On a machine without GPUs (locally) it is the number of CPU processes (gloo).")
 
     def __post_init__(self):
-        for name in ("num_nodes", "gpus_per_node"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        require_at_least(self, 1, "num_nodes", "gpus_per_node")
 
 
 @dataclass(frozen=True)
