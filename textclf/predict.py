@@ -6,18 +6,18 @@ from collections.abc import Sequence
 
 
 def predict_logits(model, input_ids: Sequence[Sequence[int]], batch_size: int, pad_id: int, device, precision: str):
-    """Logits for each sequence of ``input_ids`` in their order; batches sorted by length."""
+    """Logits for each sequence of ``input_ids`` in their order; batches sorted by length (on CPUs also
+    capped in padded tokens: ``textclf.train.data.CPU_BATCH_TOKENS``)."""
     import torch
 
     from textclf.train.batches import collate
+    from textclf.train.data import scoring_token_cap, sorted_batches
     from textclf.train.precision import autocast
 
-    order = sorted(range(len(input_ids)), key=lambda i: len(input_ids[i]))
     out = [None] * len(input_ids)
     model.eval()
     with torch.inference_mode(), autocast(device.type, precision):
-        for s in range(0, len(order), batch_size):
-            idx = order[s : s + batch_size]
+        for idx in sorted_batches([len(ids) for ids in input_ids], batch_size, scoring_token_cap(device)):
             batch = collate([{"input_ids": input_ids[i]} for i in idx], pad_id)
             logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
             for i, row in zip(idx, logits.float().cpu()):

@@ -87,3 +87,38 @@ def test_scoring_precision_is_bf16_only_when_the_probe_keeps_the_probabilities(t
     assert strict["precision"] == "fp32" and "over the tolerance" in strict["reason"]
     forced = score_model(model_dir, batches, labels, EvaluateSettings(seed=0, scoring_precision="fp32"))["scoring"]
     assert forced == {"precision": "fp32", "reason": "asked for"}
+
+
+def test_scoring_batches_on_cpu_stay_under_the_token_cap_and_keep_every_text_once():
+    from textclf.train.data import sorted_batches
+
+    lengths = [5, 300, 10, 400, 3000, 7, 8, 300]
+    batches = sorted_batches(lengths, batch_size=3, max_tokens=600)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    for batch in batches:
+        longest = max(lengths[i] for i in batch)
+        assert len(batch) <= 3 and (len(batch) * longest <= 600 or len(batch) == 1)
+        assert [lengths[i] for i in batch] == sorted(lengths[i] for i in batch)
+    assert batches == [[0, 5, 6], [2, 1], [7], [3], [4]]  # 10+300 fit 600; 300+300 would too, but 10 came first
+    assert sorted_batches(lengths, batch_size=3) == [[0, 5, 6], [2, 1, 7], [3, 4]]  # no cap: batch size alone
+
+
+def test_cpu_token_cap_scores_like_one_batch_per_text(trained_model, tokenized_dir):
+    """The cap changes only how texts are grouped: each text's logits match scoring it alone."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from textclf.encoding import TextEncoder
+    from textclf.predict import predict_logits
+
+    from textclf.train.data import CPU_BATCH_TOKENS, sorted_batches
+
+    model_dir, _ = trained_model
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    encoder = TextEncoder.for_model(model_dir, AutoTokenizer.from_pretrained(model_dir))
+    ids = encoder.encode(["good film " * (n % 37 + 1) for n in range(120)])  # up to max_length 64
+    grouped = sorted_batches([len(row) for row in ids], 64, CPU_BATCH_TOKENS)
+    assert len(grouped) > len(sorted_batches([len(row) for row in ids], 64))  # the cap cut more batches
+    capped = predict_logits(model, ids, 64, encoder.pad_id, torch.device("cpu"), "fp32")
+    alone = torch.cat([predict_logits(model, [row], 1, encoder.pad_id, torch.device("cpu"), "fp32") for row in ids])
+    torch.testing.assert_close(capped, alone, atol=1e-5, rtol=1e-4)

@@ -29,7 +29,8 @@ from pathlib import Path
 from textclf.base_model import resolve_base_model
 from textclf.train import checkpoint, distributed
 from textclf.train.batches import collate  # noqa: F401 - re-exported: tests count the batches a run pads
-from textclf.train.data import RankBatches, TokenRows, global_batches, loader, sorted_batches, token_lengths
+from textclf.train.data import (RankBatches, TokenRows, global_batches, loader, scoring_token_cap, sorted_batches,
+                                token_lengths)
 from textclf.train.distributed import Ranks
 from textclf.train.model import load_classifier, optimizer_and_schedule, total_steps
 from textclf.train.output import save_model_dir
@@ -201,7 +202,7 @@ def validate(run: Run, data: Split, settings: TrainSettings) -> dict:
     """
     import torch
 
-    batches = sorted_batches(data.lengths, settings.eval_batch_size)
+    batches = sorted_batches(data.lengths, settings.eval_batch_size, scoring_token_cap(run.device))
     mine = batches[run.ranks.rank :: run.ranks.world_size]
     parts = []
     run.model.eval()

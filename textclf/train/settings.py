@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textclf.settings import base_model_setting, seed_setting, setting
+from textclf.settings import base_model_setting, require_at_least, seed_setting, setting
+from textclf.train.data import CPU_BATCH_TOKENS
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -33,7 +34,8 @@ class TrainSettings:
     attention_dropout: float = setting(0.0, "Dropout on attention probabilities; 0 keeps fused attention (about 2x "
                                        "faster training on CPUs); negative keeps the base model's. Hidden-state "
                                        "dropout stays as the base model has it.")
-    eval_batch_size: int = setting(64, "Batch size of the validation and scoring passes.")
+    eval_batch_size: int = setting(64, "Batch size of the validation and scoring passes (on CPUs also at most "
+                                 f"{CPU_BATCH_TOKENS:,} padded tokens a batch, which is faster there).")
     log_every: int = setting(20, "Optimizer steps between progress lines.")
     dataloader_workers: int = setting(2, "Worker processes per training process that read batches from the "
                                       "memory-mapped splits and pad them; 0 reads them in the training process.")
@@ -47,9 +49,5 @@ class TrainSettings:
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        for name in ("epochs", "batch_size", "grad_accum_steps", "eval_batch_size", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("dataloader_workers", "checkpoint_every_steps", "checkpoint_every_minutes", "max_steps"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        require_at_least(self, 1, "epochs", "batch_size", "grad_accum_steps", "eval_batch_size", "log_every")
+        require_at_least(self, 0, "dataloader_workers", "checkpoint_every_steps", "checkpoint_every_minutes", "max_steps")
