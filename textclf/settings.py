@@ -69,15 +69,15 @@ def check_same(name: str, fields: Iterable[dataclasses.Field]) -> None:
         raise ValueError(f"setting {name!r} is declared twice with different defaults or help: {sorted(seen)}")
 
 
-# Settings more than one step takes: declared here once, used as ``name: type = SHARED.x()``.
 def require_at_least(settings: Any, minimum: int, *names: str) -> None:
     """ValueError naming the first of ``settings``' fields ``names`` that is below ``minimum``."""
     for name in names:
         if getattr(settings, name) < minimum:
-            bound = "at least 1" if minimum == 1 else "not negative" if minimum == 0 else f"at least {minimum}"
-            raise ValueError(f"{name} must be {bound}, got {getattr(settings, name)}")
+            rule = "must not be negative" if minimum == 0 else f"must be at least {minimum}"
+            raise ValueError(f"{name} {rule}, got {getattr(settings, name)}")
 
 
+# Settings more than one step takes: declared here once, used as ``name: type = SHARED.x()``.
 def base_model_setting():
     return setting(DEFAULT_BASE_MODEL, "Base model: offline:all-MiniLM-L6-v2 (packaged with the project), "
                    "a Hugging Face hub id, or a local or gs:// save_pretrained directory.")

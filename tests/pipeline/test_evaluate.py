@@ -110,7 +110,6 @@ def test_cpu_token_cap_scores_like_one_batch_per_text(trained_model, tokenized_d
 
     from textclf.encoding import TextEncoder
     from textclf.predict import predict_logits
-
     from textclf.train.data import CPU_BATCH_TOKENS, sorted_batches
 
     model_dir, _ = trained_model

@@ -42,8 +42,12 @@ def test_a_launch_that_cannot_be_is_named(launch, env, message):
 
 
 def test_bad_launch_settings_and_machines_are_named():
-    with pytest.raises(ValueError, match="gpus_per_node"):
+    with pytest.raises(ValueError, match="^gpus_per_node must be at least 1, got 0$"):
         TrainLaunchSettings(gpus_per_node=0)
+    with pytest.raises(ValueError, match="^eval_batch_size must be at least 1, got 0$"):
+        TrainSettings(eval_batch_size=0)
+    with pytest.raises(ValueError, match="^checkpoint_every_minutes must not be negative, got -1$"):
+        TrainSettings(checkpoint_every_minutes=-1)
     assert vertex_machine_type("NVIDIA_L4", 4) == "g2-standard-48"
     with pytest.raises(ValueError, match=r"carry \[1, 2, 4\] NVIDIA_TESLA_T4"):
         vertex_machine_type("NVIDIA_TESLA_T4", 8)
