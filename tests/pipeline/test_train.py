@@ -3,10 +3,12 @@
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from textclf.probe import PROBE_SIZE, read_probe_texts
 from textclf.train import TrainSettings, train
 from textclf.train import loop as train_module
 from textclf.train.batches import length_grouped_batches
@@ -43,6 +45,11 @@ def test_trained_model_loads_with_label_names(trained_model, sample_parquet):
     assert len(training["history"]) == 1 and "val_accuracy" in training["history"][0]
     profile = json.loads((Path(model_dir) / "profile.json").read_text())
     assert profile["label_names"] == ["negative", "positive"]
+    probes = read_probe_texts(model_dir)
+    validation = pd.read_parquet(sample_parquet[0]).query("split == 'validation'")
+    names = ["negative", "positive"]
+    assert 0 < len(probes) <= PROBE_SIZE
+    assert {(p["text"], p["label"]) for p in probes} <= {(t, names[y]) for t, y in zip(validation.text, validation.label)}
     assert not checkpoint_dir_for(model_dir).exists(), "checkpoints are removed once the model is saved"
 
 

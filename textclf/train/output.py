@@ -1,4 +1,4 @@
-"""The Model artifact directory: weights, tokenizer, ``profile.json`` and ``training.json``.
+"""The Model artifact directory: weights, tokenizer, ``profile.json``, ``probe_texts.jsonl`` and ``training.json``.
 
 This directory is exactly what the server loads and what ``storageUri`` points at.
 """
@@ -54,6 +54,20 @@ def write_reference_profile(run, tokenizer, tokenized, label_names, out: Path, b
     save_profile(builder.build(), out)
 
 
+def write_model_probe_texts(tokenized, label_names: list[str], out: Path, seed: int) -> None:
+    """``probe_texts.jsonl``: a seeded sample of the validation split's texts with their labels
+    (``textclf.probe``), the texts every later check of this model probes it with."""
+    from textclf.data.tokenized import iter_batches
+    from textclf.probe import sample_probe_texts, write_probe_texts
+
+    def rows():
+        for batch in iter_batches(tokenized, ["text", "label"], PROFILE_BATCH_ROWS, split=PROFILE_SPLIT):
+            for text, label in zip(batch.column("text").to_pylist(), batch.column("label").to_pylist()):
+                yield text, label_names[label]
+
+    write_probe_texts(out, sample_probe_texts(rows(), seed))
+
+
 def save_model_dir(run, tokenizer, tokenized, label_names: list[str], output_dir: str, settings, data_metadata: dict,
                    wall: float) -> dict:
     """Write the Model directory from ``run``'s (best) weights; returns ``training.json``'s content.
@@ -64,6 +78,7 @@ def save_model_dir(run, tokenizer, tokenized, label_names: list[str], output_dir
     run.model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     write_reference_profile(run, tokenizer, tokenized, label_names, out, settings.eval_batch_size)
+    write_model_probe_texts(tokenized, label_names, out, settings.seed)
     summary = {
         "settings": asdict(settings),
         "precision": run.precision,
