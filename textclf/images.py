@@ -16,10 +16,11 @@ TAG = os.environ.get("TEXTCLF_IMAGE_TAG", "latest")
 
 
 def image(name: str) -> str:
-    """Full reference of one of our images: ``components``, ``trainer`` or ``server``."""
+    """Full reference of one of our images: ``components``, ``trainer``, ``server`` or ``server-gpu``."""
     return f"{REGISTRY}/textclf-{name}:{TAG}"
 
 
 COMPONENT_IMAGE = image("components")  # CPU: ingest, tokenize, evaluate, gate, deploy
 TRAINER_IMAGE = image("trainer")  # CUDA: train
-SERVER_IMAGE = image("server")  # KServe predictor
+SERVER_IMAGE = image("server")  # KServe predictor, CPU torch
+SERVER_GPU_IMAGE = image("server-gpu")  # the same server with CUDA torch (serving/Dockerfile, VARIANT=gpu)
