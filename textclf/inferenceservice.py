@@ -48,6 +48,8 @@ API_VERSION = "serving.kserve.io/v1beta1"
 SERVERLESS, STANDARD = "serverless", "standard"
 DEPLOYMENT_MODES = (SERVERLESS, STANDARD)
 MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+# Published on no public gateway: outside callers come through manifests/auth's authenticated route.
+VISIBILITY_LABEL = {"networking.kserve.io/visibility": "cluster-local"}
 # What KServe's annotation values mean (v0.20.0 pkg/constants: Serverless and RawDeployment are the
 # older names of Knative and Standard; its defaulting webhook rewrites them). We write the values
 # every KServe with the feature understands: Serverless since 0.x, Standard since spec.canary exists.
@@ -211,7 +213,8 @@ def build_inference_service(model_uri: str, settings: DeploySettings, metrics_ur
         "kind": "InferenceService",
         "metadata": {
             "annotations": annotations,
-            "labels": {"app.kubernetes.io/name": settings.service_name, "app.kubernetes.io/part-of": "textclf"},
+            "labels": {"app.kubernetes.io/name": settings.service_name, "app.kubernetes.io/part-of": "textclf",
+                       **VISIBILITY_LABEL},
             "name": settings.service_name,
             "namespace": settings.namespace,
         },
