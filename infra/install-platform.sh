@@ -30,7 +30,7 @@ TRAINER_VERSION=v2.3.0
 PROJECT_ID=${1:?usage: $0 PROJECT_ID}
 : "${JWT_ISSUER:?set JWT_ISSUER, the issuer of the JWTs outside callers bring (see the usage at the top)}"
 : "${JWT_JWKS_URI:?set JWT_JWKS_URI, where that issuer publishes its signing keys}"
-: "${JWT_AUDIENCE:?set JWT_AUDIENCE, the audience your callers' tokens carry}"
+: "${JWT_AUDIENCE:?set JWT_AUDIENCE, the audience the callers tokens carry}"
 : "${PUBLIC_HOST:?set PUBLIC_HOST, the host name outside callers use}"
 KFP_NAMESPACE=kubeflow
 cd "$(dirname "$0")/.."
