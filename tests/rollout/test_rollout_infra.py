@@ -99,23 +99,79 @@ def test_workload_identity_binds_the_kubernetes_accounts_the_manifests_use(terra
     local = {k: v for block in terraform["locals"] for k, v in block.items()}
     variables = {k: v["default"] for block in terraform["variable"] for k, v in block.items() if "default" in v}
     ksa = {name: re.sub(r"\$\{var\.(\w+)\}", lambda m: variables[m[1]], local[name])
-           for name in ("pipelines_ksa", "serving_ksa")}
+           for name in ("pipelines_ksa", "serving_ksa", "monitor_ksa")}
     assert ksa["pipelines_ksa"] == "kubeflow/pipeline-runner"
 
-    setup = {d["kind"]: d for d in yaml.safe_load_all((ROOT / "manifests/setup/serviceaccount.yaml").read_text())}
+    accounts = {d["metadata"]["name"]: d for d in yaml.safe_load_all((ROOT / "manifests/setup/serviceaccount.yaml").read_text())}
     namespace = yaml.safe_load((ROOT / "manifests/setup/kustomization.yaml").read_text())["namespace"]
-    account = setup["ServiceAccount"]
-    assert ksa["serving_ksa"] == f"{namespace}/{account['metadata']['name']}"
-    gsa = resource(terraform, "google_service_account", "serving")["account_id"]
-    assert account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"].startswith(f"{gsa}@")
+    for name in ("serving", "monitor"):
+        account = accounts[f"textclf-{name}"]
+        assert ksa[f"{name}_ksa"] == f"{namespace}/{account['metadata']['name']}"
+        gsa = resource(terraform, "google_service_account", name)["account_id"]
+        assert account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"].startswith(f"{gsa}@")
+    # The drift CronJob touches no Google API: no Google service account behind it.
+    assert "annotations" not in accounts["textclf-drift-check"]["metadata"]
 
-    for name, ksa_local in (("pipelines", "pipelines_ksa"), ("serving", "serving_ksa")):
+    for name, ksa_local in (("pipelines", "pipelines_ksa"), ("serving", "serving_ksa"), ("monitor", "monitor_ksa")):
         binding = resource(terraform, "google_service_account_iam_member", f"{name}_workload_identity")
         assert binding["role"] == "roles/iam.workloadIdentityUser"
         assert binding["member"] == f"serviceAccount:${{var.project_id}}.svc.id.goog[${{local.{ksa_local}}}]"
-    roles = {name: resource(terraform, "google_storage_bucket_iam_member", name)["role"]
-             for name in ("pipelines_artifacts", "serving_models")}
-    assert roles == {"pipelines_artifacts": "roles/storage.objectAdmin", "serving_models": "roles/storage.objectViewer"}
+    assert resource(terraform, "google_storage_bucket_iam_member", "pipelines_artifacts")["role"] == "roles/storage.objectAdmin"
+
+
+def test_predictor_and_monitor_read_model_artifacts_only(terraform):
+    """Each its own account, read-only, under an IAM condition that admits Model artifacts (models/ and a
+    run's model/ folder in the pipeline root) and the bucket listing, and no dataset or checkpoint."""
+    readers = resource(terraform, "google_storage_bucket_iam_member", "models_readers")
+    assert readers["role"] == "roles/storage.objectViewer"
+    assert readers["for_each"] == {"serving": "${google_service_account.serving.email}",
+                                   "monitor": "${google_service_account.monitor.email}"}
+    assert readers["condition"][0]["expression"] == "${local.models_only}"
+    local = {k: v for block in terraform["locals"] for k, v in block.items()}
+    objects = "projects/_/buckets/b/objects"
+    clauses = re.findall(r'"((?:[^"\\]|\\.)*)"', local["models_only"])
+    expression = " || ".join(c.replace('\\"', '"').replace("${local.objects}", objects) for c in clauses)
+
+    def allowed(resource_type: str, name: str) -> bool:  # the CEL expression's three clauses, in Python
+        return (resource_type == "storage.googleapis.com/Bucket" or name.startswith(f"{objects}/models/")
+                or re.match(rf"^{objects}/pipeline-root/.+/model/.+$", name) is not None)
+
+    assert 'resource.type == "storage.googleapis.com/Bucket"' in expression
+    assert f'resource.name.startsWith("{objects}/models/")' in expression
+    assert f'resource.name.matches("^{objects}/pipeline-root/.+/model/.+$")' in expression
+    assert allowed("storage.googleapis.com/Object", f"{objects}/pipeline-root/textclf/run-1/train/model/config.json")
+    assert allowed("storage.googleapis.com/Object", f"{objects}/models/textclf/model.safetensors")
+    for forbidden in ("pipeline-root/textclf/run-1/ingest/dataset/part-0.parquet",
+                      "pipeline-root/textclf/run-1/train/model.checkpoints/last.pt", "data/imdb/train.csv"):
+        assert not allowed("storage.googleapis.com/Object", f"{objects}/{forbidden}")
+
+
+def test_private_cluster_with_authorized_networks_shielded_nodes_and_dataplane_v2(terraform):
+    cluster = resource(terraform, "google_container_cluster", "textclf")
+    private = cluster["private_cluster_config"][0]
+    assert private["enable_private_nodes"] is True and private["master_ipv4_cidr_block"] == "${var.master_ipv4_cidr_block}"
+    networks = cluster["master_authorized_networks_config"][0]["dynamic"][0]["cidr_blocks"]
+    assert networks["for_each"] == "${var.authorized_networks}"
+    assert cluster["datapath_provider"] == "ADVANCED_DATAPATH"  # enforces the NetworkPolicies
+    assert cluster["master_auth"][0]["client_certificate_config"][0]["issue_client_certificate"] is False
+    assert cluster["enable_shielded_nodes"] is True
+    for pool in ("cpu", "gpu"):
+        node = resource(terraform, "google_container_node_pool", pool)
+        assert node["node_config"][0]["shielded_instance_config"][0] == {
+            "enable_secure_boot": True, "enable_integrity_monitoring": True}
+        assert node["management"][0] == {"auto_repair": True, "auto_upgrade": True}
+    # kubeflow-network lets the private control plane reach KFP's webhook: the same range.
+    variables = {k: v for block in terraform["variable"] for k, v in block.items()}
+    webhooks = [d for d in yaml.safe_load_all((ROOT / "manifests/kubeflow-network/networkpolicy.yaml").read_text())
+                if d["metadata"]["name"] == "allow-control-plane-webhooks"]
+    assert webhooks[0]["spec"]["ingress"][0]["from"][0]["ipBlock"]["cidr"] == variables["master_ipv4_cidr_block"]["default"]
+
+
+def test_state_lives_in_gcs_and_never_in_git(terraform):
+    backend = terraform["terraform"][0]["backend"][0]
+    assert "gcs" in backend
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert {"*.tfstate", "*.tfstate.*", "*.tfvars", "!*.tfvars.example", ".terraform/"} <= set(ignored)
 
 
 def test_every_variable_and_output_is_described(terraform):
