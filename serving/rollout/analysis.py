@@ -120,11 +120,23 @@ class Verdict:
         return "\n".join(lines)
 
 
+def http_url(url: str, what: str) -> str:
+    """``url`` when it is http(s): urllib would also open file:// and ftp:// URLs.
+
+    Raises:
+        AnalysisError: any other scheme.
+    """
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme not in ("http", "https"):
+        raise AnalysisError(f"{what} must be http:// or https://, got {url!r}")
+    return url
+
+
 class Prometheus:
     """The two things we need from Prometheus's HTTP API: an instant query, as one number."""
 
     def __init__(self, base_url: str, timeout_s: float = 10.0):
-        self.base_url = base_url.rstrip("/")
+        self.base_url = http_url(base_url, "the Prometheus URL").rstrip("/")
         self.timeout_s = timeout_s
 
     def value(self, promql: str) -> float:
@@ -185,8 +197,8 @@ def probe_labels(
         token: a JWT for ``Authorization: Bearer``; the gateways refuse anonymous calls and allow tag
             routes only to the rollout identity (manifests/auth).
     """
-    host = urllib.parse.urlsplit(url).netloc
-    base = (ingress_url or url).rstrip("/")
+    host = urllib.parse.urlsplit(http_url(url, "the tag URL")).netloc
+    base = http_url(ingress_url or url, "the ingress URL").rstrip("/")
     headers = {"Content-Type": "application/json", "Host": host}
     if token:
         headers["Authorization"] = f"Bearer {token}"

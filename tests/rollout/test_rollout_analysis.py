@@ -207,6 +207,13 @@ def test_analyze_without_a_canary(fakes, kube, api):
         analyze(get_status("textclf", api=api), Prometheus(fakes.url(0)))
 
 
+def test_only_http_urls_are_opened(fakes, canary_live, api):
+    with pytest.raises(AnalysisError, match="Prometheus URL must be http"):
+        Prometheus("file:///etc/passwd")
+    with pytest.raises(AnalysisError, match="ingress URL must be http"):
+        analyze(get_status("textclf", api=api), Prometheus(fakes.url(0)), ingress_url="ftp://gateway")
+
+
 def test_prometheus_unreachable_is_a_named_error(canary_live, api):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
