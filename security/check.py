@@ -72,7 +72,8 @@ def checkov_findings(checkov: str, framework: str, directory: Path) -> tuple[lis
         for key in summary:
             summary[key] += report["summary"][key]
         for failed in report["results"]["failed_checks"]:
-            where = f"{failed['file_path'].lstrip('/')}:{failed['resource']}"
+            # The file's name only: the folders are flat, and checkov prefixes paths differently by cwd.
+            where = f"{Path(failed['file_path']).name}:{failed['resource']}"
             findings.append(Finding(f"checkov-{framework}", failed["check_id"], where, failed["check_name"]))
     return findings, summary
 
