@@ -63,6 +63,11 @@ wait_deployments kserve
 kubectl apply --server-side -f "https://github.com/kserve/kserve/releases/download/${KSERVE_VERSION}/kserve-cluster-resources.yaml"
 kubectl patch configmap/inferenceservice-config -n kserve --type merge -p \
   '{"data":{"deploy":"{\"defaultDeploymentMode\": \"Serverless\"}"}}'
+# KServe injects its storage initializer without a securityContext, and Pod Security `restricted`
+# (manifests/setup/namespace.yaml) refuses such a container: harden KServe's default storage
+# container (the one for gs:// URIs) once, for every predictor and the monitor's copy alike.
+kubectl patch clusterstoragecontainer default --type merge -p \
+  '{"spec":{"container":{"securityContext":{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"runAsNonRoot":true,"seccompProfile":{"type":"RuntimeDefault"}}}}}'
 
 step "Kubeflow Pipelines ${KFP_VERSION} (standalone)"
 kubectl apply -k "github.com/kubeflow/pipelines/manifests/kustomize/cluster-scoped-resources?ref=${KFP_VERSION}"
