@@ -17,7 +17,7 @@ IMAGE_REGISTRY ?= us-docker.pkg.dev/PROJECT/textclf
 SIZES ?= 100000,300000,1000000
 IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
 
-.PHONY: install run test test-fast compile serve bench bench-train bench-serve bench-scale bench-imdb-cpu bench-train-scaling bench-gpu monitor-demo soak images lock clean
+.PHONY: install run test test-fast compile serve bench bench-train bench-serve bench-scale bench-imdb-cpu bench-train-scaling bench-gpu monitor-demo soak images pin-images security lock clean
 
 install: $(STAMP)
 
@@ -30,8 +30,35 @@ $(STAMP): pyproject.toml requirements.lock requirements-nodeps.txt
 	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
 	touch $(STAMP)
 
-lock:
-	uv pip compile pyproject.toml --extra dev --python-version 3.11 $(UV_FIND_LINKS) -o requirements.lock
+# Every lock in one command (after changing pyproject.toml, serving/requirements.in or
+# security/requirements.in): the dev lock `make install` uses, the hashed production locks the images
+# install with --require-hashes (CPU torch from the local or PyTorch CPU wheel, CUDA torch from PyPI),
+# the server's own hashed locks (constrained to the production ones) and make security's.
+UV := $(VENV)/bin/uv
+HASHED := --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28
+# The production locks take the dev lock's versions (what the tests ran with), torch aside.
+lock: install
+	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 $(UV_FIND_LINKS) -o requirements.lock
+	mkdir -p build && grep -v '^torch==' requirements.lock > build/tested-versions.txt
+	$(UV) pip compile pyproject.toml -c build/tested-versions.txt $(HASHED) $(UV_FIND_LINKS) -o requirements-prod.lock
+	$(UV) pip compile pyproject.toml -c build/tested-versions.txt $(HASHED) -o requirements-prod-gpu.lock
+	$(UV) pip compile serving/requirements.in -c requirements-prod.lock $(HASHED) $(UV_FIND_LINKS) -o serving/requirements.lock
+	$(UV) pip compile serving/requirements.in -c requirements-prod-gpu.lock $(HASHED) -o serving/requirements-gpu.lock
+	$(UV) pip compile security/requirements.in $(HASHED) -o security/requirements.txt
+
+# checkov (every rendered manifest, the deploy step's InferenceService in both modes, infra/) and
+# bandit (the Python packages) from their own hashed environment; fails on any finding that
+# security/skips.yaml does not list with its reason (docs/security.md).
+SECURITY_VENV := .venv-security
+$(SECURITY_VENV)/.installed: security/requirements.txt
+	test -x $(SECURITY_VENV)/bin/python || $(PYTHON) -m venv $(SECURITY_VENV)
+	$(SECURITY_VENV)/bin/python -m pip install -q --require-hashes --no-deps -r security/requirements.txt
+	touch $@
+
+security: install $(SECURITY_VENV)/.installed
+	$(PY) -m security.render build/security/manifests
+	$(PY) -m security.check --checkov $(SECURITY_VENV)/bin/checkov --bandit $(SECURITY_VENV)/bin/bandit \
+	  --manifests build/security/manifests
 
 run: install
 	$(PY) -m pipelines run
@@ -87,8 +114,14 @@ monitor-demo: install
 soak: install
 	$(PY) bench/soak.py --duration $(or $(DURATION),120) $(if $(MODEL_DIR),--model_dir "$(MODEL_DIR)") $(SOAK_ARGS)
 
+# Builds and pushes the four images, then names each by its digest in build/images.env.
 images:
 	./infra/build-images.sh $(IMAGE_REGISTRY) $(IMAGE_TAG)
+
+# Where a registry is reachable: record the digest of every third-party image (infra/base-images.lock)
+# and write it into the manifests that run it. Review and commit the result.
+pin-images:
+	./infra/pin-images.sh
 
 clean:
 	rm -rf build runs .pytest_cache

@@ -14,7 +14,8 @@ from textclf.tracking import TrackingSettings
 def deploy_op(
     service_name: str, namespace: str, service_account: str, serving_image: str, live_model_uri: str,
     canary_traffic_percent: int, min_replicas: int, max_replicas: int, serving_cpu: str, serving_memory: str,
-    serving_gpus: int, logger_url: str, deployment_mode: str, apply: bool, wandb_project: str, wandb_entity: str,
+    serving_gpus: int, logger_url: str, request_timeout_seconds: int, container_concurrency: int,
+    deployment_mode: str, apply: bool, wandb_project: str, wandb_entity: str,
     wandb_api_key_secret: str,
     model: dsl.Input[dsl.Model], evaluation: dsl.Input[dsl.Artifact], manifest: dsl.Output[dsl.Artifact],
 ):

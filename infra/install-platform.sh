@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Installs, on the cluster kubectl points at, with pinned versions:
 #   cert-manager -> Knative Serving + Istio (net-istio) -> KServe in Serverless mode
-#   -> Kubeflow Pipelines standalone -> Kubeflow Trainer (multi-node training) -> our namespace,
-#   service accounts and RBAC -> a small Prometheus that the canary analysis reads.
+#   -> Kubeflow Pipelines standalone (default-deny ingress) -> Kubeflow Trainer (multi-node training)
+#   -> our namespace (Pod Security restricted, default-deny NetworkPolicies), service accounts and
+#   RBAC -> JWT authentication and authorization at the Istio gateways -> a small Prometheus that
+#   the canary analysis reads.
 # KServe's canary rollout works on Knative revisions, so KServe must run in Serverless (Knative)
 # mode: RawDeployment/Standard mode ignores canaryTrafficPercent.
 #
-# Usage: infra/install-platform.sh PROJECT_ID
+# Usage: JWT_ISSUER=... JWT_JWKS_URI=... JWT_AUDIENCE=... PUBLIC_HOST=... infra/install-platform.sh PROJECT_ID
+#   JWT_*: the identity provider whose tokens outside callers bring (e.g. JWT_ISSUER=https://accounts.google.com
+#   JWT_JWKS_URI=https://www.googleapis.com/oauth2/v3/certs JWT_AUDIENCE=<your OAuth client id>);
+#   PUBLIC_HOST: the host name outside callers use (DNS pointing at the ingress gateway's address).
+#   None of them is a secret. The cluster's own token issuer is read from the cluster.
 # Re-running is safe: every step is `kubectl apply` or an idempotent patch.
 set -euo pipefail
 
@@ -22,6 +28,10 @@ KFP_VERSION=2.17.0
 TRAINER_VERSION=v2.3.0
 
 PROJECT_ID=${1:?usage: $0 PROJECT_ID}
+: "${JWT_ISSUER:?set JWT_ISSUER, the issuer of the JWTs outside callers bring (see the usage at the top)}"
+: "${JWT_JWKS_URI:?set JWT_JWKS_URI, where that issuer publishes its signing keys}"
+: "${JWT_AUDIENCE:?set JWT_AUDIENCE, the audience the callers tokens carry}"
+: "${PUBLIC_HOST:?set PUBLIC_HOST, the host name outside callers use}"
 KFP_NAMESPACE=kubeflow
 cd "$(dirname "$0")/.."
 
@@ -39,9 +49,11 @@ kubectl apply -l knative.dev/crd-install=true -f "https://github.com/knative/net
 kubectl apply -f "https://github.com/knative/net-istio/releases/download/${KNATIVE_VERSION}/istio.yaml"
 kubectl apply -f "https://github.com/knative/net-istio/releases/download/${KNATIVE_VERSION}/net-istio.yaml"
 # nodeSelector and tolerations in an InferenceService (manifests/overlays/gpu) reach the pods only
-# with these Knative feature flags on.
+# with these Knative feature flags on; the predictor's pod securityContext (seccomp, non-root) needs
+# podspec-securitycontext, and secure-pod-defaults hardens Knative's own queue-proxy container, so
+# that the pods pass Pod Security `restricted` (manifests/setup/namespace.yaml).
 kubectl patch configmap/config-features -n knative-serving --type merge -p \
-  '{"data":{"kubernetes.podspec-nodeselector":"enabled","kubernetes.podspec-tolerations":"enabled","kubernetes.podspec-affinity":"enabled"}}'
+  '{"data":{"kubernetes.podspec-nodeselector":"enabled","kubernetes.podspec-tolerations":"enabled","kubernetes.podspec-affinity":"enabled","kubernetes.podspec-securitycontext":"enabled","secure-pod-defaults":"enabled"}}'
 wait_deployments knative-serving
 wait_deployments istio-system
 
@@ -51,6 +63,11 @@ wait_deployments kserve
 kubectl apply --server-side -f "https://github.com/kserve/kserve/releases/download/${KSERVE_VERSION}/kserve-cluster-resources.yaml"
 kubectl patch configmap/inferenceservice-config -n kserve --type merge -p \
   '{"data":{"deploy":"{\"defaultDeploymentMode\": \"Serverless\"}"}}'
+# KServe injects its storage initializer without a securityContext, and Pod Security `restricted`
+# (manifests/setup/namespace.yaml) refuses such a container: harden KServe's default storage
+# container (the one for gs:// URIs) once, for every predictor and the monitor's copy alike.
+kubectl patch clusterstoragecontainer default --type merge -p \
+  '{"spec":{"container":{"securityContext":{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"runAsNonRoot":true,"seccompProfile":{"type":"RuntimeDefault"}}}}}'
 
 step "Kubeflow Pipelines ${KFP_VERSION} (standalone)"
 kubectl apply -k "github.com/kubeflow/pipelines/manifests/kustomize/cluster-scoped-resources?ref=${KFP_VERSION}"
@@ -61,6 +78,8 @@ wait_deployments "${KFP_NAMESPACE}"
 # which may write the bucket (infra/iam.tf).
 kubectl annotate serviceaccount pipeline-runner -n "${KFP_NAMESPACE}" --overwrite \
   "iam.gke.io/gcp-service-account=textclf-pipelines@${PROJECT_ID}.iam.gserviceaccount.com"
+# Only KFP's own pods, the drift CronJob and the control plane may reach the pipeline namespace.
+kubectl apply -k manifests/kubeflow-network
 
 step "Kubeflow Trainer ${TRAINER_VERSION}: controller, JobSet, then the torch-distributed runtime"
 # The train step submits a TrainJob when num_nodes > 1; with num_nodes = 1 it trains in its own pod
@@ -72,8 +91,19 @@ kubectl apply --server-side -k "https://github.com/kubeflow/trainer.git/manifest
 # KFP's runner may create and follow TrainJobs (manifests/trainer).
 kubectl apply -k manifests/trainer
 
-step "textclf namespace, serving service account (Workload Identity) and deployer RBAC"
+step "textclf namespace (Pod Security restricted), service accounts (Workload Identity), deployer RBAC, NetworkPolicies"
 kubectl kustomize manifests/setup | sed "s/PROJECT_ID/${PROJECT_ID}/g" | kubectl apply -f -
+
+step "JWT authentication, authorization and rate limits at the Istio gateways (manifests/auth)"
+# The cluster's service account token issuer and its keys, from the API server's OIDC discovery document.
+discovery=$(kubectl get --raw /.well-known/openid-configuration)
+CLUSTER_ISSUER=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["issuer"])' <<<"${discovery}")
+CLUSTER_JWKS_URI=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["jwks_uri"])' <<<"${discovery}")
+# CLUSTER_* first: JWT_ISSUER is not a prefix of them, but the longer names must go before shorter ones.
+kubectl kustomize manifests/auth | sed \
+  -e "s#CLUSTER_JWKS_URI#${CLUSTER_JWKS_URI}#g" -e "s#CLUSTER_ISSUER#${CLUSTER_ISSUER}#g" \
+  -e "s#JWT_JWKS_URI#${JWT_JWKS_URI}#g" -e "s#JWT_ISSUER#${JWT_ISSUER}#g" -e "s#JWT_AUDIENCE#${JWT_AUDIENCE}#g" \
+  -e "s#PUBLIC_HOST#${PUBLIC_HOST}#g" | kubectl apply -f -
 
 step "Prometheus for the canary analysis (manifests/prometheus)"
 kubectl apply -k manifests/prometheus

@@ -3,12 +3,22 @@ locals {
   # Kubernetes service accounts that impersonate Google service accounts (Workload Identity).
   pipelines_ksa = "${var.kfp_namespace}/pipeline-runner"
   serving_ksa   = "${var.serving_namespace}/textclf-serving"
+  monitor_ksa   = "${var.serving_namespace}/textclf-monitor"
+  # IAM condition of the model readers (iam.tf): Model artifacts and the bucket itself (for listing).
+  objects = "projects/_/buckets/${local.bucket_name}/objects"
+  models_only = join(" || ", [
+    "resource.type == \"storage.googleapis.com/Bucket\"",
+    "resource.name.startsWith(\"${local.objects}/models/\")",
+    "resource.name.matches(\"^${local.objects}/pipeline-root/.+/model/.+$\")",
+  ])
   apis = [
     "container.googleapis.com",
     "artifactregistry.googleapis.com",
     "storage.googleapis.com",
     "iam.googleapis.com",
     "aiplatform.googleapis.com",
+    "compute.googleapis.com",
+    "binaryauthorization.googleapis.com",
   ]
 }
 

@@ -32,3 +32,8 @@ output "serving_service_account" {
   description = "Google service account of textclf/textclf-serving (manifests/setup/serviceaccount.yaml)."
   value       = google_service_account.serving.email
 }
+
+output "monitor_service_account" {
+  description = "Google service account of textclf/textclf-monitor (manifests/setup/serviceaccount.yaml)."
+  value       = google_service_account.monitor.email
+}

@@ -92,3 +92,42 @@ variable "deletion_protection" {
   type        = bool
   default     = true
 }
+
+variable "authorized_networks" {
+  description = "CIDR blocks allowed to reach the cluster's control plane endpoint (your office or VPN egress, the CI runners). Empty: nobody from outside the VPC."
+  type = list(object({
+    cidr_block   = string
+    display_name = string
+  }))
+  default = []
+}
+
+variable "private_endpoint" {
+  description = "Give the control plane no public endpoint at all (kubectl and the install script must then run inside the VPC, e.g. through IAP or a bastion)."
+  type        = bool
+  default     = false
+}
+
+variable "master_ipv4_cidr_block" {
+  description = "The /28 range of the private control plane; manifests/kubeflow-network lets it reach KFP's admission webhook."
+  type        = string
+  default     = "172.16.0.0/28"
+}
+
+variable "nodes_cidr" {
+  description = "Primary range of the nodes' subnetwork."
+  type        = string
+  default     = "10.10.0.0/20"
+}
+
+variable "pods_cidr" {
+  description = "Secondary range for pod addresses (VPC-native cluster)."
+  type        = string
+  default     = "10.20.0.0/14"
+}
+
+variable "services_cidr" {
+  description = "Secondary range for Service addresses (VPC-native cluster)."
+  type        = string
+  default     = "10.30.0.0/20"
+}

@@ -24,6 +24,9 @@ class ServerSettings:
     max_batch_delay_ms: float = setting(2.0, "How long a request waits for others to batch with.")
     max_instances: int = setting(128, "Most texts per request (400 above).")
     max_body_bytes: int = setting(4 << 20, "Largest request body (413 above).")
+    max_queued_requests: int = setting(32, "Most inference requests (REST and gRPC) the server holds at once, from "
+                                       "arrival to answer; more get 503 with Retry-After (gRPC RESOURCE_EXHAUSTED) "
+                                       "before their body is read, so memory stays bounded under a burst.")
     inference_workers: int = setting(1, "Batches run concurrently; N workers x 1 thread often beats 1 x N on small CPUs.")
     enable_model_repository: bool = setting(False, "Serve the model repository extension (POST /v2/repository/models/"
                                             "NAME/load|unload, gRPC RepositoryModelLoad/Unload). Whoever reaches the "
@@ -50,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
                         http_port=kserve_args.http_port, grpc_port=kserve_args.grpc_port,
                         enable_grpc=kserve_args.enable_grpc, workers=1, max_threads=kserve_args.max_threads,
                         enable_model_repository=server_settings.enable_model_repository,
+                        max_queued_requests=server_settings.max_queued_requests,
                         enable_docs_url=kserve_args.enable_docs_url,
                         enable_latency_logging=kserve_args.enable_latency_logging)
     # This package logs through the handlers kserve just configured.

@@ -8,6 +8,10 @@ backend's threads, which stalls whenever another process holds a core.
 
 One request cannot fail another: when a merged batch fails, each of its requests is run again on
 its own, so the request that caused the failure gets the error and the others their answers.
+
+In front of the batcher, :class:`RequestQueue` bounds how many inference requests the server holds
+at once, from arrival to answer. A request takes its place before its body is read, so a burst of
+large bodies gets 503 with ``Retry-After`` instead of growing the pod's memory until it is killed.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import threading
 import time
 from typing import Callable, Generic, Sequence, TypeVar
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +38,52 @@ BATCH_SIZE = Histogram(
 )
 BATCH_SECONDS = Histogram("textclf_batch_seconds", "Inference time per merged batch")
 BATCH_RETRIES = Counter("textclf_batch_retries", "Merged batches that failed and were run again request by request")
+QUEUED = Gauge("textclf_queued_requests", "Inference requests in the server now, from arrival to answer")
+SHED = Counter("textclf_shed_requests", "Inference requests answered 503 because the request queue was full")
 
 
 class BatcherClosed(RuntimeError):
     """The batcher is shutting down and takes no new work."""
+
+
+class QueueFull(RuntimeError):
+    """Every place in the request queue is taken: HTTP 503 with ``Retry-After``, gRPC RESOURCE_EXHAUSTED."""
+
+    def __init__(self, limit: int, retry_after_seconds: int):
+        super().__init__(f"the server already holds {limit} inference requests, its limit (max_queued_requests): "
+                         f"retry after {retry_after_seconds} s")
+        self.retry_after_seconds = retry_after_seconds
+
+
+class RequestQueue:
+    """The server's bounded queue of inference requests (REST and gRPC share it).
+
+    Used on the event loop only, so a plain counter is enough.
+
+    Args:
+        limit: most requests held at once; the next one is refused.
+        retry_after_seconds: what a refused client is told to wait.
+    """
+
+    def __init__(self, limit: int, retry_after_seconds: int = 1):
+        if limit < 1:
+            raise ValueError(f"the request queue needs room for at least 1 request, got {limit}")
+        self.limit = limit
+        self.retry_after_seconds = retry_after_seconds
+        self.depth = 0
+
+    def enter(self) -> None:
+        """Take a place, or raise :class:`QueueFull` (counted in ``textclf_shed_requests``)."""
+        if self.depth >= self.limit:
+            SHED.inc()
+            raise QueueFull(self.limit, self.retry_after_seconds)
+        self.depth += 1
+        QUEUED.inc()
+
+    def leave(self) -> None:
+        """Give the place back once the request is answered (or failed)."""
+        self.depth -= 1
+        QUEUED.dec()
 
 
 @dataclasses.dataclass

@@ -20,6 +20,7 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor, LoggingInterceptor
 from kserve.protocol.grpc.servicer import InferenceServicer
 
+from serving.batching import QueueFull, RequestQueue
 from serving.binary import check_raw_input_contents
 from serving.dataplane import RepositoryDisabled
 
@@ -32,6 +33,7 @@ CLIENT_ERRORS = (
     (ModelNotFound, grpc.StatusCode.NOT_FOUND),
     (RepositoryDisabled, grpc.StatusCode.PERMISSION_DENIED),
     (ModelNotReady, grpc.StatusCode.UNAVAILABLE),
+    (QueueFull, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (ServerNotReady, grpc.StatusCode.UNAVAILABLE),
     (ServerNotLive, grpc.StatusCode.UNAVAILABLE),
     (NotImplementedError, grpc.StatusCode.UNIMPLEMENTED),
@@ -61,13 +63,26 @@ class StatusInterceptor(ExceptionToStatusInterceptor):
 
 
 class TextServicer(InferenceServicer):
-    def __init__(self, dataplane, repository_extension):
+    """kserve's servicer; ModelInfer takes a place in the server's request queue (REST's too).
+
+    Args:
+        request_queue: shared with the REST guard; None leaves gRPC unbounded (tests of other parts).
+    """
+
+    def __init__(self, dataplane, repository_extension, request_queue: RequestQueue | None = None):
         super().__init__(dataplane, repository_extension)
         self.repository_extension = repository_extension
+        self.request_queue = request_queue
 
     async def ModelInfer(self, request: pb.ModelInferRequest, context) -> pb.ModelInferResponse:
         check_raw_input_contents(request)  # kserve's decoder would raise struct.error: INTERNAL
-        return await super().ModelInfer(request, context)
+        if self.request_queue is None:
+            return await super().ModelInfer(request, context)
+        self.request_queue.enter()
+        try:
+            return await super().ModelInfer(request, context)
+        finally:
+            self.request_queue.leave()
 
     # kserve's versions index the extension's None result (TypeError) after having done the work.
     async def RepositoryModelLoad(self, request, context) -> pb.RepositoryModelLoadResponse:

@@ -11,6 +11,9 @@ before a byte of the body is read:
   else JSON when the Content-Type is JSON, absent (tritonclient sends none) or, on V2,
   ``application/octet-stream`` (tritonclient's aio client in JSON mode); any other type: 415;
 - 413 for a body over the limit (from Content-Length; a chunked body is read only up to it);
+- 503 with ``Retry-After`` when the server's request queue (:class:`serving.batching.RequestQueue`)
+  is full: the body is then read and dropped chunk by chunk, never held, so the client gets a
+  clean answer and a burst of large bodies costs no memory;
 - after a body of 1 MB or more, freed memory goes back to the OS (``serving.memory``);
 - responses carry only the headers the protocol defines (never a request header echoed back),
   and a binary V2 response says ``Content-Type: application/octet-stream``;
@@ -31,6 +34,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Gauge
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from serving.batching import QueueFull, RequestQueue
 from serving.binary import INFERENCE_HEADER
 from serving.dataplane import RepositoryDisabled
 from serving.memory import LARGE_BODY_BYTES, release_after
@@ -54,9 +58,10 @@ _ENDPOINTS = (
 INFERENCE_ENDPOINTS = frozenset({"v1_predict", "v1_explain", "v2_infer"})
 JSON_TYPES = frozenset({"application/json", "application/cloudevents+json"})
 BINARY_TYPE = "application/octet-stream"
-# What an inference response may carry: the body's own headers, the binary extension's, and the
-# ce-* attributes kserve writes for a CloudEvent answer.
+# What an inference response may carry: the body's own headers, the binary extension's, a 503's
+# Retry-After, and the ce-* attributes kserve writes for a CloudEvent answer.
 RESPONSE_HEADERS = frozenset({b"content-type", b"content-length", b"content-encoding", b"transfer-encoding", b"allow",
+                              b"retry-after",
                               b"inference-header-content-length"})
 CLOUDEVENT_PREFIX = b"ce-"
 SENT_AS = "textclf.sent_as"  # scope key: the Content-Type a JSON body came with, when it was not JSON
@@ -73,9 +78,10 @@ class RequestGuard:
     """ASGI middleware: method, body encoding and limit, response headers, counters. See the
     module docstring."""
 
-    def __init__(self, app, max_body_bytes: int):
+    def __init__(self, app, max_body_bytes: int, request_queue: RequestQueue):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.request_queue = request_queue
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -100,13 +106,18 @@ class RequestGuard:
 
         receive = counting_receive
         IN_FLIGHT.inc()
+        queued = False
         try:
             if endpoint in INFERENCE_ENDPOINTS:
                 rejection, scope, receive = await self._check_request(scope, receive, endpoint)
+                if rejection is None:
+                    rejection, queued = await self._enter_queue(receive)
                 if rejection is not None:
                     return await rejection(scope, receive, counting_send)
             await self.app(scope, receive, counting_send)
         finally:
+            if queued:
+                self.request_queue.leave()
             IN_FLIGHT.dec()
             code = str(status["code"])
             REQUESTS.labels(endpoint, code).inc()
@@ -114,6 +125,15 @@ class RequestGuard:
                 ERRORS.labels(endpoint, code).inc()
             if received["bytes"] >= LARGE_BODY_BYTES:  # its objects are freed by now: return the pages
                 await asyncio.to_thread(release_after, received["bytes"])
+
+    async def _enter_queue(self, receive):
+        """(None, True) with a place in the request queue, else (a 503 response, False)."""
+        try:
+            self.request_queue.enter()
+        except QueueFull as full:
+            await _discard_body(receive)
+            return error(503, str(full), headers={"Retry-After": str(full.retry_after_seconds)}), False
+        return None, True
 
     async def _check_request(self, scope, receive, endpoint: str):
         """(an error response or None, the scope and receive callable the app should use)."""
@@ -193,6 +213,14 @@ def _clean_response_start(message):
     return dict(message, headers=headers)
 
 
+async def _discard_body(receive) -> None:
+    """Read the request body to its end, keeping none of it (the guard has checked its size)."""
+    more = True
+    while more:
+        message = await receive()
+        more = message["type"] == "http.request" and message.get("more_body", False)
+
+
 def _replay(messages):
     pending = list(messages)
 
@@ -234,9 +262,9 @@ def _binary_hint(sent_as: str) -> str:
             "Inference-Header-Content-Length header)")
 
 
-def install(app: FastAPI, max_body_bytes: int) -> None:
+def install(app: FastAPI, max_body_bytes: int, request_queue: RequestQueue) -> None:
     """Add the guard middleware and JSON error handlers to kserve's app (before it starts)."""
-    app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes)
+    app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes, request_queue=request_queue)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RepositoryDisabled, _repository_disabled)

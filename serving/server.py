@@ -14,6 +14,7 @@ from kserve import ModelServer
 from kserve.model_server import app
 
 from serving import guards, openapi
+from serving.batching import RequestQueue
 from serving.dataplane import TextDataPlane, TextModelRepository, repository_extension
 from serving.grpc_server import GRPCFrontend, TextServicer
 from serving.kserve_adapter import bind_rest_server
@@ -28,9 +29,11 @@ class TextServer(ModelServer):
     Args:
         enable_model_repository: serve the model repository extension (load/unload); off, those
             calls get 403 / PERMISSION_DENIED.
+        max_queued_requests: inference requests (REST and gRPC) held at once; more get 503 with
+            ``Retry-After`` / RESOURCE_EXHAUSTED (:class:`serving.batching.RequestQueue`).
     """
 
-    def __init__(self, host: str, max_body_bytes: int, enable_grpc: bool = True,
+    def __init__(self, host: str, max_body_bytes: int, max_queued_requests: int, enable_grpc: bool = True,
                  enable_model_repository: bool = False, **kwargs):
         registry = TextModelRepository()
         super().__init__(enable_grpc=False, registered_models=registry, **kwargs)  # gRPC is started here
@@ -40,9 +43,10 @@ class TextServer(ModelServer):
         self.dataplane = TextDataPlane(registry)
         self.model_repository_extension = repository_extension(registry, enable_model_repository)
         self.grpc_frontend: GRPCFrontend | None = None
+        self.request_queue = RequestQueue(max_queued_requests)
 
     def start(self, models) -> None:
-        guards.install(app, self.max_body_bytes)
+        guards.install(app, self.max_body_bytes, self.request_queue)
         openapi.install(app, models, self.max_body_bytes, self.model_repository_extension)
         super().start(models)
 
@@ -50,7 +54,7 @@ class TextServer(ModelServer):
         # Called by ModelServer.start after the REST server is built and before the servers run.
         bind_rest_server(self, self.host)
         if self.serve_grpc:
-            servicer = TextServicer(self.dataplane, self.model_repository_extension)
+            servicer = TextServicer(self.dataplane, self.model_repository_extension, self.request_queue)
             self.grpc_frontend = GRPCFrontend(self.host, self.grpc_port, servicer, self.max_body_bytes,
                                               self.max_threads, self.grace_period)
             self.servers.append(self.grpc_frontend.serve())

@@ -16,6 +16,15 @@ rolls it back. How depends on KServe's deployment mode:
   Predictor names here are ``model-<10 hex of sha256(model URI)>``, so one model always has one
   name (KServe's webhook refuses a name change without a model change).
 
+Every predictor (Serverless and Standard, stable and canary) is hardened the same way, because
+``containers`` is an atomic list that a server-side apply replaces whole: non-root (the image's
+UID), read-only root filesystem with emptyDirs for ``/tmp`` and the caches, no privilege
+escalation, every capability dropped, seccomp ``RuntimeDefault``, no service account token, and
+readiness and liveness probes on the model's own route ``GET /v1/models/NAME``, which fails once the
+batcher's workers are dead. Requests time out after ``request_timeout_seconds``; one pod takes at most
+``container_concurrency`` requests (Knative's ``containerConcurrency`` in Serverless mode, and in
+both modes the server's own ``--max_queued_requests``, past which it answers 503).
+
 The manifest is a plain dict (the pod-level parts through the ``kubernetes`` client's models),
 not kserve's SDK classes: ``import kserve`` parses ``sys.argv`` and loads the whole model server,
 which this core package must not need. Its shape is checked against the pinned KServe release's
@@ -30,7 +39,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from textclf.images import SERVER_IMAGE
+from textclf.images import SERVER_GPU_IMAGE, SERVER_IMAGE
 from textclf.settings import live_model_uri_setting, setting
 
 ANNOTATION_PREFIX = "textclf.dev"
@@ -39,6 +48,8 @@ API_VERSION = "serving.kserve.io/v1beta1"
 SERVERLESS, STANDARD = "serverless", "standard"
 DEPLOYMENT_MODES = (SERVERLESS, STANDARD)
 MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+# Published on no public gateway: outside callers come through manifests/auth's authenticated route.
+VISIBILITY_LABEL = {"networking.kserve.io/visibility": "cluster-local"}
 # What KServe's annotation values mean (v0.20.0 pkg/constants: Serverless and RawDeployment are the
 # older names of Knative and Standard; its defaulting webhook rewrites them). We write the values
 # every KServe with the feature understands: Serverless since 0.x, Standard since spec.canary exists.
@@ -53,6 +64,13 @@ DNS_LABEL_MAX = 63  # the predictor's Service is named <service>-<predictor name
 # from trafficPercent), and minReplicas, which would override that derivation.
 CANARY_FORBIDDEN = ("workerSpec", "maxReplicas", "scaleTarget", "scaleMetric", "autoScaling")
 CANARY_DROPPED = (*CANARY_FORBIDDEN, "name", CANARY_TRAFFIC, "minReplicas", "scaleMetricType")
+SERVER_PORT = 8080  # kserve's default --http_port, the port Knative expects
+SERVER_UID = 10001  # the user serving/Dockerfile creates; a high UID, apart from the node's users
+MODEL_MOUNT = "/mnt/models"  # where KServe's storage initializer puts the model
+# Writable places on a read-only root filesystem: serving/Dockerfile points TEXTCLF_CACHE_DIR (ONNX
+# exports), HF_HOME and XDG_CACHE_HOME at CACHE_DIR. Each is an emptyDir with a size limit, so a runaway
+# writer gets its pod evicted instead of filling the node's disk.
+WRITABLE_DIRS = {"tmp": ("/tmp", "256Mi"), "cache": ("/var/cache/textclf", "2Gi")}
 
 
 @dataclass
@@ -63,7 +81,8 @@ class DeploySettings:
     namespace: str = setting("textclf", "Kubernetes namespace of the InferenceService.")
     service_account: str = setting("textclf-serving", "Service account of the predictor pods (Workload Identity "
                                    "reads the bucket).")
-    serving_image: str = setting(SERVER_IMAGE, "The model server image (serving/Dockerfile).")
+    serving_image: str = setting(SERVER_IMAGE, "The model server image (serving/Dockerfile); with serving_gpus > 0 "
+                                 "this default stands for its CUDA variant, textclf-server-gpu.")
     live_model_uri: str = live_model_uri_setting()
     canary_traffic_percent: int = setting(10, "Share of traffic (1-99) the new model receives while it is a canary.")
     min_replicas: int = setting(1, "Fewest predictor pods (0 allows scale to zero in Serverless mode).")
@@ -72,6 +91,11 @@ class DeploySettings:
     serving_memory: str = setting("4Gi", "Memory request and limit per predictor pod.")
     serving_gpus: int = setting(0, "NVIDIA GPUs per predictor pod (0 serves on CPU).")
     logger_url: str = setting("", "URL of the drift monitor for KServe's request/response logger; empty disables it.")
+    request_timeout_seconds: int = setting(60, "Seconds a request to the predictor may take before it is cut off "
+                                           "(KServe's predictor timeout).")
+    container_concurrency: int = setting(16, "Most requests one predictor pod holds at once: Knative's "
+                                         "containerConcurrency (Serverless) and the server's --max_queued_requests "
+                                         "(both modes; 503 with Retry-After above it).")
     deployment_mode: str = setting(
         SERVERLESS, "KServe deployment mode: serverless (Knative revisions; canaryTrafficPercent) or standard "
         "(plain Deployments, no Knative; the canary in spec.canary, split by replica count).", choices=DEPLOYMENT_MODES)
@@ -81,6 +105,9 @@ class DeploySettings:
     def __post_init__(self):
         if not 1 <= self.canary_traffic_percent <= 99:
             raise ValueError(f"canary_traffic_percent must be 1-99, got {self.canary_traffic_percent}")
+        if self.request_timeout_seconds < 1 or self.container_concurrency < 1:
+            raise ValueError(f"request_timeout_seconds and container_concurrency must be at least 1, got "
+                             f"{self.request_timeout_seconds}, {self.container_concurrency}")
         if not 0 <= self.min_replicas <= self.max_replicas:
             raise ValueError(f"need 0 <= min_replicas <= max_replicas, got {self.min_replicas}, {self.max_replicas}")
         if self.deployment_mode not in DEPLOYMENT_MODES:
@@ -96,20 +123,64 @@ class DeploySettings:
 
 def predictor_container(model_uri: str, settings: DeploySettings) -> dict:
     """The ``kserve-container``: our server image reading the model KServe puts at /mnt/models."""
-    from kubernetes.client import ApiClient, V1Container, V1EnvVar, V1ResourceRequirements
+    from kubernetes.client import (ApiClient, V1Capabilities, V1Container, V1ContainerPort, V1EnvVar,
+                                   V1ResourceRequirements, V1SeccompProfile, V1SecurityContext, V1VolumeMount)
 
     limits = {"cpu": settings.serving_cpu, "memory": settings.serving_memory}
     if settings.serving_gpus:
         limits["nvidia.com/gpu"] = str(settings.serving_gpus)
     container = V1Container(
         name=KSERVE_CONTAINER,
-        image=settings.serving_image,
-        args=["--model_name", settings.service_name, "--model_dir", "/mnt/models"],
+        image=serving_image(settings),
+        args=["--model_name", settings.service_name, "--model_dir", MODEL_MOUNT,
+              "--max_queued_requests", str(settings.container_concurrency)],
         env=[V1EnvVar(name=STORAGE_URI_ENV, value=model_uri)],
+        ports=[V1ContainerPort(container_port=SERVER_PORT, protocol="TCP")],
+        readiness_probe=model_probe(settings.service_name, period=5, failures=3),
+        liveness_probe=model_probe(settings.service_name, period=15, failures=4, initial_delay=60),
         resources=V1ResourceRequirements(requests={"cpu": settings.serving_cpu, "memory": settings.serving_memory},
                                          limits=limits),
+        security_context=V1SecurityContext(
+            allow_privilege_escalation=False, capabilities=V1Capabilities(drop=["ALL"]),
+            read_only_root_filesystem=True, run_as_non_root=True, run_as_user=SERVER_UID, run_as_group=SERVER_UID,
+            seccomp_profile=V1SeccompProfile(type="RuntimeDefault")),
+        volume_mounts=[V1VolumeMount(name=name, mount_path=path) for name, (path, _) in WRITABLE_DIRS.items()],
     )
     return ApiClient().sanitize_for_serialization(container)
+
+
+def serving_image(settings: DeploySettings) -> str:
+    """The image the predictor runs: the CUDA build when it asks for GPUs and names no image of its own
+    (the CPU image would leave the GPU idle)."""
+    if settings.serving_gpus and settings.serving_image == SERVER_IMAGE:
+        return SERVER_GPU_IMAGE
+    return settings.serving_image
+
+
+def model_probe(model_name: str, period: int, failures: int, initial_delay: int = 0):
+    """An HTTP probe on the model's readiness route: 200 only while the model is loaded and the
+    batcher's workers are alive, so a pod whose batcher died loses its traffic (readiness) and is
+    restarted (liveness)."""
+    from kubernetes.client import V1HTTPGetAction, V1Probe
+
+    return V1Probe(http_get=V1HTTPGetAction(path=f"/v1/models/{model_name}", port=SERVER_PORT),
+                   initial_delay_seconds=initial_delay or None, period_seconds=period, timeout_seconds=5,
+                   failure_threshold=failures)
+
+
+def predictor_pod_fields(settings: DeploySettings) -> dict:
+    """The pod-level half of the hardening: seccomp and non-root for every container KServe and Knative
+    add (storage initializer, queue-proxy), no Kubernetes API token (the predictor never calls the API;
+    Workload Identity does not need it), and the emptyDirs the read-only root filesystem needs."""
+    from kubernetes.client import (ApiClient, V1EmptyDirVolumeSource, V1PodSecurityContext, V1SeccompProfile,
+                                   V1Volume)
+
+    volumes = [V1Volume(name=name, empty_dir=V1EmptyDirVolumeSource(size_limit=size))
+               for name, (_, size) in WRITABLE_DIRS.items()]
+    security = V1PodSecurityContext(run_as_non_root=True, seccomp_profile=V1SeccompProfile(type="RuntimeDefault"))
+    client = ApiClient()
+    return {"automountServiceAccountToken": False, "securityContext": client.sanitize_for_serialization(security),
+            "timeout": settings.request_timeout_seconds, "volumes": client.sanitize_for_serialization(volumes)}
 
 
 def build_inference_service(model_uri: str, settings: DeploySettings, metrics_uri: str = "") -> dict:
@@ -142,7 +213,8 @@ def build_inference_service(model_uri: str, settings: DeploySettings, metrics_ur
         "kind": "InferenceService",
         "metadata": {
             "annotations": annotations,
-            "labels": {"app.kubernetes.io/name": settings.service_name, "app.kubernetes.io/part-of": "textclf"},
+            "labels": {"app.kubernetes.io/name": settings.service_name, "app.kubernetes.io/part-of": "textclf",
+                       **VISIBILITY_LABEL},
             "name": settings.service_name,
             "namespace": settings.namespace,
         },
@@ -151,15 +223,20 @@ def build_inference_service(model_uri: str, settings: DeploySettings, metrics_ur
 
 
 def _predictor(model_uri: str, settings: DeploySettings, canary_percent: int | None = None) -> dict:
+    serverless = settings.deployment_mode == SERVERLESS
     predictor = {
+        **predictor_pod_fields(settings),
         CANARY_TRAFFIC: canary_percent,
+        # Knative's queue-proxy lets at most this many requests into the pod and queues the rest;
+        # Standard mode has no queue-proxy: there the server's --max_queued_requests is the bound.
+        "containerConcurrency": settings.container_concurrency if serverless else None,
         "containers": [predictor_container(model_uri, settings)],
         "logger": {"mode": "all", "url": settings.logger_url} if settings.logger_url else None,
         "maxReplicas": settings.max_replicas,
         "minReplicas": settings.min_replicas,
         "serviceAccountName": settings.service_account,
     }
-    return {key: value for key, value in predictor.items() if value is not None}
+    return _sorted({key: value for key, value in predictor.items() if value is not None})
 
 
 def _standard_spec(model_uri: str, settings: DeploySettings, canary: bool) -> dict:

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 from serving.monitor.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_QUEUED_EVENTS
 from serving.monitor.monitor import METRICS, MonitorConfig, parse_thresholds
@@ -33,6 +34,10 @@ def _add_serve(sub) -> None:
                    help=f"alert threshold (repeatable; VALUE 'off' disables); NAME in {', '.join(METRICS)}")
     p.add_argument("--webhook_url", default=os.environ.get("MONITOR_WEBHOOK_URL"),
                    help="POSTed on alert changes (default: $MONITOR_WEBHOOK_URL; keep it in a Secret)")
+    p.add_argument("--webhook_url_file", default=os.environ.get("MONITOR_WEBHOOK_URL_FILE"),
+                   help="read the webhook URL from this file when --webhook_url is not given (a Secret mounted as "
+                        "a file: it stays out of the environment, which crash dumps and child processes see); "
+                        "a missing file means no webhook")
     p.add_argument("--max_body_bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     p.add_argument("--max_queued_events", type=int, default=DEFAULT_MAX_QUEUED_EVENTS,
                    help="events read and decoded at once; the others wait unread (bounds memory)")
@@ -80,7 +85,7 @@ def serve(args) -> None:
 
         sink = WandbSink(args.wandb_project, every=args.wandb_every, mode=args.wandb_mode, dir=args.wandb_dir,
                          config={"window_size": config.window_size, "thresholds": config.thresholds})
-    app = create_app(monitor, webhook_url=args.webhook_url, max_body_bytes=args.max_body_bytes,
+    app = create_app(monitor, webhook_url=webhook_url(args), max_body_bytes=args.max_body_bytes,
                      max_queued_events=args.max_queued_events, wandb_sink=sink)
     logging.getLogger("serving.monitor").info(
         "monitoring against %s (%d reference samples), window %d, at most %d texts per event (of %d), thresholds %s",
@@ -96,6 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(sub)
     _add_check(sub)
     return parser
+
+
+def webhook_url(args) -> str | None:
+    """--webhook_url, else the URL in --webhook_url_file (an optional Secret's file: absent means none)."""
+    if args.webhook_url or not args.webhook_url_file:
+        return args.webhook_url
+    path = Path(args.webhook_url_file)
+    return (path.read_text().strip() or None) if path.exists() else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -65,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--prometheus", required=True, help="Prometheus base URL, e.g. http://localhost:9090")
     analyze.add_argument("--ingress-url", help="send probe requests here, with the tag URL's host as Host header")
     analyze.add_argument("--model-name", help="model name in the V1 path (default: the InferenceService name)")
+    analyze.add_argument("--token-file", default=os.environ.get("TEXTCLF_TOKEN_FILE"),
+                         help="JWT sent as Authorization: Bearer with the probes, e.g. from `kubectl create token "
+                              "textclf-rollout -n textclf --audience textclf` (default: $TEXTCLF_TOKEN_FILE)")
     probes = analyze.add_mutually_exclusive_group()
     probes.add_argument("--probes", help="file with one probe text per line (default: the built-in set)")
     probes.add_argument("--no-probes", action="store_true", help="decide on metrics only")
@@ -132,6 +137,7 @@ def run_analysis(args: argparse.Namespace, api: InferenceServiceAPI) -> int:
     verdict = analysis.analyze(
         status, analysis.Prometheus(args.prometheus), rules=values(analysis.CanaryRules),
         names=values(analysis.MetricNames), probes=probes, model_name=args.model_name, ingress_url=args.ingress_url,
+        token=read_token(args.token_file),
     )
     print(f"canary analysis of InferenceService {status.namespace}/{status.name}, window {args.window}")
     print(verdict.describe())
@@ -167,6 +173,19 @@ def load_manifest(path: str) -> dict:
     if len(documents) != 1:
         raise InvalidManifestError(f"manifest {path} must hold exactly one document, found {len(documents)}")
     return documents[0]
+
+
+def read_token(path: str | None) -> str | None:
+    """The bearer token in ``path`` (surrounding whitespace dropped), None without a path."""
+    if not path:
+        return None
+    try:
+        token = Path(path).read_text().strip()
+    except OSError as error:
+        raise SystemExit(f"error: cannot read the token file {path}: {error.strerror}") from None
+    if not token:
+        raise SystemExit(f"error: the token file {path} is empty")
+    return token
 
 
 def load_probes(path: str) -> tuple[str, ...]:

@@ -120,11 +120,23 @@ class Verdict:
         return "\n".join(lines)
 
 
+def http_url(url: str, what: str) -> str:
+    """``url`` when it is http(s): urllib would also open file:// and ftp:// URLs.
+
+    Raises:
+        AnalysisError: any other scheme.
+    """
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme not in ("http", "https"):
+        raise AnalysisError(f"{what} must be http:// or https://, got {url!r}")
+    return url
+
+
 class Prometheus:
     """The two things we need from Prometheus's HTTP API: an instant query, as one number."""
 
     def __init__(self, base_url: str, timeout_s: float = 10.0):
-        self.base_url = base_url.rstrip("/")
+        self.base_url = http_url(base_url, "the Prometheus URL").rstrip("/")
         self.timeout_s = timeout_s
 
     def value(self, promql: str) -> float:
@@ -174,7 +186,7 @@ def revision_numbers(
 
 def probe_labels(
     url: str, model_name: str, texts: tuple[str, ...] | list[str], *, ingress_url: str | None = None,
-    timeout_s: float = 30.0, batch_size: int = 16,
+    token: str | None = None, timeout_s: float = 30.0, batch_size: int = 16,
 ) -> list[str]:
     """Labels one revision gives the texts, through the V1 protocol, in order.
 
@@ -182,16 +194,21 @@ def probe_labels(
         url: the revision's tag URL (``status.components.predictor.traffic[].url``).
         ingress_url: when the tag URL's host does not resolve from here, the ingress gateway to
             send to instead, with the tag URL's host as the ``Host`` header.
+        token: a JWT for ``Authorization: Bearer``; the gateways refuse anonymous calls and allow tag
+            routes only to the rollout identity (manifests/auth).
     """
-    host = urllib.parse.urlsplit(url).netloc
-    base = (ingress_url or url).rstrip("/")
+    host = urllib.parse.urlsplit(http_url(url, "the tag URL")).netloc
+    base = http_url(ingress_url or url, "the ingress URL").rstrip("/")
+    headers = {"Content-Type": "application/json", "Host": host}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     labels: list[str] = []
     for start in range(0, len(texts), batch_size):
         chunk = list(texts[start:start + batch_size])
         request = urllib.request.Request(
             f"{base}/v1/models/{model_name}:predict",
             data=json.dumps({"instances": chunk}).encode(),
-            headers={"Content-Type": "application/json", "Host": host},
+            headers=headers,
         )
         try:
             with urllib.request.urlopen(request, timeout=timeout_s) as response:
@@ -277,6 +294,7 @@ def analyze(
     probes: tuple[str, ...] | list[str] = PROBE_TEXTS,
     model_name: str | None = None,
     ingress_url: str | None = None,
+    token: str | None = None,
 ) -> Verdict:
     """Gather the numbers for both revisions and decide. Acting on the verdict is the caller's."""
     rules = rules or CanaryRules()
@@ -292,8 +310,8 @@ def analyze(
                 "annotation serving.kserve.io/enable-tag-routing: \"true\", or turn probes off"
             )
         model_name = model_name or status.name
-        canary_labels = probe_labels(canary_target.url, model_name, probes, ingress_url=ingress_url)
-        previous_labels = probe_labels(previous_target.url, model_name, probes, ingress_url=ingress_url)
+        canary_labels = probe_labels(canary_target.url, model_name, probes, ingress_url=ingress_url, token=token)
+        previous_labels = probe_labels(previous_target.url, model_name, probes, ingress_url=ingress_url, token=token)
         agreement = (sum(a == b for a, b in zip(canary_labels, previous_labels)), len(probes))
     return decide(canary, previous, rules, agreement)
 

@@ -60,7 +60,7 @@ def test_a_run_killed_mid_epoch_resumes_from_cloud_storage_with_the_same_weights
         main(argv)
     names = {blob.name for blob in gcs_bucket.list_blobs(prefix="root/")}
     assert "root/model.checkpoints/last.pt" in names and not any(n.startswith("root/model/") for n in names)
-    saved = torch.load(storage.localize(f"{root}/model.checkpoints/last.pt", str(tmp_path / "saved")), weights_only=False)
+    saved = torch.load(storage.localize(f"{root}/model.checkpoints/last.pt", str(tmp_path / "saved")), weights_only=True)
     assert (saved["state"]["step"], saved["state"]["batch"]) == (6, 6)
 
     monkeypatch.setattr(loop, "optimizer_step", real_step)

@@ -137,3 +137,16 @@ def test_wandb_offline_logs_metrics_and_samples(monitor_url, tmp_path):
     assert json.loads(rows[-1]["samples/_type"]) == "table-file" and json.loads(rows[-1]["samples/nrows"]) == 20
     table = json.loads(next((run_dir / "files" / "media" / "table").glob("samples_*.table.json")).read_text())
     assert table["columns"] == ["id", "text", "label", "score"] and len(table["data"]) == 20
+
+
+def test_the_webhook_url_comes_from_a_mounted_secret_file(tmp_path):
+    """manifests/monitor mounts the optional Secret as a file: no URL in the environment."""
+    from serving.monitor.__main__ import build_parser, webhook_url
+
+    secret = tmp_path / "url"
+    args = build_parser().parse_args(["serve", "--model_dir", "m", "--webhook_url_file", str(secret)])
+    assert webhook_url(args) is None  # the Secret is optional: no file, no webhook
+    secret.write_text("https://hooks.example/abc\n")
+    assert webhook_url(args) == "https://hooks.example/abc"
+    args.webhook_url = "https://hooks.example/flag"
+    assert webhook_url(args) == "https://hooks.example/flag"

@@ -73,5 +73,6 @@ def test_the_model_reaches_the_monitor_through_the_storage_initializer(docs):
     pod = docs["Deployment"]["spec"]["template"]["spec"]
     init = pod["initContainers"][0]
     assert init["args"] == ["$(STORAGE_URI)", "/mnt/models"]
-    assert {m["name"] for m in init["volumeMounts"]} == {m["name"] for m in pod["containers"][0]["volumeMounts"]}
+    model = {m["mountPath"]: m["name"] for m in init["volumeMounts"]}["/mnt/models"]
+    assert {"name": model, "mountPath": "/mnt/models", "readOnly": True} in pod["containers"][0]["volumeMounts"]
     assert docs["Deployment"]["spec"]["replicas"] == 1  # the windows are in memory: one monitor sees all traffic

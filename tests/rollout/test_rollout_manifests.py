@@ -136,7 +136,7 @@ def test_core_objects_validate(rendered, overlay):
             continue
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
         kinds.add(doc["kind"])
-    assert kinds == {"Namespace", "ServiceAccount", "Role", "RoleBinding"}
+    assert kinds == {"Namespace", "ServiceAccount", "Role", "RoleBinding", "NetworkPolicy"}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -159,13 +159,13 @@ def test_what_every_overlay_promises(rendered, overlay):
     assert annotations["serving.kserve.io/enable-prometheus-scraping"] == "true"  # numbers for analysis
     assert 0 <= predictor["minReplicas"] <= predictor["maxReplicas"]
     container = only([{"kind": c["name"], **c} for c in predictor["containers"]], "kserve-container")
-    assert container["image"].rsplit(":", 1)[0].endswith("/textclf-server")  # components/images.py naming
+    image = "/textclf-server-gpu" if overlay == "gpu" else "/textclf-server"  # the CUDA build on the GPU pool
+    assert container["image"].rsplit(":", 1)[0].endswith(image)  # textclf/images.py naming
     assert container["args"][:2] == ["--model_name", isvc["metadata"]["name"]]
     assert storage_uri_of(isvc).startswith("gs://")
     assert container["resources"]["requests"] == container["resources"]["limits"]
 
-    account = only(docs, "ServiceAccount")
-    assert predictor["serviceAccountName"] == account["metadata"]["name"]
+    [account] = [d for d in docs if d["kind"] == "ServiceAccount" and d["metadata"]["name"] == predictor["serviceAccountName"]]
     assert account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"].endswith(".iam.gserviceaccount.com")
 
     [rule] = only(docs, "Role")["rules"]

@@ -122,8 +122,10 @@ def decisive_model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def server(decisive_model_dir, tmp_path_factory):
-    """The shared server: fp32 torch, small limits so the limit cases are cheap to send."""
-    with serve(decisive_model_dir, tmp_path_factory.mktemp("server"), "--bf16", "off",
+    """The shared server: fp32 torch, small limits so the limit cases are cheap to send. Its request
+    queue holds 128: the concurrency and isolation tests send up to 64 requests at once, and the bound
+    itself has its own server in test_serving_queue.py."""
+    with serve(decisive_model_dir, tmp_path_factory.mktemp("server"), "--bf16", "off", "--max_queued_requests", "128",
                "--max_instances", "8", "--max_body_bytes", "20000", "--max_batch_delay_ms", "20",
                "--explain_max_steps", "64", "--explain_max_tokens", "300", "--explain_max_pending", "2") as running:
         yield running

@@ -43,7 +43,7 @@ def test_start_binds_rest_and_grpc_to_the_host(monkeypatch):
 
     monkeypatch.setattr(asyncio, "run", fake_run)
     monkeypatch.setattr(TextServer, "register_signal_handler", lambda self: None)
-    server = TextServer(host="127.0.0.2", max_body_bytes=1000, http_port=18080, grpc_port=18081)
+    server = TextServer(host="127.0.0.2", max_body_bytes=1000, max_queued_requests=4, http_port=18080, grpc_port=18081)
     server.start([ReadyModel()])
     for coroutine in server.servers:
         coroutine.close()

@@ -190,6 +190,7 @@ def test_memory_goes_back_to_the_os_after_a_large_body_only(monkeypatch):
     from starlette.testclient import TestClient
 
     from serving import guards, memory
+    from serving.batching import RequestQueue
 
     released = []
     monkeypatch.setattr(guards, "release_after", released.append)
@@ -199,7 +200,7 @@ def test_memory_goes_back_to_the_os_after_a_large_body_only(monkeypatch):
 
     app = FastAPI()
     app.add_route("/v1/models/m:predict", predict, methods=["POST"])
-    guards.install(app, max_body_bytes=4 * memory.LARGE_BODY_BYTES)
+    guards.install(app, max_body_bytes=4 * memory.LARGE_BODY_BYTES, request_queue=RequestQueue(4))
     client = TestClient(app)
     small, large = b'{"instances": ["short"]}', b'{"instances": ["' + b"a" * memory.LARGE_BODY_BYTES + b'"]}'
     assert client.post("/v1/models/m:predict", content=small, headers=JSON).json() == {"bytes": len(small)}

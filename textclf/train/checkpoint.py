@@ -12,6 +12,12 @@ The resume point holds everything an interrupted run needs to go on as if it had
 stopped: model, optimizer, schedule and gradient scaler, the loop's position (epoch, optimizer
 step, batch within the epoch) and, per rank, the random number generators (Python, NumPy,
 torch, CUDA) and the epoch's running loss.
+
+Checkpoints are read with ``torch.load(weights_only=True)``: a checkpoint lives in a bucket that
+more identities can write than should run code in a training pod, and a full unpickler runs
+whatever a tampered file asks for. Everything saved is therefore tensors and plain containers
+(NumPy's generator state is stored as a tensor, see :func:`rng_states`); a file holding anything
+else is refused with :class:`UnsafeCheckpoint`.
 """
 
 from __future__ import annotations
@@ -29,6 +35,10 @@ log = logging.getLogger(__name__)
 RESUME_FILE = "last.pt"
 BEST_FILE = "best.pt"
 SUFFIX = ".checkpoints"
+
+
+class UnsafeCheckpoint(ValueError):
+    """A checkpoint holds objects other than tensors and plain containers (a pickled payload)."""
 
 
 def checkpoint_dir_for(output: str) -> Path:
@@ -76,9 +86,9 @@ class Checkpoints:
                 local = Path(tmp) / name
                 if not storage.download_file(self._uri(name), str(local)):
                     return None
-                return torch.load(local, map_location=device, weights_only=False)
+                return _load_weights_only(local, self._uri(name), device)
         path = Path(self.location) / name
-        return torch.load(path, map_location=device, weights_only=False) if path.exists() else None
+        return _load_weights_only(path, str(path), device) if path.exists() else None
 
     def remove(self) -> None:
         """Delete every checkpoint (once the model is saved nothing needs them)."""
@@ -88,6 +98,25 @@ class Checkpoints:
             import shutil
 
             shutil.rmtree(self.location, ignore_errors=True)
+
+
+def _load_weights_only(path: Path, where: str, device):
+    """``torch.load`` that never runs code from the file.
+
+    Raises:
+        UnsafeCheckpoint: the file asks for a class or function to be rebuilt (it was not written
+            by this module, or someone changed it).
+    """
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UnsafeCheckpoint(
+            f"refusing to load checkpoint {where}: it holds objects other than tensors and plain containers, which "
+            f"only a tampered or foreign file does ({str(error).splitlines()[0]}); delete it to start over") from None
 
 
 def save_best(store: Checkpoints, model) -> None:
@@ -108,7 +137,10 @@ def rng_states() -> dict:
     import numpy as np
     import torch
 
-    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    # NumPy's state as plain values and a tensor: weights_only loading refuses NumPy arrays.
+    numpy_state = np.random.get_state(legacy=False)
+    numpy_state["state"] = {**numpy_state["state"], "key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64))}
+    states = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
@@ -119,7 +151,9 @@ def set_rng_states(states: dict) -> None:
     import torch
 
     random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    numpy_state = states["numpy"]
+    key = numpy_state["state"]["key"].cpu().numpy().astype(np.uint32)
+    np.random.set_state({**numpy_state, "state": {**numpy_state["state"], "key": key}})
     torch.set_rng_state(states["torch"].cpu())
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
