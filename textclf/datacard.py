@@ -83,6 +83,21 @@ def _bad_rows_section(metadata: dict, bad_rows: list[dict]) -> list[str]:
             markdown_table(header, table), ""]
 
 
+def split_origin_line(metadata: dict) -> str:
+    """Where the splits came from, in words."""
+    origin = metadata.get("split_origin", "hash")
+    if origin == "hash":
+        return "made here by a seeded hash of each normalised text"
+    if origin == "column":
+        said = "the source's split column"
+    else:
+        files = metadata.get("split_files", {})
+        said = "the file names (" + ", ".join(f"`{name}`: {split}" for name, split in list(files.items())[:10])
+        said += f", ... {len(files)} files)" if len(files) > 10 else ")"
+    carved = metadata.get("carved_splits") or []
+    return said + (f"; {' and '.join(carved)} carved from its train rows by a seeded hash" if carved else "")
+
+
 def render_data_card(stats: RowStats, metadata: dict, bad_rows: list[dict], warnings: list[str]) -> str:
     """The data card as Markdown text."""
     labels = metadata["labels"]
@@ -95,6 +110,7 @@ def render_data_card(stats: RowStats, metadata: dict, bad_rows: list[dict], warn
         + ", ".join(f"{split} {metadata['rows'][split]}" for split in SPLITS) + ")",
         f"- Classes: {len(labels)} ({', '.join(labels)})",
         f"- Bad rows set aside: {metadata['bad_rows']}",
+        f"- Splits: {split_origin_line(metadata)}",
     ]
     if metadata.get("sample_rate", 1) < 1:
         lines.append(f"- Subsample: each usable row kept with probability {metadata['sample_rate']:.4f} (seeded hash)")
