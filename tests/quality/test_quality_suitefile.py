@@ -115,3 +115,16 @@ def test_the_plan_puts_the_file_suites_first_and_the_task_neutral_ones_after():
     assert {s["name"] for s in plan.skipped} == {"neutral_urls_emails"}, "no test text has a URL"
     rng = random.Random(0)
     assert all(case.original in texts for s in plan.suites[9:] for case in s.build(rng))
+
+
+def test_the_documented_example_file_is_a_valid_suite_file():
+    """docs/behaviour.md's example parses, binds to ham/spam and runs."""
+    import re
+    from pathlib import Path
+
+    from textclf.behaviour.suitefile import parse
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "behaviour.md").read_text()
+    example = parse(yaml.safe_load(re.search(r"```yaml\n(.*?)```", doc, re.S).group(1)), "docs/behaviour.md")
+    report = run_suites(keyword_spam_model, ["ham", "spam"], suites=example.bind(["ham", "spam"]))
+    assert {s.name for s in report.suites} == {"mft_offers", "inv_chat_edits", "inv_other_friend", "dir_urgency"}
