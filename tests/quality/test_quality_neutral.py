@@ -74,3 +74,12 @@ def test_whitespace_edits_change_only_whitespace():
     for seed in range(20):
         edited = PERTURBATIONS["whitespace"].apply("one two three", random.Random(seed))
         assert edited != "one two three" and edited.split() == ["one", "two", "three"]
+
+
+def test_duplicates_count_once_and_memory_does_not_follow_the_split():
+    suites, _ = neutral_suites(TEXTS * 3, seed=0, cases=12)
+    for suite in suites:
+        originals = [case.original for case in suite.build(random.Random(0))]
+        assert len(originals) == len(set(originals)) <= 12
+    assert {s.name: s.build(random.Random(0)) for s in suites} == {
+        s.name: s.build(random.Random(0)) for s in neutral_suites(TEXTS, seed=0, cases=12)[0]}

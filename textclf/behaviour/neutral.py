@@ -7,7 +7,8 @@ expected label is needed and an intent, topic, spam or sentiment model is held t
 
 The texts are a seeded sample, streamed: per suite, the texts it can edit with the smallest seeded
 hash (a function of the text and the seed only, as ``textclf.probe`` draws its sample), so the cases
-do not depend on row order and memory holds at most ``cases`` texts per suite. A suite that finds
+do not depend on row order, a duplicated text counts once, and memory holds at most ``cases`` texts
+per suite whatever the size of the split. A suite that finds
 fewer than ``min_cases`` texts it can edit (no test text has a URL, say) is skipped, and the report
 says so.
 """
@@ -49,10 +50,11 @@ class _Sample:
     perturbation: str
     size: int
     heap: list = field(default_factory=list)  # (inverted rank, original, edit): the top is the largest rank kept
+    kept: set = field(default_factory=set)  # the inverted ranks in the heap: a duplicate text enters once
 
     def offer(self, text: str, rank: bytes, seed: int) -> None:
         inverted = bytes(255 - b for b in rank)
-        if len(self.heap) == self.size and inverted <= self.heap[0][0]:
+        if inverted in self.kept or len(self.heap) == self.size and inverted <= self.heap[0][0]:
             return  # ranks outside the sample need no edit: most texts stop here
         edit = PERTURBATIONS[self.perturbation].apply(text, random.Random(f"{seed}:{self.name}:{rank.hex()}"))
         if edit is None or edit.strip() == "" or edit == text:
@@ -61,7 +63,8 @@ class _Sample:
         if len(self.heap) < self.size:
             heapq.heappush(self.heap, item)
         else:
-            heapq.heapreplace(self.heap, item)
+            self.kept.discard(heapq.heapreplace(self.heap, item)[0])
+        self.kept.add(inverted)
 
     def cases(self) -> list[Case]:
         return [Case(edit, SAME, text) for _, text, edit in sorted(self.heap, reverse=True)]
@@ -72,15 +75,10 @@ def neutral_suites(texts: Iterable[str], seed: int, cases: int = DEFAULT_MAX_CAS
     """The task-neutral suites drawn from ``texts`` (a model's test texts, streamed once), and the
     suites skipped for want of texts they can edit (``{"name", "source", "reason"}``)."""
     samples = [_Sample(name, perturbation, cases) for name, perturbation in NEUTRAL_SUITES]
-    seen: set[bytes] = set()
     for text in texts:
         if not isinstance(text, str) or not text.strip():
             continue
         rank = _rank(text, seed)
-        if rank in seen:
-            continue
-        if len(seen) < 1_000_000:  # duplicates only matter in the sample; bound the memory on huge splits
-            seen.add(rank)
         for sample in samples:
             sample.offer(text, rank, seed)
     suites, skipped = [], []
