@@ -324,6 +324,16 @@ def train(
         distributed.stop()
 
 
+def planned(settings: TrainSettings, per_epoch: int, ranks: Ranks) -> TrainSettings:
+    """``settings`` with ``epochs`` resolved (0, auto: ``TrainSettings.with_epochs_for``), said in the log."""
+    resolved = settings.with_epochs_for(per_epoch)
+    if not settings.epochs and ranks.is_main:
+        log.info("epochs 0 (auto): %d epoch(s) of %d optimizer steps for at least min_train_steps %d (at most %d "
+                 "epochs); early stopping may end sooner", resolved.epochs, per_epoch, settings.min_train_steps,
+                 AUTO_MAX_EPOCHS)
+    return resolved
+
+
 def _train(tokenized_dir: str, output_dir: str, settings: TrainSettings, data_metadata: dict,
            log_metrics: Callable[[dict, int], None], store: checkpoint.Checkpoints, ranks: Ranks, device) -> dict | None:
     import datasets
@@ -336,12 +346,7 @@ def _train(tokenized_dir: str, output_dir: str, settings: TrainSettings, data_me
     label_names = data_metadata.get("labels") or [str(i) for i in range(max(splits["train"]["label"]) + 1)]
     batches_per_epoch = len(global_batches(train_data.lengths, settings.batch_size, ranks.world_size, settings.seed,
                                            settings.group_by_length))
-    per_epoch = steps_per_epoch(batches_per_epoch, settings)
-    if not settings.epochs and ranks.is_main:
-        log.info("epochs 0 (auto): %d epoch(s) of %d optimizer steps for at least min_train_steps %d (at most %d "
-                 "epochs); early stopping may end sooner", settings.with_epochs_for(per_epoch).epochs, per_epoch,
-                 settings.min_train_steps, AUTO_MAX_EPOCHS)
-    settings = settings.with_epochs_for(per_epoch)
+    settings = planned(settings, steps_per_epoch(batches_per_epoch, settings), ranks)
     train_labels = train_split_labels(splits["train"]) if settings.class_weighting != "none" else ()
     run = start_run(settings, label_names, batches_per_epoch, tokenizer.pad_token_id, store, ranks, device, train_labels)
     if ranks.is_main:
