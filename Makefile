@@ -17,7 +17,7 @@ IMAGE_REGISTRY ?= us-docker.pkg.dev/PROJECT/textclf
 SIZES ?= 100000,300000,1000000
 IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
 
-.PHONY: install run test test-fast compile serve bench bench-train bench-serve bench-scale bench-imdb-cpu bench-train-scaling bench-gpu monitor-demo soak images pin-images security lock clean
+.PHONY: install run test test-fast compile serve bench bench-train bench-serve bench-scale bench-imdb-cpu bench-train-scaling bench-gpu bench-tasks monitor-demo soak images pin-images security lock clean
 
 install: $(STAMP)
 
@@ -86,6 +86,11 @@ bench-train: install
 # Extra flags (the last of a repeated flag wins): make bench-imdb-cpu ARGS="--max_length 256 --epochs 2"
 bench-imdb-cpu: install
 	$(PY) bench/imdb.py pipeline --data $(or $(DATA),../shared/data/imdb) --epochs 1 --max_length 352 $(ARGS)
+
+# Any task with only `source` set: TREC-6 (its own train/test files), SMS spam and an IMDB sample through
+# `python -m pipelines run`: accuracy, macro F1, suites, gate verdict, minutes (docs/benchmarks.md).
+bench-tasks: install
+	$(PY) bench/tasks.py --data $(or $(DATA),../shared/data) --output docs/benchmarks.md $(ARGS)
 
 # samples/s of the train step with 1 and 2 data-parallel CPU processes (gloo).
 bench-train-scaling: install

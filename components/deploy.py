@@ -27,11 +27,10 @@ def deploy_op(
         manifest: The InferenceService YAML.
     """
     import json
-    import math
     from pathlib import Path
 
     from textclf import tracking
-    from textclf.evaluate import HEADLINE, METRICS_FILE
+    from textclf.evaluate import METRICS_FILE, scalar_metrics
     from textclf.inferenceservice import DeploySettings, build_inference_service, write_manifest
     from textclf.settings import from_values
 
@@ -46,7 +45,7 @@ def deploy_op(
 
         live = apply_inference_service(isvc, namespace)
     metrics = json.loads((Path(evaluation.path) / METRICS_FILE).read_text())
-    scalars = {name: metrics[name] for name in HEADLINE if math.isfinite(metrics[name])}
+    scalars = scalar_metrics(metrics)
     tracking_settings = from_values(tracking.TrackingSettings, locals())
     tracking.approve(tracking_settings, model.path, scalars, model_uri=model.uri)
     if live is not None:

@@ -10,7 +10,7 @@ from textclf.tracking import TrackingSettings
 # Settings named again for kfp (see components/step.py, which checks them against the dataclasses).
 @step(EvaluateSettings, TrackingSettings)
 def evaluate_op(
-    live_model_uri: str, seed: int, scoring_precision: str, scoring_tolerance: float, wandb_project: str,
+    live_model_uri: str, seed: int, scoring_precision: str, scoring_tolerance: float, behaviour_suites: str, wandb_project: str,
     wandb_entity: str, wandb_api_key_secret: str,
     model: dsl.Input[dsl.Model], tokenized: dsl.Input[dsl.Dataset],
     metrics: dsl.Output[dsl.Metrics], classification_metrics: dsl.Output[dsl.ClassificationMetrics],
@@ -21,25 +21,26 @@ def evaluate_op(
     Args:
         model: The trained Model directory.
         tokenized: Tokenized splits; the test split is scored.
-        metrics: Accuracy, macro F1, precision, recall, ROC AUC, loss and behavioural pass rates.
+        metrics: Accuracy, macro and weighted F1, precision, recall, ROC AUC, loss, top-k accuracy, the lowest
+            class recall and behavioural pass rates.
         classification_metrics: Confusion matrix and (binary) ROC curve.
         report: Markdown report with the plots.
         evaluation: Directory with metrics.json (the gate's input and the next run's champion metrics).
     """
     import logging
-    import math
     import shutil
     from pathlib import Path
 
     from textclf import tracking
     from textclf.behaviour import BehaviourReport
-    from textclf.evaluate import HEADLINE, METRICS_FILE, REPORT_FILE, EvaluateSettings, evaluate
+    from textclf.evaluate import METRICS_FILE, REPORT_FILE, EvaluateSettings, evaluate, scalar_metrics
     from textclf.settings import from_values
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     result = evaluate(model.path, tokenized.path, evaluation.path, from_values(EvaluateSettings, locals()))
-    for name in HEADLINE:
-        metrics.log_metric(name, result[name])
+    scalars = scalar_metrics(result)
+    for name, value in scalars.items():
+        metrics.log_metric(name, value)
     for name, rate in BehaviourReport.from_dict(result["behaviour"]).pass_rates().items():
         metrics.log_metric(f"behaviour_{name}_pass_rate", rate)
     classification_metrics.log_confusion_matrix(result["labels"], result["confusion_matrix"])
@@ -47,7 +48,6 @@ def evaluate_op(
         curve = result["roc_curve"]
         classification_metrics.log_roc_curve(curve["fpr"], curve["tpr"], curve["thresholds"])
     shutil.copyfile(Path(evaluation.path) / REPORT_FILE, report.path)
-    scalars = {name: result[name] for name in HEADLINE if math.isfinite(result[name])}
     with tracking.start(from_values(tracking.TrackingSettings, locals()), job_type="evaluate", config={"model": model.uri}) as run:
         run.log({f"test/{name}": value for name, value in scalars.items()})
         run.set_summary(scalars)

@@ -10,9 +10,9 @@ from textclf.tracking import TrackingSettings
 # Settings named again for kfp (see components/step.py, which checks them against the dataclasses).
 @step(GateSettings, TrackingSettings)
 def gate_op(
-    min_accuracy: float, champion_metrics: str, max_regression: float, compare_metric: str, missing_champion: str,
+    min_accuracy: float, min_class_recall: float, champion_metrics: str, max_regression: float, compare_metric: str, missing_champion: str,
     min_mft_pass_rate: float, min_inv_pass_rate: float, min_dir_pass_rate: float,
-    allow_behaviour_not_applicable: bool, wandb_project: str, wandb_entity: str, wandb_api_key_secret: str,
+    wandb_project: str, wandb_entity: str, wandb_api_key_secret: str,
     evaluation: dsl.Input[dsl.Artifact], decision: dsl.Output[dsl.Markdown],
 ) -> str:
     """Decide whether the challenger may be deployed; returns "pass" or "fail".

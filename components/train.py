@@ -34,7 +34,7 @@ def train_op(
     warmup_ratio: float, weight_decay: float, group_by_length: bool, precision: str,
     early_stopping_patience: int, max_steps: int, seed: int, torch_compile: bool, attention_dropout: float,
     eval_batch_size: int, log_every: int, dataloader_workers: int, checkpoint_every_steps: int,
-    checkpoint_every_minutes: float, num_nodes: int, gpus_per_node: int,
+    checkpoint_every_minutes: float, min_train_steps: int, class_weighting: str, num_nodes: int, gpus_per_node: int,
     wandb_project: str, wandb_entity: str, wandb_api_key_secret: str,
     dataset: dsl.Input[dsl.Dataset], tokenized: dsl.Input[dsl.Dataset], model: dsl.Output[dsl.Model],
 ):
@@ -69,7 +69,7 @@ def train_trainjob_op(
     warmup_ratio: float, weight_decay: float, group_by_length: bool, precision: str,
     early_stopping_patience: int, max_steps: int, seed: int, torch_compile: bool, attention_dropout: float,
     eval_batch_size: int, log_every: int, dataloader_workers: int, checkpoint_every_steps: int,
-    checkpoint_every_minutes: float, num_nodes: int, gpus_per_node: int,
+    checkpoint_every_minutes: float, min_train_steps: int, class_weighting: str, num_nodes: int, gpus_per_node: int,
     trainjob_runtime: str, trainjob_service_account: str, trainjob_timeout_hours: float,
     wandb_project: str, wandb_entity: str, wandb_api_key_secret: str, gpu_type: str, trainer_image: str,
     dataset: dsl.Input[dsl.Dataset], tokenized: dsl.Input[dsl.Dataset], model: dsl.Output[dsl.Model],

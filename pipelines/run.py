@@ -26,8 +26,10 @@ from textclf.gate import PASS
 
 log = logging.getLogger(__name__)
 
-# The embedded default: generated sample reviews and the packaged MiniLM, small enough for a laptop.
-LOCAL_DEFAULTS = {"max_length": 128, "epochs": 1}
+# The embedded demo (no source given, or sample:N): generated sample reviews and the packaged MiniLM,
+# small enough for a laptop in about a minute. A real source gets the pipeline's own defaults (epochs 0:
+# enough steps for small data; see TrainSettings.min_train_steps).
+DEMO_DEFAULTS = {"max_length": 128, "epochs": 1}
 RUNS_DIR = "runs"
 EXIT_STEP_FAILED, EXIT_GATE_BLOCKED = 1, 3
 NOT_DECIDED = "not decided"  # the gate step did not finish (a step before it failed)
@@ -163,8 +165,15 @@ def find_outputs(run_dir: Path) -> dict[str, Path]:
     return found
 
 
+def local_arguments(params: dict | None) -> dict:
+    """The pipeline's arguments for a local run: ``params``, over ``DEMO_DEFAULTS`` for the demo source."""
+    params = dict(params or {})
+    demo = str(params.get("source", "sample:")).strip().startswith("sample:")
+    return {**DEMO_DEFAULTS, **params} if demo else params
+
+
 def run_local(params: dict | None = None, runs_dir: str = RUNS_DIR) -> LocalRun:
-    """Run the pipeline locally with ``LOCAL_DEFAULTS`` overridden by ``params``.
+    """Run the pipeline locally with ``params`` (over ``DEMO_DEFAULTS`` for the generated sample).
 
     Raises:
         StepFailed: a step failed; it names the step and the step's own exception line.
@@ -174,7 +183,7 @@ def run_local(params: dict | None = None, runs_dir: str = RUNS_DIR) -> LocalRun:
     run_dir = Path(runs_dir, time.strftime("%Y%m%d-%H%M%S")).resolve()
     run_dir.mkdir(parents=True, exist_ok=False)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir), raise_on_error=True)
-    arguments = {**LOCAL_DEFAULTS, **(params or {})}
+    arguments = local_arguments(params)
     log.info("running the pipeline locally under %s with %s", run_dir, arguments)
     start = time.perf_counter()
     step_log, stdout = StepLog(sys.stdout), sys.stdout

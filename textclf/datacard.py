@@ -25,6 +25,7 @@ from textclf.data.splits import SPLITS  # noqa: E402
 from textclf.report import figure_markdown, markdown_table  # noqa: E402
 
 BAD_ROWS_LISTED = 50  # the card lists the first rows; all of them are counted
+LEGEND_MAX_CLASSES = 10  # above this, the plots draw one bar per class instead of a legend entry per class
 
 
 def _class_section(stats: RowStats, labels: list[str]) -> list[str]:
@@ -33,9 +34,15 @@ def _class_section(stats: RowStats, labels: list[str]) -> list[str]:
     rows = [[i, labels[i], *counts.loc[i].tolist(), counts.loc[i].sum(), f"{counts.loc[i].sum() / total:.1%}"]
             for i in counts.index]
     rows.append(["", "**total**", *counts.sum().tolist(), total, "100%"])
-    figure, axis = plt.subplots(figsize=(6, 3))
-    counts.rename(index=dict(enumerate(labels))).T.plot.bar(ax=axis, rot=0)
-    axis.set_ylabel("rows")
+    named = counts.rename(index=dict(enumerate(labels)))
+    if len(labels) <= LEGEND_MAX_CLASSES:
+        figure, axis = plt.subplots(figsize=(6, 3))
+        named.T.plot.bar(ax=axis, rot=0)
+        axis.set_ylabel("rows")
+    else:  # many classes: one horizontal bar per class, the splits stacked; the figure grows up to 14 inches
+        figure, axis = plt.subplots(figsize=(7, min(2 + 0.14 * len(labels), 14)))
+        named.iloc[::-1].plot.barh(ax=axis, stacked=True, width=0.8, fontsize=max(4, min(9, 400 / len(labels))))
+        axis.set_xlabel("rows")
     axis.set_title("Rows per class and split")
     return ["## Classes", "", markdown_table(["id", "label", *SPLITS, "total", "share"], rows), "",
             figure_markdown(figure, "rows per class and split"), ""]
@@ -46,6 +53,7 @@ def _length_section(stats: RowStats, labels: list[str]) -> list[str]:
     rows = []
     figure, axis = plt.subplots(figsize=(6, 3))
     upper = max(int(np.quantile(words, 0.99)), 1)
+    per_class = len(labels) <= LEGEND_MAX_CLASSES  # beyond, one histogram of all rows: the table has the classes
     for label_id, name in enumerate(labels):
         mask = stats.labels == label_id
         if not mask.any():
@@ -53,10 +61,13 @@ def _length_section(stats: RowStats, labels: list[str]) -> list[str]:
         w = words[mask]
         rows.append([name, f"{w.mean():.1f}", int(np.median(w)), int(np.quantile(w, 0.95)), int(w.max()),
                      f"{chars[mask].mean():.0f}"])
-        axis.hist(np.clip(w, None, upper), bins=40, range=(0, upper), alpha=0.5, label=name)
+        if per_class:
+            axis.hist(np.clip(w, None, upper), bins=40, range=(0, upper), alpha=0.5, label=name)
+    if not per_class:
+        axis.hist(np.clip(words, None, upper), bins=40, range=(0, upper), label=f"all {len(labels)} classes")
     axis.set_xlabel(f"words per text (clipped at the 99th percentile, {upper})")
     axis.set_ylabel("rows")
-    axis.set_title("Text length per class")
+    axis.set_title("Text length per class" if per_class else "Text length (all classes; per class in the table)")
     axis.legend()
     return ["## Text length", "", "Every row counted.", "",
             markdown_table(["label", "mean words", "median", "p95", "max", "mean chars"], rows), "",
@@ -83,6 +94,21 @@ def _bad_rows_section(metadata: dict, bad_rows: list[dict]) -> list[str]:
             markdown_table(header, table), ""]
 
 
+def split_origin_line(metadata: dict) -> str:
+    """Where the splits came from, in words."""
+    origin = metadata.get("split_origin", "hash")
+    if origin == "hash":
+        return "made here by a seeded hash of each normalised text"
+    if origin == "column":
+        said = "the source's split column"
+    else:
+        files = metadata.get("split_files", {})
+        said = "the file names (" + ", ".join(f"`{name}`: {split}" for name, split in list(files.items())[:10])
+        said += f", ... {len(files)} files)" if len(files) > 10 else ")"
+    carved = metadata.get("carved_splits") or []
+    return said + (f"; {' and '.join(carved)} carved from its train rows by a seeded hash" if carved else "")
+
+
 def render_data_card(stats: RowStats, metadata: dict, bad_rows: list[dict], warnings: list[str]) -> str:
     """The data card as Markdown text."""
     labels = metadata["labels"]
@@ -95,6 +121,7 @@ def render_data_card(stats: RowStats, metadata: dict, bad_rows: list[dict], warn
         + ", ".join(f"{split} {metadata['rows'][split]}" for split in SPLITS) + ")",
         f"- Classes: {len(labels)} ({', '.join(labels)})",
         f"- Bad rows set aside: {metadata['bad_rows']}",
+        f"- Splits: {split_origin_line(metadata)}",
     ]
     if metadata.get("sample_rate", 1) < 1:
         lines.append(f"- Subsample: each usable row kept with probability {metadata['sample_rate']:.4f} (seeded hash)")

@@ -19,7 +19,11 @@ log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
-HEADLINE = ("accuracy", "f1", "precision", "recall", "roc_auc", "loss")
+HEADLINE = ("accuracy", "f1", "f1_weighted", "precision", "recall", "roc_auc", "loss")
+TOP_K = (3, 5)  # top-k accuracy for the k below the number of classes: top_3_accuracy, top_5_accuracy
+CONFUSED_PAIRS = 10  # most-confused (true, predicted) pairs in metrics.json and the report
+CELL_NUMBERS_MAX_CLASSES = 20  # the heatmap writes counts in its cells up to this many classes
+PER_CLASS_IN_ID_ORDER = 10  # up to this many classes the per-class table keeps id order, then worst F1 first
 ROC_POINTS = 101  # the KFP UI draws the curve from a list; a few hundred points are plenty
 TEST_BATCH_ROWS = 1024  # test texts read, encoded and scored at a time
 SCORING_PRECISIONS = ("auto", "fp32", "bf16")
@@ -39,6 +43,10 @@ class EvaluateSettings:
         "metrics.json; bf16 scores about 1.8x faster on an AVX512-BF16 CPU), else fp32; or fp32, or bf16.",
         choices=SCORING_PRECISIONS)
     scoring_tolerance: float = setting(0.02, "Largest probability change bf16 may make on the probe texts (auto).")
+    behaviour_suites: str = setting("auto", "Behavioural suites besides the task-neutral ones built from the test texts "
+                                    "(which every model gets): auto takes each shipped suite file whose labels fit the "
+                                    "model's (the sentiment suites for negative/positive); or a suite file, path or "
+                                    "gs:// URI (format: docs/behaviour.md); or none.")
 
     def __post_init__(self):
         if self.scoring_precision not in SCORING_PRECISIONS:
@@ -46,7 +54,9 @@ class EvaluateSettings:
 
 
 def compute_metrics(labels, probabilities, label_names: list[str]) -> dict:
-    """Accuracy, macro F1/precision/recall, ROC AUC, loss, confusion matrix and (binary) ROC curve."""
+    """Accuracy, macro and weighted F1, macro precision/recall, ROC AUC, loss, top-k accuracy, per-class
+    precision/recall/F1/support, the lowest class recall, the most-confused pairs, the confusion matrix
+    and (binary) ROC curve."""
     import numpy as np
     from sklearn import metrics as skm
 
@@ -58,10 +68,12 @@ def compute_metrics(labels, probabilities, label_names: list[str]) -> dict:
     result = {
         "accuracy": skm.accuracy_score(labels, predicted),
         "f1": skm.f1_score(labels, predicted, average="macro", labels=ids, zero_division=0),
+        "f1_weighted": skm.f1_score(labels, predicted, average="weighted", labels=ids, zero_division=0),
         "precision": skm.precision_score(labels, predicted, average="macro", labels=ids, zero_division=0),
         "recall": skm.recall_score(labels, predicted, average="macro", labels=ids, zero_division=0),
         "loss": skm.log_loss(labels, np.clip(probabilities, 1e-12, 1), labels=ids),
         "roc_auc": math.nan,
+        **top_k_accuracies(labels, probabilities),
         "examples": int(len(labels)),
     }
     if len(set(labels.tolist())) == len(label_names):  # AUC is undefined when a class is absent
@@ -70,10 +82,56 @@ def compute_metrics(labels, probabilities, label_names: list[str]) -> dict:
         else:
             result["roc_auc"] = skm.roc_auc_score(labels, probabilities, multi_class="ovr", labels=ids)
     result = {k: float(v) if k != "examples" else v for k, v in result.items()}
-    result["confusion_matrix"] = skm.confusion_matrix(labels, predicted, labels=ids).tolist()
+    matrix = skm.confusion_matrix(labels, predicted, labels=ids)
+    result["confusion_matrix"] = matrix.tolist()
+    result.update(per_class_metrics(labels, predicted, label_names))
+    result["confused_pairs"] = confused_pairs(matrix, label_names)
     if len(label_names) == 2:
         result["roc_curve"] = roc_points(labels, probabilities[:, 1])
     return result
+
+
+def top_k_accuracies(labels, probabilities) -> dict:
+    """``top_K_accuracy`` for each k of ``TOP_K`` below the number of classes: the true label among the k likeliest."""
+    import numpy as np
+
+    classes = probabilities.shape[1]
+    ranked = np.argsort(-probabilities, axis=1, kind="stable")
+    return {f"top_{k}_accuracy": float((ranked[:, :k] == labels[:, None]).any(axis=1).mean()) if len(labels) else math.nan
+            for k in TOP_K if k < classes}
+
+
+def per_class_metrics(labels, predicted, label_names: list[str]) -> dict:
+    """``per_class`` (precision, recall, F1 and support by label name, in id order), and the lowest recall of a
+    class with test texts (``min_class_recall``) with its label (``min_recall_class``)."""
+    from sklearn import metrics as skm
+
+    ids = list(range(len(label_names)))
+    precision, recall, f1, support = skm.precision_recall_fscore_support(labels, predicted, labels=ids, zero_division=0)
+    per_class = {name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                        "support": int(support[i])} for i, name in enumerate(label_names)}
+    present = [name for name in label_names if per_class[name]["support"]]
+    lowest = min(present, key=lambda name: per_class[name]["recall"]) if present else None
+    return {"per_class": per_class, "min_class_recall": per_class[lowest]["recall"] if lowest else math.nan,
+            "min_recall_class": lowest}
+
+
+def confused_pairs(matrix, label_names: list[str], count: int = CONFUSED_PAIRS) -> list[dict]:
+    """The ``count`` largest off-diagonal cells: true label, predicted label, texts, and their share of the true class."""
+    import numpy as np
+
+    matrix = np.asarray(matrix)
+    off = matrix.copy()
+    np.fill_diagonal(off, 0)
+    order = np.argsort(-off, axis=None, kind="stable")[:count]
+    pairs = []
+    for flat in order:
+        true, predicted = divmod(int(flat), len(label_names))
+        if off[true, predicted] == 0:
+            break
+        pairs.append({"true": label_names[true], "predicted": label_names[predicted], "count": int(off[true, predicted]),
+                      "share_of_true": float(off[true, predicted] / matrix[true].sum())})
+    return pairs
 
 
 def roc_points(labels, scores) -> dict:
@@ -89,18 +147,49 @@ def roc_points(labels, scores) -> dict:
 
 
 def confusion_plot(matrix, label_names: list[str]) -> str:
-    fig, ax = new_figure(1.2 * len(label_names) + 2.5, 1.2 * len(label_names) + 2)
-    ax.imshow(matrix, cmap="Blues")
-    peak = max(max(row) for row in matrix) or 1
-    for i, row in enumerate(matrix):
-        for j, count in enumerate(row):
-            ax.text(j, i, count, ha="center", va="center", color="white" if count > peak / 2 else "black")
-    ax.set_xticks(range(len(label_names)), label_names, rotation=30)
-    ax.set_yticks(range(len(label_names)), label_names)
+    """The confusion matrix as a heatmap of each true class's shares (recall on the diagonal), so that small
+    classes show as well as large ones; counts in the cells up to ``CELL_NUMBERS_MAX_CLASSES`` classes. The
+    figure grows with the classes up to 14 inches (1,400 px), and the label font shrinks to fit 100 classes."""
+    import numpy as np
+
+    counts = np.asarray(matrix)
+    classes = len(label_names)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    side = min(2.5 + 0.5 * classes, 14.0)
+    fig, ax = new_figure(side + 1.5, side)
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label="share of the true class's texts")
+    if classes <= CELL_NUMBERS_MAX_CLASSES:
+        for (i, j), count in np.ndenumerate(counts):
+            ax.text(j, i, int(count), ha="center", va="center", fontsize=9 if classes <= 8 else 7,
+                    color="white" if shares[i, j] > 0.5 else "black")
+    font = max(4.0, min(10.0, 300.0 / classes))
+    ax.set_xticks(range(classes), label_names, rotation=90 if classes > 8 else 30, fontsize=font)
+    ax.set_yticks(range(classes), label_names, fontsize=font)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title("Confusion matrix (test split)")
+    ax.set_title(f"Confusion matrix (test split, {classes} classes)")
     return figure_markdown(fig, "confusion matrix")
+
+
+def per_class_table(result: dict, label_names: list[str]) -> str:
+    """Precision, recall, F1 and support per class: in id order for a few classes, worst F1 first for many."""
+    per_class = result["per_class"]
+    names = list(label_names)
+    if len(names) > PER_CLASS_IN_ID_ORDER:
+        names.sort(key=lambda name: (per_class[name]["f1"], name))
+    rows = [[name, f"{per_class[name]['precision']:.3f}", f"{per_class[name]['recall']:.3f}",
+             f"{per_class[name]['f1']:.3f}", per_class[name]["support"]] for name in names]
+    order = "worst F1 first" if len(names) > PER_CLASS_IN_ID_ORDER else "in label order"
+    return f"{len(names)} classes, {order}.\n\n" + markdown_table(["class", "precision", "recall", "F1", "support"], rows)
+
+
+def confused_pairs_table(result: dict) -> str:
+    pairs = result.get("confused_pairs") or []
+    if not pairs:
+        return "No test text was given a wrong class."
+    rows = [[pair["true"], pair["predicted"], pair["count"], f"{pair['share_of_true']:.1%}"] for pair in pairs]
+    return markdown_table(["true class", "predicted as", "texts", "share of the true class"], rows)
 
 
 def roc_plot(curve: dict, auc: float) -> str:
@@ -114,18 +203,37 @@ def roc_plot(curve: dict, auc: float) -> str:
     return figure_markdown(fig, "ROC curve")
 
 
+def headline_rows(result: dict) -> list[list[str]]:
+    """The report's metric table: the headline metrics, top-k accuracies, and the lowest class recall."""
+    rows = [[name, f"{result[name]:.4f}"] for name in HEADLINE if name in result]
+    rows += [[f"top-{k} accuracy", f"{result[f'top_{k}_accuracy']:.4f}"] for k in TOP_K if f"top_{k}_accuracy" in result]
+    if result.get("min_recall_class") is not None:
+        rows.append([f"lowest class recall ({result['min_recall_class']})", f"{result['min_class_recall']:.4f}"])
+    return rows
+
+
 def render_report(result: dict, label_names: list[str], training: dict, sections: list[str]) -> str:
     parts = [
         "# Evaluation report",
         f"Model trained from `{training.get('base_model')}` on data `{training.get('data_fingerprint')}`, "
         f"code `{training.get('code_version')}`; {result['examples']} test examples.",
-        markdown_table(["metric", "value"], [[name, f"{result[name]:.4f}"] for name in HEADLINE]),
+        markdown_table(["metric", "value"], headline_rows(result)),
+        "## Per-class metrics",
+        per_class_table(result, label_names),
         "## Confusion matrix",
         confusion_plot(result["confusion_matrix"], label_names),
+        "### Most-confused pairs",
+        confused_pairs_table(result),
     ]
     if "roc_curve" in result:
         parts += ["## ROC curve", roc_plot(result["roc_curve"], result["roc_auc"])]
     return "\n\n".join(parts + sections) + "\n"
+
+
+def scalar_metrics(result: dict) -> dict[str, float]:
+    """The finite single-number metrics of a result, for the KFP Metrics artifact and W&B."""
+    names = [*HEADLINE, *(f"top_{k}_accuracy" for k in TOP_K), "min_class_recall"]
+    return {name: result[name] for name in names if isinstance(result.get(name), (int, float)) and math.isfinite(result[name])}
 
 
 def load_model(model_dir: str):
@@ -172,15 +280,35 @@ def first_texts(test_batches, count: int) -> list[str]:
     return texts
 
 
+def test_texts(test_batches) -> Iterable[str]:
+    """The test split's texts, streamed batch by batch."""
+    for texts, _ in test_batches():
+        yield from texts
+
+
+def suite_plan(label_names: list[str], test_batches, settings: EvaluateSettings):
+    """The behavioural suites for this model (``textclf.behaviour.plan``): task-neutral ones from the test
+    texts, and the suite file's."""
+    from textclf.behaviour import plan_suites
+
+    started = time.perf_counter()
+    plan = plan_suites(label_names, settings.behaviour_suites, test_texts(test_batches), settings.seed)
+    log.info("behavioural suites: %s (%d skipped) in %.1fs", ", ".join(s.name for s in plan.suites), len(plan.skipped),
+             time.perf_counter() - started)
+    return plan
+
+
 def score_model(model_dir: str, test_batches: Callable[[], Iterable[tuple[list[str], list[int]]]],
-                label_names: list[str], settings: EvaluateSettings, probe_texts: list[str] | None = None) -> dict:
+                label_names: list[str], settings: EvaluateSettings, probe_texts: list[str] | None = None,
+                suites=None) -> dict:
     """Metrics and behavioural suites of one model on the test split.
 
     ``test_batches()`` yields (texts, labels) batches; each is encoded and scored before the next is
     read, and only the labels and probabilities are kept (K + 1 numbers a text). Each model is scored
     through its own encoding (tokenizer, max length and truncation as trained), so a champion trained
     with other settings is judged as it serves. The format is :func:`choose_precision`'s (recorded
-    under ``scoring``), probed on ``probe_texts`` (None: the first ``PROBE_TEXTS`` test texts).
+    under ``scoring``), probed on ``probe_texts`` (None: the first ``PROBE_TEXTS`` test texts). ``suites``
+    is the behavioural ``SuitePlan`` (None: :func:`suite_plan`).
     """
     import numpy as np
 
@@ -210,7 +338,9 @@ def score_model(model_dir: str, test_batches: Callable[[], Iterable[tuple[list[s
     elapsed = time.perf_counter() - start
     log.info("scored %d texts with %s in %.1fs (%.1f texts/s)", len(labels), model_dir, elapsed, len(labels) / max(elapsed, 1e-9))
     result = compute_metrics(labels, probabilities, label_names)
-    result["behaviour"] = run_suites(proba, label_names, seed=settings.seed).to_dict()
+    plan = suites or suite_plan(label_names, test_batches, settings)
+    result["behaviour"] = run_suites(proba, label_names, seed=settings.seed, suites=plan.suites, skipped=plan.skipped,
+                                     notes=plan.notes).to_dict()
     result["scoring"] = scoring
     result["model"] = model_dir
     return result
@@ -249,12 +379,13 @@ def evaluate(model_dir: str, tokenized_dir: str, output_dir: str, settings: Eval
     training = json.loads((Path(model_dir) / "training.json").read_text())
     label_names = training["labels"]
     probe_texts = first_texts(test_batches, PROBE_TEXTS)  # one read, whichever models are scored
-    result = score_model(model_dir, test_batches, label_names, settings, probe_texts)
+    suites = suite_plan(label_names, test_batches, settings)  # the same cases for model and champion
+    result = score_model(model_dir, test_batches, label_names, settings, probe_texts, suites)
     result["labels"] = label_names
     sections = [BehaviourReport.from_dict(result["behaviour"]).to_markdown()]
     if champion_model:
         try:
-            result["champion"] = score_model(champion_model, test_batches, label_names, settings, probe_texts)
+            result["champion"] = score_model(champion_model, test_batches, label_names, settings, probe_texts, suites)
         except Exception as error:  # noqa: BLE001 - reported, and the gate fails closed on it
             log.error("could not score the champion %s: %s", champion_model, error)
             result["champion_error"] = f"{type(error).__name__}: {error}"

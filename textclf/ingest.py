@@ -13,8 +13,13 @@ every column.
 Decisions worth knowing:
     * Bad rows (missing or blank text, missing or unknown label, unknown split value) are
       left out of the dataset, counted in the metadata and listed in the data card.
-    * The split is decided per row by a seeded hash of its normalised text (``textclf.data.splits``):
-      independent of row order and chunking, duplicates land in one split, stratified in expectation.
+    * The split comes from the source when it has one: a split column, else the names of its files
+      and folders (``train*``, ``validation*``/``valid*``/``dev*``, ``test*``, as Hugging Face
+      ``datasets`` reads ``data_files``; a folder or glob whose files do not all name a split is an
+      error). The source's validation and test rows stay where they are; a split it lacks is carved
+      from its train rows by the hash. Without source splits, each row's split is decided by a seeded
+      hash of its normalised text (``textclf.data.splits``): independent of row order and chunking,
+      duplicates land in one split, stratified in expectation.
     * ``fingerprint``: sha256 over the label names and a multiset hash of the (split, label, text)
       rows (``textclf.data.accounting.Fingerprint``): the same data gives the same fingerprint whatever
       the row order or sharding; any change of a text, a label, a split assignment (e.g. another
@@ -33,12 +38,13 @@ import pandas as pd
 
 from textclf.data.accounting import BadRows, Fingerprint, RowLedger, RowStats
 from textclf.data.errors import (EmptySourceError, EmptySplitError, IngestError, LabelColumnError,  # noqa: F401 - public names
-                                 MissingColumnError, SingleClassError, SourceEncodingError, SourceError)
+                                 MissingColumnError, SingleClassError, SourceEncodingError, SourceError,
+                                 SplitNameError)
 from textclf.data.labels import LabelMapper, LabelScan, is_missing, label_vocabulary  # noqa: F401 - public names
 from textclf.data.shards import Layout, MemoryWriter, ShardWriter
 from textclf.data.sources import DEFAULT_SAMPLE_SIZE, FrameShard, Source, open_source, read_frame  # noqa: F401
-from textclf.data.splits import (SAMPLE_SALT, SPLIT_CODE, SPLITS, SplitRule, normalise, sample_mask,  # noqa: F401
-                                 split_alias, text_key, uniform)
+from textclf.data.splits import (SAMPLE_SALT, SPLIT_CODE, SPLITS, SplitRule, carved_splits, normalise,  # noqa: F401
+                                 sample_mask, split_alias, split_from_name, text_key, uniform)
 from textclf.settings import seed_setting, setting, source_setting
 
 log = logging.getLogger(__name__)
@@ -52,13 +58,16 @@ class IngestSettings:
     text_column: str = setting("text", "Column holding the text.")
     label_column: str = setting("label", "Column holding the label (strings or ints).")
     split_column: str = setting("split", "Column holding the source's split (train/validation/test, also "
-                                "valid/val/dev), used when present; otherwise the data is split here, "
-                                "stratified and seeded.")
+                                "valid/val/dev), used when present; else the files' names give it when the source "
+                                "is a folder or glob whose every file or folder is named train*, validation*/valid*/"
+                                "dev* or test* (as Hugging Face datasets reads them); else the data is split here, "
+                                "stratified and seeded. A split the source lacks is carved from its train rows.")
     label_names: str = setting("", "Comma-separated class names in id order for int labels (e.g. "
                                "negative,positive for IMDB's 0/1); empty: derived from the data.")
     validation_fraction: float = setting(0.1, "Share of rows for validation when the split is made here "
-                                         "(of the train rows when the source has train and test only).")
-    test_fraction: float = setting(0.1, "Share of rows for test when the split is made here.")
+                                         "(of the train rows when the source has train but no validation).")
+    test_fraction: float = setting(0.1, "Share of rows for test when the split is made here (of the train rows "
+                                   "when the source has train but no test).")
     seed: int = seed_setting()
     sample_size: int = setting(0, "Keep about this many rows (a seeded hash of each text decides, so the "
                                "sample is stratified by split and class in expectation); 0 keeps all.")
@@ -97,6 +106,7 @@ class Plan:
     mapper: LabelMapper
     rule: SplitRule
     sample_rate: float
+    origin: SplitOrigin
 
 
 @dataclasses.dataclass
@@ -115,11 +125,46 @@ class Outcome:
 # ---------------------------------------------------------------- the two passes
 
 
-def check_columns(source: Source, settings: IngestSettings) -> bool:
-    """Every shard has the text and label columns; returns whether the source has a split column.
+SPLIT_BY_COLUMN, SPLIT_BY_NAMES, SPLIT_BY_HASH = "column", "file names", "hash"
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitOrigin:
+    """Where the rows' splits come from: the source's split column, its files' names, or the seeded hash.
+
+    Attributes:
+        kind: ``SPLIT_BY_COLUMN``, ``SPLIT_BY_NAMES`` or ``SPLIT_BY_HASH``.
+        column: the split column's name (``settings.split_column``).
+        by_file: with ``SPLIT_BY_NAMES``, each shard's split by shard name.
+    """
+
+    kind: str
+    column: str
+    by_file: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def from_source(self) -> bool:
+        return self.kind != SPLIT_BY_HASH
+
+    def chunks(self, shard, columns: list[str], chunk_rows: int):
+        """The shard's frames with ``columns``; with file names, the split column holds the file's split."""
+        if self.kind != SPLIT_BY_NAMES:
+            yield from shard.chunks(columns, chunk_rows)
+            return
+        split = self.by_file[shard.name]
+        for frame in shard.chunks([c for c in columns if c != self.column], chunk_rows):
+            yield frame.assign(**{self.column: split}) if self.column in columns else frame
+
+
+def split_origin(source: Source, settings: IngestSettings) -> SplitOrigin:
+    """Every shard has the text and label columns; returns where the rows' splits come from: the split
+    column when every shard has one, else the file and folder names below the source's folder or glob
+    root when every file names a split (``train*``, ``validation*``/``valid*``/``dev*``, ``test*``, as
+    Hugging Face ``datasets`` reads them), else the seeded hash.
 
     Raises:
         MissingColumnError: naming the shard, the column and the columns it has.
+        SplitNameError: some files name a split and others do not, or one file names two.
     """
     with_split = []
     for shard in source.shards:
@@ -133,38 +178,52 @@ def check_columns(source: Source, settings: IngestSettings) -> bool:
         has, lacks = (next(s.name for s, w in zip(source.shards, with_split) if w is flag) for flag in (True, False))
         raise MissingColumnError(f"split_column {settings.split_column!r} is in {has} but not in {lacks}: "
                                  "every file of a source needs it, or none")
-    return bool(with_split) and all(with_split)
+    if with_split and all(with_split):
+        return SplitOrigin(SPLIT_BY_COLUMN, settings.split_column)
+    named = {shard.name: split_from_name(shard.relative) for shard in source.shards if shard.relative is not None}
+    if not any(named.values()):
+        return SplitOrigin(SPLIT_BY_HASH, settings.split_column)
+    unnamed = [name for name, split in named.items() if split is None]
+    if unnamed or len(named) < len(source.shards):
+        example = next(name for name, split in named.items() if split)
+        raise SplitNameError(
+            f"{source.description}: file names give the split of {example} ({named[example]}) but not of "
+            f"{(unnamed or ['a file'])[0]} ({len(unnamed)} of {len(source.shards)} files name no split). Name every "
+            "file or folder train*, validation*/valid*/dev* or test*, narrow the glob, or give the rows a "
+            f"{settings.split_column!r} column")
+    return SplitOrigin(SPLIT_BY_NAMES, settings.split_column, named)
 
 
-def scan_labels(source: Source, settings: IngestSettings, has_split: bool, chunk_rows: int) -> LabelScan:
+def scan_labels(source: Source, settings: IngestSettings, origin: SplitOrigin, chunk_rows: int) -> LabelScan:
     """The first pass: only the label (and split) columns."""
     scan = LabelScan(settings.label_column)
-    columns = [settings.label_column] + ([settings.split_column] if has_split else [])
+    columns = [settings.label_column] + ([settings.split_column] if origin.from_source else [])
     for shard in source.shards:
-        for frame in shard.chunks(columns, chunk_rows):
-            splits = [split_alias(v) for v in frame[settings.split_column].tolist()] if has_split else None
+        for frame in origin.chunks(shard, columns, chunk_rows):
+            splits = [split_alias(v) for v in frame[settings.split_column].tolist()] if origin.from_source else None
             scan.add(frame[settings.label_column], splits)
     return scan
 
 
-def plan_rows(source: Source, settings: IngestSettings, has_split: bool, chunk_rows: int) -> Plan:
+def plan_rows(source: Source, settings: IngestSettings, origin: SplitOrigin, chunk_rows: int) -> Plan:
     """Label names, split rule and sampling rate; reads the label column first when they need it."""
     given = [n.strip() for n in settings.label_names.split(",") if n.strip()] or source.label_names
     scan = None
-    if not given or settings.sample_size or has_split:
-        scan = scan_labels(source, settings, has_split, chunk_rows)
+    if not given or settings.sample_size or origin.kind == SPLIT_BY_COLUMN:
+        scan = scan_labels(source, settings, origin, chunk_rows)
     names, lookup = label_vocabulary(scan.values() if scan else [], given)
     mapper = LabelMapper(lookup)
-    present = scan.splits() if scan else set()
-    carve = has_split and "validation" not in present and "train" in present
-    if carve:
-        log.info("source has no validation split: carving %.0f%% of train", 100 * settings.validation_fraction)
-    rule = SplitRule(settings.test_fraction, settings.validation_fraction, settings.seed, has_split, carve)
+    present = set(origin.by_file.values()) if origin.kind == SPLIT_BY_NAMES else (scan.splits() if scan else set())
+    carve = carved_splits(present) if origin.from_source else ()
+    for split in carve:
+        fraction = settings.validation_fraction if split == "validation" else settings.test_fraction
+        log.info("the source's %s has no %s split: carving %.0f%% of its train rows", origin.kind, split, 100 * fraction)
+    rule = SplitRule(settings.test_fraction, settings.validation_fraction, settings.seed, origin.from_source, carve)
     rate = 1.0
     if settings.sample_size:
-        usable = scan.usable_rows(mapper, has_split)
+        usable = scan.usable_rows(mapper, origin.from_source)
         rate = min(1.0, settings.sample_size / usable) if usable else 1.0
-    return Plan(names, mapper, rule, rate)
+    return Plan(names, mapper, rule, rate, origin)
 
 
 def check_rows(frame: pd.DataFrame, first_row: int, file: str | None, settings: IngestSettings, plan: Plan,
@@ -221,24 +280,25 @@ def place_rows(good: dict, plan: Plan, seed: int, writer, outcome: Outcome) -> N
 
 def ingest_rows(source: Source, settings: IngestSettings, writer, chunk_rows: int) -> Outcome:
     """Both passes over ``source``: rows go to ``writer`` split by split; returns what was learnt."""
-    has_split = check_columns(source, settings)
-    plan = plan_rows(source, settings, has_split, chunk_rows)
+    origin = split_origin(source, settings)
+    has_split = origin.from_source
+    plan = plan_rows(source, settings, origin, chunk_rows)
     outcome = Outcome(plan, RowLedger(), Fingerprint(), BadRows(), set(), 0)
     columns = [settings.text_column, settings.label_column] + ([settings.split_column] if has_split else [])
     several = len(source.shards) > 1
     for shard in source.shards:
         first_row = 1
-        for frame in shard.chunks(columns, chunk_rows):
+        for frame in origin.chunks(shard, columns, chunk_rows):
             good = check_rows(frame, first_row, shard.name if several else None, settings, plan, has_split, outcome.bad)
             place_rows(good, plan, settings.seed, writer, outcome)
             first_row += len(frame)
             outcome.read_rows += len(frame)
     outcome.stats = outcome.ledger.stats()
-    check_outcome(outcome, settings, has_split)
+    check_outcome(outcome, settings)
     return outcome
 
 
-def check_outcome(outcome: Outcome, settings: IngestSettings, has_split: bool) -> None:
+def check_outcome(outcome: Outcome, settings: IngestSettings) -> None:
     """Raises SingleClassError or EmptySplitError, naming what was found."""
     names = outcome.plan.names
     if len(outcome.classes) < 2:
@@ -250,9 +310,17 @@ def check_outcome(outcome: Outcome, settings: IngestSettings, has_split: bool) -
     per_split = dict(zip(SPLITS, outcome.stats.counts(len(names)).sum(axis=0).tolist()))
     for split in SPLITS:
         if not per_split[split]:
-            where = f"the source's {settings.split_column!r} column" if has_split else "the split"
+            where = {SPLIT_BY_COLUMN: f"the source's {settings.split_column!r} column",
+                     SPLIT_BY_NAMES: "the file names (" + describe_files(outcome.plan.origin) + ")"}.get(
+                         outcome.plan.origin.kind, "the split")
             raise EmptySplitError(f"split {split!r} is empty after {where} ({outcome.ledger.rows} usable rows: "
                                   f"{ {k: v for k, v in per_split.items() if v} })")
+
+
+def describe_files(origin: SplitOrigin) -> str:
+    """``train: 1 file, test: 2 files``: how many files name each split."""
+    counts = {split: list(origin.by_file.values()).count(split) for split in SPLITS}
+    return ", ".join(f"{split}: {n} file{'s' * (n != 1)}" for split, n in counts.items() if n)
 
 
 # ---------------------------------------------------------------- entry points
@@ -275,7 +343,11 @@ def describe(outcome: Outcome, settings: IngestSettings, source_files: int) -> t
         "bad_rows_by_reason": dict(outcome.bad.by_reason),
         "duplicates": outcome.ledger.duplicates(),
         "sample_rate": outcome.plan.sample_rate,
+        "split_origin": outcome.plan.origin.kind,
+        "carved_splits": list(outcome.plan.rule.carve),
     }
+    if outcome.plan.origin.kind == SPLIT_BY_NAMES:
+        metadata["split_files"] = outcome.plan.origin.by_file
     return metadata, warnings
 
 

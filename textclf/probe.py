@@ -59,3 +59,21 @@ def read_probe_texts(model_dir: str | Path) -> list[dict]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def read_probe_texts_at(model_uri: str) -> list[dict]:
+    """The probe rows of a Model directory at a local path or ``gs://`` URI (through ``textclf.storage``);
+    ``[]`` when it has none.
+
+    Raises:
+        ValueError: a URI scheme the storage module does not read (``s3://``, ``pvc://``...).
+    """
+    from textclf import storage
+
+    if "://" in model_uri and not storage.is_gcs(model_uri):
+        raise ValueError(f"cannot read {model_uri}: only local paths and gs:// URIs are read here")
+    try:
+        text = storage.read_text(model_uri.rstrip("/") + "/" + PROBE_FILE)
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text.splitlines() if line.strip()]

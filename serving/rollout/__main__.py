@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="JWT sent as Authorization: Bearer with the probes, e.g. from `kubectl create token "
                               "textclf-rollout -n textclf --audience textclf` (default: $TEXTCLF_TOKEN_FILE)")
     probes = analyze.add_mutually_exclusive_group()
-    probes.add_argument("--probes", help="file with one probe text per line (default: the built-in set)")
+    probes.add_argument("--probes", help="file with one probe text per line (default: the canary model's own "
+                        "probe_texts.jsonl, read from its storage URI)")
     probes.add_argument("--no-probes", action="store_true", help="decide on metrics only")
     analyze.add_argument("--act", action="store_true", help="promote or roll back as decided (default: only print)")
     return parser
@@ -129,11 +130,11 @@ def run_analysis(args: argparse.Namespace, api: InferenceServiceAPI) -> int:
 
     status = operations.get_status(args.name, args.namespace, api=api)
     if args.no_probes:
-        probes: tuple[str, ...] = ()
+        probes: tuple[str, ...] | None = ()
     elif args.probes:
         probes = load_probes(args.probes)
     else:
-        probes = analysis.PROBE_TEXTS
+        probes = None  # the canary model's own
     verdict = analysis.analyze(
         status, analysis.Prometheus(args.prometheus), rules=values(analysis.CanaryRules),
         names=values(analysis.MetricNames), probes=probes, model_name=args.model_name, ingress_url=args.ingress_url,

@@ -8,10 +8,12 @@ Two kinds of evidence, per Knative revision (Serverless) or per predictor Deploy
   label KServe gives every pod of a predictor Deployment, ``app: isvc.<Deployment name>``
   (``<service>-<predictor name>-predictor``; KServe v0.20.0 deployment_reconciler.go), which
   also tells the canary's pods from the stable ones;
-- a fixed probe set of texts sent to each through its own URL: Serverless, the ``prev`` /
-  ``latest`` tag URLs KServe sets with the annotation ``serving.kserve.io/enable-tag-routing:
-  "true"``; Standard, each predictor's cluster-local Service (``http://<Deployment>.<ns>.svc.cluster.local``,
-  reachable from inside the cluster). The share of texts both label the same.
+- probe texts sent to each through its own URL: Serverless, the ``prev`` / ``latest`` tag URLs KServe
+  sets with the annotation ``serving.kserve.io/enable-tag-routing: "true"``; Standard, each predictor's
+  cluster-local Service (``http://<Deployment>.<ns>.svc.cluster.local``, reachable from inside the
+  cluster). The share of texts both label the same. The texts are the canary model's own
+  (``probe_texts.jsonl`` in its Model directory, a seeded sample of its validation texts, read from
+  its storage URI), so an intent model is probed with intents, not with another domain's text.
 
 The rule fails closed: a comparison with a missing number fails, any failed check rolls back, and
 too little canary traffic gives no verdict at all (``hold``).
@@ -30,28 +32,6 @@ from textclf.inferenceservice import SERVERLESS, STANDARD
 from textclf.rollout.errors import AnalysisError, NoCanaryError
 from textclf.settings import setting
 from textclf.rollout.operations import RolloutStatus, TrafficTarget
-
-# Fixed probe texts: short and long, both polarities, negation, sarcasm, non-English, noise.
-# Changing them changes what "agreement" means between runs, so add, do not edit.
-PROBE_TEXTS = (
-    "An absolute delight from start to finish, I would watch it again tomorrow.",
-    "Terrible. I walked out after forty minutes and asked for a refund.",
-    "Not bad at all, actually one of the better ones this year.",
-    "I did not enjoy this, and I do not think anyone in the cinema did.",
-    "Oh great, another two hours of my life I will never get back.",
-    "The acting was superb but the story dragged in the middle.",
-    "Mediocre script, forgettable music, and a plot you can guess from the poster.",
-    "A masterpiece of quiet, patient storytelling.",
-    "Worst purchase I have made in years; it broke on the second day.",
-    "Works exactly as described and arrived earlier than promised.",
-    "Une réussite totale, je le recommande à tout le monde.",
-    "Das war leider die schlechteste Folge der ganzen Staffel.",
-    "ok",
-    "!!!???",
-    "The first half is boring. " * 20 + "The ending, however, is brilliant and moving.",
-    "I loved the cast, hated the director's choices, and left feeling confused.",
-)
-
 
 @dataclass
 class CanaryRules:
@@ -267,6 +247,34 @@ def decide(
     return Verdict(action, canary, previous, checks)
 
 
+def canary_model_uri(status: RolloutStatus, canary: TrafficTarget) -> str | None:
+    """The storage URI of the model the canary serves: its own predictor's (Standard), or ``spec.predictor``'s
+    (Serverless, whose latest revision is the canary)."""
+    return canary.model_uri or status.model_uri
+
+
+def model_probe_texts(model_uri: str | None) -> tuple[str, ...]:
+    """The probe texts stored with a model (``textclf.probe``), read through the storage module.
+
+    Raises:
+        AnalysisError: no model URI, an unreadable one, or a model without probe texts; the message says
+            to pass ``--probes FILE`` or ``--no-probes`` instead.
+    """
+    from textclf.probe import PROBE_FILE, read_probe_texts_at
+
+    instead = "pass --probes FILE (one text a line) or --no-probes"
+    if not model_uri:
+        raise AnalysisError(f"the canary's model URI is not in the InferenceService, so its probe texts are unknown: {instead}")
+    try:
+        rows = read_probe_texts_at(model_uri)
+    except (OSError, ValueError) as error:
+        raise AnalysisError(f"cannot read the probe texts of the canary's model {model_uri}: {error}; {instead}") from error
+    if not rows:
+        raise AnalysisError(f"the canary's model {model_uri} has no {PROBE_FILE} (trained before models carried "
+                            f"their probe texts): {instead}")
+    return tuple(row["text"] for row in rows)
+
+
 def canary_targets(status: RolloutStatus) -> tuple[TrafficTarget, TrafficTarget]:
     """The (canary, previous) traffic targets of an InferenceService in the middle of a canary."""
     where = f"InferenceService {status.namespace}/{status.name}"
@@ -291,18 +299,23 @@ def analyze(
     *,
     rules: CanaryRules | None = None,
     names: MetricNames | None = None,
-    probes: tuple[str, ...] | list[str] = PROBE_TEXTS,
+    probes: tuple[str, ...] | list[str] | None = None,
     model_name: str | None = None,
     ingress_url: str | None = None,
     token: str | None = None,
 ) -> Verdict:
-    """Gather the numbers for both revisions and decide. Acting on the verdict is the caller's."""
+    """Gather the numbers for both revisions and decide. Acting on the verdict is the caller's.
+
+    ``probes``: the texts both revisions label; None: the canary model's own probe texts; empty: no probes.
+    """
     rules = rules or CanaryRules()
     names = names or MetricNames()
     canary_target, previous_target = canary_targets(status)
     canary = revision_numbers(prometheus, names, canary_target, status.deployment_mode)
     previous = revision_numbers(prometheus, names, previous_target, status.deployment_mode)
     agreement = None
+    if probes is None:
+        probes = model_probe_texts(canary_model_uri(status, canary_target))
     if probes:
         if not canary_target.url or not previous_target.url:
             raise AnalysisError(

@@ -95,9 +95,9 @@ def test_single_class_is_an_error_that_names_the_class():
 
 
 def test_empty_source_split_is_an_error_that_names_the_split():
-    raw = balanced(["a", "b"]).assign(split="train")
-    raw.loc[::2, "split"] = "validation"  # train + validation, but no test rows
-    with pytest.raises(EmptySplitError, match="split 'test' is empty"):
+    raw = balanced(["a", "b"]).assign(split="test")
+    raw.loc[::2, "split"] = "validation"  # validation + test, but no train rows to learn from (or carve)
+    with pytest.raises(EmptySplitError, match="split 'train' is empty after the source's 'split' column"):
         prepare(raw, IngestSettings())
 
 

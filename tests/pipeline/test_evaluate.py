@@ -39,7 +39,9 @@ def test_evaluate_writes_metrics_report_and_champion_comparison(trained_model, t
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["accuracy"] == result["accuracy"] and saved["examples"] == sample_parquet[1]["rows"]["test"]
     assert saved["labels"] == ["negative", "positive"]
-    assert saved["behaviour"]["applicable"] is True and saved["behaviour"]["suites"]
+    sources = {suite["source"] for suite in saved["behaviour"]["suites"]}
+    assert sources == {"sentiment", "task-neutral"}, "sentiment labels: the shipped file and the task-neutral suites"
+    assert saved["behaviour"]["pass_rates"] == saved["champion"]["behaviour"]["pass_rates"], "the same cases for both"
     # the same model as champion on the same split scores exactly the same
     assert saved["champion"]["accuracy"] == saved["accuracy"]
     report = (tmp_path / "report.md").read_text()
@@ -121,3 +123,26 @@ def test_cpu_token_cap_scores_like_one_batch_per_text(trained_model, tokenized_d
     capped = predict_logits(model, ids, 64, encoder.pad_id, torch.device("cpu"), "fp32")
     alone = torch.cat([predict_logits(model, [row], 1, encoder.pad_id, torch.device("cpu"), "fp32") for row in ids])
     torch.testing.assert_close(capped, alone, atol=1e-5, rtol=1e-4)
+
+
+def test_a_spam_model_gets_the_task_neutral_suites_from_its_own_test_texts(tmp_path):
+    """No suite file fits ham/spam: the model is tested by edits of its test messages (a typo, case,
+    punctuation, whitespace, names, numbers, URLs), and the report says why the sentiment file was not used."""
+    from tests.conftest import build_tiny_model
+    from textclf.evaluate import score_model
+
+    model_dir = build_tiny_model(tmp_path / "spam-model", labels=["ham", "spam"])
+    messages = [f"Hi {name}, call me at 0{7700 + i} 900{i:03d} or see www.example{i}.com, ok?" for i, name in
+                enumerate(["Tom", "Maria", "Omar", "Mei"] * 5)] + [f"WINNER!! Claim prize {i} now" for i in range(20)]
+
+    def batches():
+        yield messages, [i % 2 for i in range(len(messages))]
+
+    result = score_model(str(model_dir), batches, ["ham", "spam"], EvaluateSettings(scoring_precision="fp32"))
+    behaviour = result["behaviour"]
+    names = {suite["name"] for suite in behaviour["suites"]}
+    assert {"neutral_typos", "neutral_case", "neutral_names_places", "neutral_numbers", "neutral_urls_emails"} <= names
+    assert all(suite["source"] == "task-neutral" and suite["type"] == "INV" for suite in behaviour["suites"])
+    assert any("sentiment suites not used" in note for note in behaviour["notes"])
+    originals = {f["original"] for suite in behaviour["suites"] for f in suite["failures"]}
+    assert originals <= set(messages)

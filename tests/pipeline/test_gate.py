@@ -51,9 +51,21 @@ def test_behaviour_rule_fails_closed_and_applies_minimums():
     assert decide({"accuracy": 0.9}, GateSettings()).deciding_rule == "behavioural tests"
     strict = GateSettings(min_dir_pass_rate=0.95)
     assert decide(metrics(), strict).deciding_rule == "behavioural tests"
-    not_applicable = {**GOOD_BEHAVIOUR, "applicable": False, "not_applicable_reason": "labels ham/spam", "suites": []}
-    assert not decide(metrics(behaviour=not_applicable), GateSettings()).passed
-    assert decide(metrics(behaviour=not_applicable), GateSettings(allow_behaviour_not_applicable=True)).passed
+    no_suite = {**GOOD_BEHAVIOUR, "suites": []}
+    assert not decide(metrics(behaviour=no_suite), GateSettings()).passed, "no suite at all fails closed"
+    old_not_applicable = {**no_suite, "applicable": False, "not_applicable_reason": "labels ham/spam"}
+    assert not decide(metrics(behaviour=old_not_applicable), GateSettings()).passed
+
+
+def test_a_model_with_only_task_neutral_suites_is_judged_on_invariance_alone():
+    """A spam or intent model: no suite file fits its labels, the task-neutral INV suites decide."""
+    neutral = {"label_names": ["ham", "spam"], "settings": {}, "suites": [
+        {"name": "neutral_typos", "type": "INV", "description": "", "cases": 40, "passed": 38, "failures": [],
+         "source": "task-neutral"}]}
+    decision = decide(metrics(behaviour=neutral), GateSettings())
+    assert decision.passed
+    assert "inv 0.950 >= 0.85; mft, dir: no suite of that type fits these labels" in decision.rules[1].detail
+    assert not decide(metrics(behaviour=neutral), GateSettings(min_inv_pass_rate=0.96)).passed
 
 
 @pytest.mark.parametrize("challenger, passed", [(0.88, False), (0.895, True), (0.90, True), (0.95, True)])

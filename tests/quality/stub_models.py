@@ -9,19 +9,21 @@ import re
 
 import numpy as np
 
-from textclf.behaviour import data
+from textclf.behaviour import built_in
+
+SLOTS = built_in("sentiment.yaml").slots
 
 POSITIVE_WORDS = frozenset(
-    data.POSITIVE_ADJECTIVES
-    + data.POSITIVE_VERBS
-    + data.NEGATABLE_POSITIVE_ADJECTIVES
-    + data.NEGATABLE_POSITIVE_VERBS
-    + ("recommended", "best", "joy", "delight", "applauded", "gorgeous", "clever")
+    SLOTS["positive_adjective"]
+    + SLOTS["positive_verb"]
+    + SLOTS["negatable_positive_adjective"]
+    + SLOTS["negatable_positive_verb"]
+    + ["recommended", "best", "joy", "delight", "applauded", "gorgeous", "clever"]
 )
 NEGATIVE_WORDS = frozenset(
-    data.NEGATIVE_ADJECTIVES
-    + data.NEGATIVE_VERBS
-    + ("waste", "wasted", "bored", "worst", "mess", "wooden", "slow", "lazy", "disappointment")
+    SLOTS["negative_adjective"]
+    + SLOTS["negative_verb"]
+    + ["waste", "wasted", "bored", "worst", "mess", "wooden", "slow", "lazy", "disappointment"]
 )
 NEGATORS = frozenset({"not", "never", "no", "cannot"})
 

@@ -5,22 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from textclf.behaviour import (
-    DIR,
-    INV,
-    MFT,
-    SUITES,
-    BehaviourError,
-    BehaviourReport,
-    Case,
-    NotSentimentLabels,
-    Suite,
-    run_suites,
-    sentiment_label_ids,
-)
+from textclf.behaviour import DIR, INV, MFT, BehaviourError, BehaviourReport, Case, Suite, built_in, run_suites
 from tests.quality.stub_models import constant_model, lexicon_model
 
 LABELS = ["negative", "positive"]
+SENTIMENT = built_in("sentiment.yaml")
+SUITES = SENTIMENT.bind(LABELS)
+ROLES = {"positive": 1, "negative": 0}
 MFT_SUITES = [s.name for s in SUITES if s.kind == MFT]
 INV_SUITES = [s.name for s in SUITES if s.kind == INV]
 
@@ -85,37 +76,32 @@ def test_positive_label_is_found_whatever_its_id():
         (["negative", "neutral", "positive"], (2, 0)),
     ],
 )
-def test_sentiment_label_ids(labels, ids):
-    assert sentiment_label_ids(labels) == ids
+def test_the_sentiment_file_binds_its_roles_to_sentiment_labels(labels, ids):
+    roles, problem = SENTIMENT.roles_for(labels)
+    assert (roles["positive"], roles["negative"]) == ids and problem == ""
 
 
 @pytest.mark.parametrize(
     "labels",
     [["ham", "spam"], ["0", "1", "2"], ["LABEL_0", "LABEL_1"], ["pos", "positive", "negative"]],
 )
-def test_labels_without_one_positive_and_one_negative_are_not_sentiment(labels):
-    with pytest.raises(NotSentimentLabels, match="positive"):
-        sentiment_label_ids(labels)
+def test_labels_without_one_positive_and_one_negative_do_not_fit_the_sentiment_file(labels):
+    roles, problem = SENTIMENT.roles_for(labels)
+    assert roles is None and "positive" in problem
+    with pytest.raises(BehaviourError, match="do not fit sentiment"):
+        SENTIMENT.bind(labels)
 
 
-@pytest.mark.parametrize("labels", [["positive"], ["positive", "Positive"], ["negative", ""]])
-def test_malformed_label_names_are_an_error(labels):
-    with pytest.raises(BehaviourError, match="label names"):
-        sentiment_label_ids(labels)
-
-
-def test_non_sentiment_labels_give_a_not_applicable_report_that_fails_closed():
+def test_non_sentiment_labels_get_no_file_suites_and_an_empty_report_fails_closed():
     def must_not_be_called(texts):
-        raise AssertionError("predict_proba called for a non-sentiment model")
+        raise AssertionError("predict_proba called without suites")
 
     report = run_suites(must_not_be_called, ["ham", "spam"])
-    assert not report.applicable and "ham" in report.not_applicable_reason
     assert report.pass_rates() == {} and report.suites == []
-    assert report.check({"mft": 0.5})[0].startswith("behavioural tests not applicable")
-    assert report.check({"mft": 0.5}, allow_not_applicable=True) == []
-    assert "Not applicable" in report.to_markdown() and "spam" in report.to_markdown()
+    assert report.check({"mft": 0.5}) == ["no behavioural suite ran"]
+    assert "sentiment suites not used" in report.to_markdown() and "No suite ran" in report.to_markdown()
     as_json = json.loads(json.dumps(report.to_dict()))
-    assert as_json["applicable"] is False and as_json["pass_rates"] == {}
+    assert as_json["pass_rates"] == {}
     assert BehaviourReport.from_dict(as_json) == report
 
 
@@ -180,7 +166,7 @@ def _scripted(positive_by_text):
     ],
 )
 def test_directional_tolerance(before, after, tolerance, passes):
-    suite = Suite("dir_scripted", DIR, "scripted", lambda rng: [Case("b", "up", "a")])
+    suite = Suite("dir_scripted", DIR, "scripted", lambda rng: [Case("b", "up", "a", "positive")], "file", ROLES)
     model = _scripted({"a": before, "b": after})
     report = run_suites(model, LABELS, suites=[suite], dir_tolerance=tolerance)
     assert report.pass_rates()["dir_scripted"] == (1.0 if passes else 0.0)
@@ -188,8 +174,8 @@ def test_directional_tolerance(before, after, tolerance, passes):
 
 def test_report_round_trips_through_json_and_renders_failures():
     cases = [Case(f"good | case {i}", "positive") for i in range(8)] + [Case("bad one", "negative")]
-    suite = Suite("mft_scripted", MFT, "scripted", lambda rng: cases)
-    inv = Suite("inv_scripted", INV, "scripted", lambda rng: [Case("edited", "same", "original")])
+    suite = Suite("mft_scripted", MFT, "scripted", lambda rng: cases, "file", ROLES)
+    inv = Suite("inv_scripted", INV, "scripted", lambda rng: [Case("edited", "same", "original")], "task-neutral")
     model = _scripted({case.text: 0.2 for case in cases} | {"original": 0.3, "edited": 0.6})
     report = run_suites(model, LABELS, suites=[suite, inv], max_failures=3)
 
@@ -205,8 +191,9 @@ def test_report_round_trips_through_json_and_renders_failures():
     assert BehaviourReport.from_dict(json.loads(json.dumps(raw))) == report
 
     markdown = report.to_markdown()
-    assert "| mft_scripted | MFT | 9 | 1 | 11.1% |" in markdown
-    assert "| **all MFT** | MFT | 9 | 1 | **11.1%** |" in markdown
+    assert "| mft_scripted | file | MFT | 9 | 1 | 11.1% |" in markdown
+    assert "| **all MFT** | | MFT | 9 | 1 | **11.1%** |" in markdown
+    assert "`file` suites: positive = `positive`, negative = `negative`" in markdown
     assert "### Failing: mft_scripted (8 of 9, first 3 shown)" in markdown
     assert "good \\| case" in markdown  # a pipe in a text does not break the table
     assert "negative 0.800, positive 0.200" in markdown
@@ -219,6 +206,9 @@ def test_check_rejects_impossible_minimums_and_reports_missing_keys():
     with pytest.raises(BehaviourError, match="must be in"):
         report.check({"mft": 80})
     assert report.check({"no_such_suite": 0.1}) == ["behavioural pass rate 'no_such_suite' is missing"]
+    inv_only = run_suites(constant_model(0.7), LABELS, suites=[s for s in SUITES if s.kind == INV], max_cases_per_suite=5)
+    assert inv_only.check({"mft": 0.9, "inv": 0.9, "dir": 0.9}) == [], "types no suite fits are not checked"
+    assert inv_only.kinds_run() == {"inv"}
 
 
 def test_runs_on_a_real_hugging_face_model(tiny_model_dir):
@@ -232,7 +222,7 @@ def test_runs_on_a_real_hugging_face_model(tiny_model_dir):
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     report = run_suites(predict_proba(model, TextEncoder(tokenizer, 128)), labels, max_cases_per_suite=10, batch_size=32)
-    assert report.applicable and report.positive_label == "positive"
+    assert report.roles == {"sentiment": {"positive": "positive", "negative": "negative"}}
     rates = report.pass_rates()
     assert set(rates) == {s.name for s in SUITES} | {"mft", "inv", "dir"}
     assert all(0.0 <= rate <= 1.0 for rate in rates.values())

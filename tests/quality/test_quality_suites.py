@@ -1,4 +1,4 @@
-"""The suite generators: deterministic, labelled, and each edit is the edit it claims to be."""
+"""The shipped sentiment suite file: deterministic, labelled, and each edit is the edit it claims to be."""
 
 import hashlib
 import os
@@ -9,18 +9,13 @@ from collections import Counter
 
 import pytest
 
-from textclf.behaviour import data
-from textclf.behaviour import (
-    DIR,
-    EXPECTATIONS,
-    INV,
-    MFT,
-    SUITES,
-    BehaviourError,
-    swap_contractions,
-)
+from textclf.behaviour import DIR, INV, MFT, BehaviourError, built_in, sentiment_suites, swap_contractions
 
+SENTIMENT = built_in("sentiment.yaml")
+SLOTS = SENTIMENT.slots
+SUITES = sentiment_suites()
 SUITE_BY_NAME = {suite.name: suite for suite in SUITES}
+APPENDED = {spec["name"]: spec["append"] for spec in SENTIMENT.suites if spec["type"] == DIR}
 
 
 @pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
@@ -37,7 +32,7 @@ def test_generator_yields_labelled_cases(suite):
     assert len(set(cases)) == len(cases)
     for case in cases:
         assert case.text.strip()
-        assert case.expected in EXPECTATIONS[suite.kind]
+        assert suite.well_formed(case)
         if suite.kind == MFT:
             assert case.original == ""
         else:
@@ -59,8 +54,8 @@ def test_max_cases_must_be_positive():
 def test_cases_do_not_depend_on_the_hash_seed():
     """Same seed, different processes and PYTHONHASHSEED: the same cases (no set-order leaks)."""
     script = (
-        "import hashlib; from textclf.behaviour import SUITES; "
-        "print(hashlib.sha256(repr([s.generate(7, 40) for s in SUITES]).encode()).hexdigest())"
+        "import hashlib; from textclf.behaviour import sentiment_suites; "
+        "print(hashlib.sha256(repr([s.generate(7, 40) for s in sentiment_suites()]).encode()).hexdigest())"
     )
     digests = {
         subprocess.run(
@@ -81,8 +76,8 @@ def test_negation_cases_are_negated_and_flip_the_adjective_polarity():
     for case in SUITE_BY_NAME["mft_negation"].generate(max_cases=200):
         words = set(re.findall(r"[a-z']+", case.text.lower()))
         assert words & {"not", "never", "isn't", "don't"}, case.text
-        polar = data.NEGATABLE_NEGATIVE_ADJECTIVES if case.expected == "positive" else (
-            data.NEGATABLE_POSITIVE_ADJECTIVES + data.NEGATABLE_POSITIVE_VERBS
+        polar = SLOTS["negatable_negative_adjective"] if case.expected == "positive" else (
+            SLOTS["negatable_positive_adjective"] + SLOTS["negatable_positive_verb"]
         )
         assert words & set(polar), case.text
 
@@ -90,8 +85,8 @@ def test_negation_cases_are_negated_and_flip_the_adjective_polarity():
 def test_intensifier_cases_carry_an_intensifier_and_the_adjective_polarity():
     for case in SUITE_BY_NAME["mft_intensifiers"].generate(max_cases=100):
         words = set(case.text.lower().rstrip(".").split())
-        assert words & set(data.INTENSIFIERS), case.text
-        adjectives = data.POSITIVE_ADJECTIVES if case.expected == "positive" else data.NEGATIVE_ADJECTIVES
+        assert words & set(SLOTS["intensifier"]), case.text
+        adjectives = SLOTS["positive_adjective"] if case.expected == "positive" else SLOTS["negative_adjective"]
         assert words & set(adjectives), case.text
 
 
@@ -130,7 +125,7 @@ def test_contraction_cases_go_both_ways():
 
 
 def test_name_and_place_cases_differ_only_in_names_and_places():
-    swappable = set(data.NAMES) | set(data.CITIES)
+    swappable = set(SLOTS["name"]) | set(SLOTS["city"])
     for case in SUITE_BY_NAME["inv_names_places"].generate(max_cases=100):
         before, after = case.original.split(), case.text.split()
         changed = {re.sub(r"\W", "", w) for a, b in zip(before, after) if a != b for w in (a, b)}
@@ -149,7 +144,7 @@ def test_punctuation_and_case_cases_keep_the_words():
 
 @pytest.mark.parametrize(
     ("name", "clauses", "direction"),
-    [("dir_add_positive", data.POSITIVE_CLAUSES, "up"), ("dir_add_negative", data.NEGATIVE_CLAUSES, "down")],
+    [("dir_add_positive", APPENDED["dir_add_positive"], "up"), ("dir_add_negative", APPENDED["dir_add_negative"], "down")],
 )
 def test_directional_cases_append_a_clause_of_the_right_polarity(name, clauses, direction):
     suite = SUITE_BY_NAME[name]

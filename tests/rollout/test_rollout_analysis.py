@@ -21,7 +21,6 @@ import pytest
 from textclf.rollout import AnalysisError, NoCanaryError, apply_inference_service, get_status
 from serving.rollout.__main__ import main
 from serving.rollout.analysis import (
-    PROBE_TEXTS,
     CanaryRules,
     Prometheus,
     RevisionNumbers,
@@ -32,6 +31,8 @@ from textclf.inferenceservice import DeploySettings, build_inference_service, pr
 from tests.rollout.conftest import NAMESPACE, isvc_manifest, kserve_standard_status, kserve_status
 
 PREV, LATEST = "textclf-predictor-00001", "textclf-predictor-00002"
+# The canary model's probe texts: a question classifier's (TREC-like), not film reviews.
+PROBES = [f"What is the capital of country number {i} ?" if i % 3 else f"Who wrote book number {i} ?" for i in range(16)]
 PREV_HOST, LATEST_HOST = "prev-textclf.models.example.com", "latest-textclf.models.example.com"
 
 
@@ -140,10 +141,10 @@ class Fakes:
                 fakes.authorizations.append(self.headers.get("Authorization"))
                 assert self.path == "/v1/models/textclf:predict", self.path
                 texts = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["instances"]
-                labels = ["positive" if len(t) % 2 else "negative" for t in texts]
+                labels = ["HUM" if t.startswith("Who") else "LOC" for t in texts]
                 if host == fakes.canary_host:
                     labels = [
-                        flip(label) if PROBE_TEXTS.index(t) < fakes.canary_flips else label
+                        flip(label) if PROBES.index(t) < fakes.canary_flips else label
                         for t, label in zip(texts, labels)
                     ]
                 data = json.dumps({"predictions": [{"label": label, "score": 0.9} for label in labels]}).encode()
@@ -160,7 +161,29 @@ class Fakes:
 
 
 def flip(label):
-    return "negative" if label == "positive" else "positive"
+    return "LOC" if label == "HUM" else "HUM"
+
+
+@pytest.fixture(autouse=True)
+def model_store(tmp_path, monkeypatch):
+    """The models' gs:// folders, on local disk behind textclf.storage.read_text (the emulator-free
+    transport): each has the probe_texts.jsonl that train writes; run-3 was trained before they existed."""
+    from textclf import storage
+    from textclf.probe import write_probe_texts
+
+    for run in ("run-1", "run-2"):
+        folder = tmp_path / "bucket" / "models" / run
+        folder.mkdir(parents=True)
+        write_probe_texts(folder, [{"text": text, "label": "HUM" if text.startswith("Who") else "LOC"} for text in PROBES])
+    (tmp_path / "bucket" / "models" / "run-3").mkdir()
+    reads = []
+
+    def read_text(uri):
+        reads.append(uri)
+        return (tmp_path / uri.removeprefix("gs://")).read_text(encoding="utf-8")
+
+    monkeypatch.setattr(storage, "read_text", read_text)
+    return reads
 
 
 @pytest.fixture
@@ -179,8 +202,9 @@ def canary_live(kube, api):
         LATEST, PREV, 10, generation=2, urls={"prev": f"http://{PREV_HOST}", "latest": f"http://{LATEST_HOST}"}))
 
 
-def test_analyze_queries_each_revision_and_probes_both_through_the_ingress(fakes, canary_live, api):
+def test_analyze_queries_each_revision_and_probes_both_through_the_ingress(fakes, canary_live, api, model_store):
     verdict = analyze(get_status("textclf", api=api), Prometheus(fakes.url(0)), ingress_url=fakes.url(1))
+    assert model_store == ["gs://bucket/models/run-2/probe_texts.jsonl"], "the canary model's own probe texts"
 
     assert verdict.action == "promote"
     assert (verdict.canary.revision, verdict.canary.requests) == (LATEST, 500.0)
@@ -188,7 +212,7 @@ def test_analyze_queries_each_revision_and_probes_both_through_the_ingress(fakes
     assert verdict.canary.p95_s == pytest.approx(0.042)
     assert len(fakes.queries) == 6
     assert all('endpoint=~"v1_predict|v2_infer"' in q for q in fakes.queries if "histogram" not in q)
-    # 16 probe texts in batches of 16, once per revision, routed by Host header
+    # the model's 16 probe texts in batches of 16, once per revision, routed by Host header
     assert fakes.hosts == [LATEST_HOST, PREV_HOST]
     assert "16/16 texts labelled the same" in verdict.describe()
 
@@ -198,6 +222,30 @@ def test_analyze_needs_tag_urls_for_probes(fakes, kube, api, canary_live):
     with pytest.raises(AnalysisError, match="enable-tag-routing"):
         analyze(get_status("textclf", api=api), Prometheus(fakes.url(0)))
     assert analyze(get_status("textclf", api=api), Prometheus(fakes.url(0)), probes=()).action == "promote"
+
+
+def test_a_canary_model_without_probe_texts_is_a_named_error_not_film_reviews(fakes, kube, api, kubeconfig, tmp_path,
+                                                                            capsys):
+    apply_inference_service(isvc_manifest(), api=api)
+    apply_inference_service(isvc_manifest("gs://bucket/models/run-3", canary=10), api=api)
+    kube.set_status(NAMESPACE, "textclf", kserve_status(
+        LATEST, PREV, 10, generation=2, urls={"prev": f"http://{PREV_HOST}", "latest": f"http://{LATEST_HOST}"}))
+    status = get_status("textclf", api=api)
+    with pytest.raises(AnalysisError, match="run-3 has no probe_texts.jsonl.*--probes FILE"):
+        analyze(status, Prometheus(fakes.url(0)), ingress_url=fakes.url(1))
+    own = tmp_path / "probes.txt"
+    own.write_text("\n".join(PROBES[:4]) + "\n")
+    assert run_cli(kubeconfig, fakes, "--probes", str(own)) == 0, "--probes FILE still overrides"
+    assert "4/4 texts labelled the same" in capsys.readouterr().out
+
+
+def test_probe_texts_of_an_unreadable_scheme_are_a_named_error():
+    from serving.rollout.analysis import model_probe_texts
+
+    with pytest.raises(AnalysisError, match="cannot read the probe texts of the canary's model s3://b/m"):
+        model_probe_texts("s3://b/m")
+    with pytest.raises(AnalysisError, match="model URI is not in the InferenceService"):
+        model_probe_texts(None)
 
 
 def test_analyze_without_a_canary(fakes, kube, api):
@@ -289,8 +337,9 @@ def standard_canary(kube, api):
     kube.set_status(NAMESPACE, "textclf", kserve_standard_status({predictor_name(U2): (10, True)}, generation=2))
 
 
-def test_standard_mode_selects_predictor_deployments_by_their_app_label(standard_fakes, standard_canary, api):
+def test_standard_mode_selects_predictor_deployments_by_their_app_label(standard_fakes, standard_canary, api, model_store):
     verdict = analyze(get_status("textclf", api=api), Prometheus(standard_fakes.url(0)), ingress_url=standard_fakes.url(1))
+    assert model_store == [f"{U2}/probe_texts.jsonl"], "the canary predictor's model, not the stable one's"
 
     assert verdict.action == "promote"
     assert (verdict.canary.revision, verdict.canary.percent) == (CANARY_SERVICE, 10)

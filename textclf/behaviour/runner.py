@@ -1,5 +1,4 @@
-"""Running the suites through any ``predict_proba``: which labels are positive and negative, scoring
-each distinct text once, and judging each case."""
+"""Running suites through any ``predict_proba``: scoring each distinct text once, and judging each case."""
 
 from __future__ import annotations
 
@@ -17,45 +16,14 @@ from textclf.behaviour.cases import (
     DEFAULT_MAX_FAILURES,
     INV,
     MFT,
-    NEGATIVE_LABEL_NAMES,
-    POSITIVE,
-    POSITIVE_LABEL_NAMES,
-    SUITES,
     UP,
     BehaviourError,
     Case,
-    NotSentimentLabels,
     Suite,
 )
 from textclf.behaviour.report import BehaviourReport, Failure, SuiteResult
 
 log = logging.getLogger(__name__)
-
-def sentiment_label_ids(label_names: Sequence[str]) -> tuple[int, int]:
-    """Return ``(positive_id, negative_id)`` for a sentiment label set.
-
-    Names match case-insensitively: positive/pos/good and negative/neg/bad, and ``1``/``0``
-    when the labels are exactly ``0`` and ``1``. Other labels (e.g. ``neutral``) may be present.
-
-    Raises:
-        BehaviourError: Fewer than two labels, or empty or duplicate names.
-        NotSentimentLabels: No single positive and single negative label (e.g. ham/spam).
-    """
-    names = [str(name).strip().lower() for name in label_names]
-    if len(names) < 2 or not all(names) or len(set(names)) != len(names):
-        raise BehaviourError(f"need two or more distinct, non-empty label names, got {label_names!r}")
-    positive_words, negative_words = POSITIVE_LABEL_NAMES, NEGATIVE_LABEL_NAMES
-    if set(names) == {"0", "1"}:
-        positive_words, negative_words = positive_words | {"1"}, negative_words | {"0"}
-    positive = [i for i, name in enumerate(names) if name in positive_words]
-    negative = [i for i, name in enumerate(names) if name in negative_words]
-    if len(positive) == 1 and len(negative) == 1:
-        return positive[0], negative[0]
-    raise NotSentimentLabels(
-        f"label names {list(label_names)} do not name exactly one positive "
-        f"({'/'.join(sorted(positive_words))}) and one negative "
-        f"({'/'.join(sorted(negative_words))}) class"
-    )
 
 
 def _score(predict_proba, texts: list[str], num_labels: int, batch_size: int) -> np.ndarray:
@@ -91,29 +59,27 @@ class _Judge:
     """Decides cases from scored probabilities; ``probs[text]`` is a text's row."""
 
     label_names: Sequence[str]
-    positive: int
-    negative: int
     dir_tolerance: float
     probs: Mapping[str, np.ndarray]
 
-    def verdict(self, kind: str, case: Case) -> tuple[bool, str, str]:
+    def verdict(self, suite: Suite, case: Case) -> tuple[bool, str, str]:
         """(passed, expected, got) for the report."""
         labels, now = self.label_names, self.probs[case.text]
         got = int(np.argmax(now))
-        if kind == MFT:
-            want = self.positive if case.expected == POSITIVE else self.negative
+        if suite.kind == MFT:
+            want = suite.roles[case.expected]
             return got == want, labels[want], labels[got]
         before = self.probs[case.original]
-        if kind == INV:
+        if suite.kind == INV:
             want = int(np.argmax(before))
             return got == want, f"{labels[want]} (as the original)", labels[got]
-        old, new = before[self.positive], now[self.positive]
+        target = suite.roles[case.label]
+        old, new = before[target], now[target]
         rising = case.expected == UP
         change = (new - old) if rising else (old - new)
         at_end = old >= 1 - self.dir_tolerance if rising else old <= self.dir_tolerance
         passed = bool(change > 0 or (at_end and change >= -self.dir_tolerance))
-        expected = f"{labels[self.positive]} score {case.expected} from {old:.3f}"
-        return passed, expected, f"{new:.3f} ({new - old:+.3f})"
+        return passed, f"{labels[target]} score {case.expected} from {old:.3f}", f"{new:.3f} ({new - old:+.3f})"
 
     def failure(self, case: Case, expected: str, got: str) -> Failure:
         def scores(text: str) -> dict[str, float]:
@@ -126,11 +92,11 @@ class _Judge:
     def run(self, suite: Suite, cases: list[Case], max_failures: int) -> SuiteResult:
         passed, failures = 0, []
         for case in cases:
-            ok, expected, got = self.verdict(suite.kind, case)
+            ok, expected, got = self.verdict(suite, case)
             passed += ok
             if not ok and len(failures) < max_failures:
                 failures.append(self.failure(case, expected, got))
-        return SuiteResult(suite.name, suite.kind, suite.description, len(cases), passed, failures)
+        return SuiteResult(suite.name, suite.kind, suite.description, len(cases), passed, failures, suite.source)
 
 
 def run_suites(
@@ -142,53 +108,53 @@ def run_suites(
     seed: int = 0,
     dir_tolerance: float = DEFAULT_DIR_TOLERANCE,
     max_failures: int = DEFAULT_MAX_FAILURES,
-    suites: Sequence[Suite] = SUITES,
+    suites: Sequence[Suite] | None = None,
+    skipped: Sequence[dict] = (),
+    notes: Sequence[str] = (),
 ) -> BehaviourReport:
-    """Run the behavioural suites against a classifier.
+    """Run behavioural suites against a classifier.
 
     Args:
-        predict_proba: Maps a list of texts to an (N, K) array of probabilities, columns in
-            label-id order.
+        predict_proba: Maps a list of texts to an (N, K) array of probabilities, columns in label-id order.
         label_names: The model's label names in id order (``id2label``).
-        max_cases_per_suite: Cases drawn per suite (the default 40 gives 360 cases).
+        max_cases_per_suite: Cases drawn per suite (40 by default).
         batch_size: Texts per ``predict_proba`` call.
         seed: Picks the cases; the same seed gives the same cases.
-        dir_tolerance: How close to 0 or 1 a DIR original's positive score counts as already
-            at that end, and how far the score may then move the wrong way.
+        dir_tolerance: How close to 0 or 1 a DIR original's score counts as already at that end, and
+            how far the score may then move the wrong way.
         max_failures: Failing examples kept per suite.
-        suites: The suites to run.
+        suites: The suites, bound to these labels (``textclf.behaviour.plan``); None: the shipped suite
+            files whose roles fit the labels (the sentiment suites for sentiment labels), and none else.
+        skipped: Suites that could not be built, for the report.
+        notes: Lines for the report (why a suite file was not chosen).
 
     Returns:
-        The report; not applicable (and ``predict_proba`` never called) when the labels are
-        not sentiment labels.
+        The report (with no suites, and ``predict_proba`` never called, when none was given or fits).
 
     Raises:
-        BehaviourError: Bad settings or label names, or ``predict_proba`` output that is not an
-            (N, K) array of probabilities.
+        BehaviourError: Bad settings, or ``predict_proba`` output that is not an (N, K) array of probabilities.
     """
     if batch_size < 1 or max_failures < 0 or not 0.0 <= dir_tolerance < 0.5:
         raise BehaviourError(
             f"need batch_size >= 1, max_failures >= 0 and 0 <= dir_tolerance < 0.5; got "
             f"{batch_size}, {max_failures}, {dir_tolerance}"
         )
-    settings = {"seed": seed, "max_cases_per_suite": max_cases_per_suite, "dir_tolerance": dir_tolerance}
     label_names = list(label_names)
-    try:
-        positive, negative = sentiment_label_ids(label_names)
-    except NotSentimentLabels as err:
-        log.warning("behavioural tests not applicable: %s", err)
-        return BehaviourReport(False, str(err), label_names, None, None, settings)
+    if suites is None:
+        from textclf.behaviour.plan import file_suites
+
+        suites, chosen_notes = file_suites(label_names, "auto")
+        notes = [*notes, *chosen_notes]
+    settings = {"seed": seed, "max_cases_per_suite": max_cases_per_suite, "dir_tolerance": dir_tolerance}
+    roles = {suite.source: {role: label_names[i] for role, i in suite.roles.items()} for suite in suites if suite.roles}
     planned = [(suite, suite.generate(seed, max_cases_per_suite)) for suite in suites]
     # Each distinct text once, shortest first so that batches pad little.
-    texts = sorted(
-        dict.fromkeys(t for _, cases in planned for case in cases for t in (case.original, case.text) if t),
-        key=len,
-    )
-    probs = _score(predict_proba, texts, len(label_names), batch_size)
-    judge = _Judge(label_names, positive, negative, dir_tolerance, dict(zip(texts, probs)))
-    results = [judge.run(suite, cases, max_failures) for suite, cases in planned]
-    report = BehaviourReport(
-        True, "", label_names, label_names[positive], label_names[negative], settings, results
-    )
+    texts = sorted(dict.fromkeys(t for _, cases in planned for case in cases for t in (case.original, case.text) if t), key=len)
+    results = []
+    if texts:
+        probs = _score(predict_proba, texts, len(label_names), batch_size)
+        judge = _Judge(label_names, dir_tolerance, dict(zip(texts, probs)))
+        results = [judge.run(suite, cases, max_failures) for suite, cases in planned]
+    report = BehaviourReport(label_names, settings, results, roles, list(skipped), list(notes))
     log.info("behaviour pass rates: %s", {k: round(v, 3) for k, v in report.pass_rates().items()})
     return report

@@ -31,3 +31,7 @@ class SingleClassError(IngestError):
 
 class EmptySplitError(IngestError):
     """A split (train, validation or test) has no rows."""
+
+
+class SplitNameError(IngestError):
+    """File names name splits for some files of a source and not for others, or two splits for one file."""

@@ -8,6 +8,10 @@ Sources:
     is ``.csv``, ``.tsv``, ``.parquet`` or ``.jsonl``, optionally ``.gz``; the formats may mix.
     ``hf://owner/name[:config]``: a Hugging Face hub dataset through ``datasets`` (memory-mapped).
 
+A file of a folder or glob keeps its path below the folder or the glob's fixed part
+(``FileShard.relative``): its folder and file names may give its rows' split (``train.csv``,
+``test/part-0.csv``; ``textclf.data.splits.split_from_name``). A single file's name says nothing.
+
 Nothing here holds a whole source: a shard yields ``pandas`` frames of at most ``chunk_rows``
 rows with the columns asked for. ``gs://`` files are downloaded once into the source's work
 folder (ingest reads them twice) and removed when the source is closed.
@@ -32,7 +36,7 @@ import tempfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
 import pandas as pd
@@ -73,6 +77,9 @@ class Shard:
     """One unit of a source (a file, a hub split, an in-memory frame), read in chunks."""
 
     name: str
+    # The file's path below the source's folder or glob root, whose folder and file names may name its
+    # split (``textclf.data.splits.split_from_name``); None when the source is one file or no files.
+    relative: str | None = None
 
     def columns(self) -> list[str]:
         raise NotImplementedError
@@ -128,6 +135,7 @@ class FileShard(Shard):
     path: Path
     encoding: str = "utf-8"
     work_dir: Path | None = None  # where a .parquet.gz is unpacked
+    relative: str | None = None  # see Shard.relative
     _unpacked: Path | None = field(default=None, init=False, repr=False)
 
     @property
@@ -293,7 +301,9 @@ def open_source(source: str, *, encoding: str = "utf-8", seed: int = 0, sample_s
             elif len(scheme) > 1:  # one letter is a Windows drive
                 raise SourceError(f"unsupported source scheme {scheme!r} in {source!r}: "
                                   "use sample:, a local file, folder or glob, hf:// or gs://")
-            shards = [FileShard(name, Path(name), encoding, Path(work)) for name in local_files(source)]
+            files = local_files(source)
+            relative = below_root(files, source, is_folder=Path(source).is_dir())
+            shards = [FileShard(name, Path(name), encoding, Path(work), rel) for name, rel in zip(files, relative)]
             yield Source(source, shards)
 
 
@@ -318,6 +328,31 @@ def data_files(names: list[str], folder: str) -> list[str]:
     if not data:
         raise EmptySourceError(f"no data file (.csv, .tsv, .parquet or .jsonl, optionally .gz) in {folder}")
     return data
+
+
+def glob_root(pattern: str) -> str:
+    """The folder a glob searches below: its leading components without wildcards (``data`` for
+    ``data/*/part-*.csv``, ``gs://b/export`` for ``gs://b/export/*.parquet``)."""
+    parts = pattern.split("/")
+    fixed = []
+    for part in parts[:-1]:
+        if storage.has_glob(part):
+            break
+        fixed.append(part)
+    return "/".join(fixed)
+
+
+def below_root(files: list[str], source: str, is_folder: bool) -> list[str | None]:
+    """Each file's path below the folder or glob root that ``source`` names (what may name its split);
+    all None when ``source`` is a single file, whose name says nothing about its rows' splits."""
+    if storage.has_glob(source):
+        root = glob_root(source)
+    elif is_folder:
+        root = source.rstrip("/")
+    else:
+        return [None] * len(files)
+    base = PurePosixPath(root)  # normalised like the names (``./data/`` and ``data`` are one folder)
+    return [PurePosixPath(name).relative_to(base).as_posix() for name in files]
 
 
 def local_files(source: str) -> list[str]:
@@ -351,10 +386,11 @@ def _gcs_shards(source: str, work: Path, encoding: str) -> list[FileShard]:
     else:  # a prefix: like a local folder
         prefix = source.rstrip("/") + "/"
         uris = [prefix + n for n in data_files([u[len(prefix):] for u in uris], source)]
+    relative = below_root(uris, source, is_folder=not storage.has_glob(name) and uris != [source])
     shards = []
-    for index, uri in enumerate(uris):
+    for index, (uri, rel) in enumerate(zip(uris, relative)):
         local = work / f"{index:05d}-{Path(uri).name}"
-        shards.append(FileShard(uri, Path(storage.download(uri, str(local))), encoding, work))
+        shards.append(FileShard(uri, Path(storage.download(uri, str(local))), encoding, work, rel))
     return shards
 
 

@@ -23,9 +23,13 @@ hash buckets, in the same spirit). So:
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 import numpy as np
+
+from textclf.data.errors import SplitNameError
 
 SPLITS = ("train", "validation", "test")
 SPLIT_CODE = {name: code for code, name in enumerate(SPLITS)}
@@ -34,6 +38,20 @@ SPLIT_ALIASES = {
     "validation": "validation", "valid": "validation", "val": "validation", "dev": "validation",
     "development": "validation",
     "test": "test", "testing": "test",
+}
+# The words that make a file or folder name a split, as Hugging Face ``datasets`` reads ``data_files``
+# (datasets/data_files.py: SPLIT_KEYWORDS, NON_WORDS_CHARS): the word with the name's edge or one of
+# ``-._ `` or a digit on each side, so ``train.csv``, ``my-test_2.csv`` and ``dev/`` name splits and
+# ``latest.csv``, ``interval.csv`` or ``trainer/`` do not.
+NAME_KEYWORDS = {
+    "train": ("train", "training"),
+    "validation": ("validation", "valid", "dev", "val"),
+    "test": ("test", "testing", "eval", "evaluation"),
+}
+_NAME_SEPARATORS = r"\-._ 0-9"
+_NAME_PATTERNS = {
+    split: re.compile(rf"(?<![^{_NAME_SEPARATORS}])(?:{'|'.join(words)})(?![^{_NAME_SEPARATORS}])", re.IGNORECASE)
+    for split, words in NAME_KEYWORDS.items()
 }
 SPLIT_SALT, SAMPLE_SALT = 1, 2
 _MASK64 = (1 << 64) - 1
@@ -54,6 +72,31 @@ def split_alias(value) -> str | None:
     return SPLIT_ALIASES.get(str(value).strip().lower())
 
 
+def _named_in(component: str) -> list[str]:
+    return [split for split, pattern in _NAME_PATTERNS.items() if pattern.search(component)]
+
+
+def split_from_name(relative: str) -> str | None:
+    """The split a data file's path below the source's folder names: ``train``, ``validation``,
+    ``test`` or None (no folder and not the file name name one).
+
+    Folders and the file name are read as Hugging Face ``datasets`` reads them (``NAME_KEYWORDS``):
+    ``train.csv``, ``data/test-00000-of-00001.parquet``, ``dev/part-0.csv.gz``.
+
+    Raises:
+        SplitNameError: the path names two splits, e.g. ``train_test.csv`` or ``test/train.csv``.
+    """
+    named = {}
+    for component in PurePosixPath(relative).parts:
+        for split in _named_in(component):
+            named.setdefault(split, component)
+    if len(named) > 1:
+        found = ", ".join(f"{split} (in {component!r})" for split, component in named.items())
+        raise SplitNameError(f"{relative} names more than one split: {found}; rename it, or give the rows a "
+                             "split column")
+    return next(iter(named), None)
+
+
 def _splitmix64(x: np.ndarray) -> np.ndarray:
     """SplitMix64's finaliser: a bijective mix of 64-bit integers (wrapping arithmetic)."""
     with np.errstate(over="ignore"):
@@ -70,19 +113,28 @@ def uniform(keys: np.ndarray, seed: int, salt: int) -> np.ndarray:
     return (mixed >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
+def carved_splits(present: set[str]) -> tuple[str, ...]:
+    """The splits a source with its own splits lacks and that are carved from its train rows: the source's
+    validation and test rows are never moved, and none of them ever goes to train."""
+    return tuple(split for split in ("validation", "test") if split not in present) if "train" in present else ()
+
+
 @dataclass(frozen=True)
 class SplitRule:
     """How rows get their split.
 
-    ``source_splits``: the source has a split column, used as it is; with ``carve_validation`` (the
-    source has train and test but no validation), validation is carved from train by the hash.
+    ``source_splits``: the source has its splits (a split column, or file names), used as they are;
+    the splits in ``carve`` (those the source lacks) are carved from its train rows by the hash: a
+    train row goes to test when its split number is below ``test_fraction`` (test carved), to
+    validation when it is below ``validation_fraction`` (validation carved alone) or in
+    ``[test_fraction, test_fraction + validation_fraction)`` (both carved).
     """
 
     test_fraction: float
     validation_fraction: float
     seed: int
     source_splits: bool = False
-    carve_validation: bool = False
+    carve: tuple[str, ...] = ()
 
     def assign(self, keys: np.ndarray, source_codes: np.ndarray | None) -> np.ndarray:
         """Split codes (``SPLIT_CODE``) for rows with these keys (and source split codes, when the source has them)."""
@@ -93,8 +145,12 @@ class SplitRule:
             codes[draw < self.test_fraction] = SPLIT_CODE["test"]
             return codes
         codes = np.asarray(source_codes, dtype=np.int8).copy()
-        if self.carve_validation:
-            codes[(codes == SPLIT_CODE["train"]) & (draw < self.validation_fraction)] = SPLIT_CODE["validation"]
+        train = codes == SPLIT_CODE["train"]
+        test_below = self.test_fraction if "test" in self.carve else 0.0
+        if "validation" in self.carve:
+            codes[train & (draw >= test_below) & (draw < test_below + self.validation_fraction)] = SPLIT_CODE["validation"]
+        if test_below:
+            codes[train & (draw < test_below)] = SPLIT_CODE["test"]
         return codes
 
 

@@ -32,12 +32,17 @@ from textclf.train.batches import collate  # noqa: F401 - re-exported: tests cou
 from textclf.train.data import (RankBatches, TokenRows, global_batches, loader, scoring_token_cap, sorted_batches,
                                 token_lengths)
 from textclf.train.distributed import Ranks
-from textclf.train.model import load_classifier, optimizer_and_schedule, total_steps
+from textclf.train.model import class_weights, load_classifier, optimizer_and_schedule, steps_per_epoch, total_steps
 from textclf.train.output import save_model_dir
 from textclf.train.precision import autocast, pick_precision
-from textclf.train.settings import TrainSettings
+from textclf.train.settings import AUTO_MAX_EPOCHS, TrainSettings
 
 log = logging.getLogger(__name__)
+
+
+def train_split_labels(split):
+    """The train split's label ids as one array, from its Arrow column (no Python object per row)."""
+    return split.data.column("label").to_numpy()
 
 
 def seed_everything(seed: int) -> None:
@@ -81,6 +86,7 @@ class Run:
     pad_id: int
     total_steps: int
     ranks: Ranks = field(default_factory=Ranks)
+    class_weights: object = None  # per-class loss weights on the device (class_weighting), None: plain loss
     state: dict = field(default_factory=new_state)
     epoch_loss: float = 0.0  # this rank's sum of batch losses in the current epoch (saved per rank)
     epoch_batches: int = 0
@@ -151,6 +157,16 @@ def checkpoint_due(run: Run, settings: TrainSettings) -> bool:
     return distributed.any_rank(by_steps or by_time, run.device)
 
 
+def batch_loss(run: Run, batch: dict):
+    """The batch's mean cross-entropy: the model's own, or weighted per class (``class_weighting``)."""
+    if run.class_weights is None:
+        return run.step_model(**batch).loss
+    import torch
+
+    logits = run.step_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return torch.nn.functional.cross_entropy(logits.float(), batch["labels"], weight=run.class_weights)
+
+
 def gradient_sync(run: Run, sync: bool):
     """Skip DDP's gradient all-reduce on micro-batches that only accumulate."""
     return run.ddp.no_sync() if run.ddp is not None and not sync else contextlib.nullcontext()
@@ -176,7 +192,7 @@ def train_epoch(run: Run, data: Split, settings: TrainSettings, store: checkpoin
         batch = {k: v.to(run.device, non_blocking=pin) for k, v in batch.items()}
         with gradient_sync(run, ends_step):
             with autocast(run.device.type, run.precision):
-                loss = run.step_model(**batch).loss * weight / accum
+                loss = batch_loss(run, batch) * weight / accum
             run.scaler.scale(loss).backward()
         run.epoch_loss += loss.item() * accum
         run.epoch_batches += 1
@@ -252,8 +268,9 @@ def wrap_for_training(model, ranks: Ranks, device, compile_model: bool):
 
 
 def start_run(settings: TrainSettings, label_names: list[str], batches_per_epoch: int, pad_id: int,
-              store: checkpoint.Checkpoints, ranks: Ranks, device) -> Run:
-    """Model, optimizer and schedule on this rank's device, resumed from ``store`` when it has a resume point."""
+              store: checkpoint.Checkpoints, ranks: Ranks, device, train_labels=()) -> Run:
+    """Model, optimizer and schedule on this rank's device, resumed from ``store`` when it has a resume point;
+    ``train_labels`` (the train split's label ids) give the ``class_weighting`` weights."""
     import torch
 
     precision = pick_precision(settings.precision, device.type)
@@ -264,6 +281,8 @@ def start_run(settings: TrainSettings, label_names: list[str], batches_per_epoch
     step_model, ddp = wrap_for_training(model, ranks, device, settings.torch_compile)
     run = Run(model, step_model, ddp, optimizer, scheduler, torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
               device, precision, pad_id, steps, ranks)
+    weights = class_weights(train_labels, len(label_names), settings.class_weighting)
+    run.class_weights = None if weights is None else weights.to(device)
     resumed = checkpoint.load_resume_point(store, run)
     if resumed is not None:
         run.state = resumed["state"]
@@ -305,6 +324,16 @@ def train(
         distributed.stop()
 
 
+def planned(settings: TrainSettings, per_epoch: int, ranks: Ranks) -> TrainSettings:
+    """``settings`` with ``epochs`` resolved (0, auto: ``TrainSettings.with_epochs_for``), said in the log."""
+    resolved = settings.with_epochs_for(per_epoch)
+    if not settings.epochs and ranks.is_main:
+        log.info("epochs 0 (auto): %d epoch(s) of %d optimizer steps for at least min_train_steps %d (at most %d "
+                 "epochs); early stopping may end sooner", resolved.epochs, per_epoch, settings.min_train_steps,
+                 AUTO_MAX_EPOCHS)
+    return resolved
+
+
 def _train(tokenized_dir: str, output_dir: str, settings: TrainSettings, data_metadata: dict,
            log_metrics: Callable[[dict, int], None], store: checkpoint.Checkpoints, ranks: Ranks, device) -> dict | None:
     import datasets
@@ -317,7 +346,9 @@ def _train(tokenized_dir: str, output_dir: str, settings: TrainSettings, data_me
     label_names = data_metadata.get("labels") or [str(i) for i in range(max(splits["train"]["label"]) + 1)]
     batches_per_epoch = len(global_batches(train_data.lengths, settings.batch_size, ranks.world_size, settings.seed,
                                            settings.group_by_length))
-    run = start_run(settings, label_names, batches_per_epoch, tokenizer.pad_token_id, store, ranks, device)
+    settings = planned(settings, steps_per_epoch(batches_per_epoch, settings), ranks)
+    train_labels = train_split_labels(splits["train"]) if settings.class_weighting != "none" else ()
+    run = start_run(settings, label_names, batches_per_epoch, tokenizer.pad_token_id, store, ranks, device, train_labels)
     if ranks.is_main:
         log.info("training %s on %d texts (%d validation), %d labels, %d process(es), device %s, precision %s, %d steps",
                  settings.base_model, len(train_data.lengths), len(val_data.lengths), len(label_names), ranks.world_size,

@@ -35,10 +35,14 @@ def load_classifier(base_model: str, label_names: list[str], attention_dropout: 
     ).to(device)
 
 
+def steps_per_epoch(batches_per_epoch: int, settings: TrainSettings) -> int:
+    return math.ceil(batches_per_epoch / settings.grad_accum_steps)
+
+
 def total_steps(batches_per_epoch: int, settings: TrainSettings) -> int:
-    """Optimizer steps of the whole run (``max_steps`` caps it), from the (global) batches of an epoch."""
-    per_epoch = math.ceil(batches_per_epoch / settings.grad_accum_steps)
-    steps = per_epoch * settings.epochs
+    """Optimizer steps of the whole run (``max_steps`` caps it), from the (global) batches of an epoch;
+    ``settings.epochs`` resolved (``TrainSettings.with_epochs_for``)."""
+    steps = steps_per_epoch(batches_per_epoch, settings) * settings.epochs
     return min(steps, settings.max_steps) if settings.max_steps else steps
 
 
@@ -53,3 +57,17 @@ def optimizer_and_schedule(model, settings: TrainSettings, steps: int):
     ]
     optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate, fused=True)
     return optimizer, get_linear_schedule_with_warmup(optimizer, int(steps * settings.warmup_ratio), steps)
+
+
+def class_weights(labels, num_labels: int, mode: str):
+    """Per-class loss weights for ``class_weighting``: None for ``none``; for ``balanced``,
+    ``n / (num_labels * n_class)`` over the train split's labels (scikit-learn's rule), a class
+    with no train rows weighted like the rarest present one."""
+    import numpy as np
+    import torch
+
+    if mode == "none":
+        return None
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_labels).astype(np.float64)
+    counts[counts == 0] = counts[counts > 0].min()
+    return torch.tensor(counts.sum() / (num_labels * counts), dtype=torch.float32)
