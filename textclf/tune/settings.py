@@ -1,0 +1,52 @@
+"""How a tuning run searches (each field a parameter of the tune pipeline)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textclf.settings import require_at_least, setting
+from textclf.tune.space import default_space_json
+
+# What a trial's score is: a validation metric and whether higher is better.
+OBJECTIVES = {"accuracy": "maximize", "loss": "minimize"}
+
+
+@dataclass
+class TuneSettings:
+    """The search: its space, its budget, how cheap each trial is, and where the study is kept."""
+
+    search_space: str = setting(default_space_json(), "TrainSettings fields to tune and their ranges or choices, as "
+                                "JSON/YAML text or a .yaml/.json file (local or gs://); the default is "
+                                "textclf/tune/default_space.yaml (docs/tuning.md describes the format).")
+    n_trials: int = setting(12, "Trials of the study in all, those finished before a resume included.")
+    tune_metric: str = setting("accuracy", "Validation metric a trial is scored on: accuracy (maximised) or loss "
+                               "(minimised). The test split is never used for tuning.", choices=tuple(OBJECTIVES))
+    trial_train_fraction: float = setting(1.0, "Share of the training split each trial trains on: a seeded "
+                                          "subsample, the same for every trial (the validation split stays whole).")
+    trial_max_steps: int = setting(0, "Optimizer steps at most per trial; 0: as many as its epochs take.")
+    trial_reports_per_epoch: int = setting(2, "Validation passes per epoch of a trial (at even shares of the "
+                                           "epoch), reported to the pruner; each costs one pass over the validation "
+                                           "split.")
+    tune_pruning: bool = setting(True, "Stop a trial early when its validation metric is below the median of the "
+                                 "earlier trials' at the same point (Optuna's median pruner; Katib's medianstop).")
+    parallel_trials: int = setting(1, "Trials at once on Kubeflow (Katib) and Vertex AI; locally trials run one "
+                                   "after another.")
+    study_storage: str = setting("", "Folder (local or gs://) of the Optuna study's journal, so that an interrupted "
+                                 "tuning run continues from its finished trials; empty: beside the tune step's "
+                                 "output (a retried step resumes).")
+    tune_timeout_hours: float = setting(24.0, "Longest the Katib Experiment or Vertex AI tuning job may run before "
+                                        "the step stops it and fails.")
+
+    def __post_init__(self):
+        if self.tune_metric not in OBJECTIVES:
+            raise ValueError(f"tune_metric must be one of {sorted(OBJECTIVES)}, got {self.tune_metric!r}")
+        if not 0 < self.trial_train_fraction <= 1:
+            raise ValueError(f"trial_train_fraction must be in (0, 1], got {self.trial_train_fraction}")
+        if self.tune_timeout_hours <= 0:
+            raise ValueError(f"tune_timeout_hours must be positive, got {self.tune_timeout_hours}")
+        require_at_least(self, 1, "n_trials", "trial_reports_per_epoch", "parallel_trials")
+        require_at_least(self, 0, "trial_max_steps")
+
+    @property
+    def direction(self) -> str:
+        return OBJECTIVES[self.tune_metric]
