@@ -307,7 +307,8 @@ def train(
             None writes no model (a tuning trial: its record is what it is for).
         settings: hyper-parameters.
         data_metadata: the ingested and tokenized datasets' metadata (``labels``, ``fingerprint``,
-            ``source``, ``max_length``, ``truncation``).
+            ``source``, ``max_length``, ``truncation``), and ``tuning``: the tune step's record when it
+            chose some settings (``textclf.tune.report.apply_tuning``).
         log_metrics: called on rank 0 with (metrics, step) at each progress line and each validation (W&B).
         checkpoints: where checkpoints go, a folder or ``gs://`` prefix; default ``<output_dir>.checkpoints``
             (required without ``output_dir``).

@@ -13,7 +13,7 @@ OBJECTIVES = {"accuracy": "maximize", "loss": "minimize"}
 
 @dataclass
 class TuneSettings:
-    """The search: its space, its budget, how cheap each trial is, and where the study is kept."""
+    """The search: its space, its budget, what a trial is scored on and how cheap it is (every engine)."""
 
     search_space: str = setting(default_space_json(), "TrainSettings fields to tune and their ranges or choices, as "
                                 "JSON/YAML text or a .yaml/.json file (local or gs://); the default is "
@@ -29,24 +29,39 @@ class TuneSettings:
                                            "split.")
     tune_pruning: bool = setting(True, "Stop a trial early when its validation metric is below the median of the "
                                  "earlier trials' at the same point (Optuna's median pruner; Katib's medianstop).")
-    parallel_trials: int = setting(1, "Trials at once on Kubeflow (Katib) and Vertex AI; locally trials run one "
-                                   "after another.")
-    study_storage: str = setting("", "Folder (local or gs://) of the Optuna study's journal, so that an interrupted "
-                                 "tuning run continues from its finished trials; empty: beside the tune step's "
-                                 "output (a retried step resumes).")
-    tune_timeout_hours: float = setting(24.0, "Longest the Katib Experiment or Vertex AI tuning job may run before "
-                                        "the step stops it and fails.")
 
     def __post_init__(self):
         if self.tune_metric not in OBJECTIVES:
             raise ValueError(f"tune_metric must be one of {sorted(OBJECTIVES)}, got {self.tune_metric!r}")
         if not 0 < self.trial_train_fraction <= 1:
             raise ValueError(f"trial_train_fraction must be in (0, 1], got {self.trial_train_fraction}")
-        if self.tune_timeout_hours <= 0:
-            raise ValueError(f"tune_timeout_hours must be positive, got {self.tune_timeout_hours}")
-        require_at_least(self, 1, "n_trials", "trial_reports_per_epoch", "parallel_trials")
+        require_at_least(self, 1, "n_trials", "trial_reports_per_epoch")
         require_at_least(self, 0, "trial_max_steps")
 
     @property
     def direction(self) -> str:
         return OBJECTIVES[self.tune_metric]
+
+
+@dataclass
+class LocalTuneSettings:
+    """Where the Optuna study of a local tuning run is kept (Katib and Vertex AI keep their own)."""
+
+    study_storage: str = setting("", "Folder (local or gs://) of the Optuna study's journal, so that an interrupted "
+                                 "tuning run continues from its finished trials; empty: beside the tune step's "
+                                 "output (a retried step resumes). python -m pipelines tune keeps it under runs/.")
+
+
+@dataclass
+class CloudTuneSettings:
+    """How the tuning service runs the trials (Katib on Kubeflow, Vertex AI)."""
+
+    parallel_trials: int = setting(2, "Trials that run at once, each on its own GPU node (Katib's "
+                                   "parallelTrialCount, Vertex AI's parallel_trial_count).")
+    tune_timeout_hours: float = setting(24.0, "Longest the Katib Experiment or Vertex AI tuning job may run; the "
+                                        "tune step then stops it and fails.")
+
+    def __post_init__(self):
+        require_at_least(self, 1, "parallel_trials")
+        if self.tune_timeout_hours <= 0:
+            raise ValueError(f"tune_timeout_hours must be positive, got {self.tune_timeout_hours}")

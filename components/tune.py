@@ -1,0 +1,58 @@
+"""Tune steps: try settings on the tokenized splits and hand the best to the train step (``textclf.tune``).
+
+* ``tune_op`` (local target): an Optuna study in the task itself, trials in sequence;
+* ``tune_katib_op`` (kubeflow): a Katib Experiment whose trials are TrainJobs on the GPU pool;
+* ``tune_vertex_plan_op`` / ``tune_vertex_result_op`` (vertex): around GCPC's HyperparameterTuningJob.
+
+Each returns the same JSON record (the best settings under ``params``), which ``train_op`` takes as
+``tuned_settings``. The trials' base settings are the train step's parameters, passed as one string
+of ``name=value`` lines (``train_settings``, built by ``pipelines/tune.py``), so the 20-odd training
+parameters are not named a fourth time here.
+"""
+
+from kfp import dsl
+
+from components.step import step
+from textclf.tracking import TrackingSettings
+from textclf.tune.settings import LocalTuneSettings, TuneSettings
+
+TRAIN_SETTINGS_HELP = "The train step's parameters as name=value lines: the settings every trial starts from."
+
+
+# Settings named again for kfp (see components/step.py, which checks them against the dataclasses).
+@step(TuneSettings, LocalTuneSettings, TrackingSettings, wired={"train_settings": (TRAIN_SETTINGS_HELP, "")})
+def tune_op(
+    search_space: str, n_trials: int, tune_metric: str, trial_train_fraction: float, trial_max_steps: int,
+    trial_reports_per_epoch: int, tune_pruning: bool, study_storage: str, wandb_project: str, wandb_entity: str,
+    wandb_api_key_secret: str, train_settings: str,
+    dataset: dsl.Input[dsl.Dataset], tokenized: dsl.Input[dsl.Dataset], tuning: dsl.Output[dsl.Artifact],
+    report: dsl.Output[dsl.Markdown],
+) -> str:
+    """Tune the training settings with Optuna (TPE, median pruning) on the validation split; returns the
+    best settings as JSON for the train step.
+
+    Args:
+        dataset: Ingested dataset (its metadata names the labels and the data fingerprint).
+        tokenized: Tokenized splits; trials train on (a subsample of) train and are scored on validation.
+        tuning: Directory with tuning.json (best settings, every trial) and report.md.
+        report: Every trial's parameters, metric and duration, with plots.
+    """
+    import json
+    import logging
+    import shutil
+    from pathlib import Path
+
+    from textclf.settings import from_lines, from_values
+    from textclf.tracking import TrackingSettings
+    from textclf.train import TrainSettings
+    from textclf.tune.local import study_folder_for, tune_locally
+    from textclf.tune.report import REPORT_FILE
+    from textclf.tune.settings import TuneSettings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    record = tune_locally(tokenized.path, {**dataset.metadata, **tokenized.metadata}, from_lines(TrainSettings, train_settings),
+                          from_values(TuneSettings, locals()), study_folder_for(tuning.path, tuning.uri, study_storage),
+                          tuning.path, from_values(TrackingSettings, locals()))
+    shutil.copyfile(Path(tuning.path) / REPORT_FILE, report.path)
+    tuning.metadata.update({k: record[k] for k in ("study", "metric", "best_value", "best_trial", "trials")})
+    return json.dumps(record)
