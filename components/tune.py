@@ -13,8 +13,11 @@ parameters are not named a fourth time here.
 from kfp import dsl
 
 from components.step import step
+from components.train import GPU_TYPE_HELP, TRAINER_IMAGE_HELP
+from textclf.images import TRAINER_IMAGE
 from textclf.tracking import TrackingSettings
-from textclf.tune.settings import LocalTuneSettings, TuneSettings
+from textclf.train.trainjob import TrainJobSettings
+from textclf.tune.settings import CloudTuneSettings, LocalTuneSettings, TuneSettings
 
 TRAIN_SETTINGS_HELP = "The train step's parameters as name=value lines: the settings every trial starts from."
 
@@ -53,6 +56,51 @@ def tune_op(
     record = tune_locally(tokenized.path, {**dataset.metadata, **tokenized.metadata}, from_lines(TrainSettings, train_settings),
                           from_values(TuneSettings, locals()), study_folder_for(tuning.path, tuning.uri, study_storage),
                           tuning.path, from_values(TrackingSettings, locals()))
+    shutil.copyfile(Path(tuning.path) / REPORT_FILE, report.path)
+    tuning.metadata.update({k: record[k] for k in ("study", "metric", "best_value", "best_trial", "trials")})
+    return json.dumps(record)
+
+
+@step(TuneSettings, CloudTuneSettings, TrainJobSettings, TrackingSettings,
+      wired={"train_settings": (TRAIN_SETTINGS_HELP, ""), "gpu_type": (GPU_TYPE_HELP, ""),
+             "trainer_image": (TRAINER_IMAGE_HELP, TRAINER_IMAGE)})
+def tune_katib_op(
+    search_space: str, n_trials: int, tune_metric: str, trial_train_fraction: float, trial_max_steps: int,
+    trial_reports_per_epoch: int, tune_pruning: bool, parallel_trials: int, tune_timeout_hours: float,
+    trainjob_runtime: str, trainjob_service_account: str, trainjob_timeout_hours: float, wandb_project: str,
+    wandb_entity: str, wandb_api_key_secret: str, train_settings: str, gpu_type: str, trainer_image: str,
+    dataset: dsl.Input[dsl.Dataset], tokenized: dsl.Input[dsl.Dataset], tuning: dsl.Output[dsl.Artifact],
+    report: dsl.Output[dsl.Markdown],
+) -> str:
+    """Tune the training settings with a Katib Experiment (multivariate TPE, median stopping) whose
+    trials are TrainJobs on the GPU pool; returns the best settings as JSON for the train step.
+
+    Args:
+        dataset: Ingested dataset (its metadata names the labels and the data fingerprint).
+        tokenized: Tokenized splits, read by the trials from their gs:// URI.
+        tuning: Directory with tuning.json (best settings, every trial) and report.md.
+        report: Every trial's parameters, metric and duration, with plots.
+    """
+    import json
+    import logging
+    import shutil
+    from pathlib import Path
+
+    from kubeflow.trainer import TrainerClient
+
+    from textclf.settings import from_lines, from_values
+    from textclf.tracking import TrackingSettings
+    from textclf.train import TrainSettings
+    from textclf.train.trainjob import TrainJobSettings
+    from textclf.tune.katib import tune_with_katib
+    from textclf.tune.report import REPORT_FILE
+    from textclf.tune.settings import CloudTuneSettings, TuneSettings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    record = tune_with_katib(
+        TrainerClient(), tokenized.uri, {**dataset.metadata, **tokenized.metadata}, from_lines(TrainSettings, train_settings),
+        from_values(TuneSettings, locals()), from_values(CloudTuneSettings, locals()), from_values(TrainJobSettings, locals()),
+        gpu_type, trainer_image, tuning.path, from_values(TrackingSettings, locals()))
     shutil.copyfile(Path(tuning.path) / REPORT_FILE, report.path)
     tuning.metadata.update({k: record[k] for k in ("study", "metric", "best_value", "best_trial", "trials")})
     return json.dumps(record)

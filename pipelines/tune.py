@@ -15,14 +15,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from components.tune import tune_op
+from components.tune import tune_katib_op, tune_op
+from textclf.images import TRAINER_IMAGE
 from textclf.settings import pipeline_fields, to_lines
 from textclf.train.settings import TrainSettings
 
 STUDIES_DIR = "studies"  # under --runs-dir: the local Optuna journals
 
 # The tune steps of each target (their parameters join the tune pipeline's).
-TUNE_STEPS = {"local": (tune_op,), "kubeflow": (), "vertex": ()}
+TUNE_STEPS = {"local": (tune_op,), "kubeflow": (tune_katib_op,), "vertex": ()}
 
 
 def train_settings_lines(params: dict) -> str:
@@ -33,11 +34,17 @@ def train_settings_lines(params: dict) -> str:
 
 def tune_step(target: str, call, params: dict, gpu_type: str, **data):
     """The target's tune step(s) after tokenize; returns the channel of the best settings (JSON)."""
-    from pipelines.pipeline import TRAIN_STEP, set_resources
+    from pipelines.pipeline import TRAIN_HELPER_STEP, TRAIN_STEP, set_resources, use_wandb_secret
 
     if target == "local":
         task = call(tune_op, train_settings=train_settings_lines(params), **data)
         set_resources(task, TRAIN_STEP).set_display_name("tune")  # the trials train in this task
+        return task.outputs["Output"]
+    if target == "kubeflow":
+        task = call(tune_katib_op, train_settings=train_settings_lines(params), gpu_type=gpu_type, trainer_image=TRAINER_IMAGE,
+                    **data)
+        set_resources(task, TRAIN_HELPER_STEP).set_display_name("tune-katib")  # it follows the Experiment
+        use_wandb_secret(task)
         return task.outputs["Output"]
     raise ValueError(f"no tune step for target {target!r}")
 

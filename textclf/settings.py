@@ -68,6 +68,12 @@ def to_lines(values: Mapping[str, Any]) -> str:
     return "\n".join(f"{name}={value}" for name, value in values.items())
 
 
+def type_name(field: dataclasses.Field) -> str:
+    """``"int"``, ``"float"``, ``"bool"``, ``"str"``...: the field's type as written, whether the
+    annotation is still a string or was resolved (``HfArgumentParser`` resolves them in place)."""
+    return field.type if isinstance(field.type, str) else field.type.__name__
+
+
 def typed_value(field: dataclasses.Field, text: str) -> Any:
     """``text`` as the field's type, as pipeline backends render values in strings (``True``/``true``,
     ``3``/``3.0``, ``1e-05``/``0.00001``).
@@ -75,7 +81,7 @@ def typed_value(field: dataclasses.Field, text: str) -> Any:
     Raises:
         ValueError: the text is not a value of that type (the message names the field).
     """
-    kind, raw = str(field.type), text.strip()
+    kind, raw = type_name(field), text.strip()
     try:
         if kind == "bool":
             return {"true": True, "false": False, "1": True, "0": False}[raw.lower()]

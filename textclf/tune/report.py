@@ -36,8 +36,9 @@ def _trial_rows(result: StudyResult) -> list[list]:
     rows = []
     for t in result.trials:
         best = " **best**" if t.number == result.best_trial else ""
-        note = t.error or ("stopped by the pruner at point " + str(t.reports[-1]["point"]) if t.state == "PRUNED" and t.reports
+        note = t.error or (f"stopped by the pruner at point {t.reports[-1]['point']}" if t.state == "PRUNED" and t.reports
                            else "")
+        note = " ".join(filter(None, [t.name, note]))
         rows.append([f"{t.number}{best}", t.state.lower(), *[_cell(t.params.get(n)) for n in names], _cell(t.value),
                      f"{t.seconds:.0f} s" if t.seconds is not None else "", note])
     return rows
@@ -139,3 +140,14 @@ def log_to_tracking(run, result: StudyResult) -> None:
         run.log(row, step=t.number)
     run.set_summary({f"best/validation_{result.metric}": result.best_value, "best/trial": result.best_trial,
                      **{f"best/{name}": value for name, value in result.best_params.items()}})
+
+
+def publish(result: StudyResult, out_dir: str, tracking_settings, config: dict) -> dict:
+    """``tuning.json`` and ``report.md`` in ``out_dir``, and a W&B run (job type ``tune``) with every
+    trial; returns the record the final training takes (:func:`apply_tuning`)."""
+    from textclf import tracking
+
+    record = write_result(result, out_dir)
+    with tracking.start(tracking_settings, job_type="tune", config={**config, "study": result.study_name}) as run:
+        log_to_tracking(run, result)
+    return record

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from textclf.settings import type_name
 from textclf.train.settings import TrainSettings
 
 DEFAULT_SPACE_FILE = Path(__file__).with_name("default_space.yaml")
@@ -96,13 +97,13 @@ class SearchSpace:
 
 
 def _field_kind(field: dataclasses.Field) -> str:
-    return {"float": "float", "int": "int", "bool": "categorical", "str": "categorical"}[str(field.type)]
+    return {"float": "float", "int": "int", "bool": "categorical", "str": "categorical"}[type_name(field)]
 
 
 def _typed(name: str, field: dataclasses.Field, value: Any) -> Any:
     """``value`` as the field's type: YAML reads ``1e-5`` (no dot) as a string, so numeric text is
     taken for a float field; anything else of the wrong type is an error."""
-    kind = str(field.type)
+    kind = type_name(field)
     if kind == "float" and isinstance(value, str):
         try:
             return float(value)
@@ -173,7 +174,7 @@ def _parameter(name: str, entry: Any, fields: dict[str, dataclasses.Field]) -> P
     if "choices" in entry:
         return _choices(name, fields[name], entry)
     if _field_kind(fields[name]) == "categorical":
-        raise SearchSpaceError(f"search space: {name} is a {fields[name].type} setting: give choices, not a range")
+        raise SearchSpaceError(f"search space: {name} is a {type_name(fields[name])} setting: give choices, not a range")
     return _range(name, fields[name], entry)
 
 

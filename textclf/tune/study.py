@@ -47,6 +47,7 @@ class TrialRecord:
     seconds: float | None
     reports: list[dict]
     error: str = ""
+    name: str = ""  # the engine's name for it (a Katib Trial, a Vertex trial id); empty for Optuna
 
 
 @dataclass

@@ -179,7 +179,9 @@ def integral_arguments(argv: list[str]) -> list[str]:
     a discrete value as a float."""
     import dataclasses
 
-    ints = {f"--{f.name}" for f in dataclasses.fields(TrainSettings) if str(f.type) == "int"}
+    from textclf.settings import type_name
+
+    ints = {f"--{f.name}" for f in dataclasses.fields(TrainSettings) if type_name(f) == "int"}
     fixed = []
     for arg in argv:
         name, sep, value = arg.partition("=")
