@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from components.tune import tune_katib_op, tune_op
+from components.tune import tune_katib_op, tune_op, tune_vertex_plan_op, tune_vertex_result_op
 from textclf.images import TRAINER_IMAGE
 from textclf.settings import pipeline_fields, to_lines
 from textclf.train.settings import TrainSettings
@@ -23,7 +23,7 @@ from textclf.train.settings import TrainSettings
 STUDIES_DIR = "studies"  # under --runs-dir: the local Optuna journals
 
 # The tune steps of each target (their parameters join the tune pipeline's).
-TUNE_STEPS = {"local": (tune_op,), "kubeflow": (tune_katib_op,), "vertex": ()}
+TUNE_STEPS = {"local": (tune_op,), "kubeflow": (tune_katib_op,), "vertex": (tune_vertex_plan_op, tune_vertex_result_op)}
 
 
 def train_settings_lines(params: dict) -> str:
@@ -46,7 +46,34 @@ def tune_step(target: str, call, params: dict, gpu_type: str, **data):
         set_resources(task, TRAIN_HELPER_STEP).set_display_name("tune-katib")  # it follows the Experiment
         use_wandb_secret(task)
         return task.outputs["Output"]
+    if target == "vertex":
+        return tune_on_vertex(call, params, gpu_type, **data)
     raise ValueError(f"no tune step for target {target!r}")
+
+
+def tune_on_vertex(call, params: dict, gpu_type: str, **data):
+    """Plan -> GCPC's HyperparameterTuningJob (in Vertex's region and project) -> read its trials."""
+    from google_cloud_pipeline_components._placeholders import LOCATION_PLACEHOLDER
+    from google_cloud_pipeline_components.v1.hyperparameter_tuning_job import HyperparameterTuningJobRunOp
+
+    from pipelines.pipeline import GPU_TYPES, TRAIN_HELPER_STEP, set_resources
+
+    lines = train_settings_lines(params)
+    plan = call(tune_vertex_plan_op, train_settings=lines, accelerator_type=GPU_TYPES[gpu_type], trainer_image=TRAINER_IMAGE,
+                **data)
+    set_resources(plan, TRAIN_HELPER_STEP).set_display_name("tune-plan")
+    job = HyperparameterTuningJobRunOp(
+        display_name="textclf-tune", base_output_directory=plan.outputs["base_output_directory"],
+        worker_pool_specs=plan.outputs["worker_pool_specs"], study_spec_metrics=plan.outputs["study_spec_metrics"],
+        study_spec_parameters=plan.outputs["study_spec_parameters"], max_trial_count=params["n_trials"],
+        parallel_trial_count=plan.outputs["parallel_trial_count"], max_failed_trial_count=params["n_trials"],
+        location=LOCATION_PLACEHOLDER, study_spec_algorithm="ALGORITHM_UNSPECIFIED",  # Vizier's Bayesian optimization
+        study_spec_measurement_selection_type="LAST_MEASUREMENT",  # a trial reports its score last
+    ).set_display_name("tune")
+    result = call(tune_vertex_result_op, train_settings=lines, gcp_resources=job.outputs["gcp_resources"],
+                  dataset=data["dataset"])
+    set_resources(result, TRAIN_HELPER_STEP).set_display_name("tune-result")
+    return result.outputs["Output"]
 
 
 def tune_command(args: argparse.Namespace) -> None:

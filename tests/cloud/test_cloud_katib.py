@@ -14,13 +14,13 @@ import re
 import pytest
 import yaml
 
-from tests.cloud.fake_katib_api import FakeKatibApi, KatibScript, filled_trial, sample_values, webhook_errors, katib_config
+from tests.cloud.compiled import task_inputs
+from tests.cloud.fake_katib_api import FakeKatibApi, KatibScript, filled_trial, katib_config, sample_values, webhook_errors
 
 NAMESPACE = "kubeflow"
 IMAGE = "europe-docker.pkg.dev/p/textclf/textclf-trainer:abc123"
 METADATA = {"labels": ["negative", "positive"], "fingerprint": "f00d", "max_length": 128, "truncation": "head"}
 SECRET_VALUE = "wandb-key-that-must-never-leave-the-secret"
-PLACEHOLDER = re.compile(r"\{\{\$\.inputs\.parameters\['pipelinechannel--(\w+)'\]\}\}")
 
 
 @pytest.fixture(scope="module")
@@ -29,27 +29,6 @@ def compiled(tmp_path_factory):
 
     path = compile_pipeline("kubeflow", str(tmp_path_factory.mktemp("yaml") / "tune-kubeflow.yaml"), tune=True)
     return list(yaml.safe_load_all(open(path)))
-
-
-def task_inputs(spec: dict, task: str, overrides: dict | None = None) -> dict:
-    """The parameter values the compiled task gets when the run takes the pipeline's defaults (and
-    ``overrides``): pipeline parameters, constants, and f-strings of pipeline parameters filled in."""
-    root = spec["root"]
-    values = {name: d.get("defaultValue") for name, d in root["inputDefinitions"]["parameters"].items()}
-    values.update(overrides or {})
-    declared = spec["components"][root["dag"]["tasks"][task]["componentRef"]["name"]]["inputDefinitions"]["parameters"]
-    cast = {"NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "BOOLEAN": bool, "STRING": str}  # as kfp's executor does
-    inputs = {}
-    for name, source in root["dag"]["tasks"][task]["inputs"]["parameters"].items():
-        if name.startswith("pipelinechannel--"):
-            continue
-        if "componentInputParameter" in source:
-            value = values[source["componentInputParameter"]]
-        else:
-            constant = source["runtimeValue"]["constant"]
-            value = PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), constant) if isinstance(constant, str) else constant
-        inputs[name] = cast[declared[name]["parameterType"]](value)
-    return inputs
 
 
 @pytest.fixture
@@ -119,7 +98,8 @@ def test_the_compiled_kubeflow_yaml_creates_an_experiment_katib_accepts(compiled
     assert spec["algorithm"] == {"algorithmName": "multivariate-tpe"}
     assert spec["earlyStopping"]["algorithmName"] == "medianstop"
     assert spec["objective"] == {"type": "maximize", "objectiveMetricName": "validation_accuracy",
-                                 "additionalMetricNames": ["validation_loss"]}
+                                 "additionalMetricNames": ["validation_loss"],
+                                 "metricStrategies": [{"name": "validation_accuracy", "value": "latest"}]}
     assert (spec["maxTrialCount"], spec["parallelTrialCount"]) == (12, 2)
     # The default search space, in Katib's terms.
     parameters = {p["name"]: p for p in spec["parameters"]}

@@ -30,7 +30,7 @@ from textclf import storage
 from textclf.train.launch import settings_arguments
 from textclf.train.settings import TrainSettings
 from textclf.train.trainjob import TrainJobRequest, TrainJobSettings
-from textclf.tune.settings import CloudTuneSettings, TuneSettings
+from textclf.tune.settings import CloudTuneSettings, KatibSettings, TuneSettings
 from textclf.tune.space import SearchSpace
 from textclf.tune.study import StudyResult, TrialRecord, study_name
 from textclf.tune.trial import KATIB_METRICS, metric_name
@@ -76,12 +76,12 @@ def trial_command(tokenized_uri: str, metadata: dict, base: TrainSettings, tune:
             "--metadata", json.dumps(metadata, sort_keys=True, default=str), *arguments]
 
 
-def trial_request(command: list[str], job: TrainJobSettings, cloud: CloudTuneSettings, gpu_type: str,
-                  image: str) -> TrainJobRequest:
-    """One trial: a one-node TrainJob on one GPU of the pool, with the multi-node train step's pod settings."""
+def trial_request(command: list[str], job: TrainJobSettings, gpu_type: str, image: str) -> TrainJobRequest:
+    """One trial: a one-node TrainJob on one GPU of the pool, with the multi-node train step's pod
+    settings (runtime, service account, the W&B secret by reference, trainjob_timeout_hours)."""
     return TrainJobRequest(name="", image=image, command=command, num_nodes=1, gpus_per_node=1, gpu_type=gpu_type,
                            service_account=job.trainjob_service_account, runtime=job.trainjob_runtime,
-                           timeout_seconds=max(1, round(cloud.tune_timeout_hours * 3600)))
+                           timeout_seconds=max(1, round(job.trainjob_timeout_hours * 3600)))
 
 
 def trainjob_spec(trainer_client, request: TrainJobRequest) -> dict:
@@ -104,8 +104,10 @@ def experiment_body(name: str, space: SearchSpace, tune: TuneSettings, cloud: Cl
 
     objective = metric_name(tune.tune_metric)
     spec = {
+        # The trial's last line is its score (textclf.tune.trial): "latest" makes it Katib's too.
         "objective": {"type": tune.direction, "objectiveMetricName": objective,
-                      "additionalMetricNames": [m for m in KATIB_METRICS if m != objective]},
+                      "additionalMetricNames": [m for m in KATIB_METRICS if m != objective],
+                      "metricStrategies": [{"name": objective, "value": "latest"}]},
         "algorithm": {"algorithmName": ALGORITHM},
         "parameters": katib_parameters(space),
         "maxTrialCount": tune.n_trials,
@@ -185,11 +187,11 @@ def _typed_params(assignments: list[dict], space: SearchSpace) -> dict:
     return {a["name"]: typed_value(fields[a["name"]], a["value"]) for a in assignments if a["name"] in space.names}
 
 
-def _observed(observation: dict, metric: str, direction: str) -> float | None:
-    """The metric's best value over the trial's reports (how Katib ranks trials: max or min)."""
+def _observed(observation: dict, metric: str) -> float | None:
+    """The metric's latest value: the trial's score, which it reports last."""
     for m in observation.get("metrics", []) or []:
         if m.get("name") == metric and m.get("latest") not in (None, "unavailable"):
-            return float(m["max"] if direction == "maximize" else m["min"])
+            return float(m["latest"])
     return None
 
 
@@ -206,14 +208,14 @@ def _seconds(trial: dict) -> float | None:
 TRIAL_STATES = {"Succeeded": "COMPLETE", "EarlyStopped": "PRUNED", "Failed": "FAIL", "MetricsUnavailable": "FAIL"}
 
 
-def trial_records(trials: list[dict], space: SearchSpace, metric: str, direction: str) -> list[TrialRecord]:
+def trial_records(trials: list[dict], space: SearchSpace, metric: str) -> list[TrialRecord]:
     """Katib's Trials in the order they were made, as the report shows them."""
     records = []
     for number, trial in enumerate(sorted(trials, key=lambda t: t["metadata"].get("creationTimestamp", ""))):
         state = TRIAL_STATES.get(condition(trial), "RUNNING")
         observation = trial.get("status", {}).get("observation", {})
         records.append(TrialRecord(number, state, _typed_params(trial["spec"].get("parameterAssignments", []), space),
-                                   _observed(observation, metric, direction) if state == "COMPLETE" else None,
+                                   _observed(observation, metric) if state == "COMPLETE" else None,
                                    _seconds(trial), [], name=trial["metadata"]["name"]))
     return records
 
@@ -225,9 +227,9 @@ def study_result(experiment: dict, trials: list[dict], space: SearchSpace, base:
     if not optimal.get("bestTrialName"):
         raise ExperimentFailed(f"Experiment {experiment['metadata']['name']} has no best trial: no trial completed")
     metric = metric_name(tune.tune_metric)
-    records = trial_records(trials, space, metric, tune.direction)
+    records = trial_records(trials, space, metric)
     best = next(r for r in records if r.name == optimal["bestTrialName"])
-    value = _observed(optimal.get("observation", {}), metric, tune.direction)
+    value = _observed(optimal.get("observation", {}), metric)
     return StudyResult(experiment["metadata"]["name"], where, "katib", tune.tune_metric, tune.direction, space.to_spec(),
                        asdict(base), _typed_params(optimal.get("parameterAssignments", []), space), value, best.number,
                        records)
@@ -242,7 +244,7 @@ def _raise_on_sigterm(signum, frame):
 
 
 def run_katib(trainer_client, tokenized_uri: str, metadata: dict, base: TrainSettings, tune: TuneSettings,
-              cloud: CloudTuneSettings, job: TrainJobSettings, gpu_type: str, image: str,
+              cloud: CloudTuneSettings, wait: KatibSettings, job: TrainJobSettings, gpu_type: str, image: str,
               poll_seconds: float = 30) -> StudyResult:
     """Create (or find) the Experiment, wait for it, and read its trials.
 
@@ -257,13 +259,13 @@ def run_katib(trainer_client, tokenized_uri: str, metadata: dict, base: TrainSet
                          f"they are at {tokenized_uri!r}: submit the run with a gs:// pipeline root")
     space = load_space(tune.search_space)
     name = study_name(space, base, tune, metadata)
-    request = trial_request(trial_command(tokenized_uri, metadata, base, tune, space), job, cloud, gpu_type, image)
+    request = trial_request(trial_command(tokenized_uri, metadata, base, tune, space), job, gpu_type, image)
     body = experiment_body(name, space, tune, cloud, trainjob_spec(trainer_client, request))
     api, namespace = trainer_client.backend.custom_api, trainer_client.backend.namespace
     create_or_attach(api, namespace, body)
     previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
     try:
-        experiment = follow(api, namespace, name, cloud.tune_timeout_hours * 3600, poll_seconds)
+        experiment = follow(api, namespace, name, wait.tune_timeout_hours * 3600, poll_seconds)
     except (ExperimentTimeout, SystemExit, KeyboardInterrupt) as error:
         log.warning("deleting Experiment %s: %s", name, error)
         api.delete_namespaced_custom_object(GROUP, VERSION, namespace, "experiments", name)
@@ -276,14 +278,14 @@ def run_katib(trainer_client, tokenized_uri: str, metadata: dict, base: TrainSet
 
 
 def tune_with_katib(trainer_client, tokenized_uri: str, metadata: dict, base: TrainSettings, tune: TuneSettings,
-                    cloud: CloudTuneSettings, job: TrainJobSettings, gpu_type: str, image: str, out_dir: str,
-                    tracking_settings, poll_seconds: float = 30) -> dict:
+                    cloud: CloudTuneSettings, wait: KatibSettings, job: TrainJobSettings, gpu_type: str, image: str,
+                    out_dir: str, tracking_settings, poll_seconds: float = 30) -> dict:
     """The Kubeflow tune step: the Experiment (:func:`run_katib`), then the same report, ``tuning.json``
     and W&B run as a local study; returns the record the final training takes."""
     from textclf.tune.local import tracking_config
     from textclf.tune.report import publish
 
-    result = run_katib(trainer_client, tokenized_uri, metadata, base, tune, cloud, job, gpu_type, image, poll_seconds)
+    result = run_katib(trainer_client, tokenized_uri, metadata, base, tune, cloud, wait, job, gpu_type, image, poll_seconds)
     log.info("best of %d trials: %s, validation %s %.4f with %s", len(result.trials), result.trials[result.best_trial].name,
              result.metric, result.best_value, result.best_params)
     return publish(result, out_dir, tracking_settings, tracking_config(base, tune, metadata))

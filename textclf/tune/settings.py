@@ -54,14 +54,23 @@ class LocalTuneSettings:
 
 @dataclass
 class CloudTuneSettings:
-    """How the tuning service runs the trials (Katib on Kubeflow, Vertex AI)."""
+    """How many trials the tuning service (Katib on Kubeflow, Vertex AI) runs at once."""
 
-    parallel_trials: int = setting(2, "Trials that run at once, each on its own GPU node (Katib's "
-                                   "parallelTrialCount, Vertex AI's parallel_trial_count).")
-    tune_timeout_hours: float = setting(24.0, "Longest the Katib Experiment or Vertex AI tuning job may run; the "
-                                        "tune step then stops it and fails.")
+    parallel_trials: int = setting(2, "Trials that run at once, each on its own GPU (Katib's parallelTrialCount, "
+                                   "Vertex AI's parallel_trial_count).")
 
     def __post_init__(self):
         require_at_least(self, 1, "parallel_trials")
+
+
+@dataclass
+class KatibSettings:
+    """How long the Kubeflow tune step waits for its Katib Experiment (each trial's TrainJob has
+    trainjob_timeout_hours)."""
+
+    tune_timeout_hours: float = setting(48.0, "Longest the tune step waits for the Katib Experiment; it then deletes "
+                                        "it and fails.")
+
+    def __post_init__(self):
         if self.tune_timeout_hours <= 0:
             raise ValueError(f"tune_timeout_hours must be positive, got {self.tune_timeout_hours}")

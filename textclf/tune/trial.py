@@ -142,19 +142,27 @@ def run_trial(data_dir: str, settings: TrainSettings, tune: TuneSettings, metada
 # ----------------------------------------------------------------------------- trials of Katib and Vertex
 
 
-def katib_sink(metrics: dict, point: int) -> None:
-    """Lines Katib's stdout collector parses (its default filter: ``name=value``)."""
-    print(f"point={point} " + " ".join(f"validation_{k}={v:.6f}" for k, v in sorted(metrics.items())), flush=True)
+def katib_sink(tune_metric: str) -> Callable[[dict, int | None], None]:
+    """Lines Katib's stdout collector parses (its default filter: ``name=value``); the last line is
+    the trial's score alone (the Experiment takes the latest value)."""
+
+    def sink(metrics: dict, point: int | None) -> None:
+        shown = metrics if point is not None else {tune_metric: metrics[tune_metric]}
+        print(" ".join(f"validation_{k}={v:.6f}" for k, v in sorted(shown.items())), flush=True)
+
+    return sink
 
 
-def vertex_sink(tune_metric: str) -> Callable[[dict, int], None]:
-    """Each validation to Vertex AI's tuning service, through ``cloudml-hypertune`` (the metric file it reads)."""
+def vertex_sink(tune_metric: str) -> Callable[[dict, int | None], None]:
+    """Each validation to Vertex AI's tuning service, through ``cloudml-hypertune`` (the metric file it
+    reads); the last, the trial's score, one step after the rest (the job takes the last measurement)."""
     import hypertune
 
-    reporter = hypertune.HyperTune()
+    reporter, last = hypertune.HyperTune(), [0]
 
-    def sink(metrics: dict, point: int) -> None:
-        reporter.report_hyperparameter_tuning_metric(metric_name(tune_metric), metrics[tune_metric], global_step=point)
+    def sink(metrics: dict, point: int | None) -> None:
+        last[0] = last[0] + 1 if point is None else point
+        reporter.report_hyperparameter_tuning_metric(metric_name(tune_metric), metrics[tune_metric], global_step=last[0])
 
     return sink
 
@@ -207,10 +215,11 @@ def main(argv: list[str] | None = None) -> None:
     paths, settings, tune = parser.parse_args_into_dataclasses(integral_arguments(sys.argv[1:] if argv is None else argv))
     tokenized = node_local_copy(paths.tokenized, ranks_from_env())
     work_dir = tempfile.mkdtemp(prefix="tune-trial-")
-    sink = katib_sink if paths.engine == "katib" else vertex_sink(tune.tune_metric)
+    sink = (katib_sink if paths.engine == "katib" else vertex_sink)(tune.tune_metric)
     outcome = run_trial(trial_data(tokenized, tune.trial_train_fraction, settings.seed, work_dir), settings, tune,
                         json.loads(paths.metadata), sink, work_dir)
     log.info("trial finished in %.0f s: %s %.4f", outcome.seconds, metric_name(tune.tune_metric), outcome.value)
+    sink({tune.tune_metric: outcome.value}, None)  # the score, last: what the tuning service ranks trials by
 
 
 if __name__ == "__main__":
