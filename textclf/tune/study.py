@@ -225,7 +225,8 @@ def trial_records(study) -> list[TrialRecord]:
         if t.state in (TrialState.RUNNING, TrialState.WAITING):
             continue
         error = t.user_attrs.get("error", "") if t.state == TrialState.FAIL else ""
-        records.append(TrialRecord(t.number, t.state.name, dict(t.params), t.value, t.user_attrs.get("seconds"),
+        value = t.value if t.state == TrialState.COMPLETE else None  # a pruned trial's is only its last report
+        records.append(TrialRecord(t.number, t.state.name, dict(t.params), value, t.user_attrs.get("seconds"),
                                    t.user_attrs.get("reports", []), error))
     return records
 
