@@ -10,6 +10,7 @@ TrainJob CRD (tests/fixtures/katib, tests/fixtures/trainer, with their sources a
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -17,6 +18,7 @@ import yaml
 from tests.cloud.compiled import task_inputs
 from tests.cloud.fake_katib_api import FakeKatibApi, KatibScript, filled_trial, katib_config, sample_values, webhook_errors
 
+ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "kubeflow"
 IMAGE = "europe-docker.pkg.dev/p/textclf/textclf-trainer:abc123"
 METADATA = {"labels": ["negative", "positive"], "fingerprint": "f00d", "max_length": 128, "truncation": "head"}
@@ -211,3 +213,30 @@ def test_the_fake_webhook_refuses_what_katib_would():
     assert "objectiveMetricNam" in errors  # Katib's Go types have no such field
     assert "Suggestion config" in errors and "placeholders" in errors
     assert webhook_errors({**body, "metadata": {"name": "Textclf_tune"}}, katib_config())
+
+
+def test_the_launchers_rbac_allows_every_call_the_step_makes(compiled, kube, tmp_path):
+    """Every call of a run that succeeds, and of one that times out (and deletes), against the Roles
+    manifests/katib and manifests/trainer bind to pipeline-runner."""
+    from tests.cloud.test_cloud_trainjob import needed_permission, rbac_rules
+    from textclf.tune.katib import ExperimentTimeout
+
+    ok = kube(KatibScript(trials=DEFAULT_TRIALS))
+    run_step(compiled, tmp_path / "ok")
+    stuck = kube(KatibScript(outcome="Running"))
+    with pytest.raises(ExperimentTimeout):
+        run_step(compiled, tmp_path / "stuck", overrides={"tune_timeout_hours": 0.3 / 3600})
+    allowed = rbac_rules()
+    for doc in yaml.safe_load_all((ROOT / "manifests/katib/rbac-tune-launcher.yaml").read_text()):
+        if doc["kind"] == "Role":
+            for rule in doc["rules"]:
+                for group in rule["apiGroups"]:
+                    for resource in rule["resources"]:
+                        allowed.setdefault((doc["metadata"]["namespace"], group, resource), set()).update(rule["verbs"])
+    needed = {needed_permission(call) for call in ok.calls + stuck.calls}
+    needed = {n for n in needed if n[1:3] != ("", "configmaps")}  # the SDK's version probe, allowed to fail
+    assert {("kubeflow", "kubeflow.org", "experiments", v) for v in ("create", "get", "delete")} <= needed
+    missing = [n for n in needed if n[3] not in allowed.get(n[:3], set())]
+    assert not missing, f"pipeline-runner would be refused: {missing}"
+    kustomization = yaml.safe_load((ROOT / "manifests/katib/kustomization.yaml").read_text())
+    assert kustomization["resources"] == ["rbac-tune-launcher.yaml"]
