@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.imdb import step_seconds  # noqa: E402
+from bench.imdb import append_section, step_seconds  # noqa: E402
 from bench.machine import machine_line  # noqa: E402
 from textclf.train.settings import TrainSettings  # noqa: E402
 
@@ -88,13 +88,8 @@ def main(argv=None) -> None:
     print(f"default settings: test accuracy {default['metrics']['accuracy']:.4f} in {default['seconds'] / 60:.1f} min",
           file=sys.stderr)
     tuned = run("tune", [*common, f"n_trials={options.n_trials}", *options.tune_param], work)
-    text = report(default, tuned, options)
-    print(text)
-    output = Path(options.output)
-    if not output.exists():
-        output.write_text("# Tuning benchmarks\n\nWritten by `bench/tune.py` (`make bench-tune`); see its docstring.\n")
-    output.write_text(output.read_text().rstrip("\n") + "\n\n" + text)
-    print(f"appended to {output}; work files in {work}", file=sys.stderr)
+    append_section(Path(options.output), "# Tuning benchmarks\n\nWritten by `bench/tune.py` (`make bench-tune`); see its "
+                   "docstring.\n", report(default, tuned, options), work)
 
 
 if __name__ == "__main__":

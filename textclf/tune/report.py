@@ -49,7 +49,9 @@ def _finished(trials: list[TrialRecord]) -> list[TrialRecord]:
 
 
 def plot_history(result: StudyResult) -> str:
-    """The metric of every trial in order, and the best so far."""
+    """The metric of every trial in order, the best so far, and where pruned trials were stopped."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = new_figure(6, 3.5)
     done = _finished(result.trials)
     better = max if result.direction == "maximize" else min
@@ -59,9 +61,11 @@ def plot_history(result: StudyResult) -> str:
         best_so_far.append(running)
     ax.plot([t.number for t in done], [t.value for t in done], "o", label="trial")
     ax.step([t.number for t in done], best_so_far, where="post", label="best so far")
-    for t in result.trials:
-        if t.state == "PRUNED" and t.reports:
-            ax.plot(t.number, t.reports[-1][result.metric], "x", color="grey")
+    pruned = [t for t in result.trials if t.state == "PRUNED" and t.reports]
+    if pruned:
+        ax.plot([t.number for t in pruned], [t.reports[-1][result.metric] for t in pruned], "x", color="grey",
+                label="pruned (last report)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial")
     ax.set_ylabel(f"validation {result.metric}")
     ax.legend(loc="best")
@@ -69,18 +73,30 @@ def plot_history(result: StudyResult) -> str:
 
 
 def plot_parameters(result: StudyResult) -> str:
-    """The metric against each tuned parameter (one panel each; log axes where the space is log)."""
+    """The metric against each tuned setting, one panel each (three a row; log axes where the space is)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+
     names = list(result.space)
-    fig, axes = new_figure(3.2 * len(names), 3)
-    axes = list(axes.flat) if hasattr(axes, "flat") else [axes]
+    columns = min(3, len(names))
+    rows = math.ceil(len(names) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.3 * columns, 2.8 * rows), squeeze=False, sharey=True)
     done = _finished(result.trials)
-    for ax, name in zip(axes, names):
+    for ax, name in zip(axes.flat, names):
         values = [t.params.get(name) for t in done]
         ax.plot([str(v) if isinstance(v, (bool, str)) else v for v in values], [t.value for t in done], "o")
         if result.space[name].get("log"):
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(name)
-    axes[0].set_ylabel(f"validation {result.metric}")
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
+    for row in axes:
+        row[0].set_ylabel(f"validation {result.metric}")
+    fig.tight_layout()
     return figure_markdown(fig, f"validation {result.metric} against each tuned setting")
 
 
