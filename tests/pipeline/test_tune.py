@@ -104,7 +104,9 @@ def test_trials_train_on_a_seeded_subsample_and_never_see_the_test_split(tokeniz
     from textclf.tune.trial import trial_data
 
     assert trial_data(tokenized_dir, 1.0, 0, str(tmp_path)) == tokenized_dir
+    before = sorted(p.name for p in Path(tokenized_dir).rglob("*"))
     subsample = trial_data(tokenized_dir, 0.5, 7, str(tmp_path))
+    assert sorted(p.name for p in Path(tokenized_dir).rglob("*")) == before, "the tokenize step's output is left as it was"
     splits, full = datasets.load_from_disk(subsample), datasets.load_from_disk(tokenized_dir)
     assert set(splits) == {"train", "validation"} and (Path(subsample) / "tokenizer").is_dir()
     assert len(splits["train"]) == round(len(full["train"]) * 0.5) and len(splits["validation"]) == len(full["validation"])

@@ -57,10 +57,15 @@ def trial_data(tokenized_dir: str, fraction: float, seed: int, work_dir: str) ->
     dest = Path(work_dir, SUBSAMPLE_DIR)
     if (dest / "dataset_dict.json").exists():
         return str(dest)
+    import numpy as np
+
     splits = datasets.load_from_disk(tokenized_dir)
     train = splits["train"]
     keep = max(1, round(len(train) * fraction))
-    subsample = train.shuffle(seed=seed).select(range(keep)).flatten_indices()  # written in batches
+    rows = np.sort(np.random.default_rng(seed).permutation(len(train))[:keep])  # in file order: reads stay sequential
+    # keep_in_memory: only the row numbers, so that nothing is written into the tokenize step's folder;
+    # save_to_disk then copies the rows batch by batch.
+    subsample = train.select(rows, keep_in_memory=True)
     datasets.DatasetDict({"train": subsample, "validation": splits["validation"]}).save_to_disk(str(dest))
     shutil.copytree(Path(tokenized_dir, "tokenizer"), dest / "tokenizer", dirs_exist_ok=True)
     log.info("trials train on %d of %d training texts (seed %d); validation: all %d", keep, len(train), seed,
