@@ -203,7 +203,10 @@ class Progress:
         self.done += 1
         elapsed = time.perf_counter() - self.started
         left = (self.n_trials - self.done) * elapsed / self.ran
-        outcome = f"{self.metric} {trial.value:.4f}" if trial.value is not None else trial.state.name.lower()
+        if trial.state.name == "COMPLETE":
+            outcome = f"{self.metric} {trial.value:.4f}"
+        else:  # a pruned trial's value is only its last report: say what happened instead
+            outcome = trial.state.name.lower() + (f" at {self.metric} {trial.value:.4f}" if trial.value is not None else "")
         best = next((t for t in study.get_trials(deepcopy=False) if t.number == _best_number(study)), None)
         log.info("trial %d/%d (#%d) %s in %.0f s (%.2f trials/h); best %s; about %.0f min left", self.done,
                  self.n_trials, trial.number, outcome, trial.user_attrs.get("seconds", 0.0), 3600 * self.ran / elapsed,
