@@ -17,7 +17,7 @@ IMAGE_REGISTRY ?= us-docker.pkg.dev/PROJECT/textclf
 SIZES ?= 100000,300000,1000000
 IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
 
-.PHONY: install run test test-fast compile serve bench bench-train bench-serve bench-scale bench-imdb-cpu bench-train-scaling bench-gpu bench-tasks monitor-demo soak images pin-images security lock clean
+.PHONY: install run test test-fast compile serve bench bench-train bench-serve bench-scale bench-imdb-cpu bench-train-scaling bench-gpu bench-tasks bench-tune monitor-demo soak images pin-images security lock clean
 
 install: $(STAMP)
 
@@ -70,7 +70,7 @@ test-fast: install
 	$(PY) -m pytest -m "not integration"
 
 compile: install
-	$(foreach t,$(TARGETS),$(PY) -m pipelines compile --target $(t) &&) true
+	$(foreach t,$(TARGETS),$(PY) -m pipelines compile --target $(t) && $(PY) -m pipelines compile --target $(t) --tune &&) true
 
 serve: install
 	model=$$($(PY) -m pipelines latest-model) && \
@@ -99,6 +99,12 @@ bench-train-scaling: install
 # IMDB at max_length 512, 3 epochs, on one GPU and then on all GPUs: accuracy, samples/s, MFU.
 bench-gpu: install
 	PYTHON=$(PY) DATA=$(or $(DATA),../shared/data/imdb) bench/gpu_imdb.sh $(ARGS)
+
+# The pipeline with the default training settings, then the tune pipeline (default search space,
+# 12 trials), on TREC-6: test accuracy of both, side by side (docs/benchmarks-tune.md). Quiet machine.
+# A quick check of the script: make bench-tune DATA=sample:300 ARGS="--n_trials 2 --param max_length=32 --param epochs=1 --tune_param trial_max_steps=3"
+bench-tune: install
+	$(PY) bench/tune.py --data $(or $(DATA),../shared/data/trec6) --param max_length=64 $(ARGS)
 
 # Ingest, tokenize, a short train and evaluate at N = 100k, 300k, 1M rows (memory and time per step).
 bench-scale: install

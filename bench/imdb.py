@@ -283,18 +283,22 @@ def parse(argv=None) -> tuple[str, Options]:
     return mode, Options(**args)
 
 
+def append_section(output: Path, title: str, text: str, work: Path) -> None:
+    """Print a run's section and append it to ``output`` (made with ``title`` when new)."""
+    print(text)
+    if not output.exists():
+        output.write_text(title)
+    output.write_text(output.read_text().rstrip("\n") + "\n\n" + text)
+    print(f"appended to {output}; work files in {work}", file=sys.stderr)
+
+
 def main(argv=None) -> None:
     mode, options = parse(argv)
     work = Path(options.workdir or tempfile.mkdtemp(prefix=f"bench-imdb-{mode}-"))
     work.mkdir(parents=True, exist_ok=True)
     run = {"pipeline": run_pipeline, "scaling": run_scaling, "gpu": run_gpu}[mode]
-    text = run(options, work)
-    print(text)
-    output = Path(options.output)
-    if not output.exists():
-        output.write_text("# IMDB benchmarks of the train step\n\nWritten by `bench/imdb.py`; see its docstring.\n")
-    output.write_text(output.read_text().rstrip("\n") + "\n\n" + text)
-    print(f"appended to {output}; work files in {work}", file=sys.stderr)
+    append_section(Path(options.output), "# IMDB benchmarks of the train step\n\nWritten by `bench/imdb.py`; see its docstring.\n",
+                   run(options, work), work)
 
 
 if __name__ == "__main__":

@@ -25,17 +25,18 @@ from textclf.train.trainjob import TrainJobSettings
 
 GPU_TYPE_HELP = "GKE accelerator label of the GPU pool (a compile option: python -m pipelines compile --gpu-type)."
 TRAINER_IMAGE_HELP = "Image of the TrainJob's pods: the trainer image the pipeline was compiled with."
+TUNED_HELP = "The tune step's result (JSON): its best settings replace the parameters of the same names. Empty: none."
 
 
 # Settings named again for kfp (see components/step.py, which checks them against the dataclasses).
-@gpu_step(TrainSettings, TrainLaunchSettings, TrackingSettings)
+@gpu_step(TrainSettings, TrainLaunchSettings, TrackingSettings, wired={"tuned_settings": (TUNED_HELP, "")})
 def train_op(
     base_model: str, epochs: int, learning_rate: float, batch_size: int, grad_accum_steps: int,
     warmup_ratio: float, weight_decay: float, group_by_length: bool, precision: str,
     early_stopping_patience: int, max_steps: int, seed: int, torch_compile: bool, attention_dropout: float,
-    eval_batch_size: int, log_every: int, dataloader_workers: int, checkpoint_every_steps: int,
+    hidden_dropout: float, eval_batch_size: int, log_every: int, dataloader_workers: int, checkpoint_every_steps: int,
     checkpoint_every_minutes: float, min_train_steps: int, class_weighting: str, num_nodes: int, gpus_per_node: int,
-    wandb_project: str, wandb_entity: str, wandb_api_key_secret: str,
+    wandb_project: str, wandb_entity: str, wandb_api_key_secret: str, tuned_settings: str,
     dataset: dsl.Input[dsl.Dataset], tokenized: dsl.Input[dsl.Dataset], model: dsl.Output[dsl.Model],
 ):
     """Fine-tune the base model as a sequence classifier.
@@ -52,26 +53,29 @@ def train_op(
     from textclf.train import TrainSettings
     from textclf.train.launch import TrainLaunchSettings, train_in_task
 
+    from textclf.tune.report import apply_tuning
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    summary = train_in_task(
-        tokenized.path, model.path, model.uri, {**dataset.metadata, **tokenized.metadata}, from_values(TrainSettings, locals()),
-        from_values(TrainLaunchSettings, locals()), from_values(TrackingSettings, locals()),
-    )
+    settings, metadata = apply_tuning(from_values(TrainSettings, locals()), tuned_settings,
+                                      {**dataset.metadata, **tokenized.metadata})
+    summary = train_in_task(tokenized.path, model.path, model.uri, metadata, settings,
+                            from_values(TrainLaunchSettings, locals()), from_values(TrackingSettings, locals()))
     if summary is None:
         raise SystemExit(0)  # a worker replica of a Vertex CustomJob: the primary replica writes the outputs
     model.metadata.update({k: summary[k] for k in ("labels", "base_model", "data_fingerprint", "precision", "code_version")})
 
 
 @step(TrainSettings, TrainLaunchSettings, TrainJobSettings, TrackingSettings,
-      wired={"gpu_type": (GPU_TYPE_HELP, ""), "trainer_image": (TRAINER_IMAGE_HELP, TRAINER_IMAGE)})
+      wired={"gpu_type": (GPU_TYPE_HELP, ""), "trainer_image": (TRAINER_IMAGE_HELP, TRAINER_IMAGE),
+             "tuned_settings": (TUNED_HELP, "")})
 def train_trainjob_op(
     base_model: str, epochs: int, learning_rate: float, batch_size: int, grad_accum_steps: int,
     warmup_ratio: float, weight_decay: float, group_by_length: bool, precision: str,
     early_stopping_patience: int, max_steps: int, seed: int, torch_compile: bool, attention_dropout: float,
-    eval_batch_size: int, log_every: int, dataloader_workers: int, checkpoint_every_steps: int,
+    hidden_dropout: float, eval_batch_size: int, log_every: int, dataloader_workers: int, checkpoint_every_steps: int,
     checkpoint_every_minutes: float, min_train_steps: int, class_weighting: str, num_nodes: int, gpus_per_node: int,
     trainjob_runtime: str, trainjob_service_account: str, trainjob_timeout_hours: float,
-    wandb_project: str, wandb_entity: str, wandb_api_key_secret: str, gpu_type: str, trainer_image: str,
+    wandb_project: str, wandb_entity: str, wandb_api_key_secret: str, gpu_type: str, trainer_image: str, tuned_settings: str,
     dataset: dsl.Input[dsl.Dataset], tokenized: dsl.Input[dsl.Dataset], model: dsl.Output[dsl.Model],
 ):
     """Fine-tune the base model on num_nodes GPU nodes as a Kubeflow Trainer TrainJob, and wait for it.
@@ -89,11 +93,14 @@ def train_trainjob_op(
     from textclf.train.launch import TrainLaunchSettings
     from textclf.train.trainjob import TrainJobSettings, run_trainjob
 
+    from textclf.tune.report import apply_tuning
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings, metadata = apply_tuning(from_values(TrainSettings, locals()), tuned_settings,
+                                      {**dataset.metadata, **tokenized.metadata})
     summary = run_trainjob(
-        tokenized.uri, model.uri, model.path, {**dataset.metadata, **tokenized.metadata}, from_values(TrainSettings, locals()),
-        from_values(TrainLaunchSettings, locals()), from_values(TrainJobSettings, locals()),
-        from_values(TrackingSettings, locals()), gpu_type, trainer_image,
+        tokenized.uri, model.uri, model.path, metadata, settings, from_values(TrainLaunchSettings, locals()),
+        from_values(TrainJobSettings, locals()), from_values(TrackingSettings, locals()), gpu_type, trainer_image,
     )
     model.metadata.update({k: summary[k] for k in ("labels", "base_model", "data_fingerprint", "precision", "code_version")})
 

@@ -1,11 +1,11 @@
-"""``python -m pipelines {run,compile,latest-model,submit,schedule} ...``"""
+"""``python -m pipelines {run,tune,compile,latest-model,submit,schedule} ...``"""
 
 import argparse
 import importlib
 import logging
 
 # Each module adds its subcommand(s) through register(subparsers).
-COMMAND_MODULES = ["pipelines.run", "pipelines.compile", "pipelines.submit", "pipelines.schedule"]
+COMMAND_MODULES = ["pipelines.run", "pipelines.tune", "pipelines.compile", "pipelines.submit", "pipelines.schedule"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,6 +34,7 @@ from textclf.images import TRAINER_IMAGE
 from textclf.train.trainjob import GPU_NODE_LABEL, GPU_TOLERATION, WANDB_SECRET, WANDB_SECRET_KEY
 
 PIPELINE_NAME = "textclf-train"
+TUNE_PIPELINE_NAME = "textclf-tune"
 TARGETS = ("local", "kubeflow", "vertex")
 # GKE node label value -> Vertex AI accelerator name, for the GPUs a fine-tune runs on.
 GPU_TYPES = {
@@ -84,8 +85,10 @@ STEPS = (source_version_op, ingest_op, tokenize_op, train_op, evaluate_op, gate_
 TARGET_STEPS = {"local": (), "kubeflow": (train_trainjob_op,), "vertex": ()}
 
 
-def steps_for(target: str) -> tuple:
-    return STEPS + TARGET_STEPS[target]
+def steps_for(target: str, tune: bool = False) -> tuple:
+    from pipelines.tune import TUNE_STEPS
+
+    return STEPS + TARGET_STEPS[target] + (TUNE_STEPS[target] if tune else ())
 
 
 def step_parameters(op) -> dict:
@@ -96,10 +99,10 @@ def step_parameters(op) -> dict:
             if not spec.type.startswith("system.") and name not in wired}
 
 
-def pipeline_parameters(target: str = "local") -> list[inspect.Parameter]:
+def pipeline_parameters(target: str = "local", tune: bool = False) -> list[inspect.Parameter]:
     """One keyword parameter per distinct step parameter; a name several steps share must agree."""
     found: dict[str, tuple] = {}
-    for op in steps_for(target):
+    for op in steps_for(target, tune):
         for name, spec in step_parameters(op).items():
             declared = (spec.type, spec.default, spec.description)
             if found.setdefault(name, declared) != declared:
@@ -109,10 +112,11 @@ def pipeline_parameters(target: str = "local") -> list[inspect.Parameter]:
             for name, (kind, default, _) in found.items()]
 
 
-def pipeline_docstring(target: str = "local") -> str:
-    descriptions = {name: spec.description for op in steps_for(target) for name, spec in step_parameters(op).items()}
+def pipeline_docstring(target: str = "local", tune: bool = False) -> str:
+    descriptions = {name: spec.description for op in steps_for(target, tune) for name, spec in step_parameters(op).items()}
     lines = [f"    {name}: {text}" for name, text in descriptions.items()]
-    return "Fine-tune a Hugging Face text classifier and roll it out as a KServe canary.\n\nArgs:\n" + "\n".join(lines)
+    tuned = "Tune the training settings, then f" if tune else "F"
+    return f"{tuned}ine-tune a Hugging Face text classifier and roll it out as a KServe canary.\n\nArgs:\n" + "\n".join(lines)
 
 
 def train_on_kubeflow(call, params: dict, gpu_type: str, **artifacts):
@@ -128,14 +132,15 @@ def train_on_kubeflow(call, params: dict, gpu_type: str, **artifacts):
     return dsl.OneOf(pod.outputs["model"], job.outputs["model"])
 
 
-def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE):
-    """The pipeline function for ``target`` (``local``, ``kubeflow`` or ``vertex``)."""
+def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE, tune: bool = False):
+    """The pipeline function for ``target`` (``local``, ``kubeflow`` or ``vertex``); ``tune`` adds the
+    tune step (``pipelines/tune.py``) between tokenize and train, which trains with its best settings."""
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     if gpu_type not in GPU_TYPES:
         raise ValueError(f"gpu_type must be one of {sorted(GPU_TYPES)}, got {gpu_type!r}")
 
-    signature = inspect.Signature(pipeline_parameters(target))
+    signature = inspect.Signature(pipeline_parameters(target, tune))
 
     def textclf_pipeline(*args, **kwargs):
         params = signature.bind(*args, **kwargs).arguments  # kfp passes every parameter, in order
@@ -150,6 +155,10 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE):
         tokenize = call(tokenize_op, dataset=ingest.outputs["dataset"])
         set_resources(tokenize, STEP_RESOURCES["tokenize"]).set_caching_options(True).set_display_name("tokenize")
         data = {"dataset": ingest.outputs["dataset"], "tokenized": tokenize.outputs["tokenized"]}
+        if tune:
+            from pipelines.tune import tune_step
+
+            data["tuned_settings"] = tune_step(target, call, params, gpu_type, **data)
         if target == "kubeflow":
             model = train_on_kubeflow(call, params, gpu_type, **data)
         elif target == "vertex":
@@ -172,5 +181,8 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE):
 
     # kfp reads the parameters from the signature and their UI text from the docstring.
     textclf_pipeline.__signature__ = signature
-    textclf_pipeline.__doc__ = pipeline_docstring(target)
+    textclf_pipeline.__doc__ = pipeline_docstring(target, tune)
+    if tune:
+        return dsl.pipeline(name=TUNE_PIPELINE_NAME, description="Tune the training settings, fine-tune a text classifier "
+                            "with the best, evaluate, gate and roll it out on KServe.")(textclf_pipeline)
     return dsl.pipeline(name=PIPELINE_NAME, description="Fine-tune a text classifier, evaluate, gate and roll it out on KServe.")(textclf_pipeline)

@@ -42,6 +42,8 @@ OUTPUTS = {
     "gate_decision": ("gate-op", "decision", ""),
     "manifest": ("deploy-op", "manifest", ""),
 }
+# What the tune pipeline (python -m pipelines tune) adds.
+TUNE_OUTPUTS = {"tuning_report": ("tune-op", "report", "")}
 GATE_TASK = OUTPUTS["gate_decision"][0]
 
 
@@ -61,6 +63,7 @@ def gate_verdict(pipeline_dir: Path) -> tuple[str, str]:
 class LocalRun:
     run_dir: Path
     paths: dict[str, Path]
+    outputs: tuple[str, ...] = tuple(OUTPUTS)  # the names the summary lists
 
     @property
     def gate(self) -> tuple[str, str]:
@@ -70,7 +73,7 @@ class LocalRun:
 
     def summary(self) -> str:
         lines = [f"run: {self.run_dir}"]
-        lines += [f"{name:>14}: {self.paths.get(name, '(not produced)')}" for name in OUTPUTS]
+        lines += [f"{name:>14}: {self.paths.get(name, '(not produced)')}" for name in self.outputs]
         if "manifest" not in self.paths:
             lines.append("the gate did not pass, so nothing was deployed: see the gate decision above")
         return "\n".join(lines)
@@ -141,12 +144,12 @@ def failed_step(error: RuntimeError) -> str | None:
     return task.removesuffix("-op")
 
 
-def parse_params(pairs: list[str]) -> dict:
+def parse_params(pairs: list[str], tune: bool = False) -> dict:
     """``["epochs=1", "source=data.csv"]`` -> typed pipeline arguments, by the same strict rules as
     ``submit`` and ``schedule`` (types from the pipeline's declaration; unknown names and bad values fail)."""
     from kfp.pipeline_spec import pipeline_spec_pb2
 
-    spec_inputs = build_pipeline().pipeline_spec.root.input_definitions.parameters
+    spec_inputs = build_pipeline(tune=tune).pipeline_spec.root.input_definitions.parameters
     kinds = pipeline_spec_pb2.ParameterType.ParameterTypeEnum
     try:
         return cloud_common.parse_params(pairs, {name: kinds.Name(spec.parameter_type) for name, spec in spec_inputs.items()})
@@ -154,10 +157,10 @@ def parse_params(pairs: list[str]) -> dict:
         raise SystemExit(f"error: {error}") from None
 
 
-def find_outputs(run_dir: Path) -> dict[str, Path]:
+def find_outputs(run_dir: Path, outputs: dict = OUTPUTS) -> dict[str, Path]:
     """The run's artifacts by name (layout of kfp's local runner: <root>/<run>/<task>/<output>)."""
     found = {}
-    for name, (task, output, inner) in OUTPUTS.items():
+    for name, (task, output, inner) in outputs.items():
         for path in sorted(run_dir.glob(f"*/{task}/{output}")):
             target = path / inner if inner else path
             if target.exists():
@@ -172,8 +175,9 @@ def local_arguments(params: dict | None) -> dict:
     return {**DEMO_DEFAULTS, **params} if demo else params
 
 
-def run_local(params: dict | None = None, runs_dir: str = RUNS_DIR) -> LocalRun:
-    """Run the pipeline locally with ``params`` (over ``DEMO_DEFAULTS`` for the generated sample).
+def run_local(params: dict | None = None, runs_dir: str = RUNS_DIR, tune: bool = False) -> LocalRun:
+    """Run the pipeline (``tune``: the tune pipeline) locally with ``params`` (over ``DEMO_DEFAULTS`` for the
+    generated sample).
 
     Raises:
         StepFailed: a step failed; it names the step and the step's own exception line.
@@ -189,7 +193,7 @@ def run_local(params: dict | None = None, runs_dir: str = RUNS_DIR) -> LocalRun:
     step_log, stdout = StepLog(sys.stdout), sys.stdout
     sys.stdout = step_log
     try:
-        build_pipeline("local")(**arguments)
+        build_pipeline("local", tune=tune)(**arguments)
     except RuntimeError as error:
         step = failed_step(error)
         if step is None:
@@ -198,7 +202,8 @@ def run_local(params: dict | None = None, runs_dir: str = RUNS_DIR) -> LocalRun:
     finally:
         sys.stdout = stdout
     log.info("pipeline finished in %.0fs", time.perf_counter() - start)
-    return LocalRun(run_dir, find_outputs(run_dir))
+    outputs = {**OUTPUTS, **TUNE_OUTPUTS} if tune else OUTPUTS
+    return LocalRun(run_dir, find_outputs(run_dir, outputs), tuple(outputs))
 
 
 @dataclass(frozen=True)
@@ -235,10 +240,10 @@ def latest_model(runs_dir: str = RUNS_DIR, any_gate: bool = False, models: list[
                      "to take the newest model whatever its gate said")
 
 
-def run_command(args: argparse.Namespace) -> None:
-    """``run``: the summary on stdout; a failed step or a blocked gate ends as the last line, on stderr."""
+def run_command(args: argparse.Namespace, tune: bool = False) -> None:
+    """``run`` (and ``tune``): the summary on stdout; a failed step or a blocked gate ends as the last line, on stderr."""
     try:
-        run = run_local(parse_params(args.param), args.runs_dir)
+        run = run_local(parse_params(args.param, tune), args.runs_dir, tune)
     except StepFailed as failure:
         sys.stdout.flush()
         sys.exit(f"error: {failure}")

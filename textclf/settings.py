@@ -62,6 +62,57 @@ def from_values(cls: type[T], values: Mapping[str, Any], **overrides: Any) -> T:
     return cls(**{name: value for name, value in values.items() if name in names}, **overrides)
 
 
+def to_lines(values: Mapping[str, Any]) -> str:
+    """``name=value`` lines: settings as one string, which a pipeline can build from its parameters
+    (``f"{channel}"`` becomes the parameter's value at run time) and :func:`from_lines` reads back."""
+    return "\n".join(f"{name}={value}" for name, value in values.items())
+
+
+def type_name(field: dataclasses.Field) -> str:
+    """``"int"``, ``"float"``, ``"bool"``, ``"str"``...: the field's type as written, whether the
+    annotation is still a string or was resolved (``HfArgumentParser`` resolves them in place)."""
+    return field.type if isinstance(field.type, str) else field.type.__name__
+
+
+def typed_value(field: dataclasses.Field, text: str) -> Any:
+    """``text`` as the field's type, as pipeline backends render values in strings (``True``/``true``,
+    ``3``/``3.0``, ``1e-05``/``0.00001``).
+
+    Raises:
+        ValueError: the text is not a value of that type (the message names the field).
+    """
+    kind, raw = type_name(field), text.strip()
+    try:
+        if kind == "bool":
+            return {"true": True, "false": False, "1": True, "0": False}[raw.lower()]
+        if kind == "int":
+            number = float(raw)
+            if not number.is_integer():
+                raise ValueError
+            return int(number)
+        if kind == "float":
+            return float(raw)
+    except (KeyError, ValueError):
+        raise ValueError(f"setting {field.name}: {text!r} is not a {kind}") from None
+    return text
+
+
+def from_lines(cls: type[T], text: str) -> T:
+    """An instance of the settings dataclass ``cls`` from :func:`to_lines`' text.
+
+    Raises:
+        ValueError: a line is not ``name=value``, names no field of ``cls``, or has a value of the wrong type.
+    """
+    fields = {field.name: field for field in dataclasses.fields(cls)}
+    values = {}
+    for line in filter(str.strip, text.splitlines()):
+        name, sep, value = line.partition("=")
+        if not sep or name.strip() not in fields:
+            raise ValueError(f"{cls.__name__}: {line!r} is not a name=value line of one of its fields")
+        values[name.strip()] = typed_value(fields[name.strip()], value)
+    return cls(**values)
+
+
 def check_same(name: str, fields: Iterable[dataclasses.Field]) -> None:
     """Raise when fields of one name in two dataclasses disagree on default or help text."""
     seen = {(repr(default_of(field)), help_of(field)) for field in fields}

@@ -170,8 +170,11 @@ def test_head_tail_tokenized_data_trains_and_is_recorded(sample_parquet, tiny_mo
 def test_attention_dropout_is_off_by_default_and_can_be_kept(trained_model, tiny_model_dir):
     from transformers import AutoConfig
 
-    from textclf.train.model import attention_dropout_override
+    from textclf.train.model import dropout_overrides
 
-    assert AutoConfig.from_pretrained(trained_model[0]).attention_probs_dropout_prob == 0.0
-    assert attention_dropout_override(tiny_model_dir, -1) == {}
-    assert attention_dropout_override(tiny_model_dir, 0.05) == {"attention_probs_dropout_prob": 0.05}
+    config = AutoConfig.from_pretrained(trained_model[0])
+    assert config.attention_probs_dropout_prob == 0.0
+    assert config.hidden_dropout_prob == AutoConfig.from_pretrained(tiny_model_dir).hidden_dropout_prob  # kept: -1
+    assert dropout_overrides(tiny_model_dir, attention_dropout=-1, hidden_dropout=-1) == {}
+    assert dropout_overrides(tiny_model_dir, attention_dropout=0.05, hidden_dropout=-1) == {"attention_probs_dropout_prob": 0.05}
+    assert dropout_overrides(tiny_model_dir, attention_dropout=-1, hidden_dropout=0.2) == {"hidden_dropout_prob": 0.2}

@@ -163,7 +163,7 @@ def train_tracked(tokenized: str, output: str, settings: TrainSettings, tracking
     if not ranks_from_env().is_main:
         return train(tokenized, output, settings, metadata, checkpoints=checkpoints)
     config = {**dataclasses.asdict(settings), "data_fingerprint": metadata.get("fingerprint"),
-              "data_source": metadata.get("source")}
+              "data_source": metadata.get("source"), "tuning": metadata.get("tuning")}
     with tracking.start(tracking_settings, job_type="train", config=config) as run:
         return train(tokenized, output, settings, metadata, log_metrics=run.log, checkpoints=checkpoints)
 

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from textclf.base_model import resolve_base_model
 from textclf.train import checkpoint, distributed
@@ -106,6 +107,18 @@ class Run:
         return self.state["batch"] > 0
 
 
+class ValidationProbe(Protocol):
+    """Extra validation passes inside epochs, and every validation's numbers: what a tuning trial
+    reports to its pruner (``textclf.tune.trial``). ``progress`` is in epochs (1.5: half of the second)."""
+
+    def due(self, progress: float) -> bool:
+        """Whether to score the validation split now, after an optimizer step (never at an epoch's end,
+        which is scored anyway)."""
+
+    def report(self, metrics: dict, progress: float) -> None:
+        """The validation loss and accuracy at ``progress``; may raise to stop training (a pruned trial)."""
+
+
 def optimizer_step(run: Run) -> None:
     import torch
 
@@ -173,9 +186,10 @@ def gradient_sync(run: Run, sync: bool):
 
 
 def train_epoch(run: Run, data: Split, settings: TrainSettings, store: checkpoint.Checkpoints,
-                log_metrics: Callable[[dict, int], None]) -> float:
+                log_metrics: Callable[[dict, int], None], probe: Callable[[float], None] | None = None) -> float:
     """The rest of the current epoch (all of it, unless resumed mid-epoch), or up to ``max_steps``;
-    returns the epoch's mean training loss over all ranks."""
+    returns the epoch's mean training loss over all ranks. ``probe`` is called after each optimizer
+    step with the progress in epochs."""
     run.step_model.train()
     ranks, accum = run.ranks, settings.grad_accum_steps
     batches = global_batches(data.lengths, settings.batch_size, ranks.world_size, settings.seed + run.state["epoch"],
@@ -202,6 +216,8 @@ def train_epoch(run: Run, data: Split, settings: TrainSettings, store: checkpoin
         if not ends_step:
             continue
         optimizer_step(run)
+        if probe is not None:
+            probe(run.state["epoch"] + (position + 1) / len(batches))
         if run.state["step"] % settings.log_every == 0:
             log_progress(run, run.train_seconds + time.perf_counter() - epoch_start, log_metrics)
         if checkpoint_due(run, settings):
@@ -275,7 +291,7 @@ def start_run(settings: TrainSettings, label_names: list[str], batches_per_epoch
 
     precision = pick_precision(settings.precision, device.type)
     base_model = resolve_base_model(settings.base_model)  # once: a gs:// model is downloaded here
-    model = load_classifier(base_model, label_names, settings.attention_dropout, device)
+    model = load_classifier(base_model, label_names, settings, device)
     steps = total_steps(batches_per_epoch, settings)
     optimizer, scheduler = optimizer_and_schedule(model, settings, steps)
     step_model, ddp = wrap_for_training(model, ranks, device, settings.torch_compile)
@@ -293,11 +309,12 @@ def start_run(settings: TrainSettings, label_names: list[str], batches_per_epoch
 
 def train(
     tokenized_dir: str,
-    output_dir: str,
+    output_dir: str | None,
     settings: TrainSettings,
     data_metadata: dict | None = None,
     log_metrics: Callable[[dict, int], None] | None = None,
     checkpoints: str | None = None,
+    probe: ValidationProbe | None = None,
 ) -> dict | None:
     """Fine-tune ``settings.base_model`` on the tokenized dataset and save the Model artifact.
 
@@ -305,21 +322,28 @@ def train(
 
     Args:
         tokenized_dir: the tokenize step's output (``datasets`` directory + ``tokenizer/``).
-        output_dir: the Model directory to write (``save_pretrained`` + tokenizer + ``training.json``).
+        output_dir: the Model directory to write (``save_pretrained`` + tokenizer + ``training.json``);
+            None writes no model (a tuning trial: its record is what it is for).
         settings: hyper-parameters.
         data_metadata: the ingested and tokenized datasets' metadata (``labels``, ``fingerprint``,
-            ``source``, ``max_length``, ``truncation``).
+            ``source``, ``max_length``, ``truncation``), and ``tuning``: the tune step's record when it
+            chose some settings (``textclf.tune.report.apply_tuning``).
         log_metrics: called on rank 0 with (metrics, step) at each progress line and each validation (W&B).
-        checkpoints: where checkpoints go, a folder or ``gs://`` prefix; default ``<output_dir>.checkpoints``.
+        checkpoints: where checkpoints go, a folder or ``gs://`` prefix; default ``<output_dir>.checkpoints``
+            (required without ``output_dir``).
+        probe: told every validation's numbers, and asked after each optimizer step whether to score
+            the validation split in mid-epoch too (see :class:`ValidationProbe`).
 
     Returns:
-        The content of ``training.json`` on rank 0; None on the other ranks.
+        The content of ``training.json`` on rank 0 (without ``output_dir``: the epochs' ``history``,
+        ``best_validation_loss`` and ``train_seconds``); None on the other ranks.
     """
     ranks = distributed.ranks_from_env()
     device = distributed.start(ranks)
     try:
+        store = checkpoint.Checkpoints(checkpoints or checkpoint.checkpoint_location_for(output_dir))
         return _train(tokenized_dir, output_dir, settings, data_metadata or {}, log_metrics or (lambda metrics, step: None),
-                      checkpoint.Checkpoints(checkpoints or checkpoint.checkpoint_location_for(output_dir)), ranks, device)
+                      store, ranks, device, probe)
     finally:
         distributed.stop()
 
@@ -334,8 +358,23 @@ def planned(settings: TrainSettings, per_epoch: int, ranks: Ranks) -> TrainSetti
     return resolved
 
 
-def _train(tokenized_dir: str, output_dir: str, settings: TrainSettings, data_metadata: dict,
-           log_metrics: Callable[[dict, int], None], store: checkpoint.Checkpoints, ranks: Ranks, device) -> dict | None:
+def probe_step(run: Run, val_data: Split, settings: TrainSettings, probe: ValidationProbe | None):
+    """What ``train_epoch`` calls after each optimizer step: a validation pass when ``probe`` wants one."""
+    if probe is None:
+        return None
+
+    def after_step(progress: float) -> None:
+        if probe.due(progress):
+            metrics = validate(run, val_data, settings)
+            run.step_model.train()  # validate left it in eval mode
+            probe.report(metrics, progress)
+
+    return after_step
+
+
+def _train(tokenized_dir: str, output_dir: str | None, settings: TrainSettings, data_metadata: dict,
+           log_metrics: Callable[[dict, int], None], store: checkpoint.Checkpoints, ranks: Ranks, device,
+           probe: ValidationProbe | None) -> dict | None:
     import datasets
     from transformers import AutoTokenizer
 
@@ -354,11 +393,14 @@ def _train(tokenized_dir: str, output_dir: str, settings: TrainSettings, data_me
                  settings.base_model, len(train_data.lengths), len(val_data.lengths), len(label_names), ranks.world_size,
                  run.device, run.precision, run.total_steps)
     start = time.perf_counter()
+    after_step = probe_step(run, val_data, settings, probe)
     while not run.finished(settings) or run.mid_epoch():
-        train_loss = train_epoch(run, train_data, settings, store, log_metrics)
+        train_loss = train_epoch(run, train_data, settings, store, log_metrics, after_step)
         val = validate(run, val_data, settings)
         if ranks.is_main:
             log_metrics({**{f"validation/{k}": v for k, v in val.items()}, "epoch": run.state["epoch"] + 1}, run.state["step"])
+        if probe is not None:
+            probe.report(val, run.state["epoch"] + run.state["batch"] / batches_per_epoch)
         if end_epoch(run, train_loss, val, settings, store):
             break  # finished: best.pt is all that is left to load, no resume point needed
         save_resume_point(run, store)
@@ -367,6 +409,10 @@ def _train(tokenized_dir: str, output_dir: str, settings: TrainSettings, data_me
     distributed.barrier()
     if not ranks.is_main:
         return None
+    if output_dir is None:
+        store.remove()
+        return {"history": run.state["history"], "best_validation_loss": run.state["best_loss"],
+                "train_seconds": run.train_seconds}
     if not checkpoint.load_best(store, run.model, run.device):
         raise RuntimeError(f"validation loss was never finite ({run.state['history']}): lower learning_rate or check the data")
     summary = save_model_dir(run, tokenizer, tokenized_dir, label_names, output_dir, settings, data_metadata,

@@ -9,26 +9,33 @@ from textclf.train.settings import TrainSettings
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight")
 
 
-def attention_dropout_override(base_model: str, attention_dropout: float) -> dict:
-    """The config field that holds attention dropout for this architecture, set (or nothing)."""
+# Config fields that hold each dropout, by architecture (BERT/RoBERTa/MiniLM/..., DistilBERT/...).
+DROPOUT_FIELDS = {
+    "attention_dropout": ("attention_probs_dropout_prob", "attention_dropout"),
+    "hidden_dropout": ("hidden_dropout_prob", "dropout"),
+}
+
+
+def dropout_overrides(base_model: str, **dropouts: float) -> dict:
+    """The config fields that hold ``dropouts`` (``attention_dropout``, ``hidden_dropout``) for this
+    architecture, set; a negative value keeps the base model's."""
     from transformers import AutoConfig
 
-    if attention_dropout < 0:
+    wanted = {name: value for name, value in dropouts.items() if value >= 0}
+    if not wanted:
         return {}
     config = AutoConfig.from_pretrained(base_model)
-    for name in ("attention_probs_dropout_prob", "attention_dropout"):  # BERT/RoBERTa/..., DistilBERT/...
-        if hasattr(config, name):
-            return {name: attention_dropout}
-    return {}
+    found = {name: next((f for f in DROPOUT_FIELDS[name] if hasattr(config, f)), None) for name in wanted}
+    return {field: wanted[name] for name, field in found.items() if field is not None}
 
 
-def load_classifier(base_model: str, label_names: list[str], attention_dropout: float, device):
+def load_classifier(base_model: str, label_names: list[str], settings: TrainSettings, device):
     """``base_model`` (a local directory) with a fresh classification head for ``label_names``."""
     from transformers import AutoModelForSequenceClassification
 
     return AutoModelForSequenceClassification.from_pretrained(
         base_model,
-        **attention_dropout_override(base_model, attention_dropout),
+        **dropout_overrides(base_model, attention_dropout=settings.attention_dropout, hidden_dropout=settings.hidden_dropout),
         num_labels=len(label_names),
         id2label=dict(enumerate(label_names)),
         label2id={name: i for i, name in enumerate(label_names)},

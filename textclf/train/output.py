@@ -91,6 +91,7 @@ def save_model_dir(run, tokenizer, tokenized, label_names: list[str], output_dir
         "max_length": data_metadata.get("max_length"),
         "truncation": data_metadata.get("truncation"),
         "code_version": code_version(),
+        "tuning": data_metadata.get("tuning"),  # the tune step's study when it chose settings (textclf.tune), else None
         "history": run.state["history"],
         "best_validation_loss": run.state["best_loss"],
         "processes": run.ranks.world_size,  # data-parallel training processes (ranks)

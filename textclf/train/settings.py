@@ -38,8 +38,9 @@ class TrainSettings:
     # 0 by default: PyTorch's fused attention (SDPA) then runs on CPUs; attention dropout forces the
     # unfused path and doubled MiniLM's step time on a 2-core CPU (3.9 s vs 1.9 s at 32x208 tokens).
     attention_dropout: float = setting(0.0, "Dropout on attention probabilities; 0 keeps fused attention (about 2x "
-                                       "faster training on CPUs); negative keeps the base model's. Hidden-state "
-                                       "dropout stays as the base model has it.")
+                                       "faster training on CPUs); negative keeps the base model's.")
+    hidden_dropout: float = setting(-1.0, "Dropout on hidden states and the classification head's input (it keeps "
+                                    "fused attention); negative keeps the base model's (0.1 for MiniLM).")
     eval_batch_size: int = setting(64, "Batch size of the validation and scoring passes (on CPUs also at most "
                                  f"{CPU_BATCH_TOKENS:,} padded tokens a batch, which is faster there).")
     log_every: int = setting(20, "Optimizer steps between progress lines.")
