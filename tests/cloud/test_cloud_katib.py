@@ -116,7 +116,7 @@ def test_the_compiled_kubeflow_yaml_creates_an_experiment_katib_accepts(compiled
     assert trainer["command"][:5] == ["python", "-m", "textclf.tune.trial", "--engine", "katib"]
     args = dict(zip(trainer["command"][5::2], trainer["command"][6::2]))
     assert args["--tokenized"] == "gs://bucket/root/run/tokenize-op/tokenized"
-    assert args["--learning_rate"] == "2e-05" and args["--early_stopping_patience"] == "1"  # tuned, and a base setting
+    assert args["--learning_rate"] == "2e-05" and args["--early_stopping_patience"] == "2"  # tuned, and a base setting
     pod = trial["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     assert pod["serviceAccountName"] == "pipeline-runner"
@@ -142,12 +142,13 @@ def test_the_trial_command_parses_as_the_trial_entry_point_reads_it(compiled, ku
     run_step(compiled, tmp_path)
     body = api.created[0]
     values = {"learning_rate": "0.000123", "epochs": "3", "batch_size": "64", "warmup_ratio": "0.1", "weight_decay": "0",
-              "hidden_dropout": "0.15"}
+              "hidden_dropout": "0.15", "class_weighting": "balanced"}
     command = filled_trial(body, values)["spec"]["trainer"]["command"]
     paths, settings, tune = HfArgumentParser((TrialPaths, TrainSettings, TuneSettings)).parse_args_into_dataclasses(
         integral_arguments(command[3:]))
     assert paths.engine == "katib" and json.loads(paths.metadata)["fingerprint"] == "f00d"
     assert (settings.learning_rate, settings.epochs, settings.batch_size, settings.hidden_dropout) == (0.000123, 3, 64, 0.15)
+    assert settings.class_weighting == "balanced"
     assert tune.tune_metric == "accuracy"
 
 

@@ -85,7 +85,7 @@ def test_the_compiled_vertex_yaml_holds_a_tuning_job_that_vertex_can_parse(compi
     args = list(pool.container_spec.args)
     assert args[:4] == ["--engine", "vertex", "--tokenized", "gs://bucket/root/run/tokenize-op/tokenized"]
     assert "--learning_rate" not in args, "Vertex appends the tuned values itself"
-    assert args[args.index("--early_stopping_patience") + 1] == "1"
+    assert args[args.index("--early_stopping_patience") + 1] == "2"
     assert job.trial_job_spec.base_output_directory.output_uri_prefix.startswith("gs://bucket/root/run/")
 
 
@@ -102,6 +102,7 @@ def test_its_search_space_is_the_default_space_as_gcpc_serializes_it(plan):
         "warmup_ratio": hpt.DoubleParameterSpec(min=0.0, max=0.2, scale="linear"),
         "weight_decay": hpt.DoubleParameterSpec(min=0.0, max=0.1, scale="linear"),
         "hidden_dropout": hpt.DoubleParameterSpec(min=0.0, max=0.2, scale="linear"),
+        "class_weighting": hpt.CategoricalParameterSpec(values=["none", "balanced"]),
     })
     assert plan.study_spec_parameters == expected
     assert [p["parameter_id"] for p in plan.study_spec_parameters] == load_space("").names

@@ -25,7 +25,8 @@ SMALL_SPACE = '{"learning_rate": {"low": 1e-4, "high": 1e-2, "log": true}, "batc
 
 def test_the_default_space_is_valid_and_holds_the_issues_settings():
     space = load_space("")
-    assert space.names == ["learning_rate", "epochs", "batch_size", "warmup_ratio", "weight_decay", "hidden_dropout"]
+    assert space.names == ["learning_rate", "epochs", "batch_size", "warmup_ratio", "weight_decay", "hidden_dropout",
+                           "class_weighting"]
     lr = space.parameters[0]
     assert (lr.kind, lr.low, lr.high, lr.log) == ("float", 2e-5, 3e-4, True)
     assert space.parameters[1].kind == "int" and space.parameters[2].choices == (16, 32, 64)
@@ -40,7 +41,7 @@ def test_the_default_space_is_valid_and_holds_the_issues_settings():
     ({"weight_decay": {"low": 0.0, "high": 0.1, "log": True}}, "weight_decay: a log range must stay above 0"),
     ({"batch_size": {"choices": []}}, "batch_size: choices must be a non-empty list"),
     ({"batch_size": {"choices": [16, 16]}}, "choices repeat a value"),
-    ({"epochs": {"low": 0, "high": 3}}, "epochs: 0 is not a valid setting: epochs must be at least 1"),
+    ({"min_train_steps": {"low": 0, "high": 300}}, "min_train_steps: 0 is not a valid setting: min_train_steps must be at least 1"),
     ({"group_by_length": {"low": 0, "high": 1}}, "group_by_length is a bool setting: give choices"),
     ({"epochs": {"low": 1, "high": 3, "stepp": 1}}, "unknown key(s) ['stepp']"),
     ({"epochs": {"low": 1}}, "a range needs both low and high"),
