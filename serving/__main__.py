@@ -8,9 +8,9 @@ import logging
 import os
 import sys
 
-from serving.backends import cpu_threads
-from serving.classifier import InferenceSettings
 from serving.explain import ExplainSettings
+from textclf.inference import InferenceSettings
+from textclf.inference.hardware import cpu_threads
 from textclf.settings import setting
 
 

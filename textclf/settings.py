@@ -106,3 +106,15 @@ def parameters_only(cls: type) -> type:
     view = dataclasses.make_dataclass(cls.__name__, fields)
     view.__module__ = cls.__module__  # so that string annotations resolve where the class was written
     return view
+
+
+def serving_backend_setting():
+    return setting("auto", "Backend that serves the model (torch, torch-bf16, onnx, onnx-int8), the one evaluate "
+                   "scores the test split with and deploy pins with --backend; auto: the optimize step's choice, the "
+                   "fastest on its CPU within max_backend_flip_rate of fp32's labels.")
+
+
+def backend_flip_rate_setting():
+    return setting(0.005, "Largest share of validation texts whose label the serving backend may change against "
+                   "fp32 PyTorch: optimize's auto picks only within it, and the gate blocks a model whose backend "
+                   "exceeds it.")

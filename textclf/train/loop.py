@@ -29,10 +29,9 @@ from pathlib import Path
 from textclf.base_model import resolve_base_model
 from textclf.train import checkpoint, distributed
 from textclf.train.batches import collate  # noqa: F401 - re-exported: tests count the batches a run pads
-from textclf.train.data import (RankBatches, TokenRows, global_batches, loader, scoring_token_cap, sorted_batches,
-                                token_lengths)
+from textclf.train.data import RankBatches, TokenRows, global_batches, loader, token_lengths
 from textclf.train.distributed import Ranks
-from textclf.train.model import load_classifier, optimizer_and_schedule, total_steps
+from textclf.train.model import load_classifier, optimizer_and_schedule, scoring_engine, total_steps
 from textclf.train.output import save_model_dir
 from textclf.train.precision import autocast, pick_precision
 from textclf.train.settings import TrainSettings
@@ -195,22 +194,20 @@ def train_epoch(run: Run, data: Split, settings: TrainSettings, store: checkpoin
 
 
 def validate(run: Run, data: Split, settings: TrainSettings) -> dict:
-    """Loss and accuracy on ``data`` (input_ids and label), each rank scoring every world_size-th batch.
+    """Loss and accuracy on ``data`` (input_ids and label), each rank scoring every world_size-th pass.
 
-    The batches are those of ``textclf.predict.predict_logits`` (sorted by length) and the loss is
-    taken over all logits at once, in row order, as with one process.
+    The passes and the forward call are the inference engine's (``textclf.inference``: length-grouped,
+    in the training precision); the rows of each pass come through the DataLoader from the
+    memory-mapped split. The loss is taken over all logits at once, in row order, as with one process.
     """
     import torch
 
-    batches = sorted_batches(data.lengths, settings.eval_batch_size, scoring_token_cap(run.device))
-    mine = batches[run.ranks.rank :: run.ranks.world_size]
+    engine = scoring_engine(run.model, run.precision, run.pad_id, settings.eval_batch_size)
+    mine = engine.passes(data.lengths)[run.ranks.rank :: run.ranks.world_size]
     parts = []
-    run.model.eval()
-    with torch.inference_mode(), autocast(run.device.type, run.precision):
-        for idx, batch in zip(mine, loader(data.rows, mine, run.pad_id, settings.dataloader_workers, False, settings.seed)):
-            logits = run.model(input_ids=batch["input_ids"].to(run.device),
-                               attention_mask=batch["attention_mask"].to(run.device)).logits
-            parts.append((idx, logits.float().cpu(), batch["labels"]))
+    for idx, batch in zip(mine, loader(data.rows, mine, run.pad_id, settings.dataloader_workers, False, settings.seed)):
+        logits = engine.backend.logits(batch["input_ids"].numpy(), batch["attention_mask"].numpy())
+        parts.append((idx, torch.from_numpy(logits), batch["labels"]))
     parts = [part for rank_parts in distributed.gather_objects(parts) for part in rank_parts]
     logits = torch.empty(len(data.lengths), parts[0][1].shape[-1]) if parts else torch.empty(0, 1)
     labels = torch.empty(len(data.lengths), dtype=torch.long)

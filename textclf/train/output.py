@@ -41,16 +41,15 @@ def write_reference_profile(run, tokenizer, tokenized, label_names, out: Path, b
     (read file by file, so memory stays flat however large the split) or a ``DatasetDict``'s split;
     it is scored and profiled ``PROFILE_BATCH_ROWS`` texts at a time.
     """
-    import torch
-
     from textclf.data.tokenized import iter_batches
-    from textclf.predict import predict_logits
     from textclf.profile import ReferenceProfileBuilder, save_profile
+    from textclf.train.model import scoring_engine
 
+    engine = scoring_engine(run.model, run.precision, run.pad_id, batch_size)
     builder = ReferenceProfileBuilder(label_names, tokenizer)
     for batch in iter_batches(tokenized, ["input_ids", "text", "label"], PROFILE_BATCH_ROWS, split=PROFILE_SPLIT):
-        logits = predict_logits(run.model, batch.column("input_ids").to_pylist(), batch_size, run.pad_id, run.device, run.precision)
-        builder.add(batch.column("text").to_pylist(), batch.column("label").to_pylist(), torch.softmax(logits, -1).numpy())
+        probabilities = engine.probabilities_of_ids(batch.column("input_ids").to_pylist())
+        builder.add(batch.column("text").to_pylist(), batch.column("label").to_pylist(), probabilities)
     save_profile(builder.build(), out)
 
 
