@@ -6,13 +6,16 @@ export and its int8 quantization) and ``serving.json``. Evaluate scores that dir
 decides on those numbers and deploy's ``storageUri`` names it: the bytes that were scored are the
 bytes that serve, and a predictor pod starts without exporting anything.
 
-Each backend (``textclf.inference.BACKENDS``) scores the same validation texts as fp32 PyTorch,
-batch by batch in the engine's own batching: label flips (a share of the texts), the largest
-probability change, accuracy, and its speed on this step's CPU (texts/s over the same scoring,
-backends taking turns on each batch so that a busy neighbour slows them alike). ``auto`` then
-picks by ``textclf.inference.choice.RULE``. The cost is bounded: at most ``max_agreement_texts``
-validation texts (a seeded sample when the split is larger), and a backend this CPU cannot run
-well (bf16 without native bf16) is left out with the reason.
+Each backend (``textclf.inference.BACKENDS``) scores validation texts beside fp32 PyTorch, in the
+engine's own batching: label flips (a share of the texts), the largest probability change,
+accuracy, and its speed on this step's CPU (texts/s; backends take turns on each batch, so that a
+busy neighbour slows them alike). ``auto`` then picks by ``textclf.inference.choice.RULE``.
+
+The cost is bounded: at most ``max_agreement_texts`` validation texts (a seeded sample of a larger
+split; they are held in memory, a few MB); a backend this CPU cannot run well (bf16 without
+native bf16) is left out with the reason; and every backend scores only the first 256 texts
+before, fastest first, only the likely choice goes on to the rest (:func:`screen_then_confirm`):
+fp32 PyTorch and one or two backends score the whole split, not all of them.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ log = logging.getLogger(__name__)
 
 ALL = "all"
 BATCH_ROWS = 512  # validation texts read, encoded and scored by every backend at a time
+SCREEN_TEXTS = 256  # texts every backend scores before only the likely choice goes on (screen_then_confirm)
 PROGRESS_SECONDS = 30.0
 WARM_UP_TEXTS = 8  # scored once by each backend before it is timed (allocations, kernel choice)
 
@@ -45,8 +49,8 @@ class OptimizeSettings:
                                       "runs well (torch-bf16 only with native bf16). torch is always measured: it "
                                       "is the reference.")
     max_backend_flip_rate: float = backend_flip_rate_setting()
-    max_agreement_texts: int = setting(5000, "Most validation texts each backend scores (a seeded sample of a larger "
-                                       "split): bounds the step's time.")
+    max_agreement_texts: int = setting(5000, "Most validation texts the backends are measured on (a seeded sample "
+                                       "of a larger split, held in memory): bounds the step's time.")
     seed: int = seed_setting()
 
     def __post_init__(self):
@@ -176,40 +180,101 @@ class Measurer:
             probabilities = reference if name == self.reference.name else self._timed(name, ids)
             self.agreement[name].add(reference, probabilities, labels)
 
+    def confirm(self, name: str, batch: tuple[list[str], list[int]], reference=None):
+        """``name`` on one more batch, against the reference's probabilities (computed here for the reference)."""
+        texts, labels = batch
+        probabilities = self._timed(name, self.reference.encoder.encode(texts))
+        self.agreement[name].add(probabilities if reference is None else reference, probabilities, labels)
+        return probabilities
+
     def _timed(self, name: str, ids):
         started = time.perf_counter()
         probabilities = self.engines[name].probabilities_of_ids(ids)
         self.seconds[name] += time.perf_counter() - started
         return probabilities
 
+    def result(self, name: str) -> dict:
+        return {**self.agreement[name].to_dict(), "seconds": round(self.seconds[name], 3),
+                "texts_per_second": self.agreement[name].texts / max(self.seconds[name], 1e-9)}
+
     def results(self) -> dict[str, dict]:
-        return {name: {**self.agreement[name].to_dict(), "seconds": round(self.seconds[name], 3),
-                       "texts_per_second": self.agreement[name].texts / max(self.seconds[name], 1e-9)}
-                for name in self.engines}
+        return {name: self.result(name) for name in self.engines}
 
 
 def measure(model_dir: Path, names: list[str], batches: Iterator[tuple[list[str], list[int]]]) -> dict[str, dict]:
-    """Agreement with fp32 PyTorch and speed of each backend in ``names`` (built in ``model_dir``)."""
+    """Agreement with fp32 PyTorch and speed of every backend in ``names`` (built in ``model_dir``) on
+    every text of ``batches``: what ``bench/agreement.py`` reports on a test set."""
     from textclf.inference import InferenceSettings, load_engine
 
-    engines = {name: load_engine(model_dir, InferenceSettings(backend=name)) for name in names}
-    measurer = Measurer(engines)
+    measurer = Measurer({name: load_engine(model_dir, InferenceSettings(backend=name)) for name in names})
     started = logged = time.perf_counter()
     for texts, labels in batches:
         measurer.add(texts, labels)
         if time.perf_counter() - logged >= PROGRESS_SECONDS:
             logged = time.perf_counter()
             done = measurer.agreement[names[0]].texts
-            log.info("scored %d validation texts with %d backends (%.1f texts/s for all of them)", done, len(names),
+            log.info("scored %d texts with %d backends (%.1f texts/s for all of them)", done, len(names),
                      done / (logged - started))
-    results = measurer.results()
-    if not results[names[0]]["texts"]:
-        raise ValueError(f"no validation texts to measure the backends on (model {model_dir})")
+    return log_results(measurer.results())
+
+
+def log_results(results: dict[str, dict]) -> dict[str, dict]:
     for name, result in results.items():
         log.info("%s: %.1f texts/s, %d of %d labels differ from fp32 (%.2f%%), largest probability change %.4f",
                  name, result["texts_per_second"], result["label_flips"], result["texts"], 100 * result["flip_rate"],
                  result["max_probability_change"])
     return results
+
+
+def chunks(texts: list[str], labels: list[int], size: int = BATCH_ROWS) -> list[tuple[list[str], list[int]]]:
+    return [(texts[start : start + size], labels[start : start + size]) for start in range(0, len(texts), size)]
+
+
+def screen_then_confirm(engines: dict, texts: list[str], labels: list[int], max_flip_rate: float) -> dict[str, dict]:
+    """The choice :func:`textclf.inference.choose` makes, at a fraction of measuring every backend on
+    every text: all backends score the first ``SCREEN_TEXTS`` texts (their speed and a first
+    agreement); then, fastest first, each backend faster than fp32 PyTorch scores the rest beside the
+    reference until one stays within ``max_flip_rate`` over all texts. A backend whose flips exceed
+    the bound stops at once; the slower ones are left at the screen (``complete``: false, with the
+    reason). The reference always scores every text. ``engines``: name -> ``Engine``, the reference among them."""
+    from textclf.inference import REFERENCE
+
+    names = list(engines)
+    measurer = Measurer(engines)
+    screen, rest = chunks(texts[:SCREEN_TEXTS], labels[:SCREEN_TEXTS]), chunks(texts[SCREEN_TEXTS:], labels[SCREEN_TEXTS:])
+    for batch in screen:
+        measurer.add(*batch)
+    speeds = {name: result["texts_per_second"] for name, result in measurer.results().items()}
+    contenders = sorted((name for name in names if name != REFERENCE and speeds[name] > speeds[REFERENCE]),
+                        key=speeds.get, reverse=True)
+    allowed_flips = max_flip_rate * len(texts)
+    references = [measurer.confirm(REFERENCE, batch) for batch in rest]  # fp32 on the rest, once
+    chosen = None
+    for name in contenders:
+        for batch, reference in zip(rest, references):
+            if measurer.agreement[name].label_flips > allowed_flips:
+                break  # over the bound (on the screen already, or since): it cannot be chosen
+            measurer.confirm(name, batch, reference)
+        if measurer.agreement[name].texts == len(texts) and measurer.agreement[name].label_flips <= allowed_flips:
+            chosen = name
+            break
+    return log_results({name: note(measurer.result(name), len(texts), chosen if name in contenders else None,
+                                   allowed_flips) for name in names})
+
+
+def note(result: dict, total: int, chosen: str | None, allowed_flips: float) -> dict:
+    """One backend's measurement, and why it stopped short of all ``total`` texts (``complete``);
+    ``chosen``: the backend that passed before this (faster-than-fp32) one was taken further."""
+    result["complete"] = result["texts"] == total
+    if result["complete"]:
+        return result
+    if result["label_flips"] > allowed_flips:
+        result["stopped"] = f"{result['label_flips']} flips after {result['texts']} texts: over the bound already"
+    elif chosen is not None:
+        result["stopped"] = f"slower than {chosen}, which stayed within the bound: measured on the first texts only"
+    else:
+        result["stopped"] = "slower than fp32 PyTorch on the first texts"
+    return result
 
 
 def optimize(model_dir: str, tokenized_dir: str | None, output_dir: str, settings: OptimizeSettings | None = None) -> dict:
@@ -225,6 +290,7 @@ def optimize(model_dir: str, tokenized_dir: str | None, output_dir: str, setting
     Returns:
         ``serving.json``'s content.
     """
+    from textclf.inference import InferenceSettings, load_engine
     from textclf.inference.choice import RULE, choose, write_serving_file
     from textclf.inference.hardware import cpu_summary
 
@@ -235,7 +301,13 @@ def optimize(model_dir: str, tokenized_dir: str | None, output_dir: str, setting
     runnable = [name for name in settings.candidates() if not {"skipped", "error"} & backends[name].keys()]
     batches = (validation_batches(tokenized_dir, settings.max_agreement_texts, settings.seed) if tokenized_dir
                else probe_batches(model_dir))
-    for name, result in measure(out, runnable, batches).items():
+    pairs = [pair for texts, labels in batches for pair in zip(texts, labels)]  # at most max_agreement_texts
+    if not pairs:
+        raise ValueError(f"no validation texts to measure the backends on (model {model_dir})")
+    texts, labels = (list(column) for column in zip(*pairs))
+    engines = {name: load_engine(out, InferenceSettings(backend=name)) for name in runnable}
+    measured = screen_then_confirm(engines, texts, labels, settings.max_backend_flip_rate)
+    for name, result in measured.items():
         backends[name].update(result)
     chosen, reason = choose(backends, settings.max_backend_flip_rate)
     log.info("serving backend: %s", reason)

@@ -102,3 +102,43 @@ def test_a_model_outside_the_pipeline_is_measured_on_its_probe_texts(decisive_mo
     write_probe_texts(model, [{"text": f"review number {i}", "label": ("negative", "positive")[i % 2]} for i in range(12)])
     result = optimize(str(model), None, str(tmp_path / "out"), OptimizeSettings(candidate_backends="onnx"))
     assert result["split"] == "probe" and result["backends"]["onnx"]["texts"] == 12
+
+
+class Timed:
+    """A stand-in backend: label (sum of a text's ids) % 2, flipped on every ``flip_every``-th sum,
+    taking ``seconds_per_text``: what the screening decides on, without a model."""
+
+    def __init__(self, seconds_per_text: float, flip_every: int = 0):
+        self.seconds_per_text, self.flip_every = seconds_per_text, flip_every
+
+    def logits(self, input_ids, attention_mask):
+        import time
+
+        time.sleep(self.seconds_per_text * len(input_ids))
+        sums = (input_ids * attention_mask).sum(axis=1)
+        labels = sums % 2
+        if self.flip_every:
+            labels = np.where(sums % self.flip_every == 0, 1 - labels, labels)
+        return np.stack([1.0 - labels, labels.astype(float)], axis=1).astype(np.float32) * 4
+
+
+def test_the_screen_sends_only_the_likely_choice_through_the_whole_split(decisive_model_dir):
+    """Every backend scores the first 256 texts; then the fastest (too many flips) stops at the bound,
+    the next one scores everything and is chosen, and the slowest is never taken further."""
+    from textclf.encoding import TextEncoder
+    from textclf.inference import Batching, Engine, choose
+    from textclf.optimize import screen_then_confirm
+
+    encoder = TextEncoder.for_model(decisive_model_dir)
+    speeds = {"torch": Timed(0.002), "fast-but-wrong": Timed(0.0, flip_every=7), "good": Timed(0.0005),
+              "slow": Timed(0.004)}
+    engines = {name: Engine(backend, name, ["a", "b"], Batching(), encoder.pad_id, encoder)
+               for name, backend in speeds.items()}
+    texts = [f"text number {i} with {'word ' * (i % 13)}" for i in range(1500)]
+    results = screen_then_confirm(engines, texts, [i % 2 for i in range(1500)], max_flip_rate=0.005)
+    assert results["torch"]["texts"] == results["good"]["texts"] == 1500
+    assert results["torch"]["complete"] and results["good"]["complete"] and results["good"]["label_flips"] == 0
+    assert not results["fast-but-wrong"]["complete"] and "over the bound already" in results["fast-but-wrong"]["stopped"]
+    assert results["fast-but-wrong"]["texts"] == 256 and results["fast-but-wrong"]["label_flips"] > 7.5
+    assert results["slow"]["texts"] == 256 and "slower than fp32 PyTorch" in results["slow"]["stopped"]
+    assert choose(results, 0.005)[0] == "good"

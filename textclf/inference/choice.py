@@ -14,7 +14,8 @@ picks from them, and how a requested name (or ``auto``) resolves.
 The rule (``auto``): of the backends measured on the whole validation split, those whose labels
 differ from fp32 PyTorch's on at most ``max_flip_rate`` of the texts (the gate's bound, so that
 ``auto`` never picks a backend the gate would refuse), the fastest on the optimize step's CPU.
-fp32 PyTorch always qualifies: it is the reference.
+fp32 PyTorch always qualifies: it is the reference. A backend the step stopped short of every
+text (``complete``: false: over the bound early, or slower than one that passed) never qualifies.
 """
 
 from __future__ import annotations
@@ -47,10 +48,10 @@ def write_serving_file(model_dir: str | Path, content: dict) -> Path:
 
 
 def qualifies(measured: dict, max_flip_rate: float) -> bool:
-    """Measured (a finite speed and flip rate) and within the bound of label flips."""
+    """Measured on every text (a finite speed and flip rate, not stopped short) and within the bound of label flips."""
     rate, speed = measured.get("flip_rate"), measured.get("texts_per_second")
     return (isinstance(rate, (int, float)) and isinstance(speed, (int, float)) and math.isfinite(rate)
-            and math.isfinite(speed) and rate <= max_flip_rate)
+            and math.isfinite(speed) and rate <= max_flip_rate and measured.get("complete", True))
 
 
 def choose(backends: dict[str, dict], max_flip_rate: float) -> tuple[str, str]:

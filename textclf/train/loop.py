@@ -88,6 +88,11 @@ class Run:
     steps_this_run: int = 0
     train_seconds: float = 0.0  # the batch loops only: validation passes and checkpoints excluded
     last_checkpoint: float = field(default_factory=time.monotonic)
+    # The validation split's probabilities [rows, K] from the last validation pass, and from the best
+    # epoch's: the reference profile reuses the latter instead of scoring the split again (not kept in
+    # checkpoints: a run resumed after its best epoch scores it again).
+    last_validation: object = None
+    best_validation: object = None
 
     def finished(self, settings: TrainSettings) -> bool:
         return self.state["epoch"] >= settings.epochs or self.reached_max_steps(settings)
@@ -214,6 +219,7 @@ def validate(run: Run, data: Split, settings: TrainSettings) -> dict:
     for idx, part_logits, part_labels in parts:
         logits[idx], labels[idx] = part_logits, part_labels
     loss = torch.nn.functional.cross_entropy(logits, labels).item()
+    run.last_validation = torch.softmax(logits, -1).numpy()
     return {"loss": loss, "accuracy": (logits.argmax(-1) == labels).float().mean().item()}
 
 
@@ -225,6 +231,7 @@ def end_epoch(run: Run, train_loss: float, val: dict, settings: TrainSettings, s
     state["history"].append({"epoch": state["epoch"], "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()}})
     if val["loss"] < state["best_loss"]:
         state["best_loss"], state["bad_epochs"] = val["loss"], 0
+        run.best_validation = run.last_validation
         if run.ranks.is_main:
             checkpoint.save_best(store, run.model)
     else:
