@@ -41,12 +41,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("settings", nargs=argparse.REMAINDER, help="after --: python -m serving inference flags")
     args = parser.parse_args(argv)
 
-    from transformers import HfArgumentParser
-
     from textclf.inference import InferenceSettings, load_engine
+    from textclf.settings import SettingsParser
 
     flags = args.settings[1:] if args.settings[:1] == ["--"] else args.settings
-    (settings,) = HfArgumentParser([InferenceSettings]).parse_args_into_dataclasses(flags)
+    (settings,) = SettingsParser([InferenceSettings]).parse_args_into_dataclasses(flags)
     engine = load_engine(args.model_dir, settings)
     result = measure(engine, json.loads(args.texts.read_text()), args.batch_size)
     result["backend"] = engine.name

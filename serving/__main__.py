@@ -11,7 +11,7 @@ import sys
 from serving.explain import ExplainSettings
 from textclf.inference import InferenceSettings
 from textclf.inference.hardware import cpu_threads
-from textclf.settings import setting
+from textclf.settings import SettingsParser, setting
 
 
 @dataclasses.dataclass
@@ -32,10 +32,9 @@ class ServerSettings:
 
 def build_parser() -> argparse.ArgumentParser:
     from kserve import model_server  # imported here: kserve parses sys.argv on import
-    from transformers import HfArgumentParser
 
-    return HfArgumentParser([InferenceSettings, ServerSettings, ExplainSettings], description=__doc__, parents=[model_server.parser],
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    return SettingsParser([InferenceSettings, ServerSettings, ExplainSettings], description=__doc__,
+                          parents=[model_server.parser], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -85,7 +85,7 @@ def copy_model(model_dir: str, output_dir: str) -> Path:
 def build_artifacts(model_dir: Path, names: list[str]) -> dict[str, dict]:
     """Build each backend's artifact (and those it is built from) in ``model_dir``; per backend what
     happened: ``{"artifact", "build_seconds", "artifact_bytes"}``, ``{"skipped": why}`` or ``{"error": ...}``."""
-    from textclf.inference.backends import BACKENDS, BuildContext
+    from textclf.inference.backends import BACKENDS
 
     results: dict[str, dict] = {}
 
@@ -99,7 +99,7 @@ def build_artifacts(model_dir: Path, names: list[str]) -> dict[str, dict]:
                 return results[name]
         started = time.perf_counter()
         try:
-            kind.build(model_dir, BuildContext())
+            kind.build(model_dir)
         except Exception as error:  # noqa: BLE001 - one backend's failure leaves the others; recorded, logged
             log.error("building %s failed: %s", name, error)
             results[name] = {"error": f"{type(error).__name__}: {error}"}

@@ -97,21 +97,6 @@ class OnnxBackend:
         return self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": attention_mask})[0]
 
 
-@dataclasses.dataclass(frozen=True)
-class BuildContext:
-    """What the optimize step hands a kind that builds an artifact.
-
-    Args:
-        calibration_texts: validation texts, for kinds calibrated on data (static quantization).
-        encode: texts -> token ids, the model's own encoding.
-        pad_id: the padding token's id.
-    """
-
-    calibration_texts: tuple[str, ...] = ()
-    encode: object = None
-    pad_id: int = 0
-
-
 class BackendKind:
     """One backend name: what it needs, how its artifact is built, how it is loaded.
 
@@ -131,7 +116,7 @@ class BackendKind:
         """Why this machine cannot run this backend well, or None when it can."""
         return None
 
-    def build(self, model_dir: Path, context: BuildContext) -> None:
+    def build(self, model_dir: Path) -> None:
         """Write :attr:`artifact` into ``model_dir`` (which holds the weights and the required artifacts)."""
 
     def load(self, model_dir: Path, threads: int) -> Backend:
@@ -180,7 +165,7 @@ class OnnxFp32(BackendKind):
     name = "onnx"
     artifact = f"{ONNX_DIR}/model.onnx"
 
-    def build(self, model_dir: Path, context: BuildContext) -> None:
+    def build(self, model_dir: Path) -> None:
         from textclf.inference.export import export_onnx
 
         export_onnx(model_dir, model_dir / self.artifact)
@@ -194,17 +179,19 @@ class OnnxInt8(OnnxFp32):
     dynamic quantization of every MatMul).
 
     Dynamic quantization scales a MatMul's activations by the whole input tensor's range, so a
-    text's numbers would depend on the texts batched with it (and on their padding): this backend
-    runs one text per pass, which makes its answers the same however requests arrive. On 2-core
-    CPUs that costs nothing: int8 MiniLM took 30.9 ms per review at 256 tokens one at a time and
-    35.9 ms in batches of 16 (docs/benchmarks-serving.md).
+    text's numbers would depend on the texts batched with it (and on their padding: up to 0.05 in
+    probability on IMDB reviews): this backend runs one text per pass, which makes its answers the
+    same however requests arrive, in evaluate and in every replica. On one thread that costs
+    nothing (int8 MiniLM: 30.9 ms per review at 256 tokens one at a time, 35.9 ms in batches of 16,
+    docs/benchmarks-serving.md); a lone text spreads less well over several threads, which
+    ``--inference_workers N --threads 1`` avoids.
     """
 
     name = "onnx-int8"
     artifact = f"{ONNX_DIR}/model-int8.onnx"
     requires = ("onnx",)
 
-    def build(self, model_dir: Path, context: BuildContext) -> None:
+    def build(self, model_dir: Path) -> None:
         from textclf.inference.export import quantize_dynamic_int8
 
         quantize_dynamic_int8(model_dir / OnnxFp32.artifact, model_dir / self.artifact)
