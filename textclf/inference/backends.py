@@ -11,7 +11,6 @@ Adding a backend: a :class:`BackendKind` subclass and its entry in :data:`BACKEN
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 from pathlib import Path
 from typing import Protocol
@@ -21,7 +20,6 @@ import numpy as np
 from textclf.inference.batching import Batching
 from textclf.inference.hardware import native_bf16
 
-log = logging.getLogger(__name__)
 
 # ONNX Runtime, once imported, writes a device id and a telemetry database under $XDG_CACHE_HOME
 # (~/.cache/Microsoft/DeveloperTools/.onnxruntime): nothing a server should write or send. Read at

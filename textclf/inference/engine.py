@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -21,7 +20,6 @@ from textclf.inference.choice import resolve_backend
 from textclf.inference.hardware import cpu_threads
 from textclf.settings import setting
 
-log = logging.getLogger(__name__)
 
 Truncation = Literal["head", "head_tail"]
 
