@@ -17,7 +17,7 @@ IMAGE_REGISTRY ?= us-docker.pkg.dev/PROJECT/textclf
 SIZES ?= 100000,300000,1000000
 IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
 
-.PHONY: install run test test-fast compile serve bench bench-train bench-serve bench-scale bench-imdb-cpu bench-train-scaling bench-gpu bench-tasks bench-tune monitor-demo soak images pin-images security lock clean
+.PHONY: install run test test-fast compile serve bench bench-train bench-serve bench-coldstart bench-agreement bench-scale bench-imdb-cpu bench-train-scaling bench-gpu bench-tasks bench-tune monitor-demo soak images pin-images security lock clean
 
 install: $(STAMP)
 
@@ -113,6 +113,18 @@ bench-scale: install
 bench-serve: install
 	model=$(or $(MODEL_DIR),$$($(PY) -m pipelines latest-model)) && \
 	  $(PY) bench/serve.py --data $(or $(DATA),../shared/data/imdb/test.csv.gz) --model_dir "$$model"
+
+# Process start to /v2/health/ready with an empty cache, before (BASE, default main) and after, beside
+# `python -c 'import kserve'`. MODEL_DIR: an optimize step's output (default: the newest `make run` model).
+bench-coldstart: install
+	model=$(or $(MODEL_DIR),$$($(PY) -m pipelines latest-model)) && \
+	  $(PY) bench/coldstart.py --model_dir "$$model" --base $(or $(BASE),main) $(ARGS)
+
+# Each serving backend against fp32 PyTorch on a test set (default: all 25,000 IMDB test reviews):
+# label flips, probability change, accuracy. MODEL_DIR: an optimize step's output (the IMDB model).
+bench-agreement: install
+	model=$(or $(MODEL_DIR),$$($(PY) -m pipelines latest-model)) && \
+	  $(PY) bench/agreement.py --model_dir "$$model" --data $(or $(DATA),../shared/data/imdb/test.csv.gz) $(ARGS)
 
 # Model server + drift monitor on loopback: in-distribution traffic, then shifted traffic.
 # Without the shared data: make monitor-demo DATA=sample: SHIFTED=gibberish

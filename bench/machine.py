@@ -7,34 +7,23 @@ recorded number names it. Torch and transformers are imported only when asked fo
 from __future__ import annotations
 
 import os
-import platform
+import sys
 from pathlib import Path
 
-BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def _cpuinfo() -> list[str]:
-    try:
-        return Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return []
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``platform.processor()`` is empty on Linux)."""
-    return next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
-                platform.processor() or "unknown CPU")
+from textclf.inference.hardware import cpu_bf16_instructions, cpu_model, speed_features  # noqa: E402 - the one CPU check
 
 
 def bf16_instructions() -> str:
     """The CPU's native bf16 instructions (AVX512-BF16 and/or AMX), or ``none``."""
-    flags = next((line.split(":", 1)[1].split() for line in _cpuinfo() if line.startswith("flags")), [])
-    return ", ".join(flag for flag in BF16_FLAGS if flag in flags) or "none"
+    return ", ".join(cpu_bf16_instructions()) or "none"
 
 
 def machine(libraries: bool = True, memory: bool = False) -> dict:
     """CPU, cores, bf16 instructions and, with ``libraries``, torch's threads and versions."""
-    info = {"cpu": cpu_model(), "cores": os.cpu_count(), "bf16 instructions": bf16_instructions()}
+    info = {"cpu": cpu_model(), "cores": os.cpu_count(), "bf16 instructions": bf16_instructions(),
+            "speed flags": ", ".join(speed_features()) or "none"}
     if memory:
         info["memory"] = f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB"
     if libraries:

@@ -1,4 +1,4 @@
-"""Data-size benchmark: ingest, tokenize, a short train and evaluate at growing N, each step in its
+"""Data-size benchmark: ingest, tokenize, a short train, optimize and evaluate at growing N, each step in its
 own process, with wall time, rows/s and peak memory per step (not a timed test).
 
 For each N, an N-row dataset is built from the shared IMDB files (50,000 reviews, in a seeded
@@ -13,7 +13,9 @@ in a fresh interpreter:
   training texts, batches of 1024, no truncation (and with the tokenizer's truncation);
 * ``train``    ``--max_steps`` steps of the train step (plus its validation pass and the reference
   profile, built on the validation split, which it always writes);
-* ``evaluate`` the evaluate step on the test split.
+* ``optimize`` the optimize step: the serving artifacts built and measured on (at most
+  ``max_agreement_texts`` of) the validation split;
+* ``evaluate`` the evaluate step on the test split, with the backend the optimize step chose.
 
 Memory: ``peak RSS`` is the step process's own high-water mark (``VmHWM`` in ``/proc/self/status``:
 the largest resident set it reached, memory-mapped file pages included; not ``ru_maxrss``, into which
@@ -48,7 +50,7 @@ from tiny_model import tiny_model_once
 from textclf.settings import setting
 
 REPO = Path(__file__).resolve().parents[1]
-STEPS = ("ingest", "tokenize", "raw", "train", "evaluate")
+STEPS = ("ingest", "tokenize", "raw", "train", "optimize", "evaluate")
 LABEL_NAMES = "negative,positive"  # IMDB: label 1 = positive
 TINY = "tiny"
 STEP_IMPORTS = {
@@ -56,7 +58,8 @@ STEP_IMPORTS = {
     "tokenize": ("pyarrow.parquet", "datasets", "transformers.models.auto.tokenization_auto"),
     "raw": ("pyarrow.parquet", "transformers.models.auto.tokenization_auto"),
     "train": ("torch", "datasets", "transformers.models.auto.modeling_auto", "transformers.models.auto.tokenization_auto"),
-    "evaluate": ("torch", "datasets", "transformers.models.auto.modeling_auto", "transformers.models.auto.tokenization_auto"),
+    "optimize": ("torch", "onnxruntime", "transformers.models.auto.modeling_auto"),
+    "evaluate": ("torch", "onnxruntime", "datasets", "transformers.models.auto.modeling_auto"),
 }
 
 log = logging.getLogger("bench.scale")
@@ -168,10 +171,15 @@ def run_step(step: str, config: dict) -> dict:
         summary = train(str(work / "tokenized"), str(work / "model"),
                         TrainSettings(base_model=model, epochs=1, max_steps=config["max_steps"]), metadata)
         rows = summary["settings"]["batch_size"] * config["max_steps"]
+    elif step == "optimize":
+        from textclf.optimize import optimize
+
+        result = optimize(str(work / "model"), str(work / "tokenized"), str(work / "optimized"))
+        rows = result["backends"]["torch"]["texts"]  # validation texts measured (max_agreement_texts at most)
     else:
         from textclf.evaluate import evaluate
 
-        result = evaluate(str(work / "model"), str(work / "tokenized"), str(work / "evaluation"))
+        result = evaluate(str(work / "optimized"), str(work / "tokenized"), str(work / "evaluation"))
         rows = result["examples"]
     return {"rows": rows, "inside_s": time.perf_counter() - started}
 

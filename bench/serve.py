@@ -35,17 +35,18 @@ from machine import bf16_instructions, cpu_model  # noqa: E402
 from procmem import peak_rss_mb  # noqa: E402
 
 BACKENDS = {  # name -> inference flags, the same in process and served
-    "torch fp32": ["--backend", "torch", "--bf16", "off"],
-    "torch bf16-auto": ["--backend", "torch", "--bf16", "auto"],
+    "torch fp32": ["--backend", "torch"],
+    "torch bf16": ["--backend", "torch-bf16"],
     "onnx": ["--backend", "onnx"],
     "onnx-int8": ["--backend", "onnx-int8"],
-    "auto (default)": [],
+    "auto (default)": [],  # the optimize step's choice (serving.json): what a deployed predictor pins
 }
+DEFAULT = "auto (default)"
 SERVER_VARIANTS = {  # name -> (backend, more python -m serving flags)
     **{f"serving {name}": (name, []) for name in BACKENDS},
     "serving onnx-int8 2 workers x 1 thread": ("onnx-int8", ["--inference_workers", "2", "--threads", "1"]),
     # Passes filled up to max_batch_tokens, as before the grouping by length: what padding costs.
-    "serving auto (default) fewest passes": ("auto (default)", ["--pass_cost_tokens", "1000000"]),
+    "serving auto (default) fewest passes": (DEFAULT, ["--pass_cost_tokens", "1000000"]),
 }
 METRICS = ("textclf_batch_size_sum", "textclf_batch_size_count", "textclf_batch_seconds_sum",
            "textclf_tokens_total", "textclf_padded_tokens_total")
@@ -130,6 +131,20 @@ def measure(name, process, url, make_body, read_label, texts, gold, label_ids, a
                server=server)
 
 
+def optimized_model(model_dir: str, work_dir: Path) -> str:
+    """``model_dir`` when the optimize step built its serving artifacts (``serving.json``), else a copy
+    optimized here on its probe texts (``python -m textclf.optimize``), which the servers load."""
+    if (Path(model_dir) / "serving.json").is_file():
+        return model_dir
+    out = work_dir / "optimized"
+    if not (out / "serving.json").is_file():
+        print(f"{model_dir} has no serving artifacts: building them in {out}", flush=True)
+        env = dict(os.environ, PYTHONPATH=str(REPO), TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
+        subprocess.run([sys.executable, "-m", "textclf.optimize", "--model_dir", model_dir, "--output_dir", str(out)],
+                       cwd=REPO, env=env, check=True)
+    return str(out)
+
+
 def in_process_limits(model_dir: str, texts: list[str], args) -> dict[str, dict]:
     """Backend name -> bench/inprocess.py's result, each in a fresh process."""
     texts_file = args.work_dir / "texts.json"
@@ -137,8 +152,7 @@ def in_process_limits(model_dir: str, texts: list[str], args) -> dict[str, dict]
     limits = {}
     for name in args.in_process.split(",") if args.in_process else []:
         command = [sys.executable, "bench/inprocess.py", "--model_dir", model_dir, "--texts", str(texts_file),
-                   "--batch_size", str(args.batch_size), "--", "--max_length", str(args.max_length),
-                   "--cache_dir", str(args.work_dir / "onnx-cache"), *BACKENDS[name]]
+                   "--batch_size", str(args.batch_size), "--", "--max_length", str(args.max_length), *BACKENDS[name]]
         env = dict(os.environ, PYTHONPATH=str(REPO), TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
         log = args.work_dir / f"inprocess_{name.replace(' ', '_')}.log"
         with log.open("wb") as out:
@@ -192,15 +206,32 @@ def ratio(part, whole) -> str:
 
 
 def backend_note(log: Path) -> str:
-    """What the server logged about its bf16 probe or its auto choice."""
+    """The backend the server said it loaded."""
     for line in log.read_text(errors="replace").splitlines():
-        if "bf16 on" in line or "bf16 off" in line or "backend auto:" in line:
-            return line.split("] ", 1)[-1].strip()[:160]
+        if "Loaded bench from" in line:
+            return "backend " + line.split(": backend ", 1)[-1].split(",", 1)[0].strip()
     return ""
 
 
-def verdicts(rows: list[Row], limits: dict[str, dict]) -> str:
-    """The targets of issue 12, item 5, as measured in this run."""
+def default_verdict(default: Row, limits: dict[str, dict], serving: dict) -> str:
+    """Issue 22's target: the deployed default serves at least 90% of the best in-process rate among
+    the backends within the agreement rule (serving.json's max_flip_rate of label flips against fp32)."""
+    from textclf.inference.choice import qualifies
+
+    passing = {name for name, entry in serving.get("backends", {}).items()
+               if qualifies(entry, serving.get("max_flip_rate", 0.0))}
+    candidates = {name: limit for name, limit in limits.items() if limit["backend"] in passing}
+    if not candidates:
+        return "- no in-process limit of a backend within the agreement rule was measured: no default ratio"
+    best = max(candidates, key=lambda name: candidates[name]["reviews_per_s"])
+    rate = candidates[best]["reviews_per_s"]
+    return (f"- the default ({serving.get('backend')}, chosen by the optimize step) served {default.loaded.throughput:.1f} "
+            f"reviews/s = {percent(default.loaded.throughput, rate)}% of the best in-process rate among the backends "
+            f"within the agreement rule ({best}: {rate:.1f}; within: {', '.join(sorted(passing))}); target 90%")
+
+
+def verdicts(rows: list[Row], limits: dict[str, dict], serving: dict) -> str:
+    """The targets of issues 12 (item 5) and 22 (item 7), as measured in this run."""
     lines = []
     served = [row for row in rows if row.name.startswith("serving")]
     if limits and served:
@@ -209,12 +240,9 @@ def verdicts(rows: list[Row], limits: dict[str, dict]) -> str:
         lines.append(f"- best served {top.name}: {top.loaded.throughput:.1f} reviews/s = "
                      f"{percent(top.loaded.throughput, limits[best_name]['reviews_per_s'])}% of the best in-process "
                      f"rate ({best_name}, {limits[best_name]['reviews_per_s']:.1f}); target 90%")
-    default = next((row for row in rows if row.backend == "auto (default)"), None)
-    if default and "auto (default)" in limits:
-        fastest = max((name for name in limits if name != "auto (default)"), key=lambda name: limits[name]["reviews_per_s"],
-                      default=None)
-        lines.append(f"- the default server chose {limits['auto (default)']['backend']}; fastest in process: "
-                     f"{fastest} ({limits[fastest]['reviews_per_s']:.1f}/s)" if fastest else "")
+    default = next((row for row in rows if row.name == f"serving {DEFAULT}"), None)
+    if default and limits:
+        lines.append(default_verdict(default, limits, serving))
     baseline = next((row for row in rows if row.name == BASELINE), None)
     if baseline and served:
         quickest = min(served, key=lambda row: row.single.p50_ms)
@@ -250,23 +278,24 @@ def main() -> None:
     args.work_dir.mkdir(parents=True, exist_ok=True)
     print(f"{len(texts)} texts from {args.data}; model {args.model_dir}; labels {label_ids}", flush=True)
 
-    limits = in_process_limits(args.model_dir, texts, args)
+    model_dir = optimized_model(args.model_dir, args.work_dir)
+    serving = json.loads((Path(model_dir) / "serving.json").read_text())
+    limits = in_process_limits(model_dir, texts, args)
     rows = []
     for name in filter(None, args.variants.split(",")):
         port = free_port()
         log = args.work_dir / f"{name.replace(' ', '_')}.log"
         if name in BASELINES:
-            command = [sys.executable, "bench/baseline_server.py", "--model_dir", args.model_dir, "--port", str(port),
+            command = [sys.executable, "bench/baseline_server.py", "--model_dir", model_dir, "--port", str(port),
                        "--max_length", str(args.max_length), *BASELINES[name]]
             with running(command, f"http://127.0.0.1:{port}/docs", log) as process:
                 rows.append(measure(name, process, f"http://127.0.0.1:{port}/predict", lambda t: {"text": t},
                                     lambda body: body["label"], texts, gold, label_ids, args))
             continue
         backend, flags = SERVER_VARIANTS[name]
-        command = [sys.executable, "-m", "serving", "--model_dir", args.model_dir, "--model_name", "bench",
+        command = [sys.executable, "-m", "serving", "--model_dir", model_dir, "--model_name", "bench",
                    "--host", "127.0.0.1", "--http_port", str(port), "--enable_grpc", "false",
-                   "--enable_latency_logging", "false", "--max_length", str(args.max_length),
-                   "--cache_dir", str(args.work_dir / "onnx-cache"), *BACKENDS[backend], *flags]
+                   "--enable_latency_logging", "false", "--max_length", str(args.max_length), *BACKENDS[backend], *flags]
         base = f"http://127.0.0.1:{port}"
         with running(command, f"{base}/v1/models/bench", log) as process:
             row = measure(name, process, f"{base}/v1/models/bench:predict", lambda t: {"instances": [t]},
@@ -279,7 +308,7 @@ def main() -> None:
               f"{date.today().isoformat()}; max_length {args.max_length}; {len(texts)} texts at c={args.concurrency}, "
               f"{args.single_requests} at c=1.")
     report = (header + "\n\n" + limits_table(limits, args.batch_size) + "\n\n" + table(rows, args.concurrency, limits)
-              + "\n\n" + verdicts(rows, limits) + "\n")
+              + "\n\n" + verdicts(rows, limits, serving) + "\n")
     print("\n" + report)
     if args.report:
         args.report.write_text(report)

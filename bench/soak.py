@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, help="also write the Markdown report here")
     parser.add_argument("--work_dir", default=str(REPO / "build" / "soak"))
     parser.add_argument("--server_flags", default="", help="more `python -m serving` flags, e.g. '--backend torch' "
-                        "(the default backend, auto, may pick another backend from run to run when two are close)")
+                        "(default: the backend the optimize step chose, named in the model's serving.json)")
     args = parser.parse_args(argv)
     args.exclude = frozenset(name for name in args.exclude.split(",") if name)
     unknown = args.exclude - set(KINDS) - set(ADMIN)

@@ -196,20 +196,15 @@ def train_with_ours(settings: BenchSettings, work: Path, model_dir: Path) -> dic
 
 
 def score(model_dir: Path, texts: list[str], labels: list[int], max_length: int) -> list[bool]:
-    """Whether the model gets each text right: fp32, unpadded batches, head truncation at max_length.
+    """Whether the model gets each text right: the inference engine in fp32 PyTorch, head truncation at max_length.
 
     The same function for both arms, so the accuracy difference is the models', not the scoring's.
     """
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from textclf.inference import InferenceSettings, load_engine
 
-    from textclf.encoding import TextEncoder
-    from textclf.predict import predict_logits
-
-    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
-    encoder = TextEncoder(AutoTokenizer.from_pretrained(str(model_dir)), max_length)
+    engine = load_engine(model_dir, InferenceSettings(backend="torch", max_length=max_length, truncation="head"))
     start = time.perf_counter()
-    predicted = predict_logits(model, encoder.encode(texts), 64, encoder.pad_id, torch.device("cpu"), "fp32").argmax(-1).tolist()
+    predicted = engine.probabilities(texts).argmax(-1).tolist()
     log.info("scored %d test reviews in %.0fs (%.1f reviews/s)", len(texts), time.perf_counter() - start,
              len(texts) / (time.perf_counter() - start))
     return [p == y for p, y in zip(predicted, labels)]

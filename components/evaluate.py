@@ -10,22 +10,23 @@ from textclf.tracking import TrackingSettings
 # Settings named again for kfp (see components/step.py, which checks them against the dataclasses).
 @step(EvaluateSettings, TrackingSettings)
 def evaluate_op(
-    live_model_uri: str, seed: int, scoring_precision: str, scoring_tolerance: float, behaviour_suites: str, wandb_project: str,
+    live_model_uri: str, seed: int, serving_backend: str, behaviour_suites: str, wandb_project: str,
     wandb_entity: str, wandb_api_key_secret: str,
     model: dsl.Input[dsl.Model], tokenized: dsl.Input[dsl.Dataset],
     metrics: dsl.Output[dsl.Metrics], classification_metrics: dsl.Output[dsl.ClassificationMetrics],
-    report: dsl.Output[dsl.Markdown], evaluation: dsl.Output[dsl.Artifact],
+    report: dsl.Output[dsl.Markdown], evaluation: dsl.Output[dsl.Artifact], predictions: dsl.Output[dsl.Dataset],
 ):
-    """Evaluate the trained model on the test split.
+    """Evaluate the model on the test split with the backend that will serve it.
 
     Args:
-        model: The trained Model directory.
+        model: The optimize step's Model directory (what deploy serves).
         tokenized: Tokenized splits; the test split is scored.
         metrics: Accuracy, macro and weighted F1, precision, recall, ROC AUC, loss, top-k accuracy, the lowest
-            class recall and behavioural pass rates.
+            class recall and behavioural pass rates, of the serving backend.
         classification_metrics: Confusion matrix and (binary) ROC curve.
-        report: Markdown report with the plots.
+        report: Markdown report with the plots and the most confident mistakes.
         evaluation: Directory with metrics.json (the gate's input and the next run's champion metrics).
+        predictions: Parquet, one row per test text: row, label, predicted, probabilities.
     """
     import logging
     import shutil
@@ -37,10 +38,16 @@ def evaluate_op(
     from textclf.settings import from_values
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    result = evaluate(model.path, tokenized.path, evaluation.path, from_values(EvaluateSettings, locals()))
+    result = evaluate(model.path, tokenized.path, evaluation.path, from_values(EvaluateSettings, locals()), predictions.path)
+    predictions.metadata.update({"labels": result["labels"], "rows": result["examples"],
+                                 "serving_backend": result["serving"]["backend"]})
     scalars = scalar_metrics(result)
     for name, value in scalars.items():
         metrics.log_metric(name, value)
+    validation = result["serving"]["validation"] or {}
+    if isinstance(validation.get("flip_rate"), (int, float)):
+        metrics.log_metric("serving_backend_validation_flip_rate", validation["flip_rate"])
+    metrics.metadata["serving_backend"] = result["serving"]["backend"]
     for name, rate in BehaviourReport.from_dict(result["behaviour"]).pass_rates().items():
         metrics.log_metric(f"behaviour_{name}_pass_rate", rate)
     classification_metrics.log_confusion_matrix(result["labels"], result["confusion_matrix"])

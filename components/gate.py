@@ -12,7 +12,7 @@ from textclf.tracking import TrackingSettings
 def gate_op(
     min_accuracy: float, min_class_recall: float, champion_metrics: str, max_regression: float, compare_metric: str, missing_champion: str,
     min_mft_pass_rate: float, min_inv_pass_rate: float, min_dir_pass_rate: float,
-    wandb_project: str, wandb_entity: str, wandb_api_key_secret: str,
+    max_backend_flip_rate: float, wandb_project: str, wandb_entity: str, wandb_api_key_secret: str,
     evaluation: dsl.Input[dsl.Artifact], decision: dsl.Output[dsl.Markdown],
 ) -> str:
     """Decide whether the challenger may be deployed; returns "pass" or "fail".

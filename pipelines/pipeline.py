@@ -1,4 +1,4 @@
-"""The training pipeline: (source version ->) ingest -> tokenize -> train -> evaluate -> gate -> deploy.
+"""The training pipeline: (source version ->) ingest -> tokenize -> train -> optimize -> evaluate -> gate -> deploy.
 
 One definition, built for three targets that differ only in how training gets its GPUs:
 
@@ -25,6 +25,7 @@ from components.deploy import deploy_op
 from components.evaluate import evaluate_op
 from components.gate import gate_op
 from components.ingest import ingest_op
+from components.optimize import optimize_op
 from components.source_version import source_version_op
 from components.tokenize import tokenize_op
 from components.train import train_op, train_trainjob_op
@@ -49,10 +50,13 @@ DEFAULT_GPU_TYPE = "nvidia-l4"
 # From bench/scale.py (docs/benchmarks.md, "Data at scale"): ingest and tokenize stream their data, so
 # their peak does not follow the data size (ingest adds 37 bytes a row: 0.4 GB at 10M rows);
 # tokenize's Rust tokenizer uses every core it gets; evaluate holds the model and one batch of texts.
+# optimize holds the model three times (PyTorch, ONNX fp32, int8) and times the backends: on as many
+# CPUs as a predictor pod gets (DeploySettings.serving_cpu), so that its speeds are the pod's.
 STEP_RESOURCES = {
     "source-version": {"cpu": "500m", "memory": "1G"},
     "ingest": {"cpu": "1", "memory": "2G"},
     "tokenize": {"cpu": "4", "memory": "2G"},
+    "optimize": {"cpu": "2", "memory": "4G"},
     "evaluate": {"cpu": "2", "memory": "4G"},
     "gate": {"cpu": "500m", "memory": "1G"},
     "deploy": {"cpu": "500m", "memory": "1G"},
@@ -80,7 +84,7 @@ def set_resources(task: dsl.PipelineTask, resources: dict) -> dsl.PipelineTask:
     return task.set_cpu_request(resources["cpu"]).set_memory_request(resources["memory"]).set_memory_limit(resources["memory"])
 
 
-STEPS = (source_version_op, ingest_op, tokenize_op, train_op, evaluate_op, gate_op, deploy_op)
+STEPS = (source_version_op, ingest_op, tokenize_op, train_op, optimize_op, evaluate_op, gate_op, deploy_op)
 # Steps only one target has (the TrainJob settings are parameters of the kubeflow pipeline only).
 TARGET_STEPS = {"local": (), "kubeflow": (train_trainjob_op,), "vertex": ()}
 
@@ -168,12 +172,16 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE, tune
             train = call(train_op, **data)
             set_resources(train, TRAIN_STEP).set_retry(**TRAIN_RETRY).set_display_name("train")
             model = train.outputs["model"]
-        evaluate = call(evaluate_op, model=model, tokenized=tokenize.outputs["tokenized"])
+        # What evaluate scores, the gate passes and deploy serves is one directory: optimize's output.
+        optimize = call(optimize_op, model=model, tokenized=tokenize.outputs["tokenized"])
+        set_resources(optimize, STEP_RESOURCES["optimize"]).set_display_name("optimize")
+        served = optimize.outputs["optimized"]
+        evaluate = call(evaluate_op, model=served, tokenized=tokenize.outputs["tokenized"])
         set_resources(evaluate, STEP_RESOURCES["evaluate"]).set_display_name("evaluate")
         gate = call(gate_op, evaluation=evaluate.outputs["evaluation"])
         set_resources(gate, STEP_RESOURCES["gate"]).set_caching_options(False).set_display_name("gate")
         with dsl.If(gate.outputs["Output"] == PASS, name="gate-passed"):
-            deploy = call(deploy_op, model=model, evaluation=evaluate.outputs["evaluation"])
+            deploy = call(deploy_op, model=served, evaluation=evaluate.outputs["evaluation"])
             set_resources(deploy, STEP_RESOURCES["deploy"]).set_caching_options(False).set_display_name("deploy")
         if target == "kubeflow":
             for task in (evaluate, gate, deploy):

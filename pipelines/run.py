@@ -36,8 +36,9 @@ NOT_DECIDED = "not decided"  # the gate step did not finish (a step before it fa
 # Where each result lives under a run: (task, output, file inside the output or "").
 OUTPUTS = {
     "data_card": ("ingest-op", "data_card", ""),
-    "model": ("train-op", "model", ""),
+    "model": ("optimize-op", "optimized", ""),  # the trained model plus its serving artifacts: what deploy serves
     "metrics": ("evaluate-op", "evaluation", "metrics.json"),
+    "predictions": ("evaluate-op", "predictions", ""),
     "report": ("evaluate-op", "report", ""),
     "gate_decision": ("gate-op", "decision", ""),
     "manifest": ("deploy-op", "manifest", ""),

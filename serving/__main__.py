@@ -8,10 +8,10 @@ import logging
 import os
 import sys
 
-from serving.backends import cpu_threads
-from serving.classifier import InferenceSettings
 from serving.explain import ExplainSettings
-from textclf.settings import setting
+from textclf.inference import InferenceSettings
+from textclf.inference.hardware import cpu_threads
+from textclf.settings import SettingsParser, setting
 
 
 @dataclasses.dataclass
@@ -35,10 +35,9 @@ class ServerSettings:
 
 def build_parser() -> argparse.ArgumentParser:
     from kserve import model_server  # imported here: kserve parses sys.argv on import
-    from transformers import HfArgumentParser
 
-    return HfArgumentParser([InferenceSettings, ServerSettings, ExplainSettings], description=__doc__, parents=[model_server.parser],
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    return SettingsParser([InferenceSettings, ServerSettings, ExplainSettings], description=__doc__,
+                          parents=[model_server.parser], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 
 
 def main(argv: list[str] | None = None) -> None:

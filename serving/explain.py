@@ -13,6 +13,10 @@ explanations cannot queue up hours of work.
 The work runs on one dedicated thread, not on the batcher's: one explanation costs as much as
 hundreds of predictions, and in the predict queue it would hold up every prediction behind it.
 Explanations are not merged across requests either: the integration steps already fill a batch.
+
+Gradients need the fp32 PyTorch model (``Engine.torch_model``): the engine's own when it serves
+PyTorch, else loaded from the Model directory on the first ``:explain`` request, so that a server
+serving ONNX starts (and serves predictions) without importing torch.
 """
 
 from __future__ import annotations
@@ -21,14 +25,14 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import threading
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from fastapi import HTTPException
 from kserve.errors import InvalidInput
 
 from serving.batching import BatcherClosed
 
+from textclf.encoding import TextEncoder
 from textclf.explain import Explainer, Explanation
 from textclf.settings import setting
 
@@ -39,8 +43,8 @@ METHOD = "integrated_gradients"
 class ExplainSettings:
     """``:explain``; every field is a ``python -m serving`` flag of the same name."""
 
-    explain: bool = setting(True, "Answer :explain (integrated gradients in PyTorch fp32: an ONNX backend keeps "
-                                  "the PyTorch model loaded for it; false: 501).")
+    explain: bool = setting(True, "Answer :explain (integrated gradients in PyTorch fp32: an ONNX backend loads "
+                                  "the PyTorch model at the first :explain request; false: 501).")
     explain_steps: int = setting(64, "Integration steps when a request names none (convergence_delta in the "
                                      "answer says whether they sufficed).")
     explain_max_steps: int = setting(128, "Most integration steps a request may ask for (400 above).")
@@ -92,21 +96,20 @@ def parse_options(parameters: dict[str, Any], settings: ExplainSettings, labels:
     return ExplainOptions(steps, label)
 
 
-def explainer_model(model_dir: Path, torch_model=None):
-    """The PyTorch model to explain: the fp32 one the classifier already holds (shared: the
-    explainer only reads it), else loaded from the same directory (an ONNX backend)."""
-    if torch_model is not None:
-        return torch_model
-    from transformers import AutoModelForSequenceClassification
-
-    return AutoModelForSequenceClassification.from_pretrained(model_dir)
-
-
 class ExplainWorker:
-    """Runs explanations one at a time on a thread of its own, with the request limits."""
+    """Runs explanations one at a time on a thread of its own, with the request limits.
 
-    def __init__(self, explainer: Explainer, settings: ExplainSettings):
-        self.explainer = explainer
+    Args:
+        encoder: the served encoding (the token limit is checked on it before any model work).
+        make_explainer: builds the :class:`Explainer`; called once, on the explain thread, at the
+            first request that passes the limits.
+        settings: the limits.
+    """
+
+    def __init__(self, encoder: TextEncoder, make_explainer: Callable[[], Explainer], settings: ExplainSettings):
+        self.encoder = encoder
+        self._make_explainer = make_explainer
+        self._explainer: Explainer | None = None
         self.settings = settings
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="explain")
         self._lock = threading.Lock()
@@ -139,12 +142,14 @@ class ExplainWorker:
         self._pending -= 1
 
     def _explain(self, texts: list[str], options: ExplainOptions) -> list[Explanation]:
-        encoded = self.explainer.encoder.encode_spans(texts)
+        encoded = self.encoder.encode_spans(texts)
         tokens = sum(len(text.ids) for text in encoded)
         if tokens > self.settings.explain_max_tokens:
             raise InvalidInput(f"the texts have {tokens} tokens after truncation, above the :explain limit of "
                                f"{self.settings.explain_max_tokens} (explain_max_tokens): send fewer or shorter texts")
-        return self.explainer.explain_encoded(encoded, options.steps, options.label)
+        if self._explainer is None:  # the explain thread only: no race
+            self._explainer = self._make_explainer()
+        return self._explainer.explain_encoded(encoded, options.steps, options.label)
 
     def close(self) -> None:
         """Stop taking work; explanations already queued still finish."""

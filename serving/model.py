@@ -1,4 +1,9 @@
-"""The kserve Model: a Model artifact directory served over V1 and V2 with dynamic batching."""
+"""The kserve Model: a Model artifact directory served over V1 and V2 with dynamic batching.
+
+Classification is the core's inference engine (``textclf.inference``): the backend named by
+``--backend`` (``auto``: the optimize step's choice in ``serving.json``) from its prebuilt artifact,
+the encoding as trained and the length-grouped batching. This module only connects it to kserve.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,35 @@ from pathlib import Path
 import kserve
 from kserve.errors import InvalidInput, ModelNotReady
 from kserve.protocol.infer_type import InferRequest
+from prometheus_client import Counter
 
 from serving.batching import BatcherClosed, DynamicBatcher
-from serving.classifier import InferenceSettings, Prediction, TextClassifier
-from serving.explain import ExplainSettings, Explained, ExplainWorker, explain_response, explainer_model, parse_options
+from serving.explain import ExplainSettings, Explained, ExplainWorker, explain_response, parse_options
 from serving.protocol import (V2_INPUTS, ParsedRequest, TextRules, parse_v1, parse_v2, v1_response, v2_outputs,
                               v2_response)
+from textclf.inference import Engine, InferenceSettings, Prediction, load_engine, read_serving_file
+from textclf.inference.hardware import speed_features
 
 logger = logging.getLogger(__name__)
+
+TOKENS = Counter("textclf_tokens", "Tokens of the texts classified (after truncation)")
+PADDED_TOKENS = Counter("textclf_padded_tokens", "Tokens run through the model, padding included")
+
+
+def count_tokens(tokens: int, padded: int) -> None:
+    TOKENS.inc(tokens)
+    PADDED_TOKENS.inc(padded)
+
+
+def check_measured_cpu(model_dir: Path, backend: str) -> None:
+    """Warn when the optimize step measured this model's backends on a CPU with other speed features
+    (bf16, int8 dot products, vector width): the backend it chose may not be the fastest here."""
+    measured = (read_serving_file(model_dir) or {}).get("measured_on") or {}
+    theirs, ours = set(measured.get("features", [])), set(speed_features())
+    if measured and theirs != ours:
+        logger.warning("backend %s was chosen on a CPU with %s; this one has %s: name another backend with --backend "
+                       "if it is faster here", backend, sorted(theirs) or "none of the speed features",
+                       sorted(ours) or "none of them")
 
 
 class TextClassifierModel(kserve.Model):
@@ -47,30 +73,32 @@ class TextClassifierModel(kserve.Model):
         self.max_batch_delay_ms = max_batch_delay_ms
         self.max_instances = max_instances
         self.inference_workers = inference_workers
-        self.classifier: TextClassifier | None = None
+        self.engine: Engine | None = None
         self.batcher: DynamicBatcher[str, Prediction] | None = None
         self.rules = TextRules(max_instances)
         self.explain_settings = explain_settings or ExplainSettings()
         self.explainer: ExplainWorker | None = None
 
     def load(self) -> bool:
-        self.classifier = TextClassifier(self.model_dir, self.settings)
+        self.engine = load_engine(self.model_dir, self.settings)
+        self.engine.observe = count_tokens
         self.batcher = DynamicBatcher(self._classify, self.max_batch_size, self.max_batch_delay_ms / 1000,
                                       workers=self.inference_workers)
-        self.rules = TextRules(self.max_instances, self.classifier.encoder.cut)
+        self.rules = TextRules(self.max_instances, self.engine.encoder.cut)
         parse_v1({"instances": ["warm-up"]}, self.rules)  # builds the character table now, not in a request
         if self.explain_settings.explain:
-            from textclf.explain import Explainer
-
-            model = explainer_model(self.model_dir, self.classifier.torch_model)
-            self.explainer = ExplainWorker(Explainer(model, self.classifier.encoder, self.classifier.labels,
-                                                     self.settings.max_batch_tokens), self.explain_settings)
-        elif self.classifier.backend_name.startswith("onnx"):
-            self.classifier.torch_model = None  # auto's reference model: nothing needs it any more
+            self.explainer = ExplainWorker(self.engine.encoder, self._make_explainer, self.explain_settings)
+        check_measured_cpu(self.model_dir, self.engine.name)
         logger.info("Loaded %s from %s: backend %s, labels %s, max_length %d", self.name, self.model_dir,
-                    self.classifier.backend_name, self.classifier.labels, self.classifier.max_length)
+                    self.engine.name, self.engine.labels, self.engine.encoder.max_length)
         self.ready = True
         return self.ready
+
+    def _make_explainer(self):
+        from textclf.explain import Explainer
+
+        return Explainer(self.engine.torch_model(), self.engine.encoder, self.engine.labels,
+                         self.settings.max_batch_tokens)
 
     def stop(self) -> None:
         """Graceful: requests already queued still get their answers before the thread ends."""
@@ -85,10 +113,10 @@ class TextClassifierModel(kserve.Model):
         becomes that request's 400; the batcher re-runs a failed merged batch request by request,
         so only the request holding the text fails."""
         try:
-            return self.classifier.classify(texts)
+            return self.engine.classify(texts)
         except Exception as error:
             try:
-                self.classifier.encoder.encode(texts)
+                self.engine.encoder.encode(texts)
             except Exception as refused:
                 raise InvalidInput(f"a text of this request cannot be tokenized: {refused}") from error
             raise
@@ -101,7 +129,7 @@ class TextClassifierModel(kserve.Model):
         return V2_INPUTS
 
     def get_output_types(self) -> list[dict]:
-        return v2_outputs(len(self.classifier.labels))
+        return v2_outputs(len(self.engine.labels))
 
     async def preprocess(self, payload, headers=None) -> ParsedRequest:
         if isinstance(payload, InferRequest):
@@ -119,7 +147,7 @@ class TextClassifierModel(kserve.Model):
             raise NotImplementedError("explanations are off on this server (--explain false)")
         if payload.v2 is not None:
             raise InvalidInput(":explain takes V1 requests only")
-        options = parse_options(payload.parameters, self.explain_settings, self.classifier.labels)
+        options = parse_options(payload.parameters, self.explain_settings, self.engine.labels)
         try:
             return await self.explainer.explain(payload.texts, options)
         except BatcherClosed as closed:
@@ -127,8 +155,8 @@ class TextClassifierModel(kserve.Model):
 
     async def postprocess(self, result, headers=None, response_headers=None):
         if isinstance(result, Explained):
-            return explain_response(result, self.classifier.labels)
+            return explain_response(result, self.engine.labels)
         request, predictions = result
         if request.v2 is not None:
             return v2_response(request.v2, self.name, predictions)
-        return v1_response(predictions, self.classifier.labels)
+        return v1_response(predictions, self.engine.labels)

@@ -49,7 +49,7 @@ def _probabilities(labels: list) -> dict:
 
 
 def _schemas(model) -> dict:
-    labels = list(model.classifier.labels)
+    labels = list(model.engine.labels)
     text = {"type": "string", "pattern": classifiable_pattern(),
             "description": "A text to classify: at least one character that is not whitespace, a control or a "
                            "format (zero-width) character. Long texts are cut as in training."}
@@ -159,7 +159,7 @@ def _inference_operations(model, max_body_bytes: int) -> dict:
 
 
 def _explain_schemas(model) -> dict:
-    labels = list(model.classifier.labels)
+    labels = list(model.engine.labels)
     settings = model.explain_settings
     word = {"type": "object", "required": ["word", "start", "end", "attribution"],
             "properties": {"word": {"type": "string", "description": "text[start:end], a word of the original text"},
@@ -278,7 +278,7 @@ def document(base: dict, model, max_body_bytes: int, repository_enabled: bool) -
     if explains:
         schemas.update(_explain_schemas(model))
     spec["info"]["title"] = f"Text classifier {model.name!r} (KServe model server)"
-    spec["info"]["description"] = (f"Classifies texts into {list(model.classifier.labels)} over V1 and the Open "
+    spec["info"]["description"] = (f"Classifies texts into {list(model.engine.labels)} over V1 and the Open "
                                    "Inference Protocol (V2; gRPC on the gRPC port). Errors are JSON "
                                    '`{"error": "..."}` naming the problem.')
     return spec

@@ -22,7 +22,7 @@ import numpy as np
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse, RequestedOutput
 
-from serving.classifier import Prediction
+from textclf.inference import Prediction
 
 V2_INPUT = "text"
 V2_INPUTS = [{"name": V2_INPUT, "datatype": "BYTES", "shape": [-1]}]

@@ -1,6 +1,7 @@
 """The layering of docs/architecture.md, and settings declared once, checked on the code itself."""
 
 import ast
+import re
 import dataclasses
 import subprocess
 import sys
@@ -89,3 +90,24 @@ def test_the_pipeline_parameters_are_the_steps_parameters_with_the_same_defaults
     for name, spec in step_inputs.items():
         assert pipeline_inputs[name].description == spec.description
         assert pipeline_inputs[name].default_value.WhichOneof("kind") is not None
+
+
+def test_one_code_path_classifies_text():
+    """Forward passes that classify, ONNX Runtime and loading a classifier live in textclf/inference
+    alone; the exceptions are what is not classification: fine-tuning (train/model.py loads the base
+    model, train/loop.py's training step takes the loss of its logits) and the explainer's gradients
+    (explain.py runs the engine's fp32 model on embeddings)."""
+    allowed = {"textclf/train/model.py": {"AutoModelForSequenceClassification"}, "textclf/explain.py": {".logits"},
+               "textclf/train/loop.py": {".logits", "model(input_ids"}}
+    found = {}
+    for folder in ("textclf", "serving", "components", "pipelines"):
+        for path in (ROOT / folder).rglob("*.py"):
+            name = str(path.relative_to(ROOT))
+            if name.startswith("textclf/inference/"):
+                continue
+            text = path.read_text()
+            used = {word for word in ("AutoModelForSequenceClassification", "onnxruntime", "model(input_ids")
+                    if word in text} | ({".logits"} if re.search(r"\)\.logits\b", text) else set())
+            if used - allowed.get(name, set()):
+                found[name] = sorted(used - allowed.get(name, set()))
+    assert not found

@@ -49,22 +49,25 @@ class TextEncoder:
 
     Args:
         tokenizer: a Hugging Face fast tokenizer (its Rust ``backend_tokenizer`` does the work;
-            a copy is taken, so the tokenizer object itself is not changed).
+            a copy is taken, so the tokenizer object itself is not changed), or a ``tokenizers.Tokenizer``.
         max_length: longest sequence in tokens, special tokens included.
         truncation: ``head`` or ``head_tail``.
         head_tokens: with ``head_tail``, tokens kept from the start; None: ``HEAD_SHARE`` of the room.
+        pad_id: the padding token's id (default: the tokenizer's ``pad_token_id``, else 0).
     """
 
-    def __init__(self, tokenizer, max_length: int, truncation: str = "head", head_tokens: int | None = None):
+    def __init__(self, tokenizer, max_length: int, truncation: str = "head", head_tokens: int | None = None,
+                 pad_id: int | None = None):
         from tokenizers import Tokenizer
 
         if truncation not in TRUNCATION_MODES:
             raise ValueError(f"truncation must be one of {TRUNCATION_MODES}, got {truncation!r}")
         # A private copy without truncation or padding: cutting happens here, the same way for every caller.
-        self._encoder = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        rust = getattr(tokenizer, "backend_tokenizer", tokenizer)  # a transformers fast tokenizer, or its Rust one
+        self._encoder = Tokenizer.from_str(rust.to_str())
         self._encoder.no_truncation()
         self._encoder.no_padding()
-        self.pad_id = tokenizer.pad_token_id or 0
+        self.pad_id = (pad_id if pad_id is not None else getattr(tokenizer, "pad_token_id", None)) or 0
         # The special tokens around one text ([CLS] ... [SEP] for BERT), read off the tokenizer's
         # own post-processor so that other model families work too.
         probe = self._encoder.encode("a", add_special_tokens=True)
@@ -130,17 +133,23 @@ class TextEncoder:
         return encoded
 
     @classmethod
-    def for_model(cls, model_dir: str | Path, tokenizer, max_length: int | None = None,
+    def for_model(cls, model_dir: str | Path, tokenizer=None, max_length: int | None = None,
                   truncation: str | None = None, head_tokens: int | None = None) -> TextEncoder:
         """The encoder a trained model serves with: as trained (``training.json``) unless overridden,
-        never longer than the model accepts."""
+        never longer than the model accepts. Without ``tokenizer``, the Model directory's
+        ``tokenizer.json`` is read by the ``tokenizers`` library alone (:func:`load_tokenizer`): no
+        transformers, no torch."""
         model_dir = Path(model_dir)
-        limit = model_max_length(model_dir, tokenizer)
+        if tokenizer is None:
+            tokenizer, pad_id, tokenizer_limit = load_tokenizer(model_dir)
+        else:
+            pad_id, tokenizer_limit = None, tokenizer.model_max_length
+        limit = _within(position_limit(model_dir), tokenizer_limit)
         trained = trained_settings(model_dir)
         max_length = max_length or min(int(trained.get("max_length", limit)), limit)
         if not 2 < max_length <= limit:
             raise ValueError(f"max_length {max_length} is outside 3..{limit}, the model's limit")
-        return cls(tokenizer, max_length, truncation or trained.get("truncation", "head"), head_tokens)
+        return cls(tokenizer, max_length, truncation or trained.get("truncation", "head"), head_tokens, pad_id)
 
 
 def trained_settings(model_dir: Path) -> dict:
@@ -150,8 +159,36 @@ def trained_settings(model_dir: Path) -> dict:
     return {key: training[key] for key in ("max_length", "truncation") if training.get(key)}
 
 
-def model_max_length(model_dir: Path, tokenizer) -> int:
-    """The longest input the model accepts: the tokenizer's limit capped by the position table."""
+def position_limit(model_dir: Path) -> int:
+    """The longest input the model's position table takes (``config.json``)."""
     config = json.loads((Path(model_dir) / "config.json").read_text())
-    limits = [config.get("max_position_embeddings", 512), tokenizer.model_max_length]
+    return int(config.get("max_position_embeddings") or 512)
+
+
+def _within(*limits) -> int:
+    """The smallest real limit: the longest input the model accepts is the tokenizer's limit capped
+    by the position table (tokenizers say 1e30, or nothing, for "no limit")."""
     return int(min(limit for limit in limits if limit and limit < 1_000_000))
+
+
+def load_tokenizer(model_dir: Path):
+    """(the Rust tokenizer of ``tokenizer.json``, the padding token's id, the tokenizer's length
+    limit or None) of a ``save_pretrained`` directory, read without transformers (whose tokenizer classes
+    import torch: seconds of a server's start).
+
+    Raises:
+        FileNotFoundError: the directory has no ``tokenizer.json`` (a slow-only tokenizer).
+    """
+    from tokenizers import Tokenizer
+
+    path = Path(model_dir) / "tokenizer.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{model_dir} has no tokenizer.json (a fast tokenizer's file): save the model with "
+                                "a fast tokenizer")
+    tokenizer = Tokenizer.from_file(str(path))
+    config_path = Path(model_dir) / "tokenizer_config.json"
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    pad = config.get("pad_token")
+    pad = pad.get("content") if isinstance(pad, dict) else pad
+    pad_id = tokenizer.token_to_id(pad) if pad else None
+    return tokenizer, pad_id or 0, config.get("model_max_length")

@@ -1,7 +1,9 @@
-"""Evaluate step: the trained model on the held-out test split.
+"""Evaluate step: the model on the held-out test split, scored once with the backend that will serve it.
 
-Writes the numbers the gate decides on (``metrics.json``), the confusion matrix and ROC curve for
-the KFP UI, and a Markdown report a person reads before trusting the model.
+Writes the numbers the gate decides on (``metrics.json``: the serving backend's test metrics and
+its validation agreement with fp32 from the optimize step), every test text's prediction
+(``predictions.parquet``), the confusion matrix and ROC curve for the KFP UI, and a Markdown report
+a person reads before trusting the model.
 """
 
 import json
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textclf.report import figure_markdown, markdown_table, new_figure
-from textclf.settings import live_model_uri_setting, seed_setting, setting
+from textclf.settings import live_model_uri_setting, seed_setting, serving_backend_setting, setting
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +27,10 @@ CONFUSED_PAIRS = 10  # most-confused (true, predicted) pairs in metrics.json and
 CELL_NUMBERS_MAX_CLASSES = 20  # the heatmap writes counts in its cells up to this many classes
 PER_CLASS_IN_ID_ORDER = 10  # up to this many classes the per-class table keeps id order, then worst F1 first
 ROC_POINTS = 101  # the KFP UI draws the curve from a list; a few hundred points are plenty
+PREDICTIONS_FILE = "predictions.parquet"
 TEST_BATCH_ROWS = 1024  # test texts read, encoded and scored at a time
-SCORING_PRECISIONS = ("auto", "fp32", "bf16")
-PROBE_TEXTS = 256  # test texts scored in both formats before bf16 is trusted (auto)
+CONFIDENT_MISTAKES = 10  # the report lists this many of the most confident wrong predictions
+MEASURED_KEYS = ("texts", "label_flips", "flip_rate", "max_probability_change", "accuracy", "texts_per_second")
 PROGRESS_SECONDS = 30.0  # at most one progress line this often while scoring (1M texts are ~1,000 batches)
 
 
@@ -37,20 +40,17 @@ class EvaluateSettings:
 
     live_model_uri: str = live_model_uri_setting()
     seed: int = seed_setting()
-    scoring_precision: str = setting(
-        "auto", "Number format of the test scoring: auto scores in bf16 where the hardware has native bf16 "
-        "and the first 256 test texts get probabilities within scoring_tolerance of fp32's (recorded in "
-        "metrics.json; bf16 scores about 1.8x faster on an AVX512-BF16 CPU), else fp32; or fp32, or bf16.",
-        choices=SCORING_PRECISIONS)
-    scoring_tolerance: float = setting(0.02, "Largest probability change bf16 may make on the probe texts (auto).")
     behaviour_suites: str = setting("auto", "Behavioural suites besides the task-neutral ones built from the test texts "
                                     "(which every model gets): auto takes each shipped suite file whose labels fit the "
                                     "model's (the sentiment suites for negative/positive); or a suite file, path or "
                                     "gs:// URI (format: docs/behaviour.md); or none.")
+    serving_backend: str = serving_backend_setting()
 
     def __post_init__(self):
-        if self.scoring_precision not in SCORING_PRECISIONS:
-            raise ValueError(f"scoring_precision must be one of {SCORING_PRECISIONS}, got {self.scoring_precision!r}")
+        from textclf.inference import AUTO, BACKENDS
+
+        if self.serving_backend != AUTO and self.serving_backend not in BACKENDS:
+            raise ValueError(f"serving_backend must be {AUTO} or one of {', '.join(BACKENDS)}, got {self.serving_backend!r}")
 
 
 def compute_metrics(labels, probabilities, label_names: list[str]) -> dict:
@@ -236,48 +236,107 @@ def scalar_metrics(result: dict) -> dict[str, float]:
     return {name: result[name] for name in names if isinstance(result.get(name), (int, float)) and math.isfinite(result[name])}
 
 
-def load_model(model_dir: str):
-    """Model, tokenizer and ``training.json`` of a Model directory (local path or ``gs://``)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+class PredictionWriter:
+    """``predictions.parquet``, written batch by batch (memory stays flat): per test text its ``row``
+    (position in the tokenized test split), true ``label``, ``predicted`` label (ids; names in the
+    file's ``labels`` metadata) and ``probabilities`` (float32, one per label)."""
 
+    def __init__(self, path: str | Path, label_names: list[str]):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._pa = pa
+        self.schema = pa.schema([("row", pa.int64()), ("label", pa.int64()), ("predicted", pa.int64()),
+                                 ("probabilities", pa.list_(pa.float32(), len(label_names)))],
+                                metadata={"labels": json.dumps(label_names)})
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._writer = pq.ParquetWriter(str(path), self.schema)
+        self.rows = 0
+
+    def write(self, labels, probabilities) -> None:
+        import numpy as np
+
+        pa = self._pa
+        count = len(labels)
+        flat = pa.array(np.ascontiguousarray(probabilities, dtype=np.float32).reshape(-1))
+        self._writer.write_table(pa.table({
+            "row": pa.array(np.arange(self.rows, self.rows + count, dtype=np.int64)),
+            "label": pa.array(np.asarray(labels, dtype=np.int64)),
+            "predicted": pa.array(np.asarray(probabilities).argmax(axis=1).astype(np.int64)),
+            "probabilities": pa.FixedSizeListArray.from_arrays(flat, probabilities.shape[1]),
+        }, schema=self.schema))
+        self.rows += count
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class ConfidentMistakes:
+    """The ``CONFIDENT_MISTAKES`` wrong predictions made with the highest probability, kept while streaming."""
+
+    def __init__(self, size: int = CONFIDENT_MISTAKES):
+        self.size, self.heap, self.rows = size, [], 0
+
+    def add(self, texts: list[str], labels, probabilities) -> None:
+        import heapq
+
+        for offset, (text, label, row) in enumerate(zip(texts, labels, probabilities)):
+            predicted = int(row.argmax())
+            if predicted != label:
+                entry = (float(row[predicted]), self.rows + offset, text[:300], int(label), predicted)
+                (heapq.heappush if len(self.heap) < self.size else heapq.heappushpop)(self.heap, entry)
+        self.rows += len(texts)
+
+    def section(self, label_names: list[str]) -> str:
+        if not self.heap:
+            return "## Most confident mistakes\n\nNone: every test text got its true label."
+        rows = [[row, label_names[label], label_names[predicted], f"{score:.3f}",
+                 " ".join(text.split())]
+                for score, row, text, label, predicted in sorted(self.heap, reverse=True)]
+        return "\n\n".join(["## Most confident mistakes",
+                             f"The {len(rows)} wrong predictions made with the highest probability (all of them are in "
+                             f"`{PREDICTIONS_FILE}`; `row` is the text's position in the test split).",
+                             markdown_table(["row", "true", "predicted", "probability", "text (start)"], rows)])
+
+
+def model_engine(model_dir: str, backend: str):
+    """(local directory, inference engine, ``training.json``) of a Model directory (local path or ``gs://``)."""
     from textclf.base_model import resolve_base_model
+    from textclf.inference import InferenceSettings, load_engine
 
-    model_dir = resolve_base_model(model_dir)
-    training_file = Path(model_dir) / "training.json"
+    local_dir = resolve_base_model(model_dir)
+    training_file = Path(local_dir) / "training.json"
     training = json.loads(training_file.read_text()) if training_file.exists() else {}
-    return model_dir, AutoModelForSequenceClassification.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir), training
+    return local_dir, load_engine(local_dir, InferenceSettings(backend=backend)), training
 
 
-def choose_precision(model, encoder, probe_texts: list[str], settings: EvaluateSettings) -> dict:
-    """The scoring format and why: bf16 only where the hardware has it natively (``auto``) and the
-    probe texts' probabilities stay within ``scoring_tolerance`` of fp32's."""
-    import numpy as np
+def serving_record(local_dir: str, engine, requested: str, texts_per_second: float) -> dict:
+    """What metrics.json says of the backend that scored: its name, why, the optimize step's validation
+    agreement with fp32 (``validation``; None when that backend was never measured on this model) and
+    what that step measured of every backend (``measured``)."""
+    from textclf.inference import measurement, read_serving_file
 
-    from textclf.predict import predict_proba
-    from textclf.train.precision import pick_precision
-
-    if settings.scoring_precision != "auto":
-        return {"precision": settings.scoring_precision, "reason": "asked for"}
-    device = next(model.parameters()).device
-    if pick_precision("auto", device.type) != "bf16" or not probe_texts:
-        return {"precision": "fp32", "reason": "no native bf16 here"}
-    fp32, bf16 = (predict_proba(model, encoder, 64, precision=p)(probe_texts) for p in ("fp32", "bf16"))
-    change = float(np.abs(fp32 - bf16).max())
-    kept = change <= settings.scoring_tolerance
-    return {"precision": "bf16" if kept else "fp32", "probe_texts": len(probe_texts),
-            "max_probability_change": change, "label_agreement": float((fp32.argmax(1) == bf16.argmax(1)).mean()),
-            "reason": f"bf16 changed probabilities by at most {change:.4f} on the probe "
-                      f"({'within' if kept else 'over'} the tolerance {settings.scoring_tolerance})"}
+    optimized = read_serving_file(local_dir) or {}
+    measured = {name: {key: entry[key] for key in MEASURED_KEYS if key in entry} or entry
+                for name, entry in optimized.get("backends", {}).items()}
+    return {"backend": engine.name, "requested": requested, "reason": optimized.get("reason"),
+            "validation": measurement(local_dir, engine.name), "measured_on": optimized.get("measured_on"),
+            "measured": measured, "test_texts_per_second": texts_per_second}
 
 
-def first_texts(test_batches, count: int) -> list[str]:
-    """The first ``count`` texts of the batches (fewer when there are fewer)."""
-    texts: list[str] = []
-    for batch, _ in test_batches():
-        texts.extend(batch[: count - len(texts)])
-        if len(texts) >= count:
-            break
-    return texts
+def serving_section(serving: dict) -> str:
+    """The report's account of the serving backend: which, why, and what the optimize step measured."""
+    rows = [[name, *(f"{entry[key]:.4g}" if isinstance(entry.get(key), float) else str(entry.get(key, ""))
+                     for key in MEASURED_KEYS), entry.get("skipped") or entry.get("error") or ""]
+            for name, entry in serving.get("measured", {}).items()]
+    parts = ["## Serving backend",
+             f"Scored with **{serving['backend']}** (asked for: {serving['requested']}), the backend that serves. "
+             + (serving.get("reason") or "The optimize step never measured this model.")]
+    if rows:
+        parts += ["What the optimize step measured against fp32 PyTorch on the validation split, on its CPU "
+                  f"({(serving.get('measured_on') or {}).get('cpu', 'unknown')}):",
+                  markdown_table(["backend", *MEASURED_KEYS, "left out"], rows)]
+    return "\n\n".join(parts)
 
 
 def test_texts(test_batches) -> Iterable[str]:
@@ -299,49 +358,52 @@ def suite_plan(label_names: list[str], test_batches, settings: EvaluateSettings)
 
 
 def score_model(model_dir: str, test_batches: Callable[[], Iterable[tuple[list[str], list[int]]]],
-                label_names: list[str], settings: EvaluateSettings, probe_texts: list[str] | None = None,
-                suites=None) -> dict:
-    """Metrics and behavioural suites of one model on the test split.
+                label_names: list[str], settings: EvaluateSettings, predictions_path: str | Path | None = None,
+                backend: str | None = None, mistakes: ConfidentMistakes | None = None, suites=None) -> dict:
+    """Metrics and behavioural suites of one model on the test split, scored through the inference engine.
 
     ``test_batches()`` yields (texts, labels) batches; each is encoded and scored before the next is
-    read, and only the labels and probabilities are kept (K + 1 numbers a text). Each model is scored
-    through its own encoding (tokenizer, max length and truncation as trained), so a champion trained
-    with other settings is judged as it serves. The format is :func:`choose_precision`'s (recorded
-    under ``scoring``), probed on ``probe_texts`` (None: the first ``PROBE_TEXTS`` test texts). ``suites``
-    is the behavioural ``SuitePlan`` (None: :func:`suite_plan`).
+    read, and only the labels and probabilities are kept (K + 1 numbers a text). The backend is
+    ``backend`` (default: ``settings.serving_backend``; ``auto``: the optimize step's choice), the one
+    the model will serve with, and each model is scored through its own encoding, so a champion
+    trained with other settings is judged as it serves. With ``predictions_path``, every text's
+    prediction is written there (:class:`PredictionWriter`); ``mistakes`` collects the most confident
+    wrong ones. ``suites`` is the behavioural ``SuitePlan`` (None: :func:`suite_plan`).
     """
     import numpy as np
 
     from textclf.behaviour import run_suites
-    from textclf.encoding import TextEncoder
-    from textclf.predict import predict_proba
 
-    local_dir, model, tokenizer, training = load_model(model_dir)
-    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    if names != list(label_names):
-        raise ValueError(f"model {model_dir} has labels {names}, the data has {list(label_names)}")
-    encoder = TextEncoder.for_model(local_dir, tokenizer)
-    if probe_texts is None:
-        probe_texts = first_texts(test_batches, PROBE_TEXTS)
-    scoring = choose_precision(model, encoder, probe_texts, settings)
-    log.info("scoring %s in %s: %s", model_dir, scoring["precision"], scoring["reason"])
-    proba = predict_proba(model, encoder, batch_size=64, precision=scoring["precision"])
+    requested = backend or settings.serving_backend
+    local_dir, engine, _ = model_engine(model_dir, requested)
+    if engine.labels != list(label_names):
+        raise ValueError(f"model {model_dir} has labels {engine.labels}, the data has {list(label_names)}")
+    log.info("scoring %s with backend %s", model_dir, engine.name)
+    writer = PredictionWriter(predictions_path, engine.labels) if predictions_path else None
+    mistakes = mistakes or ConfidentMistakes()
     start = logged = time.perf_counter()
     labels, probabilities = [], []
     for texts, batch_labels in test_batches():
-        probabilities.append(proba(texts))
+        batch = engine.probabilities(texts)
+        probabilities.append(batch)
         labels.extend(batch_labels)
+        mistakes.add(texts, batch_labels, batch)
+        if writer is not None:
+            writer.write(batch_labels, batch)
         if time.perf_counter() - logged >= PROGRESS_SECONDS:
             logged = time.perf_counter()
             log.info("scored %d test texts (%.1f texts/s)", len(labels), len(labels) / max(logged - start, 1e-9))
+    if writer is not None:
+        writer.close()
     probabilities = np.concatenate(probabilities) if probabilities else np.zeros((0, len(label_names)))
     elapsed = time.perf_counter() - start
-    log.info("scored %d texts with %s in %.1fs (%.1f texts/s)", len(labels), model_dir, elapsed, len(labels) / max(elapsed, 1e-9))
+    log.info("scored %d texts with %s (%s) in %.1fs (%.1f texts/s)", len(labels), model_dir, engine.name, elapsed,
+             len(labels) / max(elapsed, 1e-9))
     result = compute_metrics(labels, probabilities, label_names)
     plan = suites or suite_plan(label_names, test_batches, settings)
-    result["behaviour"] = run_suites(proba, label_names, seed=settings.seed, suites=plan.suites, skipped=plan.skipped,
-                                     notes=plan.notes).to_dict()
-    result["scoring"] = scoring
+    result["behaviour"] = run_suites(engine.probabilities, label_names, seed=settings.seed, suites=plan.suites,
+                                     skipped=plan.skipped, notes=plan.notes).to_dict()
+    result["serving"] = serving_record(local_dir, engine, requested, len(labels) / max(elapsed, 1e-9))
     result["model"] = model_dir
     return result
 
@@ -357,44 +419,53 @@ def held_out_batches(tokenized_dir: str, batch_rows: int = TEST_BATCH_ROWS):
     return batches
 
 
-def evaluate(model_dir: str, tokenized_dir: str, output_dir: str, settings: EvaluateSettings | None = None) -> dict:
-    """Evaluate the model (and the champion, when given) on the test split; write ``metrics.json`` and ``report.md``.
+def evaluate(model_dir: str, tokenized_dir: str, output_dir: str, settings: EvaluateSettings | None = None,
+             predictions_path: str | None = None) -> dict:
+    """Evaluate the model (and the champion, when given) on the test split with the serving backend;
+    write ``metrics.json``, ``report.md`` and the per-text predictions.
 
     Args:
-        model_dir: the train step's Model directory.
+        model_dir: the optimize step's Model directory (its ``serving.json`` says what ``auto`` serves).
         tokenized_dir: the tokenize step's output (its ``test`` split is read in batches).
         output_dir: where ``metrics.json`` and ``report.md`` are written.
-        settings: ``live_model_uri``, the Model directory (path or ``gs://``) of the model in production,
-            scored on the same test split and suites and stored under ``champion`` in ``metrics.json``
-            (empty: none); ``seed`` of the behavioural suites' generators.
+        settings: ``serving_backend``, the backend scored (the one deploy pins); ``live_model_uri``, the
+            Model directory (path or ``gs://``) of the model in production, scored with its own
+            backend on the same test split and suites and stored under ``champion`` in
+            ``metrics.json`` (empty: none); ``seed`` of the behavioural suites' generators.
+        predictions_path: where the per-text predictions go (default ``output_dir/predictions.parquet``).
 
     Returns:
-        The metrics (also in ``metrics.json``): confusion matrix, ROC curve, behavioural suites, champion.
+        The metrics (also in ``metrics.json``): the serving backend and its validation agreement,
+        confusion matrix, ROC curve, behavioural suites, champion.
     """
     from textclf.behaviour import BehaviourReport
+    from textclf.inference import AUTO
 
     settings = settings or EvaluateSettings()
     champion_model = settings.live_model_uri
     test_batches = held_out_batches(tokenized_dir)
     training = json.loads((Path(model_dir) / "training.json").read_text())
     label_names = training["labels"]
-    probe_texts = first_texts(test_batches, PROBE_TEXTS)  # one read, whichever models are scored
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    mistakes = ConfidentMistakes()
     suites = suite_plan(label_names, test_batches, settings)  # the same cases for model and champion
-    result = score_model(model_dir, test_batches, label_names, settings, probe_texts, suites)
+    result = score_model(model_dir, test_batches, label_names, settings, predictions_path or out / PREDICTIONS_FILE,
+                         mistakes=mistakes, suites=suites)
     result["labels"] = label_names
-    sections = [BehaviourReport.from_dict(result["behaviour"]).to_markdown()]
+    sections = [serving_section(result["serving"]), mistakes.section(label_names),
+                BehaviourReport.from_dict(result["behaviour"]).to_markdown()]
     if champion_model:
-        try:
-            result["champion"] = score_model(champion_model, test_batches, label_names, settings, probe_texts, suites)
+        try:  # the champion as it serves: the backend its own optimize step chose
+            result["champion"] = score_model(champion_model, test_batches, label_names, settings, backend=AUTO,
+                                              suites=suites)
         except Exception as error:  # noqa: BLE001 - reported, and the gate fails closed on it
             log.error("could not score the champion %s: %s", champion_model, error)
             result["champion_error"] = f"{type(error).__name__}: {error}"
         sections.append(champion_section(result))
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     (out / METRICS_FILE).write_text(json.dumps(result, indent=2))
     (out / REPORT_FILE).write_text(render_report(result, label_names, training, sections))
-    log.info("test accuracy %.4f, macro F1 %.4f", result["accuracy"], result["f1"])
+    log.info("test accuracy %.4f, macro F1 %.4f with %s", result["accuracy"], result["f1"], result["serving"]["backend"])
     return result
 
 

@@ -1,5 +1,7 @@
 """Gate step: decide whether the new model may be deployed.
 
+The metrics are those of the backend that will serve (evaluate scored the test split with it), and
+one rule bounds how often that backend's labels differ from fp32 PyTorch's on the validation split.
 The gate fails closed: a metric that is missing or not a number blocks deployment, and so does
 a champion whose metrics were asked for but cannot be read (unless told otherwise). Every rule
 is reported with its numbers, and the decision names the rule that decided it.
@@ -11,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from textclf.report import markdown_table
-from textclf.settings import setting
+from textclf.settings import backend_flip_rate_setting, setting
 
 PASS, FAIL = "pass", "fail"
 MISSING_CHAMPION_POLICIES = ("fail", "ignore")
@@ -40,6 +42,7 @@ class GateSettings:
                                        "numbers, URLs; and a suite file's).")
     min_dir_pass_rate: float = setting(0.7, "Lowest pass rate of the directional behavioural suites (a suite file's); "
                                        "not checked when no suite file fits the labels.")
+    max_backend_flip_rate: float = backend_flip_rate_setting()
 
     def __post_init__(self):
         if self.missing_champion not in MISSING_CHAMPION_POLICIES:
@@ -99,6 +102,7 @@ def decide(metrics: dict, settings: GateSettings, tracking_settings=None) -> Dec
     if settings.min_class_recall > 0:
         decision.rules.append(class_recall_rule(metrics, settings))
     decision.rules.append(behaviour_rule(metrics, settings))
+    decision.rules.append(serving_agreement_rule(metrics, settings))
     champion, problem = find_champion(metrics, settings, tracking_settings)
     if problem:
         ignored = settings.missing_champion == "ignore"
@@ -145,6 +149,24 @@ def behaviour_rule(metrics: dict, settings: GateSettings) -> Rule:
     unchecked = [k for k in minimums if k not in run]
     note = f"; {', '.join(unchecked)}: no suite of that type fits these labels" if unchecked else ""
     return Rule("behavioural tests", True, ", ".join(checked) + note)
+
+
+def serving_agreement_rule(metrics: dict, settings: GateSettings) -> Rule:
+    """The serving backend (whose test metrics the other rules read) changes at most
+    ``max_backend_flip_rate`` of the validation labels against fp32 PyTorch, as the optimize step
+    measured; missing or not-a-number measurements fail."""
+    serving = metrics.get("serving") if isinstance(metrics.get("serving"), dict) else {}
+    backend = serving.get("backend", "?")
+    validation = serving.get("validation") if isinstance(serving.get("validation"), dict) else {}
+    rate = validation.get("flip_rate")
+    if not finite(rate):
+        return Rule("serving backend agrees with fp32", False,
+                    f"no validation agreement with fp32 for serving backend `{backend}` (flip_rate {rate!r}): the "
+                    "optimize step did not measure it")
+    detail = (f"`{backend}` changed {validation.get('label_flips')} of {validation.get('texts')} validation labels "
+              f"({100 * rate:.2f}%) vs maximum {100 * settings.max_backend_flip_rate:.2f}%; largest probability "
+              f"change {validation.get('max_probability_change', math.nan):.4f}")
+    return Rule("serving backend agrees with fp32", rate <= settings.max_backend_flip_rate, detail)
 
 
 def find_champion(metrics: dict, settings: GateSettings, tracking_settings=None) -> tuple[dict | None, str]:

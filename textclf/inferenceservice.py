@@ -40,10 +40,12 @@ import re
 from dataclasses import dataclass
 
 from textclf.images import SERVER_GPU_IMAGE, SERVER_IMAGE
-from textclf.settings import live_model_uri_setting, setting
+from textclf.inference.backends import AUTO, REFERENCE, backend_kind
+from textclf.settings import live_model_uri_setting, serving_backend_setting, setting
 
 ANNOTATION_PREFIX = "textclf.dev"
 MODEL_URI_ANNOTATION = f"{ANNOTATION_PREFIX}/model-uri"  # the model this manifest serves (read by rollout)
+BACKEND_ANNOTATION = f"{ANNOTATION_PREFIX}/serving-backend"  # the backend its predictor runs (--backend)
 API_VERSION = "serving.kserve.io/v1beta1"
 SERVERLESS, STANDARD = "serverless", "standard"
 DEPLOYMENT_MODES = (SERVERLESS, STANDARD)
@@ -96,6 +98,7 @@ class DeploySettings:
     container_concurrency: int = setting(16, "Most requests one predictor pod holds at once: Knative's "
                                          "containerConcurrency (Serverless) and the server's --max_queued_requests "
                                          "(both modes; 503 with Retry-After above it).")
+    serving_backend: str = serving_backend_setting()
     deployment_mode: str = setting(
         SERVERLESS, "KServe deployment mode: serverless (Knative revisions; canaryTrafficPercent) or standard "
         "(plain Deployments, no Knative; the canary in spec.canary, split by replica count).", choices=DEPLOYMENT_MODES)
@@ -121,10 +124,16 @@ class DeploySettings:
                                  f"Service {longest!r} must fit {DNS_LABEL_MAX} characters")
 
 
-def predictor_container(model_uri: str, settings: DeploySettings) -> dict:
-    """The ``kserve-container``: our server image reading the model KServe puts at /mnt/models."""
+def predictor_container(model_uri: str, settings: DeploySettings, backend: str = REFERENCE) -> dict:
+    """The ``kserve-container``: our server image reading the model KServe puts at /mnt/models, with
+    its backend pinned (``--backend``: every replica serves the same numbers, from the prebuilt artifact)."""
     from kubernetes.client import (ApiClient, V1Capabilities, V1Container, V1ContainerPort, V1EnvVar,
                                    V1ResourceRequirements, V1SeccompProfile, V1SecurityContext, V1VolumeMount)
+
+    if backend == AUTO:
+        raise ValueError("a manifest pins a backend by name, never auto: resolve it from the model's serving.json "
+                         "(textclf.inference.resolve_backend)")
+    backend_kind(backend)  # an unknown name fails here, not in a crash-looping pod
 
     limits = {"cpu": settings.serving_cpu, "memory": settings.serving_memory}
     if settings.serving_gpus:
@@ -133,7 +142,7 @@ def predictor_container(model_uri: str, settings: DeploySettings) -> dict:
         name=KSERVE_CONTAINER,
         image=serving_image(settings),
         args=["--model_name", settings.service_name, "--model_dir", MODEL_MOUNT,
-              "--max_queued_requests", str(settings.container_concurrency)],
+              "--max_queued_requests", str(settings.container_concurrency), "--backend", backend],
         env=[V1EnvVar(name=STORAGE_URI_ENV, value=model_uri)],
         ports=[V1ContainerPort(container_port=SERVER_PORT, protocol="TCP")],
         readiness_probe=model_probe(settings.service_name, period=5, failures=3),
@@ -183,10 +192,13 @@ def predictor_pod_fields(settings: DeploySettings) -> dict:
             "timeout": settings.request_timeout_seconds, "volumes": client.sanitize_for_serialization(volumes)}
 
 
-def build_inference_service(model_uri: str, settings: DeploySettings, metrics_uri: str = "") -> dict:
+def build_inference_service(model_uri: str, settings: DeploySettings, metrics_uri: str = "", backend: str = REFERENCE,
+                            live_backend: str = REFERENCE) -> dict:
     """The InferenceService for ``model_uri`` as a plain dict (ready for YAML or the API).
 
-    With ``settings.live_model_uri`` set to another model, ``model_uri`` is its canary.
+    With ``settings.live_model_uri`` set to another model, ``model_uri`` is its canary. ``backend``
+    is the one ``model_uri`` serves with (the deploy step resolves ``serving_backend`` with the
+    model's ``serving.json``); ``live_backend`` the live model's, for its predictor in Standard mode.
     Keys are in the order kserve's SDK serialises them (alphabetical within an object), so the
     YAML reads the same as kserve's own examples.
     """
@@ -199,15 +211,16 @@ def build_inference_service(model_uri: str, settings: DeploySettings, metrics_ur
         **({"serving.kserve.io/enable-tag-routing": "true"} if serverless else {}),  # Knative tag URLs
         "serving.kserve.io/enable-prometheus-scraping": "true",
         MODEL_URI_ANNOTATION: model_uri,
+        BACKEND_ANNOTATION: backend,
     }
     if metrics_uri:
         annotations[f"{ANNOTATION_PREFIX}/metrics-uri"] = metrics_uri
     if canary:
         annotations[f"{ANNOTATION_PREFIX}/previous-model-uri"] = settings.live_model_uri
     if serverless:
-        spec = {"predictor": _predictor(model_uri, settings, settings.canary_traffic_percent if canary else None)}
+        spec = {"predictor": _predictor(model_uri, settings, backend, settings.canary_traffic_percent if canary else None)}
     else:
-        spec = _standard_spec(model_uri, settings, canary)
+        spec = _standard_spec(model_uri, settings, canary, backend, live_backend)
     return {
         "apiVersion": API_VERSION,
         "kind": "InferenceService",
@@ -222,7 +235,7 @@ def build_inference_service(model_uri: str, settings: DeploySettings, metrics_ur
     }
 
 
-def _predictor(model_uri: str, settings: DeploySettings, canary_percent: int | None = None) -> dict:
+def _predictor(model_uri: str, settings: DeploySettings, backend: str, canary_percent: int | None = None) -> dict:
     serverless = settings.deployment_mode == SERVERLESS
     predictor = {
         **predictor_pod_fields(settings),
@@ -230,7 +243,7 @@ def _predictor(model_uri: str, settings: DeploySettings, canary_percent: int | N
         # Knative's queue-proxy lets at most this many requests into the pod and queues the rest;
         # Standard mode has no queue-proxy: there the server's --max_queued_requests is the bound.
         "containerConcurrency": settings.container_concurrency if serverless else None,
-        "containers": [predictor_container(model_uri, settings)],
+        "containers": [predictor_container(model_uri, settings, backend)],
         "logger": {"mode": "all", "url": settings.logger_url} if settings.logger_url else None,
         "maxReplicas": settings.max_replicas,
         "minReplicas": settings.min_replicas,
@@ -239,13 +252,13 @@ def _predictor(model_uri: str, settings: DeploySettings, canary_percent: int | N
     return _sorted({key: value for key, value in predictor.items() if value is not None})
 
 
-def _standard_spec(model_uri: str, settings: DeploySettings, canary: bool) -> dict:
+def _standard_spec(model_uri: str, settings: DeploySettings, canary: bool, backend: str, live_backend: str) -> dict:
     """Standard mode: the live model stays ``spec.predictor``; a new one is ``spec.canary[0]``."""
-    stable_uri = settings.live_model_uri if canary else model_uri
-    stable = _sorted({**_predictor(stable_uri, settings), "name": predictor_name(stable_uri)})
+    stable_uri, stable_backend = (settings.live_model_uri, live_backend) if canary else (model_uri, backend)
+    stable = _sorted({**_predictor(stable_uri, settings, stable_backend), "name": predictor_name(stable_uri)})
     spec = {"predictor": stable}
     if canary:
-        new = _predictor(model_uri, settings)
+        new = _predictor(model_uri, settings, backend)
         spec["canary"] = [canary_entry(new, predictor_name(model_uri), settings.canary_traffic_percent)]
     return spec
 

@@ -6,11 +6,16 @@ lines; the pipeline reads the same default and text for its parameters and the K
 UI (``components/step.py``). Every field of a step's settings is a pipeline parameter, except the
 names a class lists in ``LIBRARY_ONLY`` (a local folder, say). The metadata holds only what
 ``argparse.add_argument`` takes (``help``, ``choices``), because HfArgumentParser passes it on.
+:class:`SettingsParser` reads the same dataclasses the same way without transformers (the model
+server's command line, whose start-up time counts).
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import types
+import typing
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -157,3 +162,83 @@ def parameters_only(cls: type) -> type:
     view = dataclasses.make_dataclass(cls.__name__, fields)
     view.__module__ = cls.__module__  # so that string annotations resolve where the class was written
     return view
+
+
+def serving_backend_setting():
+    return setting("auto", "Backend that serves the model (torch, torch-bf16, onnx, onnx-int8), the one evaluate "
+                   "scores the test split with and deploy pins with --backend; auto: the optimize step's choice, the "
+                   "fastest on its CPU within max_backend_flip_rate of fp32's labels.")
+
+
+def backend_flip_rate_setting():
+    return setting(0.005, "Largest share of validation texts whose label the serving backend may change against "
+                   "fp32 PyTorch: optimize's auto picks only within it, and the gate blocks a model whose backend "
+                   "exceeds it.")
+
+
+def _string_to_bool(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value.lower() in ("yes", "true", "t", "y", "1"):
+        return True
+    if value.lower() in ("no", "false", "f", "n", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (true/false, yes/no, 1/0), got {value!r}")
+
+
+def _choice(choices: tuple):
+    def parse(value: str):
+        for choice in choices:
+            if str(choice) == value:
+                return choice
+        return value  # argparse then names the choices
+
+    return parse
+
+
+class SettingsParser(argparse.ArgumentParser):
+    """Command-line flags of settings dataclasses, one ``--name`` (and ``--na-me``) per field with its
+    default and help: what ``transformers.HfArgumentParser`` does for these dataclasses (bool with an
+    optional value and ``--no_name``, ``X | None``, ``Literal`` choices), without importing
+    transformers, which costs the model server about 2 s of its cold start.
+
+    Args:
+        classes: the settings dataclasses.
+        kwargs: ``argparse.ArgumentParser`` options (``parents``, ``description``...).
+    """
+
+    def __init__(self, classes, **kwargs):
+        super().__init__(**kwargs)
+        self.classes = list(classes)
+        for cls in self.classes:
+            hints = typing.get_type_hints(cls)
+            for field in dataclasses.fields(cls):
+                self._add(field, hints[field.name])
+
+    def _add(self, field: dataclasses.Field, kind) -> None:
+        names = [f"--{field.name}"] + ([f"--{field.name.replace('_', '-')}"] if "_" in field.name else [])
+        options = {**field.metadata, "default": default_of(field)}
+        arguments = [argument for argument in typing.get_args(kind) if argument is not type(None)]
+        if typing.get_origin(kind) in (typing.Union, types.UnionType) and len(arguments) == 1:
+            kind = arguments[0]  # X | None: the flag takes an X; None is only the default
+        if typing.get_origin(kind) is typing.Literal:
+            options.update(choices=typing.get_args(kind), type=_choice(typing.get_args(kind)))
+        elif kind is bool:
+            options.update(type=_string_to_bool, nargs="?", const=True)
+        else:
+            options["type"] = kind
+        self.add_argument(*names, **options)
+        if kind is bool and options["default"] is True:
+            self.add_argument(f"--no_{field.name}", action="store_false", dest=field.name, help=argparse.SUPPRESS)
+
+    def parse_args_into_dataclasses(self, args=None) -> tuple:
+        """One instance per settings class, then the namespace of the other flags (``parents``'), as
+        ``HfArgumentParser`` returns them."""
+        namespace = self.parse_args(args)
+        instances = []
+        for cls in self.classes:
+            names = {field.name for field in dataclasses.fields(cls)}
+            instances.append(cls(**{name: getattr(namespace, name) for name in names}))
+            for name in names:
+                delattr(namespace, name)
+        return (*instances, namespace) if vars(namespace) else tuple(instances)

@@ -43,7 +43,7 @@ def wait_for_window(client, n, timeout=60.0):
 @pytest.fixture(scope="module")
 def model_server(tmp_path_factory):
     model_dir = build_decisive_model(tmp_path_factory.mktemp("decisive-model"))
-    with serve(model_dir, tmp_path_factory.mktemp("server"), "--bf16", "off", "--max_instances", "32") as running:
+    with serve(model_dir, tmp_path_factory.mktemp("server"), "--max_instances", "32") as running:
         yield model_dir, running.url
 
 

@@ -33,12 +33,20 @@ def test_dag_order_and_deploy_under_the_gate(compiled):
     assert deps["tokenize-op"] == {"ingest-op"}
     train = next(name for name in tasks if name.startswith("condition-branches"))  # one-node | several-nodes
     assert deps[train] == {"ingest-op", "tokenize-op"}
-    assert deps["evaluate-op"] == {train, "tokenize-op"}
+    assert deps["optimize-op"] == {train, "tokenize-op"}
+    assert deps["evaluate-op"] == {"optimize-op", "tokenize-op"}
     assert deps["gate-op"] == {"evaluate-op"}
     gated = next(name for name in tasks if name.startswith("condition-") and "branches" not in name)
     assert "gate-op" in tasks[gated]["dependentTasks"]
     assert "== 'pass'" in tasks[gated]["triggerPolicy"]["condition"]
     assert "deploy-op" in spec["components"][f"comp-{gated}"]["dag"]["tasks"]
+    # What evaluate scored is what deploy serves: both read the optimize step's Model directory.
+    deploy = spec["components"][f"comp-{gated}"]["dag"]["tasks"]["deploy-op"]
+    model_input = deploy["inputs"]["artifacts"]["model"]["componentInputArtifact"]
+    assert tasks[gated]["inputs"]["artifacts"][model_input]["taskOutputArtifact"] == {
+        "outputArtifactKey": "optimized", "producerTask": "optimize-op"}
+    assert tasks["evaluate-op"]["inputs"]["artifacts"]["model"]["taskOutputArtifact"] == {
+        "outputArtifactKey": "optimized", "producerTask": "optimize-op"}
     assert tasks["ingest-op"]["cachingOptions"]["enableCache"] is True
     assert tasks["tokenize-op"]["cachingOptions"]["enableCache"] is True
     trains = branch_tasks(spec)

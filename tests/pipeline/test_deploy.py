@@ -16,18 +16,20 @@ def predictor(manifest):
 
 def test_manifest_fields(tmp_path):
     settings = DeploySettings(service_name="sentiment", namespace="ml", service_account="sa", min_replicas=2, max_replicas=5, serving_cpu="3", serving_memory="6Gi")
-    manifest = build_inference_service(MODEL, settings, metrics_uri="gs://bucket/m.json")
+    manifest = build_inference_service(MODEL, settings, metrics_uri="gs://bucket/m.json", backend="onnx-int8")
     assert manifest["apiVersion"] == "serving.kserve.io/v1beta1" and manifest["kind"] == "InferenceService"
     assert manifest["metadata"]["name"] == "sentiment" and manifest["metadata"]["namespace"] == "ml"
     assert manifest["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Serverless"
     assert manifest["metadata"]["annotations"]["textclf.dev/metrics-uri"] == "gs://bucket/m.json"
+    assert manifest["metadata"]["annotations"]["textclf.dev/serving-backend"] == "onnx-int8"
     spec = predictor(manifest)
     assert spec["serviceAccountName"] == "sa" and spec["minReplicas"] == 2 and spec["maxReplicas"] == 5
     assert "canaryTrafficPercent" not in spec and "logger" not in spec
     container = spec["containers"][0]
     assert container["name"] == "kserve-container"
     assert {"name": "STORAGE_URI", "value": MODEL} in container["env"]
-    assert container["args"] == ["--model_name", "sentiment", "--model_dir", "/mnt/models", "--max_queued_requests", "16"]
+    assert container["args"] == ["--model_name", "sentiment", "--model_dir", "/mnt/models", "--max_queued_requests", "16",
+                                 "--backend", "onnx-int8"]
     assert container["resources"]["limits"] == {"cpu": "3", "memory": "6Gi"}
     write_manifest(manifest, tmp_path / "isvc.yaml")
     assert yaml.safe_load((tmp_path / "isvc.yaml").read_text()) == manifest
@@ -48,6 +50,41 @@ def test_gpu_and_logger():
     assert predictor(manifest)["logger"] == {"mode": "all", "url": "http://monitor.ml.svc/"}
 
 
+@pytest.mark.parametrize("backend, message", [("auto", "never auto"), ("onnx-fp8", "unknown backend 'onnx-fp8'")])
+def test_a_manifest_pins_a_known_backend_by_name(backend, message):
+    with pytest.raises(ValueError, match=message):
+        build_inference_service(MODEL, DeploySettings(), backend=backend)
+
+
+def test_the_backend_pinned_is_the_one_evaluate_scored(tmp_path):
+    """serving_backend resolves with the model's serving.json; a mismatch with metrics.json is refused."""
+    import json
+
+    from textclf.inference.choice import pinned_backends
+
+    (tmp_path / "serving.json").write_text(json.dumps({"backend": "onnx-int8"}))
+    live = tmp_path / "live"
+    live.mkdir()
+    scored = {"serving": {"backend": "onnx-int8"}}
+    assert pinned_backends(tmp_path, "auto", scored) == ("onnx-int8", "torch")
+    assert pinned_backends(tmp_path, "auto", scored, str(live)) == ("onnx-int8", "torch")  # a live model from before
+    (live / "serving.json").write_text(json.dumps({"backend": "onnx"}))
+    assert pinned_backends(tmp_path, "onnx-int8", scored, str(live)) == ("onnx-int8", "onnx")
+    with pytest.raises(ValueError, match="evaluate scored 'onnx-int8'"):
+        pinned_backends(tmp_path, "torch", scored)
+    with pytest.raises(ValueError, match="1 GPU.* would serve 'onnx-int8', which runs on the CPU"):
+        pinned_backends(tmp_path, "auto", scored, gpus=1)
+    assert pinned_backends(tmp_path, "torch", {"serving": {"backend": "torch"}}, gpus=1) == ("torch", "torch")
+
+
+def test_standard_mode_runs_the_live_model_with_its_own_backend():
+    manifest = build_inference_service(MODEL, DeploySettings(deployment_mode="standard", live_model_uri=LIVE),
+                                       backend="onnx-int8", live_backend="torch")
+    assert predictor(manifest)["containers"][0]["args"][-2:] == ["--backend", "torch"]
+    assert manifest["spec"]["canary"][0]["predictor"]["containers"][0]["args"][-2:] == ["--backend", "onnx-int8"]
+    assert manifest["metadata"]["annotations"]["textclf.dev/serving-backend"] == "onnx-int8"
+
+
 @pytest.mark.parametrize("bad", [{"canary_traffic_percent": 0}, {"canary_traffic_percent": 100}, {"min_replicas": 4, "max_replicas": 2}])
 def test_bad_settings_are_named(bad):
     with pytest.raises(ValueError):
@@ -66,9 +103,11 @@ IMAGE = "registry.example/textclf-server:abc123"
      "gs://bucket/root/run-2/evaluate-op/evaluation/metrics.json"),
 ])
 def test_serverless_manifest_bytes_are_pinned(tmp_path, fixture, model, settings, metrics_uri):
-    """The Serverless manifest is byte for byte the pinned one (Standard mode left it alone; the
-    hardening of issue 19 rewrote both fixtures on purpose)."""
-    write_manifest(build_inference_service(model, settings, metrics_uri=metrics_uri), tmp_path / fixture)
+    """The Serverless manifest is byte for byte what it was before Standard mode existed, plus the
+    hardening of issue 19 and the pinned backend (``--backend`` and its annotation, since the optimize
+    step): both rewrote the fixtures on purpose."""
+    write_manifest(build_inference_service(model, settings, metrics_uri=metrics_uri, backend="onnx-int8"),
+                   tmp_path / fixture)
     assert (tmp_path / fixture).read_bytes() == (FIXTURES / fixture).read_bytes()
 
 
@@ -145,7 +184,8 @@ def test_every_predictor_is_hardened_probed_and_bounded(mode, variant):
         assert container["securityContext"] == {
             "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True,
             "runAsGroup": 10001, "runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}}
-        assert container["args"][-2:] == ["--max_queued_requests", "12"]  # Standard mode's only bound
+        args = container["args"]
+        assert args[args.index("--max_queued_requests") + 1] == "12"  # Standard mode's only bound
         for probe in ("readinessProbe", "livenessProbe"):
             assert container[probe]["httpGet"] == {"path": "/v1/models/sentiment", "port": 8080}
             assert container[probe]["failureThreshold"] >= 3

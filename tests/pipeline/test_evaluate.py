@@ -1,4 +1,5 @@
-"""Evaluate step: metric arithmetic checked by hand, and the files it writes."""
+"""Evaluate step: metric arithmetic checked by hand, the files it writes, and that it scores with the
+backend that serves."""
 
 import json
 import math
@@ -62,7 +63,7 @@ def test_scoring_in_batches_gives_the_metrics_of_scoring_at_once(trained_model, 
 
     model_dir, _ = trained_model
     labels = ["negative", "positive"]
-    fp32 = EvaluateSettings(scoring_precision="fp32", seed=0)
+    fp32 = EvaluateSettings(serving_backend="torch", seed=0)
     small = score_model(model_dir, held_out_batches(tokenized_dir, batch_rows=5), labels, fp32)
     whole = score_model(model_dir, held_out_batches(tokenized_dir, batch_rows=100_000), labels, fp32)
     for name in ("accuracy", "f1", "roc_auc", "confusion_matrix", "examples"):
@@ -70,59 +71,59 @@ def test_scoring_in_batches_gives_the_metrics_of_scoring_at_once(trained_model, 
     assert small["loss"] == pytest.approx(whole["loss"], rel=1e-6)
 
 
-def test_scoring_precision_is_bf16_only_when_the_probe_keeps_the_probabilities(trained_model, tokenized_dir):
-    """auto: bf16 where the hardware has it and the probe texts move by at most the tolerance;
-    the choice and its numbers are recorded in metrics.json."""
+def test_evaluate_scores_with_the_serving_backend_and_writes_every_prediction(optimized_model, tokenized_dir, tmp_path):
+    """metrics.json names the optimize step's backend with its validation agreement, and
+    predictions.parquet holds each test text's row, label and the engine's probabilities for it."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from textclf.data.tokenized import iter_batches
+    from textclf.inference import InferenceSettings, load_engine
+
+    model_dir, optimized = optimized_model
+    result = evaluate(model_dir, tokenized_dir, str(tmp_path))
+    serving = json.loads((tmp_path / "metrics.json").read_text())["serving"]
+    assert serving["backend"] == optimized["backend"] and serving["requested"] == "auto"
+    assert serving["validation"] == optimized["backends"][optimized["backend"]]
+    assert serving["reason"] == optimized["reason"] and serving["test_texts_per_second"] > 0
+    test = pd.concat(batch.to_pandas() for batch in iter_batches(tokenized_dir, ["text", "label"], 1000, split="test"))
+    predictions = pd.read_parquet(tmp_path / "predictions.parquet")
+    assert predictions["row"].tolist() == list(range(len(test))) == list(range(result["examples"]))
+    assert predictions["label"].tolist() == test["label"].tolist()
+    expected = load_engine(model_dir, InferenceSettings(backend=optimized["backend"])).probabilities(test["text"].tolist())
+    got = np.stack(predictions["probabilities"].to_numpy())
+    assert np.abs(got - expected).max() < 1e-6 and (predictions["predicted"] == expected.argmax(1)).all()
+    assert json.loads(pq.read_schema(tmp_path / "predictions.parquet").metadata[b"labels"]) == ["negative", "positive"]
+    assert result["accuracy"] == pytest.approx((predictions["predicted"] == predictions["label"]).mean())
+    report = (tmp_path / "report.md").read_text()
+    assert f"Scored with **{optimized['backend']}**" in report and "Most confident mistakes" in report
+
+
+def test_a_named_backend_is_scored_and_an_unmeasured_one_has_no_agreement(optimized_model, tokenized_dir, tmp_path):
     from textclf.evaluate import held_out_batches, score_model
-    from textclf.train.precision import cpu_has_bf16
 
-    model_dir, _ = trained_model
+    model_dir, optimized = optimized_model
     labels = ["negative", "positive"]
-    batches = held_out_batches(tokenized_dir)
-    auto = score_model(model_dir, batches, labels, EvaluateSettings(seed=0))["scoring"]
-    if not cpu_has_bf16():
-        assert auto["precision"] == "fp32" and auto["reason"] == "no native bf16 here"
-        return
-    assert 0 <= auto["max_probability_change"] <= 0.02 and auto["precision"] == "bf16"
-    assert auto["probe_texts"] == min(256, sum(len(texts) for texts, _ in batches()))
-    strict = score_model(model_dir, batches, labels, EvaluateSettings(seed=0, scoring_tolerance=-1.0))["scoring"]
-    assert strict["precision"] == "fp32" and "over the tolerance" in strict["reason"]
-    forced = score_model(model_dir, batches, labels, EvaluateSettings(seed=0, scoring_precision="fp32"))["scoring"]
-    assert forced == {"precision": "fp32", "reason": "asked for"}
+    int8 = score_model(model_dir, held_out_batches(tokenized_dir), labels, EvaluateSettings(serving_backend="onnx-int8"))
+    assert int8["serving"]["backend"] == "onnx-int8"
+    assert int8["serving"]["validation"] == optimized["backends"]["onnx-int8"]
+    plain = score_model(model_dir, held_out_batches(tokenized_dir), labels, EvaluateSettings(serving_backend="torch-bf16"))
+    if "flip_rate" not in optimized["backends"]["torch-bf16"]:  # left out on this CPU: the gate will fail closed
+        assert plain["serving"]["validation"] is None
+    with pytest.raises(ValueError, match="serving_backend must be auto or one of"):
+        EvaluateSettings(serving_backend="fp16")
 
 
-def test_scoring_batches_on_cpu_stay_under_the_token_cap_and_keep_every_text_once():
-    from textclf.train.data import sorted_batches
+def test_mistakes_keep_the_most_confident_wrong_predictions():
+    from textclf.evaluate import ConfidentMistakes
 
-    lengths = [5, 300, 10, 400, 3000, 7, 8, 300]
-    batches = sorted_batches(lengths, batch_size=3, max_tokens=600)
-    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
-    for batch in batches:
-        longest = max(lengths[i] for i in batch)
-        assert len(batch) <= 3 and (len(batch) * longest <= 600 or len(batch) == 1)
-        assert [lengths[i] for i in batch] == sorted(lengths[i] for i in batch)
-    assert batches == [[0, 5, 6], [2, 1], [7], [3], [4]]  # 10+300 fit 600; 300+300 would too, but 10 came first
-    assert sorted_batches(lengths, batch_size=3) == [[0, 5, 6], [2, 1, 7], [3, 4]]  # no cap: batch size alone
-
-
-def test_cpu_token_cap_scores_like_one_batch_per_text(trained_model, tokenized_dir):
-    """The cap changes only how texts are grouped: each text's logits match scoring it alone."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from textclf.encoding import TextEncoder
-    from textclf.predict import predict_logits
-    from textclf.train.data import CPU_BATCH_TOKENS, sorted_batches
-
-    model_dir, _ = trained_model
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
-    encoder = TextEncoder.for_model(model_dir, AutoTokenizer.from_pretrained(model_dir))
-    ids = encoder.encode(["good film " * (n % 37 + 1) for n in range(120)])  # up to max_length 64
-    grouped = sorted_batches([len(row) for row in ids], 64, CPU_BATCH_TOKENS)
-    assert len(grouped) > len(sorted_batches([len(row) for row in ids], 64))  # the cap cut more batches
-    capped = predict_logits(model, ids, 64, encoder.pad_id, torch.device("cpu"), "fp32")
-    alone = torch.cat([predict_logits(model, [row], 1, encoder.pad_id, torch.device("cpu"), "fp32") for row in ids])
-    torch.testing.assert_close(capped, alone, atol=1e-5, rtol=1e-4)
+    mistakes = ConfidentMistakes(size=2)
+    mistakes.add(["a", "b", "c"], [0, 1, 0], np.array([[0.1, 0.9], [0.8, 0.2], [0.6, 0.4]]))
+    mistakes.add(["d | e", "f"], [0, 1], np.array([[0.05, 0.95], [0.3, 0.7]]))
+    section = mistakes.section(["neg", "pos"])
+    assert [entry[1] for entry in sorted(mistakes.heap, reverse=True)] == [3, 0]  # rows, most confident first
+    assert "d \\| e" in section and "| 3 | neg | pos | 0.950 |" in section
+    assert "None: every test text" in ConfidentMistakes().section(["neg", "pos"])
 
 
 def test_a_spam_model_gets_the_task_neutral_suites_from_its_own_test_texts(tmp_path):
@@ -138,7 +139,7 @@ def test_a_spam_model_gets_the_task_neutral_suites_from_its_own_test_texts(tmp_p
     def batches():
         yield messages, [i % 2 for i in range(len(messages))]
 
-    result = score_model(str(model_dir), batches, ["ham", "spam"], EvaluateSettings(scoring_precision="fp32"))
+    result = score_model(str(model_dir), batches, ["ham", "spam"], EvaluateSettings(serving_backend="torch"))
     behaviour = result["behaviour"]
     names = {suite["name"] for suite in behaviour["suites"]}
     assert {"neutral_typos", "neutral_case", "neutral_names_places", "neutral_numbers", "neutral_urls_emails"} <= names

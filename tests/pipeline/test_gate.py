@@ -18,8 +18,14 @@ GOOD_BEHAVIOUR = {
 }
 
 
+def serving(flip_rate=0.002, texts=1000, backend="onnx-int8"):
+    """What evaluate records of the serving backend: the optimize step's validation agreement with fp32."""
+    return {"backend": backend, "validation": {"texts": texts, "label_flips": round(flip_rate * texts),
+                                               "flip_rate": flip_rate, "max_probability_change": 0.05}}
+
+
 def metrics(accuracy=0.9, **extra):
-    return {"accuracy": accuracy, "f1": accuracy, "behaviour": GOOD_BEHAVIOUR, **extra}
+    return {"accuracy": accuracy, "f1": accuracy, "behaviour": GOOD_BEHAVIOUR, "serving": serving(), **extra}
 
 
 def test_good_metrics_pass():
@@ -66,6 +72,26 @@ def test_a_model_with_only_task_neutral_suites_is_judged_on_invariance_alone():
     assert decision.passed
     assert "inv 0.950 >= 0.85; mft, dir: no suite of that type fits these labels" in decision.rules[1].detail
     assert not decide(metrics(behaviour=neutral), GateSettings(min_inv_pass_rate=0.96)).passed
+
+
+@pytest.mark.parametrize("flip_rate, passed", [(0.0, True), (0.005, True), (0.006, False), (0.2, False)])
+def test_the_serving_backend_may_change_at_most_the_bound_of_validation_labels(flip_rate, passed):
+    decision = decide(metrics(serving=serving(flip_rate)), GateSettings(max_backend_flip_rate=0.005))
+    assert decision.passed is passed
+    [rule] = [rule for rule in decision.rules if rule.name == "serving backend agrees with fp32"]
+    assert rule.passed is passed and f"{100 * flip_rate:.2f}%" in rule.detail and "`onnx-int8`" in rule.detail
+    if not passed:
+        assert decision.deciding_rule == "serving backend agrees with fp32"
+
+
+@pytest.mark.parametrize("recorded", [
+    None, {"backend": "onnx"}, {"backend": "onnx", "validation": None},
+    {"backend": "onnx", "validation": {"flip_rate": math.nan}}, {"backend": "onnx", "validation": {"flip_rate": "0"}},
+])
+def test_a_serving_backend_without_measured_agreement_fails_closed(recorded):
+    decision = decide(metrics(serving=recorded), GateSettings(max_backend_flip_rate=1.0))
+    assert not decision.passed and decision.deciding_rule == "serving backend agrees with fp32"
+    assert "no validation agreement with fp32" in decision.rules[-1].detail
 
 
 @pytest.mark.parametrize("challenger, passed", [(0.88, False), (0.895, True), (0.90, True), (0.95, True)])

@@ -7,8 +7,10 @@ passes writes the manifest, a run that cannot pass never runs deploy.
 import json
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -44,16 +46,60 @@ def passing_run(tmp_path_factory, tiny_model_dir):
 
 def test_a_passing_run_writes_every_artifact_and_the_manifest(passing_run, tiny_model_dir):
     paths = passing_run.paths
-    assert set(paths) == {"data_card", "model", "metrics", "report", "gate_decision", "manifest"}
+    assert set(paths) == {"data_card", "model", "metrics", "predictions", "report", "gate_decision", "manifest"}
     manifest = yaml.safe_load(paths["manifest"].read_text())
     predictor = manifest["spec"]["predictor"]
     assert {"name": "STORAGE_URI", "value": str(paths["model"])} in predictor["containers"][0]["env"]
     assert predictor["canaryTrafficPercent"] == 10, "a live model was named, so the new one is a canary"
     metrics = json.loads(paths["metrics"].read_text())
     assert metrics["champion"]["model"] == tiny_model_dir
+    # The manifest pins the backend evaluate scored, the optimize step's choice, with its measured agreement.
+    serving = json.loads((paths["model"] / "serving.json").read_text())
+    args = predictor["containers"][0]["args"]
+    assert args[args.index("--backend") + 1] == metrics["serving"]["backend"] == serving["backend"]
+    assert manifest["metadata"]["annotations"]["textclf.dev/serving-backend"] == serving["backend"]
+    assert metrics["serving"]["validation"] == serving["backends"][serving["backend"]]
+    assert metrics["serving"]["validation"]["flip_rate"] <= 0.005
+    assert metrics["champion"]["serving"]["backend"] == "torch"  # the live model was never optimized
     assert "PASS" in paths["gate_decision"].read_text()
     assert (paths["model"] / "profile.json").exists() and (paths["model"] / "config.json").exists()
     assert "manifest:" in passing_run.summary()
+
+
+def test_the_model_served_as_the_manifest_says_answers_the_test_split_as_evaluate_predicted(passing_run, tmp_path):
+    """Issue 22's done-when: a real kserve ModelServer on 127.0.0.1 started with the deploy step's
+    predictor args (``/mnt/models`` being where KServe's storage initializer puts the STORAGE_URI,
+    here the local artifact itself), sent the run's whole test split: every label is evaluate's
+    per-text prediction and every probability within 1e-4 of it."""
+    import pandas as pd
+
+    from textclf.data.tokenized import iter_batches
+    from tests.serving.conftest import serve_args
+
+    container = yaml.safe_load(passing_run.paths["manifest"].read_text())["spec"]["predictor"]["containers"][0]
+    storage = next(env["value"] for env in container["env"] if env["name"] == "STORAGE_URI")
+    args = [storage if arg == "/mnt/models" else arg for arg in container["args"]]
+    name = args[args.index("--model_name") + 1]
+    [tokenized] = passing_run.run_dir.glob("*/tokenize-op/tokenized")
+    texts = [text for batch in iter_batches(str(tokenized), ["text"], 1000, split="test")
+             for text in batch.column("text").to_pylist()]
+    expected = pd.read_parquet(passing_run.paths["predictions"])
+    labels = json.loads((passing_run.paths["model"] / "config.json").read_text())["id2label"]
+    assert expected["row"].tolist() == list(range(len(texts)))
+    with serve_args([*args, "--enable_grpc", "false"], tmp_path, name) as server:
+        answers = []
+        for start in range(0, len(texts), 16):
+            body = json.dumps({"instances": texts[start : start + 16]}).encode()
+            request = urllib.request.Request(f"{server.url}/v1/models/{name}:predict", body,
+                                             {"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=120) as response:
+                answers += json.loads(response.read())["predictions"]
+        torch_loaded = "libtorch_cpu" in Path(f"/proc/{server.process.pid}/maps").read_text()
+    assert [answer["label"] for answer in answers] == [labels[str(i)] for i in expected["predicted"]]
+    served = np.array([[answer["probabilities"][labels[str(i)]] for i in range(len(labels))] for answer in answers])
+    assert np.abs(served - np.stack(expected["probabilities"].to_numpy())).max() <= 1e-4
+    backend = args[args.index("--backend") + 1]
+    assert torch_loaded == backend.startswith("torch"), "an ONNX predictor must not load torch"
 
 
 def test_a_gate_that_cannot_pass_blocks_deploy_and_fails_the_command(passing_run, tiny_model_dir, monkeypatch, capsys):

@@ -178,3 +178,53 @@ def test_attention_dropout_is_off_by_default_and_can_be_kept(trained_model, tiny
     assert dropout_overrides(tiny_model_dir, attention_dropout=-1, hidden_dropout=-1) == {}
     assert dropout_overrides(tiny_model_dir, attention_dropout=0.05, hidden_dropout=-1) == {"attention_probs_dropout_prob": 0.05}
     assert dropout_overrides(tiny_model_dir, attention_dropout=-1, hidden_dropout=0.2) == {"hidden_dropout_prob": 0.2}
+
+
+def test_the_reference_profile_reuses_the_best_validation_pass_and_matches_scoring_the_split_again(
+        trained_model, tokenized_dir, tmp_path):
+    """The profile is built from the best epoch's validation probabilities (no second pass); the saved
+    weights, scored again through the inference engine, give the same profile."""
+    from transformers import AutoTokenizer
+
+    from textclf.data.tokenized import iter_batches
+    from textclf.inference import InferenceSettings, load_engine
+    from textclf.profile import ReferenceProfileBuilder
+
+    model_dir, summary = trained_model
+    saved = json.loads((Path(model_dir) / "profile.json").read_text())
+    engine = load_engine(model_dir, InferenceSettings(backend="torch" if summary["precision"] == "fp32" else "torch-bf16"))
+    builder = ReferenceProfileBuilder(["negative", "positive"], AutoTokenizer.from_pretrained(model_dir))
+    for batch in iter_batches(tokenized_dir, ["text", "label"], 1000, split="validation"):
+        texts = batch.column("text").to_pylist()
+        builder.add(texts, batch.column("label").to_pylist(), engine.probabilities(texts))
+    again = json.loads(json.dumps(builder.build()))
+    assert saved["n_samples"] == again["n_samples"] and saved["labels"] == again["labels"]
+    difference = sum(abs(a - b) for a, b in zip(saved["score"]["counts"], again["score"]["counts"]))
+    assert difference <= 2  # a score on a bin edge may round across it
+
+
+def test_the_reference_profile_scores_nothing_when_the_validation_pass_is_at_hand(tokenized_dir, tiny_model_dir,
+                                                                                     monkeypatch, tmp_path):
+    import types
+
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from textclf.data.tokenized import iter_batches
+    from textclf.train import model as train_model
+    from textclf.train.output import write_reference_profile
+
+    class NoScoring:
+        def probabilities_of_ids(self, ids):
+            raise AssertionError("the validation split was scored a second time")
+
+    monkeypatch.setattr(train_model, "scoring_engine", lambda *args: NoScoring())
+    rows = sum(batch.num_rows for batch in iter_batches(tokenized_dir, ["label"], 1000, split="validation"))
+    run = types.SimpleNamespace(model=None, precision="fp32", pad_id=0, best_validation=np.full((rows, 2), 0.5))
+    write_reference_profile(run, AutoTokenizer.from_pretrained(tiny_model_dir), tokenized_dir, ["negative", "positive"],
+                            tmp_path, 8)
+    assert json.loads((tmp_path / "profile.json").read_text())["n_samples"] == rows
+    run.best_validation = np.full((rows + 1, 2), 0.5)
+    with pytest.raises(RuntimeError, match=f"has {rows} rows, its validation pass scored {rows + 1}"):
+        write_reference_profile(run, AutoTokenizer.from_pretrained(tiny_model_dir), tokenized_dir,
+                                ["negative", "positive"], tmp_path, 8)

@@ -212,16 +212,11 @@ def test_check_rejects_impossible_minimums_and_reports_missing_keys():
 
 
 def test_runs_on_a_real_hugging_face_model(tiny_model_dir):
-    """The tiny random BERT through textclf.predict.predict_proba: the path evaluate takes with the real model."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    """The tiny random BERT through the inference engine: the path evaluate takes with the real model."""
+    from textclf.inference import InferenceSettings, load_engine
 
-    from textclf.encoding import TextEncoder
-    from textclf.predict import predict_proba
-
-    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    report = run_suites(predict_proba(model, TextEncoder(tokenizer, 128)), labels, max_cases_per_suite=10, batch_size=32)
+    engine = load_engine(tiny_model_dir, InferenceSettings(backend="torch", max_length=128))
+    report = run_suites(engine.probabilities, engine.labels, max_cases_per_suite=10, batch_size=32)
     assert report.roles == {"sentiment": {"positive": "positive", "negative": "negative"}}
     rates = report.pass_rates()
     assert set(rates) == {s.name for s in SUITES} | {"mft", "inv", "dir"}

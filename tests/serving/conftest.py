@@ -43,12 +43,19 @@ class RunningServer:
 @contextlib.contextmanager
 def serve(model_dir, tmp_dir: Path, *flags: str):
     """Run the server until the block ends; yields a :class:`RunningServer` once it is ready.
-    PyTorch unless ``flags`` name another backend (auto would export ONNX at every start)."""
+    PyTorch unless ``flags`` name another backend."""
+    with serve_args(["--model_dir", str(model_dir), "--model_name", MODEL_NAME, "--threads", "1", "--backend", "torch",
+                     *flags], tmp_dir, MODEL_NAME) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def serve_args(args: list[str], tmp_dir: Path, model_name: str):
+    """``python -m serving`` with ``args`` on loopback ports, until the block ends (SIGTERM then)."""
     http_port, grpc_port = free_port(), free_port()
     log = tmp_dir / f"server-{http_port}.log"
-    command = [sys.executable, "-m", "serving", "--model_dir", str(model_dir), "--model_name", MODEL_NAME,
-               "--host", "127.0.0.1", "--http_port", str(http_port), "--grpc_port", str(grpc_port),
-               "--cache_dir", str(tmp_dir / "onnx-cache"), "--threads", "1", "--backend", "torch", *flags]
+    command = [sys.executable, "-m", "serving", *args, "--host", "127.0.0.1", "--http_port", str(http_port),
+               "--grpc_port", str(grpc_port)]
     env = dict(os.environ, PYTHONPATH=str(REPO), TOKENIZERS_PARALLELISM="false")
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -59,7 +66,7 @@ def serve(model_dir, tmp_dir: Path, *flags: str):
             if process.poll() is not None:
                 raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()[-4000:]}")
             try:
-                with urllib.request.urlopen(f"{server.url}/v1/models/{MODEL_NAME}", timeout=2) as response:
+                with urllib.request.urlopen(f"{server.url}/v1/models/{model_name}", timeout=2) as response:
                     if response.status == 200:
                         break
             except OSError:
@@ -125,7 +132,7 @@ def server(decisive_model_dir, tmp_path_factory):
     """The shared server: fp32 torch, small limits so the limit cases are cheap to send. Its request
     queue holds 128: the concurrency and isolation tests send up to 64 requests at once, and the bound
     itself has its own server in test_serving_queue.py."""
-    with serve(decisive_model_dir, tmp_path_factory.mktemp("server"), "--bf16", "off", "--max_queued_requests", "128",
+    with serve(decisive_model_dir, tmp_path_factory.mktemp("server"), "--max_queued_requests", "128",
                "--max_instances", "8", "--max_body_bytes", "20000", "--max_batch_delay_ms", "20",
                "--explain_max_steps", "64", "--explain_max_tokens", "300", "--explain_max_pending", "2") as running:
         yield running
@@ -135,7 +142,7 @@ def server(decisive_model_dir, tmp_path_factory):
 def open_server(decisive_model_dir, tmp_path_factory):
     """A second server: the default limits (4 MiB bodies, 128 texts) and the model repository
     extension on. Tests that unload the model load it again before they end."""
-    with serve(decisive_model_dir, tmp_path_factory.mktemp("open-server"), "--bf16", "off",
+    with serve(decisive_model_dir, tmp_path_factory.mktemp("open-server"),
                "--enable_model_repository", "true", "--max_batch_delay_ms", "5") as running:
         yield running
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from serving.classifier import InferenceSettings, TextClassifier
 from textclf.encoding import TextEncoder
 from textclf.explain import Explainer, log_odds_of
+from textclf.inference import InferenceSettings, load_engine
 from tests.serving.conftest import TEXTS
 
 LABELS = ["negative", "positive"]
@@ -76,7 +76,7 @@ def test_attributions_add_up_and_words_are_the_texts_own(decisive_model_dir):
     assert max(abs(word.attribution) for each in explanations for word in each.words) > 0.05  # not all ~0
 
 
-def test_a_truncated_text_is_explained_as_the_model_saw_it(decisive_model_dir, tmp_path):
+def test_a_truncated_text_is_explained_as_the_model_saw_it(decisive_model_dir):
     text = "Opening words here. " + "bad " * 200 + "The closing verdict."
     [explanation] = explainer(decisive_model_dir, max_length=16, truncation="head_tail").explain([text], steps=32)
     assert explanation.truncated
@@ -84,8 +84,7 @@ def test_a_truncated_text_is_explained_as_the_model_saw_it(decisive_model_dir, t
     assert len(seen) == 14 and seen[:3] == ["Opening", "words", "here"] and seen[-4:] == ["The", "closing", "verdict", "."]
     assert all(text[word.start : word.end] == word.word for word in explanation.words)
     # The same probabilities as the served prediction with that truncation.
-    served = TextClassifier(decisive_model_dir, InferenceSettings(backend="torch", max_length=16, truncation="head_tail", bf16="off",
-                                                                  cache_dir=str(tmp_path)))
+    served = load_engine(decisive_model_dir, InferenceSettings(backend="torch", max_length=16, truncation="head_tail"))
     assert explanation.probabilities == pytest.approx(served.probabilities([text])[0].tolist(), abs=1e-4)
 
 

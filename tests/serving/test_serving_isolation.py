@@ -14,8 +14,8 @@ import pytest
 from kserve.errors import InvalidInput
 from prometheus_client import REGISTRY
 
-from serving.classifier import InferenceSettings
 from serving.model import TextClassifierModel
+from textclf.inference import InferenceSettings
 from tests.serving.conftest import MODEL_NAME, TEXTS
 
 V1 = f"/v1/models/{MODEL_NAME}:predict"
@@ -72,7 +72,7 @@ def test_bad_requests_do_not_fail_the_good_ones_batched_with_them(server):
 
 @pytest.fixture(scope="module")
 def model(decisive_model_dir):
-    served = TextClassifierModel(MODEL_NAME, decisive_model_dir, InferenceSettings(bf16="off", threads=1),
+    served = TextClassifierModel(MODEL_NAME, decisive_model_dir, InferenceSettings(backend="torch", threads=1),
                                  max_batch_delay_ms=200)
     served.load()
     yield served
@@ -90,7 +90,7 @@ def test_a_text_the_tokenizer_refuses_fails_only_its_own_request(model):
 
     first, refused, rest = asyncio.run(main())
     assert isinstance(refused, InvalidInput) and "cannot be tokenized" in str(refused)
-    assert [p.label for p in first + rest] == [p.label for p in model.classifier.classify(TEXTS[:3])]
+    assert [p.label for p in first + rest] == [p.label for p in model.engine.classify(TEXTS[:3])]
     assert REGISTRY.get_sample_value("textclf_batch_retries_total") == retries + 1
     assert asyncio.run(model.healthy())  # and it keeps serving
 

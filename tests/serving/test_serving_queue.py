@@ -108,7 +108,7 @@ def test_a_burst_of_large_bodies_gets_503s_and_memory_stays_flat(decisive_model_
     texts = ["x" * 24_576] * 128
     body = json.dumps({"instances": texts}).encode()
     assert BODY_MB << 20 <= len(body) < 4 << 20
-    with serve(decisive_model_dir, tmp_path, "--bf16", "off", "--max_queued_requests", "2",
+    with serve(decisive_model_dir, tmp_path, "--max_queued_requests", "2",
                "--max_batch_delay_ms", "200") as server:
         assert http_request(server, "POST", PREDICT, json.dumps({"instances": texts[:8]}).encode(), JSON)[0] == 200
         before = peak_rss_mb(server.process.pid)

@@ -19,7 +19,7 @@ def in_flight(server) -> float:
 
 def test_sigterm_drains_in_flight_requests(decisive_model_dir, tmp_path):
     # A long batching delay keeps the request waiting inside the server when SIGTERM arrives.
-    with serve(decisive_model_dir, tmp_path, "--bf16", "off", "--enable_grpc", "false",
+    with serve(decisive_model_dir, tmp_path, "--enable_grpc", "false",
                "--max_batch_delay_ms", "3000") as server:
         answer = {}
 

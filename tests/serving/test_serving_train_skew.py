@@ -6,7 +6,7 @@ import shutil
 import datasets
 import pytest
 
-from serving.classifier import InferenceSettings, TextClassifier
+from textclf.inference import InferenceSettings, load_engine
 from textclf.tokenize import TokenizeSettings, tokenize
 
 LONG = "opening words " + " ".join(f"w{i}" for i in range(400)) + " final verdict terrible"
@@ -29,16 +29,19 @@ def tokenized_and_trained(sample_parquet, tiny_model_dir, tmp_path):
     return datasets.load_from_disk(str(tmp_path / "tok"))["test"], model_dir
 
 
-def test_server_defaults_to_the_trained_truncation_and_gives_the_stored_ids(tokenized_and_trained, tmp_path):
+def test_server_defaults_to_the_trained_truncation_and_gives_the_stored_ids(tokenized_and_trained):
     test, model_dir = tokenized_and_trained
-    served = TextClassifier(model_dir, InferenceSettings(backend="torch", bf16="off", cache_dir=str(tmp_path)))
-    assert served.max_length == 40 and served.truncation == "head_tail"
+    served = load_engine(model_dir, InferenceSettings(backend="torch"))
+    assert served.encoder.max_length == 40 and served.encoder.truncation == "head_tail"
     assert served.encoder.encode(list(test["text"])) == [list(ids) for ids in test["input_ids"]]
     assert max(len(ids) for ids in test["input_ids"]) == 40  # the long text was truncated
 
 
-def test_flags_override_the_trained_settings(tokenized_and_trained, tmp_path):
+def test_flags_override_the_trained_settings(tokenized_and_trained):
+    from transformers import AutoTokenizer
+
     _, model_dir = tokenized_and_trained
-    served = TextClassifier(model_dir, InferenceSettings(backend="torch", bf16="off", max_length=64, truncation="head", cache_dir=str(tmp_path)))
-    assert served.max_length == 64 and served.truncation == "head"
-    assert served.tokenizer.decode(served.encoder.encode([LONG])[0], skip_special_tokens=True).startswith("opening words")
+    served = load_engine(model_dir, InferenceSettings(backend="torch", max_length=64, truncation="head"))
+    assert served.encoder.max_length == 64 and served.encoder.truncation == "head"
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    assert tokenizer.decode(served.encoder.encode([LONG])[0], skip_special_tokens=True).startswith("opening words")

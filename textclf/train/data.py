@@ -108,29 +108,3 @@ def loader(rows: TokenRows, batch_sampler, pad_id: int, workers: int, pin_memory
         rows, batch_sampler=batch_sampler, collate_fn=partial(collate, pad_id=pad_id), num_workers=workers,
         pin_memory=pin_memory, generator=generator, prefetch_factor=4 if workers else None,
     )
-
-
-# Padded tokens per scoring batch on CPUs. Measured with MiniLM-L6 in bf16 on the 2-core AVX512-BF16 VM
-# (2026-12-01, medians of 3): at 352 tokens, batches of 8 scored 41.5 texts/s, of 16 39.2, of 64 33.3;
-# at 256 and 128 tokens, batches of 16 beat 64 by 6-7%. Smaller batches keep a layer's activations in
-# the CPU's caches. GPUs want large batches and get batch_size alone.
-CPU_BATCH_TOKENS = 3072
-
-
-def scoring_token_cap(device) -> int:
-    """The most padded tokens in one scoring batch on ``device`` (0: no cap beyond the batch size)."""
-    return CPU_BATCH_TOKENS if device.type == "cpu" else 0
-
-
-def sorted_batches(lengths: list[int], batch_size: int, max_tokens: int = 0) -> list[list[int]]:
-    """Scoring batches (``predict_logits`` and ``validate``): indices sorted by length (stable), cut into
-    batches of at most ``batch_size`` texts and, with ``max_tokens``, at most that many padded tokens
-    (texts x the longest; a text longer than the cap is a batch of its own)."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches, batch = [], []
-    for i in order:  # ascending, so each new text is the longest of its batch
-        if batch and (len(batch) == batch_size or (max_tokens and (len(batch) + 1) * lengths[i] > max_tokens)):
-            batches.append(batch)
-            batch = []
-        batch.append(i)
-    return batches + ([batch] if batch else [])

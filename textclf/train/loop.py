@@ -30,10 +30,10 @@ from typing import Protocol
 from textclf.base_model import resolve_base_model
 from textclf.train import checkpoint, distributed
 from textclf.train.batches import collate  # noqa: F401 - re-exported: tests count the batches a run pads
-from textclf.train.data import (RankBatches, TokenRows, global_batches, loader, scoring_token_cap, sorted_batches,
-                                token_lengths)
+from textclf.train.data import RankBatches, TokenRows, global_batches, loader, token_lengths
 from textclf.train.distributed import Ranks
-from textclf.train.model import class_weights, load_classifier, optimizer_and_schedule, steps_per_epoch, total_steps
+from textclf.train.model import (class_weights, load_classifier, optimizer_and_schedule, scoring_engine, steps_per_epoch,
+                                  total_steps)
 from textclf.train.output import save_model_dir
 from textclf.train.precision import autocast, pick_precision
 from textclf.train.settings import AUTO_MAX_EPOCHS, TrainSettings
@@ -96,6 +96,11 @@ class Run:
     steps_this_run: int = 0
     train_seconds: float = 0.0  # the batch loops only: validation passes and checkpoints excluded
     last_checkpoint: float = field(default_factory=time.monotonic)
+    # The validation split's probabilities [rows, K] from the last validation pass, and from the best
+    # epoch's: the reference profile reuses the latter instead of scoring the split again (not kept in
+    # checkpoints: a run resumed after its best epoch scores it again).
+    last_validation: object = None
+    best_validation: object = None
 
     def finished(self, settings: TrainSettings) -> bool:
         return self.state["epoch"] >= settings.epochs or self.reached_max_steps(settings)
@@ -227,28 +232,27 @@ def train_epoch(run: Run, data: Split, settings: TrainSettings, store: checkpoin
 
 
 def validate(run: Run, data: Split, settings: TrainSettings) -> dict:
-    """Loss and accuracy on ``data`` (input_ids and label), each rank scoring every world_size-th batch.
+    """Loss and accuracy on ``data`` (input_ids and label), each rank scoring every world_size-th pass.
 
-    The batches are those of ``textclf.predict.predict_logits`` (sorted by length) and the loss is
-    taken over all logits at once, in row order, as with one process.
+    The passes and the forward call are the inference engine's (``textclf.inference``: length-grouped,
+    in the training precision); the rows of each pass come through the DataLoader from the
+    memory-mapped split. The loss is taken over all logits at once, in row order, as with one process.
     """
     import torch
 
-    batches = sorted_batches(data.lengths, settings.eval_batch_size, scoring_token_cap(run.device))
-    mine = batches[run.ranks.rank :: run.ranks.world_size]
+    engine = scoring_engine(run.model, run.precision, run.pad_id, settings.eval_batch_size)
+    mine = engine.passes(data.lengths)[run.ranks.rank :: run.ranks.world_size]
     parts = []
-    run.model.eval()
-    with torch.inference_mode(), autocast(run.device.type, run.precision):
-        for idx, batch in zip(mine, loader(data.rows, mine, run.pad_id, settings.dataloader_workers, False, settings.seed)):
-            logits = run.model(input_ids=batch["input_ids"].to(run.device),
-                               attention_mask=batch["attention_mask"].to(run.device)).logits
-            parts.append((idx, logits.float().cpu(), batch["labels"]))
+    for idx, batch in zip(mine, loader(data.rows, mine, run.pad_id, settings.dataloader_workers, False, settings.seed)):
+        logits = engine.backend.logits(batch["input_ids"].numpy(), batch["attention_mask"].numpy())
+        parts.append((idx, torch.from_numpy(logits), batch["labels"]))
     parts = [part for rank_parts in distributed.gather_objects(parts) for part in rank_parts]
     logits = torch.empty(len(data.lengths), parts[0][1].shape[-1]) if parts else torch.empty(0, 1)
     labels = torch.empty(len(data.lengths), dtype=torch.long)
     for idx, part_logits, part_labels in parts:
         logits[idx], labels[idx] = part_logits, part_labels
     loss = torch.nn.functional.cross_entropy(logits, labels).item()
+    run.last_validation = torch.softmax(logits, -1).numpy()
     return {"loss": loss, "accuracy": (logits.argmax(-1) == labels).float().mean().item()}
 
 
@@ -260,6 +264,7 @@ def end_epoch(run: Run, train_loss: float, val: dict, settings: TrainSettings, s
     state["history"].append({"epoch": state["epoch"], "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()}})
     if val["loss"] < state["best_loss"]:
         state["best_loss"], state["bad_epochs"] = val["loss"], 0
+        run.best_validation = run.last_validation
         if run.ranks.is_main:
             checkpoint.save_best(store, run.model)
     else:

@@ -1,4 +1,5 @@
-"""The classifier to fine-tune and what updates it: base model with a new head, AdamW, schedule."""
+"""The classifier to fine-tune, what updates it (base model with a new head, AdamW, schedule) and the
+inference engine that scores it while it trains."""
 
 from __future__ import annotations
 
@@ -78,3 +79,14 @@ def class_weights(labels, num_labels: int, mode: str):
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_labels).astype(np.float64)
     counts[counts == 0] = counts[counts > 0].min()
     return torch.tensor(counts.sum() / (num_labels * counts), dtype=torch.float32)
+
+
+def scoring_engine(model, precision: str, pad_id: int, batch_size: int):
+    """The model being trained as a ``textclf.inference.Engine``: its validation passes and the reference
+    profile run the engine's backend and batching, in the training precision, on the model's device."""
+    from textclf.inference import Batching, Engine, TorchBackend
+
+    backend = TorchBackend(model, precision)
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    name = "torch" if precision == "fp32" else f"torch-{precision}"
+    return Engine(backend, name, labels, Batching.for_device(backend.device.type, batch_size), pad_id)

@@ -37,20 +37,28 @@ def write_reference_profile(run, tokenizer, tokenized, label_names, out: Path, b
 
     The validation split, not test: held out from the weights all the same (it only picked the best
     epoch), a fine sample of what the model meets, and far smaller, so the pipeline scores the test
-    split once, in evaluate (the accuracy of record). ``tokenized`` is the tokenize step's folder
-    (read file by file, so memory stays flat however large the split) or a ``DatasetDict``'s split;
-    it is scored and profiled ``PROFILE_BATCH_ROWS`` texts at a time.
+    split once, in evaluate (the accuracy of record). The best epoch's validation pass already
+    scored it with these weights (``run.best_validation``): those probabilities are used; a run
+    resumed after its best epoch scores it again through the inference engine. ``tokenized`` is the
+    tokenize step's folder (read file by file, so memory stays flat however large the split) or a
+    ``DatasetDict``'s split; it is profiled ``PROFILE_BATCH_ROWS`` texts at a time.
     """
-    import torch
-
     from textclf.data.tokenized import iter_batches
-    from textclf.predict import predict_logits
     from textclf.profile import ReferenceProfileBuilder, save_profile
+    from textclf.train.model import scoring_engine
 
+    engine = scoring_engine(run.model, run.precision, run.pad_id, batch_size)
     builder = ReferenceProfileBuilder(label_names, tokenizer)
+    done = 0
     for batch in iter_batches(tokenized, ["input_ids", "text", "label"], PROFILE_BATCH_ROWS, split=PROFILE_SPLIT):
-        logits = predict_logits(run.model, batch.column("input_ids").to_pylist(), batch_size, run.pad_id, run.device, run.precision)
-        builder.add(batch.column("text").to_pylist(), batch.column("label").to_pylist(), torch.softmax(logits, -1).numpy())
+        if run.best_validation is not None:
+            probabilities = run.best_validation[done : done + batch.num_rows]
+        else:
+            probabilities = engine.probabilities_of_ids(batch.column("input_ids").to_pylist())
+        builder.add(batch.column("text").to_pylist(), batch.column("label").to_pylist(), probabilities)
+        done += batch.num_rows
+    if run.best_validation is not None and done != len(run.best_validation):
+        raise RuntimeError(f"the validation split has {done} rows, its validation pass scored {len(run.best_validation)}")
     save_profile(builder.build(), out)
 
 

@@ -6,8 +6,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from textclf.inference.batching import MAX_BATCH_TOKENS
 from textclf.settings import base_model_setting, require_at_least, seed_setting, setting
-from textclf.train.data import CPU_BATCH_TOKENS
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CLASS_WEIGHTINGS = ("none", "balanced")
@@ -41,8 +41,8 @@ class TrainSettings:
                                        "faster training on CPUs); negative keeps the base model's.")
     hidden_dropout: float = setting(-1.0, "Dropout on hidden states and the classification head's input (it keeps "
                                     "fused attention); negative keeps the base model's (0.1 for MiniLM).")
-    eval_batch_size: int = setting(64, "Batch size of the validation and scoring passes (on CPUs also at most "
-                                 f"{CPU_BATCH_TOKENS:,} padded tokens a batch, which is faster there).")
+    eval_batch_size: int = setting(64, "Most texts in one pass of the validation and reference-profile scoring (on "
+                                   f"CPUs also at most {MAX_BATCH_TOKENS:,} padded tokens a pass, grouped by length).")
     log_every: int = setting(20, "Optimizer steps between progress lines.")
     dataloader_workers: int = setting(2, "Worker processes per training process that read batches from the "
                                       "memory-mapped splits and pad them; 0 reads them in the training process.")
