@@ -55,11 +55,11 @@ def kube(tmp_path, monkeypatch):
         server.stop()
 
 
-DEFAULT_TRIALS = [("Succeeded", {"learning_rate": "0.0001", "epochs": "3", "batch_size": "32", "warmup_ratio": "0.06",
+DEFAULT_TRIALS = [("Succeeded", {"learning_rate": "0.0001", "min_train_steps": "1500", "batch_size": "32", "warmup_ratio": "0.06",
                                  "weight_decay": "0.01", "hidden_dropout": "0.1"}, 0.81),
-                  ("Succeeded", {"learning_rate": "0.00021", "epochs": "2", "batch_size": "16", "warmup_ratio": "0.1",
+                  ("Succeeded", {"learning_rate": "0.00021", "min_train_steps": "800", "batch_size": "16", "warmup_ratio": "0.1",
                                  "weight_decay": "0.05", "hidden_dropout": "0.0"}, 0.86),
-                  ("EarlyStopped", {"learning_rate": "2.5e-05", "epochs": "1", "batch_size": "64", "warmup_ratio": "0.0",
+                  ("EarlyStopped", {"learning_rate": "2.5e-05", "min_train_steps": "600", "batch_size": "64", "warmup_ratio": "0.0",
                                     "weight_decay": "0.0", "hidden_dropout": "0.2"}, None)]
 
 
@@ -107,7 +107,7 @@ def test_the_compiled_kubeflow_yaml_creates_an_experiment_katib_accepts(compiled
     parameters = {p["name"]: p for p in spec["parameters"]}
     assert parameters["learning_rate"] == {"name": "learning_rate", "parameterType": "double", "feasibleSpace": {
         "min": "2e-05", "max": "0.0003", "distribution": "logUniform"}}
-    assert parameters["epochs"]["parameterType"] == "int" and parameters["batch_size"]["feasibleSpace"] == {"list": ["16", "32", "64"]}
+    assert parameters["min_train_steps"]["parameterType"] == "int" and parameters["batch_size"]["feasibleSpace"] == {"list": ["16", "32", "64"]}
     # Each trial: one TrainJob on one GPU of the pool, running the trial entry point with the tuned values.
     trial = filled_trial(body, sample_values(body))
     trainer = trial["spec"]["trainer"]
@@ -123,7 +123,7 @@ def test_the_compiled_kubeflow_yaml_creates_an_experiment_katib_accepts(compiled
 
     # What the step hands on: Katib's best trial, typed as the settings are, and a report of every trial.
     assert record["engine"] == "katib" and record["best_value"] == pytest.approx(0.86)
-    assert record["params"] == {"learning_rate": 0.00021, "epochs": 2, "batch_size": 16, "warmup_ratio": 0.1,
+    assert record["params"] == {"learning_rate": 0.00021, "min_train_steps": 800, "batch_size": 16, "warmup_ratio": 0.1,
                                 "weight_decay": 0.05, "hidden_dropout": 0.0}
     report = (out / "report.md").read_text()
     assert "| 2 | pruned |" in report and "trial1" in report and "data:image/png;base64," in report
@@ -141,13 +141,14 @@ def test_the_trial_command_parses_as_the_trial_entry_point_reads_it(compiled, ku
     api = kube(KatibScript(trials=DEFAULT_TRIALS))
     run_step(compiled, tmp_path)
     body = api.created[0]
-    values = {"learning_rate": "0.000123", "epochs": "3", "batch_size": "64", "warmup_ratio": "0.1", "weight_decay": "0",
+    values = {"learning_rate": "0.000123", "min_train_steps": "1500", "batch_size": "64", "warmup_ratio": "0.1", "weight_decay": "0",
               "hidden_dropout": "0.15", "class_weighting": "balanced"}
     command = filled_trial(body, values)["spec"]["trainer"]["command"]
     paths, settings, tune = HfArgumentParser((TrialPaths, TrainSettings, TuneSettings)).parse_args_into_dataclasses(
         integral_arguments(command[3:]))
     assert paths.engine == "katib" and json.loads(paths.metadata)["fingerprint"] == "f00d"
-    assert (settings.learning_rate, settings.epochs, settings.batch_size, settings.hidden_dropout) == (0.000123, 3, 64, 0.15)
+    assert (settings.learning_rate, settings.min_train_steps, settings.batch_size, settings.hidden_dropout) == (0.000123, 1500, 64,
+                                                                                                  0.15)
     assert settings.class_weighting == "balanced"
     assert tune.tune_metric == "accuracy"
 

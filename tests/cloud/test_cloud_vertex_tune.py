@@ -97,7 +97,7 @@ def test_its_search_space_is_the_default_space_as_gcpc_serializes_it(plan):
 
     expected = serialize_parameters({
         "learning_rate": hpt.DoubleParameterSpec(min=2e-5, max=3e-4, scale="log"),
-        "epochs": hpt.IntegerParameterSpec(min=1, max=4, scale="linear"),
+        "min_train_steps": hpt.IntegerParameterSpec(min=500, max=4000, scale="log"),
         "batch_size": hpt.DiscreteParameterSpec(values=[16, 32, 64], scale="linear"),
         "warmup_ratio": hpt.DoubleParameterSpec(min=0.0, max=0.2, scale="linear"),
         "weight_decay": hpt.DoubleParameterSpec(min=0.0, max=0.1, scale="linear"),

@@ -24,12 +24,17 @@ SMALL_SPACE = '{"learning_rate": {"low": 1e-4, "high": 1e-2, "log": true}, "batc
 
 
 def test_the_default_space_is_valid_and_holds_the_issues_settings():
+    from textclf.tune.study import baseline
+
     space = load_space("")
-    assert space.names == ["learning_rate", "epochs", "batch_size", "warmup_ratio", "weight_decay", "hidden_dropout",
+    assert space.names == ["learning_rate", "min_train_steps", "batch_size", "warmup_ratio", "weight_decay", "hidden_dropout",
                            "class_weighting"]
     lr = space.parameters[0]
     assert (lr.kind, lr.low, lr.high, lr.log) == ("float", 2e-5, 3e-4, True)
     assert space.parameters[1].kind == "int" and space.parameters[2].choices == (16, 32, 64)
+    # trial 0 runs the defaults; hidden_dropout's -1 ("the base model's") is no point of a range, so it is sampled
+    assert baseline(space, TrainSettings()) == {name: getattr(TrainSettings(), name) for name in space.names
+                                                if name != "hidden_dropout"}
     assert load_space(space.to_json()) == space  # the pipeline parameter's default reads back as the file
 
 
