@@ -81,7 +81,10 @@ def test_the_small_heatmap_writes_its_counts():
 
 def gate_metrics(**extra):
     suites = [{"name": "inv_typos", "type": "INV", "description": "", "cases": 10, "passed": 10, "failures": []}]
-    return {"accuracy": 0.95, "f1": 0.9, "behaviour": {"label_names": NAMES, "settings": {}, "suites": suites}, **extra}
+    serving = {"backend": "onnx", "validation": {"texts": 500, "label_flips": 0, "flip_rate": 0.0,
+                                                 "max_probability_change": 1e-6}}
+    return {"accuracy": 0.95, "f1": 0.9, "behaviour": {"label_names": NAMES, "settings": {}, "suites": suites},
+            "serving": serving, **extra}
 
 
 def test_the_per_class_recall_rule_is_off_by_default_and_blocks_when_set():
