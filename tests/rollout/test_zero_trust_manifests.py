@@ -118,8 +118,13 @@ def test_the_base_predictor_is_hardened_exactly_as_the_deploy_step_writes_it(ren
     for key in ("automountServiceAccountToken", "securityContext", "volumes", "timeout", "containerConcurrency"):
         assert base["spec"]["predictor"][key] == written["spec"]["predictor"][key], key
     mine, theirs = base["spec"]["predictor"]["containers"][0], written["spec"]["predictor"]["containers"][0]
-    for key in ("securityContext", "readinessProbe", "livenessProbe", "volumeMounts", "ports", "args"):
+    for key in ("securityContext", "readinessProbe", "livenessProbe", "volumeMounts", "ports"):
         assert mine[key] == theirs[key], key
+    # The same flags; by hand the backend is serving.json's (auto), the deploy step names it.
+    assert mine["args"][:-1] == theirs["args"][:-1] and theirs["args"][-2] == "--backend"
+    assert mine["args"][-1] == "auto" and theirs["args"][-1] == "torch"
+    [gpu] = [d for d in rendered["overlay-gpu"] if d["kind"] == "InferenceService"]
+    assert gpu["spec"]["predictor"]["containers"][0]["args"][-2:] == ["--backend", "torch"]  # a GPU serves PyTorch
 
 
 def test_every_inference_service_is_cluster_local(rendered):
