@@ -5,7 +5,9 @@ sits in ``field.metadata["help"]``, where ``transformers.HfArgumentParser`` read
 lines; the pipeline reads the same default and text for its parameters and the Kubeflow / Vertex
 UI (``components/step.py``). Every field of a step's settings is a pipeline parameter, except the
 names a class lists in ``LIBRARY_ONLY`` (a local folder, say). The metadata holds only what
-``argparse.add_argument`` takes (``help``, ``choices``), because HfArgumentParser passes it on.
+``argparse.add_argument`` takes (``help``, ``choices``), because HfArgumentParser passes it on;
+its ``help`` is therefore argparse's form of the text (``%`` doubled: argparse formats help
+with ``%``), and :func:`help_of` gives the text as written, for the pipeline and the docs.
 :class:`SettingsParser` reads the same dataclasses the same way without transformers (the model
 server's command line, whose start-up time counts).
 """
@@ -32,14 +34,21 @@ def setting(default: Any, help: str, **argparse_options: Any):  # noqa: A002 - a
         help: one or two sentences for ``--help``, the pipeline UI and the README.
         argparse_options: more ``add_argument`` options, e.g. ``choices=("head", "head_tail")``.
     """
-    metadata = {"help": help, **argparse_options}
+    metadata = {"help": argparse_text(help), **argparse_options}
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def argparse_text(text: str) -> str:
+    """``text`` as argparse's help wants it: argparse formats help texts with ``%`` (for
+    ``%(default)s``), so a literal ``%`` ("10% of N") must be doubled or ``--help`` crashes."""
+    return text.replace("%", "%%")
+
+
 def help_of(field: dataclasses.Field) -> str:
-    return field.metadata.get("help", "")
+    """The help text of a :func:`setting` field as written (the metadata holds argparse's form)."""
+    return field.metadata.get("help", "").replace("%%", "%")
 
 
 def default_of(field: dataclasses.Field) -> Any:
