@@ -82,10 +82,10 @@ def test_a_forgotten_or_unknown_parameter_fails_at_import():
 
 
 def test_the_pipeline_parameters_are_the_steps_parameters_with_the_same_defaults_and_text():
-    from pipelines.pipeline import STEPS, build_pipeline, step_parameters
+    from pipelines.pipeline import STEPS, build_pipeline, offered_parameters
 
     pipeline_inputs = build_pipeline().pipeline_spec.root.input_definitions.parameters
-    step_inputs = {name: spec for op in STEPS for name, spec in step_parameters(op).items()}
+    step_inputs = {name: spec for op in STEPS for name, spec in offered_parameters(op, "local").items()}
     assert set(pipeline_inputs) == set(step_inputs)
     for name, spec in step_inputs.items():
         assert pipeline_inputs[name].description == spec.description
