@@ -181,7 +181,8 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE, tune
         if target == "kubeflow":
             model = train_on_kubeflow(call, params, gpu_type, **data)
         elif target == "vertex":
-            model = train_on_vertex(params, {name: params[name] for name in offered_parameters(train_op, target)}, GPU_TYPES[gpu_type],
+            train_args = {name: params[name] for name in offered_parameters(train_op, target)}
+            model = train_on_vertex(params, train_args, GPU_TYPES[gpu_type],
                                     lambda task: set_resources(task, TRAIN_HELPER_STEP), **data)
         else:
             train = call(train_op, **data)

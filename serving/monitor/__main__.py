@@ -26,11 +26,12 @@ class MonitorServeSettings:
     host: str = setting("0.0.0.0", "Address to listen on.")
     port: int = setting(8080, "Port to listen on.")
     threshold: list[str] = setting([], THRESHOLD_HELP, action="append", metavar="NAME=VALUE")
-    webhook_url: str | None = setting(None, "POSTed on alert changes (default: $MONITOR_WEBHOOK_URL; keep it in a Secret).")
-    webhook_url_file: str | None = setting(None, "Read the webhook URL from this file when --webhook_url is not given "
-                                           "(default: $MONITOR_WEBHOOK_URL_FILE; a Secret mounted as a file stays out of "
-                                           "the environment, which crash dumps and child processes see); a missing file "
-                                           "means no webhook.")
+    webhook_url: str | None = setting(None, "POSTed on alert changes (default: $MONITOR_WEBHOOK_URL; keep it in a "
+                                      "Secret).")
+    webhook_url_file: str | None = setting(None, "Read the webhook URL from this file when --webhook_url is not "
+                                           "given (default: $MONITOR_WEBHOOK_URL_FILE; a Secret mounted as a file "
+                                           "stays out of the environment, which crash dumps and child processes "
+                                           "see); a missing file means no webhook.")
     max_body_bytes: int = setting(DEFAULT_MAX_BODY_BYTES, "Largest event body read; larger ones get 413.")
     max_queued_events: int = setting(DEFAULT_MAX_QUEUED_EVENTS, "Events read and decoded at once; the others wait "
                                      "unread (bounds memory).")

@@ -344,8 +344,8 @@ class DriftMonitor:
         changes = self.alerts.update(self.metrics(), {"texts": len(self.texts), "predictions": len(self.predictions)})
         for change in changes:
             if change.active:
-                log.warning("DRIFT ALERT %s=%.4f > %.4f over the last %d", change.metric, change.value, change.threshold,
-                            change.window)
+                log.warning("DRIFT ALERT %s=%.4f > %.4f over the last %d", change.metric, change.value,
+                            change.threshold, change.window)
             else:
                 log.info("drift resolved: %s=%s <= %.4f over the last %d", change.metric, change.value,
                          change.threshold * drift.RESOLVE_RATIO, change.window)
