@@ -17,8 +17,8 @@ from kfp import dsl
 from components.step import step
 from components.train import GPU_TYPE_HELP, TRAINER_IMAGE_HELP
 from textclf.images import TRAINER_IMAGE
+from textclf.platform.trainjob import TrainJobSettings
 from textclf.tracking import TrackingSettings
-from textclf.train.trainjob import TrainJobSettings
 from textclf.tune.settings import CloudTuneSettings, KatibSettings, LocalTuneSettings, TuneSettings
 
 TRAIN_SETTINGS_HELP = "The train step's parameters as name=value lines: the settings every trial starts from."
@@ -90,10 +90,10 @@ def tune_katib_op(
 
     from kubeflow.trainer import TrainerClient
 
+    from textclf.platform.trainjob import TrainJobSettings
     from textclf.settings import from_lines, from_values
     from textclf.tracking import TrackingSettings
     from textclf.train import TrainSettings
-    from textclf.train.trainjob import TrainJobSettings
     from textclf.tune.katib import tune_with_katib
     from textclf.tune.report import REPORT_FILE
     from textclf.tune.settings import CloudTuneSettings, KatibSettings, TuneSettings

@@ -1,13 +1,15 @@
 """The training pipeline: (source version ->) ingest -> tokenize -> train -> optimize -> evaluate -> gate -> deploy.
 
-One definition, built for three targets that differ only in how training gets its GPUs:
+One definition, built for three targets. The train step is one op everywhere, whose launcher
+decides at run time how it trains (``textclf.train.launch``); the targets differ only in where
+that op runs, its platform spec:
 
 * ``local`` (kfp's local runner, which ignores resources): the train task trains, on CPU
   (``gpus_per_node`` > 1 starts that many gloo processes);
-* ``kubeflow`` (GKE): with ``num_nodes`` = 1 the train task itself asks for ``gpus_per_node``
-  GPUs (``nvidia.com/gpu`` limit, the GPU pool's node selector and toleration through
-  kfp-kubernetes) and runs torchrun over them; with ``num_nodes`` > 1 a small CPU task submits a
-  Kubeflow Trainer TrainJob and waits for it;
+* ``kubeflow`` (GKE): with ``num_nodes`` = 1 the train task asks for ``gpus_per_node`` GPUs
+  (``nvidia.com/gpu`` limit, the GPU pool's node selector and toleration through kfp-kubernetes)
+  and trains on them; with ``num_nodes`` > 1 the same op runs in a small CPU pod, from which its
+  launcher submits a Kubeflow Trainer TrainJob and follows it (no GPU waits for the job);
 * ``vertex``: the train op runs as a Vertex CustomJob (google-cloud-pipeline-components) whose
   worker pools take the machine type for ``gpus_per_node`` GPUs and ``num_nodes`` replicas
   (Vertex cannot load a kubernetes platform spec).
@@ -28,11 +30,13 @@ from components.ingest import ingest_op
 from components.optimize import optimize_op
 from components.source_version import source_version_op
 from components.tokenize import tokenize_op
-from components.train import train_op, train_trainjob_op
+from components.train import train_op
 from pipelines.vertex_train import TRAIN_RETRY, train_on_vertex
 from textclf.gate import PASS
 from textclf.images import TRAINER_IMAGE
-from textclf.train.trainjob import GPU_NODE_LABEL, GPU_TOLERATION, WANDB_SECRET, WANDB_SECRET_KEY
+from textclf.platform.gke import GPU_NODE_LABEL, GPU_TOLERATION, WANDB_SECRET, WANDB_SECRET_KEY
+from textclf.platform.trainjob import TrainJobSettings
+from textclf.settings import pipeline_fields
 
 PIPELINE_NAME = "textclf-train"
 TUNE_PIPELINE_NAME = "textclf-tune"
@@ -61,8 +65,8 @@ STEP_RESOURCES = {
     "gate": {"cpu": "500m", "memory": "1G"},
     "deploy": {"cpu": "500m", "memory": "1G"},
 }
-# The small tasks around training on several nodes: the TrainJob launcher (submits and follows
-# it; kubeflow) and the plan step (machine type and worker replicas; vertex).
+# The small tasks around training on several nodes: the train op as the TrainJob's launcher (it
+# submits and follows it; kubeflow) and the plan step (machine type and worker replicas; vertex).
 TRAIN_HELPER_STEP = {"cpu": "500m", "memory": "1G"}
 TRAIN_STEP = {"cpu": "4", "memory": "16G"}
 
@@ -85,14 +89,16 @@ def set_resources(task: dsl.PipelineTask, resources: dict) -> dsl.PipelineTask:
 
 
 STEPS = (source_version_op, ingest_op, tokenize_op, train_op, optimize_op, evaluate_op, gate_op, deploy_op)
-# Steps only one target has (the TrainJob settings are parameters of the kubeflow pipeline only).
-TARGET_STEPS = {"local": (), "kubeflow": (train_trainjob_op,), "vertex": ()}
+# Step parameters a target does not offer: only Kubeflow runs TrainJobs, so elsewhere the train op
+# keeps the TrainJob settings' defaults instead of showing parameters that change nothing.
+TRAINJOB_PARAMETERS = frozenset(pipeline_fields(TrainJobSettings))
+NOT_OFFERED = {"local": TRAINJOB_PARAMETERS, "kubeflow": frozenset(), "vertex": TRAINJOB_PARAMETERS}
 
 
 def steps_for(target: str, tune: bool = False) -> tuple:
     from pipelines.tune import TUNE_STEPS
 
-    return STEPS + TARGET_STEPS[target] + (TUNE_STEPS[target] if tune else ())
+    return STEPS + (TUNE_STEPS[target] if tune else ())
 
 
 def step_parameters(op) -> dict:
@@ -103,11 +109,16 @@ def step_parameters(op) -> dict:
             if not spec.type.startswith("system.") and name not in wired}
 
 
+def offered_parameters(op, target: str) -> dict:
+    """The step's parameters that ``target``'s pipeline offers (see :data:`NOT_OFFERED`)."""
+    return {name: spec for name, spec in step_parameters(op).items() if name not in NOT_OFFERED[target]}
+
+
 def pipeline_parameters(target: str = "local", tune: bool = False) -> list[inspect.Parameter]:
     """One keyword parameter per distinct step parameter; a name several steps share must agree."""
     found: dict[str, tuple] = {}
     for op in steps_for(target, tune):
-        for name, spec in step_parameters(op).items():
+        for name, spec in offered_parameters(op, target).items():
             declared = (spec.type, spec.default, spec.description)
             if found.setdefault(name, declared) != declared:
                 raise TypeError(f"parameter {name!r} differs between steps: {found[name]} vs {declared}")
@@ -117,21 +128,25 @@ def pipeline_parameters(target: str = "local", tune: bool = False) -> list[inspe
 
 
 def pipeline_docstring(target: str = "local", tune: bool = False) -> str:
-    descriptions = {name: spec.description for op in steps_for(target, tune) for name, spec in step_parameters(op).items()}
+    descriptions = {name: spec.description for op in steps_for(target, tune)
+                    for name, spec in offered_parameters(op, target).items()}
     lines = [f"    {name}: {text}" for name, text in descriptions.items()]
     tuned = "Tune the training settings, then f" if tune else "F"
     return f"{tuned}ine-tune a Hugging Face text classifier and roll it out as a KServe canary.\n\nArgs:\n" + "\n".join(lines)
 
 
 def train_on_kubeflow(call, params: dict, gpu_type: str, **artifacts):
-    """One node: the train task on gpus_per_node GPUs. Several: a TrainJob, submitted by a CPU task."""
+    """The train op in the pod its launch needs (the one choice made at compile time, as a pod
+    spec cannot depend on a parameter): one node, a pod on gpus_per_node GPUs of the pool, where it
+    trains; several, a small CPU pod, from which its launcher runs the TrainJob."""
+    cluster = {"gpu_type": gpu_type, "trainer_image": TRAINER_IMAGE}
     with dsl.If(params["num_nodes"] == 1, name="one-node"):
-        pod = call(train_op, **artifacts)
+        pod = call(train_op, **cluster, **artifacts)
         set_resources(pod, TRAIN_STEP).set_retry(**TRAIN_RETRY).set_display_name("train")
         request_gpus(pod, gpu_type, params["gpus_per_node"])
         use_wandb_secret(pod)
     with dsl.Else(name="several-nodes"):
-        job = call(train_trainjob_op, gpu_type=gpu_type, trainer_image=TRAINER_IMAGE, **artifacts)
+        job = call(train_op, **cluster, **artifacts)
         set_resources(job, TRAIN_HELPER_STEP).set_retry(**TRAIN_RETRY).set_display_name("train-trainjob")
     return dsl.OneOf(pod.outputs["model"], job.outputs["model"])
 
@@ -150,7 +165,7 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE, tune
         params = signature.bind(*args, **kwargs).arguments  # kfp passes every parameter, in order
 
         def call(op, **artifacts):
-            return op(**{name: params[name] for name in step_parameters(op)}, **artifacts)
+            return op(**{name: params[name] for name in offered_parameters(op, target)}, **artifacts)
 
         version = call(source_version_op)
         set_resources(version, STEP_RESOURCES["source-version"]).set_caching_options(False).set_display_name("source-version")
@@ -166,7 +181,8 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE, tune
         if target == "kubeflow":
             model = train_on_kubeflow(call, params, gpu_type, **data)
         elif target == "vertex":
-            model = train_on_vertex(params, {name: params[name] for name in step_parameters(train_op)}, GPU_TYPES[gpu_type],
+            train_args = {name: params[name] for name in offered_parameters(train_op, target)}
+            model = train_on_vertex(params, train_args, GPU_TYPES[gpu_type],
                                     lambda task: set_resources(task, TRAIN_HELPER_STEP), **data)
         else:
             train = call(train_op, **data)

@@ -82,10 +82,10 @@ def test_a_forgotten_or_unknown_parameter_fails_at_import():
 
 
 def test_the_pipeline_parameters_are_the_steps_parameters_with_the_same_defaults_and_text():
-    from pipelines.pipeline import STEPS, build_pipeline, step_parameters
+    from pipelines.pipeline import STEPS, build_pipeline, offered_parameters
 
     pipeline_inputs = build_pipeline().pipeline_spec.root.input_definitions.parameters
-    step_inputs = {name: spec for op in STEPS for name, spec in step_parameters(op).items()}
+    step_inputs = {name: spec for op in STEPS for name, spec in offered_parameters(op, "local").items()}
     assert set(pipeline_inputs) == set(step_inputs)
     for name, spec in step_inputs.items():
         assert pipeline_inputs[name].description == spec.description
@@ -111,3 +111,58 @@ def test_one_code_path_classifies_text():
             if used - allowed.get(name, set()):
                 found[name] = sorted(used - allowed.get(name, set()))
     assert not found
+
+
+# The ML code of the core package, and the platform clients it must not import (docs/architecture.md,
+# "Platform apart from ML"). It reaches the platforms only through these interfaces: textclf.tracking
+# (W&B, the Secret Manager), the storage module (textclf.storage; textclf.platform.storage once it
+# moves there), and the training launcher textclf.train.launch (the Trainer client, Vertex's tables).
+ML_MODULES = ("textclf/data", "textclf/encoding.py", "textclf/tokenize.py", "textclf/ingest.py", "textclf/datacard.py",
+              "textclf/sample_data.py", "textclf/train", "textclf/evaluate.py", "textclf/inference", "textclf/optimize.py",
+              "textclf/behaviour", "textclf/gate.py", "textclf/profile.py", "textclf/drift.py", "textclf/explain.py",
+              "textclf/probe.py", "textclf/tune")
+PLATFORM_INTERFACES = {"textclf/train/launch.py": "the training launcher",
+                       "textclf/tune/katib.py": "tune's Katib backend", "textclf/tune/vertex.py": "tune's Vertex backend"}
+PLATFORM_CLIENTS = ("kubernetes", "google.cloud", "google.auth", "wandb", "kubeflow", "kubeflow_katib_api", "kfp",
+                    "textclf.platform")
+ALLOWED_PLATFORM_MODULES = ("textclf.platform.storage",)
+
+
+def imported_names(path: Path) -> set[str]:
+    """Dotted names a file imports (also inside functions): ``from a.b import c`` is ``a.b.c``."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def platform_imports(names: set[str]) -> list[str]:
+    """The names among ``names`` that are platform clients (and not an allowed interface)."""
+    def within(name: str, prefixes) -> bool:
+        return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
+
+    return sorted(name for name in names if within(name, PLATFORM_CLIENTS) and not within(name, ALLOWED_PLATFORM_MODULES))
+
+
+def test_ml_modules_reach_platform_clients_only_through_their_interfaces():
+    files = [path for entry in ML_MODULES for path in ([ROOT / entry] if entry.endswith(".py") else (ROOT / entry).rglob("*.py"))]
+    assert len(files) > 40
+    offenders = {}
+    for path in files:
+        name = str(path.relative_to(ROOT))
+        found = platform_imports(imported_names(path))
+        if found and name not in PLATFORM_INTERFACES:
+            offenders[name] = found
+    assert not offenders
+
+
+def test_the_platform_rule_sees_a_direct_client_import(tmp_path):
+    """The check above cannot pass vacuously: it flags the imports a forbidden module would make."""
+    module = tmp_path / "bad.py"
+    module.write_text("import wandb\nfrom kubernetes import client\ndef f():\n    from textclf.platform.trainjob import run\n"
+                      "from textclf.platform import storage\nfrom google.cloud import aiplatform\n")
+    assert platform_imports(imported_names(module)) == ["google.cloud.aiplatform", "kubernetes.client",
+                                                        "textclf.platform.trainjob.run", "wandb"]

@@ -46,3 +46,22 @@ def test_flags_of_a_parent_parser_come_back_as_a_namespace():
     parent.add_argument("--http_port", type=int, default=8080)
     *settings, rest = SettingsParser(CLASSES, parents=[parent]).parse_args_into_dataclasses(["--http_port", "9"])
     assert rest.http_port == 9 and settings[0] == InferenceSettings()
+
+
+def test_a_required_flag_and_a_repeated_list_flag_come_from_settings():
+    import dataclasses
+
+    from textclf.settings import REQUIRED, SettingsParser, setting
+
+    @dataclasses.dataclass
+    class Flags:
+        url: str = setting(REQUIRED, "Where, 100% required.")
+        item: list[str] = setting([], "One item a flag.", action="append")
+
+    parser = SettingsParser([Flags], prog="x")
+    (flags,) = parser.parse_args_into_dataclasses(["--url", "u", "--item", "a", "--item", "b"])
+    assert (flags.url, flags.item) == ("u", ["a", "b"])
+    assert parser.parse_args_into_dataclasses(["--url", "u"])[0].item == []
+    assert "100% required" in parser.format_help()
+    with pytest.raises(SystemExit):
+        parser.parse_args([])

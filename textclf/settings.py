@@ -5,7 +5,9 @@ sits in ``field.metadata["help"]``, where ``transformers.HfArgumentParser`` read
 lines; the pipeline reads the same default and text for its parameters and the Kubeflow / Vertex
 UI (``components/step.py``). Every field of a step's settings is a pipeline parameter, except the
 names a class lists in ``LIBRARY_ONLY`` (a local folder, say). The metadata holds only what
-``argparse.add_argument`` takes (``help``, ``choices``), because HfArgumentParser passes it on.
+``argparse.add_argument`` takes (``help``, ``choices``), because HfArgumentParser passes it on;
+its ``help`` is therefore argparse's form of the text (``%`` doubled: argparse formats help
+with ``%``), and :func:`help_of` gives the text as written, for the pipeline and the docs.
 :class:`SettingsParser` reads the same dataclasses the same way without transformers (the model
 server's command line, whose start-up time counts).
 """
@@ -22,24 +24,36 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 DEFAULT_BASE_MODEL = "offline:all-MiniLM-L6-v2"
+REQUIRED = dataclasses.MISSING  # setting(REQUIRED, help): a command-line flag without a default
 
 
 def setting(default: Any, help: str, **argparse_options: Any):  # noqa: A002 - argparse's name
     """A dataclass field with its help text.
 
     Args:
-        default: the default value; a list or dict default is copied for each instance.
+        default: the default value; a list or dict default is copied for each instance;
+            ``REQUIRED``: none, the flag must be given (such a field comes before those with defaults).
         help: one or two sentences for ``--help``, the pipeline UI and the README.
-        argparse_options: more ``add_argument`` options, e.g. ``choices=("head", "head_tail")``.
+        argparse_options: more ``add_argument`` options, e.g. ``choices=("head", "head_tail")``, or
+            ``action="append"`` for a ``list[str]`` flag given once per item.
     """
-    metadata = {"help": help, **argparse_options}
+    metadata = {"help": argparse_text(help), **argparse_options}
+    if default is REQUIRED:
+        return dataclasses.field(metadata=metadata)
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def argparse_text(text: str) -> str:
+    """``text`` as argparse's help wants it: argparse formats help texts with ``%`` (for
+    ``%(default)s``), so a literal ``%`` ("10% of N") must be doubled or ``--help`` crashes."""
+    return text.replace("%", "%%")
+
+
 def help_of(field: dataclasses.Field) -> str:
-    return field.metadata.get("help", "")
+    """The help text of a :func:`setting` field as written (the metadata holds argparse's form)."""
+    return field.metadata.get("help", "").replace("%%", "%")
 
 
 def default_of(field: dataclasses.Field) -> Any:
@@ -217,7 +231,8 @@ class SettingsParser(argparse.ArgumentParser):
 
     def _add(self, field: dataclasses.Field, kind) -> None:
         names = [f"--{field.name}"] + ([f"--{field.name.replace('_', '-')}"] if "_" in field.name else [])
-        options = {**field.metadata, "default": default_of(field)}
+        required = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+        options = {**field.metadata, **({"required": True} if required else {"default": default_of(field)})}
         arguments = [argument for argument in typing.get_args(kind) if argument is not type(None)]
         if typing.get_origin(kind) in (typing.Union, types.UnionType) and len(arguments) == 1:
             kind = arguments[0]  # X | None: the flag takes an X; None is only the default
@@ -225,10 +240,12 @@ class SettingsParser(argparse.ArgumentParser):
             options.update(choices=typing.get_args(kind), type=_choice(typing.get_args(kind)))
         elif kind is bool:
             options.update(type=_string_to_bool, nargs="?", const=True)
+        elif typing.get_origin(kind) is list:
+            options["type"] = typing.get_args(kind)[0]  # one item a flag: action="append" (or nargs) collects them
         else:
             options["type"] = kind
         self.add_argument(*names, **options)
-        if kind is bool and options["default"] is True:
+        if kind is bool and options.get("default") is True:
             self.add_argument(f"--no_{field.name}", action="store_false", dest=field.name, help=argparse.SUPPRESS)
 
     def parse_args_into_dataclasses(self, args=None) -> tuple:

@@ -14,18 +14,22 @@ never blocks the pipeline:
 The key comes from the environment (``WANDB_API_KEY``, which on Kubeflow is filled from a
 Kubernetes secret), or on Vertex AI from a Secret Manager version named by
 ``TrackingSettings.api_key_secret``. It is never a pipeline parameter and never in YAML.
+
+This module is the tracking interface of the ML code: what to record and the rules above. The
+W&B SDK calls are ``textclf.platform.wandb_client``'s, the Secret Manager read
+``textclf.platform.secret_manager``'s.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-from textclf.settings import setting
 from typing import Any, ClassVar, Mapping, Sequence
+
+from textclf.platform import secret_manager, wandb_client
+from textclf.settings import setting
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +40,6 @@ MODEL_URI_KEY = "model_uri"  # artifact metadata: the Model directory's URI (wha
 MODES = ("online", "offline", "disabled")
 # wandb's own aliases for its modes.
 _MODE_ALIASES = {"run": "online", "dryrun": "offline"}
-SECRET_MANAGER_URL = "https://secretmanager.googleapis.com"
-# Bounded so a step never waits long on an unreachable W&B server.
-INIT_TIMEOUT_S = 60
-API_TIMEOUT_S = 30
 
 
 @dataclass
@@ -67,17 +67,6 @@ class TrackingSettings:
             raise ValueError("W&B project must not be empty")
 
 
-def _read_secret(name: str) -> str:
-    """The payload of a Secret Manager secret version, with the step's own credentials."""
-    import google.auth
-    from google.auth.transport.requests import AuthorizedSession
-
-    credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
-    response = AuthorizedSession(credentials).get(f"{SECRET_MANAGER_URL}/v1/{name}:access", timeout=API_TIMEOUT_S)
-    response.raise_for_status()
-    return base64.b64decode(response.json()["payload"]["data"]).decode("utf-8").strip()
-
-
 def api_key(settings: TrackingSettings) -> str:
     """The W&B API key from ``WANDB_API_KEY`` or the Secret Manager, or ``""`` when there is none.
 
@@ -87,7 +76,7 @@ def api_key(settings: TrackingSettings) -> str:
     if key or not settings.wandb_api_key_secret:
         return key
     try:
-        key = _read_secret(settings.wandb_api_key_secret)
+        key = secret_manager.read_secret(settings.wandb_api_key_secret)
     except Exception as error:  # noqa: BLE001 - any failure here means "no key", never a failed step
         logger.warning("could not read the W&B key from %s (%s); tracking offline", settings.wandb_api_key_secret, type(error).__name__)
         return ""
@@ -146,17 +135,8 @@ class TrackedRun:
         """
         if len(matrix) != len(labels) or any(len(row) != len(labels) for row in matrix):
             raise ValueError(f"confusion matrix must be {len(labels)}x{len(labels)} for labels {list(labels)}")
-        if self._run is None:
-            return
-        import wandb
-
-        rows = [[labels[i], labels[j], matrix[i][j]] for i in range(len(labels)) for j in range(len(labels))]
-        self._run.log({key: wandb.plot.plot_table(
-            "wandb/confusion_matrix/v1",
-            wandb.Table(columns=["Actual", "Predicted", "nPredictions"], data=rows),
-            {"Actual": "Actual", "Predicted": "Predicted", "nPredictions": "nPredictions"},
-            {"title": "Confusion matrix"},
-        )})
+        if self._run is not None:
+            self._run.log({key: wandb_client.confusion_matrix_chart(labels, matrix)})
 
     def log_model(self, model_dir: str, aliases: Sequence[str] = (CANDIDATE,), metadata: Mapping[str, Any] | None = None) -> None:
         """Log the ``save_pretrained`` folder as a version of the model artifact.
@@ -168,13 +148,9 @@ class TrackedRun:
         path = Path(model_dir)
         if not path.is_dir() or not any(path.iterdir()):
             raise NotADirectoryError(f"model folder missing or empty: {model_dir}")
-        if self._run is None:
-            return
-        import wandb
-
-        artifact = wandb.Artifact(self.settings.model_artifact, type="model", metadata=dict(metadata or {}))
-        artifact.add_dir(str(path))
-        self._run.log_artifact(artifact, aliases=list(aliases))
+        if self._run is not None:
+            self._run.log_artifact(wandb_client.folder_artifact(self.settings.model_artifact, "model", path, metadata),
+                                   aliases=list(aliases))
 
     def finish(self, exit_code: int = 0) -> None:
         """End the run and wait until W&B has written it to disk (offline) or uploaded it (online).
@@ -183,12 +159,8 @@ class TrackedRun:
         (a step that copies the run folder would miss them), so the service is shut down too:
         runs are therefore one at a time per process, which is what a pipeline step does.
         """
-        if self._run is None:
-            return
-        import wandb
-
-        self._run.finish(exit_code=exit_code)
-        wandb.teardown(exit_code=exit_code)
+        if self._run is not None:
+            wandb_client.finish(self._run, exit_code)
 
     def __enter__(self) -> TrackedRun:
         return self
@@ -210,22 +182,10 @@ def start(settings: TrackingSettings, job_type: str, config: Mapping[str, Any] |
     mode = resolve_mode(settings)
     if mode == "disabled":
         return TrackedRun(None, settings)
-    import wandb
 
     def init(mode: str):
-        return wandb.init(
-            project=settings.wandb_project,
-            entity=settings.wandb_entity or None,
-            dir=settings.dir or None,
-            job_type=job_type,
-            config=dict(config or {}),
-            group=group or None,
-            name=name or None,
-            mode=mode,
-            reinit="create_new",
-            # console="off": the step's own logs already reach the pipeline UI.
-            settings=wandb.Settings(init_timeout=INIT_TIMEOUT_S, console="off", x_disable_stats=True, silent=True),
-        )
+        return wandb_client.init_run(settings.wandb_project, settings.wandb_entity, settings.dir, mode,
+                                     job_type=job_type, config=dict(config or {}), group=group, name=name)
 
     if settings.dir:
         Path(settings.dir).mkdir(parents=True, exist_ok=True)
@@ -258,10 +218,8 @@ def approve(settings: TrackingSettings, model_dir: str, metrics: Mapping[str, An
 
 def _model_collection(settings: TrackingSettings):
     """(W&B public API client, ``entity/project/model_artifact``): where the model's versions live."""
-    import wandb
-
-    api = wandb.Api(api_key=api_key(settings), timeout=API_TIMEOUT_S)
-    return api, f"{settings.wandb_entity or api.default_entity}/{settings.wandb_project}/{settings.model_artifact}"
+    return wandb_client.artifact_collection(api_key(settings), settings.wandb_entity, settings.wandb_project,
+                                            settings.model_artifact)
 
 
 def set_production_alias(settings: TrackingSettings, model_uri: str) -> str:

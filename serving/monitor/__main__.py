@@ -6,54 +6,54 @@ import argparse
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from serving.monitor.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_QUEUED_EVENTS
-from serving.monitor.monitor import METRICS, MonitorConfig, parse_thresholds
+from serving.monitor.monitor import MonitorConfig
+from textclf.drift import METRICS, parse_thresholds
+from textclf.settings import REQUIRED, SettingsParser, from_values, parameters_only, setting
+
+THRESHOLD_HELP = f"Alert threshold NAME=VALUE (repeatable; VALUE 'off' disables one); NAME in {', '.join(METRICS)}."
 
 
-def _add_serve(sub) -> None:
-    p = sub.add_parser("serve", help="run the drift monitor (the KServe logger's target)")
-    p.add_argument("--model_dir", required=True, help="the model directory: its tokenizer, and profile.json by default")
-    p.add_argument("--profile", default=None, help="reference profile (default: MODEL_DIR/profile.json)")
-    p.add_argument("--host", default="0.0.0.0")
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--window_size", type=int, default=MonitorConfig.window_size)
-    p.add_argument("--min_samples", type=int, default=MonitorConfig.min_samples)
-    p.add_argument("--max_pending", type=int, default=MonitorConfig.max_pending)
-    p.add_argument("--max_event_texts", type=int, default=MonitorConfig.max_event_texts,
-                   help="events with more texts get 413 too_many_texts; set it to the model server's --max_instances")
-    p.add_argument("--texts_per_event", type=int, default=MonitorConfig.texts_per_event,
-                   help="at most this many texts of one event (a random sample) enter the windows")
-    p.add_argument("--source_key", default=None,
-                   help="cap each caller's share of the windows; the caller is this ce-metadata key (a request "
-                        "header in the InferenceService's logger.metadataHeaders, e.g. X-Client-Id)")
-    p.add_argument("--max_source_share", type=float, default=MonitorConfig.max_source_share,
-                   help="with --source_key: the largest share of a window one caller may hold")
-    p.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
-                   help=f"alert threshold (repeatable; VALUE 'off' disables); NAME in {', '.join(METRICS)}")
-    p.add_argument("--webhook_url", default=os.environ.get("MONITOR_WEBHOOK_URL"),
-                   help="POSTed on alert changes (default: $MONITOR_WEBHOOK_URL; keep it in a Secret)")
-    p.add_argument("--webhook_url_file", default=os.environ.get("MONITOR_WEBHOOK_URL_FILE"),
-                   help="read the webhook URL from this file when --webhook_url is not given (a Secret mounted as "
-                        "a file: it stays out of the environment, which crash dumps and child processes see); "
-                        "a missing file means no webhook")
-    p.add_argument("--max_body_bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
-    p.add_argument("--max_queued_events", type=int, default=DEFAULT_MAX_QUEUED_EVENTS,
-                   help="events read and decoded at once; the others wait unread (bounds memory)")
-    p.add_argument("--wandb_project", default=None, help="log metrics and samples to this W&B project")
-    p.add_argument("--wandb_mode", default=None, help="offline (default), online or disabled")
-    p.add_argument("--wandb_every", type=int, default=100, help="events between two W&B logs")
-    p.add_argument("--wandb_dir", default=None)
+@dataclass
+class MonitorServeSettings:
+    """What ``serve`` reads, where it listens and where it reports (the windows: :class:`MonitorConfig`)."""
+
+    model_dir: str = setting(REQUIRED, "The model directory: its tokenizer, and profile.json by default.")
+    profile: str | None = setting(None, "Reference profile (default: MODEL_DIR/profile.json).")
+    host: str = setting("0.0.0.0", "Address to listen on.")
+    port: int = setting(8080, "Port to listen on.")
+    threshold: list[str] = setting([], THRESHOLD_HELP, action="append", metavar="NAME=VALUE")
+    webhook_url: str | None = setting(None, "POSTed on alert changes (default: $MONITOR_WEBHOOK_URL; keep it in a "
+                                      "Secret).")
+    webhook_url_file: str | None = setting(None, "Read the webhook URL from this file when --webhook_url is not "
+                                           "given (default: $MONITOR_WEBHOOK_URL_FILE; a Secret mounted as a file "
+                                           "stays out of the environment, which crash dumps and child processes "
+                                           "see); a missing file means no webhook.")
+    max_body_bytes: int = setting(DEFAULT_MAX_BODY_BYTES, "Largest event body read; larger ones get 413.")
+    max_queued_events: int = setting(DEFAULT_MAX_QUEUED_EVENTS, "Events read and decoded at once; the others wait "
+                                     "unread (bounds memory).")
+    wandb_project: str | None = setting(None, "Log metrics and samples to this W&B project.")
+    wandb_mode: str | None = setting(None, "W&B mode: offline (default), online or disabled.")
+    wandb_every: int = setting(100, "Events between two W&B logs.")
+    wandb_dir: str | None = setting(None, "W&B's local directory.")
 
 
-def _add_check(sub) -> None:
-    p = sub.add_parser("check", help="read a monitor's /drift; on drift, run a command (e.g. submit training)")
-    p.add_argument("--url", required=True, help="the monitor's /drift URL")
-    p.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
-                   help="judge with these thresholds (over the defaults) instead of the monitor's own alerts")
-    p.add_argument("--then", default=None, help="command run (without a shell) when drift is over threshold")
-    p.add_argument("--timeout", type=float, default=10.0)
+@dataclass
+class DriftCheckSettings:
+    """What ``check`` reads and what it runs on drift."""
+
+    url: str = setting(REQUIRED, "The monitor's /drift URL.")
+    threshold: list[str] = setting([], "Judge with these thresholds NAME=VALUE (repeatable; over the defaults) "
+                                   "instead of the monitor's own alerts.", action="append", metavar="NAME=VALUE")
+    then: str | None = setting(None, "Command run (without a shell) when drift is over threshold.")
+    timeout: float = setting(10.0, "Seconds to wait for the monitor.")
+
+
+def _add(sub, name: str, help: str, *classes) -> None:  # noqa: A002 - argparse's name
+    sub.add_parser(name, help=help, parents=[SettingsParser(classes, add_help=False)])
 
 
 def serve(args) -> None:
@@ -67,16 +67,7 @@ def serve(args) -> None:
 
     fix_mmap_threshold()  # large event bodies go back to the OS once freed
 
-    config = MonitorConfig(
-        window_size=args.window_size,
-        min_samples=args.min_samples,
-        max_pending=args.max_pending,
-        thresholds=parse_thresholds(args.threshold),
-        max_event_texts=args.max_event_texts,
-        texts_per_event=args.texts_per_event,
-        source_key=args.source_key,
-        max_source_share=args.max_source_share,
-    )
+    config = from_values(MonitorConfig, vars(args), thresholds=parse_thresholds(args.threshold))
     profile = load_profile(args.profile or args.model_dir)
     monitor = DriftMonitor(profile, AutoTokenizer.from_pretrained(args.model_dir), config)
     sink = None
@@ -98,16 +89,20 @@ def serve(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m serving.monitor", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_serve(sub)
-    _add_check(sub)
+    _add(sub, "serve", "run the drift monitor (the KServe logger's target)", MonitorServeSettings,
+         parameters_only(MonitorConfig))
+    _add(sub, "check", "read a monitor's /drift; on drift, run a command (e.g. submit training)", DriftCheckSettings)
     return parser
 
 
 def webhook_url(args) -> str | None:
-    """--webhook_url, else the URL in --webhook_url_file (an optional Secret's file: absent means none)."""
-    if args.webhook_url or not args.webhook_url_file:
-        return args.webhook_url
-    path = Path(args.webhook_url_file)
+    """--webhook_url, else the URL in --webhook_url_file (an optional Secret's file: absent means none),
+    each defaulting to its environment variable."""
+    url = args.webhook_url or os.environ.get("MONITOR_WEBHOOK_URL")
+    url_file = args.webhook_url_file or os.environ.get("MONITOR_WEBHOOK_URL_FILE")
+    if url or not url_file:
+        return url
+    path = Path(url_file)
     return (path.read_text().strip() or None) if path.exists() else None
 
 

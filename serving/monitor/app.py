@@ -34,7 +34,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from serving.monitor.events import MalformedEvent, parse_event
 from serving.memory import release_after
-from serving.monitor.monitor import AlertChange, DriftMonitor, Observation
+from serving.monitor.monitor import DriftMonitor, Observation
+from textclf.drift import AlertChange
 
 log = logging.getLogger("serving.monitor")
 

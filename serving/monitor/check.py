@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from textclf import drift
+
 log = logging.getLogger("serving.monitor.check")
 
 EXIT_DRIFT = 1
@@ -30,13 +32,7 @@ def breached_metrics(report: dict[str, Any], thresholds: dict[str, float] | None
     if thresholds is None:
         return {name: metrics[name] for name in report["alerts"]}
     window = report["window"]
-    full = {"texts": window["texts"] >= window["min_samples"], "predictions": window["predictions"] >= window["min_samples"]}
-    breached = {}
-    for name, threshold in thresholds.items():
-        enough = full["predictions"] if name.startswith(("score", "label")) else full["texts"]
-        if enough and metrics.get(name) is not None and metrics[name] > threshold:
-            breached[name] = metrics[name]
-    return breached
+    return drift.over_threshold(metrics, window, window["min_samples"], thresholds)
 
 
 def run_check(url: str, thresholds: dict[str, float] | None = None, then: str | None = None, timeout: float = 10.0) -> int:

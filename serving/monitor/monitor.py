@@ -30,75 +30,45 @@ import math
 import random
 import secrets
 from collections import Counter, OrderedDict, deque
-from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Sequence
 
-from textclf.profile import TextFeatures, bin_index, text_features
 from textclf import drift
+from textclf.drift import AlertChange
+from textclf.profile import TextFeatures, bin_index, text_features
+from textclf.settings import setting
 from serving.monitor.events import InferenceEvent, MalformedEvent, Prediction, predictions_from_response, texts_from_request
 
 log = logging.getLogger("serving.monitor")
 
-# Metric names, in report order. A metric with a threshold raises an alert above it.
-METRICS = (
-    "score_psi",
-    "score_js",
-    "length_psi",
-    "length_js",
-    "label_share_shift",
-    "unknown_token_rate_increase",
-    "ascii_share_drop",
-    "script_js",
-)
-DEFAULT_THRESHOLDS = {
-    "score_psi": 0.2,  # PSI > 0.2: the usual "significant shift"
-    "length_psi": 0.2,
-    "label_share_shift": 0.2,  # total variation: 20 points of traffic moved between labels
-    "unknown_token_rate_increase": 0.02,
-    "ascii_share_drop": 0.1,
-    "script_js": 0.1,
-}
 SAMPLE_CHARS = 200
-# An active alert resolves only once its metric is back under this share of the threshold, so a
-# value hovering at the threshold does not raise a new alert on every other event.
-RESOLVE_RATIO = 0.8
 
 
 @dataclass
 class MonitorConfig:
-    """How much traffic the monitor looks at and when it alerts.
+    """How much traffic the drift monitor looks at and when it alerts (its flags are these fields,
+    but for ``thresholds``, which ``--threshold NAME=VALUE`` sets, and ``max_samples``)."""
 
-    Attributes:
-        window_size: texts (and predictions) in each sliding window.
-        min_samples: no alert before a window holds this many; small windows are noisy.
-        max_pending: request/response halves kept while waiting for their pair; the oldest go first.
-        max_samples: recent paired samples kept for W&B.
-        thresholds: metric name -> value above which it alerts (see :data:`METRICS`).
-        max_event_texts: events with more texts (or predictions) are refused; set it to the model
-            server's ``--max_instances``.
-        texts_per_event: at most this many texts of one event (a random sample) enter the windows.
-        source_key: the ``ce-metadata`` key naming the caller (a request header listed in the
-            InferenceService's ``logger.metadataHeaders``, e.g. ``X-Client-Id``, set by something
-            callers cannot forge, such as the ingress after authentication); None: no per-caller cap.
-            Events without it count as one caller.
-        max_source_share: with ``source_key``, the largest share of a window one caller may hold;
-            texts over it are left out (counted as ``source_capped``).
-    """
+    LIBRARY_ONLY = ("thresholds", "max_samples")
 
-    window_size: int = 1000
-    min_samples: int = 200
-    max_pending: int = 1000
-    max_samples: int = 50
-    thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
-    max_event_texts: int = 128
-    texts_per_event: int = 16
-    source_key: str | None = None
-    max_source_share: float = 0.25
+    window_size: int = setting(1000, "Texts (and predictions) in each sliding window.")
+    min_samples: int = setting(200, "No alert before a window holds this many; small windows are noisy.")
+    max_pending: int = setting(1000, "Request/response halves kept while waiting for their pair; the oldest go first.")
+    max_samples: int = setting(50, "Recent paired samples kept for W&B.")
+    thresholds: dict[str, float] = setting(dict(drift.DEFAULT_THRESHOLDS), "Metric name -> value above which it "
+                                           "alerts (textclf.drift.METRICS).")
+    max_event_texts: int = setting(128, "Events with more texts (or predictions) get 413 too_many_texts; set it to "
+                                   "the model server's --max_instances.")
+    texts_per_event: int = setting(16, "At most this many texts of one event (a random sample) enter the windows.")
+    source_key: str | None = setting(None, "Cap each caller's share of the windows; the caller is this ce-metadata "
+                                     "key (a request header in the InferenceService's logger.metadataHeaders, e.g. "
+                                     "X-Client-Id, set by something callers cannot forge, such as the ingress after "
+                                     "authentication). Events without it count as one caller. Unset: no cap.")
+    max_source_share: float = setting(0.25, "With source_key: the largest share of a window one caller may hold; "
+                                      "texts over it are left out (counted as source_capped).")
 
     def __post_init__(self):
-        unknown = set(self.thresholds) - set(METRICS)
-        if unknown:
-            raise ValueError(f"unknown drift metrics {sorted(unknown)}; known: {list(METRICS)}")
+        drift.check_thresholds(self.thresholds)
         if not 0 < self.min_samples <= self.window_size:
             raise ValueError(f"min_samples must be in 1..window_size ({self.window_size}), got {self.min_samples}")
         if self.max_pending < 1 or self.max_samples < 0:
@@ -117,17 +87,6 @@ class MonitorConfig:
         if self.source_key is None or self.max_source_share >= 1:
             return None
         return max(self.texts_per_event, math.floor(self.max_source_share * self.window_size))
-
-
-@dataclass(frozen=True)
-class AlertChange:
-    """A metric crossed its threshold (``active``) or came back under it."""
-
-    metric: str
-    value: float | None
-    threshold: float
-    window: int
-    active: bool
 
 
 def _count(counter: Counter, key: str, sign: int) -> None:
@@ -266,8 +225,7 @@ class DriftMonitor:
         self.samples: deque = deque(maxlen=self.config.max_samples)
         self.events: Counter = Counter()  # accepted events by kind, plus paired / unpaired_evicted / sampled / source_capped
         self.rejected: Counter = Counter()  # by reason
-        self.active_alerts: set[str] = set()
-        self.alerts_raised: Counter = Counter()
+        self.alerts = drift.DriftAlerts(self.config.thresholds, self.config.min_samples)
         # Keys the per-event sample: a sender who knows the event id still cannot pick the positions.
         self._sample_key = secrets.token_hex(8)
         # The first computation imports scipy (~1-2 s on a busy machine): now, not on the server's
@@ -373,29 +331,24 @@ class DriftMonitor:
             "script_js": drift.js_divergence(*scripts),
         }
 
-    def _window_for(self, metric: str) -> int:
-        return len(self.predictions) if metric.startswith(("score", "label")) else len(self.texts)
+    @property
+    def active_alerts(self) -> set[str]:
+        return self.alerts.active
+
+    @property
+    def alerts_raised(self) -> Counter:
+        return self.alerts.raised
 
     def evaluate(self) -> list[AlertChange]:
-        """Compare every thresholded metric with its threshold; log and return the changes."""
-        values = self.metrics()
-        changes = []
-        for metric, threshold in self.config.thresholds.items():
-            window = self._window_for(metric)
-            value = values[metric]
-            limit = threshold * RESOLVE_RATIO if metric in self.active_alerts else threshold
-            active = window >= self.config.min_samples and value is not None and value > limit
-            if active == (metric in self.active_alerts):
-                continue
-            change = AlertChange(metric, value, threshold, window, active)
-            if active:
-                self.active_alerts.add(metric)
-                self.alerts_raised[metric] += 1
-                log.warning("DRIFT ALERT %s=%.4f > %.4f over the last %d", metric, value, threshold, window)
+        """Re-evaluate the alerts on the current windows (``textclf.drift.DriftAlerts``); log and return the changes."""
+        changes = self.alerts.update(self.metrics(), {"texts": len(self.texts), "predictions": len(self.predictions)})
+        for change in changes:
+            if change.active:
+                log.warning("DRIFT ALERT %s=%.4f > %.4f over the last %d", change.metric, change.value,
+                            change.threshold, change.window)
             else:
-                self.active_alerts.discard(metric)
-                log.info("drift resolved: %s=%s <= %.4f over the last %d", metric, value, limit, window)
-            changes.append(change)
+                log.info("drift resolved: %s=%s <= %.4f over the last %d", change.metric, change.value,
+                         change.threshold * drift.RESOLVE_RATIO, change.window)
         return changes
 
     def report(self) -> dict[str, Any]:
@@ -425,17 +378,3 @@ class DriftMonitor:
             "events": {"accepted": dict(self.events), "rejected": dict(self.rejected), "pending": len(self.pending)},
             "alerts_raised": dict(self.alerts_raised),
         }
-
-
-def parse_thresholds(items: Iterable[str]) -> dict[str, float]:
-    """``["score_psi=0.3", "script_js=off"]`` -> the default thresholds with these changes."""
-    thresholds = dict(DEFAULT_THRESHOLDS)
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or name not in METRICS:
-            raise ValueError(f"threshold {item!r} must be NAME=VALUE with NAME in {list(METRICS)}")
-        if value == "off":
-            thresholds.pop(name, None)
-        else:
-            thresholds[name] = float(value)
-    return thresholds

@@ -25,7 +25,7 @@ from textclf import tracking
 from textclf.rollout import operations
 from textclf.settings import from_values, parameters_only
 from textclf.rollout.errors import AnalysisError, InvalidManifestError, RolloutError
-from textclf.rollout.kube import InferenceServiceAPI
+from textclf.platform.kube import InferenceServiceAPI
 
 EXIT_CODES = {"promote": 0, "rollback": 3, "hold": 4}
 

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 from textclf import tracking
+from textclf.platform import secret_manager, wandb_client
 from tests.cloud import wandb_records
 from tests.cloud.conftest import free_port
 
@@ -111,7 +112,7 @@ def test_unreachable_server_falls_back_to_offline(no_key, monkeypatch, tmp_path)
     """A key but no reachable W&B server (a closed loopback port): the step still tracks, offline."""
     monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
     monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{free_port()}")
-    monkeypatch.setattr(tracking, "INIT_TIMEOUT_S", 3)
+    monkeypatch.setattr(wandb_client, "INIT_TIMEOUT_S", 3)
     run = tracking.start(tracking.TrackingSettings(dir=str(tmp_path)), job_type="train")
     run.log({"loss": 1.0}, step=0)
     run.finish()
@@ -147,7 +148,7 @@ def test_api_key_from_secret_manager(no_key, monkeypatch, caplog):
 
     server = HTTPServer(("127.0.0.1", 0), _FakeSecretManager)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setattr(tracking, "SECRET_MANAGER_URL", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.setattr(secret_manager, "SECRET_MANAGER_URL", f"http://127.0.0.1:{server.server_port}")
     monkeypatch.setattr(google.auth, "default", lambda scopes=None: (AnonymousCredentials(), "p"))
     try:
         missing = tracking.TrackingSettings(wandb_api_key_secret="projects/p/secrets/other/versions/1")

@@ -16,8 +16,8 @@ import pytest
 from tests.cloud.fake_trainer_api import FakeTrainerApi, Script, schema_errors, trainjob_validator
 from textclf.tracking import TrackingSettings
 from textclf.train import TrainSettings
-from textclf.train.launch import TrainLaunchSettings
-from textclf.train.trainjob import (TrainJobFailed, TrainJobSettings, TrainJobTimeout, new_request, run_trainjob)
+from textclf.platform.trainjob import TrainJobFailed, TrainJobSettings, TrainJobTimeout
+from textclf.train.launch import TrainJobTarget, TrainLaunchSettings, new_request, run_trainjob, train_step
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "kubeflow"
@@ -146,6 +146,26 @@ def test_the_step_submits_a_valid_trainjob_streams_its_log_and_passes_the_model_
     assert api.deleted == []
     assert summary["data_fingerprint"] == "f00d"
     assert json.loads((tmp_path / "model" / "training.json").read_text())["precision"] == "bf16"
+
+
+def test_the_train_op_s_launcher_runs_several_nodes_on_kubeflow_as_a_trainjob(trainer_api, gcs_bucket, tmp_path):
+    """The one train op, in a Kubeflow pod (``KUBERNETES_SERVICE_HOST``) with num_nodes > 1: its
+    launcher submits the TrainJob on the artifacts' URIs and brings the model back to the artifact's path."""
+    from types import SimpleNamespace
+
+    api = trainer_api()
+    put_trained_model(gcs_bucket, "root/model")
+    tokenized = SimpleNamespace(path="/gcs/unused", uri=f"gs://{gcs_bucket.name}/root/tokenized")
+    model = SimpleNamespace(path=str(tmp_path / "model"), uri=f"gs://{gcs_bucket.name}/root/model")
+    cluster = TrainJobTarget(TrainJobSettings(), "nvidia-l4", IMAGE, client=client_for(api), poll_seconds=1)
+    summary = train_step(tokenized, model, METADATA, TrainSettings(epochs=1), TrainLaunchSettings(num_nodes=3, gpus_per_node=2),
+                         TrackingSettings(), cluster, env={"KUBERNETES_SERVICE_HOST": "10.0.0.1"})
+    (body,) = api.created
+    assert body["spec"]["trainer"]["numNodes"] == 3
+    assert body["spec"]["trainer"]["command"][:2] == ["torchrun", "--nproc_per_node=2"]
+    args = body["spec"]["trainer"]["command"]
+    assert args[args.index("--tokenized") + 1] == tokenized.uri and args[args.index("--output") + 1] == model.uri
+    assert summary["data_fingerprint"] == "f00d" and (tmp_path / "model" / "config.json").exists()
 
 
 def test_a_failed_trainjob_fails_the_step_with_its_events(trainer_api, gcs_bucket, tmp_path):

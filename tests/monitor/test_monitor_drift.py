@@ -58,3 +58,27 @@ def test_align_categorical_union():
     ref, cur = drift.align({"LATIN": 0.9, "NONE": 0.1}, {"LATIN": 3, "CYRILLIC": 1})
     # keys sorted: CYRILLIC, LATIN, NONE
     assert ref == [0.0, 0.9, 0.1] and cur == [1, 3, 0.0]
+
+
+def test_an_alert_needs_a_full_enough_window_and_resolves_only_well_under_its_threshold():
+    """The alerting rule alone (textclf.drift), as the monitor applies it: no server, no tokenizer."""
+    alerts = drift.DriftAlerts({"score_psi": 0.2, "length_psi": 0.2}, min_samples=50)
+    full = {"texts": 100, "predictions": 100}
+    assert alerts.update({"score_psi": 0.9, "length_psi": 0.0}, {"texts": 100, "predictions": 49}) == []  # too few predictions
+    (raised,) = alerts.update({"score_psi": 0.9, "length_psi": 0.0}, full)
+    assert (raised.metric, raised.active, raised.window, alerts.active) == ("score_psi", True, 100, {"score_psi"})
+    assert alerts.update({"score_psi": 0.17, "length_psi": 0.0}, full) == []  # under 0.2, not under 0.8 x 0.2: still on
+    (resolved,) = alerts.update({"score_psi": 0.15, "length_psi": None}, full)
+    assert (resolved.active, alerts.active, alerts.raised["score_psi"]) == (False, set(), 1)
+
+
+def test_thresholds_are_checked_and_judged_on_their_own_window():
+    assert drift.parse_thresholds(["score_psi=0.3", "script_js=off"])["score_psi"] == 0.3
+    assert "script_js" not in drift.parse_thresholds(["script_js=off"])
+    with pytest.raises(ValueError, match="score_psi=high"):
+        drift.parse_thresholds(["score_psi=high"])
+    with pytest.raises(ValueError, match="unknown drift metrics \\['bogus'\\]"):
+        drift.DriftAlerts({"bogus": 1.0}, min_samples=1)
+    metrics = {"length_psi": 0.9, "score_psi": 0.9, "label_share_shift": None}
+    thresholds = {"length_psi": 0.2, "score_psi": 0.2, "label_share_shift": 0.1}
+    assert drift.over_threshold(metrics, {"texts": 10, "predictions": 100}, 50, thresholds) == {"score_psi": 0.9}

@@ -50,7 +50,7 @@ def test_dag_order_and_deploy_under_the_gate(compiled):
     assert tasks["ingest-op"]["cachingOptions"]["enableCache"] is True
     assert tasks["tokenize-op"]["cachingOptions"]["enableCache"] is True
     trains = branch_tasks(spec)
-    assert set(trains) == {"train-op", "train-trainjob-op"}
+    assert set(trains) == {"train-op", "train-op-2"}  # one op, in the pod of each branch
     assert all(task["retryPolicy"]["maxRetryCount"] == 2 for task in trains.values())
 
 
@@ -82,8 +82,11 @@ def test_kubeflow_trains_one_node_in_its_task_on_gpus_per_node_gpus_and_several_
     assert one_node == "int(inputs.parameter_values['pipelinechannel--num_nodes']) == 1"
     assert several_nodes == f"!({one_node})"
     assert set(spec["components"][one_node_component]["dag"]["tasks"]) == {"train-op"}
-    assert set(spec["components"][several_nodes_component]["dag"]["tasks"]) == {"train-trainjob-op"}
+    assert set(spec["components"][several_nodes_component]["dag"]["tasks"]) == {"train-op-2"}
     executors = spec["deploymentSpec"]["executors"]
+    # One op: both branches run the same component (the launcher decides at run time what it starts).
+    assert executors["exec-train-op"]["container"]["command"] == executors["exec-train-op-2"]["container"]["command"]
+    assert executors["exec-train-op"]["container"]["args"] == executors["exec-train-op-2"]["container"]["args"]
     accelerator = executors["exec-train-op"]["container"]["resources"]["accelerator"]
     assert accelerator["resourceType"] == "nvidia.com/gpu"
     assert accelerator["resourceCount"] == "{{$.inputs.parameters['pipelinechannel--gpus_per_node']}}"
@@ -91,9 +94,10 @@ def test_kubeflow_trains_one_node_in_its_task_on_gpus_per_node_gpus_and_several_
     assert platform["exec-train-op"]["tolerations"] == [{"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}]
     assert platform["exec-train-op"]["secretAsEnv"][0]["secretName"] == "wandb"
     # The TrainJob's launcher is a CPU task: the GPUs are the TrainJob's, never held by a waiting pod.
-    assert "accelerator" not in executors["exec-train-trainjob-op"]["container"]["resources"]
-    assert "exec-train-trainjob-op" not in platform
-    launcher = branch_tasks(spec)["train-trainjob-op"]["inputs"]["parameters"]
+    assert "accelerator" not in executors["exec-train-op-2"]["container"]["resources"]
+    assert "exec-train-op-2" not in platform
+    assert spec["components"][several_nodes_component]["dag"]["tasks"]["train-op-2"]["taskInfo"]["name"] == "train-trainjob"
+    launcher = branch_tasks(spec)["train-op-2"]["inputs"]["parameters"]
     assert launcher["gpu_type"] == {"runtimeValue": {"constant": "nvidia-l4"}}
     assert launcher["trainer_image"]["runtimeValue"]["constant"] == images.TRAINER_IMAGE
 
@@ -130,7 +134,7 @@ def test_the_new_training_parameters_are_in_both_yamls_with_their_descriptions(c
     from textclf.settings import help_of, pipeline_fields
     from textclf.train import TrainSettings
     from textclf.train.launch import TrainLaunchSettings
-    from textclf.train.trainjob import TrainJobSettings
+    from textclf.platform.trainjob import TrainJobSettings
 
     fields = pipeline_fields(TrainSettings, TrainLaunchSettings, TrainJobSettings)
     both = ("num_nodes", "gpus_per_node", "checkpoint_every_steps", "checkpoint_every_minutes", "dataloader_workers")

@@ -1,14 +1,17 @@
-"""Where the train task's processes run: one process, torchrun on this machine, or a Vertex replica."""
+"""Where the train task's processes run: one process, torchrun on this machine, a Vertex replica, or a TrainJob."""
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from textclf.tracking import TrackingSettings
 from textclf.train import TrainSettings
-from textclf.train.launch import (TrainLaunchSettings, Topology, checkpoints_for, topology, torchrun_options,
-                                  train_in_task, vertex_machine_type)
+from textclf.platform.vertex import vertex_machine_type
+from textclf.platform.trainjob import TrainJobSettings
+from textclf.train.launch import (ONE_PROCESS, TORCHRUN, TRAINJOB, VERTEX_POOLS, TrainJobTarget, TrainLaunchSettings,
+                                  Topology, checkpoints_for, launch_kind, topology, torchrun_options, train_step)
 
 
 def cluster_spec(pool: str, index: int, workers: int) -> str:
@@ -41,6 +44,28 @@ def test_a_launch_that_cannot_be_is_named(launch, env, message):
         topology(launch, env)
 
 
+IN_A_POD = {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}
+
+
+@pytest.mark.parametrize("nodes, gpus, env, expected", [
+    (1, 1, {}, ONE_PROCESS),
+    (1, 4, {}, TORCHRUN),
+    (1, 4, IN_A_POD, TORCHRUN),  # Kubeflow, one node: the task's own GPUs
+    (1, 1, IN_A_POD, ONE_PROCESS),
+    (2, 4, IN_A_POD, TRAINJOB),  # Kubeflow, several nodes
+    (3, 2, {"CLUSTER_SPEC": cluster_spec("workerpool0", 0, 2)}, VERTEX_POOLS),
+    (3, 2, {**IN_A_POD, "CLUSTER_SPEC": cluster_spec("workerpool1", 0, 2)}, VERTEX_POOLS),  # a replica is a pod too
+    (1, 1, {"CLUSTER_SPEC": cluster_spec("workerpool0", 0, 0)}, VERTEX_POOLS),
+])
+def test_the_launch_is_chosen_at_run_time_from_the_settings_and_the_machine(nodes, gpus, env, expected):
+    assert launch_kind(TrainLaunchSettings(num_nodes=nodes, gpus_per_node=gpus), env) == expected
+
+
+def test_several_nodes_outside_kubeflow_and_vertex_are_refused_with_what_would_run_them():
+    with pytest.raises(ValueError, match="needs a Kubeflow TrainJob or a Vertex CustomJob"):
+        launch_kind(TrainLaunchSettings(num_nodes=2), {})
+
+
 def test_bad_launch_settings_and_machines_are_named():
     with pytest.raises(ValueError, match="^gpus_per_node must be at least 1, got 0$"):
         TrainLaunchSettings(gpus_per_node=0)
@@ -59,10 +84,12 @@ def test_checkpoints_go_to_cloud_storage_when_the_artifact_is_there():
 
 
 def test_the_train_task_starts_torchrun_over_gpus_per_node_processes(tokenized_dir, tiny_model_dir, tmp_path):
-    """gpus_per_node=2 on a machine without GPUs: two gloo processes, as the train op would start them."""
+    """gpus_per_node=2 on a machine without GPUs: two gloo processes, started by the train op's launcher."""
     model = tmp_path / "model"
-    summary = train_in_task(tokenized_dir, str(model), str(model), {"labels": ["negative", "positive"]},
-                            TrainSettings(base_model=tiny_model_dir, epochs=1, batch_size=16, max_steps=2),
-                            TrainLaunchSettings(gpus_per_node=2), TrackingSettings(mode="disabled"), env={})
+    summary = train_step(SimpleNamespace(path=tokenized_dir, uri=tokenized_dir), SimpleNamespace(path=str(model), uri=str(model)),
+                         {"labels": ["negative", "positive"]},
+                         TrainSettings(base_model=tiny_model_dir, epochs=1, batch_size=16, max_steps=2),
+                         TrainLaunchSettings(gpus_per_node=2), TrackingSettings(mode="disabled"),
+                         TrainJobTarget(TrainJobSettings(), "", "unused"), env={})
     assert summary["processes"] == 2 and summary["history"][0]["epoch"] == 1
     assert json.loads((Path(model) / "training.json").read_text()) == summary

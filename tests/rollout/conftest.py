@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from textclf.rollout.kube import InferenceServiceAPI
+from textclf.platform.kube import InferenceServiceAPI
 from tests.rollout.fake_kube import FakeKubeAPI
 
 NAMESPACE = "models"

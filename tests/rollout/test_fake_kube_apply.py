@@ -14,7 +14,7 @@ import copy
 import pytest
 
 from textclf.rollout import ConflictError, InvalidManifestError
-from textclf.rollout.kube import APPLY_PATCH, FIELD_MANAGER
+from textclf.platform.kube import APPLY_PATCH, FIELD_MANAGER
 from tests.rollout.conftest import NAMESPACE, isvc_manifest
 
 SPEC = ("spec", "predictor")

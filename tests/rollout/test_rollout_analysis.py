@@ -20,13 +20,8 @@ import pytest
 
 from textclf.rollout import AnalysisError, NoCanaryError, apply_inference_service, get_status
 from serving.rollout.__main__ import main
-from serving.rollout.analysis import (
-    CanaryRules,
-    Prometheus,
-    RevisionNumbers,
-    analyze,
-    decide,
-)
+from serving.rollout.analysis import Prometheus, analyze
+from textclf.rollout.verdict import CanaryRules, RevisionNumbers, decide
 from textclf.inferenceservice import DeploySettings, build_inference_service, predictor_name
 from tests.rollout.conftest import NAMESPACE, isvc_manifest, kserve_standard_status, kserve_status
 
@@ -240,7 +235,7 @@ def test_a_canary_model_without_probe_texts_is_a_named_error_not_film_reviews(fa
 
 
 def test_probe_texts_of_an_unreadable_scheme_are_a_named_error():
-    from serving.rollout.analysis import model_probe_texts
+    from textclf.rollout.verdict import model_probe_texts
 
     with pytest.raises(AnalysisError, match="cannot read the probe texts of the canary's model s3://b/m"):
         model_probe_texts("s3://b/m")

@@ -28,7 +28,7 @@ from textclf.rollout import (
     rollback,
     wait_ready,
 )
-from textclf.rollout.kube import APPLY_PATCH
+from textclf.platform.kube import APPLY_PATCH
 from tests.rollout.conftest import NAMESPACE, isvc_manifest, kserve_status, storage_uri_of
 from tests.rollout.fake_kube import FakeKubeAPI
 

@@ -15,7 +15,7 @@ import pytest
 
 from textclf.inferenceservice import DeploySettings, build_inference_service, predictor_name
 from textclf.rollout import InvalidManifestError, NoCanaryError, apply_inference_service, get_status, promote, rollback
-from textclf.rollout.kube import APPLY_PATCH
+from textclf.platform.kube import APPLY_PATCH
 from tests.rollout import crd
 from tests.rollout.conftest import NAMESPACE, isvc_manifest, kserve_standard_status, storage_uri_of
 

@@ -16,15 +16,20 @@ from textclf.rollout.errors import (
     RolloutError,
     WaitTimeoutError,
 )
-from textclf.rollout.kube import InferenceServiceAPI
-from textclf.rollout.operations import (
-    RolloutStatus,
-    apply_inference_service,
-    get_status,
-    promote,
-    rollback,
-    wait_ready,
-)
+
+# Loaded when first named: the Kubernetes client (textclf.platform.kube) raises this package's errors,
+# so importing it must not import the operations, which import it back.
+_LAZY = {"InferenceServiceAPI": "textclf.platform.kube", **{name: "textclf.rollout.operations" for name in (
+    "RolloutStatus", "apply_inference_service", "get_status", "promote", "rollback", "wait_ready")}}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_LAZY[name]), name)
+
 
 __all__ = [
     "AnalysisError",

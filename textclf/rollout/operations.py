@@ -34,13 +34,13 @@ from textclf.inferenceservice import (
     model_uri_of,
     predictor_name,
 )
+from textclf.platform.kube import API_VERSION, InferenceServiceAPI
 from textclf.rollout.errors import (
     InferenceServiceNotFoundError,
     InvalidManifestError,
     NoCanaryError,
     WaitTimeoutError,
 )
-from textclf.rollout.kube import API_VERSION, InferenceServiceAPI
 from textclf.rollout.status import RolloutStatus, TrafficTarget
 
 log = logging.getLogger(__name__)

@@ -1,15 +1,22 @@
-"""How many training processes run where, and how they are started.
+"""One training launch: where the train step's processes run, decided at run time.
 
-One process (``num_nodes`` = ``gpus_per_node`` = 1) trains inside the calling process: the path
-``make run`` takes, unchanged. More processes are started by ``torchrun`` (PyTorch's launcher,
-``torch.distributed.run``), one per GPU, running ``python -m textclf.train`` (the command line in
-``textclf/train/__main__.py``):
+The train step is one op on every target (``components/train.py``); it calls :func:`train_step`,
+which picks the launch from the launch settings and from the machine it finds itself on:
 
-* on one machine (the train task's own pod, or locally on CPU with gloo): ``torchrun --standalone``;
-* on the replicas of a Vertex AI CustomJob: ``--nnodes/--node_rank/--master_addr`` from the
-  ``CLUSTER_SPEC`` Vertex sets on each replica;
-* on the nodes of a Kubeflow Trainer TrainJob (``textclf.train.trainjob``): the TrainJob's runtime
-  sets ``PET_NNODES``, ``PET_NODE_RANK``, ``PET_MASTER_ADDR`` and ``PET_MASTER_PORT``, which torchrun reads.
+* **one process** (``num_nodes`` = ``gpus_per_node`` = 1): trains inside the calling process, the
+  path ``make run`` takes;
+* **torchrun on this machine** (``gpus_per_node`` > 1: the task's GPUs, or locally that many gloo
+  processes on CPU): ``torchrun --standalone``, one process per GPU, each running
+  ``python -m textclf.train`` (the command line in ``textclf/train/__main__.py``);
+* **Vertex worker pools** (a replica of a Vertex AI CustomJob: Vertex sets ``CLUSTER_SPEC``):
+  torchrun with ``--nnodes/--node_rank/--master_addr`` from it, on every replica
+  (``textclf.platform.vertex``);
+* **a Kubeflow Trainer TrainJob** (``num_nodes`` > 1 in a Kubernetes pod, i.e. on Kubeflow): the
+  step submits ``num_nodes`` pods running ``torchrun -m textclf.train`` (the runtime sets
+  ``PET_NNODES``, ``PET_NODE_RANK``, ``PET_MASTER_ADDR``, ``PET_MASTER_PORT``, which torchrun
+  reads), follows the job (``textclf.platform.trainjob``) and copies the model it wrote back.
+
+This module is the training code's one door to the platform clients (``textclf.platform``).
 """
 
 from __future__ import annotations
@@ -18,48 +25,28 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from textclf import storage
 from textclf.encoding import TRAINING_FILE
+from textclf.platform.trainjob import TrainJobRequest, TrainJobSettings
+from textclf.platform.vertex import vertex_topology
 from textclf.settings import require_at_least, setting
 from textclf.train import checkpoint
 from textclf.train.settings import TrainSettings
 
 log = logging.getLogger(__name__)
 
-# Each training process (one per GPU) gets this much of its node: requests of the TrainJob's pods.
-CPU_PER_PROCESS = 4
-MEMORY_GB_PER_PROCESS = 16
-
-
-# Vertex AI machine types per accelerator and GPU count: each accelerator comes attached to its
-# machine family, sized by the GPU count (Google Cloud's GPU machine types; a2/a3 name the count).
-VERTEX_MACHINE_TYPES = {
-    "NVIDIA_L4": {1: "g2-standard-8", 2: "g2-standard-24", 4: "g2-standard-48", 8: "g2-standard-96"},
-    "NVIDIA_TESLA_T4": {1: "n1-standard-8", 2: "n1-standard-16", 4: "n1-standard-32"},
-    "NVIDIA_TESLA_A100": {1: "a2-highgpu-1g", 2: "a2-highgpu-2g", 4: "a2-highgpu-4g", 8: "a2-highgpu-8g", 16: "a2-megagpu-16g"},
-    "NVIDIA_A100_80GB": {1: "a2-ultragpu-1g", 2: "a2-ultragpu-2g", 4: "a2-ultragpu-4g", 8: "a2-ultragpu-8g"},
-    "NVIDIA_H100_80GB": {1: "a3-highgpu-1g", 2: "a3-highgpu-2g", 4: "a3-highgpu-4g", 8: "a3-highgpu-8g"},
-}
-
-
-def vertex_machine_type(accelerator_type: str, gpus: int) -> str:
-    """The Vertex AI machine type that carries ``gpus`` GPUs of ``accelerator_type``.
-
-    Raises:
-        ValueError: no machine carries that many of them (the message lists the counts that exist).
-    """
-    counts = VERTEX_MACHINE_TYPES.get(accelerator_type)
-    if counts is None:
-        raise ValueError(f"no Vertex machine table for accelerator {accelerator_type!r}; known: {sorted(VERTEX_MACHINE_TYPES)}")
-    if gpus not in counts:
-        raise ValueError(f"gpus_per_node={gpus}: Vertex machines carry {sorted(counts)} {accelerator_type} GPUs")
-    return counts[gpus]
+# The launches train_step chooses between (see the module's docstring).
+ONE_PROCESS, TORCHRUN, VERTEX_POOLS, TRAINJOB = "one process", "torchrun", "Vertex worker pools", "TrainJob"
 
 
 @dataclass
@@ -95,32 +82,13 @@ class Topology:
         return self.node_rank == 0
 
 
-def vertex_topology(cluster_spec: str) -> tuple[int, int, tuple[str, int]]:
-    """(nodes, this node's rank, node 0's address and port) from Vertex AI's ``CLUSTER_SPEC``.
-
-    Vertex puts the primary replica in ``workerpool0`` and the others in ``workerpool1``; the
-    primary is node 0.
-    """
-    spec = json.loads(cluster_spec)
-    cluster, task = spec["cluster"], spec["task"]
-    primary, workers = cluster.get("workerpool0", []), cluster.get("workerpool1", [])
-    if len(primary) != 1:
-        raise ValueError(f"CLUSTER_SPEC: workerpool0 must hold exactly the primary replica, got {primary}")
-    pools = {"workerpool0": 0, "workerpool1": 1}
-    if task["type"] not in pools:
-        raise ValueError(f"CLUSTER_SPEC: this replica is in {task['type']}; training runs in workerpool0 and workerpool1 only")
-    node_rank = 0 if task["type"] == "workerpool0" else 1 + int(task["index"])
-    host, _, port = primary[0].rpartition(":")
-    return 1 + len(workers), node_rank, (host, int(port))
-
-
 def topology(launch: TrainLaunchSettings, env: Mapping[str, str] | None = None) -> Topology:
     """This task's share of the launch: one machine, or (on Vertex) one replica of several.
 
     Raises:
-        ValueError: ``num_nodes`` > 1 where only one machine exists (locally, or a single pod:
-            on Kubeflow several nodes are a TrainJob, started by ``train_trainjob_op``), or a Vertex
-            cluster whose size is not ``num_nodes``.
+        ValueError: ``num_nodes`` > 1 where only one machine exists (locally: on Kubeflow several
+            nodes are a TrainJob, see :func:`launch_kind`), or a Vertex cluster whose size is not
+            ``num_nodes``.
     """
     env = os.environ if env is None else env
     if env.get("CLUSTER_SPEC"):
@@ -194,4 +162,95 @@ def train_in_task(tokenized: str, model_path: str, model_uri: str, metadata: dic
     subprocess.run(command, check=True)
     if not topo.is_main_node:
         return None
+    return json.loads((Path(model_path) / TRAINING_FILE).read_text())
+
+
+def launch_kind(launch: TrainLaunchSettings, env: Mapping[str, str] | None = None) -> str:
+    """Which launch trains here: :data:`ONE_PROCESS`, :data:`TORCHRUN`, :data:`VERTEX_POOLS` or :data:`TRAINJOB`.
+
+    A Vertex CustomJob replica knows itself by ``CLUSTER_SPEC``; a Kubernetes pod (Kubeflow) by
+    ``KUBERNETES_SERVICE_HOST``, which the kubelet sets in every pod and the Kubernetes client's
+    in-cluster configuration reads.
+
+    Raises:
+        ValueError: ``num_nodes`` > 1 on a machine that is neither (the message says what would run it).
+    """
+    env = os.environ if env is None else env
+    if env.get("CLUSTER_SPEC"):
+        return VERTEX_POOLS
+    if launch.num_nodes > 1 and env.get("KUBERNETES_SERVICE_HOST"):
+        return TRAINJOB
+    return TORCHRUN if topology(launch, env).processes > 1 else ONE_PROCESS
+
+
+class Located(Protocol):
+    """Where an artifact is: its local path and its URI (a kfp artifact is one)."""
+
+    path: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class TrainJobTarget:
+    """What a TrainJob needs besides the training settings: its own settings, the GPU pool's GKE
+    accelerator type (empty: CPU nodes) and the trainer image its pods run."""
+
+    job: TrainJobSettings
+    gpu_type: str
+    image: str
+    client: Any = None  # a kubeflow TrainerClient; None: the pod's own (its service account and namespace)
+    poll_seconds: int = 10
+
+
+def train_step(tokenized: Located, model: Located, metadata: dict, settings: TrainSettings, launch: TrainLaunchSettings,
+               tracking_settings, cluster: TrainJobTarget, env: Mapping[str, str] | None = None) -> dict | None:
+    """Train the train step's model with the launch :func:`launch_kind` picks, and leave it at ``model.path``.
+
+    Returns:
+        ``training.json``'s content; None on a worker replica of a Vertex CustomJob, which must
+        leave the step's outputs to the primary.
+    """
+    kind = launch_kind(launch, env)
+    log.info("training launch: %s (%d node(s) x %d process(es))", kind, launch.num_nodes, launch.gpus_per_node)
+    if kind == TRAINJOB:
+        return run_trainjob(tokenized.uri, model.uri, model.path, metadata, settings, launch, cluster.job,
+                            tracking_settings, cluster.gpu_type, cluster.image, cluster.client, cluster.poll_seconds)
+    return train_in_task(tokenized.path, model.path, model.uri, metadata, settings, launch, tracking_settings, env)
+
+
+def new_request(tokenized_uri: str, model_uri: str, metadata: dict, settings: TrainSettings, launch: TrainLaunchSettings,
+                job: TrainJobSettings, tracking_settings, gpu_type: str, image: str) -> TrainJobRequest:
+    """The TrainJob of one train step: ``num_nodes`` pods running ``torchrun -m textclf.train`` on the artifacts' URIs.
+
+    Raises:
+        ValueError: an artifact is not on Cloud Storage (the TrainJob's pods share no volume with the step).
+    """
+    for what, uri in (("tokenized dataset", tokenized_uri), ("model", model_uri)):
+        if not storage.is_gcs(uri):
+            raise ValueError(f"num_nodes > 1 runs a TrainJob whose pods read and write the artifacts on Cloud Storage, "
+                             f"but the {what} is at {uri!r}: submit the run with a gs:// pipeline root")
+    command = ["torchrun", f"--nproc_per_node={launch.gpus_per_node}", "-m", "textclf.train",
+               *cli_arguments(tokenized_uri, model_uri, metadata, checkpoint.checkpoint_location_for(model_uri),
+                              settings, tracking_settings)]
+    return TrainJobRequest(
+        name=f"textclf-train-{uuid.uuid4().hex[:8]}", image=image, command=command, num_nodes=launch.num_nodes,
+        gpus_per_node=launch.gpus_per_node, gpu_type=gpu_type, service_account=job.trainjob_service_account,
+        runtime=job.trainjob_runtime, timeout_seconds=max(1, round(job.trainjob_timeout_hours * 3600)),
+    )
+
+
+def run_trainjob(tokenized_uri: str, model_uri: str, model_path: str, metadata: dict, settings: TrainSettings,
+                 launch: TrainLaunchSettings, job: TrainJobSettings, tracking_settings, gpu_type: str, image: str,
+                 client=None, poll_seconds: int = 10) -> dict:
+    """Train on ``launch.num_nodes`` nodes as a TrainJob and copy the model it wrote to ``model_path``.
+
+    Returns:
+        ``training.json``'s content.
+    """
+    from textclf.platform import trainjob
+
+    request = new_request(tokenized_uri, model_uri, metadata, settings, launch, job, tracking_settings, gpu_type, image)
+    trainjob.run(request, client, poll_seconds)
+    with tempfile.TemporaryDirectory(prefix="trainjob-model-") as tmp:
+        shutil.copytree(storage.localize(model_uri, tmp), model_path, dirs_exist_ok=True)
     return json.loads((Path(model_path) / TRAINING_FILE).read_text())

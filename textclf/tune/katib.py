@@ -5,7 +5,7 @@ Why not ``kubeflow.optimizer.OptimizerClient`` (the ``kubeflow`` SDK 0.5.0 this 
 TrainJob template without pod settings (no GPU pool selector or toleration, no service account, no
 secret reference). The Experiment is therefore built here from the same pieces that SDK uses: the
 Katib API models of ``kubeflow-katib-api`` 0.19.0 (Katib v0.19.0's types), the TrainJob spec made
-by the SDK's Trainer backend from the same :class:`~textclf.train.trainjob.TrainJobRequest` as the
+by the SDK's Trainer backend from the same :class:`~textclf.platform.trainjob.TrainJobRequest` as the
 multi-node train step (GPU pool, service account, the ``wandb`` secret by reference), and created
 with the Kubernetes client as the SDK creates it. ``kubeflow-katib`` (the older SDK) is not used:
 it pins a ``kubernetes`` client older than the one Trainer's SDK needs.
@@ -29,7 +29,7 @@ from dataclasses import asdict, replace
 from textclf import storage
 from textclf.train.launch import settings_arguments
 from textclf.train.settings import TrainSettings
-from textclf.train.trainjob import TrainJobRequest, TrainJobSettings
+from textclf.platform.trainjob import TrainJobRequest, TrainJobSettings
 from textclf.tune.settings import CloudTuneSettings, KatibSettings, TuneSettings
 from textclf.tune.space import SearchSpace
 from textclf.tune.study import StudyResult, TrialRecord, study_name

@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, replace
 
-from textclf.train.launch import settings_arguments, vertex_machine_type
+from textclf.platform.vertex import vertex_machine_type
+from textclf.train.launch import settings_arguments
 from textclf.train.settings import TrainSettings
 from textclf.tune.settings import TuneSettings
 from textclf.tune.space import SearchSpace

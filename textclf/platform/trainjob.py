@@ -1,47 +1,31 @@
-"""The train step on several GPU nodes: a Kubeflow Trainer v2 TrainJob, through the ``kubeflow`` SDK.
+"""The Kubeflow Trainer v2 client: a TrainJob on the GPU pool, followed to its end, through the ``kubeflow`` SDK.
 
-``train_trainjob_op`` (kubeflow target, ``num_nodes`` > 1) runs in a small CPU pod and:
-
-1. submits a TrainJob on the ``torch-distributed`` runtime: ``num_nodes`` pods on the GPU pool
-   (its node selector and toleration), ``gpus_per_node`` GPUs each, our trainer image, and the
-   command ``torchrun --nproc_per_node=G -m textclf.train ...`` (the runtime sets torchrun's
-   ``PET_*`` variables: node count, node rank, master address);
-2. waits for it to start, streams node 0's log (rank 0 logs progress) into the step's log,
-   and waits for it to end; a failed TrainJob fails the step with the job's reason;
-3. copies the model the job wrote to the Model artifact's ``gs://`` URI into the artifact's
-   local path, so KFP passes it on as with the single-pod path.
-
-The TrainJob's pods read the tokenized splits from, and write the model and its checkpoints
-to, the artifacts' ``gs://`` URIs: the pipeline root must be on Cloud Storage, and the pods'
-service account must be allowed to write it (Workload Identity). The W&B key reaches them
-as a reference to the ``wandb`` Kubernetes secret, never as a value.
+A :class:`TrainJobRequest` is plain data (name, image, command, nodes, GPUs per node, GPU type,
+service account, runtime, deadline); :func:`run` submits it on the runtime (``torch-distributed``:
+``num_nodes`` pods on the GPU pool, by its node selector and toleration, ``gpus_per_node`` GPUs
+each), waits for it to start, streams node 0's log into the caller's, waits for it to end, and
+deletes it when the caller is stopped (SIGTERM) or gives up waiting, so that no GPU node keeps
+training for nobody. The W&B key reaches the pods as a reference to the ``wandb`` Kubernetes
+secret, never as a value. What runs in the pods (the torchrun command) is the caller's: the train
+launcher (``textclf.train.launch``) and the Katib tuner (``textclf.tune.katib``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 import signal
-import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-from textclf import storage
-from textclf.encoding import TRAINING_FILE
+from textclf.platform.gke import GPU_NODE_LABEL, GPU_TOLERATION, WANDB_SECRET, WANDB_SECRET_KEY
 from textclf.settings import setting
-from textclf.train.checkpoint import checkpoint_location_for
-from textclf.train.launch import CPU_PER_PROCESS, MEMORY_GB_PER_PROCESS, TrainLaunchSettings, cli_arguments
-from textclf.train.settings import TrainSettings
 
 log = logging.getLogger(__name__)
 
-GPU_NODE_LABEL = "cloud.google.com/gke-accelerator"  # GKE's label of a GPU node's accelerator type
-GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}  # the GPU pool's taint
-WANDB_SECRET, WANDB_SECRET_KEY = "wandb", "api-key"  # optional: without it W&B runs offline
+# Each training process (one per GPU) gets this much of its node: requests of the TrainJob's pods.
+CPU_PER_PROCESS = 4
+MEMORY_GB_PER_PROCESS = 16
 TRAINER_CONTAINER = "node"  # the trainer's replicated job and container in Trainer's torch runtimes
 SDK_MANAGER = "trainer.kubeflow.org/kubeflow-sdk"
 
@@ -116,26 +100,6 @@ class TrainJobRequest:
         return CustomTrainerContainer(image=self.image, num_nodes=self.num_nodes, resources_per_node=self.resources_per_node())
 
 
-def new_request(tokenized_uri: str, model_uri: str, metadata: dict, settings: TrainSettings, launch: TrainLaunchSettings,
-                job: TrainJobSettings, tracking_settings, gpu_type: str, image: str) -> TrainJobRequest:
-    """The TrainJob for one train step.
-
-    Raises:
-        ValueError: an artifact is not on Cloud Storage (the TrainJob's pods share no volume with the step).
-    """
-    for what, uri in (("tokenized dataset", tokenized_uri), ("model", model_uri)):
-        if not storage.is_gcs(uri):
-            raise ValueError(f"num_nodes > 1 runs a TrainJob whose pods read and write the artifacts on Cloud Storage, "
-                             f"but the {what} is at {uri!r}: submit the run with a gs:// pipeline root")
-    command = ["torchrun", f"--nproc_per_node={launch.gpus_per_node}", "-m", "textclf.train",
-               *cli_arguments(tokenized_uri, model_uri, metadata, checkpoint_location_for(model_uri), settings, tracking_settings)]
-    return TrainJobRequest(
-        name=f"textclf-train-{uuid.uuid4().hex[:8]}", image=image, command=command, num_nodes=launch.num_nodes,
-        gpus_per_node=launch.gpus_per_node, gpu_type=gpu_type, service_account=job.trainjob_service_account,
-        runtime=job.trainjob_runtime, timeout_seconds=max(1, round(job.trainjob_timeout_hours * 3600)),
-    )
-
-
 def submit(client, request: TrainJobRequest) -> str:
     """Create the TrainJob; returns its name."""
     name = client.train(runtime=request.runtime, trainer=request.trainer(), options=request.options())
@@ -177,15 +141,16 @@ def _raise_on_sigterm(signum, frame):
     raise SystemExit(f"terminated by signal {signum}")
 
 
-def run_trainjob(tokenized_uri: str, model_uri: str, model_path: str, metadata: dict, settings: TrainSettings,
-                 launch: TrainLaunchSettings, job: TrainJobSettings, tracking_settings, gpu_type: str, image: str,
-                 client=None, poll_seconds: int = 10) -> dict:
-    """Train on ``launch.num_nodes`` nodes as a TrainJob and put the model at ``model_path``.
+def run(request: TrainJobRequest, client=None, poll_seconds: int = 10) -> str:
+    """Submit the TrainJob and follow it to its end; returns its name.
 
-    A step that is stopped (the run cancelled: SIGTERM) or gives up waiting deletes the TrainJob,
-    so that no GPU node keeps training for nobody. Returns ``training.json``'s content.
+    A caller that is stopped (the run cancelled: SIGTERM) or gives up waiting deletes the TrainJob;
+    a failed job holds no GPU and is kept for its logs.
+
+    Raises:
+        TrainJobFailed: the job failed.
+        TrainJobTimeout: it did not end within the request's deadline (it is deleted).
     """
-    request = new_request(tokenized_uri, model_uri, metadata, settings, launch, job, tracking_settings, gpu_type, image)
     if client is None:
         from kubeflow.trainer import TrainerClient
 
@@ -194,12 +159,10 @@ def run_trainjob(tokenized_uri: str, model_uri: str, model_path: str, metadata: 
     previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
     try:
         follow(client, name, request.timeout_seconds, poll_seconds=poll_seconds)
-    except (TrainJobTimeout, SystemExit, KeyboardInterrupt) as error:  # a failed job holds no GPU: kept for its logs
+    except (TrainJobTimeout, SystemExit, KeyboardInterrupt) as error:
         log.warning("deleting TrainJob %s: %s", name, error)
         client.delete_job(name)
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
-    with tempfile.TemporaryDirectory(prefix="trainjob-model-") as tmp:
-        shutil.copytree(storage.localize(model_uri, tmp), model_path, dirs_exist_ok=True)
-    return json.loads((Path(model_path) / TRAINING_FILE).read_text())
+    return name
