@@ -38,6 +38,7 @@ import copy
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from textclf.images import SERVER_GPU_IMAGE, SERVER_IMAGE
 from textclf.inference.backends import AUTO, REFERENCE, backend_kind
@@ -256,7 +257,7 @@ def _standard_spec(model_uri: str, settings: DeploySettings, canary: bool, backe
     """Standard mode: the live model stays ``spec.predictor``; a new one is ``spec.canary[0]``."""
     stable_uri, stable_backend = (settings.live_model_uri, live_backend) if canary else (model_uri, backend)
     stable = _sorted({**_predictor(stable_uri, settings, stable_backend), "name": predictor_name(stable_uri)})
-    spec = {"predictor": stable}
+    spec: dict[str, Any] = {"predictor": stable}
     if canary:
         new = _predictor(model_uri, settings, backend)
         spec["canary"] = [canary_entry(new, predictor_name(model_uri), settings.canary_traffic_percent)]

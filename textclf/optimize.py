@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from textclf.settings import backend_flip_rate_setting, seed_setting, setting
+from textclf.settings import SettingsParser, backend_flip_rate_setting, seed_setting, setting
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +246,7 @@ def screen_then_confirm(engines: dict, texts: list[str], labels: list[int], max_
         measurer.add(*batch)
     speeds = {name: result["texts_per_second"] for name, result in measurer.results().items()}
     contenders = sorted((name for name in names if name != REFERENCE and speeds[name] > speeds[REFERENCE]),
-                        key=speeds.get, reverse=True)
+                        key=lambda name: speeds[name], reverse=True)
     allowed_flips = max_flip_rate * len(texts)
     references = [measurer.confirm(REFERENCE, batch) for batch in rest]  # fp32 on the rest, once
     chosen = None
@@ -323,16 +323,14 @@ def main(argv: list[str] | None = None) -> None:
     a model outside the pipeline (without ``--tokenized_dir``, measured on its probe texts)."""
     import argparse
 
-    from transformers import HfArgumentParser
-
     @dataclasses.dataclass
     class Paths:
         model_dir: str = setting("", "The trained Model directory.")
         output_dir: str = setting("", "Where the optimized Model directory is written.")
         tokenized_dir: str = setting("", "The tokenize step's folder (validation split); empty: the model's probe texts.")
 
-    parser = HfArgumentParser([Paths, OptimizeSettings], description=main.__doc__,
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = SettingsParser([Paths, OptimizeSettings], description=main.__doc__,
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     paths, settings = parser.parse_args_into_dataclasses(argv)
     if not paths.model_dir or not paths.output_dir:
         parser.error("--model_dir and --output_dir are required")

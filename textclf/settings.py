@@ -16,15 +16,18 @@ import argparse
 import dataclasses
 import types
 import typing
-from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")  # a settings dataclass
 
 DEFAULT_BASE_MODEL = "offline:all-MiniLM-L6-v2"
 
 
-def setting(default: Any, help: str, **argparse_options: Any):  # noqa: A002 - argparse's name
+def setting(default: Any, help: str, **argparse_options: Any) -> Any:  # noqa: A002 - argparse's name
     """A dataclass field with its help text.
 
     Args:
@@ -52,7 +55,7 @@ def default_of(field: dataclasses.Field) -> Any:
 
 def pipeline_fields(*classes: type) -> dict[str, dataclasses.Field]:
     """The pipeline parameters of ``classes`` by name, in declaration order."""
-    fields = {}
+    fields: dict[str, dataclasses.Field] = {}
     for cls in classes:
         for field in dataclasses.fields(cls):
             if field.name not in getattr(cls, "LIBRARY_ONLY", ()):
@@ -176,7 +179,7 @@ def backend_flip_rate_setting():
                    "exceeds it.")
 
 
-def _string_to_bool(value) -> bool:
+def _string_to_bool(value: str | bool) -> bool:
     if isinstance(value, bool):
         return value
     if value.lower() in ("yes", "true", "t", "y", "1"):
@@ -186,8 +189,8 @@ def _string_to_bool(value) -> bool:
     raise argparse.ArgumentTypeError(f"expected a boolean (true/false, yes/no, 1/0), got {value!r}")
 
 
-def _choice(choices: tuple):
-    def parse(value: str):
+def _choice(choices: tuple) -> Callable[[str], Any]:
+    def parse(value: str) -> Any:
         for choice in choices:
             if str(choice) == value:
                 return choice
@@ -215,7 +218,7 @@ class SettingsParser(argparse.ArgumentParser):
             for field in dataclasses.fields(cls):
                 self._add(field, hints[field.name])
 
-    def _add(self, field: dataclasses.Field, kind) -> None:
+    def _add(self, field: dataclasses.Field, kind: Any) -> None:
         names = [f"--{field.name}"] + ([f"--{field.name.replace('_', '-')}"] if "_" in field.name else [])
         options = {**field.metadata, "default": default_of(field)}
         arguments = [argument for argument in typing.get_args(kind) if argument is not type(None)]
@@ -231,7 +234,7 @@ class SettingsParser(argparse.ArgumentParser):
         if kind is bool and options["default"] is True:
             self.add_argument(f"--no_{field.name}", action="store_false", dest=field.name, help=argparse.SUPPRESS)
 
-    def parse_args_into_dataclasses(self, args=None) -> tuple:
+    def parse_args_into_dataclasses(self, args: Sequence[str] | None = None) -> tuple:
         """One instance per settings class, then the namespace of the other flags (``parents``'), as
         ``HfArgumentParser`` returns them."""
         namespace = self.parse_args(args)

@@ -34,9 +34,10 @@ import shutil
 import socket
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import pandas as pd
@@ -44,6 +45,9 @@ import pandas as pd
 from textclf import storage
 from textclf.data.errors import EmptySourceError, SourceEncodingError, SourceError
 from textclf.data.shards import is_marker
+
+if TYPE_CHECKING:
+    import datasets
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +114,7 @@ class HubShard(Shard):
     """One split of a hub dataset; its name becomes the ``split_column`` value."""
 
     name: str
-    dataset: object  # datasets.Dataset
+    dataset: datasets.Dataset
     split: str
     split_column: str
 
@@ -274,7 +278,7 @@ class Source:
     """The shards of one source, and the label names it carries (hub ClassLabels), if any."""
 
     description: str
-    shards: list[Shard]
+    shards: Sequence[Shard]
     label_names: list[str] | None = None
 
 

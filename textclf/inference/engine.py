@@ -112,6 +112,9 @@ class Engine:
         PyTorch (bf16 is only autocast around the same weights), else loaded from the Model directory."""
         if isinstance(self.backend, TorchBackend):
             return self.backend.model
+        if self.model_dir is None:
+            raise ValueError(f"backend {self.name!r} runs no PyTorch model and this engine knows no Model directory to "
+                             "load the fp32 weights from: build it with load_engine or pass model_dir")
         from transformers import AutoModelForSequenceClassification
 
         return AutoModelForSequenceClassification.from_pretrained(self.model_dir).eval()
