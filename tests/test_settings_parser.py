@@ -46,3 +46,22 @@ def test_flags_of_a_parent_parser_come_back_as_a_namespace():
     parent.add_argument("--http_port", type=int, default=8080)
     *settings, rest = SettingsParser(CLASSES, parents=[parent]).parse_args_into_dataclasses(["--http_port", "9"])
     assert rest.http_port == 9 and settings[0] == InferenceSettings()
+
+
+def test_the_training_and_trial_command_lines_parse_as_hfargumentparser_parses_them():
+    """python -m textclf.train and textclf.tune.trial read their flags with SettingsParser: the arguments the
+    launchers write (every field, as str(value)) give what HfArgumentParser gave them before."""
+    from textclf.tracking import TrackingSettings
+    from textclf.train.__main__ import TrainPaths
+    from textclf.train.launch import settings_arguments
+    from textclf.tune.settings import TuneSettings
+    from textclf.tune.trial import TrialPaths
+
+    train_argv = ["--tokenized", "tok", "--output", "out", *settings_arguments(
+        TrainSettings(epochs=2, precision="bf16", group_by_length=False, class_weighting="balanced"),
+        TrackingSettings(wandb_project="p"))]
+    for classes, argv in (((TrainPaths, TrainSettings, TrackingSettings), train_argv),
+                          ((TrialPaths, TrainSettings, TuneSettings), ["--tokenized", "tok", "--engine", "vertex",
+                                                                       "--learning_rate", "3e-5", "--batch_size", "16"])):
+        assert SettingsParser(classes).parse_args_into_dataclasses(argv) == \
+            tuple(HfArgumentParser(classes).parse_args_into_dataclasses(argv))
