@@ -152,8 +152,10 @@ def live_model_uri_setting():
                    "split and suites, and the new model is rolled out as its canary. Empty: none yet.")
 
 
-def source_setting():
-    return setting("sample:2000", "Data: sample:N (N generated reviews); a .csv/.tsv/.parquet/.jsonl file (each "
+def source_setting() -> Any:
+    from textclf.data.formats import FORMATS  # the file formats' registry (light: no pandas at import)
+
+    return setting("sample:2000", f"Data: sample:N (N generated reviews); a {'/'.join(FORMATS)} file (each "
                    "optionally .gz), a folder of them or a glob (data/part-*.csv.gz), local or on gs:// "
                    "(gs://bucket/export/*.parquet); or hf://owner/name[:config].")
 
@@ -167,8 +169,10 @@ def parameters_only(cls: type) -> type:
     return view
 
 
-def serving_backend_setting():
-    return setting("auto", "Backend that serves the model (torch, torch-bf16, onnx, onnx-int8), the one evaluate "
+def serving_backend_setting() -> Any:
+    from textclf.inference.backends import backend_names  # the backends' registry
+
+    return setting("auto", f"Backend that serves the model ({backend_names()}), the one evaluate "
                    "scores the test split with and deploy pins with --backend; auto: the optimize step's choice, the "
                    "fastest on its CPU within max_backend_flip_rate of fp32's labels.")
 

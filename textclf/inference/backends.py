@@ -206,6 +206,12 @@ class OnnxInt8(OnnxFp32):
 BACKENDS: dict[str, BackendKind] = {kind.name: kind for kind in (TorchFp32(), TorchBf16(), OnnxFp32(), OnnxInt8())}
 
 
+def backend_names() -> str:
+    """The backends' names as help texts list them: ``torch, torch-bf16, onnx or onnx-int8``."""
+    *others, last = BACKENDS
+    return f"{', '.join(others)} or {last}" if others else last
+
+
 def backend_kind(name: str) -> BackendKind:
     """The kind named ``name``, or ValueError listing the names there are."""
     if name not in BACKENDS:
