@@ -117,7 +117,8 @@ def per_class_metrics(labels, predicted, label_names: list[str]) -> dict:
 
 
 def confused_pairs(matrix, label_names: list[str], count: int = CONFUSED_PAIRS) -> list[dict]:
-    """The ``count`` largest off-diagonal cells: true label, predicted label, texts, and their share of the true class."""
+    """The ``count`` largest off-diagonal cells: true label, predicted label, texts, and their share of the
+    true class."""
     import numpy as np
 
     matrix = np.asarray(matrix)

@@ -365,7 +365,8 @@ def _canary_problems(service_name: str, stable: dict, canaries: list[dict]) -> l
         elif names.count(name) > 1 or name == stable.get("name"):
             problems.append(f"{where}.predictor.name {name!r} must differ from the stable predictor's and the other canaries'")
         elif len(predictor_service_name(service_name, name)) > DNS_LABEL_MAX:
-            problems.append(f"{where}: Service name {predictor_service_name(service_name, name)!r} is over {DNS_LABEL_MAX} characters")
+            problems.append(f"{where}: Service name {predictor_service_name(service_name, name)!r} is over "
+                            f"{DNS_LABEL_MAX} characters")
         forbidden = [key for key in CANARY_FORBIDDEN if canary.get("predictor", {}).get(key)]
         if forbidden:
             problems.append(f"{where}.predictor must not set {', '.join(forbidden)} (a canary runs fixed replicas)")

@@ -307,7 +307,8 @@ def load_profile(path: str | Path) -> dict[str, Any]:
     if profile.get("format") != PROFILE_FORMAT:
         raise ProfileError(
             f"{path}: format {profile.get('format')!r}, expected {PROFILE_FORMAT!r} (v2 averages the rates per text); "
-            "rebuild it: the pipeline's train step writes one next to the model, or call textclf.profile.build_reference_profile"
+            "rebuild it: the pipeline's train step writes one next to the model, or call "
+            "textclf.profile.build_reference_profile"
         )
     missing = [key for key in ("label_names", "labels", "score", "tokens", "unknown_token_rate", "charset") if key not in profile]
     if missing:

@@ -166,8 +166,8 @@ def follow(api, namespace: str, name: str, timeout_seconds: float, poll_seconds:
                                                   "trialsFailed"))
         if counts != seen:
             trials, succeeded, running, stopped, failed = counts
-            echo(f"Experiment {name}: {trials} trials, {succeeded} succeeded, {running} running, {stopped} early-stopped, "
-                 f"{failed} failed")
+            echo(f"Experiment {name}: {trials} trials, {succeeded} succeeded, {running} running, "
+                 f"{stopped} early-stopped, {failed} failed")
             seen = counts
         state = condition(experiment)
         if state == "Succeeded":

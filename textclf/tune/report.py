@@ -105,9 +105,10 @@ def render_report(result: StudyResult) -> str:
     counts = {state: sum(t.state == state for t in result.trials) for state in ("COMPLETE", "PRUNED", "FAIL")}
     return "\n\n".join([
         f"# Tuning: {result.study_name}",
-        f"{len(result.trials)} trials with {result.engine} ({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
-        f"{counts['FAIL']} failed), each scored on the validation split ({result.metric}, {result.direction}d); the "
-        f"test split was not used. Best: trial {result.best_trial}, validation {result.metric} "
+        f"{len(result.trials)} trials with {result.engine} ({counts['COMPLETE']} complete, "
+        f"{counts['PRUNED']} pruned, {counts['FAIL']} failed), each scored on the validation split "
+        f"({result.metric}, {result.direction}d); the test split was not used. "
+        f"Best: trial {result.best_trial}, validation {result.metric} "
         f"**{result.best_value:.4f}**. Study kept in `{result.storage}`.",
         "## Best settings (the final training uses them)",
         markdown_table(["setting", "before", "tuned"], changes),
