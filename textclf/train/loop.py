@@ -385,6 +385,23 @@ def probe_step(run: Run, val_data: Split, settings: TrainSettings, probe: Valida
     return after_step
 
 
+def run_epochs(run: Run, train_data: Split, val_data: Split, settings: TrainSettings, store: checkpoint.Checkpoints,
+               log_metrics: Callable[[dict, int], None], probe: ValidationProbe | None, batches_per_epoch: int) -> None:
+    """Epochs from where the run stands (a resumed run mid-epoch) until its end or early stopping, each
+    validated and logged, with a resume point after each that does not finish training."""
+    after_step = probe_step(run, val_data, settings, probe)
+    while not run.finished(settings) or run.mid_epoch():
+        train_loss = train_epoch(run, train_data, settings, store, log_metrics, after_step)
+        val = validate(run, val_data, settings)
+        if run.ranks.is_main:
+            log_metrics({**{f"validation/{k}": v for k, v in val.items()}, "epoch": run.state["epoch"] + 1}, run.state["step"])
+        if probe is not None:
+            probe.report(val, run.state["epoch"] + run.state["batch"] / batches_per_epoch)
+        if end_epoch(run, train_loss, val, settings, store):
+            break  # finished: best.pt is all that is left to load, no resume point needed
+        save_resume_point(run, store)
+
+
 def _train(tokenized_dir: str, output_dir: str | None, settings: TrainSettings, data_metadata: dict,
            log_metrics: Callable[[dict, int], None], store: checkpoint.Checkpoints, ranks: Ranks, device,
            probe: ValidationProbe | None) -> dict | None:
@@ -406,18 +423,7 @@ def _train(tokenized_dir: str, output_dir: str | None, settings: TrainSettings, 
                  settings.base_model, len(train_data.lengths), len(val_data.lengths), len(label_names), ranks.world_size,
                  run.device, run.precision, run.total_steps)
     start = time.perf_counter()
-    after_step = probe_step(run, val_data, settings, probe)
-    while not run.finished(settings) or run.mid_epoch():
-        train_loss = train_epoch(run, train_data, settings, store, log_metrics, after_step)
-        val = validate(run, val_data, settings)
-        if ranks.is_main:
-            log_metrics({**{f"validation/{k}": v for k, v in val.items()}, "epoch": run.state["epoch"] + 1}, run.state["step"])
-        if probe is not None:
-            probe.report(val, run.state["epoch"] + run.state["batch"] / batches_per_epoch)
-        if end_epoch(run, train_loss, val, settings, store):
-            break  # finished: best.pt is all that is left to load, no resume point needed
-        save_resume_point(run, store)
-
+    run_epochs(run, train_data, val_data, settings, store, log_metrics, probe, batches_per_epoch)
     _, run.seen, run.seen_tokens = reduced_progress(run)  # texts of all ranks, for training.json
     distributed.barrier()
     if not ranks.is_main:
