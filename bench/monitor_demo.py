@@ -204,7 +204,8 @@ def report(before: dict, after: dict, monitor_log: Path) -> bool:
     alert_lines = [line for line in monitor_log.read_text().splitlines() if "DRIFT ALERT" in line or "drift resolved" in line]
     print("\n  monitor log:\n" + "\n".join(f"    {line}" for line in alert_lines) if alert_lines else "\n  monitor log: no alert lines")
     ok = not before["alerts"] and bool(after["alerts"])
-    print(f"\n{'OK' if ok else 'UNEXPECTED'}: {'no alert' if not before['alerts'] else 'alerts'} on in-distribution traffic, "
+    print(f"\n{'OK' if ok else 'UNEXPECTED'}: {'no alert' if not before['alerts'] else 'alerts'} "
+          "on in-distribution traffic, "
           f"{'alerts ' + ', '.join(after['alerts']) if after['alerts'] else 'no alert'} on shifted traffic")
     return ok
 

@@ -186,7 +186,8 @@ def table(rows: list[Row], concurrency: int, limits: dict[str, dict]) -> str:
         own = limits.get(row.backend, {}).get("reviews_per_s", float("nan"))
         texts = len({**row.single.answers, **row.loaded.answers})
         lines.append(
-            f"| {row.name} | {row.single.throughput:.1f} | {row.single.p50_ms:.0f} | {row.single.percentile_ms(0.99):.0f} "
+            f"| {row.name} | {row.single.throughput:.1f} | {row.single.p50_ms:.0f} "
+            f"| {row.single.percentile_ms(0.99):.0f} "
             f"| {row.loaded.throughput:.1f} | {row.loaded.p50_ms:.0f} | {row.loaded.percentile_ms(0.99):.0f} "
             f"| {speedup:.2f} | {percent(row.loaded.throughput, own)} | {percent(row.loaded.throughput, best)} "
             f"| {ratio(row.server.get('textclf_batch_size_sum'), row.server.get('textclf_batch_size_count'))} "
@@ -310,7 +311,8 @@ def main() -> None:
     limits = in_process_limits(model_dir, texts, args)
     rows = [serve_variant(name, model_dir, texts, gold, label_ids, args) for name in filter(None, args.variants.split(","))]
 
-    header = (f"Machine: {platform.machine()} {os.cpu_count()} CPUs ({cpu_model()}; bf16 instructions {bf16_instructions()}), "
+    header = (f"Machine: {platform.machine()} {os.cpu_count()} CPUs ({cpu_model()}; "
+              f"bf16 instructions {bf16_instructions()}), "
               f"{date.today().isoformat()}; max_length {args.max_length}; {len(texts)} texts at c={args.concurrency}, "
               f"{args.single_requests} at c=1.")
     report = (header + "\n\n" + limits_table(limits, args.batch_size) + "\n\n" + table(rows, args.concurrency, limits)
