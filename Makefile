@@ -17,7 +17,7 @@ IMAGE_REGISTRY ?= us-docker.pkg.dev/PROJECT/textclf
 SIZES ?= 100000,300000,1000000
 IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
 
-.PHONY: install run test test-fast compile serve bench bench-train bench-serve bench-coldstart bench-agreement bench-scale bench-imdb-cpu bench-train-scaling bench-gpu bench-tasks bench-tune monitor-demo soak images pin-images security lock clean
+.PHONY: install run test test-fast compile serve bench bench-train bench-serve bench-coldstart bench-agreement bench-scale bench-imdb-cpu bench-train-scaling bench-gpu bench-tasks bench-tune monitor-demo soak images pin-images security lint lock clean
 
 install: $(STAMP)
 
@@ -59,6 +59,15 @@ security: install $(SECURITY_VENV)/.installed
 	$(PY) -m security.render build/security/manifests
 	$(PY) -m security.check --checkov $(SECURITY_VENV)/bin/checkov --bandit $(SECURITY_VENV)/bin/bandit \
 	  --manifests build/security/manifests
+
+# ruff (lint rules and import order, then the formatter's check) over the repository and mypy over the core
+# package, configured in pyproject.toml; every check runs, and the target fails if any of them failed.
+lint: install
+	@status=0; \
+	  $(VENV)/bin/ruff check . || status=1; \
+	  $(VENV)/bin/ruff format --check . || status=1; \
+	  $(VENV)/bin/mypy || status=1; \
+	  exit $$status
 
 run: install
 	$(PY) -m pipelines run

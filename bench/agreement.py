@@ -1,6 +1,7 @@
 """Agreement of each serving backend with fp32 PyTorch on a labelled test set (issue 22: the full IMDB test split).
 
-    python bench/agreement.py --model_dir OPTIMIZED_MODEL_DIR --data ../shared/data/imdb/test.csv.gz   # make bench-agreement
+    make bench-agreement   # or:
+    python bench/agreement.py --model_dir OPTIMIZED_MODEL_DIR --data ../shared/data/imdb/test.csv.gz
 
 The optimize step's own measurement (``textclf.optimize.measure``: the inference engine, backends
 taking turns on each batch of texts) on another split: label flips against fp32, the largest and

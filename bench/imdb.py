@@ -135,12 +135,14 @@ def run_pipeline(options: Options, work: Path) -> str:
              "| step | minutes |", "| --- | ---: |"]
     lines += [f"| {task} | {seconds / 60:.1f} |" for task, seconds in steps.items()]
     lines += [f"| **whole pipeline** | **{total / 60:.1f}** |", "",
-              f"- **Test accuracy {100 * metrics['accuracy']:.2f}%** (macro F1 {metrics['f1']:.4f}, loss {metrics['loss']:.4f}), "
+              f"- **Test accuracy {100 * metrics['accuracy']:.2f}%** "
+              f"(macro F1 {metrics['f1']:.4f}, loss {metrics['loss']:.4f}), "
               f"scored with the serving backend {metrics.get('serving', {}).get('backend')}: "
               f"{metrics.get('serving', {}).get('reason')}.",
               f"- Training loop {training['train_seconds'] / 60:.1f} min at {training['train_samples_per_second']:.1f} "
               f"samples/s ({training.get('train_tokens_per_second') or 0:.0f} tokens/s), precision {training['precision']}, "
-              f"{len(training['history'])} epoch(s): {[round(h['val_accuracy'], 4) for h in training['history']]} validation accuracy.",
+              f"{len(training['history'])} epoch(s): "
+              f"{[round(h['val_accuracy'], 4) for h in training['history']]} validation accuracy.",
               f"- Machine: {machine_line()}; load average at the end "
               f"{os.getloadavg()[0]:.1f}.", ""]
     return "\n".join(lines)

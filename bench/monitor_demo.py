@@ -164,7 +164,7 @@ def print_table(before: dict, after: dict) -> None:
               f"   (reference {cell(before['reference'][key])})")
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--in_distribution", default="sample:", help="source of normal traffic (and of the reference)")
     parser.add_argument("--shifted", default="gibberish", help="source of shifted traffic, or 'gibberish'")
@@ -174,8 +174,58 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window_size", type=int, default=400, help="texts replayed per phase = the monitor's window")
     parser.add_argument("--batch", type=int, default=16, help="texts per predict call")
     parser.add_argument("--work_dir", default=str(REPO / "build" / "monitor-demo"))
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def reference_profile(args, predict_url: str, texts: list[str], labels: list[str], model_dir: Path, work_dir: Path) -> Path:
+    """``--profile``, or one built from ``texts`` scored through the running server (in the demo's folder,
+    never in the model)."""
+    if args.profile:
+        profile_path = Path(args.profile).resolve()
+        print(f"  reference profile: {profile_path}")
+        return profile_path
+    from transformers import AutoTokenizer
+
+    from textclf.profile import build_reference_profile, save_profile
+
+    print(f"  reference profile: {len(texts)} texts of {args.in_distribution} through the server")
+    predictions = predict(predict_url, texts, args.batch)
+    probabilities = np.array([[p["probabilities"][name] for name in labels] for p in predictions])
+    profile = build_reference_profile(texts, probabilities.argmax(1).tolist(), labels, probabilities,
+                                      AutoTokenizer.from_pretrained(model_dir))
+    profile_path = save_profile(profile, work_dir)
+    print(f"  written to {profile_path}")
+    return profile_path
+
+
+def report(before: dict, after: dict, monitor_log: Path) -> bool:
+    """The two phases side by side and the monitor's alert lines; whether only the shifted traffic alerted."""
+    print_table(before, after)
+    alert_lines = [line for line in monitor_log.read_text().splitlines() if "DRIFT ALERT" in line or "drift resolved" in line]
+    print("\n  monitor log:\n" + "\n".join(f"    {line}" for line in alert_lines) if alert_lines else "\n  monitor log: no alert lines")
+    ok = not before["alerts"] and bool(after["alerts"])
+    print(f"\n{'OK' if ok else 'UNEXPECTED'}: {'no alert' if not before['alerts'] else 'alerts'} "
+          "on in-distribution traffic, "
+          f"{'alerts ' + ', '.join(after['alerts']) if after['alerts'] else 'no alert'} on shifted traffic")
+    return ok
+
+
+def start_monitoring(processes: Processes, ports: dict[str, int], model_dir: Path, profile_path: Path,
+                     window_size: int) -> Path:
+    """The drift monitor and the logger agent in front of the model server; returns the monitor's log."""
+    server_url, monitor_url, agent_url = (f"http://127.0.0.1:{ports[n]}" for n in ("server", "monitor", "agent"))
+    monitor_log = processes.start("monitor", ["serving.monitor", "serve", "--model_dir", str(model_dir),
+                                              "--profile", str(profile_path), "--host", "127.0.0.1",
+                                              "--port", str(ports["monitor"]), "--window_size", str(window_size),
+                                              "--min_samples", str(window_size // 2)], f"{monitor_url}/healthz")
+    processes.start("logger-agent", ["bench.logger_agent", "--upstream", server_url, "--log_url", monitor_url + "/",
+                                     "--port", str(ports["agent"]), "--inference_service", MODEL_NAME],
+                    f"{agent_url}/v1/models/{MODEL_NAME}")  # readiness, proxied to the server
+    return monitor_log
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     work_dir = Path(args.work_dir).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     print("[1/5] model")
@@ -195,30 +245,10 @@ def main(argv: list[str] | None = None) -> int:
                                          "--host", "127.0.0.1", "--http_port", str(ports["server"]),
                                          "--grpc_port", str(ports["grpc"])], f"{server_url}/v1/models/{MODEL_NAME}")
         predict_path = f"/v1/models/{MODEL_NAME}:predict"
-        if args.profile:
-            profile_path = Path(args.profile).resolve()
-            print(f"  reference profile: {profile_path}")
-        else:
-            from transformers import AutoTokenizer
-
-            from textclf.profile import build_reference_profile, save_profile
-
-            print(f"  reference profile: {len(reference_texts)} texts of {args.in_distribution} through the server")
-            predictions = predict(server_url + predict_path, reference_texts, args.batch)
-            probabilities = np.array([[p["probabilities"][name] for name in labels] for p in predictions])
-            profile = build_reference_profile(reference_texts, probabilities.argmax(1).tolist(), labels, probabilities,
-                                              AutoTokenizer.from_pretrained(model_dir))
-            profile_path = save_profile(profile, work_dir)  # the demo's, never written into the model
-            print(f"  written to {profile_path}")
+        profile_path = reference_profile(args, server_url + predict_path, reference_texts, labels, model_dir, work_dir)
 
         print("[3/5] monitor and logger agent")
-        monitor_log = processes.start("monitor", ["serving.monitor", "serve", "--model_dir", str(model_dir),
-                                                  "--profile", str(profile_path), "--host", "127.0.0.1",
-                                                  "--port", str(ports["monitor"]), "--window_size", str(args.window_size),
-                                                  "--min_samples", str(args.window_size // 2)], f"{monitor_url}/healthz")
-        processes.start("logger-agent", ["bench.logger_agent", "--upstream", server_url, "--log_url", monitor_url + "/",
-                                         "--port", str(ports["agent"]), "--inference_service", MODEL_NAME],
-                        f"{agent_url}/v1/models/{MODEL_NAME}")  # readiness, proxied to the server
+        monitor_log = start_monitoring(processes, ports, model_dir, profile_path, args.window_size)
         calls = -(-args.window_size // args.batch)
 
         print(f"[4/5] in-distribution traffic: {len(replay_texts)} texts of {args.in_distribution}")
@@ -233,13 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         processes.stop()
 
-    print_table(before, after)
-    alert_lines = [line for line in monitor_log.read_text().splitlines() if "DRIFT ALERT" in line or "drift resolved" in line]
-    print("\n  monitor log:\n" + "\n".join(f"    {line}" for line in alert_lines) if alert_lines else "\n  monitor log: no alert lines")
-    ok = not before["alerts"] and bool(after["alerts"])
-    print(f"\n{'OK' if ok else 'UNEXPECTED'}: {'no alert' if not before['alerts'] else 'alerts'} on in-distribution traffic, "
-          f"{'alerts ' + ', '.join(after['alerts']) if after['alerts'] else 'no alert'} on shifted traffic")
-    return 0 if ok else 1
+    return 0 if report(before, after, monitor_log) else 1
 
 
 if __name__ == "__main__":

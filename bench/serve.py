@@ -87,7 +87,7 @@ def running(command: list[str], ready_url: str, log: Path, startup_seconds: floa
                     break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"not ready after {startup_seconds}s: {command}")
+                    raise TimeoutError(f"not ready after {startup_seconds}s: {command}") from None
                 time.sleep(0.5)
         yield process
     finally:
@@ -186,7 +186,8 @@ def table(rows: list[Row], concurrency: int, limits: dict[str, dict]) -> str:
         own = limits.get(row.backend, {}).get("reviews_per_s", float("nan"))
         texts = len({**row.single.answers, **row.loaded.answers})
         lines.append(
-            f"| {row.name} | {row.single.throughput:.1f} | {row.single.p50_ms:.0f} | {row.single.percentile_ms(0.99):.0f} "
+            f"| {row.name} | {row.single.throughput:.1f} | {row.single.p50_ms:.0f} "
+            f"| {row.single.percentile_ms(0.99):.0f} "
             f"| {row.loaded.throughput:.1f} | {row.loaded.p50_ms:.0f} | {row.loaded.percentile_ms(0.99):.0f} "
             f"| {speedup:.2f} | {percent(row.loaded.throughput, own)} | {percent(row.loaded.throughput, best)} "
             f"| {ratio(row.server.get('textclf_batch_size_sum'), row.server.get('textclf_batch_size_count'))} "
@@ -251,7 +252,7 @@ def verdicts(rows: list[Row], limits: dict[str, dict], serving: dict) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="csv(.gz) with text and label (int) columns")
     parser.add_argument("--model_dir", required=True, help="fine-tuned Model artifact directory (the same for every server)")
@@ -267,7 +268,34 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=16, help="texts per in-process batch")
     parser.add_argument("--report", type=Path, help="also write the Markdown table here")
     parser.add_argument("--work_dir", type=Path, default=REPO / "build" / "bench-serve")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def serve_variant(name: str, model_dir: str, texts: list[str], gold: list[int], label_ids: dict, args) -> Row:
+    """Start one server variant (a baseline or the model server with a backend) and measure it."""
+    port = free_port()
+    log = args.work_dir / f"{name.replace(' ', '_')}.log"
+    if name in BASELINES:
+        command = [sys.executable, "bench/baseline_server.py", "--model_dir", model_dir, "--port", str(port),
+                   "--max_length", str(args.max_length), *BASELINES[name]]
+        with running(command, f"http://127.0.0.1:{port}/docs", log) as process:
+            return measure(name, process, f"http://127.0.0.1:{port}/predict", lambda t: {"text": t},
+                           lambda body: body["label"], texts, gold, label_ids, args)
+    backend, flags = SERVER_VARIANTS[name]
+    command = [sys.executable, "-m", "serving", "--model_dir", model_dir, "--model_name", "bench",
+               "--host", "127.0.0.1", "--http_port", str(port), "--enable_grpc", "false",
+               "--enable_latency_logging", "false", "--max_length", str(args.max_length), *BACKENDS[backend], *flags]
+    base = f"http://127.0.0.1:{port}"
+    with running(command, f"{base}/v1/models/bench", log) as process:
+        row = measure(name, process, f"{base}/v1/models/bench:predict", lambda t: {"instances": [t]},
+                      lambda body: body["predictions"][0]["label"], texts, gold, label_ids, args,
+                      note=backend_note(log), metrics_url=f"{base}/metrics")
+    row.backend = backend
+    return row
+
+
+def main() -> None:
+    args = parse_args()
 
     import pandas as pd
 
@@ -281,30 +309,10 @@ def main() -> None:
     model_dir = optimized_model(args.model_dir, args.work_dir)
     serving = json.loads((Path(model_dir) / "serving.json").read_text())
     limits = in_process_limits(model_dir, texts, args)
-    rows = []
-    for name in filter(None, args.variants.split(",")):
-        port = free_port()
-        log = args.work_dir / f"{name.replace(' ', '_')}.log"
-        if name in BASELINES:
-            command = [sys.executable, "bench/baseline_server.py", "--model_dir", model_dir, "--port", str(port),
-                       "--max_length", str(args.max_length), *BASELINES[name]]
-            with running(command, f"http://127.0.0.1:{port}/docs", log) as process:
-                rows.append(measure(name, process, f"http://127.0.0.1:{port}/predict", lambda t: {"text": t},
-                                    lambda body: body["label"], texts, gold, label_ids, args))
-            continue
-        backend, flags = SERVER_VARIANTS[name]
-        command = [sys.executable, "-m", "serving", "--model_dir", model_dir, "--model_name", "bench",
-                   "--host", "127.0.0.1", "--http_port", str(port), "--enable_grpc", "false",
-                   "--enable_latency_logging", "false", "--max_length", str(args.max_length), *BACKENDS[backend], *flags]
-        base = f"http://127.0.0.1:{port}"
-        with running(command, f"{base}/v1/models/bench", log) as process:
-            row = measure(name, process, f"{base}/v1/models/bench:predict", lambda t: {"instances": [t]},
-                          lambda body: body["predictions"][0]["label"], texts, gold, label_ids, args,
-                          note=backend_note(log), metrics_url=f"{base}/metrics")
-        row.backend = backend
-        rows.append(row)
+    rows = [serve_variant(name, model_dir, texts, gold, label_ids, args) for name in filter(None, args.variants.split(","))]
 
-    header = (f"Machine: {platform.machine()} {os.cpu_count()} CPUs ({cpu_model()}; bf16 instructions {bf16_instructions()}), "
+    header = (f"Machine: {platform.machine()} {os.cpu_count()} CPUs ({cpu_model()}; "
+              f"bf16 instructions {bf16_instructions()}), "
               f"{date.today().isoformat()}; max_length {args.max_length}; {len(texts)} texts at c={args.concurrency}, "
               f"{args.single_requests} at c=1.")
     report = (header + "\n\n" + limits_table(limits, args.batch_size) + "\n\n" + table(rows, args.concurrency, limits)

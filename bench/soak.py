@@ -316,7 +316,8 @@ def report(soak: Soak, args, model_dir: Path) -> tuple[str, bool]:
         (f"RSS back within {100 * RSS_TOLERANCE:.0f}% of its start", worst_growth <= RSS_TOLERANCE, f"worst {100 * worst_growth:+.1f}%"),
     ]
     ok = all(passed for _, passed, _ in checks)
-    header = (f"Machine: {platform.machine()} {os.cpu_count()} CPUs ({cpu_model()}; bf16 instructions {bf16_instructions()}), load {os.getloadavg()[0]:.1f} "
+    header = (f"Machine: {platform.machine()} {os.cpu_count()} CPUs ({cpu_model()}; "
+              f"bf16 instructions {bf16_instructions()}), load {os.getloadavg()[0]:.1f} "
               f"at the end, {date.today().isoformat()}; model {model_dir}; concurrency {args.concurrency}; warm-up "
               f"{args.warmup:.0f} s, burst {args.duration:.0f} s, cool-down {args.cooldown:.0f} s + {args.rest:.0f} s rest; "
               f"{totals['requests']} requests, {totals['unexpected']} unexpected answers.")

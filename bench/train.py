@@ -270,7 +270,8 @@ def report(settings: BenchSettings, results: dict[str, dict], loads: dict[str, t
         ours, theirs = results["ours"], results["trainer"]
         diff, half = paired_difference(ours["correct"], theirs["correct"])
         lines += [
-            f"- **ours / Trainer, training samples/s: {ours['train_samples_per_second'] / theirs['train_samples_per_second']:.2f}x** "
+            "- **ours / Trainer, training samples/s: "
+            f"{ours['train_samples_per_second'] / theirs['train_samples_per_second']:.2f}x** "
             f"(target >= 3x); end-to-end time, Trainer / ours: {theirs['end_to_end_s'] / ours['end_to_end_s']:.2f}x.",
             f"- **Accuracy, ours - Trainer: {diff:+.2f} points** (paired 95% interval ±{half:.2f}; target >= -0.3).",
         ]

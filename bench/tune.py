@@ -82,7 +82,8 @@ def main(argv=None) -> None:
     work = Path(options.workdir or tempfile.mkdtemp(prefix="bench-tune-"))
     work.mkdir(parents=True, exist_ok=True)
     source = options.data if options.data.startswith("sample:") else str(Path(options.data).resolve())
-    # TrainSettings' own epochs, not the 1 epoch `make run` uses on the sample data: "default settings" are the dataclass's.
+    # TrainSettings' own epochs, not the 1 epoch `make run` uses on the sample data: "default settings" are
+    # the dataclass's.
     common = [f"source={source}", f"epochs={TrainSettings().epochs}", *options.param]
     default = run("run", common, work)
     print(f"default settings: test accuracy {default['metrics']['accuracy']:.4f} in {default['seconds'] / 60:.1f} min",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import threading
 from typing import Any, Callable, Sequence
@@ -133,10 +134,8 @@ class ExplainWorker:
         return Explained(await asyncio.wrap_future(job), options.steps)
 
     def _release_from_thread(self, loop: asyncio.AbstractEventLoop) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the server has stopped, nobody counts any more
             loop.call_soon_threadsafe(self._release)
-        except RuntimeError:  # the loop is closed: the server has stopped, nobody counts any more
-            pass
 
     def _release(self) -> None:
         self._pending -= 1

@@ -117,7 +117,7 @@ class TextClassifierModel(kserve.Model):
         except Exception as error:
             try:
                 self.engine.encoder.encode(texts)
-            except Exception as refused:
+            except Exception as refused:  # noqa: BLE001 - whatever the tokenizer raises, the text is what it refused
                 raise InvalidInput(f"a text of this request cannot be tokenized: {refused}") from error
             raise
 

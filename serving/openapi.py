@@ -48,23 +48,37 @@ def _probabilities(labels: list) -> dict:
     return {"type": "object", "required": labels, "properties": {name: {"type": "number"} for name in labels}}
 
 
+def _optional(schema: dict) -> dict:
+    """kserve's request model takes null for an optional field."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _parameters(**properties: dict) -> dict:
+    """An Open Inference Protocol ``parameters`` object: any names, scalar values; ``properties`` known."""
+    schema: dict = {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}
+    return {**schema, "properties": properties} if properties else schema
+
+
 def _schemas(model) -> dict:
     labels = list(model.engine.labels)
     text = {"type": "string", "pattern": classifiable_pattern(),
             "description": "A text to classify: at least one character that is not whitespace, a control or a "
                            "format (zero-width) character. Long texts are cut as in training."}
-    parameters = {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}
-
-    def optional(schema: dict) -> dict:  # kserve's request model takes null for an optional field
-        return {"anyOf": [schema, {"type": "null"}]}
-    tensor_data = {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "number"}]}}
     return {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
         "Text": text,
+        **_v1_schemas(model.max_instances, labels),
+        "InferenceRequest": _inference_request(model.max_instances),
+        "InferenceResponse": _inference_response(labels),
+    }
+
+
+def _v1_schemas(max_instances: int, labels: list) -> dict:
+    return {
         "V1Request": {
             "type": "object", "required": ["instances"],
             "properties": {"instances": {
-                "type": "array", "minItems": 1, "maxItems": model.max_instances,
+                "type": "array", "minItems": 1, "maxItems": max_instances,
                 "items": {"anyOf": [{"$ref": "#/components/schemas/Text"},
                                     {"type": "object", "required": ["text"],
                                      "properties": {"text": {"$ref": "#/components/schemas/Text"}}}]}}},
@@ -77,49 +91,55 @@ def _schemas(model) -> dict:
                 "properties": {"label": {"type": "string", "enum": labels}, "score": {"type": "number"},
                                "probabilities": _probabilities(labels)}}}},
         },
-        "InferenceRequest": {
-            "type": "object", "required": ["inputs"],
-            "description": 'One BYTES input "text" of shape [N], N = the number of texts. With '
-                           "`parameters.binary_data_output` (or an output's `parameters.binary_data`) true, the "
-                           "answer uses the binary tensor extension.",
-            "properties": {
-                "id": optional({"type": "string"}),
-                "parameters": optional({**parameters, "properties": {"binary_data_output": {"type": "boolean"}}}),
-                "inputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": {
-                    "type": "object", "required": ["name", "shape", "datatype", "data"],
-                    "properties": {
-                        "name": {"const": "text"}, "datatype": {"const": "BYTES"},
-                        "shape": {"type": "array", "minItems": 1, "maxItems": 1,
-                                  "items": {"type": "integer", "minimum": 1, "maximum": model.max_instances}},
-                        "data": {"type": "array", "minItems": 1, "maxItems": model.max_instances,
-                                 "items": {"$ref": "#/components/schemas/Text"}},
-                        "parameters": optional(parameters)}}},
-                "outputs": optional({"type": "array", "items": {
-                    "type": "object", "required": ["name"],
-                    "properties": {"name": {"enum": list(V2_OUTPUT_NAMES)},
-                                   "parameters": optional({**parameters,
-                                                           "properties": {"binary_data": {"type": "boolean"}}})}}}),
-            },
-            "example": {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2],
-                                    "data": ["A wonderful film.", "Dreadful."]}]},
+    }
+
+
+def _inference_request(max_instances: int) -> dict:
+    return {
+        "type": "object", "required": ["inputs"],
+        "description": 'One BYTES input "text" of shape [N], N = the number of texts. With '
+                       "`parameters.binary_data_output` (or an output's `parameters.binary_data`) true, the "
+                       "answer uses the binary tensor extension.",
+        "properties": {
+            "id": _optional({"type": "string"}),
+            "parameters": _optional(_parameters(binary_data_output={"type": "boolean"})),
+            "inputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": {
+                "type": "object", "required": ["name", "shape", "datatype", "data"],
+                "properties": {
+                    "name": {"const": "text"}, "datatype": {"const": "BYTES"},
+                    "shape": {"type": "array", "minItems": 1, "maxItems": 1,
+                              "items": {"type": "integer", "minimum": 1, "maximum": max_instances}},
+                    "data": {"type": "array", "minItems": 1, "maxItems": max_instances,
+                             "items": {"$ref": "#/components/schemas/Text"}},
+                    "parameters": _optional(_parameters())}}},
+            "outputs": _optional({"type": "array", "items": {
+                "type": "object", "required": ["name"],
+                "properties": {"name": {"enum": list(V2_OUTPUT_NAMES)},
+                               "parameters": _optional(_parameters(binary_data={"type": "boolean"}))}}}),
         },
-        "InferenceResponse": {
-            "type": "object", "required": ["model_name", "outputs"],
-            "description": f"Outputs label (BYTES [N], one of {labels}), score (FP32 [N]) and probabilities "
-                           f"(FP32 [N, {len(labels)}], in the label order above); only those requested, when "
-                           "`outputs` is given. An output sent in binary has `parameters.binary_data_size` "
-                           "instead of `data`.",
-            "properties": {
-                "model_name": {"type": "string"}, "model_version": {"type": ["string", "null"]},
-                "id": {"type": "string"},
-                "parameters": optional(parameters),
-                "outputs": {"type": "array", "items": {
-                    "type": "object", "required": ["name", "shape", "datatype"],
-                    "properties": {"name": {"enum": list(V2_OUTPUT_NAMES)}, "datatype": {"enum": ["BYTES", "FP32"]},
-                                   "shape": {"type": "array", "items": {"type": "integer"}},
-                                   "data": tensor_data,
-                                   "parameters": optional(parameters)}}},
-            },
+        "example": {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2],
+                                "data": ["A wonderful film.", "Dreadful."]}]},
+    }
+
+
+def _inference_response(labels: list) -> dict:
+    tensor_data = {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "number"}]}}
+    return {
+        "type": "object", "required": ["model_name", "outputs"],
+        "description": f"Outputs label (BYTES [N], one of {labels}), score (FP32 [N]) and probabilities "
+                       f"(FP32 [N, {len(labels)}], in the label order above); only those requested, when "
+                       "`outputs` is given. An output sent in binary has `parameters.binary_data_size` "
+                       "instead of `data`.",
+        "properties": {
+            "model_name": {"type": "string"}, "model_version": {"type": ["string", "null"]},
+            "id": {"type": "string"},
+            "parameters": _optional(_parameters()),
+            "outputs": {"type": "array", "items": {
+                "type": "object", "required": ["name", "shape", "datatype"],
+                "properties": {"name": {"enum": list(V2_OUTPUT_NAMES)}, "datatype": {"enum": ["BYTES", "FP32"]},
+                               "shape": {"type": "array", "items": {"type": "integer"}},
+                               "data": tensor_data,
+                               "parameters": _optional(_parameters())}}},
         },
     }
 

@@ -65,3 +65,22 @@ def test_a_required_flag_and_a_repeated_list_flag_come_from_settings():
     assert "100% required" in parser.format_help()
     with pytest.raises(SystemExit):
         parser.parse_args([])
+
+
+def test_the_training_and_trial_command_lines_parse_as_hfargumentparser_parses_them():
+    """python -m textclf.train and textclf.tune.trial read their flags with SettingsParser: the arguments the
+    launchers write (every field, as str(value)) give what HfArgumentParser gave them before."""
+    from textclf.tracking import TrackingSettings
+    from textclf.train.__main__ import TrainPaths
+    from textclf.train.launch import settings_arguments
+    from textclf.tune.settings import TuneSettings
+    from textclf.tune.trial import TrialPaths
+
+    train_argv = ["--tokenized", "tok", "--output", "out", *settings_arguments(
+        TrainSettings(epochs=2, precision="bf16", group_by_length=False, class_weighting="balanced"),
+        TrackingSettings(wandb_project="p"))]
+    for classes, argv in (((TrainPaths, TrainSettings, TrackingSettings), train_argv),
+                          ((TrialPaths, TrainSettings, TuneSettings), ["--tokenized", "tok", "--engine", "vertex",
+                                                                       "--learning_rate", "3e-5", "--batch_size", "16"])):
+        assert SettingsParser(classes).parse_args_into_dataclasses(argv) == \
+            tuple(HfArgumentParser(classes).parse_args_into_dataclasses(argv))

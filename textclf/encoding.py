@@ -16,6 +16,11 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerBase
 
 TRUNCATION_MODES = ("head", "head_tail")
 HEAD_SHARE = 0.25  # share of the token budget head_tail keeps from the start
@@ -56,7 +61,7 @@ class TextEncoder:
         pad_id: the padding token's id (default: the tokenizer's ``pad_token_id``, else 0).
     """
 
-    def __init__(self, tokenizer, max_length: int, truncation: str = "head", head_tokens: int | None = None,
+    def __init__(self, tokenizer: Tokenizer | PreTrainedTokenizerBase, max_length: int, truncation: str = "head", head_tokens: int | None = None,
                  pad_id: int | None = None):
         from tokenizers import Tokenizer
 
@@ -120,7 +125,7 @@ class TextEncoder:
         for text, (_, head_end, tail_start), encoding in zip(texts, cuts, encodings):
             shift = tail_start - head_end  # where the tail's characters were in the original text
 
-            def original(position: int) -> int:
+            def original(position: int, head_end: int = head_end, shift: int = shift) -> int:
                 return position if position < head_end else position + shift
 
             spans = [(original(start), original(end - 1) + 1) if end > start else (original(start),) * 2
@@ -133,23 +138,25 @@ class TextEncoder:
         return encoded
 
     @classmethod
-    def for_model(cls, model_dir: str | Path, tokenizer=None, max_length: int | None = None,
-                  truncation: str | None = None, head_tokens: int | None = None) -> TextEncoder:
+    def for_model(cls, model_dir: str | Path, tokenizer: PreTrainedTokenizerBase | None = None,
+                  max_length: int | None = None, truncation: str | None = None,
+                  head_tokens: int | None = None) -> TextEncoder:
         """The encoder a trained model serves with: as trained (``training.json``) unless overridden,
         never longer than the model accepts. Without ``tokenizer``, the Model directory's
         ``tokenizer.json`` is read by the ``tokenizers`` library alone (:func:`load_tokenizer`): no
         transformers, no torch."""
         model_dir = Path(model_dir)
+        tokens: Tokenizer | PreTrainedTokenizerBase
         if tokenizer is None:
-            tokenizer, pad_id, tokenizer_limit = load_tokenizer(model_dir)
+            tokens, pad_id, tokenizer_limit = load_tokenizer(model_dir)
         else:
-            pad_id, tokenizer_limit = None, tokenizer.model_max_length
+            tokens, pad_id, tokenizer_limit = tokenizer, None, tokenizer.model_max_length
         limit = _within(position_limit(model_dir), tokenizer_limit)
         trained = trained_settings(model_dir)
         max_length = max_length or min(int(trained.get("max_length", limit)), limit)
         if not 2 < max_length <= limit:
             raise ValueError(f"max_length {max_length} is outside 3..{limit}, the model's limit")
-        return cls(tokenizer, max_length, truncation or trained.get("truncation", "head"), head_tokens, pad_id)
+        return cls(tokens, max_length, truncation or trained.get("truncation", "head"), head_tokens, pad_id)
 
 
 def trained_settings(model_dir: Path) -> dict:
@@ -165,13 +172,13 @@ def position_limit(model_dir: Path) -> int:
     return int(config.get("max_position_embeddings") or 512)
 
 
-def _within(*limits) -> int:
+def _within(*limits: int | float | None) -> int:
     """The smallest real limit: the longest input the model accepts is the tokenizer's limit capped
     by the position table (tokenizers say 1e30, or nothing, for "no limit")."""
     return int(min(limit for limit in limits if limit and limit < 1_000_000))
 
 
-def load_tokenizer(model_dir: Path):
+def load_tokenizer(model_dir: Path) -> tuple[Tokenizer, int, int | None]:
     """(the Rust tokenizer of ``tokenizer.json``, the padding token's id, the tokenizer's length
     limit or None) of a ``save_pretrained`` directory, read without transformers (whose tokenizer classes
     import torch: seconds of a server's start).

@@ -117,7 +117,8 @@ def per_class_metrics(labels, predicted, label_names: list[str]) -> dict:
 
 
 def confused_pairs(matrix, label_names: list[str], count: int = CONFUSED_PAIRS) -> list[dict]:
-    """The ``count`` largest off-diagonal cells: true label, predicted label, texts, and their share of the true class."""
+    """The ``count`` largest off-diagonal cells: true label, predicted label, texts, and their share of the
+    true class."""
     import numpy as np
 
     matrix = np.asarray(matrix)
@@ -275,7 +276,8 @@ class ConfidentMistakes:
     """The ``CONFIDENT_MISTAKES`` wrong predictions made with the highest probability, kept while streaming."""
 
     def __init__(self, size: int = CONFIDENT_MISTAKES):
-        self.size, self.heap, self.rows = size, [], 0
+        self.size, self.rows = size, 0
+        self.heap: list[tuple[float, int, str, int, int]] = []  # (probability, row, text, true label, predicted)
 
     def add(self, texts: list[str], labels, probabilities) -> None:
         import heapq
@@ -382,10 +384,10 @@ def score_model(model_dir: str, test_batches: Callable[[], Iterable[tuple[list[s
     writer = PredictionWriter(predictions_path, engine.labels) if predictions_path else None
     mistakes = mistakes or ConfidentMistakes()
     start = logged = time.perf_counter()
-    labels, probabilities = [], []
+    labels, scored = [], []
     for texts, batch_labels in test_batches():
         batch = engine.probabilities(texts)
-        probabilities.append(batch)
+        scored.append(batch)
         labels.extend(batch_labels)
         mistakes.add(texts, batch_labels, batch)
         if writer is not None:
@@ -395,7 +397,7 @@ def score_model(model_dir: str, test_batches: Callable[[], Iterable[tuple[list[s
             log.info("scored %d test texts (%.1f texts/s)", len(labels), len(labels) / max(logged - start, 1e-9))
     if writer is not None:
         writer.close()
-    probabilities = np.concatenate(probabilities) if probabilities else np.zeros((0, len(label_names)))
+    probabilities = np.concatenate(scored) if scored else np.zeros((0, len(label_names)))
     elapsed = time.perf_counter() - start
     log.info("scored %d texts with %s (%s) in %.1fs (%.1f texts/s)", len(labels), model_dir, engine.name, elapsed,
              len(labels) / max(elapsed, 1e-9))

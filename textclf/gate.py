@@ -5,12 +5,24 @@ one rule bounds how often that backend's labels differ from fp32 PyTorch's on th
 The gate fails closed: a metric that is missing or not a number blocks deployment, and so does
 a champion whose metrics were asked for but cannot be read (unless told otherwise). Every rule
 is reported with its numbers, and the decision names the rule that decided it.
+
+Adding a rule: a function of (metrics, settings) in :data:`RULES`, and the setting it reads on
+:class:`GateSettings` (CONTRIBUTING.md).
 """
+
+from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
+
+    from textclf.tracking import TrackingSettings
 
 from textclf.report import markdown_table
 from textclf.settings import backend_flip_rate_setting, setting
@@ -44,7 +56,7 @@ class GateSettings:
                                        "not checked when no suite file fits the labels.")
     max_backend_flip_rate: float = backend_flip_rate_setting()
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.missing_champion not in MISSING_CHAMPION_POLICIES:
             raise ValueError(f"missing_champion must be one of {MISSING_CHAMPION_POLICIES}, got {self.missing_champion!r}")
 
@@ -59,7 +71,7 @@ class Rule:
 @dataclass
 class Decision:
     rules: list[Rule] = field(default_factory=list)
-    champion: dict | None = None
+    champion: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -71,11 +83,17 @@ class Decision:
         return failed[0] if failed else "all rules passed"
 
 
-def finite(value) -> bool:
+def finite(value: object) -> TypeIs[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def read_metrics(uri: str) -> dict:
+def _section(metrics: dict[str, Any], key: str) -> dict[str, Any]:
+    """``metrics[key]`` when it is a mapping, else empty: a missing section fails its rule, not the gate."""
+    value = metrics.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def read_metrics(uri: str) -> dict[str, Any]:
     """A ``metrics.json`` from a local path or ``gs://`` URI (directory or file)."""
     if uri.startswith("gs://"):
         from textclf.storage import read_text
@@ -87,22 +105,14 @@ def read_metrics(uri: str) -> dict:
     return json.loads(text)
 
 
-def decide(metrics: dict, settings: GateSettings, tracking_settings=None) -> Decision:
-    """Apply the rules to the challenger's ``metrics`` (and the champion's, when given)."""
-    decision = Decision()
+def decide(metrics: dict[str, Any], settings: GateSettings,
+           tracking_settings: TrackingSettings | None = None) -> Decision:
+    """Apply the rules to the challenger's ``metrics``: :data:`RULES`, then the champion's (when given)."""
     metric = settings.compare_metric
     for name in dict.fromkeys(("accuracy", metric)):
         if not finite(metrics.get(name)):
-            decision.rules.append(Rule("metrics present", False, f"`{name}` is {metrics.get(name)!r}: not a number"))
-            return decision
-    accuracy = metrics["accuracy"]
-    decision.rules.append(
-        Rule("min accuracy", accuracy >= settings.min_accuracy, f"accuracy {accuracy:.4f} vs minimum {settings.min_accuracy:.4f}")
-    )
-    if settings.min_class_recall > 0:
-        decision.rules.append(class_recall_rule(metrics, settings))
-    decision.rules.append(behaviour_rule(metrics, settings))
-    decision.rules.append(serving_agreement_rule(metrics, settings))
+            return Decision([Rule("metrics present", False, f"`{name}` is {metrics.get(name)!r}: not a number")])
+    decision = Decision([rule for check in RULES if (rule := check(metrics, settings)) is not None])
     champion, problem = find_champion(metrics, settings, tracking_settings)
     if problem:
         ignored = settings.missing_champion == "ignore"
@@ -123,8 +133,18 @@ def decide(metrics: dict, settings: GateSettings, tracking_settings=None) -> Dec
     return decision
 
 
-def class_recall_rule(metrics: dict, settings: GateSettings) -> Rule:
-    """The lowest per-class recall against ``min_class_recall`` (fails closed when the metrics lack it)."""
+def accuracy_rule(metrics: dict[str, Any], settings: GateSettings) -> Rule:
+    """Test accuracy against ``min_accuracy`` (``decide`` has checked that it is a number)."""
+    accuracy = metrics["accuracy"]
+    return Rule("min accuracy", accuracy >= settings.min_accuracy,
+                f"accuracy {accuracy:.4f} vs minimum {settings.min_accuracy:.4f}")
+
+
+def class_recall_rule(metrics: dict[str, Any], settings: GateSettings) -> Rule | None:
+    """The lowest per-class recall against ``min_class_recall`` (fails closed when the metrics lack it);
+    None (not checked) when ``min_class_recall`` is 0."""
+    if settings.min_class_recall <= 0:
+        return None
     lowest, label = metrics.get("min_class_recall"), metrics.get("min_recall_class")
     if not finite(lowest):
         return Rule("min class recall", False, f"`min_class_recall` is {lowest!r}: not a number")
@@ -132,7 +152,7 @@ def class_recall_rule(metrics: dict, settings: GateSettings) -> Rule:
                 f"lowest recall {lowest:.4f} (class {label}) vs minimum {settings.min_class_recall:.4f}")
 
 
-def behaviour_rule(metrics: dict, settings: GateSettings) -> Rule:
+def behaviour_rule(metrics: dict[str, Any], settings: GateSettings) -> Rule:
     """The behavioural pass rates against their minimums; a type no suite of which ran (MFT and DIR need a
     suite file that fits the labels) is named and not checked; no suite at all fails."""
     from textclf.behaviour import BehaviourReport
@@ -151,13 +171,13 @@ def behaviour_rule(metrics: dict, settings: GateSettings) -> Rule:
     return Rule("behavioural tests", True, ", ".join(checked) + note)
 
 
-def serving_agreement_rule(metrics: dict, settings: GateSettings) -> Rule:
+def serving_agreement_rule(metrics: dict[str, Any], settings: GateSettings) -> Rule:
     """The serving backend (whose test metrics the other rules read) changes at most
     ``max_backend_flip_rate`` of the validation labels against fp32 PyTorch, as the optimize step
     measured; missing or not-a-number measurements fail."""
-    serving = metrics.get("serving") if isinstance(metrics.get("serving"), dict) else {}
+    serving = _section(metrics, "serving")
     backend = serving.get("backend", "?")
-    validation = serving.get("validation") if isinstance(serving.get("validation"), dict) else {}
+    validation = _section(serving, "validation")
     rate = validation.get("flip_rate")
     if not finite(rate):
         return Rule("serving backend agrees with fp32", False,
@@ -169,7 +189,15 @@ def serving_agreement_rule(metrics: dict, settings: GateSettings) -> Rule:
     return Rule("serving backend agrees with fp32", rate <= settings.max_backend_flip_rate, detail)
 
 
-def find_champion(metrics: dict, settings: GateSettings, tracking_settings=None) -> tuple[dict | None, str]:
+# The challenger's own rules, in report order: each reads the metrics and the settings and returns its
+# Rule, or None when its setting turns it off. The champion comparison follows them (``decide``).
+RULES: list[Callable[[dict[str, Any], GateSettings], Rule | None]] = [
+    accuracy_rule, class_recall_rule, behaviour_rule, serving_agreement_rule,
+]
+
+
+def find_champion(metrics: dict[str, Any], settings: GateSettings,
+                  tracking_settings: TrackingSettings | None = None) -> tuple[dict[str, Any] | None, str]:
     """The champion's metrics and where they came from, or the problem that kept them away.
 
     Preferred: the champion scored by the evaluate step on the same test split. Else the stored
@@ -201,7 +229,7 @@ def find_champion(metrics: dict, settings: GateSettings, tracking_settings=None)
     return {**champion, "source": source}, ""
 
 
-def render_decision(decision: Decision, metrics: dict) -> str:
+def render_decision(decision: Decision, metrics: dict[str, Any]) -> str:
     verdict = "**PASS: deploy**" if decision.passed else "**FAIL: do not deploy**"
     parts = [
         "# Gate decision",
@@ -215,17 +243,18 @@ def render_decision(decision: Decision, metrics: dict) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def gate(metrics_path: str, settings: GateSettings, report_path: str, tracking_settings=None) -> Decision:
+def gate(metrics_path: str, settings: GateSettings, report_path: str,
+         tracking_settings: TrackingSettings | None = None) -> Decision:
     """Read the challenger's ``metrics.json``, decide, and write the reasons as Markdown.
 
     A metrics file that is missing or unreadable is a failed gate, not an exception: the pipeline
     must show the reason and not deploy. ``tracking_settings`` (W&B project) serve
     ``champion_metrics="wandb"``.
     """
+    metrics: dict[str, Any] = {}
     try:
         metrics = read_metrics(metrics_path)
     except (OSError, ValueError) as error:
-        metrics = {}
         decision = Decision([Rule("metrics present", False, f"could not read `{metrics_path}`: {error}")])
     else:
         decision = decide(metrics, settings, tracking_settings)

@@ -38,6 +38,7 @@ import copy
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from textclf.images import SERVER_GPU_IMAGE, SERVER_IMAGE
 from textclf.inference.backends import AUTO, REFERENCE, backend_kind
@@ -256,7 +257,7 @@ def _standard_spec(model_uri: str, settings: DeploySettings, canary: bool, backe
     """Standard mode: the live model stays ``spec.predictor``; a new one is ``spec.canary[0]``."""
     stable_uri, stable_backend = (settings.live_model_uri, live_backend) if canary else (model_uri, backend)
     stable = _sorted({**_predictor(stable_uri, settings, stable_backend), "name": predictor_name(stable_uri)})
-    spec = {"predictor": stable}
+    spec: dict[str, Any] = {"predictor": stable}
     if canary:
         new = _predictor(model_uri, settings, backend)
         spec["canary"] = [canary_entry(new, predictor_name(model_uri), settings.canary_traffic_percent)]
@@ -364,7 +365,8 @@ def _canary_problems(service_name: str, stable: dict, canaries: list[dict]) -> l
         elif names.count(name) > 1 or name == stable.get("name"):
             problems.append(f"{where}.predictor.name {name!r} must differ from the stable predictor's and the other canaries'")
         elif len(predictor_service_name(service_name, name)) > DNS_LABEL_MAX:
-            problems.append(f"{where}: Service name {predictor_service_name(service_name, name)!r} is over {DNS_LABEL_MAX} characters")
+            problems.append(f"{where}: Service name {predictor_service_name(service_name, name)!r} is over "
+                            f"{DNS_LABEL_MAX} characters")
         forbidden = [key for key in CANARY_FORBIDDEN if canary.get("predictor", {}).get(key)]
         if forbidden:
             problems.append(f"{where}.predictor must not set {', '.join(forbidden)} (a canary runs fixed replicas)")

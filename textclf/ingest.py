@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import functools
 import logging
 import time
 
@@ -119,7 +120,11 @@ class Outcome:
     bad: BadRows
     classes: set[int]
     read_rows: int
-    stats: RowStats | None = None  # the ledger's per-row arrays, gathered once after the last row
+
+    @functools.cached_property
+    def stats(self) -> RowStats:
+        """The ledger's per-row arrays, gathered once, after the last row."""
+        return self.ledger.stats()
 
 
 # ---------------------------------------------------------------- the two passes
@@ -191,7 +196,7 @@ def split_origin(source: Source, settings: IngestSettings) -> SplitOrigin:
             f"{(unnamed or ['a file'])[0]} ({len(unnamed)} of {len(source.shards)} files name no split). Name every "
             "file or folder train*, validation*/valid*/dev* or test*, narrow the glob, or give the rows a "
             f"{settings.split_column!r} column")
-    return SplitOrigin(SPLIT_BY_NAMES, settings.split_column, named)
+    return SplitOrigin(SPLIT_BY_NAMES, settings.split_column, {name: split for name, split in named.items() if split})
 
 
 def scan_labels(source: Source, settings: IngestSettings, origin: SplitOrigin, chunk_rows: int) -> LabelScan:
@@ -220,7 +225,7 @@ def plan_rows(source: Source, settings: IngestSettings, origin: SplitOrigin, chu
         log.info("the source's %s has no %s split: carving %.0f%% of its train rows", origin.kind, split, 100 * fraction)
     rule = SplitRule(settings.test_fraction, settings.validation_fraction, settings.seed, origin.from_source, carve)
     rate = 1.0
-    if settings.sample_size:
+    if settings.sample_size and scan is not None:  # a sample size always scans the labels (above)
         usable = scan.usable_rows(mapper, origin.from_source)
         rate = min(1.0, settings.sample_size / usable) if usable else 1.0
     return Plan(names, mapper, rule, rate, origin)
@@ -233,7 +238,7 @@ def check_rows(frame: pd.DataFrame, first_row: int, file: str | None, settings: 
     texts = frame[settings.text_column].tolist()
     labels = frame[settings.label_column].tolist()
     splits = frame[settings.split_column].tolist() if has_split else [None] * len(texts)
-    good = {"texts": [], "labels": [], "source_splits": [], "keys": [], "words": []}
+    good: dict[str, list] = {"texts": [], "labels": [], "source_splits": [], "keys": [], "words": []}
     for number, (text, label, split_value) in enumerate(zip(texts, labels, splits), start=first_row):
         split = split_alias(split_value) if has_split else None
         if is_missing(text):
@@ -293,7 +298,6 @@ def ingest_rows(source: Source, settings: IngestSettings, writer, chunk_rows: in
             place_rows(good, plan, settings.seed, writer, outcome)
             first_row += len(frame)
             outcome.read_rows += len(frame)
-    outcome.stats = outcome.ledger.stats()
     check_outcome(outcome, settings)
     return outcome
 

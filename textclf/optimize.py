@@ -29,7 +29,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from textclf.settings import backend_flip_rate_setting, seed_setting, setting
+from textclf.inference.backends import BACKENDS, REFERENCE
+from textclf.settings import SettingsParser, backend_flip_rate_setting, seed_setting, setting
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class OptimizeSettings:
     """Which serving backends are built and how they are measured."""
 
     candidate_backends: str = setting(ALL, "Serving backends to build and measure against fp32 PyTorch, comma-"
-                                      "separated (torch, torch-bf16, onnx, onnx-int8), or all: every one this CPU "
+                                      f"separated ({', '.join(BACKENDS)}), or all: every one this CPU "
                                       "runs well (torch-bf16 only with native bf16). torch is always measured: it "
                                       "is the reference.")
     max_backend_flip_rate: float = backend_flip_rate_setting()
@@ -62,8 +63,6 @@ class OptimizeSettings:
 
     def candidates(self) -> list[str]:
         """The backends to measure, the reference first, in registry order."""
-        from textclf.inference import BACKENDS, REFERENCE
-
         names = list(BACKENDS) if self.candidate_backends.strip() == ALL else [
             name.strip() for name in self.candidate_backends.split(",") if name.strip()]
         unknown = sorted(set(names) - set(BACKENDS))
@@ -85,8 +84,6 @@ def copy_model(model_dir: str, output_dir: str) -> Path:
 def build_artifacts(model_dir: Path, names: list[str]) -> dict[str, dict]:
     """Build each backend's artifact (and those it is built from) in ``model_dir``; per backend what
     happened: ``{"artifact", "build_seconds", "artifact_bytes"}``, ``{"skipped": why}`` or ``{"error": ...}``."""
-    from textclf.inference.backends import BACKENDS
-
     results: dict[str, dict] = {}
 
     def build(name: str) -> dict:
@@ -161,7 +158,7 @@ class Measurer:
     """Scores batches with every engine, the reference first, and keeps agreement and time per engine."""
 
     def __init__(self, engines: dict):
-        from textclf.inference import REFERENCE, Agreement
+        from textclf.inference import Agreement
 
         self.engines = engines
         self.reference = engines[REFERENCE]
@@ -237,8 +234,6 @@ def screen_then_confirm(engines: dict, texts: list[str], labels: list[int], max_
     reference until one stays within ``max_flip_rate`` over all texts. A backend whose flips exceed
     the bound stops at once; the slower ones are left at the screen (``complete``: false, with the
     reason). The reference always scores every text. ``engines``: name -> ``Engine``, the reference among them."""
-    from textclf.inference import REFERENCE
-
     names = list(engines)
     measurer = Measurer(engines)
     screen, rest = chunks(texts[:SCREEN_TEXTS], labels[:SCREEN_TEXTS]), chunks(texts[SCREEN_TEXTS:], labels[SCREEN_TEXTS:])
@@ -246,7 +241,7 @@ def screen_then_confirm(engines: dict, texts: list[str], labels: list[int], max_
         measurer.add(*batch)
     speeds = {name: result["texts_per_second"] for name, result in measurer.results().items()}
     contenders = sorted((name for name in names if name != REFERENCE and speeds[name] > speeds[REFERENCE]),
-                        key=speeds.get, reverse=True)
+                        key=lambda name: speeds[name], reverse=True)
     allowed_flips = max_flip_rate * len(texts)
     references = [measurer.confirm(REFERENCE, batch) for batch in rest]  # fp32 on the rest, once
     chosen = None
@@ -323,16 +318,14 @@ def main(argv: list[str] | None = None) -> None:
     a model outside the pipeline (without ``--tokenized_dir``, measured on its probe texts)."""
     import argparse
 
-    from transformers import HfArgumentParser
-
     @dataclasses.dataclass
     class Paths:
         model_dir: str = setting("", "The trained Model directory.")
         output_dir: str = setting("", "Where the optimized Model directory is written.")
         tokenized_dir: str = setting("", "The tokenize step's folder (validation split); empty: the model's probe texts.")
 
-    parser = HfArgumentParser([Paths, OptimizeSettings], description=main.__doc__,
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = SettingsParser([Paths, OptimizeSettings], description=main.__doc__,
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     paths, settings = parser.parse_args_into_dataclasses(argv)
     if not paths.model_dir or not paths.output_dir:
         parser.error("--model_dir and --output_dir are required")

@@ -128,7 +128,7 @@ def histogram(values: Sequence[float], edges: Sequence[float]) -> list[int]:
     return counts
 
 
-def quantile_edges(values: Sequence[int], n_bins: int) -> list[float]:
+def quantile_edges(values: Sequence[int] | np.ndarray, n_bins: int) -> list[float]:
     """Integer bin edges at the quantiles of ``values``: about equal reference mass per bin.
 
     Duplicated quantiles (many texts of the same length) collapse into one edge, so there may
@@ -179,8 +179,8 @@ class ReferenceProfileBuilder:
         self.tokenizer = tokenizer
         self.length_bins = length_bins
         self.n = 0
-        self.true = Counter()
-        self.predicted = Counter()
+        self.true: Counter[str] = Counter()
+        self.predicted: Counter[str] = Counter()
         self.scores = [0] * (len(SCORE_EDGES) - 1)
         self.lengths: Counter = Counter()
         # Format v2: each text one vote, so sums of per-text shares and how many texts have one.
@@ -307,7 +307,8 @@ def load_profile(path: str | Path) -> dict[str, Any]:
     if profile.get("format") != PROFILE_FORMAT:
         raise ProfileError(
             f"{path}: format {profile.get('format')!r}, expected {PROFILE_FORMAT!r} (v2 averages the rates per text); "
-            "rebuild it: the pipeline's train step writes one next to the model, or call textclf.profile.build_reference_profile"
+            "rebuild it: the pipeline's train step writes one next to the model, or call "
+            "textclf.profile.build_reference_profile"
         )
     missing = [key for key in ("label_names", "labels", "score", "tokens", "unknown_token_rate", "charset") if key not in profile]
     if missing:

@@ -18,16 +18,19 @@ import argparse
 import dataclasses
 import types
 import typing
-from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")  # a settings dataclass
 
 DEFAULT_BASE_MODEL = "offline:all-MiniLM-L6-v2"
 REQUIRED = dataclasses.MISSING  # setting(REQUIRED, help): a command-line flag without a default
 
 
-def setting(default: Any, help: str, **argparse_options: Any):  # noqa: A002 - argparse's name
+def setting(default: Any, help: str, **argparse_options: Any) -> Any:  # noqa: A002 - argparse's name
     """A dataclass field with its help text.
 
     Args:
@@ -66,7 +69,7 @@ def default_of(field: dataclasses.Field) -> Any:
 
 def pipeline_fields(*classes: type) -> dict[str, dataclasses.Field]:
     """The pipeline parameters of ``classes`` by name, in declaration order."""
-    fields = {}
+    fields: dict[str, dataclasses.Field] = {}
     for cls in classes:
         for field in dataclasses.fields(cls):
             if field.name not in getattr(cls, "LIBRARY_ONLY", ()):
@@ -163,8 +166,10 @@ def live_model_uri_setting():
                    "split and suites, and the new model is rolled out as its canary. Empty: none yet.")
 
 
-def source_setting():
-    return setting("sample:2000", "Data: sample:N (N generated reviews); a .csv/.tsv/.parquet/.jsonl file (each "
+def source_setting() -> Any:
+    from textclf.data.formats import FORMATS  # the file formats' registry (light: no pandas at import)
+
+    return setting("sample:2000", f"Data: sample:N (N generated reviews); a {'/'.join(FORMATS)} file (each "
                    "optionally .gz), a folder of them or a glob (data/part-*.csv.gz), local or on gs:// "
                    "(gs://bucket/export/*.parquet); or hf://owner/name[:config].")
 
@@ -178,8 +183,10 @@ def parameters_only(cls: type) -> type:
     return view
 
 
-def serving_backend_setting():
-    return setting("auto", "Backend that serves the model (torch, torch-bf16, onnx, onnx-int8), the one evaluate "
+def serving_backend_setting() -> Any:
+    from textclf.inference.backends import backend_names  # the backends' registry
+
+    return setting("auto", f"Backend that serves the model ({backend_names()}), the one evaluate "
                    "scores the test split with and deploy pins with --backend; auto: the optimize step's choice, the "
                    "fastest on its CPU within max_backend_flip_rate of fp32's labels.")
 
@@ -190,7 +197,7 @@ def backend_flip_rate_setting():
                    "exceeds it.")
 
 
-def _string_to_bool(value) -> bool:
+def _string_to_bool(value: str | bool) -> bool:
     if isinstance(value, bool):
         return value
     if value.lower() in ("yes", "true", "t", "y", "1"):
@@ -200,8 +207,8 @@ def _string_to_bool(value) -> bool:
     raise argparse.ArgumentTypeError(f"expected a boolean (true/false, yes/no, 1/0), got {value!r}")
 
 
-def _choice(choices: tuple):
-    def parse(value: str):
+def _choice(choices: tuple) -> Callable[[str], Any]:
+    def parse(value: str) -> Any:
         for choice in choices:
             if str(choice) == value:
                 return choice
@@ -229,7 +236,7 @@ class SettingsParser(argparse.ArgumentParser):
             for field in dataclasses.fields(cls):
                 self._add(field, hints[field.name])
 
-    def _add(self, field: dataclasses.Field, kind) -> None:
+    def _add(self, field: dataclasses.Field, kind: Any) -> None:
         names = [f"--{field.name}"] + ([f"--{field.name.replace('_', '-')}"] if "_" in field.name else [])
         required = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
         options = {**field.metadata, **({"required": True} if required else {"default": default_of(field)})}
@@ -248,7 +255,7 @@ class SettingsParser(argparse.ArgumentParser):
         if kind is bool and options.get("default") is True:
             self.add_argument(f"--no_{field.name}", action="store_false", dest=field.name, help=argparse.SUPPRESS)
 
-    def parse_args_into_dataclasses(self, args=None) -> tuple:
+    def parse_args_into_dataclasses(self, args: Sequence[str] | None = None) -> tuple:
         """One instance per settings class, then the namespace of the other flags (``parents``'), as
         ``HfArgumentParser`` returns them."""
         namespace = self.parse_args(args)

@@ -9,7 +9,7 @@ from tests.serving.conftest import decisive_model_dir  # noqa: F401 - shared fix
 
 
 @pytest.fixture(scope="session")
-def built_model_dir(decisive_model_dir, tmp_path_factory):
+def built_model_dir(decisive_model_dir, tmp_path_factory):  # noqa: F811 - the fixture imported above, by name
     """The decisive tiny model (tests/serving/conftest.py) plus the artifacts of every backend this CPU
     runs, built as the optimize step builds them (no serving.json: nothing was measured)."""
     from textclf.inference import BACKENDS

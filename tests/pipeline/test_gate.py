@@ -128,3 +128,24 @@ def test_report_shows_challenger_and_champion_side_by_side(tmp_path):
     text = (tmp_path / "decision.md").read_text()
     assert "Challenger vs champion" in text and "| accuracy | 0.9000 | 0.8500 | +0.0500 |" in text
     assert "behaviour mft" in text
+
+
+def test_a_rule_registered_in_rules_alone_is_applied_reported_and_can_block(tmp_path, monkeypatch):
+    """Adding a gate rule is one function in textclf.gate.RULES (CONTRIBUTING.md): decide applies it after the
+    others, the report shows its row, and a failing one decides; a rule that returns None is off."""
+    import textclf.gate as gate_module
+    from textclf.gate import Rule
+
+    def calibration_rule(metrics, settings):
+        error = metrics.get("expected_calibration_error")
+        return Rule("calibration", gate_module.finite(error) and error <= 0.1, f"ECE {error!r} vs maximum 0.1")
+
+    monkeypatch.setattr(gate_module, "RULES", [*gate_module.RULES, calibration_rule, lambda metrics, settings: None])
+    passing = decide(metrics(expected_calibration_error=0.05), GateSettings())
+    assert passing.passed and [rule.name for rule in passing.rules][-1] == "calibration"
+    assert len(passing.rules) == 4  # accuracy, behaviour, serving, calibration: class recall (0) and the None rule off
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics(expected_calibration_error=0.3)))
+    blocked = gate(str(tmp_path), GateSettings(), str(tmp_path / "decision.md"))
+    assert not blocked.passed and blocked.deciding_rule == "calibration"
+    assert "| calibration | fail | ECE 0.3 vs maximum 0.1 |" in (tmp_path / "decision.md").read_text()
+    assert decide(metrics(), GateSettings()).deciding_rule == "calibration"  # fails closed without the metric

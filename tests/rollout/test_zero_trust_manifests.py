@@ -62,7 +62,7 @@ def hardening_problems(pod: dict, serves: bool) -> list[str]:
     for container in pod.get("initContainers", []) + pod["containers"]:
         name, security = container["name"], container.get("securityContext", {})
 
-        def setting(key):
+        def setting(key, security=security):
             return security.get(key, pod_security.get(key))
 
         if setting("runAsNonRoot") is not True or setting("runAsUser") == 0:
@@ -95,7 +95,7 @@ def test_every_pod_the_project_ships_or_writes_is_hardened(rendered):
 
 
 def test_the_hardening_check_notices_each_missing_piece(rendered):
-    [(_, pod)] = [p for p in pod_specs(rendered["overlay-cpu"])]
+    [(_, pod)] = list(pod_specs(rendered["overlay-cpu"]))
     for path, value in ((("securityContext", "readOnlyRootFilesystem"), False),
                         (("securityContext", "allowPrivilegeEscalation"), True), (("securityContext", "capabilities"), {}),
                         (("securityContext", "seccompProfile"), None), (("livenessProbe",), None)):
@@ -144,7 +144,7 @@ def test_namespaces_enforce_pod_security_restricted(rendered):
 
 
 def test_core_objects_validate_strictly(rendered):
-    for source, docs in rendered.items():
+    for docs in rendered.values():
         for doc in docs:
             if doc["apiVersion"].startswith(("serving.kserve.io/", "security.istio.io/", "networking.istio.io/")):
                 continue

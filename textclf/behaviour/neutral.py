@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from textclf.behaviour.cases import DEFAULT_MAX_CASES_PER_SUITE, INV, SAME, Case, Suite
@@ -70,7 +70,7 @@ class _Sample:
         return [Case(edit, SAME, text) for _, text, edit in sorted(self.heap, reverse=True)]
 
 
-def neutral_suites(texts: Iterable[str], seed: int, cases: int = DEFAULT_MAX_CASES_PER_SUITE,
+def neutral_suites(texts: Iterable[object], seed: int, cases: int = DEFAULT_MAX_CASES_PER_SUITE,
                    min_cases: int = MIN_CASES) -> tuple[list[Suite], list[dict]]:
     """The task-neutral suites drawn from ``texts`` (a model's test texts, streamed once), and the
     suites skipped for want of texts they can edit (``{"name", "source", "reason"}``)."""
@@ -91,5 +91,10 @@ def neutral_suites(texts: Iterable[str], seed: int, cases: int = DEFAULT_MAX_CAS
                                       f"at least {min_cases} are needed"})
             continue
         suites.append(Suite(sample.name, INV, f"{perturbation.description[:1].upper()}{perturbation.description[1:]} "
-                            "keeps the label of a test text", lambda rng, drawn=drawn: list(drawn), SOURCE))
+                            "keeps the label of a test text", _fixed_cases(drawn), SOURCE))
     return suites, skipped
+
+
+def _fixed_cases(drawn: list[Case]) -> Callable[[random.Random], list[Case]]:
+    """A suite builder that returns ``drawn`` (already drawn from the texts) whatever the RNG."""
+    return lambda rng: list(drawn)

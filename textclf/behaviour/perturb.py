@@ -76,7 +76,7 @@ def add_whitespace(text: str, rng: random.Random) -> str | None:
 
 def _swap_word(text: str, rng: random.Random, words: tuple[str, ...]) -> str | None:
     """Replace one whole-word occurrence of ``words`` (as written, capitalised) with another of them."""
-    found = [m for m in re.finditer(r"\b(" + "|".join(map(re.escape, words)) + r")\b", text)]
+    found = list(re.finditer(r"\b(" + "|".join(map(re.escape, words)) + r")\b", text))
     if not found:
         return None
     match = rng.choice(found)

@@ -123,7 +123,8 @@ class BehaviourReport:
                    list(raw.get("skipped", [])), notes)
 
     def to_markdown(self) -> str:
-        """A "Behavioural tests" section: where the suites come from, pass rates by suite and type, then failing examples."""
+        """A "Behavioural tests" section: where the suites come from, pass rates by suite and type, then
+        failing examples."""
         lines = ["## Behavioural tests", ""]
         s = self.settings
         lines += [f"Seed {s.get('seed')}, up to {s.get('max_cases_per_suite')} cases per suite, directional tolerance "
@@ -138,8 +139,8 @@ class BehaviourReport:
         if not self.suites:
             return "\n".join(lines + ["", "**No suite ran.**"]) + "\n"
         lines += ["", "| Suite | Source | Type | Cases | Passed | Pass rate | Checks |", "|---|---|---|---:|---:|---:|---|"]
-        lines += [f"| {x.name} | {x.source} | {x.kind} | {x.cases} | {x.passed} | {x.pass_rate:.1%} | {_cell(x.description)} |"
-                  for x in self.suites]
+        lines += [f"| {x.name} | {x.source} | {x.kind} | {x.cases} | {x.passed} | {x.pass_rate:.1%} "
+                  f"| {_cell(x.description)} |" for x in self.suites]
         rates = self.pass_rates()
         for kind in KINDS:
             of_kind = [x for x in self.suites if x.kind == kind]
@@ -159,7 +160,8 @@ def _failure_table(suite: SuiteResult) -> list[str]:
              "|---" * (5 if with_original else 4) + "|"]
     for failure in suite.failures:
         original = f"{_cell(failure.original)} | " if with_original else ""
-        lines.append(f"| {original}{_cell(failure.text)} | {_cell(failure.expected)} | {_cell(failure.got)} | {_scores(failure)} |")
+        lines.append(f"| {original}{_cell(failure.text)} | {_cell(failure.expected)} | {_cell(failure.got)} "
+                     f"| {_scores(failure)} |")
     return lines
 
 

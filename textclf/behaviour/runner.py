@@ -90,7 +90,8 @@ class _Judge:
         return Failure(case.text, expected, got, scores(case.text), case.original, scores(case.original))
 
     def run(self, suite: Suite, cases: list[Case], max_failures: int) -> SuiteResult:
-        passed, failures = 0, []
+        passed = 0
+        failures: list[Failure] = []
         for case in cases:
             ok, expected, got = self.verdict(suite, case)
             passed += ok

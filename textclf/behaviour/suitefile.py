@@ -82,7 +82,7 @@ class SuiteFile:
                 for spec in self.suites]
 
 
-def parse(raw: Mapping, source: str) -> SuiteFile:
+def parse(raw: object, source: str) -> SuiteFile:
     """Check a suite file's content (as loaded from YAML/JSON) and return it.
 
     Raises:
@@ -182,6 +182,14 @@ def _filler_list(file: SuiteFile, group: Mapping, name: str) -> list[str] | None
     return None
 
 
+def _fillers(file: SuiteFile, group: Mapping, name: str) -> list[str]:
+    """:func:`_filler_list` of a slot that validation has checked has fillers."""
+    fillers = _filler_list(file, group, name)
+    if fillers is None:
+        raise BehaviourError(f"slot {{{name}}} has no fillers")
+    return fillers
+
+
 def _fill(template: str, values: Mapping[str, str]) -> str:
     def replace(match: re.Match) -> str:
         word = values[match.group(2)]
@@ -193,7 +201,7 @@ def _fill(template: str, values: Mapping[str, str]) -> str:
 def _fillings(file: SuiteFile, group: Mapping, template: str, rng: random.Random) -> list[dict[str, str]]:
     """Slot values for a template: every combination, or ``fillings`` random draws."""
     names = _slot_names(template)
-    fillers = [_filler_list(file, group, name) for name in names]
+    fillers = [_fillers(file, group, name) for name in names]
     if group.get("fillings"):
         return [{n: rng.choice(f) for n, f in zip(names, fillers)} for _ in range(int(group["fillings"]))]
     return [dict(zip(names, combination)) for combination in itertools.product(*fillers)]
@@ -214,7 +222,7 @@ def _swapped(file: SuiteFile, group: Mapping, swap: list[str], rng: random.Rando
         for values in _fillings(file, group, template, rng):
             edited = dict(values)
             for name in set(swap) & set(values):
-                edited[name] = rng.choice([f for f in _filler_list(file, group, name) if f != values[name]])
+                edited[name] = rng.choice([f for f in _fillers(file, group, name) if f != values[name]])
             cases.append(Case(_fill(template, edited), SAME, _fill(template, values)))
     return cases
 

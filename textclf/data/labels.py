@@ -49,13 +49,14 @@ def label_vocabulary(values, label_names: list[str] | None = None) -> tuple[list
     negative class is id 0 whatever the case.
     """
     if label_names:
-        lookup = {name: i for i, name in enumerate(label_names)}
+        lookup: dict[Hashable, int] = {name: i for i, name in enumerate(label_names)}
         lookup.update({i: i for i in range(len(label_names))})
         return list(label_names), lookup
     present = [v for v in values if not is_missing(v)]
     ints = {integral(v) for v in present}
-    if present and None not in ints:
-        ordered = sorted(ints)
+    whole = {i for i in ints if i is not None}
+    if present and len(whole) == len(ints):  # every value is an integer
+        ordered = sorted(whole)
         names = [str(v) for v in ordered]
         return names, {v: i for i, v in enumerate(ordered)}
     strings = sorted({str(v).strip() for v in present})

@@ -14,10 +14,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from textclf.data.splits import SPLITS
+
+if TYPE_CHECKING:
+    import pyarrow.parquet as pq
 
 SHARD_GLOB = "{split}-*.parquet"
 
@@ -43,7 +47,7 @@ class _SplitBuffer:
     texts: list[str] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
     chars: int = 0
-    writer: object = None  # the open pyarrow.parquet.ParquetWriter
+    writer: pq.ParquetWriter | None = None  # the file being written
     rows_in_file: int = 0
     files: list[Path] = field(default_factory=list)
 

@@ -5,7 +5,8 @@ Sources:
     Files, local or ``gs://``: one file, a folder (every data file below it; names starting with
     ``.`` or ``_`` such as Spark's ``_SUCCESS`` are markers, not data) or a glob
     (``data/part-*.csv.gz``, ``gs://bucket/export/*.parquet``; ``**`` crosses folders). Each file
-    is ``.csv``, ``.tsv``, ``.parquet`` or ``.jsonl``, optionally ``.gz``; the formats may mix.
+    is of a format of ``textclf.data.formats`` (``.csv``, ``.tsv``, ``.parquet``, ``.jsonl``),
+    optionally ``.gz``; the formats may mix.
     ``hf://owner/name[:config]``: a Hugging Face hub dataset through ``datasets`` (memory-mapped).
 
 A file of a folder or glob keeps its path below the folder or the glob's fixed part
@@ -27,27 +28,32 @@ import codecs
 import contextlib
 import glob
 import gzip
-import json
+import io
 import logging
 import os
 import shutil
 import socket
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import pandas as pd
 
 from textclf import storage
 from textclf.data.errors import EmptySourceError, SourceEncodingError, SourceError
+from textclf.data.formats import FORMATS, FileFormat, described, format_of
 from textclf.data.shards import is_marker
+
+if TYPE_CHECKING:
+    import datasets
 
 log = logging.getLogger(__name__)
 
-DATA_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl")
+DATA_SUFFIXES = tuple(FORMATS)
 DEFAULT_SAMPLE_SIZE = 2000
 HUB_PROBE_TIMEOUT_S = 5.0
 ENCODING_HINT = ("Set the ingest parameter encoding to the file's encoding (for example latin-1 or cp1252), "
@@ -55,19 +61,23 @@ ENCODING_HINT = ("Set the ingest parameter encoding to the file's encoding (for 
 
 
 def file_kind(name: str) -> tuple[str, bool] | None:
-    """(format suffix, gzipped) of a data file name, e.g. ``("csv", True)`` for ``a.csv.gz``; None otherwise."""
-    suffixes = [s.lower() for s in Path(name).suffixes]
-    compressed = suffixes[-1:] == [".gz"]
-    kind = (suffixes[:-1] if compressed else suffixes)[-1:]
-    return (kind[0], compressed) if kind and kind[0] in DATA_SUFFIXES else None
+    """(format suffix, gzipped) of a data file name, e.g. ``(".csv", True)`` for ``a.csv.gz``; None otherwise."""
+    found = format_of(name)
+    return (found[0].suffix, found[1]) if found else None
+
+
+def require_format(name: str) -> tuple[FileFormat, bool]:
+    """(format, gzipped) of a data file name, or SourceError naming the formats there are."""
+    found = format_of(name)
+    if found is None:
+        raise SourceError(f"unsupported file type {''.join(Path(name).suffixes) or '(none)'} for {name}: "
+                          f"use {described()}")
+    return found
 
 
 def require_kind(name: str) -> tuple[str, bool]:
-    kind = file_kind(name)
-    if kind is None:
-        raise SourceError(f"unsupported file type {''.join(Path(name).suffixes) or '(none)'} for {name}: "
-                          "use .csv, .tsv, .parquet or .jsonl, optionally .gz")
-    return kind
+    fmt, compressed = require_format(name)
+    return fmt.suffix, compressed
 
 
 # ---------------------------------------------------------------- shards
@@ -110,7 +120,7 @@ class HubShard(Shard):
     """One split of a hub dataset; its name becomes the ``split_column`` value."""
 
     name: str
-    dataset: object  # datasets.Dataset
+    dataset: datasets.Dataset
     split: str
     split_column: str
 
@@ -139,27 +149,32 @@ class FileShard(Shard):
     _unpacked: Path | None = field(default=None, init=False, repr=False)
 
     @property
+    def format(self) -> FileFormat:
+        return require_format(self.path.name)[0]
+
+    @property
     def kind(self) -> str:
-        return require_kind(self.path.name)[0]
+        return self.format.suffix
 
     @property
     def compressed(self) -> bool:
-        return require_kind(self.path.name)[1]
+        return require_format(self.path.name)[1]
 
-    def _open_binary(self):
+    def open_binary(self) -> io.BufferedIOBase:
         return gzip.open(self.path, "rb") if self.compressed else open(self.path, "rb")
 
     def _check_not_empty(self) -> None:
-        with self._reading(), self._open_binary() as handle:
+        with self._reading(), self.open_binary() as handle:
             if not handle.read(1):
                 packed = " after decompression" if self.compressed and self.path.stat().st_size else ""
                 raise EmptySourceError(f"{self.name} is empty (0 bytes{packed}): remove it from the source or "
                                        "export it again")
 
-    def _parquet_path(self) -> Path:
+    def seekable_path(self) -> Path:
+        """The file decompressed on disk: a gzipped one is unpacked once (for readers that seek, such as Parquet's)."""
         if not self.compressed:
             return self.path
-        if self._unpacked is None:  # Parquet needs random access: unpack the .gz once
+        if self._unpacked is None:
             target = Path(self.work_dir or tempfile.mkdtemp(prefix="ingest-")) / f"unpacked-{id(self)}.parquet"
             with self._reading(), gzip.open(self.path, "rb") as packed, open(target, "wb") as plain:
                 shutil.copyfileobj(packed, plain, 1 << 20)
@@ -169,42 +184,12 @@ class FileShard(Shard):
     def columns(self) -> list[str]:
         self._check_not_empty()
         with self._reading():
-            if self.kind == ".parquet":
-                import pyarrow.parquet as pq
-
-                return list(pq.read_schema(self._parquet_path()).names)
-            if self.kind == ".jsonl":
-                with self._open_binary() as handle:
-                    first = next((line for line in handle if line.strip()), b"{}")
-                record = json.loads(first.decode(self.encoding))
-                if not isinstance(record, dict):
-                    raise SourceError(f"{self.name}: line 1 is not a JSON object: {first[:80]!r}")
-                return list(record)
-            return list(pd.read_csv(self.path, nrows=0, **self._csv_options()).columns)
-
-    def _csv_options(self) -> dict:
-        # The columns are read as text, so "007" stays "007" and a label column means the same in
-        # every chunk; an empty cell is missing, while "NA" or "null" are texts like any other.
-        return {"sep": "\t" if self.kind == ".tsv" else ",", "dtype": str, "keep_default_na": False,
-                "na_values": [""], "compression": "gzip" if self.compressed else None, "encoding": self.encoding}
+            return self.format.columns(self)
 
     def chunks(self, columns, chunk_rows):
         self._check_not_empty()
         with self._reading():
-            if self.kind == ".parquet":
-                import pyarrow.parquet as pq
-
-                with pq.ParquetFile(self._parquet_path()) as parquet:
-                    for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
-                        yield batch.to_pandas()
-            elif self.kind == ".jsonl":
-                with pd.read_json(self.path, lines=True, dtype=False, convert_dates=False, chunksize=chunk_rows,
-                                  compression="gzip" if self.compressed else None, encoding=self.encoding) as reader:
-                    for frame in reader:
-                        yield frame if columns is None else frame.reindex(columns=columns)
-            else:
-                with pd.read_csv(self.path, usecols=columns, chunksize=chunk_rows, **self._csv_options()) as reader:
-                    yield from reader
+            yield from self.format.chunks(self, columns, chunk_rows)
 
     @contextlib.contextmanager
     def _reading(self):
@@ -219,18 +204,16 @@ class FileShard(Shard):
             raise EmptySourceError(f"{self.name} has no header and no rows: remove it from the source or "
                                    "export it again") from error
         except pd.errors.ParserError as error:
-            raise SourceError(f"{self.name} is not valid {self.kind[1:].upper()}: {error}") from error
+            raise SourceError(f"{self.name} is not {self.format.what}: {error}") from error
         except (gzip.BadGzipFile, EOFError, zlib.error) as error:
             raise SourceError(f"{self.name} is not a complete gzip file ({error}): download or export it again") from error
-        except (json.JSONDecodeError, ValueError) as error:
-            if self.kind == ".jsonl":
-                raise SourceError(f"{self.name} is not valid JSON lines (one object per line): {error}") from error
-            if type(error).__module__.startswith("pyarrow"):
-                raise SourceError(f"{self.name} is not a readable Parquet file: {error}") from error
+        except ValueError as error:  # json.JSONDecodeError included
+            if self.format.invalid(error):
+                raise SourceError(f"{self.name} is not {self.format.what}: {error}") from error
             raise
 
     def _describe_undecodable(self, error: UnicodeDecodeError) -> str:
-        where = locate_undecodable(self._open_binary, error.encoding or self.encoding)
+        where = locate_undecodable(self.open_binary, error.encoding or self.encoding)
         if where is None:  # the reader saw something our scan did not: say what it said
             return f"{self.name} is not valid {self.encoding}: {error}. {ENCODING_HINT}"
         offset, line, bad, reason = where
@@ -274,7 +257,7 @@ class Source:
     """The shards of one source, and the label names it carries (hub ClassLabels), if any."""
 
     description: str
-    shards: list[Shard]
+    shards: Sequence[Shard]
     label_names: list[str] | None = None
 
 
@@ -326,7 +309,7 @@ def data_files(names: list[str], folder: str) -> list[str]:
     if others:
         log.warning("%s: %d files that are not data files are left out: %s", folder, len(others), ", ".join(others[:5]))
     if not data:
-        raise EmptySourceError(f"no data file (.csv, .tsv, .parquet or .jsonl, optionally .gz) in {folder}")
+        raise EmptySourceError(f"no data file ({described()}) in {folder}")
     return data
 
 

@@ -86,7 +86,7 @@ def split_from_name(relative: str) -> str | None:
     Raises:
         SplitNameError: the path names two splits, e.g. ``train_test.csv`` or ``test/train.csv``.
     """
-    named = {}
+    named: dict[str, str] = {}
     for component in PurePosixPath(relative).parts:
         for split in _named_in(component):
             named.setdefault(split, component)

@@ -20,8 +20,12 @@ import itertools
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from datasets.arrow_writer import ArrowWriter
 
 COLUMNS = ("input_ids", "attention_mask", "label", "text")
 ARROW_SHARD_ROWS = 100_000  # rows per Arrow file; datasets itself cuts at about 500 MB
@@ -64,28 +68,28 @@ class SplitWriter:
         self.shard_rows = shard_rows
         self.rows = 0
         self._files: list[Path] = []
-        self._writer = None
+        self._writer: ArrowWriter | None = None
         self._rows_in_file = 0
 
     def write(self, table) -> None:
         """Append a table with ``COLUMNS`` (``encoded_table``)."""
         start = 0
         while start < table.num_rows:
-            if self._writer is None:
-                self._open_file()
+            writer = self._writer or self._open_file()
             piece = table.slice(start, self.shard_rows - self._rows_in_file)
-            self._writer.write_table(piece)
+            writer.write_table(piece)
             start += piece.num_rows
             self._rows_in_file += piece.num_rows
             self.rows += piece.num_rows
             if self._rows_in_file >= self.shard_rows:
                 self._close_file()
 
-    def _open_file(self) -> None:
+    def _open_file(self) -> ArrowWriter:
         from datasets.arrow_writer import ArrowWriter
 
         self._files.append(self.folder / f"part-{len(self._files):05d}.arrow")
         self._writer = ArrowWriter(features=features(), path=str(self._files[-1]))
+        return self._writer
 
     def _close_file(self) -> None:
         if self._writer is not None:
@@ -99,13 +103,12 @@ class SplitWriter:
         from datasets.utils.py_utils import asdict  # the library's own, which leaves out unset fields
 
         if not self._files:  # an empty split is still a readable dataset
-            self._open_file()
-            self._writer.write_table(encoded_table([], [], []))
+            self._open_file().write_table(encoded_table([], [], []))
         self._close_file()
         names = [f"data-{i:05d}-of-{len(self._files):05d}.arrow" for i in range(len(self._files))]
         for path, name in zip(self._files, names):
             path.rename(self.folder / name)
-        state = {
+        state: dict[str, Any] = {
             "_data_files": [{"filename": name} for name in names],
             "_fingerprint": hashlib.sha256(f"{fingerprint_of}\x1f{self.folder.name}\x1f{self.rows}".encode()).hexdigest()[:16],
             "_format_columns": None, "_format_kwargs": {}, "_format_type": None, "_output_all_columns": False,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from collections.abc import Sequence
+
 import numpy as np
 
 
@@ -28,7 +30,7 @@ class Agreement:
     correct: int = 0
     labelled: int = 0
 
-    def add(self, reference: np.ndarray, probabilities: np.ndarray, labels=None) -> None:
+    def add(self, reference: np.ndarray, probabilities: np.ndarray, labels: Sequence[int] | np.ndarray | None = None) -> None:
         """One batch: ``reference`` and ``probabilities`` [N, K] of the same N texts (and their true labels)."""
         if reference.shape != probabilities.shape:
             raise ValueError(f"shapes differ: reference {reference.shape}, backend {probabilities.shape}")

@@ -13,12 +13,15 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from textclf.inference.batching import Batching
 from textclf.inference.hardware import native_bf16
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 # ONNX Runtime, once imported, writes a device id and a telemetry database under $XDG_CACHE_HOME
@@ -50,7 +53,7 @@ class TorchBackend:
         precision: ``fp32``, ``bf16`` or ``fp16``.
     """
 
-    def __init__(self, model, precision: str = "fp32"):
+    def __init__(self, model: PreTrainedModel, precision: str = "fp32"):
         import torch
 
         self._torch = torch
@@ -126,6 +129,8 @@ class BackendKind:
 
     def artifact_path(self, model_dir: Path) -> Path:
         """The built artifact, or :class:`MissingArtifactError` saying how to build it."""
+        if self.artifact is None:
+            raise TypeError(f"backend {self.name!r} has no artifact: it runs the model's weights")
         path = Path(model_dir) / self.artifact
         if not path.is_file():
             raise MissingArtifactError(
@@ -199,6 +204,12 @@ class OnnxInt8(OnnxFp32):
 
 
 BACKENDS: dict[str, BackendKind] = {kind.name: kind for kind in (TorchFp32(), TorchBf16(), OnnxFp32(), OnnxInt8())}
+
+
+def backend_names() -> str:
+    """The backends' names as help texts list them: ``torch, torch-bf16, onnx or onnx-int8``."""
+    *others, last = BACKENDS
+    return f"{', '.join(others)} or {last}" if others else last
 
 
 def backend_kind(name: str) -> BackendKind:

@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 
 from textclf.encoding import TextEncoder
-from textclf.inference.backends import AUTO, Backend, TorchBackend, backend_kind
+from textclf.inference.backends import AUTO, Backend, TorchBackend, backend_kind, backend_names
 from textclf.inference.batching import MAX_BATCH_TOKENS, PASS_COST_TOKENS, Batching, pad, softmax
 from textclf.inference.choice import resolve_backend
 from textclf.inference.hardware import cpu_threads
@@ -29,7 +29,7 @@ class InferenceSettings:
     """How a Model directory is run; every field is a ``python -m serving`` flag of the same name."""
 
     backend: str = setting(
-        AUTO, "Inference backend: torch (fp32), torch-bf16, onnx or onnx-int8, each from the artifact the pipeline's "
+        AUTO, f"Inference backend: {backend_names()} (torch: fp32 PyTorch), each from the artifact the pipeline's "
         "optimize step built in the Model directory (nothing is exported at start); auto: the one that step chose "
         "(serving.json), torch when the directory has none.")
     max_length: int | None = setting(None, "Truncate texts to this many tokens (default: as trained, from "
@@ -112,6 +112,9 @@ class Engine:
         PyTorch (bf16 is only autocast around the same weights), else loaded from the Model directory."""
         if isinstance(self.backend, TorchBackend):
             return self.backend.model
+        if self.model_dir is None:
+            raise ValueError(f"backend {self.name!r} runs no PyTorch model and this engine knows no Model directory to "
+                             "load the fp32 weights from: build it with load_engine or pass model_dir")
         from transformers import AutoModelForSequenceClassification
 
         return AutoModelForSequenceClassification.from_pretrained(self.model_dir).eval()

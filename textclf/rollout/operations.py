@@ -137,7 +137,9 @@ def _standard_spec(desired: dict, live: dict | None, canary_percent: int | None)
         # under its live name (KServe refuses a name change without a model change).
         in_place = {key: value for key, value in new.items() if key != "name"}
         return {"predictor": {**in_place, **({"name": stable["name"]} if stable.get("name") else {})}}
-    name = new.get("name") if new.get("name") not in (None, stable.get("name")) else predictor_name(model_uri_of(new) or "")
+    name = new.get("name")
+    if not name or name == stable.get("name"):
+        name = predictor_name(model_uri_of(new) or "")
     return {"predictor": stable, "canary": [canary_entry(new, name, share)]}
 
 

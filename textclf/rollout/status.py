@@ -59,20 +59,20 @@ class RolloutStatus:
     def from_object(cls, isvc: dict) -> RolloutStatus:
         status = isvc.get("status", {})
         predictor = status.get("components", {}).get("predictor", {})
-        ready = next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), {})
+        ready: dict = next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), {})
         mode = _mode(isvc)
         spec_predictor = isvc.get("spec", {}).get("predictor", {})
-        common = dict(
-            name=isvc["metadata"]["name"],
-            namespace=isvc["metadata"].get("namespace", ""),
-            ready=ready.get("status") == "True",
-            ready_message=ready.get("message") or ready.get("reason") or "",
-            url=status.get("url"),
-            deployment_mode=mode,
-            model_uri=model_uri_of(spec_predictor),
-            generation=isvc["metadata"].get("generation"),
-            observed_generation=status.get("observedGeneration"),
-        )
+        common = {
+            "name": isvc["metadata"]["name"],
+            "namespace": isvc["metadata"].get("namespace", ""),
+            "ready": ready.get("status") == "True",
+            "ready_message": ready.get("message") or ready.get("reason") or "",
+            "url": status.get("url"),
+            "deployment_mode": mode,
+            "model_uri": model_uri_of(spec_predictor),
+            "generation": isvc["metadata"].get("generation"),
+            "observed_generation": status.get("observedGeneration"),
+        }
         if mode == STANDARD:
             canaries = isvc.get("spec", {}).get("canary") or []
             return cls(**common, canary_percent=sum(c.get("trafficPercent", 0) for c in canaries) if canaries else None,

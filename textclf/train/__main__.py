@@ -53,11 +53,11 @@ def node_local_copy(uri: str, ranks: distributed.Ranks) -> str:
 
 
 def main(argv=None) -> None:
-    from transformers import HfArgumentParser
+    from textclf.settings import SettingsParser
 
     ranks = distributed.ranks_from_env()
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s rank {ranks.rank} %(levelname)s %(name)s: %(message)s")
-    parser = HfArgumentParser((TrainPaths, TrainSettings, TrackingSettings), description=__doc__)
+    parser = SettingsParser((TrainPaths, TrainSettings, TrackingSettings), description=__doc__)
     paths, settings, tracking_settings = parser.parse_args_into_dataclasses(argv)
     distributed.start(ranks)  # joined early: the download below waits on it; train() keeps the group
     tokenized = node_local_copy(paths.tokenized, ranks)

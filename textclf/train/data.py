@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from typing import cast
 
 from textclf.train.batches import collate, length_grouped_batches
 
@@ -104,7 +105,9 @@ def loader(rows: TokenRows, batch_sampler, pad_id: int, workers: int, pin_memory
 
     generator = torch.Generator()
     generator.manual_seed(seed)
+    # A map-style dataset is any object with __getitem__ and __len__ to torch; its type hints ask for the class.
+    dataset = cast("torch.utils.data.Dataset[dict]", rows)
     return torch.utils.data.DataLoader(
-        rows, batch_sampler=batch_sampler, collate_fn=partial(collate, pad_id=pad_id), num_workers=workers,
+        dataset, batch_sampler=batch_sampler, collate_fn=partial(collate, pad_id=pad_id), num_workers=workers,
         pin_memory=pin_memory, generator=generator, prefetch_factor=4 if workers else None,
     )

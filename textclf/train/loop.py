@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from textclf.base_model import resolve_base_model
 from textclf.train import checkpoint, distributed
@@ -37,6 +37,11 @@ from textclf.train.model import (class_weights, load_classifier, optimizer_and_s
 from textclf.train.output import save_model_dir
 from textclf.train.precision import autocast, pick_precision
 from textclf.train.settings import AUTO_MAX_EPOCHS, TrainSettings
+
+if TYPE_CHECKING:  # torch is imported when training starts, not when this module is
+    import numpy as np
+    import torch
+    from torch.nn.parallel import DistributedDataParallel
 
 log = logging.getLogger(__name__)
 
@@ -76,18 +81,18 @@ class Split:
 class Run:
     """What one training run works with, and its progress (``state`` is what a resume restores)."""
 
-    model: object
-    step_model: object  # what the batches go through: the model, DDP around it, or torch.compile of either
-    ddp: object  # the DistributedDataParallel wrapper, None with one process
-    optimizer: object
-    scheduler: object
-    scaler: object
-    device: object
+    model: torch.nn.Module  # a transformers sequence classifier
+    step_model: torch.nn.Module  # what the batches go through: the model, DDP around it, or torch.compile of either
+    ddp: DistributedDataParallel | None  # None with one process
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    device: torch.device
     precision: str
     pad_id: int
     total_steps: int
     ranks: Ranks = field(default_factory=Ranks)
-    class_weights: object = None  # per-class loss weights on the device (class_weighting), None: plain loss
+    class_weights: torch.Tensor | None = None  # per-class loss weights on the device (class_weighting), None: plain loss
     state: dict = field(default_factory=new_state)
     epoch_loss: float = 0.0  # this rank's sum of batch losses in the current epoch (saved per rank)
     epoch_batches: int = 0
@@ -99,8 +104,8 @@ class Run:
     # The validation split's probabilities [rows, K] from the last validation pass, and from the best
     # epoch's: the reference profile reuses the latter instead of scoring the split again (not kept in
     # checkpoints: a run resumed after its best epoch scores it again).
-    last_validation: object = None
-    best_validation: object = None
+    last_validation: np.ndarray | None = None
+    best_validation: np.ndarray | None = None
 
     def finished(self, settings: TrainSettings) -> bool:
         return self.state["epoch"] >= settings.epochs or self.reached_max_steps(settings)
@@ -343,10 +348,13 @@ def train(
         The content of ``training.json`` on rank 0 (without ``output_dir``: the epochs' ``history``,
         ``best_validation_loss`` and ``train_seconds``); None on the other ranks.
     """
+    if not checkpoints and output_dir is None:
+        raise ValueError("train: checkpoints is required when output_dir is None (no model to put them beside)")
+    location = checkpoints or checkpoint.checkpoint_location_for(str(output_dir))
     ranks = distributed.ranks_from_env()
     device = distributed.start(ranks)
     try:
-        store = checkpoint.Checkpoints(checkpoints or checkpoint.checkpoint_location_for(output_dir))
+        store = checkpoint.Checkpoints(location)
         return _train(tokenized_dir, output_dir, settings, data_metadata or {}, log_metrics or (lambda metrics, step: None),
                       store, ranks, device, probe)
     finally:
@@ -377,6 +385,23 @@ def probe_step(run: Run, val_data: Split, settings: TrainSettings, probe: Valida
     return after_step
 
 
+def run_epochs(run: Run, train_data: Split, val_data: Split, settings: TrainSettings, store: checkpoint.Checkpoints,
+               log_metrics: Callable[[dict, int], None], probe: ValidationProbe | None, batches_per_epoch: int) -> None:
+    """Epochs from where the run stands (a resumed run mid-epoch) until its end or early stopping, each
+    validated and logged, with a resume point after each that does not finish training."""
+    after_step = probe_step(run, val_data, settings, probe)
+    while not run.finished(settings) or run.mid_epoch():
+        train_loss = train_epoch(run, train_data, settings, store, log_metrics, after_step)
+        val = validate(run, val_data, settings)
+        if run.ranks.is_main:
+            log_metrics({**{f"validation/{k}": v for k, v in val.items()}, "epoch": run.state["epoch"] + 1}, run.state["step"])
+        if probe is not None:
+            probe.report(val, run.state["epoch"] + run.state["batch"] / batches_per_epoch)
+        if end_epoch(run, train_loss, val, settings, store):
+            break  # finished: best.pt is all that is left to load, no resume point needed
+        save_resume_point(run, store)
+
+
 def _train(tokenized_dir: str, output_dir: str | None, settings: TrainSettings, data_metadata: dict,
            log_metrics: Callable[[dict, int], None], store: checkpoint.Checkpoints, ranks: Ranks, device,
            probe: ValidationProbe | None) -> dict | None:
@@ -398,18 +423,7 @@ def _train(tokenized_dir: str, output_dir: str | None, settings: TrainSettings, 
                  settings.base_model, len(train_data.lengths), len(val_data.lengths), len(label_names), ranks.world_size,
                  run.device, run.precision, run.total_steps)
     start = time.perf_counter()
-    after_step = probe_step(run, val_data, settings, probe)
-    while not run.finished(settings) or run.mid_epoch():
-        train_loss = train_epoch(run, train_data, settings, store, log_metrics, after_step)
-        val = validate(run, val_data, settings)
-        if ranks.is_main:
-            log_metrics({**{f"validation/{k}": v for k, v in val.items()}, "epoch": run.state["epoch"] + 1}, run.state["step"])
-        if probe is not None:
-            probe.report(val, run.state["epoch"] + run.state["batch"] / batches_per_epoch)
-        if end_epoch(run, train_loss, val, settings, store):
-            break  # finished: best.pt is all that is left to load, no resume point needed
-        save_resume_point(run, store)
-
+    run_epochs(run, train_data, val_data, settings, store, log_metrics, probe, batches_per_epoch)
     _, run.seen, run.seen_tokens = reduced_progress(run)  # texts of all ranks, for training.json
     distributed.barrier()
     if not ranks.is_main:

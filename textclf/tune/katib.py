@@ -57,6 +57,7 @@ def katib_parameters(space: SearchSpace) -> list[dict]:
     """``spec.parameters``: the search space in Katib's terms (every bound and choice a string)."""
     parameters = []
     for p in space.parameters:
+        feasible: dict[str, str | list[str]]
         if p.kind == "categorical":
             feasible = {"list": [str(value) for value in p.choices]}
         else:
@@ -164,7 +165,9 @@ def follow(api, namespace: str, name: str, timeout_seconds: float, poll_seconds:
         counts = tuple(status.get(k, 0) for k in ("trials", "trialsSucceeded", "trialsRunning", "trialsEarlyStopped",
                                                   "trialsFailed"))
         if counts != seen:
-            echo("Experiment %s: %d trials, %d succeeded, %d running, %d early-stopped, %d failed" % (name, *counts))
+            trials, succeeded, running, stopped, failed = counts
+            echo(f"Experiment {name}: {trials} trials, {succeeded} succeeded, {running} running, "
+                 f"{stopped} early-stopped, {failed} failed")
             seen = counts
         state = condition(experiment)
         if state == "Succeeded":
@@ -230,6 +233,8 @@ def study_result(experiment: dict, trials: list[dict], space: SearchSpace, base:
     records = trial_records(trials, space, metric)
     best = next(r for r in records if r.name == optimal["bestTrialName"])
     value = _observed(optimal.get("observation", {}), metric)
+    if value is None:
+        raise ExperimentFailed(f"Experiment {experiment['metadata']['name']}: its best trial {best.name} has no {metric}")
     return StudyResult(experiment["metadata"]["name"], where, "katib", tune.tune_metric, tune.direction, space.to_spec(),
                        asdict(base), _typed_params(optimal.get("parameterAssignments", []), space), value, best.number,
                        records)

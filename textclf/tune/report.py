@@ -5,6 +5,7 @@ final training takes the best settings."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 from pathlib import Path
@@ -54,12 +55,9 @@ def plot_history(result: StudyResult) -> str:
 
     fig, ax = new_figure(6, 3.5)
     done = _finished(result.trials)
-    better = max if result.direction == "maximize" else min
-    best_so_far, running = [], None
-    for t in done:
-        running = t.value if running is None else better(running, t.value)
-        best_so_far.append(running)
-    ax.plot([t.number for t in done], [t.value for t in done], "o", label="trial")
+    scores = [t.value for t in done if t.value is not None]  # all of them: _finished keeps the scored trials
+    best_so_far = list(itertools.accumulate(scores, max if result.direction == "maximize" else min))
+    ax.plot([t.number for t in done], scores, "o", label="trial")
     ax.step([t.number for t in done], best_so_far, where="post", label="best so far")
     pruned = [t for t in result.trials if t.state == "PRUNED" and t.reports]
     if pruned:
@@ -107,9 +105,10 @@ def render_report(result: StudyResult) -> str:
     counts = {state: sum(t.state == state for t in result.trials) for state in ("COMPLETE", "PRUNED", "FAIL")}
     return "\n\n".join([
         f"# Tuning: {result.study_name}",
-        f"{len(result.trials)} trials with {result.engine} ({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
-        f"{counts['FAIL']} failed), each scored on the validation split ({result.metric}, {result.direction}d); the "
-        f"test split was not used. Best: trial {result.best_trial}, validation {result.metric} "
+        f"{len(result.trials)} trials with {result.engine} ({counts['COMPLETE']} complete, "
+        f"{counts['PRUNED']} pruned, {counts['FAIL']} failed), each scored on the validation split "
+        f"({result.metric}, {result.direction}d); the test split was not used. "
+        f"Best: trial {result.best_trial}, validation {result.metric} "
         f"**{result.best_value:.4f}**. Study kept in `{result.storage}`.",
         "## Best settings (the final training uses them)",
         markdown_table(["setting", "before", "tuned"], changes),

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from textclf.settings import require_at_least, setting
 from textclf.tune.space import default_space_json
 
 # What a trial's score is: a validation metric and whether higher is better.
-OBJECTIVES = {"accuracy": "maximize", "loss": "minimize"}
+Direction = Literal["maximize", "minimize"]
+OBJECTIVES: dict[str, Direction] = {"accuracy": "maximize", "loss": "minimize"}
 
 
 @dataclass
@@ -39,7 +41,7 @@ class TuneSettings:
         require_at_least(self, 0, "trial_max_steps")
 
     @property
-    def direction(self) -> str:
+    def direction(self) -> Direction:
         return OBJECTIVES[self.tune_metric]
 
 

@@ -63,6 +63,8 @@ class Parameter:
     def contains(self, value) -> bool:
         if self.kind == "categorical":
             return value in self.choices
+        if self.low is None or self.high is None:  # parse_space gives every numeric parameter both bounds
+            return False
         return isinstance(value, (int, float)) and not isinstance(value, bool) and self.low <= value <= self.high
 
     def describe(self) -> str:
@@ -86,7 +88,7 @@ class SearchSpace:
         """The space as the mapping it was written as (what :func:`parse_space` reads back)."""
         spec = {}
         for p in self.parameters:
-            entry = {"choices": list(p.choices)} if p.kind == "categorical" else {"low": p.low, "high": p.high}
+            entry: dict[str, Any] = {"choices": list(p.choices)} if p.kind == "categorical" else {"low": p.low, "high": p.high}
             entry.update({"log": True} if p.log else {})
             entry.update({"step": p.step} if p.step else {})
             spec[p.name] = entry

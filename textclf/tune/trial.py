@@ -138,6 +138,8 @@ def run_trial(data_dir: str, settings: TrainSettings, tune: TuneSettings, metada
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="trial-", dir=work_dir) as scratch:
         summary = train(data_dir, None, settings, metadata, checkpoints=str(Path(scratch, "checkpoints")), probe=reporter)
+    if summary is None:  # only rank 0 returns the record, and a trial is one process
+        raise RuntimeError("the trial's training returned no record: was it started on several ranks?")
     if not math.isfinite(summary["best_validation_loss"]):
         raise RuntimeError(f"validation loss was never finite: {summary['history']}")
     return TrialOutcome(trial_value(summary["history"], tune.tune_metric), summary["history"], reporter.reports,
@@ -210,13 +212,12 @@ def integral_arguments(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m textclf.tune.trial``: one trial of a Katib Experiment or a Vertex AI tuning job."""
-    from transformers import HfArgumentParser
-
+    from textclf.settings import SettingsParser
     from textclf.train.__main__ import node_local_copy
     from textclf.train.distributed import ranks_from_env
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    parser = HfArgumentParser((TrialPaths, TrainSettings, TuneSettings), description=main.__doc__)
+    parser = SettingsParser((TrialPaths, TrainSettings, TuneSettings), description=main.__doc__)
     paths, settings, tune = parser.parse_args_into_dataclasses(integral_arguments(sys.argv[1:] if argv is None else argv))
     tokenized = node_local_copy(paths.tokenized, ranks_from_env())
     work_dir = tempfile.mkdtemp(prefix="tune-trial-")

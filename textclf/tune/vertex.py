@@ -124,12 +124,12 @@ def study_result(job, space: SearchSpace, base: TrainSettings, tune: TuneSetting
     """The finished job's trials and best trial (best by the metric's goal, as Vertex ranks them)."""
     metric = metric_name(tune.tune_metric)
     records = trial_records(job.trials, space, metric)
-    scored = [r for r in records if r.state == "COMPLETE" and r.value is not None]
+    scored = [(r.value, r) for r in records if r.state == "COMPLETE" and r.value is not None]
     if not scored:
         raise RuntimeError(f"HyperparameterTuningJob {job.resource_name}: no trial completed with {metric}")
-    best = (max if tune.direction == "maximize" else min)(scored, key=lambda r: r.value)
+    value, best = (max if tune.direction == "maximize" else min)(scored, key=lambda scored_trial: scored_trial[0])
     return StudyResult(job.display_name, f"Vertex AI {job.resource_name}", "vertex", tune.tune_metric, tune.direction,
-                       space.to_spec(), asdict(base), best.params, best.value, best.number, records)
+                       space.to_spec(), asdict(base), best.params, value, best.number, records)
 
 
 def tune_result(gcp_resources: str, base: TrainSettings, tune: TuneSettings, metadata: dict, out_dir: str,
