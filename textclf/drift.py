@@ -131,8 +131,9 @@ def over_threshold(metrics: Mapping[str, float | None], windows: Mapping[str, in
                    thresholds: Mapping[str, float]) -> dict[str, float]:
     """The metrics above their threshold, counting only those whose window holds ``min_samples``
     (small windows are noisy); ``windows`` gives the ``"texts"`` and ``"predictions"`` counts."""
-    return {name: metrics[name] for name, threshold in thresholds.items()
-            if windows[window_of(name)] >= min_samples and metrics.get(name) is not None and metrics[name] > threshold}
+    judged = {name: value for name in thresholds
+              if windows[window_of(name)] >= min_samples and (value := metrics.get(name)) is not None}
+    return {name: value for name, value in judged.items() if value > thresholds[name]}
 
 
 @dataclass(frozen=True)

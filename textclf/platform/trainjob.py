@@ -79,8 +79,10 @@ class TrainJobRequest:
 
         secret = {"secretKeyRef": {"name": WANDB_SECRET, "key": WANDB_SECRET_KEY, "optional": True}}
         container = ContainerPatch(name=TRAINER_CONTAINER, env=[{"name": "WANDB_API_KEY", "valueFrom": secret}])
-        gpu = {"node_selector": {GPU_NODE_LABEL: self.gpu_type}, "tolerations": [GPU_TOLERATION]} if self.gpu_type else {}
-        return PodSpecPatch(service_account_name=self.service_account, containers=[container], **gpu)
+        on_gpus = bool(self.gpu_type)
+        return PodSpecPatch(service_account_name=self.service_account, containers=[container],
+                            node_selector={GPU_NODE_LABEL: self.gpu_type} if on_gpus else None,
+                            tolerations=[GPU_TOLERATION] if on_gpus else None)
 
     def options(self) -> list:
         from kubeflow.trainer.options import (ActiveDeadlineSeconds, JobSetSpecPatch, JobSetTemplatePatch, JobSpecPatch,

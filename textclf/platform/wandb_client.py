@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 # Bounded so a step never waits long on an unreachable W&B server.
 INIT_TIMEOUT_S = 60
 API_TIMEOUT_S = 30
+
+
+RunMode = Literal["online", "offline"]
+RUN_MODES: dict[str, RunMode] = {"online": "online", "offline": "offline"}  # what init_run takes, typed for wandb
 
 
 def init_run(project: str, entity: str, folder: str, mode: str, **run: Any):
@@ -21,7 +25,7 @@ def init_run(project: str, entity: str, folder: str, mode: str, **run: Any):
     import wandb
 
     return wandb.init(
-        project=project, entity=entity or None, dir=folder or None, mode=mode, reinit="create_new",
+        project=project, entity=entity or None, dir=folder or None, mode=RUN_MODES[mode], reinit="create_new",
         **{key: value or None for key, value in run.items()},
         # console="off": the step's own logs already reach the pipeline UI.
         settings=wandb.Settings(init_timeout=INIT_TIMEOUT_S, console="off", x_disable_stats=True, silent=True),
