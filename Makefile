@@ -127,7 +127,7 @@ bench-serve: install
 # `python -c 'import kserve'`. MODEL_DIR: an optimize step's output (default: the newest `make run` model).
 bench-coldstart: install
 	model=$(or $(MODEL_DIR),$$($(PY) -m pipelines latest-model)) && \
-	  $(PY) bench/coldstart.py --model_dir "$$model" --base $(or $(BASE),main) $(ARGS)
+	  $(PY) bench/coldstart.py --model_dir "$$model" --base $(or $(BASE),cbcf098^1) $(ARGS)
 
 # Each serving backend against fp32 PyTorch on a test set (default: all 25,000 IMDB test reviews):
 # label flips, probability change, accuracy. MODEL_DIR: an optimize step's output (the IMDB model).
