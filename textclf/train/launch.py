@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from textclf import storage
+from textclf.platform import storage
 from textclf.encoding import TRAINING_FILE
 from textclf.settings import require_at_least, setting
 from textclf.train import checkpoint
@@ -169,9 +169,10 @@ def train_tracked(tokenized: str, output: str, settings: TrainSettings, tracking
 
 
 def checkpoints_for(model_path: str, model_uri: str) -> str:
-    """Checkpoints beside the Model artifact where they outlive the task: its ``gs://`` URI when it
-    has one (on Kubeflow the local path is a folder uploaded only when the task ends), else its path."""
-    return checkpoint.checkpoint_location_for(model_uri if storage.is_gcs(model_uri) else model_path)
+    """Checkpoints beside the Model artifact where they outlive the task: its URI on object storage
+    (``gs://``, ``s3://``) when it has one (on Kubeflow the local path is a folder uploaded only when the
+    task ends), else its path."""
+    return checkpoint.checkpoint_location_for(model_uri if storage.is_shared(model_uri) else model_path)
 
 
 def train_in_task(tokenized: str, model_path: str, model_uri: str, metadata: dict, settings: TrainSettings,

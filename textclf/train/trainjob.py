@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from textclf import storage
+from textclf.platform import storage
 from textclf.encoding import TRAINING_FILE
 from textclf.settings import setting
 from textclf.train.checkpoint import checkpoint_location_for
@@ -121,12 +121,13 @@ def new_request(tokenized_uri: str, model_uri: str, metadata: dict, settings: Tr
     """The TrainJob for one train step.
 
     Raises:
-        ValueError: an artifact is not on Cloud Storage (the TrainJob's pods share no volume with the step).
+        ValueError: an artifact is not on object storage (the TrainJob's pods share no volume with the step).
     """
     for what, uri in (("tokenized dataset", tokenized_uri), ("model", model_uri)):
-        if not storage.is_gcs(uri):
-            raise ValueError(f"num_nodes > 1 runs a TrainJob whose pods read and write the artifacts on Cloud Storage, "
-                             f"but the {what} is at {uri!r}: submit the run with a gs:// pipeline root")
+        if not storage.is_shared(uri):
+            raise ValueError(f"num_nodes > 1 runs a TrainJob whose pods read and write the artifacts on object storage, "
+                             f"but the {what} is at {uri!r}: submit the run with a pipeline root on object storage "
+                             "(gs://, s3://)")
     command = ["torchrun", f"--nproc_per_node={launch.gpus_per_node}", "-m", "textclf.train",
                *cli_arguments(tokenized_uri, model_uri, metadata, checkpoint_location_for(model_uri), settings, tracking_settings)]
     return TrainJobRequest(

@@ -1,0 +1,7 @@
+"""The clients of outside platforms: object storage, and the cluster and cloud services the pipeline uses.
+
+The ML modules of the core package (data, training, evaluation, drift...) reach those platforms
+only through the interfaces here, so a new store or service is added in one place and the ML code
+stays testable without it. ``textclf.platform.storage`` is the one module that reads and writes
+URIs (local paths, ``gs://``, ``s3://`` and every other fsspec store).
+"""
