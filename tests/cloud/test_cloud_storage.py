@@ -38,6 +38,18 @@ def test_local_paths_pass_through_and_writes_are_atomic(tmp_path):
         pass
 
 
+def test_local_listings_keep_the_names_as_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("a.csv", "data/b.csv", "data/deep/c.csv", "data/deep/er/d.csv"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("text,label\n")
+    assert storage.list_files("*.csv") == ["a.csv"]
+    assert storage.list_files("data/*/*.csv") == ["data/deep/c.csv"]
+    assert storage.list_files("./data/**/*.csv") == ["./data/b.csv", "./data/deep/c.csv", "./data/deep/er/d.csv"]
+    assert [e.relative for e in storage.entries("data/")] == ["b.csv", "deep/c.csv", "deep/er/d.csv"]
+    assert storage.list_files(f"file://{tmp_path}/a.csv") == [f"file://{tmp_path}/a.csv"]
+
+
 def test_text_round_trip(bucket):
     uri = f"{bucket.uri}/reports/metrics.json"
     storage.write_text(uri, '{"f1": 0.9, "note": "héllo"}')

@@ -207,10 +207,11 @@ def _is_file(info: dict) -> bool:
     return info.get("type") != "directory" and not str(info.get("name", "")).endswith("/")
 
 
-def _entries_below(fs, root_uri: str, root_path: str) -> list[Entry]:
-    root_path = root_path.rstrip("/")
-    found = fs.find(root_path, detail=True) if root_path else fs.find(".", detail=True)
-    prefix = (root_path or fs._strip_protocol(".")) + "/"
+def _entries_below(fs, root_uri: str, root_path: str, maxdepth: int | None = None) -> list[Entry]:
+    """The files below a folder, at most ``maxdepth`` levels down (None: all)."""
+    root_path = (root_path or fs._strip_protocol(".")).rstrip("/")
+    found = fs.find(root_path, maxdepth=maxdepth, detail=True)
+    prefix = root_path + "/"
     entries = []
     for path, info in sorted(found.items()):
         if _is_file(info) and path.startswith(prefix):
@@ -231,9 +232,11 @@ def entries(uri: str) -> list[Entry]:
     fs, path = filesystem(uri)
     if has_glob(path):
         root_uri = glob_root(uri)
-        matcher = glob_regex(str(uri)[len(root_uri) + 1 if root_uri else 0:])
-        root_path = fs._strip_protocol(root_uri) if root_uri else ""
-        found = [e for e in _entries_below(fs, root_uri, root_path) if matcher.match(e.relative)]
+        pattern = str(uri)[len(root_uri) + 1 if root_uri else 0:]
+        # Without "**" a glob reaches as deep as its slashes: no need to walk (or list) further down.
+        depth = None if "**" in pattern else pattern.count("/") + 1
+        root_path, matcher = fs._strip_protocol(root_uri) if root_uri else "", glob_regex(pattern)
+        found = [e for e in _entries_below(fs, root_uri, root_path, depth) if matcher.match(e.relative)]
         if not found:
             raise FileNotFoundError(f"no file matches {uri}")
         return found
