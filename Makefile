@@ -15,9 +15,10 @@ TARGETS := kubeflow vertex
 IMAGE_REGISTRY ?= us-docker.pkg.dev/PROJECT/textclf
 # Rows per bench-scale dataset; set here, not in $(or ...), whose commas split its arguments.
 SIZES ?= 100000,300000,1000000
+STORAGE_SIZES ?= 100000,400000
 IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
 
-.PHONY: install run test test-fast compile serve bench bench-train bench-serve bench-coldstart bench-agreement bench-scale bench-imdb-cpu bench-train-scaling bench-gpu bench-tasks bench-tune monitor-demo soak images pin-images security lint lock clean
+.PHONY: install run test test-fast compile serve bench bench-train bench-serve bench-coldstart bench-agreement bench-scale bench-storage bench-imdb-cpu bench-train-scaling bench-gpu bench-tasks bench-tune monitor-demo soak images pin-images security lint lock clean
 
 install: $(STAMP)
 
@@ -118,6 +119,12 @@ bench-tune: install
 # Ingest, tokenize, a short train and evaluate at N = 100k, 300k, 1M rows (memory and time per step).
 bench-scale: install
 	$(PY) bench/scale.py --data $(or $(DATA),../shared/data/imdb) --sizes $(SIZES)
+
+# The same export ingested from local disk, s3:// (moto) and gs:// (gcp-storage-emulator): time and peak
+# memory side by side, as ratios to local (issue 21: remote shards are streamed, never downloaded whole).
+bench-storage: install
+	$(PY) bench/storage.py --data $(or $(DATA),../shared/data/imdb) --sizes $(STORAGE_SIZES) \
+	  --output docs/benchmarks-storage.md
 
 bench-serve: install
 	model=$(or $(MODEL_DIR),$$($(PY) -m pipelines latest-model)) && \

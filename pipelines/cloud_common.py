@@ -15,6 +15,8 @@ from typing import Callable
 
 import yaml
 
+from textclf.platform import storage
+
 logger = logging.getLogger(__name__)
 
 # Backend -> the compile target whose YAML it runs.
@@ -71,7 +73,7 @@ def check_backend_arguments(args: argparse.Namespace, starts_runs: bool = True) 
         missing = [f"--{name}" for name in needed if not getattr(args, name.replace("-", "_"))]
         if missing:
             raise CloudCommandError(f"--backend vertex needs {' '.join(missing)}")
-        if args.pipeline_root and not args.pipeline_root.startswith("gs://"):
+        if args.pipeline_root and not storage.is_gcs(args.pipeline_root):  # Vertex writes artifacts to GCS only
             raise CloudCommandError(f"--pipeline-root must be a gs:// URI for vertex, got {args.pipeline_root!r}")
         foreign = [flag for flag, value in (("--host", args.host), ("--namespace", args.namespace)) if value]
     else:

@@ -36,6 +36,61 @@ def test_layers_import_only_downwards(package, forbidden):
     assert not offenders
 
 
+STORAGE_MODULE = "textclf/platform/storage.py"
+STORE_CLIENTS = {"fsspec", "gcsfs", "s3fs", "adlfs", "boto3", "botocore", "google.cloud.storage"}
+# Harnesses that set up the stores they measure the storage module against, as the tests do.
+STORE_HARNESSES = {"bench/storage.py"}
+STORE_SCHEME = re.compile(r"^(gs|gcs|s3|s3a|abfs|abfss|az|adl|file|minio)://", re.IGNORECASE)
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def scheme_knowledge(path: Path) -> list[str]:
+    """What in ``path`` knows about storage URLs: a store client imported, or a string (not a docstring)
+    that starts with a store's scheme, as ``uri.startswith("gs://")`` or ``f"gs://{bucket}"`` have."""
+    tree = ast.parse(path.read_text())
+    docstrings, found = _docstrings(tree), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [f"line {node.lineno}: import {a.name}" for a in node.names if a.name.split(".")[0] in STORE_CLIENTS
+                      or a.name.startswith("google.cloud.storage")]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = {node.module.split(".")[0], node.module} | {f"{node.module}.{a.name}" for a in node.names}
+            found += [f"line {node.lineno}: from {node.module} import" for _ in [1] if names & STORE_CLIENTS]
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+              and STORE_SCHEME.match(node.value)):
+            found.append(f"line {node.lineno}: {node.value[:40]!r}")
+    return found
+
+
+def test_only_the_storage_module_knows_storage_schemes():
+    """issue 21: one storage layer. Help texts and docstrings may name gs:// as an example; code may not
+    test or build a store's URL, nor reach a store but through textclf.platform.storage."""
+    offenders = {}
+    for package in ("textclf", "serving", "components", "pipelines", "bench"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            name = path.relative_to(ROOT).as_posix()
+            if name != STORAGE_MODULE and name not in STORE_HARNESSES and scheme_knowledge(path):
+                offenders[name] = scheme_knowledge(path)
+    assert not offenders
+
+
+def test_the_scheme_check_finds_what_it_looks_for(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text('"""Reads gs:// or s3:// (a docstring may say so)."""\nimport gcsfs\nfrom google.cloud import storage\n'
+                      'def f(uri, bucket):\n    """gs://b/x"""\n    help = "a folder or gs:// prefix"\n'
+                      '    return uri.startswith("gs://") or f"s3://{bucket}"\n')
+    assert [line.split(":")[0] for line in scheme_knowledge(sample)] == ["line 2", "line 3", "line 7", "line 7"]
+
+
 def test_serving_and_the_monitor_run_without_kfp():
     code = ("import sys; sys.modules['kfp'] = None; import serving.model, serving.monitor, serving.monitor.app, "
             "serving.rollout.__main__, serving.__main__")

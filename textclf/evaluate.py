@@ -42,8 +42,8 @@ class EvaluateSettings:
     seed: int = seed_setting()
     behaviour_suites: str = setting("auto", "Behavioural suites besides the task-neutral ones built from the test texts "
                                     "(which every model gets): auto takes each shipped suite file whose labels fit the "
-                                    "model's (the sentiment suites for negative/positive); or a suite file, path or "
-                                    "gs:// URI (format: docs/behaviour.md); or none.")
+                                    "model's (the sentiment suites for negative/positive); or a suite file, a path or a "
+                                    "URI such as gs://... (format: docs/behaviour.md); or none.")
     serving_backend: str = serving_backend_setting()
 
     def __post_init__(self):

@@ -94,15 +94,10 @@ def _section(metrics: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def read_metrics(uri: str) -> dict[str, Any]:
-    """A ``metrics.json`` from a local path or ``gs://`` URI (directory or file)."""
-    if uri.startswith("gs://"):
-        from textclf.storage import read_text
+    """A ``metrics.json`` from a local path or URI (``gs://``...): the file, or the folder holding it."""
+    from textclf.platform import storage
 
-        text = read_text(uri if uri.endswith(".json") else uri.rstrip("/") + "/metrics.json")
-    else:
-        path = Path(uri)
-        text = (path / "metrics.json" if path.is_dir() else path).read_text()
-    return json.loads(text)
+    return json.loads(storage.read_text(storage.join(uri, "metrics.json") if storage.is_dir(uri) else uri))
 
 
 def decide(metrics: dict[str, Any], settings: GateSettings,

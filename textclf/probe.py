@@ -62,18 +62,16 @@ def read_probe_texts(model_dir: str | Path) -> list[dict]:
 
 
 def read_probe_texts_at(model_uri: str) -> list[dict]:
-    """The probe rows of a Model directory at a local path or ``gs://`` URI (through ``textclf.storage``);
-    ``[]`` when it has none.
+    """The probe rows of a Model directory at a local path or URI (``gs://``, ``s3://``...; read through
+    ``textclf.platform.storage``); ``[]`` when it has none.
 
     Raises:
-        ValueError: a URI scheme the storage module does not read (``s3://``, ``pvc://``...).
+        ValueError: a URI scheme no installed store reads (``pvc://``...).
     """
-    from textclf import storage
+    from textclf.platform import storage
 
-    if "://" in model_uri and not storage.is_gcs(model_uri):
-        raise ValueError(f"cannot read {model_uri}: only local paths and gs:// URIs are read here")
     try:
-        text = storage.read_text(model_uri.rstrip("/") + "/" + PROBE_FILE)
+        text = storage.read_text(storage.join(model_uri, PROBE_FILE))
     except FileNotFoundError:
         return []
     return [json.loads(line) for line in text.splitlines() if line.strip()]

@@ -26,6 +26,6 @@ def source_version(source: str) -> str:
     """
     if source.startswith(GENERATED_PREFIXES):
         return source
-    from textclf.storage import content_version
+    from textclf.platform.storage import content_version
 
-    return content_version(source.removeprefix("file://"))
+    return content_version(source)

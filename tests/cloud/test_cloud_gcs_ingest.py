@@ -5,7 +5,7 @@ read again unchanged."""
 import pandas as pd
 import pytest
 
-from textclf import storage
+from textclf.platform import storage
 from textclf.ingest import IngestSettings, SourceError, ingest
 from textclf.sample_data import generate
 
@@ -45,7 +45,7 @@ def test_step_outputs_round_trip_through_the_pipeline_root(gcs_bucket, tmp_path,
     result = ingest(IngestSettings(source=str(source)), str(outputs / "dataset"), card_path=str(outputs / "card.md"))
 
     root = f"gs://{gcs_bucket.name}/pipeline-root/run-1/ingest"
-    storage.upload_dir(str(outputs), root)
+    storage.upload(str(outputs), root)
     storage.write_text(f"{root}/metadata.json", pd.Series(result.metadata).to_json())
 
     back = storage.localize(root, str(tmp_path / "back"))
@@ -57,7 +57,7 @@ def test_step_outputs_round_trip_through_the_pipeline_root(gcs_bucket, tmp_path,
 
 def test_a_glob_or_prefix_of_shards_on_gcs_matches_the_local_folder(gcs_bucket, tmp_path, reviews):
     """An export as users have it: part files of mixed formats under a prefix, with Spark's _SUCCESS."""
-    from textclf.storage import content_version
+    from textclf.platform.storage import content_version
 
     local = tmp_path / "export"
     local.mkdir()
@@ -78,7 +78,7 @@ def test_a_glob_or_prefix_of_shards_on_gcs_matches_the_local_folder(gcs_bucket, 
     before = content_version(f"gs://{gcs_bucket.name}/export/part-*")
     gcs_bucket.blob("export/part-00001.parquet").upload_from_string(b"changed")
     assert content_version(f"gs://{gcs_bucket.name}/export/part-*") != before
-    with pytest.raises(SourceError, match="no object matches"):
+    with pytest.raises(SourceError, match="no file matches"):
         ingest(IngestSettings(source=f"gs://{gcs_bucket.name}/export/*.jsonl"), str(tmp_path / "none"))
 
 

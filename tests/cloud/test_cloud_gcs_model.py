@@ -4,13 +4,13 @@ from pathlib import Path
 
 from transformers import AutoConfig
 
-from textclf import storage
+from textclf.platform import storage
 from textclf.base_model import resolve_base_model
 
 
 def test_a_gs_model_directory_is_downloaded_and_loads(gcs_bucket, tiny_model_dir):
     uri = f"gs://{gcs_bucket.name}/models/tiny"
-    storage.upload_dir(tiny_model_dir, uri)
+    storage.upload(tiny_model_dir, uri)
     local = resolve_base_model(uri)
     assert not local.startswith("gs://") and (Path(local) / "config.json").exists()
     assert AutoConfig.from_pretrained(local).id2label == {0: "negative", 1: "positive"}

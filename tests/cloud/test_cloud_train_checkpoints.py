@@ -11,7 +11,7 @@ import json
 import pytest
 import torch
 
-from textclf import storage
+from textclf.platform import storage
 from textclf.train import TrainSettings, loop, train
 from textclf.train.__main__ import main
 from textclf.train.launch import settings_arguments
@@ -45,7 +45,7 @@ def test_a_run_killed_mid_epoch_resumes_from_cloud_storage_with_the_same_weights
     train(tokenized, str(tmp_path / "whole"), settings, LABELS)
 
     root = f"gs://{gcs_bucket.name}/root"
-    storage.upload_dir(tokenized, f"{root}/tokenized")
+    storage.upload(tokenized, f"{root}/tokenized")
     argv = ["--tokenized", f"{root}/tokenized", "--output", f"{root}/model", "--metadata", json.dumps(LABELS),
             *settings_arguments(settings), "--mode", "disabled"]
     real_step = loop.optimizer_step

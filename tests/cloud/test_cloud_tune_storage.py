@@ -1,6 +1,6 @@
 """A local tuning run whose Optuna journal is on Cloud Storage (``study_storage=gs://...``): it is
 uploaded after every trial and a run on another machine (a fresh work folder) continues the study.
-Against a real Cloud Storage emulator (gcp-storage-emulator), through ``textclf.storage``."""
+Against a real Cloud Storage emulator (gcp-storage-emulator), through ``textclf.platform.storage``."""
 
 from tests.pipeline.test_tune import SMALL_SPACE, scripted_trials  # noqa: F401 - a fixture
 from textclf.train import TrainSettings

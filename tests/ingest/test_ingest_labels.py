@@ -126,5 +126,5 @@ def test_unsupported_source_is_a_source_error(tmp_path):
         ingest(IngestSettings(source=str(tmp_path / "data.xlsx")), tmp_path / "d")
     with pytest.raises(SourceError, match="not found"):
         ingest(IngestSettings(source=str(tmp_path / "missing.csv")), tmp_path / "d")
-    with pytest.raises(SourceError, match="unsupported source scheme 's3'"):
-        ingest(IngestSettings(source="s3://bucket/data.csv"), tmp_path / "d")
+    with pytest.raises(SourceError, match="unsupported source scheme 'pvc'"):  # no fsspec store reads pvc://
+        ingest(IngestSettings(source="pvc://volume/data.csv"), tmp_path / "d")

@@ -11,12 +11,7 @@ from textclf.data.formats import FORMATS
 from textclf.data.shards import Layout
 from textclf.ingest import IngestSettings, SourceError, ingest
 
-try:  # the cloud tests' real gcp-storage-emulator fixtures, when components/storage.py is there
-    import textclf.storage  # noqa: F401
-    from tests.cloud.conftest import gcs_bucket, gcs_emulator_url  # noqa: F401
-    GCS_MISSING = None
-except ImportError as error:
-    GCS_MISSING = f"gs:// support is not there yet: {error}"
+from tests.cloud.conftest import gcs_bucket, gcs_emulator_url  # noqa: F401 - the real emulator's fixtures
 
 RAW = pd.DataFrame({
     "review": [f"text number {i} {'good' if i % 2 else 'bad'}" for i in range(60)],
@@ -102,10 +97,9 @@ def test_hf_source_without_offline_flag_fails_fast_when_the_hub_is_unreachable(t
     assert time.monotonic() - started < 10
 
 
-@pytest.mark.skipif(GCS_MISSING is not None, reason=str(GCS_MISSING))
-def test_gs_source_is_localized_through_components_storage(tmp_path, request):
+def test_gs_source_is_streamed_through_the_storage_module(tmp_path, gcs_bucket):  # noqa: F811
     """A real gcp-storage-emulator on loopback (the cloud tests' fixture)."""
-    bucket = request.getfixturevalue("gcs_bucket")
+    bucket = gcs_bucket
     path = tmp_path / "data.jsonl"
     write(RAW, path, ".jsonl")
     bucket.blob("datasets/data.jsonl.gz").upload_from_filename(str(gzipped(path)))

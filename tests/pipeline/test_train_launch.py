@@ -81,6 +81,9 @@ def test_bad_launch_settings_and_machines_are_named():
 def test_checkpoints_go_to_cloud_storage_when_the_artifact_is_there():
     assert checkpoints_for("/gcs/b/root/model", "gs://b/root/model") == "gs://b/root/model.checkpoints"
     assert checkpoints_for("/tmp/runs/1/model", "/tmp/runs/1/model") == "/tmp/runs/1/model.checkpoints"
+    assert checkpoints_for("/s3/b/model", "s3://b/model") == "s3://b/model.checkpoints"
+    # KFP's MinIO artifact URIs are no store's here: the local path, as before
+    assert checkpoints_for("/minio/mlpipeline/model", "minio://mlpipeline/model") == "/minio/mlpipeline/model.checkpoints"
 
 
 def test_the_train_task_starts_torchrun_over_gpus_per_node_processes(tokenized_dir, tiny_model_dir, tmp_path):

@@ -53,7 +53,7 @@ def test_a_users_suite_file_tests_a_spam_model_with_its_own_roles(tmp_path, suff
 
 
 def test_a_suite_file_on_gs_is_read_through_the_storage_module(monkeypatch):
-    from textclf import storage
+    from textclf.platform import storage
 
     monkeypatch.setattr(storage, "read_text", lambda uri: yaml.safe_dump(SPAM_SUITES) if uri == "gs://b/suites.yaml" else 1 / 0)
     assert load("gs://b/suites.yaml").name == "sms-spam"

@@ -161,9 +161,9 @@ def flip(label):
 
 @pytest.fixture(autouse=True)
 def model_store(tmp_path, monkeypatch):
-    """The models' gs:// folders, on local disk behind textclf.storage.read_text (the emulator-free
+    """The models' gs:// folders, on local disk behind textclf.platform.storage.read_text (the emulator-free
     transport): each has the probe_texts.jsonl that train writes; run-3 was trained before they existed."""
-    from textclf import storage
+    from textclf.platform import storage
     from textclf.probe import write_probe_texts
 
     for run in ("run-1", "run-2"):
@@ -173,8 +173,12 @@ def model_store(tmp_path, monkeypatch):
     (tmp_path / "bucket" / "models" / "run-3").mkdir()
     reads = []
 
+    real_read_text = storage.read_text
+
     def read_text(uri):
         reads.append(uri)
+        if not uri.startswith("gs://"):  # other schemes: the real module
+            return real_read_text(uri)
         return (tmp_path / uri.removeprefix("gs://")).read_text(encoding="utf-8")
 
     monkeypatch.setattr(storage, "read_text", read_text)
@@ -237,8 +241,8 @@ def test_a_canary_model_without_probe_texts_is_a_named_error_not_film_reviews(fa
 def test_probe_texts_of_an_unreadable_scheme_are_a_named_error():
     from textclf.rollout.verdict import model_probe_texts
 
-    with pytest.raises(AnalysisError, match="cannot read the probe texts of the canary's model s3://b/m"):
-        model_probe_texts("s3://b/m")
+    with pytest.raises(AnalysisError, match="cannot read the probe texts of the canary's model pvc://b/m"):
+        model_probe_texts("pvc://b/m")  # no fsspec store reads pvc://
     with pytest.raises(AnalysisError, match="model URI is not in the InferenceService"):
         model_probe_texts(None)
 

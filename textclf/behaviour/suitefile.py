@@ -251,7 +251,7 @@ def load(location: str) -> SuiteFile:
     """
     import yaml
 
-    from textclf import storage
+    from textclf.platform import storage
 
     try:
         text = storage.read_text(location)

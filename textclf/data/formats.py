@@ -1,22 +1,22 @@
 """The file formats a data source may hold, one entry each in :data:`FORMATS`.
 
-A format reads one local file in chunks of pandas frames and names its columns without reading its
+A format reads one file (local or remote, streamed) in chunks of pandas frames and names its columns without reading its
 rows; the file is gzipped when its name ends in ``.gz`` after the format's suffix (``a.csv.gz``).
 ``textclf.data.sources.FileShard`` picks the format by the file name and turns the readers'
 exceptions into named errors (which file, what to do); a format says which of its ``ValueError``
 mean "not a valid file" (:meth:`FileFormat.invalid`).
 
 Adding a format: a :class:`FileFormat` subclass and its entry in :data:`FORMATS`. Folders, globs,
-``gs://``, split names, encodings and the error messages follow from the registry.
+remote stores, split names, encodings and the error messages follow from the registry.
 """
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,21 +25,23 @@ GZIP_SUFFIX = ".gz"
 
 
 class DataFile(Protocol):
-    """What a format reads: one local file (``textclf.data.sources.FileShard``)."""
+    """What a format reads: one file, local or remote (``textclf.data.sources.FileShard``)."""
 
-    name: str  # as the user named it (its gs:// URI when downloaded): for messages
-    path: Path
+    name: str  # its path or URI as the source named it: for messages
     encoding: str
 
     @property
     def compressed(self) -> bool:
         """Whether the file is gzipped."""
 
-    def open_binary(self) -> io.BufferedIOBase:
+    def open_raw(self) -> AbstractContextManager[IO[bytes]]:
+        """The file's bytes as stored (still gzipped when it is), streamed through the storage layer."""
+
+    def open_binary(self) -> AbstractContextManager[IO[bytes]]:
         """The file's bytes, decompressed."""
 
-    def seekable_path(self) -> Path:
-        """The file decompressed on disk (unpacked once when gzipped), for readers that seek."""
+    def open_seekable(self) -> AbstractContextManager[IO[bytes] | Path]:
+        """The decompressed file for readers that seek (Parquet's): read in place, or unpacked once when gzipped."""
 
 
 class FileFormat:
@@ -81,12 +83,14 @@ class Csv(FileFormat):
     def columns(self, file: DataFile) -> list[str]:
         import pandas as pd
 
-        return list(pd.read_csv(file.path, nrows=0, **self.options(file)).columns)
+        with file.open_raw() as handle:
+            return list(pd.read_csv(handle, nrows=0, **self.options(file)).columns)
 
     def chunks(self, file: DataFile, columns: list[str] | None, chunk_rows: int) -> Iterator[pd.DataFrame]:
         import pandas as pd
 
-        with pd.read_csv(file.path, usecols=columns, chunksize=chunk_rows, **self.options(file)) as reader:
+        with file.open_raw() as handle, pd.read_csv(handle, usecols=columns, chunksize=chunk_rows,
+                                                    **self.options(file)) as reader:
             yield from reader
 
 
@@ -105,12 +109,13 @@ class Parquet(FileFormat):
     def columns(self, file: DataFile) -> list[str]:
         import pyarrow.parquet as pq
 
-        return list(pq.read_schema(file.seekable_path()).names)
+        with file.open_seekable() as source, pq.ParquetFile(source) as parquet:
+            return list(parquet.schema_arrow.names)
 
     def chunks(self, file: DataFile, columns: list[str] | None, chunk_rows: int) -> Iterator[pd.DataFrame]:
         import pyarrow.parquet as pq
 
-        with pq.ParquetFile(file.seekable_path()) as parquet:
+        with file.open_seekable() as source, pq.ParquetFile(source) as parquet:
             for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
                 yield batch.to_pandas()
 
@@ -136,8 +141,9 @@ class JsonLines(FileFormat):
     def chunks(self, file: DataFile, columns: list[str] | None, chunk_rows: int) -> Iterator[pd.DataFrame]:
         import pandas as pd
 
-        with pd.read_json(file.path, lines=True, dtype=False, convert_dates=False, chunksize=chunk_rows,
-                          compression="gzip" if file.compressed else None, encoding=file.encoding) as reader:
+        with file.open_raw() as handle, pd.read_json(
+                handle, lines=True, dtype=False, convert_dates=False, chunksize=chunk_rows,
+                compression="gzip" if file.compressed else None, encoding=file.encoding) as reader:
             for frame in reader:
                 yield frame if columns is None else frame.reindex(columns=columns)
 

@@ -2,11 +2,12 @@
 
 Sources:
     ``sample:`` / ``sample:N``: generated reviews (``textclf.sample_data``).
-    Files, local or ``gs://``: one file, a folder (every data file below it; names starting with
-    ``.`` or ``_`` such as Spark's ``_SUCCESS`` are markers, not data) or a glob
-    (``data/part-*.csv.gz``, ``gs://bucket/export/*.parquet``; ``**`` crosses folders). Each file
-    is of a format of ``textclf.data.formats`` (``.csv``, ``.tsv``, ``.parquet``, ``.jsonl``),
-    optionally ``.gz``; the formats may mix.
+    Files, local or in any store ``textclf.platform.storage`` reads (``gs://``, ``s3://``...): one
+    file, a folder (every data file below it; names starting with ``.`` or ``_`` such as Spark's
+    ``_SUCCESS`` or ``_temporary/`` are markers, not data) or a glob (``data/part-*.csv.gz``,
+    ``gs://bucket/export/*.parquet``; ``**`` crosses folders). Each file is of a format of
+    ``textclf.data.formats`` (``.csv``, ``.tsv``, ``.parquet``, ``.jsonl``), optionally ``.gz``; the
+    formats may mix.
     ``hf://owner/name[:config]``: a Hugging Face hub dataset through ``datasets`` (memory-mapped).
 
 A file of a folder or glob keeps its path below the folder or the glob's fixed part
@@ -14,8 +15,9 @@ A file of a folder or glob keeps its path below the folder or the glob's fixed p
 ``test/part-0.csv``; ``textclf.data.splits.split_from_name``). A single file's name says nothing.
 
 Nothing here holds a whole source: a shard yields ``pandas`` frames of at most ``chunk_rows``
-rows with the columns asked for. ``gs://`` files are downloaded once into the source's work
-folder (ingest reads them twice) and removed when the source is closed.
+rows with the columns asked for. Every file, local or remote, is streamed through the storage
+module (a remote one a few MB at a time, nothing downloaded whole); only a ``.parquet.gz``, which
+Parquet must seek in, is unpacked into the source's work folder, removed when the source is closed.
 
 A file that cannot be read ends in a named error that says which file and what to do: bytes
 that are not valid in ``encoding`` (with the byte offset and line), an empty file, a malformed
@@ -26,9 +28,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import glob
 import gzip
-import io
 import logging
 import os
 import shutil
@@ -38,15 +38,15 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 from urllib.parse import urlparse
 
 import pandas as pd
 
-from textclf import storage
 from textclf.data.errors import EmptySourceError, SourceEncodingError, SourceError
 from textclf.data.formats import FORMATS, FileFormat, described, format_of
 from textclf.data.shards import is_marker
+from textclf.platform import storage
 
 if TYPE_CHECKING:
     import datasets
@@ -139,10 +139,10 @@ class HubShard(Shard):
 
 @dataclass
 class FileShard(Shard):
-    """A local data file; ``name`` is what the user named (its ``gs://`` URI when downloaded)."""
+    """A data file, local or remote, streamed through ``textclf.platform.storage``; ``name`` is its
+    path or URI as the source named it. Its format (``textclf.data.formats``) reads it."""
 
     name: str
-    path: Path
     encoding: str = "utf-8"
     work_dir: Path | None = None  # where a .parquet.gz is unpacked
     relative: str | None = None  # see Shard.relative
@@ -150,7 +150,7 @@ class FileShard(Shard):
 
     @property
     def format(self) -> FileFormat:
-        return require_format(self.path.name)[0]
+        return require_format(self.name)[0]
 
     @property
     def kind(self) -> str:
@@ -158,28 +158,41 @@ class FileShard(Shard):
 
     @property
     def compressed(self) -> bool:
-        return require_format(self.path.name)[1]
+        return require_format(self.name)[1]
 
-    def open_binary(self) -> io.BufferedIOBase:
-        return gzip.open(self.path, "rb") if self.compressed else open(self.path, "rb")
+    def open_raw(self) -> contextlib.AbstractContextManager[IO[bytes]]:
+        return storage.open(self.name, "rb")
+
+    @contextlib.contextmanager
+    def open_binary(self) -> Iterator[IO[bytes]]:
+        with self.open_raw() as raw:
+            if not self.compressed:
+                yield raw
+                return
+            with gzip.GzipFile(fileobj=raw, mode="rb") as plain:
+                yield plain
 
     def _check_not_empty(self) -> None:
         with self._reading(), self.open_binary() as handle:
             if not handle.read(1):
-                packed = " after decompression" if self.compressed and self.path.stat().st_size else ""
+                packed = " after decompression" if self.compressed and storage.size(self.name) else ""
                 raise EmptySourceError(f"{self.name} is empty (0 bytes{packed}): remove it from the source or "
                                        "export it again")
 
-    def seekable_path(self) -> Path:
-        """The file decompressed on disk: a gzipped one is unpacked once (for readers that seek, such as Parquet's)."""
+    @contextlib.contextmanager
+    def open_seekable(self) -> Iterator[IO[bytes] | Path]:
+        """The file read in place (seeking; remote ones in ranges), or for a gzipped one, which cannot be
+        sought in, the file unpacked once into the work folder."""
         if not self.compressed:
-            return self.path
+            with self.open_raw() as raw:
+                yield raw
+            return
         if self._unpacked is None:
             target = Path(self.work_dir or tempfile.mkdtemp(prefix="ingest-")) / f"unpacked-{id(self)}.parquet"
-            with self._reading(), gzip.open(self.path, "rb") as packed, open(target, "wb") as plain:
+            with self.open_binary() as packed, open(target, "wb") as plain:
                 shutil.copyfileobj(packed, plain, 1 << 20)
             self._unpacked = target
-        return self._unpacked
+        yield self._unpacked
 
     def columns(self) -> list[str]:
         self._check_not_empty()
@@ -275,19 +288,8 @@ def open_source(source: str, *, encoding: str = "utf-8", seed: int = 0, sample_s
             yield Source(source, [FrameShard(source, _sample_frame(source, seed, sample_size))])
         elif source.startswith("hf://"):
             yield _hub_source(source[len("hf://"):], split_column)
-        elif storage.is_gcs(source):
-            yield Source(source, _gcs_shards(source, Path(work), encoding))
         else:
-            scheme = urlparse(source).scheme
-            if scheme == "file":
-                source = urlparse(source).path
-            elif len(scheme) > 1:  # one letter is a Windows drive
-                raise SourceError(f"unsupported source scheme {scheme!r} in {source!r}: "
-                                  "use sample:, a local file, folder or glob, hf:// or gs://")
-            files = local_files(source)
-            relative = below_root(files, source, is_folder=Path(source).is_dir())
-            shards = [FileShard(name, Path(name), encoding, Path(work), rel) for name, rel in zip(files, relative)]
-            yield Source(source, shards)
+            yield Source(source, file_shards(source, encoding, Path(work)))
 
 
 def _sample_frame(source: str, seed: int, sample_size: int) -> pd.DataFrame:
@@ -313,23 +315,11 @@ def data_files(names: list[str], folder: str) -> list[str]:
     return data
 
 
-def glob_root(pattern: str) -> str:
-    """The folder a glob searches below: its leading components without wildcards (``data`` for
-    ``data/*/part-*.csv``, ``gs://b/export`` for ``gs://b/export/*.parquet``)."""
-    parts = pattern.split("/")
-    fixed = []
-    for part in parts[:-1]:
-        if storage.has_glob(part):
-            break
-        fixed.append(part)
-    return "/".join(fixed)
-
-
 def below_root(files: list[str], source: str, is_folder: bool) -> list[str | None]:
     """Each file's path below the folder or glob root that ``source`` names (what may name its split);
     all None when ``source`` is a single file, whose name says nothing about its rows' splits."""
     if storage.has_glob(source):
-        root = glob_root(source)
+        root = storage.glob_root(source)
     elif is_folder:
         root = source.rstrip("/")
     else:
@@ -338,43 +328,34 @@ def below_root(files: list[str], source: str, is_folder: bool) -> list[str | Non
     return [PurePosixPath(name).relative_to(base).as_posix() for name in files]
 
 
-def local_files(source: str) -> list[str]:
-    """The files a local source names: the file, a folder's data files, or a glob's matches, sorted."""
-    if storage.has_glob(source):
-        matches = sorted(p for p in glob.glob(source, recursive=True) if os.path.isfile(p))
-        if not matches:
-            raise SourceError(f"no file matches {source}")
-        for match in matches:
-            require_kind(match)
-        return matches
-    path = Path(source)
-    if path.is_dir():
-        names = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
-        return [str(path / name) for name in data_files(names, source)]
-    if not path.is_file():
-        raise SourceError(f"source file not found: {path}")
-    require_kind(path.name)
-    return [source]
+def source_files(source: str) -> tuple[list[str], bool]:
+    """(the data files ``source`` names, sorted; whether it names a folder): the file, a folder's data
+    files, or a glob's matches, local or remote.
 
-
-def _gcs_shards(source: str, work: Path, encoding: str) -> list[FileShard]:
+    Raises:
+        SourceError: nothing there, a glob's match or the file is not a data file, or no store reads it.
+    """
     try:
-        uris = storage.list_objects(source)
+        found = storage.entries(source)
     except FileNotFoundError as error:
-        raise SourceError(f"source not found: {source} ({error})") from error
-    _, name = storage.split_gcs(source)
-    if storage.has_glob(name) or uris == [source]:
-        for uri in uris:
-            require_kind(uri)
-    else:  # a prefix: like a local folder
-        prefix = source.rstrip("/") + "/"
-        uris = [prefix + n for n in data_files([u[len(prefix):] for u in uris], source)]
-    relative = below_root(uris, source, is_folder=not storage.has_glob(name) and uris != [source])
-    shards = []
-    for index, (uri, rel) in enumerate(zip(uris, relative)):
-        local = work / f"{index:05d}-{Path(uri).name}"
-        shards.append(FileShard(uri, Path(storage.download(uri, str(local))), encoding, work, rel))
-    return shards
+        raise SourceError(f"source not found: {error}") from error
+    except storage.UnsupportedURIError as error:
+        raise SourceError(f"unsupported source scheme {storage.protocol(source)!r} in {source!r}: use sample:, "
+                          f"hf://, or a local or remote file, folder or glob ({error})") from error
+    is_folder = not storage.has_glob(source) and [entry.uri for entry in found] != [source]
+    if not is_folder:
+        for entry in found:
+            require_kind(entry.uri)
+        return [entry.uri for entry in found], False
+    names = data_files([entry.relative for entry in found], source)
+    return [storage.join(source, name) for name in names], True
+
+
+def file_shards(source: str, encoding: str, work: Path) -> list[FileShard]:
+    """One shard per data file of a local or remote file, folder or glob (see :func:`source_files`)."""
+    files, is_folder = source_files(source)
+    relative = below_root(files, source, is_folder)
+    return [FileShard(name, encoding, work, rel) for name, rel in zip(files, relative)]
 
 
 def _hub_reachable() -> str | None:

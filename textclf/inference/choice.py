@@ -93,12 +93,12 @@ def measurement(model_dir: str | Path, name: str) -> dict | None:
 
 
 def served_backend(model_uri: str) -> str:
-    """The backend a deployed model serves with: its ``serving.json``'s choice (``gs://`` or local), or
-    fp32 PyTorch for a model from before the optimize step (it needs no artifact)."""
-    from textclf.storage import read_text
+    """The backend a deployed model serves with: its ``serving.json``'s choice (local or a URI such as
+    ``gs://``), or fp32 PyTorch for a model from before the optimize step (it needs no artifact)."""
+    from textclf.platform import storage
 
     try:
-        name = json.loads(read_text(model_uri.rstrip("/") + "/" + SERVING_FILE)).get("backend")
+        name = json.loads(storage.read_text(storage.join(model_uri, SERVING_FILE))).get("backend")
     except FileNotFoundError:
         return REFERENCE
     return backend_kind(name).name

@@ -1,12 +1,12 @@
 """Checkpoints beside the Model artifact: the best weights so far and a resume point.
 
-They live at ``<model>.checkpoints``: a local folder, or (in the cloud) the ``gs://`` prefix of
-the Model artifact's URI, so that they outlive the pod or VM that wrote them. Not inside the
-model directory, which is exactly what the server downloads.
+They live at ``<model>.checkpoints``: a local folder, or (in the cloud) the remote prefix
+(``gs://``...) of the Model artifact's URI, so that they outlive the pod or VM that wrote them. Not
+inside the model directory, which is exactly what the server downloads.
 
-Writes are atomic: a local file is written under a temporary name and renamed; a Cloud
-Storage object appears only once its upload is complete. A task killed mid-write keeps the
-previous checkpoint.
+Writes are atomic (``textclf.platform.storage.atomic_write``): a local file is written under a
+temporary name and renamed; an object appears only once its upload is complete. A task killed
+mid-write keeps the previous checkpoint.
 
 The resume point holds everything an interrupted run needs to go on as if it had never
 stopped: model, optimizer, schedule and gradient scaler, the loop's position (epoch, optimizer
@@ -23,12 +23,10 @@ else is refused with :class:`UnsafeCheckpoint`.
 from __future__ import annotations
 
 import logging
-import os
 import random
-import tempfile
 from pathlib import Path
 
-from textclf import storage
+from textclf.platform import storage
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +45,12 @@ def checkpoint_dir_for(output: str) -> Path:
 
 
 def checkpoint_location_for(output: str) -> str:
-    """Where the checkpoints of the model at ``output`` (a folder or ``gs://`` prefix) go."""
+    """Where the checkpoints of the model at ``output`` (a folder or remote prefix) go."""
     return str(output).rstrip("/") + SUFFIX
 
 
 class Checkpoints:
-    """The checkpoint files at one location: a local folder or a ``gs://`` prefix."""
+    """The checkpoint files at one location: a local folder or a remote prefix (``gs://``...)."""
 
     def __init__(self, location: str):
         self.location = str(location).rstrip("/")
@@ -61,43 +59,25 @@ class Checkpoints:
         return f"Checkpoints({self.location!r})"
 
     def _uri(self, name: str) -> str:
-        return f"{self.location}/{name}"
+        return storage.join(self.location, name)
 
     def save(self, name: str, obj) -> None:
         import torch
 
-        if storage.is_gcs(self.location):
-            with tempfile.TemporaryDirectory(prefix="checkpoint-") as tmp:
-                torch.save(obj, Path(tmp) / name)
-                storage.upload_file(str(Path(tmp) / name), self._uri(name))
-            return
-        path = Path(self.location) / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
+        with storage.atomic_write(self._uri(name)) as handle:
+            torch.save(obj, handle)
 
     def load(self, name: str, device):
         """The saved object, or None when there is none."""
-        import torch
-
-        if storage.is_gcs(self.location):
-            with tempfile.TemporaryDirectory(prefix="checkpoint-") as tmp:
-                local = Path(tmp) / name
-                if not storage.download_file(self._uri(name), str(local)):
-                    return None
-                return _load_weights_only(local, self._uri(name), device)
-        path = Path(self.location) / name
-        return _load_weights_only(path, str(path), device) if path.exists() else None
+        try:
+            with storage.open(self._uri(name), "rb") as handle:
+                return _load_weights_only(handle, self._uri(name), device)
+        except FileNotFoundError:
+            return None
 
     def remove(self) -> None:
         """Delete every checkpoint (once the model is saved nothing needs them)."""
-        if storage.is_gcs(self.location):
-            storage.delete_prefix(self.location)
-        else:
-            import shutil
-
-            shutil.rmtree(self.location, ignore_errors=True)
+        storage.delete(self.location)
 
 
 def _load_weights_only(path: Path, where: str, device):

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from textclf import storage
+from textclf.platform import storage
 from textclf.encoding import TRAINING_FILE
 from textclf.platform.trainjob import TrainJobRequest, TrainJobSettings
 from textclf.platform.vertex import vertex_topology
@@ -137,9 +137,10 @@ def train_tracked(tokenized: str, output: str, settings: TrainSettings, tracking
 
 
 def checkpoints_for(model_path: str, model_uri: str) -> str:
-    """Checkpoints beside the Model artifact where they outlive the task: its ``gs://`` URI when it
-    has one (on Kubeflow the local path is a folder uploaded only when the task ends), else its path."""
-    return checkpoint.checkpoint_location_for(model_uri if storage.is_gcs(model_uri) else model_path)
+    """Checkpoints beside the Model artifact where they outlive the task: its URI on object storage
+    (``gs://``, ``s3://``) when it has one (on Kubeflow the local path is a folder uploaded only when the
+    task ends), else its path."""
+    return checkpoint.checkpoint_location_for(model_uri if storage.is_shared(model_uri) else model_path)
 
 
 def train_in_task(tokenized: str, model_path: str, model_uri: str, metadata: dict, settings: TrainSettings,
@@ -223,12 +224,13 @@ def new_request(tokenized_uri: str, model_uri: str, metadata: dict, settings: Tr
     """The TrainJob of one train step: ``num_nodes`` pods running ``torchrun -m textclf.train`` on the artifacts' URIs.
 
     Raises:
-        ValueError: an artifact is not on Cloud Storage (the TrainJob's pods share no volume with the step).
+        ValueError: an artifact is not on object storage (the TrainJob's pods share no volume with the step).
     """
     for what, uri in (("tokenized dataset", tokenized_uri), ("model", model_uri)):
-        if not storage.is_gcs(uri):
-            raise ValueError(f"num_nodes > 1 runs a TrainJob whose pods read and write the artifacts on Cloud Storage, "
-                             f"but the {what} is at {uri!r}: submit the run with a gs:// pipeline root")
+        if not storage.is_shared(uri):
+            raise ValueError(f"num_nodes > 1 runs a TrainJob whose pods read and write the artifacts on object storage, "
+                             f"but the {what} is at {uri!r}: submit the run with a pipeline root on object storage "
+                             "(gs://, s3://)")
     command = ["torchrun", f"--nproc_per_node={launch.gpus_per_node}", "-m", "textclf.train",
                *cli_arguments(tokenized_uri, model_uri, metadata, checkpoint.checkpoint_location_for(model_uri),
                               settings, tracking_settings)]

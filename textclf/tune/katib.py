@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
 
-from textclf import storage
+from textclf.platform import storage
 from textclf.train.launch import settings_arguments
 from textclf.train.settings import TrainSettings
 from textclf.platform.trainjob import TrainJobRequest, TrainJobSettings
@@ -259,9 +259,10 @@ def run_katib(trainer_client, tokenized_uri: str, metadata: dict, base: TrainSet
     """
     from textclf.tune.space import load_space
 
-    if not storage.is_gcs(tokenized_uri):
-        raise ValueError(f"Katib's trials run in their own pods and read the tokenized splits from Cloud Storage, but "
-                         f"they are at {tokenized_uri!r}: submit the run with a gs:// pipeline root")
+    if not storage.is_shared(tokenized_uri):
+        raise ValueError(f"Katib's trials run in their own pods and read the tokenized splits from object storage, but "
+                         f"they are at {tokenized_uri!r}: submit the run with a pipeline root on object storage "
+                         "(gs://, s3://)")
     space = load_space(tune.search_space)
     name = study_name(space, base, tune, metadata)
     request = trial_request(trial_command(tokenized_uri, metadata, base, tune, space), job, gpu_type, image)

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import tempfile
 
-from textclf import storage
+from textclf.platform import storage
 from textclf.train.settings import TrainSettings
 from textclf.tune.report import publish
 from textclf.tune.settings import TuneSettings
@@ -17,10 +17,11 @@ log = logging.getLogger(__name__)
 
 def study_folder_for(output_path: str, output_uri: str, study_storage: str) -> str:
     """Where the study's journal goes: ``study_storage``, else beside the step's output where it outlives
-    the task (its ``gs://`` URI when it has one, as for training checkpoints), so a retried step resumes."""
+    the task (its remote URI, such as ``gs://``, when it has one, as for training checkpoints), so a retried
+    step resumes."""
     if study_storage:
         return study_storage
-    return f"{output_uri if storage.is_gcs(output_uri) else output_path}.study"
+    return f"{output_uri if storage.is_shared(output_uri) else output_path}.study"
 
 
 def tracking_config(base: TrainSettings, tune: TuneSettings, metadata: dict) -> dict:

@@ -195,7 +195,7 @@ def parse_space(spec: Any) -> SearchSpace:
 def read_space_text(value: str) -> str:
     """The spec's text: ``value`` itself when it is inline JSON or YAML (it starts with ``{`` or spans
     lines), else the file it names (local or ``gs://``); empty means the packaged default."""
-    from textclf import storage
+    from textclf.platform import storage
 
     if not value.strip():
         return DEFAULT_SPACE_FILE.read_text()

@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from textclf import storage
+from textclf.platform import storage
 from textclf.train.settings import TrainSettings
 from textclf.tune.settings import TuneSettings
 from textclf.tune.space import Parameter, SearchSpace, load_space
@@ -81,14 +81,15 @@ def study_name(space: SearchSpace, base: TrainSettings, tune: TuneSettings, meta
 
 
 class Journal:
-    """The Optuna journal at ``folder`` (local or ``gs://``), as a local file Optuna writes."""
+    """The Optuna journal at ``folder`` (local, or remote such as ``gs://``), as a local file Optuna writes."""
 
     def __init__(self, folder: str, work_dir: str):
-        self.uri = f"{folder.rstrip('/')}/{JOURNAL_FILE}"
-        self.remote = storage.is_gcs(folder)
+        self.uri = storage.join(folder, JOURNAL_FILE)
+        self.remote = storage.is_remote(folder)
         self.path = Path(work_dir, JOURNAL_FILE) if self.remote else Path(self.uri)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.remote and storage.download_file(self.uri, str(self.path)):
+        if self.remote and storage.exists(self.uri):
+            storage.download(self.uri, str(self.path))
             log.info("study journal downloaded from %s", self.uri)
 
     def storage(self):
@@ -99,7 +100,7 @@ class Journal:
 
     def save(self) -> None:
         if self.remote:
-            storage.upload_file(str(self.path), self.uri)
+            storage.upload(str(self.path), self.uri)
 
 
 def suggest(trial, space: SearchSpace) -> dict:
