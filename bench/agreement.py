@@ -38,12 +38,17 @@ def csv_batches(path: str, limit: int):
 
 
 def table(results: dict[str, dict]) -> str:
-    lines = ["| backend | texts | label flips vs fp32 | flip rate % | max probability change | mean change "
-             "| accuracy % | texts/s |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| backend | texts | label flips vs fp32 | flip rate % | max probability change | mean change "
+        "| accuracy % | texts/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, r in results.items():
-        lines.append(f"| {name} | {r['texts']} | {r['label_flips']} | {100 * r['flip_rate']:.2f} | "
-                     f"{r['max_probability_change']:.4f} | {r['mean_probability_change']:.5f} | "
-                     f"{100 * r['accuracy']:.2f} | {r['texts_per_second']:.1f} |")
+        lines.append(
+            f"| {name} | {r['texts']} | {r['label_flips']} | {100 * r['flip_rate']:.2f} | "
+            f"{r['max_probability_change']:.4f} | {r['mean_probability_change']:.5f} | "
+            f"{100 * r['accuracy']:.2f} | {r['texts_per_second']:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -63,10 +68,14 @@ def main() -> None:
     serving = json.loads((Path(args.model_dir) / "serving.json").read_text())
     names = [name for name, entry in serving["backends"].items() if "flip_rate" in entry]
     results = measure(Path(args.model_dir), names, csv_batches(args.data, args.texts))
-    report = (f"Machine: {machine_line(libraries=False)}, {date.today().isoformat()}; model {args.model_dir} "
-              f"(serving.json: {serving['backend']}; validation flips "
-              + ", ".join(f"{n} {serving['backends'][n]['label_flips']}/{serving['backends'][n]['texts']}" for n in names)
-              + f"); data {args.data}.\n\n" + table(results) + "\n")
+    report = (
+        f"Machine: {machine_line(libraries=False)}, {date.today().isoformat()}; model {args.model_dir} "
+        f"(serving.json: {serving['backend']}; validation flips "
+        + ", ".join(f"{n} {serving['backends'][n]['label_flips']}/{serving['backends'][n]['texts']}" for n in names)
+        + f"); data {args.data}.\n\n"
+        + table(results)
+        + "\n"
+    )
     print("\n" + report)
     if args.report:
         args.report.write_text(report)

@@ -39,9 +39,17 @@ sys.path.insert(0, str(REPO / "bench"))
 from machine import machine_line  # noqa: E402
 from serve import free_port  # noqa: E402
 
-AFTER = {"default (serving.json)": [], "onnx-int8": ["--backend", "onnx-int8"], "onnx": ["--backend", "onnx"],
-         "torch": ["--backend", "torch"]}
-BEFORE = {"default (auto: export + probe)": [], "onnx-int8": ["--backend", "onnx-int8"], "torch": ["--backend", "torch"]}
+AFTER = {
+    "default (serving.json)": [],
+    "onnx-int8": ["--backend", "onnx-int8"],
+    "onnx": ["--backend", "onnx"],
+    "torch": ["--backend", "torch"],
+}
+BEFORE = {
+    "default (auto: export + probe)": [],
+    "onnx-int8": ["--backend", "onnx-int8"],
+    "torch": ["--backend", "torch"],
+}
 CACHE_VARIABLES = ("TEXTCLF_CACHE_DIR", "XDG_CACHE_HOME", "HF_HOME", "MPLCONFIGDIR")
 
 
@@ -74,11 +82,27 @@ def start_to_ready(code: Path, model_dir: str, flags: list[str], log: Path, time
     port = free_port()
     with tempfile.TemporaryDirectory() as cache_dir:
         cache = Path(cache_dir)
-        command = [sys.executable, "-m", "serving", "--model_dir", model_dir, "--model_name", "bench", "--host",
-                   "127.0.0.1", "--http_port", str(port), "--enable_grpc", "false", *flags]
+        command = [
+            sys.executable,
+            "-m",
+            "serving",
+            "--model_dir",
+            model_dir,
+            "--model_name",
+            "bench",
+            "--host",
+            "127.0.0.1",
+            "--http_port",
+            str(port),
+            "--enable_grpc",
+            "false",
+            *flags,
+        ]
         with log.open("wb") as out:
             started = time.perf_counter()
-            process = subprocess.Popen(command, cwd=code, env=clean_env(cache, code), stdout=out, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                command, cwd=code, env=clean_env(cache, code), stdout=out, stderr=subprocess.STDOUT
+            )
         try:
             seconds = wait_ready(process, f"http://127.0.0.1:{port}/v2/health/ready", started, timeout, log)
             torch = loaded_torch(process.pid)
@@ -112,22 +136,33 @@ def checkout(base: str, folder: Path) -> Path:
 
 def measure(name: str, code: Path, model_dir: str, flags: list[str], args) -> dict:
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    runs = [start_to_ready(code, model_dir, flags, args.work_dir / f"{slug}-{i}.log", args.timeout)
-            for i in range(args.repeats)]
+    runs = [
+        start_to_ready(code, model_dir, flags, args.work_dir / f"{slug}-{i}.log", args.timeout)
+        for i in range(args.repeats)
+    ]
     seconds = [run["seconds"] for run in runs]
-    result = {"median": statistics.median(seconds), "min": min(seconds), "max": max(seconds),
-              "cache_bytes": max(run["cache_bytes"] for run in runs), "torch": any(run["torch"] for run in runs)}
+    result = {
+        "median": statistics.median(seconds),
+        "min": min(seconds),
+        "max": max(seconds),
+        "cache_bytes": max(run["cache_bytes"] for run in runs),
+        "torch": any(run["torch"] for run in runs),
+    }
     print(f"[{name}] {result}", flush=True)
     return result
 
 
 def table(rows: dict[str, dict], floor: float) -> str:
-    lines = ["| server | ready s (median) | min | max | minus import kserve | cache bytes written | torch loaded |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "| server | ready s (median) | min | max | minus import kserve | cache bytes written | torch loaded |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
     lines.append(f"| `python -c 'import kserve'` | {floor:.1f} | | | | | |")
     for name, row in rows.items():
-        lines.append(f"| {name} | {row['median']:.1f} | {row['min']:.1f} | {row['max']:.1f} | "
-                     f"{row['median'] - floor:+.1f} | {row['cache_bytes']:,} | {'yes' if row['torch'] else 'no'} |")
+        lines.append(
+            f"| {name} | {row['median']:.1f} | {row['min']:.1f} | {row['max']:.1f} | "
+            f"{row['median'] - floor:+.1f} | {row['cache_bytes']:,} | {'yes' if row['torch'] else 'no'} |"
+        )
     return "\n".join(lines)
 
 
@@ -155,9 +190,12 @@ def main() -> None:
         for name, flags in AFTER.items():
             rows[f"after: {name}"] = measure(f"after {name}", REPO, args.model_dir, flags, args)
     served = json.loads((Path(args.model_dir) / "serving.json").read_text())["backend"]
-    report = (f"Machine: {machine_line(libraries=False)}, {date.today().isoformat()}; model {args.model_dir} "
-              f"(serving.json: {served}); {args.repeats} starts each, empty cache directory each.\n\n"
-              + table(rows, floor) + "\n\nTarget (issue 22): the deployed default ready within 3 s of `import kserve`.\n")
+    report = (
+        f"Machine: {machine_line(libraries=False)}, {date.today().isoformat()}; model {args.model_dir} "
+        f"(serving.json: {served}); {args.repeats} starts each, empty cache directory each.\n\n"
+        + table(rows, floor)
+        + "\n\nTarget (issue 22): the deployed default ready within 3 s of `import kserve`.\n"
+    )
     print("\n" + report)
     if args.report:
         args.report.write_text(report)

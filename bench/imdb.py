@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,9 +68,15 @@ class Options:
         be timed)."""
         from textclf.train import TrainSettings
 
-        return TrainSettings(base_model=self.model, epochs=self.epochs, max_steps=self.max_steps,
-                             batch_size=self.batch_size, learning_rate=self.learning_rate,
-                             checkpoint_every_minutes=0, **overrides)
+        return TrainSettings(
+            base_model=self.model,
+            epochs=self.epochs,
+            max_steps=self.max_steps,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            checkpoint_every_minutes=0,
+            **overrides,
+        )
 
 
 def write_imdb_csv(options: Options, out: Path) -> dict:
@@ -82,11 +88,17 @@ def write_imdb_csv(options: Options, out: Path) -> dict:
     test = pd.read_csv(folder / "test.csv.gz", usecols=["label", "text"]).sample(frac=1, random_state=42)
     wanted = options.train_size + options.validation_size
     if wanted > len(train) or options.test_size > len(test):
-        raise SystemExit(f"asked for {wanted} train+validation and {options.test_size} test reviews; {folder} has "
-                         f"{len(train)} and {len(test)}")
-    frame = pd.concat([train[: options.train_size].assign(split="train"),
-                       train[options.train_size : wanted].assign(split="validation"),
-                       test[: options.test_size].assign(split="test")])
+        raise SystemExit(
+            f"asked for {wanted} train+validation and {options.test_size} test reviews; {folder} has "
+            f"{len(train)} and {len(test)}"
+        )
+    frame = pd.concat(
+        [
+            train[: options.train_size].assign(split="train"),
+            train[options.train_size : wanted].assign(split="validation"),
+            test[: options.test_size].assign(split="test"),
+        ]
+    )
     frame.to_csv(out, index=False)
     return frame["split"].value_counts().to_dict()
 
@@ -111,14 +123,32 @@ def step_seconds(log: str) -> dict[str, float]:
 def run_pipeline(options: Options, work: Path) -> str:
     """The CPU benchmark: the whole pipeline through kfp's local runner."""
     counts = write_imdb_csv(options, work / "imdb.csv")
-    params = {"source": str(work / "imdb.csv"), "label_names": LABEL_NAMES, "base_model": options.model,
-              "max_length": options.max_length, "truncation": options.truncation, "epochs": options.epochs,
-              "max_steps": options.max_steps, "batch_size": options.batch_size, "learning_rate": options.learning_rate}
-    command = [sys.executable, "-m", "pipelines", "run", "--runs-dir", str(work / "runs"), "--allow-blocked",
-               *[a for k, v in params.items() for a in ("--param", f"{k}={v}")],
-               *[a for extra in options.param for a in ("--param", extra)]]
+    params = {
+        "source": str(work / "imdb.csv"),
+        "label_names": LABEL_NAMES,
+        "base_model": options.model,
+        "max_length": options.max_length,
+        "truncation": options.truncation,
+        "epochs": options.epochs,
+        "max_steps": options.max_steps,
+        "batch_size": options.batch_size,
+        "learning_rate": options.learning_rate,
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "pipelines",
+        "run",
+        "--runs-dir",
+        str(work / "runs"),
+        "--allow-blocked",
+        *[a for k, v in params.items() for a in ("--param", f"{k}={v}")],
+        *[a for extra in options.param for a in ("--param", extra)],
+    ]
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "disabled"})
+    done = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "disabled"}
+    )
     total = time.perf_counter() - start
     (work / "pipeline.log").write_text(done.stdout + done.stderr)
     if done.returncode:
@@ -126,25 +156,34 @@ def run_pipeline(options: Options, work: Path) -> str:
     metrics = json.loads(next((work / "runs").glob("*/*/evaluate-op/evaluation/metrics.json")).read_text())
     training = json.loads(next((work / "runs").glob("*/*/train-op/model/training.json")).read_text())
     steps = step_seconds(done.stdout + done.stderr)
-    lines = [f"## {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC: the pipeline on IMDB, CPU", "",
-             f"{counts.get('train')} train / {counts.get('validation')} validation reviews (IMDB train), "
-             f"{counts.get('test')} test reviews (IMDB test); {options.truncation}, max_length {options.max_length}, "
-             f"epochs {options.epochs}, max_steps {options.max_steps or 'none'}, batch {options.batch_size}, "
-             f"learning rate {options.learning_rate}, {options.model}"
-             + (f", {' '.join(options.param)}" if options.param else "") + ".", "",
-             "| step | minutes |", "| --- | ---: |"]
+    lines = [
+        f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: the pipeline on IMDB, CPU",
+        "",
+        f"{counts.get('train')} train / {counts.get('validation')} validation reviews (IMDB train), "
+        f"{counts.get('test')} test reviews (IMDB test); {options.truncation}, max_length {options.max_length}, "
+        f"epochs {options.epochs}, max_steps {options.max_steps or 'none'}, batch {options.batch_size}, "
+        f"learning rate {options.learning_rate}, {options.model}"
+        + (f", {' '.join(options.param)}" if options.param else "")
+        + ".",
+        "",
+        "| step | minutes |",
+        "| --- | ---: |",
+    ]
     lines += [f"| {task} | {seconds / 60:.1f} |" for task, seconds in steps.items()]
-    lines += [f"| **whole pipeline** | **{total / 60:.1f}** |", "",
-              f"- **Test accuracy {100 * metrics['accuracy']:.2f}%** "
-              f"(macro F1 {metrics['f1']:.4f}, loss {metrics['loss']:.4f}), "
-              f"scored with the serving backend {metrics.get('serving', {}).get('backend')}: "
-              f"{metrics.get('serving', {}).get('reason')}.",
-              f"- Training loop {training['train_seconds'] / 60:.1f} min at {training['train_samples_per_second']:.1f} "
-              f"samples/s ({training.get('train_tokens_per_second') or 0:.0f} tokens/s), precision {training['precision']}, "
-              f"{len(training['history'])} epoch(s): "
-              f"{[round(h['val_accuracy'], 4) for h in training['history']]} validation accuracy.",
-              f"- Machine: {machine_line()}; load average at the end "
-              f"{os.getloadavg()[0]:.1f}.", ""]
+    lines += [
+        f"| **whole pipeline** | **{total / 60:.1f}** |",
+        "",
+        f"- **Test accuracy {100 * metrics['accuracy']:.2f}%** "
+        f"(macro F1 {metrics['f1']:.4f}, loss {metrics['loss']:.4f}), "
+        f"scored with the serving backend {metrics.get('serving', {}).get('backend')}: "
+        f"{metrics.get('serving', {}).get('reason')}.",
+        f"- Training loop {training['train_seconds'] / 60:.1f} min at {training['train_samples_per_second']:.1f} "
+        f"samples/s ({training.get('train_tokens_per_second') or 0:.0f} tokens/s), precision {training['precision']}, "
+        f"{len(training['history'])} epoch(s): "
+        f"{[round(h['val_accuracy'], 4) for h in training['history']]} validation accuracy.",
+        f"- Machine: {machine_line()}; load average at the end {os.getloadavg()[0]:.1f}.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -154,9 +193,14 @@ def tokenize_subset(options: Options, work: Path) -> tuple[str, dict]:
     from textclf.tokenize import TokenizeSettings, tokenize
 
     write_imdb_csv(options, work / "imdb.csv")
-    ingested = ingest(IngestSettings(source=str(work / "imdb.csv"), label_names=LABEL_NAMES), str(work / "data.parquet"))
-    tokenized = tokenize(str(work / "data.parquet"), str(work / "tokenized"),
-                         TokenizeSettings(base_model=options.model, max_length=options.max_length, truncation=options.truncation))
+    ingested = ingest(
+        IngestSettings(source=str(work / "imdb.csv"), label_names=LABEL_NAMES), str(work / "data.parquet")
+    )
+    tokenized = tokenize(
+        str(work / "data.parquet"),
+        str(work / "tokenized"),
+        TokenizeSettings(base_model=options.model, max_length=options.max_length, truncation=options.truncation),
+    )
     return str(work / "tokenized"), {**ingested.metadata, **tokenized}
 
 
@@ -167,8 +211,16 @@ def train_with(processes: int, options: Options, tokenized: str, metadata: dict,
 
     train_settings = options.train_settings(**settings)
     start = time.perf_counter()
-    summary = train_in_task(tokenized, str(out), str(out), metadata, train_settings, TrainLaunchSettings(gpus_per_node=processes),
-                            TrackingSettings(mode="disabled"), env={})
+    summary = train_in_task(
+        tokenized,
+        str(out),
+        str(out),
+        metadata,
+        train_settings,
+        TrainLaunchSettings(gpus_per_node=processes),
+        TrackingSettings(mode="disabled"),
+        env={},
+    )
     return {**summary, "process_seconds": time.perf_counter() - start}
 
 
@@ -179,8 +231,17 @@ def torchrun(processes: int, options: Options, tokenized: str, metadata: dict, o
     from textclf.train.launch import Topology, cli_arguments, torchrun_options
 
     settings = options.train_settings()
-    command = [sys.executable, "-m", "torch.distributed.run", *torchrun_options(Topology(1, processes)), "-m", "textclf.train",
-               *cli_arguments(tokenized, str(out), metadata, str(out) + ".checkpoints", settings, TrackingSettings(mode="disabled"))]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        *torchrun_options(Topology(1, processes)),
+        "-m",
+        "textclf.train",
+        *cli_arguments(
+            tokenized, str(out), metadata, str(out) + ".checkpoints", settings, TrackingSettings(mode="disabled")
+        ),
+    ]
     env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     subprocess.run(command, check=True, cwd=REPO, env=env)
     return json.loads((out / "training.json").read_text())
@@ -193,19 +254,27 @@ def run_scaling(options: Options, work: Path) -> str:
     # the plain path; one process on one thread is what each of N processes gets, so N processes
     # against it show what the distributed path (gloo all-reduce, reduced metrics) costs.
     runs = [(1, 0), (1, 1)] + [(n, 1) for n in options.processes if n > 1]
-    rows = [(f"{n} x {t or 'all'} thread(s)", torchrun(n, options, tokenized, metadata, work / f"model-{n}-{t}", t))
-            for n, t in runs]
+    rows = [
+        (f"{n} x {t or 'all'} thread(s)", torchrun(n, options, tokenized, metadata, work / f"model-{n}-{t}", t))
+        for n, t in runs
+    ]
     base = rows[1][1]["train_samples_per_second"]
-    lines = [f"## {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC: data-parallel scaling on CPU (gloo)", "",
-             f"{options.train_size} IMDB reviews, max_length {options.max_length}, batch {options.batch_size} per process, "
-             f"max_steps {options.max_steps or 'none'}, {options.model}; each count started by torchrun, which "
-             "sets OMP_NUM_THREADS=1 per process for 2+ processes (one process uses every core). With a fixed "
-             "per-process batch, N processes train N times the texts per step.", "",
-             "| processes x threads | samples/s | x one process on one thread | train loop s | tokens/s |",
-             "| --- | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: data-parallel scaling on CPU (gloo)",
+        "",
+        f"{options.train_size} IMDB reviews, max_length {options.max_length}, batch {options.batch_size} per process, "
+        f"max_steps {options.max_steps or 'none'}, {options.model}; each count started by torchrun, which "
+        "sets OMP_NUM_THREADS=1 per process for 2+ processes (one process uses every core). With a fixed "
+        "per-process batch, N processes train N times the texts per step.",
+        "",
+        "| processes x threads | samples/s | x one process on one thread | train loop s | tokens/s |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
     for processes, s in rows:
-        lines.append(f"| {processes} | {s['train_samples_per_second']:.2f} | {s['train_samples_per_second'] / base:.2f} "
-                     f"| {s['train_seconds']:.0f} | {s.get('train_tokens_per_second') or 0:.0f} |")
+        lines.append(
+            f"| {processes} | {s['train_samples_per_second']:.2f} | {s['train_samples_per_second'] / base:.2f} "
+            f"| {s['train_seconds']:.0f} | {s.get('train_tokens_per_second') or 0:.0f} |"
+        )
     lines += ["", f"- Machine: {machine_line()}.", ""]
     return "\n".join(lines)
 
@@ -235,7 +304,9 @@ def peak_flops(options: Options, gpus: int) -> float | None:
 def test_accuracy(model_dir: Path, tokenized: str) -> float:
     from textclf.evaluate import EvaluateSettings, evaluate
 
-    return evaluate(str(model_dir), tokenized, str(model_dir.parent / f"{model_dir.name}-evaluation"), EvaluateSettings())["accuracy"]
+    return evaluate(
+        str(model_dir), tokenized, str(model_dir.parent / f"{model_dir.name}-evaluation"), EvaluateSettings()
+    )["accuracy"]
 
 
 def run_gpu(options: Options, work: Path) -> str:
@@ -248,23 +319,39 @@ def run_gpu(options: Options, work: Path) -> str:
     if not gpus:
         counts = options.processes  # no GPU: CPU processes, to check the script
     mean_tokens = metadata["splits"]["train"]["mean_tokens"]
-    lines = [f"## {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC: IMDB on {'GPU' if gpus else 'CPU (script check)'}", "",
-             f"{options.train_size} train / {options.validation_size} validation / {options.test_size} test reviews, "
-             f"max_length {options.max_length} ({options.truncation}, mean {mean_tokens} tokens), {options.epochs} epochs, "
-             f"batch {options.batch_size} per process, {options.model}.", "",
-             "| processes | test accuracy % | samples/s | train minutes | MFU |", "| ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: IMDB on {'GPU' if gpus else 'CPU (script check)'}",
+        "",
+        f"{options.train_size} train / {options.validation_size} validation / {options.test_size} test reviews, "
+        f"max_length {options.max_length} ({options.truncation}, mean {mean_tokens} tokens), {options.epochs} epochs, "
+        f"batch {options.batch_size} per process, {options.model}.",
+        "",
+        "| processes | test accuracy % | samples/s | train minutes | MFU |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
     for n in counts:
         out = work / f"model-{n}"
-        summary = train_with(n, options, tokenized, metadata, out, torch_compile=bool(gpus), dataloader_workers=4 if gpus else 2)
+        summary = train_with(
+            n, options, tokenized, metadata, out, torch_compile=bool(gpus), dataloader_workers=4 if gpus else 2
+        )
         accuracy = test_accuracy(out, tokenized)
         tokens_per_second = summary.get("train_tokens_per_second") or summary["train_samples_per_second"] * mean_tokens
         peak = peak_flops(options, n)
-        mfu = f"{tokens_per_second * model_flops_per_token(str(out), mean_tokens) / peak:.1%}" if peak else "n/a (no peak known)"
-        lines.append(f"| {n} | {100 * accuracy:.2f} | {summary['train_samples_per_second']:.1f} "
-                     f"| {summary['train_seconds'] / 60:.1f} | {mfu} |")
+        mfu = (
+            f"{tokens_per_second * model_flops_per_token(str(out), mean_tokens) / peak:.1%}"
+            if peak
+            else "n/a (no peak known)"
+        )
+        lines.append(
+            f"| {n} | {100 * accuracy:.2f} | {summary['train_samples_per_second']:.1f} "
+            f"| {summary['train_seconds'] / 60:.1f} | {mfu} |"
+        )
         print(lines[-1], flush=True)
-    lines += ["", f"- Machine: {machine_line()}"
-              + (f", {gpus} x {torch.cuda.get_device_name(0)}" if gpus else ", no GPU") + ".", ""]
+    lines += [
+        "",
+        f"- Machine: {machine_line()}" + (f", {gpus} x {torch.cuda.get_device_name(0)}" if gpus else ", no GPU") + ".",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -274,8 +361,13 @@ def parse(argv=None) -> tuple[str, Options]:
     defaults = Options()
     for name, value in asdict(defaults).items():
         if name == "param":
-            parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                                help="pipeline mode: another pipeline argument (repeatable), e.g. torch_compile=true")
+            parser.add_argument(
+                "--param",
+                action="append",
+                default=[],
+                metavar="NAME=VALUE",
+                help="pipeline mode: another pipeline argument (repeatable), e.g. torch_compile=true",
+            )
         elif isinstance(value, list):
             parser.add_argument(f"--{name}", type=int, nargs="+", default=value)
         else:
@@ -301,8 +393,12 @@ def main(argv=None) -> None:
     work = Path(options.workdir or tempfile.mkdtemp(prefix=f"bench-imdb-{mode}-"))
     work.mkdir(parents=True, exist_ok=True)
     run = {"pipeline": run_pipeline, "scaling": run_scaling, "gpu": run_gpu}[mode]
-    append_section(Path(options.output), "# IMDB benchmarks of the train step\n\nWritten by `bench/imdb.py`; see its docstring.\n",
-                   run(options, work), work)
+    append_section(
+        Path(options.output),
+        "# IMDB benchmarks of the train step\n\nWritten by `bench/imdb.py`; see its docstring.\n",
+        run(options, work),
+        work,
+    )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,13 @@ def measure(engine, texts: list[str], batch_size: int) -> dict:
     for batch in batches:
         engine.classify(batch)
     seconds = time.perf_counter() - started
-    return {"texts": len(texts), "batch_size": batch_size, "seconds": seconds, "reviews_per_s": len(texts) / seconds,
-            "mean_tokens": sum(lengths) / len(lengths)}
+    return {
+        "texts": len(texts),
+        "batch_size": batch_size,
+        "seconds": seconds,
+        "reviews_per_s": len(texts) / seconds,
+        "mean_tokens": sum(lengths) / len(lengths),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import statistics
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import aiohttp
 
@@ -36,8 +36,14 @@ class LoadResult:
         return 1000 * statistics.median(self.latencies) if self.latencies else float("nan")
 
 
-async def _run(url: str, texts: Sequence[str], concurrency: int, make_body: Callable[[str], dict],
-               read_label: Callable[[dict], str], time_limit: float) -> LoadResult:
+async def _run(
+    url: str,
+    texts: Sequence[str],
+    concurrency: int,
+    make_body: Callable[[str], dict],
+    read_label: Callable[[dict], str],
+    time_limit: float,
+) -> LoadResult:
     next_index = 0
     latencies: list[float] = []
     answers: dict[int, str] = {}
@@ -66,7 +72,13 @@ async def _run(url: str, texts: Sequence[str], concurrency: int, make_body: Call
     return LoadResult(concurrency, len(latencies), errors, seconds, latencies, answers)
 
 
-def run_load(url: str, texts: Sequence[str], concurrency: int, make_body: Callable[[str], dict],
-             read_label: Callable[[dict], str], time_limit: float = 120.0) -> LoadResult:
+def run_load(
+    url: str,
+    texts: Sequence[str],
+    concurrency: int,
+    make_body: Callable[[str], dict],
+    read_label: Callable[[dict], str],
+    time_limit: float = 120.0,
+) -> LoadResult:
     """Send each text once (in order, ``concurrency`` at a time) until done or ``time_limit``."""
     return asyncio.run(_run(url, texts, concurrency, make_body, read_label, time_limit))

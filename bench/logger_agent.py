@@ -16,7 +16,7 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 from fastapi import FastAPI, Request
@@ -49,7 +49,7 @@ def binary_event_headers(target: LoggerTarget, event_id: str, event_type: str, c
         "Ce-Id": event_id,
         "Ce-Type": event_type,
         "Ce-Source": target.source,
-        "Ce-Time": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+        "Ce-Time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "Ce-Inferenceservicename": target.inference_service,
         "Ce-Namespace": target.namespace,
         "Ce-Component": target.component,
@@ -82,7 +82,13 @@ def create_agent(upstream: str, target: LoggerTarget) -> FastAPI:
                 headers = binary_event_headers(target, event_id, event_type, content_type)
                 response = await clients["logger"].post(target.url, content=body, headers=headers)
                 if response.status_code != 200:
-                    log.warning("logger target answered %d for %s %s: %s", response.status_code, event_type, event_id, response.text[:200])
+                    log.warning(
+                        "logger target answered %d for %s %s: %s",
+                        response.status_code,
+                        event_type,
+                        event_id,
+                        response.text[:200],
+                    )
             except httpx.HTTPError as err:
                 log.error("failed to send %s %s to %s: %s", event_type, event_id, target.url, err)
 
@@ -99,7 +105,11 @@ def create_agent(upstream: str, target: LoggerTarget) -> FastAPI:
         if request.method == "POST":
             queue(event_id, REQUEST_TYPE, content_type, body)
         upstream_response = await clients["upstream"].request(
-            request.method, "/" + path, params=request.query_params, content=body, headers={"content-type": content_type}
+            request.method,
+            "/" + path,
+            params=request.query_params,
+            content=body,
+            headers={"content-type": content_type},
         )
         if request.method == "POST" and upstream_response.status_code == 200:
             queue(event_id, RESPONSE_TYPE, content_type, upstream_response.content)
@@ -128,8 +138,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--component", default="predictor")
     parser.add_argument("--endpoint", default="")
     args = parser.parse_args(argv)
-    target = LoggerTarget(url=args.log_url, source=f"http://localhost:{args.port}/", inference_service=args.inference_service,
-                          namespace=args.namespace, component=args.component, endpoint=args.endpoint)
+    target = LoggerTarget(
+        url=args.log_url,
+        source=f"http://localhost:{args.port}/",
+        inference_service=args.inference_service,
+        namespace=args.namespace,
+        component=args.component,
+        endpoint=args.endpoint,
+    )
     uvicorn.run(create_agent(args.upstream, target), host=args.host, port=args.port, log_level="warning")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from textclf.inference.hardware import cpu_bf16_instructions, cpu_model, speed_features  # noqa: E402 - the one CPU check
+from textclf.inference.hardware import cpu_bf16_instructions, cpu_model, speed_features
 
 
 def bf16_instructions() -> str:
@@ -22,16 +22,25 @@ def bf16_instructions() -> str:
 
 def machine(libraries: bool = True, memory: bool = False) -> dict:
     """CPU, cores, bf16 instructions and, with ``libraries``, torch's threads and versions."""
-    info = {"cpu": cpu_model(), "cores": os.cpu_count(), "bf16 instructions": bf16_instructions(),
-            "speed flags": ", ".join(speed_features()) or "none"}
+    info = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "bf16 instructions": bf16_instructions(),
+        "speed flags": ", ".join(speed_features()) or "none",
+    }
     if memory:
         info["memory"] = f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB"
     if libraries:
         import torch
         import transformers
 
-        info.update({"torch threads": torch.get_num_threads(), "torch": torch.__version__,
-                     "transformers": transformers.__version__})
+        info.update(
+            {
+                "torch threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+                "transformers": transformers.__version__,
+            }
+        )
     return info
 
 

@@ -101,12 +101,16 @@ class Processes:
         log = self.work_dir / f"{name}.log"
         env = dict(os.environ, PYTHONPATH=str(REPO), TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
         with log.open("wb") as out:
-            process = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                [sys.executable, "-m", *args], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
         self.running.append(process)
         started = time.monotonic()
         while True:
             if process.poll() is not None:
-                raise SystemExit(f"{name} exited with {process.returncode}; last lines of {log}:\n{log.read_text()[-3000:]}")
+                raise SystemExit(
+                    f"{name} exited with {process.returncode}; last lines of {log}:\n{log.read_text()[-3000:]}"
+                )
             with contextlib.suppress(OSError):
                 urllib.request.urlopen(ready_url, timeout=2).close()
                 break
@@ -157,11 +161,15 @@ def print_table(before: dict, after: dict) -> None:
     print(f"\n  {'metric':<30}{'threshold':>10}{'in-distribution':>18}{'shifted':>12}")
     for name in before["metrics"]:
         flags = ["ALERT" if name in r["alerts"] else "" for r in (before, after)]
-        print(f"  {name:<30}{cell(thresholds.get(name)):>10}{cell(before['metrics'][name]):>12}{flags[0]:>6}"
-              f"{cell(after['metrics'][name]):>8}{flags[1]:>6}")
+        print(
+            f"  {name:<30}{cell(thresholds.get(name)):>10}{cell(before['metrics'][name]):>12}{flags[0]:>6}"
+            f"{cell(after['metrics'][name]):>8}{flags[1]:>6}"
+        )
     for key in ("tokens_mean", "ascii_share", "unknown_token_rate"):
-        print(f"  live {key:<25}{'':>10}{cell(before['live'][key]):>12}{'':>6}{cell(after['live'][key]):>8}"
-              f"   (reference {cell(before['reference'][key])})")
+        print(
+            f"  live {key:<25}{'':>10}{cell(before['live'][key]):>12}{'':>6}{cell(after['live'][key]):>8}"
+            f"   (reference {cell(before['reference'][key])})"
+        )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -177,7 +185,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def reference_profile(args, predict_url: str, texts: list[str], labels: list[str], model_dir: Path, work_dir: Path) -> Path:
+def reference_profile(
+    args, predict_url: str, texts: list[str], labels: list[str], model_dir: Path, work_dir: Path
+) -> Path:
     """``--profile``, or one built from ``texts`` scored through the running server (in the demo's folder,
     never in the model)."""
     if args.profile:
@@ -191,8 +201,9 @@ def reference_profile(args, predict_url: str, texts: list[str], labels: list[str
     print(f"  reference profile: {len(texts)} texts of {args.in_distribution} through the server")
     predictions = predict(predict_url, texts, args.batch)
     probabilities = np.array([[p["probabilities"][name] for name in labels] for p in predictions])
-    profile = build_reference_profile(texts, probabilities.argmax(1).tolist(), labels, probabilities,
-                                      AutoTokenizer.from_pretrained(model_dir))
+    profile = build_reference_profile(
+        texts, probabilities.argmax(1).tolist(), labels, probabilities, AutoTokenizer.from_pretrained(model_dir)
+    )
     profile_path = save_profile(profile, work_dir)
     print(f"  written to {profile_path}")
     return profile_path
@@ -201,26 +212,63 @@ def reference_profile(args, predict_url: str, texts: list[str], labels: list[str
 def report(before: dict, after: dict, monitor_log: Path) -> bool:
     """The two phases side by side and the monitor's alert lines; whether only the shifted traffic alerted."""
     print_table(before, after)
-    alert_lines = [line for line in monitor_log.read_text().splitlines() if "DRIFT ALERT" in line or "drift resolved" in line]
-    print("\n  monitor log:\n" + "\n".join(f"    {line}" for line in alert_lines) if alert_lines else "\n  monitor log: no alert lines")
+    alert_lines = [
+        line for line in monitor_log.read_text().splitlines() if "DRIFT ALERT" in line or "drift resolved" in line
+    ]
+    print(
+        "\n  monitor log:\n" + "\n".join(f"    {line}" for line in alert_lines)
+        if alert_lines
+        else "\n  monitor log: no alert lines"
+    )
     ok = not before["alerts"] and bool(after["alerts"])
-    print(f"\n{'OK' if ok else 'UNEXPECTED'}: {'no alert' if not before['alerts'] else 'alerts'} "
-          "on in-distribution traffic, "
-          f"{'alerts ' + ', '.join(after['alerts']) if after['alerts'] else 'no alert'} on shifted traffic")
+    print(
+        f"\n{'OK' if ok else 'UNEXPECTED'}: {'no alert' if not before['alerts'] else 'alerts'} "
+        "on in-distribution traffic, "
+        f"{'alerts ' + ', '.join(after['alerts']) if after['alerts'] else 'no alert'} on shifted traffic"
+    )
     return ok
 
 
-def start_monitoring(processes: Processes, ports: dict[str, int], model_dir: Path, profile_path: Path,
-                     window_size: int) -> Path:
+def start_monitoring(
+    processes: Processes, ports: dict[str, int], model_dir: Path, profile_path: Path, window_size: int
+) -> Path:
     """The drift monitor and the logger agent in front of the model server; returns the monitor's log."""
     server_url, monitor_url, agent_url = (f"http://127.0.0.1:{ports[n]}" for n in ("server", "monitor", "agent"))
-    monitor_log = processes.start("monitor", ["serving.monitor", "serve", "--model_dir", str(model_dir),
-                                              "--profile", str(profile_path), "--host", "127.0.0.1",
-                                              "--port", str(ports["monitor"]), "--window_size", str(window_size),
-                                              "--min_samples", str(window_size // 2)], f"{monitor_url}/healthz")
-    processes.start("logger-agent", ["bench.logger_agent", "--upstream", server_url, "--log_url", monitor_url + "/",
-                                     "--port", str(ports["agent"]), "--inference_service", MODEL_NAME],
-                    f"{agent_url}/v1/models/{MODEL_NAME}")  # readiness, proxied to the server
+    monitor_log = processes.start(
+        "monitor",
+        [
+            "serving.monitor",
+            "serve",
+            "--model_dir",
+            str(model_dir),
+            "--profile",
+            str(profile_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(ports["monitor"]),
+            "--window_size",
+            str(window_size),
+            "--min_samples",
+            str(window_size // 2),
+        ],
+        f"{monitor_url}/healthz",
+    )
+    processes.start(
+        "logger-agent",
+        [
+            "bench.logger_agent",
+            "--upstream",
+            server_url,
+            "--log_url",
+            monitor_url + "/",
+            "--port",
+            str(ports["agent"]),
+            "--inference_service",
+            MODEL_NAME,
+        ],
+        f"{agent_url}/v1/models/{MODEL_NAME}",
+    )  # readiness, proxied to the server
     return monitor_log
 
 
@@ -230,7 +278,12 @@ def main(argv: list[str] | None = None) -> int:
     work_dir.mkdir(parents=True, exist_ok=True)
     print("[1/5] model")
     model_dir = resolve_model(args.model_dir, work_dir)
-    labels = [v for _, v in sorted(json.loads((model_dir / "config.json").read_text())["id2label"].items(), key=lambda kv: int(kv[0]))]
+    labels = [
+        v
+        for _, v in sorted(
+            json.loads((model_dir / "config.json").read_text())["id2label"].items(), key=lambda kv: int(kv[0])
+        )
+    ]
     print(f"  {model_dir} (labels {labels})")
     normal = read_texts(args.in_distribution, args.reference_size + args.window_size, seed=0)
     reference_texts, replay_texts = normal[: args.reference_size], normal[args.reference_size :]
@@ -241,9 +294,23 @@ def main(argv: list[str] | None = None) -> int:
     processes = Processes(work_dir)
     try:
         print("[2/5] model server")
-        processes.start("model-server", ["serving", "--model_dir", str(model_dir), "--model_name", MODEL_NAME,
-                                         "--host", "127.0.0.1", "--http_port", str(ports["server"]),
-                                         "--grpc_port", str(ports["grpc"])], f"{server_url}/v1/models/{MODEL_NAME}")
+        processes.start(
+            "model-server",
+            [
+                "serving",
+                "--model_dir",
+                str(model_dir),
+                "--model_name",
+                MODEL_NAME,
+                "--host",
+                "127.0.0.1",
+                "--http_port",
+                str(ports["server"]),
+                "--grpc_port",
+                str(ports["grpc"]),
+            ],
+            f"{server_url}/v1/models/{MODEL_NAME}",
+        )
         predict_path = f"/v1/models/{MODEL_NAME}:predict"
         profile_path = reference_profile(args, server_url + predict_path, reference_texts, labels, model_dir, work_dir)
 

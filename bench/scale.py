@@ -2,7 +2,8 @@
 own process, with wall time, rows/s and peak memory per step (not a timed test).
 
 For each N, an N-row dataset is built from the shared IMDB files (50,000 reviews, in a seeded
-order): row i is review i mod 50,000; from the second copy on, its sentences are shuffled (seeded by i) and a copy number is
+order): row i is review i mod 50,000; from the second copy on, its sentences are shuffled (seeded
+by i) and a copy number is
 appended, so every row is distinct and the lengths stay IMDB's. It is written as ``--shards`` files
 (``part-00000.csv.gz``, ...) and ingested through the glob, as a user's export would be. Then, each
 in a fresh interpreter:
@@ -41,12 +42,13 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from machine import machine  # bench/machine.py and bench/procmem.py (this script's folder is on sys.path)
 from procmem import peak_rss_mb, tree_rss_mb
 from tiny_model import tiny_model_once
+
 from textclf.settings import setting
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,7 +59,12 @@ STEP_IMPORTS = {
     "ingest": ("pandas", "pyarrow.parquet", "matplotlib.pyplot"),
     "tokenize": ("pyarrow.parquet", "datasets", "transformers.models.auto.tokenization_auto"),
     "raw": ("pyarrow.parquet", "transformers.models.auto.tokenization_auto"),
-    "train": ("torch", "datasets", "transformers.models.auto.modeling_auto", "transformers.models.auto.tokenization_auto"),
+    "train": (
+        "torch",
+        "datasets",
+        "transformers.models.auto.modeling_auto",
+        "transformers.models.auto.tokenization_auto",
+    ),
     "optimize": ("torch", "onnxruntime", "transformers.models.auto.modeling_auto"),
     "evaluate": ("torch", "onnxruntime", "datasets", "transformers.models.auto.modeling_auto"),
 }
@@ -75,14 +82,20 @@ class ScaleSettings:
     format: str = setting("csv.gz", "Shard format: csv.gz or parquet.", choices=("csv.gz", "parquet"))
     max_length: int = setting(256, "Tokens per text.")
     max_steps: int = setting(20, "Training steps (batch 32): a fixed amount of training whatever N.")
-    model: str = setting(TINY, "Model for train and evaluate: 'tiny' (a 2-layer random BERT with MiniLM's "
-                         "tokenizer: the data path's cost, not the model's) or a base model such as "
-                         "offline:all-MiniLM-L6-v2 (scoring 10% of N with it takes hours on a CPU).")
+    model: str = setting(
+        TINY,
+        "Model for train and evaluate: 'tiny' (a 2-layer random BERT with MiniLM's "
+        "tokenizer: the data path's cost, not the model's) or a base model such as "
+        "offline:all-MiniLM-L6-v2 (scoring 10% of N with it takes hours on a CPU).",
+    )
     raw_texts: int = setting(50_000, "Texts the raw tokenizer rate is measured on (the first of the train split).")
-    workdir: str = setting("/tmp/textclf-scale", "Datasets, step outputs and results.json (datasets are reused "
-                           "when they exist).")
+    workdir: str = setting(
+        "/tmp/textclf-scale", "Datasets, step outputs and results.json (datasets are reused when they exist)."
+    )
     output: str = setting("docs/benchmarks-scale.md", "Markdown file the results are written to.")
-    steps: str = setting(",".join(STEPS), "Comma-separated steps to run, in this order (a step needs the ones before it).")
+    steps: str = setting(
+        ",".join(STEPS), "Comma-separated steps to run, in this order (a step needs the ones before it)."
+    )
     keep_outputs: bool = setting(False, "Keep each N's step outputs (they take about 3x the data on disk).")
 
     def size_list(self) -> list[int]:
@@ -103,7 +116,8 @@ def imdb_reviews(data: str) -> list[tuple[str, int]]:
 
 
 def varied(text: str, row: int, copies: int) -> str:
-    """Row ``row``'s text: the review itself for the first copy, then its sentences shuffled (seeded) plus the copy number."""
+    """Row ``row``'s text: the review itself for the first copy, then its sentences shuffled (seeded)
+    plus the copy number."""
     copy = row // copies
     if copy == 0:
         return text
@@ -151,15 +165,21 @@ def run_step(step: str, config: dict) -> dict:
     if step == "ingest":
         from textclf.ingest import IngestSettings, ingest
 
-        result = ingest(IngestSettings(source=config["source"], label_names=LABEL_NAMES),
-                        str(work / "dataset"), str(work / "card.md"))
+        result = ingest(
+            IngestSettings(source=config["source"], label_names=LABEL_NAMES),
+            str(work / "dataset"),
+            str(work / "card.md"),
+        )
         (work / "ingest.json").write_text(json.dumps(result.metadata))
         rows = result.metadata["num_rows"]
     elif step == "tokenize":
         from textclf.tokenize import TokenizeSettings, tokenize
 
-        metadata = tokenize(str(work / "dataset"), str(work / "tokenized"),
-                            TokenizeSettings(base_model=model, max_length=config["max_length"]))
+        metadata = tokenize(
+            str(work / "dataset"),
+            str(work / "tokenized"),
+            TokenizeSettings(base_model=model, max_length=config["max_length"]),
+        )
         (work / "tokenize.json").write_text(json.dumps(metadata))
         rows = sum(s["rows"] for s in metadata["splits"].values())
     elif step == "raw":
@@ -167,9 +187,16 @@ def run_step(step: str, config: dict) -> dict:
     elif step == "train":
         from textclf.train import TrainSettings, train
 
-        metadata = {**json.loads((work / "ingest.json").read_text()), **json.loads((work / "tokenize.json").read_text())}
-        summary = train(str(work / "tokenized"), str(work / "model"),
-                        TrainSettings(base_model=model, epochs=1, max_steps=config["max_steps"]), metadata)
+        metadata = {
+            **json.loads((work / "ingest.json").read_text()),
+            **json.loads((work / "tokenize.json").read_text()),
+        }
+        summary = train(
+            str(work / "tokenized"),
+            str(work / "model"),
+            TrainSettings(base_model=model, epochs=1, max_steps=config["max_steps"]),
+            metadata,
+        )
         rows = summary["settings"]["batch_size"] * config["max_steps"]
     elif step == "optimize":
         from textclf.optimize import optimize
@@ -206,7 +233,7 @@ def raw_rates(work: Path, model: str, config: dict) -> dict:
             backend.no_truncation()
         start = time.perf_counter()
         for s in range(0, len(texts), 1024):
-            backend.encode_batch(texts[s:s + 1024])
+            backend.encode_batch(texts[s : s + 1024])
         rates[f"{name}_texts_per_s"] = len(texts) / (time.perf_counter() - start)
     return {"rows": len(texts), **rates}
 
@@ -248,8 +275,13 @@ def measure(step: str, config: dict, log_path: Path) -> dict:
     if child.returncode:
         raise SystemExit(f"step {step} failed ({child.returncode}); see {log_path}:\n" + log_path.read_text()[-3000:])
     inside = json.loads(result_path.read_text())
-    return {"step": step, "wall_s": wall, "peak_rss_mb": inside.pop("own_peak_mb"), "tree_peak_mb": sampler.peak_mb,
-            **inside}
+    return {
+        "step": step,
+        "wall_s": wall,
+        "peak_rss_mb": inside.pop("own_peak_mb"),
+        "tree_peak_mb": sampler.peak_mb,
+        **inside,
+    }
 
 
 # ---------------------------------------------------------------- report
@@ -275,24 +307,38 @@ def report(settings: ScaleSettings, results: list[dict], machine_info: dict, sta
     for r in results:
         if r["step"] == "raw":
             continue
-        lines.append(f"| {r['n']:,} | {r['step']} | {r['rows']:,} | {r['wall_s']:.1f} | {r['rows'] / r['wall_s']:.0f} "
-                     f"| {r['rows'] / r['inside_s']:.0f} | {r['peak_rss_mb']:.0f} | {r['tree_peak_mb']:.0f} |")
-    lines += ["", "Tokenizer limit (the fast tokenizer's own `encode_batch`, batches of 1024, same texts, same machine):", "",
-              "| N | texts | raw texts/s (no truncation) | raw texts/s (its truncation) | tokenize step texts/s (in step) | step / raw |",
-              "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines.append(
+            f"| {r['n']:,} | {r['step']} | {r['rows']:,} | {r['wall_s']:.1f} | {r['rows'] / r['wall_s']:.0f} "
+            f"| {r['rows'] / r['inside_s']:.0f} | {r['peak_rss_mb']:.0f} | {r['tree_peak_mb']:.0f} |"
+        )
+    lines += [
+        "",
+        "Tokenizer limit (the fast tokenizer's own `encode_batch`, batches of 1024, same texts, same machine):",
+        "",
+        "| N | texts | raw texts/s (no truncation) | raw texts/s (its truncation) "
+        "| tokenize step texts/s (in step) | step / raw |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for n in sorted({r["n"] for r in results}):
         raw = next((r for r in results if r["n"] == n and r["step"] == "raw"), None)
         tok = next((r for r in results if r["n"] == n and r["step"] == "tokenize"), None)
         if raw is None or tok is None:
             continue
         step_rate = tok["rows"] / tok["inside_s"]
-        lines.append(f"| {n:,} | {raw['rows']:,} | {raw['raw_texts_per_s']:.0f} | {raw['raw_truncating_texts_per_s']:.0f} "
-                     f"| {step_rate:.0f} | {step_rate / raw['raw_texts_per_s']:.2f} |")
-    lines += ["", "Peak RSS: the step process's own high-water mark (`VmHWM`, memory-mapped file pages included). Tree peak: summed RSS "
-              "of the step's processes sampled every 0.2 s. rows/s (wall) includes interpreter start-up and imports; "
-              "rows/s (in step) is the step function alone, after the libraries are imported. train: rows = steps x batch (a fixed amount of work), "
-              "its wall time includes the validation pass and the reference profile (built on the validation split).",
-              f"Command: `{' '.join(sys.argv)}`", ""]
+        lines.append(
+            f"| {n:,} | {raw['rows']:,} | {raw['raw_texts_per_s']:.0f} | {raw['raw_truncating_texts_per_s']:.0f} "
+            f"| {step_rate:.0f} | {step_rate / raw['raw_texts_per_s']:.2f} |"
+        )
+    lines += [
+        "",
+        "Peak RSS: the step process's own high-water mark (`VmHWM`, memory-mapped file pages included). "
+        "Tree peak: summed RSS of the step's processes sampled every 0.2 s. rows/s (wall) includes interpreter "
+        "start-up and imports; rows/s (in step) is the step function alone, after the libraries are imported. "
+        "train: rows = steps x batch (a fixed amount of work), its wall time includes the validation pass and "
+        "the reference profile (built on the validation split).",
+        f"Command: `{' '.join(sys.argv)}`",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -314,7 +360,7 @@ def main(argv=None) -> None:
         return
     if not settings.data:
         raise SystemExit("--data is required: the folder with IMDB's train.csv.gz and test.csv.gz")
-    started, load_start = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", load_average()
+    started, load_start = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC", load_average()
     root = Path(settings.workdir)
     model = tiny_model_once(root / "tiny-model", LABEL_NAMES.split(",")) if settings.model == TINY else settings.model
     reviews = imdb_reviews(settings.data)
@@ -325,8 +371,14 @@ def main(argv=None) -> None:
         build_dataset(reviews, n, settings.shards, settings.format, data)
         work = root / f"run-{n}"
         work.mkdir(parents=True, exist_ok=True)
-        config = {"work": str(work), "source": str(data / f"part-*.{settings.format}"), "model": model,
-                  "max_length": settings.max_length, "max_steps": settings.max_steps, "raw_texts": settings.raw_texts}
+        config = {
+            "work": str(work),
+            "source": str(data / f"part-*.{settings.format}"),
+            "model": model,
+            "max_length": settings.max_length,
+            "max_steps": settings.max_steps,
+            "raw_texts": settings.raw_texts,
+        }
         for step in [s for s in STEPS if s in settings.steps.split(",")]:
             log.info("N=%d: %s", n, step)
             results.append({"n": n, **measure(step, config, work / f"{step}.log")})

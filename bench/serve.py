@@ -48,8 +48,13 @@ SERVER_VARIANTS = {  # name -> (backend, more python -m serving flags)
     # Passes filled up to max_batch_tokens, as before the grouping by length: what padding costs.
     "serving auto (default) fewest passes": (DEFAULT, ["--pass_cost_tokens", "1000000"]),
 }
-METRICS = ("textclf_batch_size_sum", "textclf_batch_size_count", "textclf_batch_seconds_sum",
-           "textclf_tokens_total", "textclf_padded_tokens_total")
+METRICS = (
+    "textclf_batch_size_sum",
+    "textclf_batch_size_count",
+    "textclf_batch_seconds_sum",
+    "textclf_tokens_total",
+    "textclf_padded_tokens_total",
+)
 BASELINE = "baseline pipeline+FastAPI"
 BASELINES = {BASELINE: [], BASELINE + " 1 thread": ["--threads", "1"]}  # name -> baseline_server.py flags
 
@@ -121,14 +126,18 @@ def measure(name, process, url, make_body, read_label, texts, gold, label_ids, a
     before = server_metrics(metrics_url) if metrics_url else {}
     loaded = run_load(url, texts, args.concurrency, make_body, read_label, args.time_limit)
     after = server_metrics(metrics_url) if metrics_url else {}
-    print(f"[{name}] concurrency {args.concurrency}: {loaded.throughput:.1f}/s, p50 {loaded.p50_ms:.0f} ms, "
-          f"{loaded.errors} errors", flush=True)
+    print(
+        f"[{name}] concurrency {args.concurrency}: {loaded.throughput:.1f}/s, p50 {loaded.p50_ms:.0f} ms, "
+        f"{loaded.errors} errors",
+        flush=True,
+    )
     answers = {**single.answers, **loaded.answers}
     correct = sum(label_ids[label] == gold[index] for index, label in answers.items())
     server = {key: after[key] - before.get(key, 0.0) for key in after}
     server["seconds"] = loaded.seconds
-    return Row(name, single, loaded, peak_rss_mb(process.pid), 100 * correct / max(1, len(answers)), note,
-               server=server)
+    return Row(
+        name, single, loaded, peak_rss_mb(process.pid), 100 * correct / max(1, len(answers)), note, server=server
+    )
 
 
 def optimized_model(model_dir: str, work_dir: Path) -> str:
@@ -140,8 +149,12 @@ def optimized_model(model_dir: str, work_dir: Path) -> str:
     if not (out / "serving.json").is_file():
         print(f"{model_dir} has no serving artifacts: building them in {out}", flush=True)
         env = dict(os.environ, PYTHONPATH=str(REPO), TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
-        subprocess.run([sys.executable, "-m", "textclf.optimize", "--model_dir", model_dir, "--output_dir", str(out)],
-                       cwd=REPO, env=env, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "textclf.optimize", "--model_dir", model_dir, "--output_dir", str(out)],
+            cwd=REPO,
+            env=env,
+            check=True,
+        )
     return str(out)
 
 
@@ -151,8 +164,20 @@ def in_process_limits(model_dir: str, texts: list[str], args) -> dict[str, dict]
     texts_file.write_text(json.dumps(texts))
     limits = {}
     for name in args.in_process.split(",") if args.in_process else []:
-        command = [sys.executable, "bench/inprocess.py", "--model_dir", model_dir, "--texts", str(texts_file),
-                   "--batch_size", str(args.batch_size), "--", "--max_length", str(args.max_length), *BACKENDS[name]]
+        command = [
+            sys.executable,
+            "bench/inprocess.py",
+            "--model_dir",
+            model_dir,
+            "--texts",
+            str(texts_file),
+            "--batch_size",
+            str(args.batch_size),
+            "--",
+            "--max_length",
+            str(args.max_length),
+            *BACKENDS[name],
+        ]
         env = dict(os.environ, PYTHONPATH=str(REPO), TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
         log = args.work_dir / f"inprocess_{name.replace(' ', '_')}.log"
         with log.open("wb") as out:
@@ -160,13 +185,17 @@ def in_process_limits(model_dir: str, texts: list[str], args) -> dict[str, dict]
         if done.returncode != 0:
             raise RuntimeError(f"in-process {name} failed:\n{log.read_text()[-3000:]}")
         limits[name] = json.loads(done.stdout.decode().strip().splitlines()[-1])
-        print(f"[in process {name}] {limits[name]['reviews_per_s']:.1f} reviews/s ({limits[name]['backend']})", flush=True)
+        print(
+            f"[in process {name}] {limits[name]['reviews_per_s']:.1f} reviews/s ({limits[name]['backend']})", flush=True
+        )
     return limits
 
 
 def limits_table(limits: dict[str, dict], batch_size: int) -> str:
-    lines = [f"| backend (in process, batches of {batch_size} sorted by length) | serves with | reviews/s | mean tokens |",
-             "|---|---|---:|---:|"]
+    lines = [
+        f"| backend (in process, batches of {batch_size} sorted by length) | serves with | reviews/s | mean tokens |",
+        "|---|---|---:|---:|",
+    ]
     for name, limit in limits.items():
         lines.append(f"| {name} | {limit['backend']} | {limit['reviews_per_s']:.1f} | {limit['mean_tokens']:.0f} |")
     return "\n".join(lines)
@@ -219,16 +248,21 @@ def default_verdict(default: Row, limits: dict[str, dict], serving: dict) -> str
     the backends within the agreement rule (serving.json's max_flip_rate of label flips against fp32)."""
     from textclf.inference.choice import qualifies
 
-    passing = {name for name, entry in serving.get("backends", {}).items()
-               if qualifies(entry, serving.get("max_flip_rate", 0.0))}
+    passing = {
+        name
+        for name, entry in serving.get("backends", {}).items()
+        if qualifies(entry, serving.get("max_flip_rate", 0.0))
+    }
     candidates = {name: limit for name, limit in limits.items() if limit["backend"] in passing}
     if not candidates:
         return "- no in-process limit of a backend within the agreement rule was measured: no default ratio"
     best = max(candidates, key=lambda name: candidates[name]["reviews_per_s"])
     rate = candidates[best]["reviews_per_s"]
-    return (f"- the default ({serving.get('backend')}, chosen by the optimize step) served {default.loaded.throughput:.1f} "
-            f"reviews/s = {percent(default.loaded.throughput, rate)}% of the best in-process rate among the backends "
-            f"within the agreement rule ({best}: {rate:.1f}; within: {', '.join(sorted(passing))}); target 90%")
+    return (
+        f"- the default ({serving.get('backend')}, chosen by the optimize step) served {default.loaded.throughput:.1f} "
+        f"reviews/s = {percent(default.loaded.throughput, rate)}% of the best in-process rate among the backends "
+        f"within the agreement rule ({best}: {rate:.1f}; within: {', '.join(sorted(passing))}); target 90%"
+    )
 
 
 def verdicts(rows: list[Row], limits: dict[str, dict], serving: dict) -> str:
@@ -238,33 +272,45 @@ def verdicts(rows: list[Row], limits: dict[str, dict], serving: dict) -> str:
     if limits and served:
         best_name = max(limits, key=lambda name: limits[name]["reviews_per_s"])
         top = max(served, key=lambda row: row.loaded.throughput)
-        lines.append(f"- best served {top.name}: {top.loaded.throughput:.1f} reviews/s = "
-                     f"{percent(top.loaded.throughput, limits[best_name]['reviews_per_s'])}% of the best in-process "
-                     f"rate ({best_name}, {limits[best_name]['reviews_per_s']:.1f}); target 90%")
+        lines.append(
+            f"- best served {top.name}: {top.loaded.throughput:.1f} reviews/s = "
+            f"{percent(top.loaded.throughput, limits[best_name]['reviews_per_s'])}% of the best in-process "
+            f"rate ({best_name}, {limits[best_name]['reviews_per_s']:.1f}); target 90%"
+        )
     default = next((row for row in rows if row.name == f"serving {DEFAULT}"), None)
     if default and limits:
         lines.append(default_verdict(default, limits, serving))
     baseline = next((row for row in rows if row.name == BASELINE), None)
     if baseline and served:
         quickest = min(served, key=lambda row: row.single.p50_ms)
-        lines.append(f"- single-request p50: {quickest.name} {quickest.single.p50_ms:.0f} ms vs baseline "
-                     f"{baseline.single.p50_ms:.0f} ms (target: at most half)")
+        lines.append(
+            f"- single-request p50: {quickest.name} {quickest.single.p50_ms:.0f} ms vs baseline "
+            f"{baseline.single.p50_ms:.0f} ms (target: at most half)"
+        )
     return "\n".join(line for line in lines if line)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="csv(.gz) with text and label (int) columns")
-    parser.add_argument("--model_dir", required=True, help="fine-tuned Model artifact directory (the same for every server)")
+    parser.add_argument(
+        "--model_dir", required=True, help="fine-tuned Model artifact directory (the same for every server)"
+    )
     parser.add_argument("--texts", type=int, default=400, help="texts served at high concurrency (seeded sample)")
     parser.add_argument("--single_requests", type=int, default=60, help="requests at concurrency 1")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--max_length", type=int, default=256)
     parser.add_argument("--time_limit", type=float, default=90.0, help="seconds per load phase, at most")
-    parser.add_argument("--variants", default=",".join([*BASELINES, *SERVER_VARIANTS]),
-                        help="comma-separated subset of: " + ", ".join([*BASELINES, *SERVER_VARIANTS]))
-    parser.add_argument("--in_process", default=",".join(BACKENDS),
-                        help="backends whose in-process limit is measured first (empty: none): " + ", ".join(BACKENDS))
+    parser.add_argument(
+        "--variants",
+        default=",".join([*BASELINES, *SERVER_VARIANTS]),
+        help="comma-separated subset of: " + ", ".join([*BASELINES, *SERVER_VARIANTS]),
+    )
+    parser.add_argument(
+        "--in_process",
+        default=",".join(BACKENDS),
+        help="backends whose in-process limit is measured first (empty: none): " + ", ".join(BACKENDS),
+    )
     parser.add_argument("--batch_size", type=int, default=16, help="texts per in-process batch")
     parser.add_argument("--report", type=Path, help="also write the Markdown table here")
     parser.add_argument("--work_dir", type=Path, default=REPO / "build" / "bench-serve")
@@ -276,20 +322,66 @@ def serve_variant(name: str, model_dir: str, texts: list[str], gold: list[int], 
     port = free_port()
     log = args.work_dir / f"{name.replace(' ', '_')}.log"
     if name in BASELINES:
-        command = [sys.executable, "bench/baseline_server.py", "--model_dir", model_dir, "--port", str(port),
-                   "--max_length", str(args.max_length), *BASELINES[name]]
+        command = [
+            sys.executable,
+            "bench/baseline_server.py",
+            "--model_dir",
+            model_dir,
+            "--port",
+            str(port),
+            "--max_length",
+            str(args.max_length),
+            *BASELINES[name],
+        ]
         with running(command, f"http://127.0.0.1:{port}/docs", log) as process:
-            return measure(name, process, f"http://127.0.0.1:{port}/predict", lambda t: {"text": t},
-                           lambda body: body["label"], texts, gold, label_ids, args)
+            return measure(
+                name,
+                process,
+                f"http://127.0.0.1:{port}/predict",
+                lambda t: {"text": t},
+                lambda body: body["label"],
+                texts,
+                gold,
+                label_ids,
+                args,
+            )
     backend, flags = SERVER_VARIANTS[name]
-    command = [sys.executable, "-m", "serving", "--model_dir", model_dir, "--model_name", "bench",
-               "--host", "127.0.0.1", "--http_port", str(port), "--enable_grpc", "false",
-               "--enable_latency_logging", "false", "--max_length", str(args.max_length), *BACKENDS[backend], *flags]
+    command = [
+        sys.executable,
+        "-m",
+        "serving",
+        "--model_dir",
+        model_dir,
+        "--model_name",
+        "bench",
+        "--host",
+        "127.0.0.1",
+        "--http_port",
+        str(port),
+        "--enable_grpc",
+        "false",
+        "--enable_latency_logging",
+        "false",
+        "--max_length",
+        str(args.max_length),
+        *BACKENDS[backend],
+        *flags,
+    ]
     base = f"http://127.0.0.1:{port}"
     with running(command, f"{base}/v1/models/bench", log) as process:
-        row = measure(name, process, f"{base}/v1/models/bench:predict", lambda t: {"instances": [t]},
-                      lambda body: body["predictions"][0]["label"], texts, gold, label_ids, args,
-                      note=backend_note(log), metrics_url=f"{base}/metrics")
+        row = measure(
+            name,
+            process,
+            f"{base}/v1/models/bench:predict",
+            lambda t: {"instances": [t]},
+            lambda body: body["predictions"][0]["label"],
+            texts,
+            gold,
+            label_ids,
+            args,
+            note=backend_note(log),
+            metrics_url=f"{base}/metrics",
+        )
     row.backend = backend
     return row
 
@@ -309,14 +401,26 @@ def main() -> None:
     model_dir = optimized_model(args.model_dir, args.work_dir)
     serving = json.loads((Path(model_dir) / "serving.json").read_text())
     limits = in_process_limits(model_dir, texts, args)
-    rows = [serve_variant(name, model_dir, texts, gold, label_ids, args) for name in filter(None, args.variants.split(","))]
+    rows = [
+        serve_variant(name, model_dir, texts, gold, label_ids, args) for name in filter(None, args.variants.split(","))
+    ]
 
-    header = (f"Machine: {platform.machine()} {os.cpu_count()} CPUs ({cpu_model()}; "
-              f"bf16 instructions {bf16_instructions()}), "
-              f"{date.today().isoformat()}; max_length {args.max_length}; {len(texts)} texts at c={args.concurrency}, "
-              f"{args.single_requests} at c=1.")
-    report = (header + "\n\n" + limits_table(limits, args.batch_size) + "\n\n" + table(rows, args.concurrency, limits)
-              + "\n\n" + verdicts(rows, limits, serving) + "\n")
+    header = (
+        f"Machine: {platform.machine()} {os.cpu_count()} CPUs ({cpu_model()}; "
+        f"bf16 instructions {bf16_instructions()}), "
+        f"{date.today().isoformat()}; max_length {args.max_length}; {len(texts)} texts at c={args.concurrency}, "
+        f"{args.single_requests} at c=1."
+    )
+    report = (
+        header
+        + "\n\n"
+        + limits_table(limits, args.batch_size)
+        + "\n\n"
+        + table(rows, args.concurrency, limits)
+        + "\n\n"
+        + verdicts(rows, limits, serving)
+        + "\n"
+    )
     print("\n" + report)
     if args.report:
         args.report.write_text(report)

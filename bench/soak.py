@@ -32,10 +32,10 @@ import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Callable
 
 import aiohttp
 
@@ -43,8 +43,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.logger_agent import LoggerTarget, binary_event_headers  # noqa: E402
-from bench.monitor_demo import MODEL_NAME, Processes, free_port, predict, read_texts  # noqa: E402
 from bench.machine import bf16_instructions, cpu_model  # noqa: E402
+from bench.monitor_demo import MODEL_NAME, Processes, free_port, predict, read_texts  # noqa: E402
 from bench.procmem import tree_rss_mb  # noqa: E402
 from serving.monitor.events import REQUEST_TYPE, RESPONSE_TYPE  # noqa: E402
 
@@ -72,7 +72,7 @@ class Kind:
     weight: int
     expected: frozenset[int]
     good: bool
-    calls: Callable[["Traffic", random.Random], list[Call]]
+    calls: Callable[[Traffic, random.Random], list[Call]]
 
 
 class Traffic:
@@ -104,40 +104,96 @@ def _v1(texts: list[str]) -> bytes:
 
 
 def _v2(texts: list[str]) -> bytes:
-    return json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [len(texts)], "data": texts}]}).encode()
+    return json.dumps(
+        {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [len(texts)], "data": texts}]}
+    ).encode()
 
 
 def _good_event(t: Traffic, rng: random.Random) -> list[Call]:
     texts, predictions = t.some(rng)
     event_id = f"soak-{rng.getrandbits(64):x}"
-    return [t.event(event_id, REQUEST_TYPE, {"instances": texts}), t.event(event_id, RESPONSE_TYPE, {"predictions": predictions})]
+    return [
+        t.event(event_id, REQUEST_TYPE, {"instances": texts}),
+        t.event(event_id, RESPONSE_TYPE, {"predictions": predictions}),
+    ]
 
 
 KINDS: dict[str, Kind] = {
     # model server
-    "good_v1": Kind("server", 40, frozenset({200}), True, lambda t, r: [Call("POST", t.predict, _v1(t.some(r)[0]), JSON)]),
+    "good_v1": Kind(
+        "server", 40, frozenset({200}), True, lambda t, r: [Call("POST", t.predict, _v1(t.some(r)[0]), JSON)]
+    ),
     "good_v2": Kind("server", 8, frozenset({200}), True, lambda t, r: [Call("POST", t.infer, _v2(t.some(r)[0]), JSON)]),
-    "bad_json": Kind("server", 3, frozenset({400}), False, lambda t, r: [Call("POST", t.predict, b'{"instances": ["unclosed', JSON)]),
-    "bad_types": Kind("server", 3, frozenset({400}), False, lambda t, r: [Call("POST", t.predict, b'{"instances": [1, null, {"x": 2}]}', JSON)]),
-    "too_many_texts": Kind("server", 3, frozenset({400, 413}), False, lambda t, r: [Call("POST", t.predict, _v1(["fine film"] * 5000), JSON)]),
+    "bad_json": Kind(
+        "server", 3, frozenset({400}), False, lambda t, r: [Call("POST", t.predict, b'{"instances": ["unclosed', JSON)]
+    ),
+    "bad_types": Kind(
+        "server",
+        3,
+        frozenset({400}),
+        False,
+        lambda t, r: [Call("POST", t.predict, b'{"instances": [1, null, {"x": 2}]}', JSON)],
+    ),
+    "too_many_texts": Kind(
+        "server",
+        3,
+        frozenset({400, 413}),
+        False,
+        lambda t, r: [Call("POST", t.predict, _v1(["fine film"] * 5000), JSON)],
+    ),
     # Texts the tokenizer may not take (a lone surrogate, a NUL), batched with good texts of other
     # callers: refused (400) or served, they must not fail anyone else's request.
-    "poison_batch": Kind("server", 4, frozenset({200, 400}), False, lambda t, r: [Call("POST", t.predict,
-                         b'{"instances": ["a fine film", "\\ud800 broken \\udfff", "nul \\u0000 inside"]}', JSON)]),
-    "empty_text": Kind("server", 1, frozenset({400}), False, lambda t, r: [Call("POST", t.predict, b'{"instances": ["ok", " "]}', JSON)]),
+    "poison_batch": Kind(
+        "server",
+        4,
+        frozenset({200, 400}),
+        False,
+        lambda t, r: [
+            Call(
+                "POST",
+                t.predict,
+                b'{"instances": ["a fine film", "\\ud800 broken \\udfff", "nul \\u0000 inside"]}',
+                JSON,
+            )
+        ],
+    ),
+    "empty_text": Kind(
+        "server",
+        1,
+        frozenset({400}),
+        False,
+        lambda t, r: [Call("POST", t.predict, b'{"instances": ["ok", " "]}', JSON)],
+    ),
     "huge_text": Kind("server", 2, frozenset({200}), False, lambda t, r: [Call("POST", t.predict, t.huge_text, JSON)]),
     "too_large": Kind("server", 1, frozenset({413}), False, lambda t, r: [Call("POST", t.predict, t.too_large, JSON)]),
     # drift monitor
     "good_event": Kind("monitor", 25, frozenset({200}), True, _good_event),
-    "event_missing_headers": Kind("monitor", 3, frozenset({400}), False, lambda t, r: [
-        t.event("bad", REQUEST_TYPE, {"instances": ["x"]}, without=("ce-id", "ce-specversion"))]),
-    "event_bad_payload": Kind("monitor", 2, frozenset({400}), False, lambda t, r: [t.event("bad", REQUEST_TYPE, b'{"instances": 7}')]),
-    "event_flood": Kind("monitor", 1, frozenset({413}), False, lambda t, r: [t.event(f"flood-{r.random()}", REQUEST_TYPE, t.issue_flood)]),
+    "event_missing_headers": Kind(
+        "monitor",
+        3,
+        frozenset({400}),
+        False,
+        lambda t, r: [t.event("bad", REQUEST_TYPE, {"instances": ["x"]}, without=("ce-id", "ce-specversion"))],
+    ),
+    "event_bad_payload": Kind(
+        "monitor", 2, frozenset({400}), False, lambda t, r: [t.event("bad", REQUEST_TYPE, b'{"instances": 7}')]
+    ),
+    "event_flood": Kind(
+        "monitor",
+        1,
+        frozenset({413}),
+        False,
+        lambda t, r: [t.event(f"flood-{r.random()}", REQUEST_TYPE, t.issue_flood)],
+    ),
 }
 # Anonymous admin calls, sent at fixed points of the burst: they must be refused.
 ADMIN = {
-    "admin_unload": Kind("server", 0, ADMIN_REFUSED, False, lambda t, r: [Call("POST", f"/v2/repository/models/{MODEL_NAME}/unload")]),
-    "admin_load": Kind("server", 0, ADMIN_REFUSED, False, lambda t, r: [Call("POST", f"/v2/repository/models/{MODEL_NAME}/load")]),
+    "admin_unload": Kind(
+        "server", 0, ADMIN_REFUSED, False, lambda t, r: [Call("POST", f"/v2/repository/models/{MODEL_NAME}/unload")]
+    ),
+    "admin_load": Kind(
+        "server", 0, ADMIN_REFUSED, False, lambda t, r: [Call("POST", f"/v2/repository/models/{MODEL_NAME}/load")]
+    ),
 }
 GOOD_KINDS = [name for name, kind in KINDS.items() if kind.good]
 
@@ -165,11 +221,12 @@ class Soak:
         for call in kind.calls(self.traffic, self.rng):
             started = time.perf_counter()
             try:
-                async with session.request(call.method, self.urls[kind.target] + call.path, data=call.body,
-                                           headers=call.headers) as response:
+                async with session.request(
+                    call.method, self.urls[kind.target] + call.path, data=call.body, headers=call.headers
+                ) as response:
                     await response.read()
                     status: int | str = response.status
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 status = "timeout"
             except aiohttp.ClientError as err:
                 status = f"connection error ({type(err).__name__})"
@@ -201,8 +258,15 @@ class Soak:
         while not stop.wait(0.5):
             self.mark_rss(self.phase)
 
-    async def phase_run(self, session, phase: str, seconds: float, concurrency: int, names: list[str],
-                        exclude: frozenset[str] = frozenset()) -> None:
+    async def phase_run(
+        self,
+        session,
+        phase: str,
+        seconds: float,
+        concurrency: int,
+        names: list[str],
+        exclude: frozenset[str] = frozenset(),
+    ) -> None:
         self.phase = phase
         print(f"  {phase}: {seconds:.0f}s at concurrency {concurrency} ({', '.join(names)})", flush=True)
         deadline = time.monotonic() + seconds
@@ -220,17 +284,25 @@ class Soak:
 
     async def run(self, args) -> None:
         stop = threading.Event()
-        threads = [threading.Thread(target=self.sample_rss, args=(stop,), daemon=True),
-                   threading.Thread(target=self.probe, args=("server", "/v2/health/live", stop), daemon=True),
-                   threading.Thread(target=self.probe, args=("monitor", "/healthz", stop), daemon=True)]
+        threads = [
+            threading.Thread(target=self.sample_rss, args=(stop,), daemon=True),
+            threading.Thread(target=self.probe, args=("server", "/v2/health/live", stop), daemon=True),
+            threading.Thread(target=self.probe, args=("monitor", "/healthz", stop), daemon=True),
+        ]
         timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
         async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
             for thread in threads:
                 thread.start()
             await self.phase_run(session, "warm-up", args.warmup, args.concurrency, GOOD_KINDS)
             self.mark_rss("start")
-            await self.phase_run(session, "burst", args.duration, args.concurrency, [n for n in KINDS if n not in args.exclude],
-                                 args.exclude)
+            await self.phase_run(
+                session,
+                "burst",
+                args.duration,
+                args.concurrency,
+                [n for n in KINDS if n not in args.exclude],
+                args.exclude,
+            )
             await self.phase_run(session, "cool-down", args.cooldown, args.concurrency, GOOD_KINDS)
             self.phase = "rest"
             await asyncio.sleep(args.rest)
@@ -261,7 +333,10 @@ def traffic_table(records: list[Record]) -> tuple[str, dict[str, int]]:
     for record in records:
         by_kind[record.kind].append(record)
     totals = {"good_failed": 0, "5xx": 0, "unexpected": 0, "requests": len(records)}
-    lines = ["| target | kind | requests | answers | unexpected | p50 ms | p99 ms |", "|---|---|---:|---|---:|---:|---:|"]
+    lines = [
+        "| target | kind | requests | answers | unexpected | p50 ms | p99 ms |",
+        "|---|---|---:|---|---:|---:|---:|",
+    ]
     for name, rows in by_kind.items():
         kind = kind_of(name)
         statuses = defaultdict(int)
@@ -273,22 +348,29 @@ def traffic_table(records: list[Record]) -> tuple[str, dict[str, int]]:
         totals["good_failed"] += unexpected if kind.good else 0
         answers = ", ".join(f"{status}: {count}" for status, count in sorted(statuses.items(), key=str))
         seconds = [row.seconds for row in rows]
-        lines.append(f"| {kind.target} | {name} | {len(rows)} | {answers} | {unexpected} "
-                     f"| {percentile_ms(seconds, 0.5):.0f} | {percentile_ms(seconds, 0.99):.0f} |")
+        lines.append(
+            f"| {kind.target} | {name} | {len(rows)} | {answers} | {unexpected} "
+            f"| {percentile_ms(seconds, 0.5):.0f} | {percentile_ms(seconds, 0.99):.0f} |"
+        )
     return "\n".join(lines), totals
 
 
 def health_table(health: dict[str, list[Record]]) -> tuple[str, float]:
     phases = ["warm-up", "burst", "cool-down", "rest"]
-    lines = ["| process | probes | not 200 | " + " | ".join(f"p99 ms {p}" for p in phases) + " | max ms |",
-             "|---|---:|---:|" + "---:|" * (len(phases) + 1)]
+    lines = [
+        "| process | probes | not 200 | " + " | ".join(f"p99 ms {p}" for p in phases) + " | max ms |",
+        "|---|---:|---:|" + "---:|" * (len(phases) + 1),
+    ]
     worst = 0.0
     for target, rows in health.items():
         p99s = [percentile_ms([r.seconds for r in rows if r.phase == p], 0.99) for p in phases]
         worst = max([worst, *(p for p in p99s if p == p)])
         failed = sum(1 for r in rows if r.status != 200)
-        lines.append(f"| {target} | {len(rows)} | {failed} | " + " | ".join(f"{p:.0f}" for p in p99s)
-                     + f" | {1000 * max(r.seconds for r in rows):.0f} |")
+        lines.append(
+            f"| {target} | {len(rows)} | {failed} | "
+            + " | ".join(f"{p:.0f}" for p in p99s)
+            + f" | {1000 * max(r.seconds for r in rows):.0f} |"
+        )
     return "\n".join(lines), worst / 1000
 
 
@@ -312,16 +394,28 @@ def report(soak: Soak, args, model_dir: Path) -> tuple[str, bool]:
     checks = [
         ("no good request failed", totals["good_failed"] == 0, f"{totals['good_failed']} failed"),
         ("no 5xx", totals["5xx"] == 0, f"{totals['5xx']} answers"),
-        (f"health p99 under {HEALTH_TARGET_S:.0f} s in every phase", worst_health < HEALTH_TARGET_S, f"worst {1000 * worst_health:.0f} ms"),
-        (f"RSS back within {100 * RSS_TOLERANCE:.0f}% of its start", worst_growth <= RSS_TOLERANCE, f"worst {100 * worst_growth:+.1f}%"),
+        (
+            f"health p99 under {HEALTH_TARGET_S:.0f} s in every phase",
+            worst_health < HEALTH_TARGET_S,
+            f"worst {1000 * worst_health:.0f} ms",
+        ),
+        (
+            f"RSS back within {100 * RSS_TOLERANCE:.0f}% of its start",
+            worst_growth <= RSS_TOLERANCE,
+            f"worst {100 * worst_growth:+.1f}%",
+        ),
     ]
     ok = all(passed for _, passed, _ in checks)
-    header = (f"Machine: {platform.machine()} {os.cpu_count()} CPUs ({cpu_model()}; "
-              f"bf16 instructions {bf16_instructions()}), load {os.getloadavg()[0]:.1f} "
-              f"at the end, {date.today().isoformat()}; model {model_dir}; concurrency {args.concurrency}; warm-up "
-              f"{args.warmup:.0f} s, burst {args.duration:.0f} s, cool-down {args.cooldown:.0f} s + {args.rest:.0f} s rest; "
-              f"{totals['requests']} requests, {totals['unexpected']} unexpected answers.")
-    targets = "\n".join(f"| {name} | {'met' if passed else '**not met**'} ({detail}) |" for name, passed, detail in checks)
+    header = (
+        f"Machine: {platform.machine()} {os.cpu_count()} CPUs ({cpu_model()}; "
+        f"bf16 instructions {bf16_instructions()}), load {os.getloadavg()[0]:.1f} "
+        f"at the end, {date.today().isoformat()}; model {model_dir}; concurrency {args.concurrency}; warm-up "
+        f"{args.warmup:.0f} s, burst {args.duration:.0f} s, cool-down {args.cooldown:.0f} s + {args.rest:.0f} s rest; "
+        f"{totals['requests']} requests, {totals['unexpected']} unexpected answers."
+    )
+    targets = "\n".join(
+        f"| {name} | {'met' if passed else '**not met**'} ({detail}) |" for name, passed, detail in checks
+    )
     text = "\n\n".join([header, traffic, health, memory, "| target | result |\n|---|---|\n" + targets])
     return text + "\n", ok
 
@@ -334,7 +428,9 @@ def default_model() -> Path:
     return model.path
 
 
-def monitor_profile(model_dir: Path, server_url: str, texts: list[str], labels: list[str], work_dir: Path) -> tuple[Path, list[dict]]:
+def monitor_profile(
+    model_dir: Path, server_url: str, texts: list[str], labels: list[str], work_dir: Path
+) -> tuple[Path, list[dict]]:
     """The model's own profile when this monitor reads it, else one built from ``texts`` through the
     server; and the server's predictions of ``texts`` (the good events' responses)."""
     import numpy as np
@@ -350,41 +446,87 @@ def monitor_profile(model_dir: Path, server_url: str, texts: list[str], labels: 
     from transformers import AutoTokenizer
 
     probabilities = np.array([[p["probabilities"][name] for name in labels] for p in predictions])
-    profile = build_reference_profile(texts, probabilities.argmax(1).tolist(), labels, probabilities,
-                                      AutoTokenizer.from_pretrained(model_dir))
+    profile = build_reference_profile(
+        texts, probabilities.argmax(1).tolist(), labels, probabilities, AutoTokenizer.from_pretrained(model_dir)
+    )
     return save_profile(profile, work_dir), predictions
 
 
 def start(processes: Processes, model_dir: Path, args) -> tuple[dict[str, str], Traffic]:
     ports = {name: free_port() for name in ("server", "grpc", "monitor")}
     urls = {"server": f"http://127.0.0.1:{ports['server']}", "monitor": f"http://127.0.0.1:{ports['monitor']}"}
-    processes.start("model-server", ["serving", "--model_dir", str(model_dir), "--model_name", MODEL_NAME, "--host", "127.0.0.1",
-                                     "--http_port", str(ports["server"]), "--grpc_port", str(ports["grpc"]),
-                                     *shlex.split(args.server_flags)],
-                    f"{urls['server']}/v1/models/{MODEL_NAME}")
-    labels = [v for _, v in sorted(json.loads((model_dir / "config.json").read_text())["id2label"].items(), key=lambda kv: int(kv[0]))]
+    processes.start(
+        "model-server",
+        [
+            "serving",
+            "--model_dir",
+            str(model_dir),
+            "--model_name",
+            MODEL_NAME,
+            "--host",
+            "127.0.0.1",
+            "--http_port",
+            str(ports["server"]),
+            "--grpc_port",
+            str(ports["grpc"]),
+            *shlex.split(args.server_flags),
+        ],
+        f"{urls['server']}/v1/models/{MODEL_NAME}",
+    )
+    labels = [
+        v
+        for _, v in sorted(
+            json.loads((model_dir / "config.json").read_text())["id2label"].items(), key=lambda kv: int(kv[0])
+        )
+    ]
     texts = read_texts(args.data, args.texts, seed=0)
     profile, predictions = monitor_profile(model_dir, urls["server"], texts, labels, Path(args.work_dir))
-    processes.start("monitor", ["serving.monitor", "serve", "--model_dir", str(model_dir), "--profile", str(profile),
-                                "--host", "127.0.0.1", "--port", str(ports["monitor"])], f"{urls['monitor']}/healthz")
+    processes.start(
+        "monitor",
+        [
+            "serving.monitor",
+            "serve",
+            "--model_dir",
+            str(model_dir),
+            "--profile",
+            str(profile),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(ports["monitor"]),
+        ],
+        f"{urls['monitor']}/healthz",
+    )
     return urls, Traffic(texts, predictions, labels)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model_dir", default=None, help="Model artifact (default: the newest make run model whose gate passed)")
+    parser.add_argument(
+        "--model_dir", default=None, help="Model artifact (default: the newest make run model whose gate passed)"
+    )
     parser.add_argument("--duration", type=float, default=120.0, help="seconds of mixed traffic (the burst)")
-    parser.add_argument("--warmup", type=float, default=None, help="seconds of good traffic before (default: duration / 6, 5..30)")
-    parser.add_argument("--cooldown", type=float, default=None, help="seconds of good traffic after (default: as warm-up)")
+    parser.add_argument(
+        "--warmup", type=float, default=None, help="seconds of good traffic before (default: duration / 6, 5..30)"
+    )
+    parser.add_argument(
+        "--cooldown", type=float, default=None, help="seconds of good traffic after (default: as warm-up)"
+    )
     parser.add_argument("--rest", type=float, default=3.0, help="idle seconds before the end RSS")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--data", default="sample:", help="where good texts come from (any source ingest reads)")
     parser.add_argument("--texts", type=int, default=400, help="good texts (predicted once for the good events)")
-    parser.add_argument("--exclude", default="", help=f"comma-separated kinds left out of the burst, of: {', '.join([*KINDS, *ADMIN])}")
+    parser.add_argument(
+        "--exclude", default="", help=f"comma-separated kinds left out of the burst, of: {', '.join([*KINDS, *ADMIN])}"
+    )
     parser.add_argument("--report", type=Path, help="also write the Markdown report here")
     parser.add_argument("--work_dir", default=str(REPO / "build" / "soak"))
-    parser.add_argument("--server_flags", default="", help="more `python -m serving` flags, e.g. '--backend torch' "
-                        "(default: the backend the optimize step chose, named in the model's serving.json)")
+    parser.add_argument(
+        "--server_flags",
+        default="",
+        help="more `python -m serving` flags, e.g. '--backend torch' "
+        "(default: the backend the optimize step chose, named in the model's serving.json)",
+    )
     args = parser.parse_args(argv)
     args.exclude = frozenset(name for name in args.exclude.split(",") if name)
     unknown = args.exclude - set(KINDS) - set(ADMIN)

@@ -24,13 +24,14 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from machine import machine  # bench/ is on sys.path when this script runs
 from procmem import peak_rss_mb
 from scale import build_dataset, imdb_reviews
 from serve import free_port
+
 from textclf.settings import setting
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,9 +61,14 @@ def start_emulators() -> tuple[dict, list]:
     gcs = create_server("127.0.0.1", gcs_port, in_memory=True)
     s3.start()
     gcs.start()
-    env = {"AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{s3_port}", "AWS_ACCESS_KEY_ID": "bench",
-           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
-           "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{gcs_port}", "GOOGLE_CLOUD_PROJECT": "bench"}
+    env = {
+        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{s3_port}",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{gcs_port}",
+        "GOOGLE_CLOUD_PROJECT": "bench",
+    }
     os.environ.update(env)
     return env, [s3, gcs]
 
@@ -78,8 +84,11 @@ def upload(folder: Path, n: int) -> dict[str, str]:
     for path in sorted(folder.glob("part-*.csv.gz")):
         boto3.client("s3").upload_file(str(path), bucket, f"export/{path.name}")
         gcs_bucket.blob(f"export/{path.name}").upload_from_filename(str(path))
-    return {"local": str(folder / "part-*.csv.gz"), "s3": f"s3://{bucket}/export/part-*.csv.gz",
-            "gs": f"gs://{bucket}/export/part-*.csv.gz"}
+    return {
+        "local": str(folder / "part-*.csv.gz"),
+        "s3": f"s3://{bucket}/export/part-*.csv.gz",
+        "gs": f"gs://{bucket}/export/part-*.csv.gz",
+    }
 
 
 def run_ingest(source: str, work: str) -> dict:
@@ -90,30 +99,46 @@ def run_ingest(source: str, work: str) -> dict:
 
     started = time.perf_counter()
     result = ingest(IngestSettings(source=source, label_names="negative,positive"), f"{work}/dataset")
-    return {"rows": result.metadata["num_rows"], "fingerprint": result.metadata["fingerprint"],
-            "inside_s": time.perf_counter() - started}
+    return {
+        "rows": result.metadata["num_rows"],
+        "fingerprint": result.metadata["fingerprint"],
+        "inside_s": time.perf_counter() - started,
+    }
 
 
 def measure(store: str, source: str, work: Path, env: dict) -> dict:
     result_file = work / f"{store}.json"
     config = json.dumps({"source": source, "work": str(work / store)})
     started = time.perf_counter()
-    subprocess.run([sys.executable, __file__, "--step", config, "--result", str(result_file)], check=True,
-                   env={**os.environ, **env}, cwd=REPO, timeout=3600)
+    subprocess.run(
+        [sys.executable, __file__, "--step", config, "--result", str(result_file)],
+        check=True,
+        env={**os.environ, **env},
+        cwd=REPO,
+        timeout=3600,
+    )
     return {"store": store, "wall_s": time.perf_counter() - started, **json.loads(result_file.read_text())}
 
 
 def report(results: list[dict], info: dict, started: str) -> str:
-    lines = [f"# Remote ingest (`make bench-storage`, issue 21)\n", f"{started}; {info}\n",
-             "| N | store | wall s | rows/s (inside) | peak RSS MB | time vs local | memory vs local | same fingerprint |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Remote ingest (`make bench-storage`, issue 21)\n",
+        f"{started}; {info}\n",
+        "| N | store | wall s | rows/s (inside) | peak RSS MB | time vs local | memory vs local | same fingerprint |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     local = {r["n"]: r for r in results if r["store"] == "local"}
     for r in results:
         base = local.get(r["n"])
-        ratio = (lambda key: f"{r[key] / base[key]:.2f}x" if base else "n/a")
+
+        def ratio(key: str, r: dict = r, base: dict | None = base) -> str:
+            return f"{r[key] / base[key]:.2f}x" if base else "n/a"
+
         same = "yes" if base and base["fingerprint"] == r["fingerprint"] else ("-" if not base else "NO")
-        lines.append(f"| {r['n']:,} | {r['store']} | {r['wall_s']:.1f} | {r['rows'] / r['inside_s']:,.0f} | "
-                     f"{r['own_peak_mb']:.0f} | {ratio('wall_s')} | {ratio('own_peak_mb')} | {same} |")
+        lines.append(
+            f"| {r['n']:,} | {r['store']} | {r['wall_s']:.1f} | {r['rows'] / r['inside_s']:,.0f} | "
+            f"{r['own_peak_mb']:.0f} | {ratio('wall_s')} | {ratio('own_peak_mb')} | {same} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -121,7 +146,9 @@ def main(argv=None) -> None:
     from transformers import HfArgumentParser
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    parser = HfArgumentParser(StorageBenchSettings, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = HfArgumentParser(
+        StorageBenchSettings, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--step", help=argparse.SUPPRESS)  # internal: one ingest here, with this JSON config
     parser.add_argument("--result", help=argparse.SUPPRESS)
     settings, internal = parser.parse_args_into_dataclasses(argv)
@@ -132,7 +159,7 @@ def main(argv=None) -> None:
         return
     if not settings.data:
         raise SystemExit("--data is required: the folder with IMDB's train.csv.gz and test.csv.gz")
-    started = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    started = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     env, servers = start_emulators()
     reviews, results, root = imdb_reviews(settings.data), [], Path(settings.workdir)
     try:

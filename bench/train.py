@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from textclf.settings import setting
@@ -56,9 +56,12 @@ class BenchSettings:
 
     data: str = setting("", "Folder with IMDB's train.csv.gz and test.csv.gz (columns id,rating,label,text).")
     train_size: int = setting(1000, "Training reviews, a seeded shuffle of IMDB train.")
-    validation_size: int = setting(0, "Further IMDB train reviews for our step's per-epoch validation (the Trainer "
-                                   "arm evaluates nothing during training, as its defaults do); 0 = a tenth of "
-                                   "train_size, at least 32.")
+    validation_size: int = setting(
+        0,
+        "Further IMDB train reviews for our step's per-epoch validation (the Trainer "
+        "arm evaluates nothing during training, as its defaults do); 0 = a tenth of "
+        "train_size, at least 32.",
+    )
     test_size: int = setting(1000, "Reviews of IMDB test (a seeded shuffle) both models are scored on.")
     max_length: int = setting(256, "Longest sequence in tokens for training and scoring.")
     epochs: int = setting(1, "Passes over the training reviews.")
@@ -102,13 +105,17 @@ def write_subset(settings: BenchSettings, out: Path) -> dict[str, int]:
         parts[name] = pd.read_csv(path, usecols=["label", "text"]).sample(frac=1, random_state=settings.seed)
     wanted = settings.train_size + settings.validation_size
     if wanted > len(parts["train"]) or settings.test_size > len(parts["test"]):
-        raise ValueError(f"asked for {wanted} train+validation and {settings.test_size} test reviews; "
-                         f"{folder} has {len(parts['train'])} and {len(parts['test'])}")
-    subset = pd.concat([
-        parts["train"][: settings.train_size].assign(split="train"),
-        parts["train"][settings.train_size : wanted].assign(split="validation"),
-        parts["test"][: settings.test_size].assign(split="test"),
-    ])
+        raise ValueError(
+            f"asked for {wanted} train+validation and {settings.test_size} test reviews; "
+            f"{folder} has {len(parts['train'])} and {len(parts['test'])}"
+        )
+    subset = pd.concat(
+        [
+            parts["train"][: settings.train_size].assign(split="train"),
+            parts["train"][settings.train_size : wanted].assign(split="validation"),
+            parts["test"][: settings.test_size].assign(split="test"),
+        ]
+    )
     subset.to_csv(out, index=False)
     return subset["split"].value_counts().to_dict()
 
@@ -133,8 +140,13 @@ def progress_callback(batch_size: int, every: int = 10):
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step % every == 0:
                 rate = state.global_step * batch_size / (time.perf_counter() - self.start)
-                log.info("trainer step %d/%d | %.1f samples/s | eta %.0fs", state.global_step, state.max_steps,
-                         rate, (state.max_steps - state.global_step) * batch_size / rate)
+                log.info(
+                    "trainer step %d/%d | %.1f samples/s | eta %.0fs",
+                    state.global_step,
+                    state.max_steps,
+                    rate,
+                    (state.max_steps - state.global_step) * batch_size / rate,
+                )
 
     return ProgressLog()
 
@@ -166,12 +178,17 @@ def train_with_trainer(settings: BenchSettings, work: Path, model_dir: Path) -> 
         seed=settings.seed,
         report_to="none",
     )
-    trainer = Trainer(model=model, args=args, train_dataset=train_set, callbacks=[progress_callback(settings.batch_size)])
+    trainer = Trainer(
+        model=model, args=args, train_dataset=train_set, callbacks=[progress_callback(settings.batch_size)]
+    )
     metrics = trainer.train().metrics
     trainer.save_model(str(model_dir))
     tokenizer.save_pretrained(str(model_dir))
-    return {"train_loop_s": metrics["train_runtime"], "train_samples_per_second": metrics["train_samples_per_second"],
-            "precision": "fp32"}
+    return {
+        "train_loop_s": metrics["train_runtime"],
+        "train_samples_per_second": metrics["train_samples_per_second"],
+        "precision": "fp32",
+    }
 
 
 def train_with_ours(settings: BenchSettings, work: Path, model_dir: Path) -> dict:
@@ -181,18 +198,30 @@ def train_with_ours(settings: BenchSettings, work: Path, model_dir: Path) -> dic
     from textclf.train import TrainSettings, train
 
     dataset = work / "ours-dataset"  # a folder of Parquet shards
-    ingested = ingest(IngestSettings(source=str(work / SUBSET_FILE), label_names=",".join(LABEL_NAMES), seed=settings.seed),
-                      str(dataset))
-    tokenized = tokenize(str(dataset), str(work / "ours-tokenized"),
-                         TokenizeSettings(base_model=settings.model, max_length=settings.max_length))
+    ingested = ingest(
+        IngestSettings(source=str(work / SUBSET_FILE), label_names=",".join(LABEL_NAMES), seed=settings.seed),
+        str(dataset),
+    )
+    tokenized = tokenize(
+        str(dataset),
+        str(work / "ours-tokenized"),
+        TokenizeSettings(base_model=settings.model, max_length=settings.max_length),
+    )
     summary = train(
-        str(work / "ours-tokenized"), str(model_dir),
-        TrainSettings(base_model=settings.model, epochs=settings.epochs, batch_size=settings.batch_size, seed=settings.seed),
+        str(work / "ours-tokenized"),
+        str(model_dir),
+        TrainSettings(
+            base_model=settings.model, epochs=settings.epochs, batch_size=settings.batch_size, seed=settings.seed
+        ),
         {**ingested.metadata, **tokenized},
     )
-    return {"train_loop_s": summary["train_seconds"], "train_samples_per_second": summary["train_samples_per_second"],
-            "precision": summary["precision"], "epochs_run": len(summary["history"]),
-            "mean_train_tokens": tokenized["splits"]["train"]["mean_tokens"]}
+    return {
+        "train_loop_s": summary["train_seconds"],
+        "train_samples_per_second": summary["train_samples_per_second"],
+        "precision": summary["precision"],
+        "epochs_run": len(summary["history"]),
+        "mean_train_tokens": tokenized["splits"]["train"]["mean_tokens"],
+    }
 
 
 def score(model_dir: Path, texts: list[str], labels: list[int], max_length: int) -> list[bool]:
@@ -205,8 +234,12 @@ def score(model_dir: Path, texts: list[str], labels: list[int], max_length: int)
     engine = load_engine(model_dir, InferenceSettings(backend="torch", max_length=max_length, truncation="head"))
     start = time.perf_counter()
     predicted = engine.probabilities(texts).argmax(-1).tolist()
-    log.info("scored %d test reviews in %.0fs (%.1f reviews/s)", len(texts), time.perf_counter() - start,
-             len(texts) / (time.perf_counter() - start))
+    log.info(
+        "scored %d test reviews in %.0fs (%.1f reviews/s)",
+        len(texts),
+        time.perf_counter() - start,
+        len(texts) / (time.perf_counter() - start),
+    )
     return [p == y for p, y in zip(predicted, labels)]
 
 
@@ -249,15 +282,17 @@ def paired_difference(ours: list[bool], theirs: list[bool]) -> tuple[float, floa
 def report(settings: BenchSettings, results: dict[str, dict], loads: dict[str, tuple], total_s: float) -> str:
     names = {"trainer": "HF Trainer defaults (tutorial)", "ours": "our train step"}
     lines = [
-        f"## {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC: {' vs '.join(names[a] for a in results)}",
+        f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {' vs '.join(names[a] for a in results)}",
         "",
         "| arm | precision | train samples/s | train loop s | end-to-end s | peak RSS MB | test accuracy % (95% CI) |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for arm, r in results.items():
         acc, half = accuracy_interval(r["correct"])
-        lines.append(f"| {names[arm]} | {r['precision']} | {r['train_samples_per_second']:.2f} | {r['train_loop_s']:.0f} "
-                     f"| {r['end_to_end_s']:.0f} | {r['peak_rss_mb']:.0f} | {acc:.2f} (±{half:.2f}) |")
+        lines.append(
+            f"| {names[arm]} | {r['precision']} | {r['train_samples_per_second']:.2f} | {r['train_loop_s']:.0f} "
+            f"| {r['end_to_end_s']:.0f} | {r['peak_rss_mb']:.0f} | {acc:.2f} (±{half:.2f}) |"
+        )
     lines += [
         "",
         "Train loop: the Trainer's `train_runtime`; ours: `train()`'s loop, its per-epoch validation pass and",
@@ -275,20 +310,27 @@ def report(settings: BenchSettings, results: dict[str, dict], loads: dict[str, t
             f"(target >= 3x); end-to-end time, Trainer / ours: {theirs['end_to_end_s'] / ours['end_to_end_s']:.2f}x.",
             f"- **Accuracy, ours - Trainer: {diff:+.2f} points** (paired 95% interval ±{half:.2f}; target >= -0.3).",
         ]
-    settings_text = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(settings).items()
-                              if k not in ("output", "append", "workdir", "only", "data"))
+    settings_text = ", ".join(
+        f"{k}={v}"
+        for k, v in dataclasses.asdict(settings).items()
+        if k not in ("output", "append", "workdir", "only", "data")
+    )
     lines += [
         f"- Settings: {settings_text}; data {settings.data} (seeded shuffles of IMDB train and test).",
         f"- Machine: {machine_line()}. "
         "Shared with other engineers' processes; the arms ran back to back; 1-minute load average "
-        + "; ".join(f"{a}: {b:.1f} before, {e:.1f} after" for a, (b, e) in loads.items()) + ".",
+        + "; ".join(f"{a}: {b:.1f} before, {e:.1f} after" for a, (b, e) in loads.items())
+        + ".",
         f"- Whole benchmark (subsets, both arms, scoring): {total_s / 60:.1f} min.",
         "",
     ]
     if "ours" in results:
         r = results["ours"]
-        lines.insert(-1, f"- Our step: {r.get('epochs_run')} epoch(s) run, mean {r.get('mean_train_tokens')} tokens "
-                         f"per training review after truncation (Trainer pads every review to {settings.max_length}).")
+        lines.insert(
+            -1,
+            f"- Our step: {r.get('epochs_run')} epoch(s) run, mean {r.get('mean_train_tokens')} tokens "
+            f"per training review after truncation (Trainer pads every review to {settings.max_length}).",
+        )
     return "\n".join(lines)
 
 
@@ -323,15 +365,29 @@ def main(argv=None) -> None:
             shutil.rmtree(work / f"{name}.checkpoints", ignore_errors=True)  # no resuming: measure a full run
             before = os.getloadavg()[0]
             log.info("arm %s: starting (load average %.1f)", name, before)
-            argv_arm = [a for k, v in dataclasses.asdict(settings).items() if k not in ("append", "only", "workdir")
-                        for a in (f"--{k}", str(v))]
-            subprocess.run([sys.executable, __file__, *argv_arm, "--workdir", str(work), "--arm", name],
-                           check=True, cwd=REPO, env=dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false"))
+            argv_arm = [
+                a
+                for k, v in dataclasses.asdict(settings).items()
+                if k not in ("append", "only", "workdir")
+                for a in (f"--{k}", str(v))
+            ]
+            subprocess.run(
+                [sys.executable, __file__, *argv_arm, "--workdir", str(work), "--arm", name],
+                check=True,
+                cwd=REPO,
+                env=dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false"),
+            )
             results[name] = json.loads((work / name / RESULT_FILE).read_text())
             loads[name] = (before, os.getloadavg()[0])
             r = results[name]
-            log.info("arm %s: %.2f samples/s, %.0fs end to end, peak RSS %.0f MB, accuracy %.2f%%", name,
-                     r["train_samples_per_second"], r["end_to_end_s"], r["peak_rss_mb"], accuracy_interval(r["correct"])[0])
+            log.info(
+                "arm %s: %.2f samples/s, %.0fs end to end, peak RSS %.0f MB, accuracy %.2f%%",
+                name,
+                r["train_samples_per_second"],
+                r["end_to_end_s"],
+                r["peak_rss_mb"],
+                accuracy_interval(r["correct"])[0],
+            )
         text = report(settings, results, loads, time.perf_counter() - start)
     finally:
         if not settings.workdir:
@@ -342,9 +398,10 @@ def main(argv=None) -> None:
     if settings.append and output.exists():
         output.write_text(output.read_text().rstrip("\n") + "\n\n" + text)
     else:
-        output.write_text("# Training benchmark: HF Trainer defaults vs our train step\n\n"
-                          "Written by `bench/train.py` (`make bench-train`); see its docstring for what each arm does.\n\n"
-                          + text)
+        output.write_text(
+            "# Training benchmark: HF Trainer defaults vs our train step\n\n"
+            "Written by `bench/train.py` (`make bench-train`); see its docstring for what each arm does.\n\n" + text
+        )
     log.info("wrote %s", output)
 
 

@@ -12,12 +12,29 @@ from textclf.tracking import TrackingSettings
 # Settings named again for kfp (see components/step.py, which checks them against the dataclasses).
 @step(DeploySettings, TrackingSettings)
 def deploy_op(
-    service_name: str, namespace: str, service_account: str, serving_image: str, live_model_uri: str,
-    canary_traffic_percent: int, min_replicas: int, max_replicas: int, serving_cpu: str, serving_memory: str,
-    serving_gpus: int, logger_url: str, request_timeout_seconds: int, container_concurrency: int,
-    serving_backend: str, deployment_mode: str, apply: bool, wandb_project: str, wandb_entity: str,
+    service_name: str,
+    namespace: str,
+    service_account: str,
+    serving_image: str,
+    live_model_uri: str,
+    canary_traffic_percent: int,
+    min_replicas: int,
+    max_replicas: int,
+    serving_cpu: str,
+    serving_memory: str,
+    serving_gpus: int,
+    logger_url: str,
+    request_timeout_seconds: int,
+    container_concurrency: int,
+    serving_backend: str,
+    deployment_mode: str,
+    apply: bool,
+    wandb_project: str,
+    wandb_entity: str,
     wandb_api_key_secret: str,
-    model: dsl.Input[dsl.Model], evaluation: dsl.Input[dsl.Artifact], manifest: dsl.Output[dsl.Artifact],
+    model: dsl.Input[dsl.Model],
+    evaluation: dsl.Input[dsl.Artifact],
+    manifest: dsl.Output[dsl.Artifact],
 ):
     """Write the KServe InferenceService manifest for the model (and apply it when asked).
 
@@ -41,11 +58,24 @@ def deploy_op(
     # The live model's backend matters only to a Standard-mode manifest, which holds its predictor too.
     live_uri = settings.live_model_uri if deployment_mode == STANDARD and settings.live_model_uri != model.uri else ""
     backend, live_backend = pinned_backends(model.path, serving_backend, metrics, live_uri, serving_gpus)
-    isvc = build_inference_service(model.uri, settings, metrics_uri=evaluation.uri.rstrip("/") + "/" + METRICS_FILE,
-                                   backend=backend, live_backend=live_backend)
+    isvc = build_inference_service(
+        model.uri,
+        settings,
+        metrics_uri=evaluation.uri.rstrip("/") + "/" + METRICS_FILE,
+        backend=backend,
+        live_backend=live_backend,
+    )
     write_manifest(isvc, manifest.path)
-    manifest.metadata.update({"name": service_name, "namespace": namespace, "storage_uri": model.uri,
-                              "deployment_mode": deployment_mode, "applied": apply, "serving_backend": backend})
+    manifest.metadata.update(
+        {
+            "name": service_name,
+            "namespace": namespace,
+            "storage_uri": model.uri,
+            "deployment_mode": deployment_mode,
+            "applied": apply,
+            "serving_backend": backend,
+        }
+    )
     live = None
     if apply:
         from textclf.rollout import apply_inference_service

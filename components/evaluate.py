@@ -10,11 +10,20 @@ from textclf.tracking import TrackingSettings
 # Settings named again for kfp (see components/step.py, which checks them against the dataclasses).
 @step(EvaluateSettings, TrackingSettings)
 def evaluate_op(
-    live_model_uri: str, seed: int, serving_backend: str, behaviour_suites: str, wandb_project: str,
-    wandb_entity: str, wandb_api_key_secret: str,
-    model: dsl.Input[dsl.Model], tokenized: dsl.Input[dsl.Dataset],
-    metrics: dsl.Output[dsl.Metrics], classification_metrics: dsl.Output[dsl.ClassificationMetrics],
-    report: dsl.Output[dsl.Markdown], evaluation: dsl.Output[dsl.Artifact], predictions: dsl.Output[dsl.Dataset],
+    live_model_uri: str,
+    seed: int,
+    serving_backend: str,
+    behaviour_suites: str,
+    wandb_project: str,
+    wandb_entity: str,
+    wandb_api_key_secret: str,
+    model: dsl.Input[dsl.Model],
+    tokenized: dsl.Input[dsl.Dataset],
+    metrics: dsl.Output[dsl.Metrics],
+    classification_metrics: dsl.Output[dsl.ClassificationMetrics],
+    report: dsl.Output[dsl.Markdown],
+    evaluation: dsl.Output[dsl.Artifact],
+    predictions: dsl.Output[dsl.Dataset],
 ):
     """Evaluate the model on the test split with the backend that will serve it.
 
@@ -38,9 +47,12 @@ def evaluate_op(
     from textclf.settings import from_values
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    result = evaluate(model.path, tokenized.path, evaluation.path, from_values(EvaluateSettings, locals()), predictions.path)
-    predictions.metadata.update({"labels": result["labels"], "rows": result["examples"],
-                                 "serving_backend": result["serving"]["backend"]})
+    result = evaluate(
+        model.path, tokenized.path, evaluation.path, from_values(EvaluateSettings, locals()), predictions.path
+    )
+    predictions.metadata.update(
+        {"labels": result["labels"], "rows": result["examples"], "serving_backend": result["serving"]["backend"]}
+    )
     scalars = scalar_metrics(result)
     for name, value in scalars.items():
         metrics.log_metric(name, value)
@@ -55,7 +67,9 @@ def evaluate_op(
         curve = result["roc_curve"]
         classification_metrics.log_roc_curve(curve["fpr"], curve["tpr"], curve["thresholds"])
     shutil.copyfile(Path(evaluation.path) / REPORT_FILE, report.path)
-    with tracking.start(from_values(tracking.TrackingSettings, locals()), job_type="evaluate", config={"model": model.uri}) as run:
+    with tracking.start(
+        from_values(tracking.TrackingSettings, locals()), job_type="evaluate", config={"model": model.uri}
+    ) as run:
         run.log({f"test/{name}": value for name, value in scalars.items()})
         run.set_summary(scalars)
         run.log_confusion_matrix(result["labels"], result["confusion_matrix"])

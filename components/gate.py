@@ -10,10 +10,21 @@ from textclf.tracking import TrackingSettings
 # Settings named again for kfp (see components/step.py, which checks them against the dataclasses).
 @step(GateSettings, TrackingSettings)
 def gate_op(
-    min_accuracy: float, min_class_recall: float, champion_metrics: str, max_regression: float, compare_metric: str, missing_champion: str,
-    min_mft_pass_rate: float, min_inv_pass_rate: float, min_dir_pass_rate: float,
-    max_backend_flip_rate: float, wandb_project: str, wandb_entity: str, wandb_api_key_secret: str,
-    evaluation: dsl.Input[dsl.Artifact], decision: dsl.Output[dsl.Markdown],
+    min_accuracy: float,
+    min_class_recall: float,
+    champion_metrics: str,
+    max_regression: float,
+    compare_metric: str,
+    missing_champion: str,
+    min_mft_pass_rate: float,
+    min_inv_pass_rate: float,
+    min_dir_pass_rate: float,
+    max_backend_flip_rate: float,
+    wandb_project: str,
+    wandb_entity: str,
+    wandb_api_key_secret: str,
+    evaluation: dsl.Input[dsl.Artifact],
+    decision: dsl.Output[dsl.Markdown],
 ) -> str:
     """Decide whether the challenger may be deployed; returns "pass" or "fail".
 
@@ -25,6 +36,8 @@ def gate_op(
     from textclf.settings import from_values
     from textclf.tracking import TrackingSettings
 
-    result = gate(evaluation.path, from_values(GateSettings, locals()), decision.path, from_values(TrackingSettings, locals()))
+    result = gate(
+        evaluation.path, from_values(GateSettings, locals()), decision.path, from_values(TrackingSettings, locals())
+    )
     decision.metadata["deciding_rule"] = result.deciding_rule
     return PASS if result.passed else FAIL

@@ -20,7 +20,9 @@ from textclf.settings import default_of, help_of, pipeline_fields
 
 
 def _is_artifact(annotation) -> bool:
-    return type_annotations.is_artifact_wrapped_in_Input(annotation) or type_annotations.is_artifact_wrapped_in_Output(annotation)
+    return type_annotations.is_artifact_wrapped_in_Input(annotation) or type_annotations.is_artifact_wrapped_in_Output(
+        annotation
+    )
 
 
 def _type_name(annotation) -> str:
@@ -31,11 +33,15 @@ def _check(func: Callable, fields: Mapping[str, dataclasses.Field], wired: Mappi
     params = {name: p for name, p in inspect.signature(func).parameters.items() if not _is_artifact(p.annotation)}
     missing, unknown = fields.keys() - params.keys(), params.keys() - fields.keys() - wired.keys()
     if missing or unknown:
-        raise TypeError(f"{func.__name__}: parameters must be the settings' fields; missing {sorted(missing)}, "
-                        f"not settings {sorted(unknown)}")
+        raise TypeError(
+            f"{func.__name__}: parameters must be the settings' fields; missing {sorted(missing)}, "
+            f"not settings {sorted(unknown)}"
+        )
     for name, field in fields.items():
         if _type_name(params[name].annotation) != _type_name(field.type):
-            raise TypeError(f"{func.__name__}: parameter {name} is {params[name].annotation}, the setting is {field.type}")
+            raise TypeError(
+                f"{func.__name__}: parameter {name} is {params[name].annotation}, the setting is {field.type}"
+            )
 
 
 def _documented(doc: str, texts: Mapping[str, str]) -> str:
@@ -64,14 +70,21 @@ def step(*settings: type, wired: Mapping[str, tuple[str, object]] | None = None,
         _check(func, fields, wired)
         signature = inspect.signature(func)
         # Keyword-only, so that defaulted parameters may come before the output artifacts.
-        defaults = {**{name: default_of(field) for name, field in fields.items()}, **{n: d for n, (_, d) in wired.items()}}
-        func.__signature__ = signature.replace(parameters=[
-            p.replace(kind=inspect.Parameter.KEYWORD_ONLY, default=defaults.get(p.name, p.default))
-            for p in signature.parameters.values()
-        ])
+        defaults = {
+            **{name: default_of(field) for name, field in fields.items()},
+            **{n: d for n, (_, d) in wired.items()},
+        }
+        func.__signature__ = signature.replace(
+            parameters=[
+                p.replace(kind=inspect.Parameter.KEYWORD_ONLY, default=defaults.get(p.name, p.default))
+                for p in signature.parameters.values()
+            ]
+        )
         func.settings = settings  # for the tests that check the pipeline against the settings
         func.wired = tuple(wired)  # fed by the pipeline's wiring, not pipeline parameters
-        func.__doc__ = _documented(func.__doc__, {**{n: help_of(f) for n, f in fields.items()}, **{n: h for n, (h, _) in wired.items()}})
+        func.__doc__ = _documented(
+            func.__doc__, {**{n: help_of(f) for n, f in fields.items()}, **{n: h for n, (h, _) in wired.items()}}
+        )
         # The images carry kfp and this project; installing kfp at task start would only cost time.
         return component(func, base_image=image, install_kfp_package=False)
 

@@ -9,8 +9,11 @@ from textclf.tokenize import TokenizeSettings
 # Settings named again for kfp (see components/step.py, which checks them against TokenizeSettings).
 @step(TokenizeSettings)
 def tokenize_op(
-    base_model: str, max_length: int, truncation: str,
-    dataset: dsl.Input[dsl.Dataset], tokenized: dsl.Output[dsl.Dataset],
+    base_model: str,
+    max_length: int,
+    truncation: str,
+    dataset: dsl.Input[dsl.Dataset],
+    tokenized: dsl.Output[dsl.Dataset],
 ):
     """Tokenize the ingested dataset with the base model's tokenizer.
 

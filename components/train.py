@@ -29,18 +29,54 @@ TUNED_HELP = "The tune step's result (JSON): its best settings replace the param
 
 
 # Settings named again for kfp (see components/step.py, which checks them against the dataclasses).
-@gpu_step(TrainSettings, TrainLaunchSettings, TrainJobSettings, TrackingSettings,
-          wired={"gpu_type": (GPU_TYPE_HELP, ""), "trainer_image": (TRAINER_IMAGE_HELP, TRAINER_IMAGE),
-                 "tuned_settings": (TUNED_HELP, "")})
+@gpu_step(
+    TrainSettings,
+    TrainLaunchSettings,
+    TrainJobSettings,
+    TrackingSettings,
+    wired={
+        "gpu_type": (GPU_TYPE_HELP, ""),
+        "trainer_image": (TRAINER_IMAGE_HELP, TRAINER_IMAGE),
+        "tuned_settings": (TUNED_HELP, ""),
+    },
+)
 def train_op(
-    base_model: str, epochs: int, learning_rate: float, batch_size: int, grad_accum_steps: int,
-    warmup_ratio: float, weight_decay: float, group_by_length: bool, precision: str,
-    early_stopping_patience: int, max_steps: int, seed: int, torch_compile: bool, attention_dropout: float,
-    hidden_dropout: float, eval_batch_size: int, log_every: int, dataloader_workers: int, checkpoint_every_steps: int,
-    checkpoint_every_minutes: float, min_train_steps: int, class_weighting: str, num_nodes: int, gpus_per_node: int,
-    trainjob_runtime: str, trainjob_service_account: str, trainjob_timeout_hours: float,
-    wandb_project: str, wandb_entity: str, wandb_api_key_secret: str, gpu_type: str, trainer_image: str, tuned_settings: str,
-    dataset: dsl.Input[dsl.Dataset], tokenized: dsl.Input[dsl.Dataset], model: dsl.Output[dsl.Model],
+    base_model: str,
+    epochs: int,
+    learning_rate: float,
+    batch_size: int,
+    grad_accum_steps: int,
+    warmup_ratio: float,
+    weight_decay: float,
+    group_by_length: bool,
+    precision: str,
+    early_stopping_patience: int,
+    max_steps: int,
+    seed: int,
+    torch_compile: bool,
+    attention_dropout: float,
+    hidden_dropout: float,
+    eval_batch_size: int,
+    log_every: int,
+    dataloader_workers: int,
+    checkpoint_every_steps: int,
+    checkpoint_every_minutes: float,
+    min_train_steps: int,
+    class_weighting: str,
+    num_nodes: int,
+    gpus_per_node: int,
+    trainjob_runtime: str,
+    trainjob_service_account: str,
+    trainjob_timeout_hours: float,
+    wandb_project: str,
+    wandb_entity: str,
+    wandb_api_key_secret: str,
+    gpu_type: str,
+    trainer_image: str,
+    tuned_settings: str,
+    dataset: dsl.Input[dsl.Dataset],
+    tokenized: dsl.Input[dsl.Dataset],
+    model: dsl.Output[dsl.Model],
 ):
     """Fine-tune the base model as a sequence classifier: in this task, over its GPUs, across a
     Vertex CustomJob's replicas, or as a Kubeflow Trainer TrainJob, as the launch settings ask.
@@ -57,24 +93,34 @@ def train_op(
     from textclf.tracking import TrackingSettings
     from textclf.train import TrainSettings
     from textclf.train.launch import TrainJobTarget, TrainLaunchSettings, train_step
-
     from textclf.tune.report import apply_tuning
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings, metadata = apply_tuning(from_values(TrainSettings, locals()), tuned_settings,
-                                      {**dataset.metadata, **tokenized.metadata})
+    settings, metadata = apply_tuning(
+        from_values(TrainSettings, locals()), tuned_settings, {**dataset.metadata, **tokenized.metadata}
+    )
     cluster = TrainJobTarget(from_values(TrainJobSettings, locals()), gpu_type, trainer_image)
-    summary = train_step(tokenized, model, metadata, settings, from_values(TrainLaunchSettings, locals()),
-                         from_values(TrackingSettings, locals()), cluster)
+    summary = train_step(
+        tokenized,
+        model,
+        metadata,
+        settings,
+        from_values(TrainLaunchSettings, locals()),
+        from_values(TrackingSettings, locals()),
+        cluster,
+    )
     if summary is None:
         raise SystemExit(0)  # a worker replica of a Vertex CustomJob: the primary replica writes the outputs
-    model.metadata.update({k: summary[k] for k in ("labels", "base_model", "data_fingerprint", "precision", "code_version")})
+    model.metadata.update(
+        {k: summary[k] for k in ("labels", "base_model", "data_fingerprint", "precision", "code_version")}
+    )
 
 
 # Not a settings step: it derives two values from the launch settings for the Vertex worker pools.
 @component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def vertex_train_plan_op(num_nodes: int, gpus_per_node: int, accelerator_type: str) -> NamedTuple(
-        "VertexTrainPlan", [("machine_type", str), ("worker_replicas", int)]):
+    "VertexTrainPlan", [("machine_type", str), ("worker_replicas", int)]
+):
     """The Vertex machine type for gpus_per_node GPUs of accelerator_type, and the worker replicas
     besides the primary one (num_nodes - 1): what a CustomJob's worker pools need, and what a
     pipeline parameter cannot compute."""

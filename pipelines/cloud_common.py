@@ -9,9 +9,9 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
@@ -41,17 +41,39 @@ class SubmittedRun:
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that say where a pipeline runs (both backends) and with what."""
-    parser.add_argument("--backend", choices=sorted(BACKEND_TARGETS), required=True, help="kfp (Kubeflow Pipelines on GKE) or vertex (Vertex AI Pipelines)")
-    parser.add_argument("--package", help="compiled pipeline YAML (default build/pipeline-<target>.yaml, compiled when missing)")
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="pipeline parameter; repeatable; typed from the pipeline's declaration")
+    parser.add_argument(
+        "--backend",
+        choices=sorted(BACKEND_TARGETS),
+        required=True,
+        help="kfp (Kubeflow Pipelines on GKE) or vertex (Vertex AI Pipelines)",
+    )
+    parser.add_argument(
+        "--package", help="compiled pipeline YAML (default build/pipeline-<target>.yaml, compiled when missing)"
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="pipeline parameter; repeatable; typed from the pipeline's declaration",
+    )
     parser.add_argument("--name", help="display name of the run or schedule (default: the pipeline name)")
-    parser.add_argument("--pipeline-root", help="where artifacts go, e.g. gs://BUCKET/pipeline-root (required for vertex)")
-    parser.add_argument("--service-account", help="KFP: Kubernetes service account of the run's pods; Vertex: GCP service account e-mail")
-    parser.add_argument("--no-cache", action="store_true", help="rerun every step (default: the compiled caching settings)")
+    parser.add_argument(
+        "--pipeline-root", help="where artifacts go, e.g. gs://BUCKET/pipeline-root (required for vertex)"
+    )
+    parser.add_argument(
+        "--service-account",
+        help="KFP: Kubernetes service account of the run's pods; Vertex: GCP service account e-mail",
+    )
+    parser.add_argument(
+        "--no-cache", action="store_true", help="rerun every step (default: the compiled caching settings)"
+    )
     kfp = parser.add_argument_group("kfp backend")
     kfp.add_argument("--host", help="KFP API endpoint, e.g. http://localhost:8080 (default: $KF_PIPELINES_ENDPOINT)")
     kfp.add_argument("--namespace", help="Kubeflow profile namespace (multi-user deployments)")
-    kfp.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="experiment the run belongs to (created when missing)")
+    kfp.add_argument(
+        "--experiment", default=DEFAULT_EXPERIMENT, help="experiment the run belongs to (created when missing)"
+    )
     vertex = parser.add_argument_group("vertex backend")
     vertex.add_argument("--project", help="GCP project id")
     vertex.add_argument("--region", help="Vertex AI region, e.g. europe-west4")
@@ -77,7 +99,17 @@ def check_backend_arguments(args: argparse.Namespace, starts_runs: bool = True) 
             raise CloudCommandError(f"--pipeline-root must be a gs:// URI for vertex, got {args.pipeline_root!r}")
         foreign = [flag for flag, value in (("--host", args.host), ("--namespace", args.namespace)) if value]
     else:
-        foreign = [flag for flag, value in (("--project", args.project), ("--region", args.region), ("--network", args.network), ("--encryption-key", args.encryption_key), ("--label", args.label)) if value]
+        foreign = [
+            flag
+            for flag, value in (
+                ("--project", args.project),
+                ("--region", args.region),
+                ("--network", args.network),
+                ("--encryption-key", args.encryption_key),
+                ("--label", args.label),
+            )
+            if value
+        ]
     if foreign:
         raise CloudCommandError(f"{' '.join(foreign)} do(es) not apply to --backend {args.backend}")
 
@@ -170,7 +202,9 @@ def check_cron(cron: str) -> list[str]:
     """
     fields = cron.split()
     if len(fields) != 5:
-        raise CloudCommandError(f"cron needs 5 fields (minute hour day-of-month month day-of-week), got {len(fields)} in {cron!r}")
+        raise CloudCommandError(
+            f"cron needs 5 fields (minute hour day-of-month month day-of-week), got {len(fields)} in {cron!r}"
+        )
     for text, (what, low, high) in zip(fields, _CRON_FIELDS):
         for token in text.split(","):
             match = _CRON_TOKEN.match(token)
@@ -204,5 +238,7 @@ def follow(run: SubmittedRun, timeout_s: float, poll_s: float) -> str:
         if state in run.finished:
             return state
         if elapsed > timeout_s:
-            raise TimeoutError(f"run {run.run_id} is still {state} after {timeout_s:.0f} s; it keeps running: {run.url}")
+            raise TimeoutError(
+                f"run {run.run_id} is still {state} after {timeout_s:.0f} s; it keeps running: {run.url}"
+            )
         time.sleep(poll_s)

@@ -40,9 +40,13 @@ def api_errors(args: argparse.Namespace):
     try:
         yield
     except urllib3.exceptions.HTTPError as error:
-        raise CloudCommandError(f"cannot reach the KFP API at {host} ({getattr(error, 'reason', error)}); is the port-forward running?") from error
+        raise CloudCommandError(
+            f"cannot reach the KFP API at {host} ({getattr(error, 'reason', error)}); is the port-forward running?"
+        ) from error
     except kfp_server_api.ApiException as error:
-        raise CloudCommandError(f"the KFP API at {host} answered {error.status} {error.reason}: {(error.body or '').strip()}") from error
+        raise CloudCommandError(
+            f"the KFP API at {host} answered {error.status} {error.reason}: {(error.body or '').strip()}"
+        ) from error
 
 
 def _url(kfp_client, path: str) -> str:
@@ -56,7 +60,9 @@ def _caching(args: argparse.Namespace) -> bool | None:
 
 
 def _experiment_id(kfp_client, args: argparse.Namespace) -> str:
-    return kfp_client.create_experiment(name=args.experiment or DEFAULT_EXPERIMENT, namespace=args.namespace).experiment_id
+    return kfp_client.create_experiment(
+        name=args.experiment or DEFAULT_EXPERIMENT, namespace=args.namespace
+    ).experiment_id
 
 
 def submit_run(args: argparse.Namespace, package: str, params: dict) -> SubmittedRun:
@@ -105,7 +111,14 @@ def list_schedules(args: argparse.Namespace) -> list[dict]:
         page = kfp_client.list_recurring_runs(page_token=token, page_size=100, namespace=args.namespace)
         for recurring in page.recurring_runs or []:
             cron = recurring.trigger.cron_schedule.cron if recurring.trigger and recurring.trigger.cron_schedule else ""
-            schedules.append({"id": recurring.recurring_run_id, "name": recurring.display_name, "cron": cron, "state": recurring.status})
+            schedules.append(
+                {
+                    "id": recurring.recurring_run_id,
+                    "name": recurring.display_name,
+                    "cron": cron,
+                    "state": recurring.status,
+                }
+            )
         token = page.next_page_token
         if not token:
             break

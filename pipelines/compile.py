@@ -12,7 +12,9 @@ def default_output(target: str, tune: bool = False) -> str:
     return f"build/pipeline-{'tune-' if tune else ''}{target}.yaml"
 
 
-def compile_pipeline(target: str, output: str | None = None, gpu_type: str = DEFAULT_GPU_TYPE, tune: bool = False) -> str:
+def compile_pipeline(
+    target: str, output: str | None = None, gpu_type: str = DEFAULT_GPU_TYPE, tune: bool = False
+) -> str:
     """Compile the pipeline (``tune``: the tune pipeline) for ``target`` to ``output`` (default
     ``build/pipeline-<target>.yaml``, ``build/pipeline-tune-<target>.yaml``).
 
@@ -32,9 +34,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--target", choices=CLOUD_TARGETS, required=True, help="kubeflow (GKE) or vertex")
     parser.add_argument("--output", help="YAML path (default build/pipeline-<target>.yaml)")
     parser.add_argument(
-        "--gpu-type", default=DEFAULT_GPU_TYPE, choices=sorted(GPU_TYPES),
+        "--gpu-type",
+        default=DEFAULT_GPU_TYPE,
+        choices=sorted(GPU_TYPES),
         help="GPU of the train step: GKE node label value, mapped to the Vertex accelerator name",
     )
-    parser.add_argument("--tune", action="store_true", help="the tune pipeline: a Katib Experiment (kubeflow) or a Vertex "
-                        "AI tuning job (vertex) before train, which trains with the best settings")
+    parser.add_argument(
+        "--tune",
+        action="store_true",
+        help="the tune pipeline: a Katib Experiment (kubeflow) or a Vertex "
+        "AI tuning job (vertex) before train, which trains with the best settings",
+    )
     parser.set_defaults(func=lambda args: print(compile_pipeline(args.target, args.output, args.gpu_type, args.tune)))

@@ -80,12 +80,17 @@ def request_gpus(task: dsl.PipelineTask, gpu_type: str, count) -> None:
 
 def use_wandb_secret(task: dsl.PipelineTask) -> None:
     """W&B's key from the ``wandb`` secret; no secret: W&B runs offline instead of failing the pod."""
-    kubernetes.use_secret_as_env(task, secret_name=WANDB_SECRET, secret_key_to_env={WANDB_SECRET_KEY: "WANDB_API_KEY"},
-                                 optional=True)
+    kubernetes.use_secret_as_env(
+        task, secret_name=WANDB_SECRET, secret_key_to_env={WANDB_SECRET_KEY: "WANDB_API_KEY"}, optional=True
+    )
 
 
 def set_resources(task: dsl.PipelineTask, resources: dict) -> dsl.PipelineTask:
-    return task.set_cpu_request(resources["cpu"]).set_memory_request(resources["memory"]).set_memory_limit(resources["memory"])
+    return (
+        task.set_cpu_request(resources["cpu"])
+        .set_memory_request(resources["memory"])
+        .set_memory_limit(resources["memory"])
+    )
 
 
 STEPS = (source_version_op, ingest_op, tokenize_op, train_op, optimize_op, evaluate_op, gate_op, deploy_op)
@@ -105,8 +110,11 @@ def step_parameters(op) -> dict:
     """The step's pipeline parameters (name -> kfp input spec): its inputs that are not artifacts
     and that the wiring does not feed (``ingest``'s ``source_version``, the ``wired`` ones of ``step``)."""
     wired = set(op.python_func.wired)
-    return {name: spec for name, spec in op.component_spec.inputs.items()
-            if not spec.type.startswith("system.") and name not in wired}
+    return {
+        name: spec
+        for name, spec in op.component_spec.inputs.items()
+        if not spec.type.startswith("system.") and name not in wired
+    }
 
 
 def offered_parameters(op, target: str) -> dict:
@@ -123,16 +131,23 @@ def pipeline_parameters(target: str = "local", tune: bool = False) -> list[inspe
             if found.setdefault(name, declared) != declared:
                 raise TypeError(f"parameter {name!r} differs between steps: {found[name]} vs {declared}")
     types = {"String": str, "Integer": int, "Float": float, "Boolean": bool}
-    return [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=types[kind])
-            for name, (kind, default, _) in found.items()]
+    return [
+        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=types[kind])
+        for name, (kind, default, _) in found.items()
+    ]
 
 
 def pipeline_docstring(target: str = "local", tune: bool = False) -> str:
-    descriptions = {name: spec.description for op in steps_for(target, tune)
-                    for name, spec in offered_parameters(op, target).items()}
+    descriptions = {
+        name: spec.description
+        for op in steps_for(target, tune)
+        for name, spec in offered_parameters(op, target).items()
+    }
     lines = [f"    {name}: {text}" for name, text in descriptions.items()]
     tuned = "Tune the training settings, then f" if tune else "F"
-    return f"{tuned}ine-tune a Hugging Face text classifier and roll it out as a KServe canary.\n\nArgs:\n" + "\n".join(lines)
+    return f"{tuned}ine-tune a Hugging Face text classifier and roll it out as a KServe canary.\n\nArgs:\n" + "\n".join(
+        lines
+    )
 
 
 def train_on_kubeflow(call, params: dict, gpu_type: str, **artifacts):
@@ -168,7 +183,9 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE, tune
             return op(**{name: params[name] for name in offered_parameters(op, target)}, **artifacts)
 
         version = call(source_version_op)
-        set_resources(version, STEP_RESOURCES["source-version"]).set_caching_options(False).set_display_name("source-version")
+        set_resources(version, STEP_RESOURCES["source-version"]).set_caching_options(False).set_display_name(
+            "source-version"
+        )
         ingest = call(ingest_op, source_version=version.output)
         set_resources(ingest, STEP_RESOURCES["ingest"]).set_caching_options(True).set_display_name("ingest")
         tokenize = call(tokenize_op, dataset=ingest.outputs["dataset"])
@@ -182,8 +199,9 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE, tune
             model = train_on_kubeflow(call, params, gpu_type, **data)
         elif target == "vertex":
             train_args = {name: params[name] for name in offered_parameters(train_op, target)}
-            model = train_on_vertex(params, train_args, GPU_TYPES[gpu_type],
-                                    lambda task: set_resources(task, TRAIN_HELPER_STEP), **data)
+            model = train_on_vertex(
+                params, train_args, GPU_TYPES[gpu_type], lambda task: set_resources(task, TRAIN_HELPER_STEP), **data
+            )
         else:
             train = call(train_op, **data)
             set_resources(train, TRAIN_STEP).set_retry(**TRAIN_RETRY).set_display_name("train")
@@ -207,6 +225,11 @@ def build_pipeline(target: str = "local", gpu_type: str = DEFAULT_GPU_TYPE, tune
     textclf_pipeline.__signature__ = signature
     textclf_pipeline.__doc__ = pipeline_docstring(target, tune)
     if tune:
-        return dsl.pipeline(name=TUNE_PIPELINE_NAME, description="Tune the training settings, fine-tune a text classifier "
-                            "with the best, evaluate, gate and roll it out on KServe.")(textclf_pipeline)
-    return dsl.pipeline(name=PIPELINE_NAME, description="Fine-tune a text classifier, evaluate, gate and roll it out on KServe.")(textclf_pipeline)
+        return dsl.pipeline(
+            name=TUNE_PIPELINE_NAME,
+            description="Tune the training settings, fine-tune a text classifier "
+            "with the best, evaluate, gate and roll it out on KServe.",
+        )(textclf_pipeline)
+    return dsl.pipeline(
+        name=PIPELINE_NAME, description="Fine-tune a text classifier, evaluate, gate and roll it out on KServe."
+    )(textclf_pipeline)

@@ -153,7 +153,9 @@ def parse_params(pairs: list[str], tune: bool = False) -> dict:
     spec_inputs = build_pipeline(tune=tune).pipeline_spec.root.input_definitions.parameters
     kinds = pipeline_spec_pb2.ParameterType.ParameterTypeEnum
     try:
-        return cloud_common.parse_params(pairs, {name: kinds.Name(spec.parameter_type) for name, spec in spec_inputs.items()})
+        return cloud_common.parse_params(
+            pairs, {name: kinds.Name(spec.parameter_type) for name, spec in spec_inputs.items()}
+        )
     except cloud_common.CloudCommandError as error:
         raise SystemExit(f"error: {error}") from None
 
@@ -218,11 +220,15 @@ def trained_models(runs_dir: str = RUNS_DIR) -> list[TrainedModel]:
     """Every model under ``runs_dir`` with its run and gate verdict, newest first."""
     task, output, _ = OUTPUTS["model"]
     models = sorted(Path(runs_dir).glob(f"*/*/{task}/{output}/config.json"), reverse=True)
-    return [TrainedModel(config.parent.resolve(), config.parents[3].resolve(), gate_verdict(config.parents[2])[0])
-            for config in models]
+    return [
+        TrainedModel(config.parent.resolve(), config.parents[3].resolve(), gate_verdict(config.parents[2])[0])
+        for config in models
+    ]
 
 
-def latest_model(runs_dir: str = RUNS_DIR, any_gate: bool = False, models: list[TrainedModel] | None = None) -> TrainedModel:
+def latest_model(
+    runs_dir: str = RUNS_DIR, any_gate: bool = False, models: list[TrainedModel] | None = None
+) -> TrainedModel:
     """The newest model whose gate passed (``any_gate``: the newest model), of ``models`` when given
     (``trained_models(runs_dir)``: the caller has them already).
 
@@ -236,13 +242,16 @@ def latest_model(runs_dir: str = RUNS_DIR, any_gate: bool = False, models: list[
         if any_gate or model.gate == PASS:
             return model
     newest = models[0]
-    raise SystemExit(f"error: none of the {len(models)} models under {runs_dir}/ passed its gate (newest: "
-                     f"{newest.run_dir.name}, gate {newest.gate}); see its gate decision, or pass --any "
-                     "to take the newest model whatever its gate said")
+    raise SystemExit(
+        f"error: none of the {len(models)} models under {runs_dir}/ passed its gate (newest: "
+        f"{newest.run_dir.name}, gate {newest.gate}); see its gate decision, or pass --any "
+        "to take the newest model whatever its gate said"
+    )
 
 
 def run_command(args: argparse.Namespace, tune: bool = False) -> None:
-    """``run`` (and ``tune``): the summary on stdout; a failed step or a blocked gate ends as the last line, on stderr."""
+    """``run`` (and ``tune``): the summary on stdout; a failed step or a blocked gate ends as the last line,
+    on stderr."""
     try:
         run = run_local(parse_params(args.param, tune), args.runs_dir, tune)
     except StepFailed as failure:
@@ -252,8 +261,11 @@ def run_command(args: argparse.Namespace, tune: bool = False) -> None:
     verdict, rule = run.gate
     if verdict != PASS and not args.allow_blocked:
         decision = run.paths.get("gate_decision", "(no gate decision)")
-        print(f"error: the gate blocked the model ({verdict}{': ' + rule if rule else ''}); see {decision}. "
-              "--allow-blocked exits 0 for this", file=sys.stderr)
+        print(
+            f"error: the gate blocked the model ({verdict}{': ' + rule if rule else ''}); see {decision}. "
+            "--allow-blocked exits 0 for this",
+            file=sys.stderr,
+        )
         sys.exit(EXIT_GATE_BLOCKED)
 
 
@@ -267,15 +279,26 @@ def latest_model_command(args: argparse.Namespace) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    run = subparsers.add_parser("run", help="run the whole pipeline locally (kfp local runner)",
-                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="pipeline argument (repeatable)")
+    run = subparsers.add_parser(
+        "run",
+        help="run the whole pipeline locally (kfp local runner)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="pipeline argument (repeatable)"
+    )
     run.add_argument("--runs-dir", default=RUNS_DIR, help="where runs are written")
-    run.add_argument("--allow-blocked", action="store_true",
-                     help=f"exit 0 when the gate blocks the model (default: exit {EXIT_GATE_BLOCKED})")
+    run.add_argument(
+        "--allow-blocked",
+        action="store_true",
+        help=f"exit 0 when the gate blocks the model (default: exit {EXIT_GATE_BLOCKED})",
+    )
     run.set_defaults(func=run_command)
 
-    latest = subparsers.add_parser("latest-model", help="print the model directory of the newest local run whose gate passed")
+    latest = subparsers.add_parser(
+        "latest-model", help="print the model directory of the newest local run whose gate passed"
+    )
     latest.add_argument("--runs-dir", default=RUNS_DIR)
     latest.add_argument("--any", action="store_true", help="the newest model, whatever its gate said")
     latest.set_defaults(func=latest_model_command)

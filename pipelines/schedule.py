@@ -55,8 +55,10 @@ def _schedule(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "schedule", help="create, list, pause, resume or delete recurring runs",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "schedule",
+        help="create, list, pause, resume or delete recurring runs",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("action", nargs="?", choices=ACTIONS, default="create", help="what to do (default create)")
     parser.add_argument("schedule_id", nargs="?", help="schedule to pause, resume or delete")

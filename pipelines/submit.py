@@ -11,7 +11,15 @@ import contextlib
 import importlib
 import sys
 
-from pipelines.cloud_common import CloudCommandError, add_backend_arguments, check_backend_arguments, declared_parameters, follow, parse_params, pipeline_package
+from pipelines.cloud_common import (
+    CloudCommandError,
+    add_backend_arguments,
+    check_backend_arguments,
+    declared_parameters,
+    follow,
+    parse_params,
+    pipeline_package,
+)
 
 
 def backend(name: str):
@@ -56,9 +64,13 @@ def run_command(command, args: argparse.Namespace) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("submit", help="run the pipeline on Kubeflow Pipelines or Vertex AI", description=__doc__)
+    parser = subparsers.add_parser(
+        "submit", help="run the pipeline on Kubeflow Pipelines or Vertex AI", description=__doc__
+    )
     add_backend_arguments(parser)
     parser.add_argument("--wait", action="store_true", help="follow the run to its end; exit 1 unless it succeeds")
-    parser.add_argument("--timeout", type=float, default=24 * 3600, help="seconds --wait follows the run (default one day)")
+    parser.add_argument(
+        "--timeout", type=float, default=24 * 3600, help="seconds --wait follows the run (default one day)"
+    )
     parser.add_argument("--poll-interval", type=float, default=30, help="seconds between state checks with --wait")
     parser.set_defaults(func=lambda args: run_command(submit, args))

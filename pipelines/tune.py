@@ -41,8 +41,13 @@ def tune_step(target: str, call, params: dict, gpu_type: str, **data):
         set_resources(task, TRAIN_STEP).set_display_name("tune")  # the trials train in this task
         return task.outputs["Output"]
     if target == "kubeflow":
-        task = call(tune_katib_op, train_settings=train_settings_lines(params), gpu_type=gpu_type, trainer_image=TRAINER_IMAGE,
-                    **data)
+        task = call(
+            tune_katib_op,
+            train_settings=train_settings_lines(params),
+            gpu_type=gpu_type,
+            trainer_image=TRAINER_IMAGE,
+            **data,
+        )
         set_resources(task, TRAIN_HELPER_STEP).set_display_name("tune-katib")  # it follows the Experiment
         use_wandb_secret(task)
         return task.outputs["Output"]
@@ -59,19 +64,30 @@ def tune_on_vertex(call, params: dict, gpu_type: str, **data):
     from pipelines.pipeline import GPU_TYPES, TRAIN_HELPER_STEP, set_resources
 
     lines = train_settings_lines(params)
-    plan = call(tune_vertex_plan_op, train_settings=lines, accelerator_type=GPU_TYPES[gpu_type], trainer_image=TRAINER_IMAGE,
-                **data)
+    plan = call(
+        tune_vertex_plan_op,
+        train_settings=lines,
+        accelerator_type=GPU_TYPES[gpu_type],
+        trainer_image=TRAINER_IMAGE,
+        **data,
+    )
     set_resources(plan, TRAIN_HELPER_STEP).set_display_name("tune-plan")
     job = HyperparameterTuningJobRunOp(
-        display_name="textclf-tune", base_output_directory=plan.outputs["base_output_directory"],
-        worker_pool_specs=plan.outputs["worker_pool_specs"], study_spec_metrics=plan.outputs["study_spec_metrics"],
-        study_spec_parameters=plan.outputs["study_spec_parameters"], max_trial_count=params["n_trials"],
-        parallel_trial_count=plan.outputs["parallel_trial_count"], max_failed_trial_count=params["n_trials"],
-        location=LOCATION_PLACEHOLDER, study_spec_algorithm="ALGORITHM_UNSPECIFIED",  # Vizier's Bayesian optimization
+        display_name="textclf-tune",
+        base_output_directory=plan.outputs["base_output_directory"],
+        worker_pool_specs=plan.outputs["worker_pool_specs"],
+        study_spec_metrics=plan.outputs["study_spec_metrics"],
+        study_spec_parameters=plan.outputs["study_spec_parameters"],
+        max_trial_count=params["n_trials"],
+        parallel_trial_count=plan.outputs["parallel_trial_count"],
+        max_failed_trial_count=params["n_trials"],
+        location=LOCATION_PLACEHOLDER,
+        study_spec_algorithm="ALGORITHM_UNSPECIFIED",  # Vizier's Bayesian optimization
         study_spec_measurement_selection_type="LAST_MEASUREMENT",  # a trial reports its score last
     ).set_display_name("tune")
-    result = call(tune_vertex_result_op, train_settings=lines, gcp_resources=job.outputs["gcp_resources"],
-                  dataset=data["dataset"])
+    result = call(
+        tune_vertex_result_op, train_settings=lines, gcp_resources=job.outputs["gcp_resources"], dataset=data["dataset"]
+    )
     set_resources(result, TRAIN_HELPER_STEP).set_display_name("tune-result")
     return result.outputs["Output"]
 
@@ -88,12 +104,24 @@ def tune_command(args: argparse.Namespace) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     from pipelines.run import EXIT_GATE_BLOCKED, RUNS_DIR
 
-    tune = subparsers.add_parser("tune", help="tune the training settings, then train, evaluate and gate with the best "
-                                 "(kfp local runner)", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    tune.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                      help="pipeline argument (repeatable): n_trials, search_space, trial_train_fraction, ... and every "
-                      "parameter of run")
+    tune = subparsers.add_parser(
+        "tune",
+        help="tune the training settings, then train, evaluate and gate with the best (kfp local runner)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tune.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="pipeline argument (repeatable): n_trials, search_space, trial_train_fraction, ... and every "
+        "parameter of run",
+    )
     tune.add_argument("--runs-dir", default=RUNS_DIR, help="where runs (and studies/, the Optuna journals) are written")
-    tune.add_argument("--allow-blocked", action="store_true",
-                      help=f"exit 0 when the gate blocks the model (default: exit {EXIT_GATE_BLOCKED})")
+    tune.add_argument(
+        "--allow-blocked",
+        action="store_true",
+        help=f"exit 0 when the gate blocks the model (default: exit {EXIT_GATE_BLOCKED})",
+    )
     tune.set_defaults(func=tune_command)

@@ -51,15 +51,17 @@ def typed_worker_pools(payload: str) -> str:
 def launcher_command() -> list[str]:
     """``python3 -c``: :func:`typed_worker_pools` applied to ``--payload``, then GCPC's launcher,
     in GCPC's own image (the function's source travels in the command, as kfp's components do)."""
-    program = "\n".join([
-        "import sys",
-        f"INTEGER_FIELDS = {INTEGER_FIELDS!r}",
-        inspect.getsource(typed_worker_pools),
-        "args = sys.argv[1:]",
-        "args[args.index('--payload') + 1] = typed_worker_pools(args[args.index('--payload') + 1])",
-        f"from {GCPC_LAUNCHER.rsplit('.', 1)[0]} import launcher",
-        "launcher.main(args)",
-    ])
+    program = "\n".join(
+        [
+            "import sys",
+            f"INTEGER_FIELDS = {INTEGER_FIELDS!r}",
+            inspect.getsource(typed_worker_pools),
+            "args = sys.argv[1:]",
+            "args[args.index('--payload') + 1] = typed_worker_pools(args[args.index('--payload') + 1])",
+            f"from {GCPC_LAUNCHER.rsplit('.', 1)[0]} import launcher",
+            "launcher.main(args)",
+        ]
+    )
     return ["python3", "-u", "-c", program]
 
 
@@ -68,7 +70,10 @@ def vertex_custom_job(accelerator_type: str):
     from google_cloud_pipeline_components.v1.custom_job import create_custom_training_job_from_component
 
     custom_job = create_custom_training_job_from_component(
-        train_op, display_name="textclf-train", machine_type="g2-standard-8", accelerator_type=accelerator_type,
+        train_op,
+        display_name="textclf-train",
+        machine_type="g2-standard-8",
+        accelerator_type=accelerator_type,
         restart_job_on_worker_restart=True,  # a preempted replica restarts the job, which resumes from its checkpoint
     )
     container = custom_job.component_spec.implementation.container
@@ -81,20 +86,31 @@ def worker_pools(custom_job, machine_type, accelerator_type: str, gpus, worker_r
     """The CustomJob's pools: its own (container: image, command, arguments) with machine, GPU count
     and replicas from pipeline values; a second pool of ``worker_replicas`` when given."""
     primary = copy.deepcopy(custom_job.component_spec.inputs["worker_pool_specs"].default[0])
-    primary["machine_spec"] = {"machine_type": machine_type, "accelerator_type": accelerator_type, "accelerator_count": gpus}
+    primary["machine_spec"] = {
+        "machine_type": machine_type,
+        "accelerator_type": accelerator_type,
+        "accelerator_count": gpus,
+    }
     primary["replica_count"] = 1
-    return [primary] if worker_replicas is None else [primary, {**copy.deepcopy(primary), "replica_count": worker_replicas}]
+    return (
+        [primary]
+        if worker_replicas is None
+        else [primary, {**copy.deepcopy(primary), "replica_count": worker_replicas}]
+    )
 
 
 def train_on_vertex(params: dict, train_args: dict, accelerator_type: str, cpu_step, **artifacts):
     """A CustomJob: the primary replica alone (one node) or with num_nodes - 1 worker replicas."""
-    plan = vertex_train_plan_op(num_nodes=params["num_nodes"], gpus_per_node=params["gpus_per_node"],
-                                accelerator_type=accelerator_type)
+    plan = vertex_train_plan_op(
+        num_nodes=params["num_nodes"], gpus_per_node=params["gpus_per_node"], accelerator_type=accelerator_type
+    )
     cpu_step(plan).set_display_name("train-plan")
     custom_job = vertex_custom_job(accelerator_type)
 
     def pools(worker_replicas=None):
-        return worker_pools(custom_job, plan.outputs["machine_type"], accelerator_type, params["gpus_per_node"], worker_replicas)
+        return worker_pools(
+            custom_job, plan.outputs["machine_type"], accelerator_type, params["gpus_per_node"], worker_replicas
+        )
 
     with dsl.If(params["num_nodes"] == 1, name="one-node"):
         one = custom_job(**train_args, **artifacts, worker_pool_specs=pools())

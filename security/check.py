@@ -42,8 +42,11 @@ class Skip:
     used: int = 0
 
     def covers(self, finding: Finding) -> bool:
-        return (self.tool == finding.tool and self.check == finding.check
-                and any(fnmatch.fnmatch(finding.where, pattern) for pattern in self.where))
+        return (
+            self.tool == finding.tool
+            and self.check == finding.check
+            and any(fnmatch.fnmatch(finding.where, pattern) for pattern in self.where)
+        )
 
 
 def load_skips(path: Path = SKIPS) -> list[Skip]:
@@ -61,8 +64,23 @@ def load_skips(path: Path = SKIPS) -> list[Skip]:
 
 def checkov_findings(checkov: str, framework: str, directory: Path) -> tuple[list[Finding], dict]:
     """Failed checks and checkov's summary. ``--skip-download``: nothing leaves this machine."""
-    out = subprocess.run([checkov, "-d", str(directory), "--framework", framework, "--quiet", "--compact",
-                          "--skip-download", "-o", "json"], capture_output=True, text=True, timeout=900)
+    out = subprocess.run(
+        [
+            checkov,
+            "-d",
+            str(directory),
+            "--framework",
+            framework,
+            "--quiet",
+            "--compact",
+            "--skip-download",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if out.returncode not in (0, 1) or not out.stdout.strip():
         raise SystemExit(f"error: checkov {framework} failed ({out.returncode}):\n{out.stderr[-3000:]}")
     reports = json.loads(out.stdout)
@@ -80,14 +98,18 @@ def checkov_findings(checkov: str, framework: str, directory: Path) -> tuple[lis
 
 def bandit_findings(bandit: str) -> tuple[list[Finding], dict]:
     """Medium and high findings (gated) and the count per severity (reported)."""
-    out = subprocess.run([bandit, "-r", *PYTHON_PACKAGES, "-f", "json", "-q"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=600)
+    out = subprocess.run(
+        [bandit, "-r", *PYTHON_PACKAGES, "-f", "json", "-q"], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     if out.returncode not in (0, 1) or not out.stdout.strip():
         raise SystemExit(f"error: bandit failed ({out.returncode}):\n{out.stderr[-3000:]}")
     report = json.loads(out.stdout)
     counts = {level.lower(): report["metrics"]["_totals"][f"SEVERITY.{level}"] for level in ("LOW", "MEDIUM", "HIGH")}
-    findings = [Finding("bandit", result["test_id"], f"{result['filename']}:{result['line_number']}", result["issue_text"])
-                for result in report["results"] if result["issue_severity"] in BANDIT_SEVERITIES]
+    findings = [
+        Finding("bandit", result["test_id"], f"{result['filename']}:{result['line_number']}", result["issue_text"])
+        for result in report["results"]
+        if result["issue_severity"] in BANDIT_SEVERITIES
+    ]
     return findings, counts
 
 
@@ -118,8 +140,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"checkov kubernetes: {kubernetes_summary['passed']} passed, {kubernetes_summary['failed']} failed")
     print(f"checkov terraform:  {terraform_summary['passed']} passed, {terraform_summary['failed']} failed")
-    print(f"bandit: {bandit_counts['high']} high, {bandit_counts['medium']} medium, {bandit_counts['low']} low "
-          f"(medium and high are gated)")
+    print(
+        f"bandit: {bandit_counts['high']} high, {bandit_counts['medium']} medium, {bandit_counts['low']} low "
+        f"(medium and high are gated)"
+    )
     for skip in skips:
         print(f"skipped {skip.used:3d} x {skip.tool} {skip.check}: {skip.reason}")
     for finding in open_findings:

@@ -37,8 +37,10 @@ def kustomize(directory: Path) -> list[dict]:
 
 def shipped_manifests() -> dict[str, list[dict]]:
     """name -> objects, for every overlay and applied-as-a-whole kustomization under manifests/."""
-    rendered = {f"overlay-{path.parent.name}": kustomize(path.parent)
-                for path in sorted((ROOT / "manifests" / "overlays").glob("*/kustomization.yaml"))}
+    rendered = {
+        f"overlay-{path.parent.name}": kustomize(path.parent)
+        for path in sorted((ROOT / "manifests" / "overlays").glob("*/kustomization.yaml"))
+    }
     rendered.update({name: kustomize(ROOT / "manifests" / name) for name in KUSTOMIZATIONS})
     return rendered
 
@@ -64,12 +66,19 @@ def predictor_pods(isvc: dict) -> list[dict]:
     spec = isvc["spec"]
     predictors = [("predictor", spec["predictor"])]
     predictors += [(f"canary-{i}", c["predictor"]) for i, c in enumerate(spec.get("canary") or [])]
-    return [{
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": f"{name}-{role}", "namespace": namespace,
-                     "labels": {"serving.kserve.io/inferenceservice": name}},
-        "spec": {key: value for key, value in predictor.items() if key in pod_fields},
-    } for role, predictor in predictors]
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": f"{name}-{role}",
+                "namespace": namespace,
+                "labels": {"serving.kserve.io/inferenceservice": name},
+            },
+            "spec": {key: value for key, value in predictor.items() if key in pod_fields},
+        }
+        for role, predictor in predictors
+    ]
 
 
 def render_all(out_dir: Path) -> list[Path]:

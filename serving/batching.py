@@ -23,7 +23,8 @@ import logging
 import queue
 import threading
 import time
-from typing import Callable, Generic, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -33,7 +34,8 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 BATCH_SIZE = Histogram(
-    "textclf_batch_size", "Texts per inference batch after merging concurrent requests",
+    "textclf_batch_size",
+    "Texts per inference batch after merging concurrent requests",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
 BATCH_SECONDS = Histogram("textclf_batch_seconds", "Inference time per merged batch")
@@ -50,8 +52,10 @@ class QueueFull(RuntimeError):
     """Every place in the request queue is taken: HTTP 503 with ``Retry-After``, gRPC RESOURCE_EXHAUSTED."""
 
     def __init__(self, limit: int, retry_after_seconds: int):
-        super().__init__(f"the server already holds {limit} inference requests, its limit (max_queued_requests): "
-                         f"retry after {retry_after_seconds} s")
+        super().__init__(
+            f"the server already holds {limit} inference requests, its limit (max_queued_requests): "
+            f"retry after {retry_after_seconds} s"
+        )
         self.retry_after_seconds = retry_after_seconds
 
 
@@ -106,8 +110,9 @@ class DynamicBatcher(Generic[Item, Result]):
         workers: threads running batches concurrently (``infer`` must then be thread-safe).
     """
 
-    def __init__(self, infer: Callable[[list[Item]], Sequence[Result]], max_batch_size: int, max_delay: float,
-                 workers: int = 1):
+    def __init__(
+        self, infer: Callable[[list[Item]], Sequence[Result]], max_batch_size: int, max_delay: float, workers: int = 1
+    ):
         if max_batch_size < 1 or workers < 1:
             raise ValueError(f"max_batch_size and workers must be at least 1, got {max_batch_size}, {workers}")
         self._infer = infer
@@ -116,8 +121,9 @@ class DynamicBatcher(Generic[Item, Result]):
         self._queue: queue.Queue = queue.Queue()
         self._closed = False
         self._lock = threading.Lock()  # makes "not closed, then enqueue" one step against close()
-        self._threads = [threading.Thread(target=self._run, name=f"inference-{index}", daemon=True)
-                         for index in range(workers)]
+        self._threads = [
+            threading.Thread(target=self._run, name=f"inference-{index}", daemon=True) for index in range(workers)
+        ]
         for thread in self._threads:
             thread.start()
 
@@ -192,8 +198,12 @@ class DynamicBatcher(Generic[Item, Result]):
                 raise RuntimeError(f"batch function returned {len(results)} results for {len(items)} items")
         except Exception as error:
             if len(jobs) > 1:  # find the request at fault: each one alone
-                logger.warning("A batch of %d requests failed (%s: %s); running them one by one", len(jobs),
-                               type(error).__name__, error)
+                logger.warning(
+                    "A batch of %d requests failed (%s: %s); running them one by one",
+                    len(jobs),
+                    type(error).__name__,
+                    error,
+                )
                 BATCH_RETRIES.inc()
                 for job in jobs:
                     self._process([job])

@@ -35,13 +35,16 @@ def bytes_element_spans(raw: bytes, where: str):
     offset, index = 0, 0
     while offset < len(raw):
         if len(raw) - offset < _LENGTH.size:
-            raise InvalidInput(f"{where}: binary BYTES data ends inside the 4-byte length of element "
-                               f"{index} ({len(raw) - offset} bytes left)")
+            raise InvalidInput(
+                f"{where}: binary BYTES data ends inside the 4-byte length of element "
+                f"{index} ({len(raw) - offset} bytes left)"
+            )
         (length,) = _LENGTH.unpack_from(raw, offset)
         offset += _LENGTH.size
         if length > len(raw) - offset:
-            raise InvalidInput(f"{where}: binary BYTES element {index} says it has {length} bytes, "
-                               f"but only {len(raw) - offset} follow")
+            raise InvalidInput(
+                f"{where}: binary BYTES element {index} says it has {length} bytes, but only {len(raw) - offset} follow"
+            )
         yield offset, length
         offset, index = offset + length, index + 1
 
@@ -76,8 +79,9 @@ def tensor_values(raw: bytes, datatype: str, where: str) -> list:
 def decode_rest_request(body: bytes, header_length: str | None, model_name: str) -> InferRequest:
     """A REST body in the binary tensor extension -> the InferRequest of its JSON form."""
     if header_length is None:
-        raise InvalidInput("a binary request body needs the Inference-Header-Content-Length header "
-                           "(the byte length of its JSON part)")
+        raise InvalidInput(
+            "a binary request body needs the Inference-Header-Content-Length header (the byte length of its JSON part)"
+        )
     if not header_length.strip().isdigit():
         raise InvalidInput(f"Inference-Header-Content-Length must be a byte count, got {header_length!r}")
     json_length = int(header_length)
@@ -86,16 +90,19 @@ def decode_rest_request(body: bytes, header_length: str | None, model_name: str)
     try:
         header = orjson.loads(body[:json_length])
     except orjson.JSONDecodeError as error:
-        raise InvalidInput(f"the first {json_length} bytes of the body (Inference-Header-Content-Length) "
-                           f"are not JSON: {error}") from None
+        raise InvalidInput(
+            f"the first {json_length} bytes of the body (Inference-Header-Content-Length) are not JSON: {error}"
+        ) from None
     if not isinstance(header, dict) or not isinstance(header.get("inputs"), list):
         raise InvalidInput('the JSON part of a binary request must be an object with a list of "inputs"')
     offset = json_length
     for index, tensor in enumerate(header["inputs"]):
         offset = _fill_binary_input(tensor, body, offset, f"inputs[{index}]")
     if offset != len(body):
-        raise InvalidInput(f"{len(body) - offset} bytes follow the last input's binary data: "
-                           "binary_data_size values do not add up to the body")
+        raise InvalidInput(
+            f"{len(body) - offset} bytes follow the last input's binary data: "
+            "binary_data_size values do not add up to the body"
+        )
     try:
         request = InferenceRequest.model_validate(header)
     except pydantic.ValidationError as error:
@@ -114,7 +121,9 @@ def _fill_binary_input(tensor, body: bytes, offset: int, where: str) -> int:
     if "data" in tensor:
         raise InvalidInput(f'{where} has both "data" and binary_data_size: send one of them')
     if size > len(body) - offset:
-        raise InvalidInput(f"{where}: binary_data_size is {size}, but only {len(body) - offset} bytes are left in the body")
+        raise InvalidInput(
+            f"{where}: binary_data_size is {size}, but only {len(body) - offset} bytes are left in the body"
+        )
     tensor["data"] = tensor_values(body[offset : offset + size], str(tensor.get("datatype", "")).upper(), where)
     return offset + size
 
@@ -124,8 +133,9 @@ def check_raw_input_contents(request: pb.ModelInferRequest) -> None:
     if not request.raw_input_contents:
         return
     if len(request.raw_input_contents) != len(request.inputs):
-        raise InvalidInput(f"{len(request.raw_input_contents)} raw_input_contents for {len(request.inputs)} inputs: "
-                           "send one per input")
+        raise InvalidInput(
+            f"{len(request.raw_input_contents)} raw_input_contents for {len(request.inputs)} inputs: send one per input"
+        )
     for tensor, raw in zip(request.inputs, request.raw_input_contents):
         if tensor.HasField("contents"):
             raise InvalidInput(f'input "{tensor.name}" has both contents and raw_input_contents: send one of them')

@@ -31,8 +31,10 @@ class RepositoryDisabled(Exception):
     """The model repository extension is off (HTTP 403, gRPC PERMISSION_DENIED)."""
 
     def __init__(self, action: str, model_name: str):
-        super().__init__(f"cannot {action} model {model_name!r}: the model repository extension is disabled on this "
-                         "server (start it with --enable_model_repository true, on a cluster-internal port only)")
+        super().__init__(
+            f"cannot {action} model {model_name!r}: the model repository extension is disabled on this "
+            "server (start it with --enable_model_repository true, on a cluster-internal port only)"
+        )
 
 
 class TextDataPlane(DataPlane):

@@ -26,13 +26,13 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import threading
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from fastapi import HTTPException
 from kserve.errors import InvalidInput
 
 from serving.batching import BatcherClosed
-
 from textclf.encoding import TextEncoder
 from textclf.explain import Explainer, Explanation
 from textclf.settings import setting
@@ -44,23 +44,32 @@ METHOD = "integrated_gradients"
 class ExplainSettings:
     """``:explain``; every field is a ``python -m serving`` flag of the same name."""
 
-    explain: bool = setting(True, "Answer :explain (integrated gradients in PyTorch fp32: an ONNX backend loads "
-                                  "the PyTorch model at the first :explain request; false: 501).")
-    explain_steps: int = setting(64, "Integration steps when a request names none (convergence_delta in the "
-                                     "answer says whether they sufficed).")
+    explain: bool = setting(
+        True,
+        "Answer :explain (integrated gradients in PyTorch fp32: an ONNX backend loads "
+        "the PyTorch model at the first :explain request; false: 501).",
+    )
+    explain_steps: int = setting(
+        64, "Integration steps when a request names none (convergence_delta in the answer says whether they sufficed)."
+    )
     explain_max_steps: int = setting(128, "Most integration steps a request may ask for (400 above).")
-    explain_max_tokens: int = setting(512, "Most tokens in one :explain request, summed over its texts after "
-                                           "truncation (400 above).")
-    explain_max_pending: int = setting(4, "Most :explain requests running or waiting at once (429 above): they "
-                                          "run one at a time.")
+    explain_max_tokens: int = setting(
+        512, "Most tokens in one :explain request, summed over its texts after truncation (400 above)."
+    )
+    explain_max_pending: int = setting(
+        4, "Most :explain requests running or waiting at once (429 above): they run one at a time."
+    )
 
     def __post_init__(self):
         if not 1 <= self.explain_steps <= self.explain_max_steps:
-            raise ValueError(f"explain_steps {self.explain_steps} must be in 1..explain_max_steps "
-                             f"({self.explain_max_steps})")
+            raise ValueError(
+                f"explain_steps {self.explain_steps} must be in 1..explain_max_steps ({self.explain_max_steps})"
+            )
         if self.explain_max_tokens < 1 or self.explain_max_pending < 1:
-            raise ValueError(f"explain_max_tokens and explain_max_pending must be at least 1, got "
-                             f"{self.explain_max_tokens}, {self.explain_max_pending}")
+            raise ValueError(
+                f"explain_max_tokens and explain_max_pending must be at least 1, got "
+                f"{self.explain_max_tokens}, {self.explain_max_pending}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,10 +96,11 @@ def parse_options(parameters: dict[str, Any], settings: ExplainSettings, labels:
     if isinstance(steps, float) and steps.is_integer():
         steps = int(steps)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise InvalidInput(f'parameters.steps must be a positive integer, got {steps!r}')
+        raise InvalidInput(f"parameters.steps must be a positive integer, got {steps!r}")
     if steps > settings.explain_max_steps:
-        raise InvalidInput(f"parameters.steps {steps} is above the limit of {settings.explain_max_steps} "
-                           f"(explain_max_steps)")
+        raise InvalidInput(
+            f"parameters.steps {steps} is above the limit of {settings.explain_max_steps} (explain_max_steps)"
+        )
     label = parameters.get("label")
     if label is not None and label not in labels:
         raise InvalidInput(f"parameters.label {label!r} is not one of the model's labels {list(labels)}")
@@ -120,8 +130,11 @@ class ExplainWorker:
     async def explain(self, texts: Sequence[str], options: ExplainOptions) -> Explained:
         if self._pending >= self.settings.explain_max_pending:
             # HTTPException: the server's guards answer it as JSON {"error": ...} with this status.
-            raise HTTPException(429, f"{self._pending} :explain requests are already running or waiting, the "
-                                     f"limit (explain_max_pending); try again later")
+            raise HTTPException(
+                429,
+                f"{self._pending} :explain requests are already running or waiting, the "
+                f"limit (explain_max_pending); try again later",
+            )
         loop = asyncio.get_running_loop()
         with self._lock:
             if self._closed:
@@ -144,8 +157,10 @@ class ExplainWorker:
         encoded = self.encoder.encode_spans(texts)
         tokens = sum(len(text.ids) for text in encoded)
         if tokens > self.settings.explain_max_tokens:
-            raise InvalidInput(f"the texts have {tokens} tokens after truncation, above the :explain limit of "
-                               f"{self.settings.explain_max_tokens} (explain_max_tokens): send fewer or shorter texts")
+            raise InvalidInput(
+                f"the texts have {tokens} tokens after truncation, above the :explain limit of "
+                f"{self.settings.explain_max_tokens} (explain_max_tokens): send fewer or shorter texts"
+            )
         if self._explainer is None:  # the explain thread only: no race
             self._explainer = self._make_explainer()
         return self._explainer.explain_encoded(encoded, options.steps, options.label)

@@ -103,8 +103,15 @@ class GRPCFrontend:
         grace_period: seconds in-flight calls get to finish on stop.
     """
 
-    def __init__(self, host: str, port: int, servicer: TextServicer, max_message_bytes: int, max_workers: int,
-                 grace_period: float):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        servicer: TextServicer,
+        max_message_bytes: int,
+        max_workers: int,
+        grace_period: float,
+    ):
         self.address = f"{host}:{port}"
         self.servicer = servicer
         self.max_message_bytes = max_message_bytes
@@ -116,8 +123,10 @@ class GRPCFrontend:
         self.server = aio.server(
             futures.ThreadPoolExecutor(max_workers=self.max_workers),
             interceptors=(LoggingInterceptor(), StatusInterceptor()),
-            options=[("grpc.max_send_message_length", self.max_message_bytes),
-                     ("grpc.max_receive_message_length", self.max_message_bytes)],
+            options=[
+                ("grpc.max_send_message_length", self.max_message_bytes),
+                ("grpc.max_receive_message_length", self.max_message_bytes),
+            ],
         )
         grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(self.servicer, self.server)
         if self.server.add_insecure_port(self.address) == 0:

@@ -41,8 +41,9 @@ from serving.memory import LARGE_BODY_BYTES, release_after
 from serving.protocol import describe_problems
 
 REQUESTS = Counter("textclf_http_requests", "HTTP requests by endpoint and status code", ["endpoint", "code"])
-ERRORS = Counter("textclf_http_errors", "HTTP responses with status >= 400 by endpoint and status code",
-                 ["endpoint", "code"])
+ERRORS = Counter(
+    "textclf_http_errors", "HTTP responses with status >= 400 by endpoint and status code", ["endpoint", "code"]
+)
 IN_FLIGHT = Gauge("textclf_http_requests_in_flight", "HTTP requests being handled now")
 
 # A fixed set of endpoint labels, so that arbitrary paths cannot grow the metrics without bound.
@@ -60,9 +61,17 @@ JSON_TYPES = frozenset({"application/json", "application/cloudevents+json"})
 BINARY_TYPE = "application/octet-stream"
 # What an inference response may carry: the body's own headers, the binary extension's, a 503's
 # Retry-After, and the ce-* attributes kserve writes for a CloudEvent answer.
-RESPONSE_HEADERS = frozenset({b"content-type", b"content-length", b"content-encoding", b"transfer-encoding", b"allow",
-                              b"retry-after",
-                              b"inference-header-content-length"})
+RESPONSE_HEADERS = frozenset(
+    {
+        b"content-type",
+        b"content-length",
+        b"content-encoding",
+        b"transfer-encoding",
+        b"allow",
+        b"retry-after",
+        b"inference-header-content-length",
+    }
+)
 CLOUDEVENT_PREFIX = b"ce-"
 SENT_AS = "textclf.sent_as"  # scope key: the Content-Type a JSON body came with, when it was not JSON
 
@@ -138,8 +147,13 @@ class RequestGuard:
     async def _check_request(self, scope, receive, endpoint: str):
         """(an error response or None, the scope and receive callable the app should use)."""
         if scope["method"] != "POST":
-            return error(405, f"{scope['method']} is not allowed here: send the request with POST",
-                         headers={"Allow": "POST"}), scope, receive
+            return (
+                error(
+                    405, f"{scope['method']} is not allowed here: send the request with POST", headers={"Allow": "POST"}
+                ),
+                scope,
+                receive,
+            )
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
         rejection, scope = _decide_encoding(scope, headers, v2=endpoint == "v2_infer")
         if rejection is not None:
@@ -179,8 +193,11 @@ def _decide_encoding(scope, headers: dict, v2: bool):
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     if INFERENCE_HEADER in headers:
         if not v2:
-            return error(400, "the binary tensor extension (Inference-Header-Content-Length) is part of the V2 "
-                              "protocol: POST it to /v2/models/NAME/infer"), scope
+            return error(
+                400,
+                "the binary tensor extension (Inference-Header-Content-Length) is part of the V2 "
+                "protocol: POST it to /v2/models/NAME/infer",
+            ), scope
         if content_type not in JSON_TYPES | {"", BINARY_TYPE}:
             return _unsupported(content_type), scope
         return None, _with_content_type(scope, BINARY_TYPE)
@@ -194,8 +211,11 @@ def _decide_encoding(scope, headers: dict, v2: bool):
 
 
 def _unsupported(content_type: str) -> JSONResponse:
-    return error(415, f"Content-Type must be application/json (or, on V2, application/octet-stream with "
-                      f"Inference-Header-Content-Length for binary tensors), got {content_type!r}")
+    return error(
+        415,
+        f"Content-Type must be application/json (or, on V2, application/octet-stream with "
+        f"Inference-Header-Content-Length for binary tensors), got {content_type!r}",
+    )
 
 
 def _with_content_type(scope, content_type: str):
@@ -205,8 +225,11 @@ def _with_content_type(scope, content_type: str):
 
 def _clean_response_start(message):
     """Only the headers of :data:`RESPONSE_HEADERS`; a binary V2 body says it is octet-stream."""
-    headers = [(key, value) for key, value in message.get("headers", [])
-               if key.lower() in RESPONSE_HEADERS or key.lower().startswith(CLOUDEVENT_PREFIX)]
+    headers = [
+        (key, value)
+        for key, value in message.get("headers", [])
+        if key.lower() in RESPONSE_HEADERS or key.lower().startswith(CLOUDEVENT_PREFIX)
+    ]
     names = {key.lower() for key, _ in headers}
     if b"inference-header-content-length" in names and b"content-type" not in names:
         headers.append((b"content-type", BINARY_TYPE.encode()))
@@ -258,8 +281,10 @@ async def _http_error(request, exc: StarletteHTTPException) -> JSONResponse:
 
 
 def _binary_hint(sent_as: str) -> str:
-    return (f" (it came with {sent_as}, read as JSON; a body in the binary tensor extension needs the "
-            "Inference-Header-Content-Length header)")
+    return (
+        f" (it came with {sent_as}, read as JSON; a body in the binary tensor extension needs the "
+        "Inference-Header-Content-Length header)"
+    )
 
 
 def install(app: FastAPI, max_body_bytes: int, request_queue: RequestQueue) -> None:

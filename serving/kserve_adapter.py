@@ -33,6 +33,8 @@ def bind_rest_server(server: ModelServer, host: str) -> None:
     rest = getattr(server, "_rest_server", None)
     config = getattr(rest, "config", None)
     if not isinstance(rest, RESTServer) or not isinstance(config, uvicorn.Config):
-        raise KserveChanged(f"ModelServer._rest_server is {rest!r}, not a RESTServer with a uvicorn.Config: "
-                            f"re-check serving/kserve_adapter.py against this kserve")
+        raise KserveChanged(
+            f"ModelServer._rest_server is {rest!r}, not a RESTServer with a uvicorn.Config: "
+            f"re-check serving/kserve_adapter.py against this kserve"
+        )
     config.host = host

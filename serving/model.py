@@ -16,9 +16,17 @@ from kserve.protocol.infer_type import InferRequest
 from prometheus_client import Counter
 
 from serving.batching import BatcherClosed, DynamicBatcher
-from serving.explain import ExplainSettings, Explained, ExplainWorker, explain_response, parse_options
-from serving.protocol import (V2_INPUTS, ParsedRequest, TextRules, parse_v1, parse_v2, v1_response, v2_outputs,
-                              v2_response)
+from serving.explain import Explained, ExplainSettings, ExplainWorker, explain_response, parse_options
+from serving.protocol import (
+    V2_INPUTS,
+    ParsedRequest,
+    TextRules,
+    parse_v1,
+    parse_v2,
+    v1_response,
+    v2_outputs,
+    v2_response,
+)
 from textclf.inference import Engine, InferenceSettings, Prediction, load_engine, read_serving_file
 from textclf.inference.hardware import speed_features
 
@@ -39,9 +47,13 @@ def check_measured_cpu(model_dir: Path, backend: str) -> None:
     measured = (read_serving_file(model_dir) or {}).get("measured_on") or {}
     theirs, ours = set(measured.get("features", [])), set(speed_features())
     if measured and theirs != ours:
-        logger.warning("backend %s was chosen on a CPU with %s; this one has %s: name another backend with --backend "
-                       "if it is faster here", backend, sorted(theirs) or "none of the speed features",
-                       sorted(ours) or "none of them")
+        logger.warning(
+            "backend %s was chosen on a CPU with %s; this one has %s: name another backend with --backend "
+            "if it is faster here",
+            backend,
+            sorted(theirs) or "none of the speed features",
+            sorted(ours) or "none of them",
+        )
 
 
 class TextClassifierModel(kserve.Model):
@@ -63,9 +75,17 @@ class TextClassifierModel(kserve.Model):
         explain_settings: ``:explain`` limits (default: :class:`ExplainSettings`'s defaults).
     """
 
-    def __init__(self, name: str, model_dir: str | Path, settings: InferenceSettings, max_batch_size: int = 32,
-                 max_batch_delay_ms: float = 2.0, max_instances: int = 128, inference_workers: int = 1,
-                 explain_settings: ExplainSettings | None = None):
+    def __init__(
+        self,
+        name: str,
+        model_dir: str | Path,
+        settings: InferenceSettings,
+        max_batch_size: int = 32,
+        max_batch_delay_ms: float = 2.0,
+        max_instances: int = 128,
+        inference_workers: int = 1,
+        explain_settings: ExplainSettings | None = None,
+    ):
         super().__init__(name)
         self.model_dir = Path(model_dir)
         self.settings = settings
@@ -82,23 +102,31 @@ class TextClassifierModel(kserve.Model):
     def load(self) -> bool:
         self.engine = load_engine(self.model_dir, self.settings)
         self.engine.observe = count_tokens
-        self.batcher = DynamicBatcher(self._classify, self.max_batch_size, self.max_batch_delay_ms / 1000,
-                                      workers=self.inference_workers)
+        self.batcher = DynamicBatcher(
+            self._classify, self.max_batch_size, self.max_batch_delay_ms / 1000, workers=self.inference_workers
+        )
         self.rules = TextRules(self.max_instances, self.engine.encoder.cut)
         parse_v1({"instances": ["warm-up"]}, self.rules)  # builds the character table now, not in a request
         if self.explain_settings.explain:
             self.explainer = ExplainWorker(self.engine.encoder, self._make_explainer, self.explain_settings)
         check_measured_cpu(self.model_dir, self.engine.name)
-        logger.info("Loaded %s from %s: backend %s, labels %s, max_length %d", self.name, self.model_dir,
-                    self.engine.name, self.engine.labels, self.engine.encoder.max_length)
+        logger.info(
+            "Loaded %s from %s: backend %s, labels %s, max_length %d",
+            self.name,
+            self.model_dir,
+            self.engine.name,
+            self.engine.labels,
+            self.engine.encoder.max_length,
+        )
         self.ready = True
         return self.ready
 
     def _make_explainer(self):
         from textclf.explain import Explainer
 
-        return Explainer(self.engine.torch_model(), self.engine.encoder, self.engine.labels,
-                         self.settings.max_batch_tokens)
+        return Explainer(
+            self.engine.torch_model(), self.engine.encoder, self.engine.labels, self.settings.max_batch_tokens
+        )
 
     def stop(self) -> None:
         """Graceful: requests already queued still get their answers before the thread ends."""

@@ -16,7 +16,8 @@ import dataclasses
 import functools
 import math
 import unicodedata
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from kserve.errors import InvalidInput
@@ -85,8 +86,10 @@ def _classifiable() -> np.ndarray:
 def classifiable_pattern() -> str:
     """A regular expression (JSON Schema ``pattern``, which matches anywhere in the string) for a
     text with at least one character outside :func:`invisible_ranges`."""
+
     def char(code: int) -> str:
         return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)  # astral: the character itself
+
     return "[^" + "".join(char(a) if a == b else f"{char(a)}-{char(b)}" for a, b in invisible_ranges()) + "]"
 
 
@@ -100,11 +103,14 @@ def check_text(text: Any, where: str, cut: Callable[[str], str]) -> str:
         # which JSON's \\ud800 escapes can smuggle in and which the tokenizer cannot take.
         code_points = np.frombuffer(read.encode("utf-32-le"), dtype=np.uint32)
     except UnicodeEncodeError as error:
-        raise InvalidInput(f"{where} holds a lone surrogate (U+{ord(read[error.start]):04X}) at character "
-                           f"{error.start}: not valid Unicode text") from None
+        raise InvalidInput(
+            f"{where} holds a lone surrogate (U+{ord(read[error.start]):04X}) at character "
+            f"{error.start}: not valid Unicode text"
+        ) from None
     if not _classifiable()[code_points].any():
-        raise InvalidInput(f"{where} is empty or holds only whitespace or invisible characters: "
-                           "there is nothing to classify")
+        raise InvalidInput(
+            f"{where} is empty or holds only whitespace or invisible characters: there is nothing to classify"
+        )
     return text
 
 
@@ -128,8 +134,10 @@ def parse_v1(body: Any, rules: TextRules) -> ParsedRequest:
         raise InvalidInput(f'request body must be a JSON object with "instances", got a JSON {type(body).__name__}')
     if "instances" not in body:
         if "inputs" in body:
-            raise InvalidInput('request body is a V2 (Open Inference Protocol) request: POST it to '
-                               '/v2/models/NAME/infer, or send {"instances": ["text", ...]} here')
+            raise InvalidInput(
+                "request body is a V2 (Open Inference Protocol) request: POST it to "
+                '/v2/models/NAME/infer, or send {"instances": ["text", ...]} here'
+            )
         raise InvalidInput('request body has no "instances": send {"instances": ["text", ...]}')
     instances = body["instances"]
     if not isinstance(instances, list):
@@ -176,8 +184,9 @@ def check_requested_outputs(request: InferRequest) -> None:
         if output.name not in V2_OUTPUT_NAMES:
             raise InvalidInput(f"unknown output {output.name!r}: this model has outputs {list(V2_OUTPUT_NAMES)}")
         if not isinstance(output.binary_data, (bool, type(None))):
-            raise InvalidInput(f'output "{output.name}" parameter "binary_data" must be true or false, '
-                               f"got {output.binary_data!r}")
+            raise InvalidInput(
+                f'output "{output.name}" parameter "binary_data" must be true or false, got {output.binary_data!r}'
+            )
 
 
 def v1_response(predictions: Sequence[Prediction], labels: Sequence[str]) -> dict:
@@ -197,8 +206,9 @@ def v2_response(request: InferRequest, model_name: str, predictions: Sequence[Pr
     outputs = {
         "label": InferOutput("label", [count], "BYTES", data=[p.label for p in predictions]),
         "score": InferOutput("score", [count], "FP32", data=[p.score for p in predictions]),
-        "probabilities": InferOutput("probabilities", [count, width], "FP32",
-                                     data=[value for p in predictions for value in p.probabilities]),
+        "probabilities": InferOutput(
+            "probabilities", [count, width], "FP32", data=[value for p in predictions for value in p.probabilities]
+        ),
     }
     requested = None
     if request.request_outputs:
@@ -208,8 +218,13 @@ def v2_response(request: InferRequest, model_name: str, predictions: Sequence[Pr
             for each in request.request_outputs
         ]
         outputs = {each.name: outputs[each.name] for each in requested}
-    return InferResponse(response_id=request.id or "", model_name=model_name, infer_outputs=list(outputs.values()),
-                         use_binary_outputs=request.use_binary_outputs, requested_outputs=requested)
+    return InferResponse(
+        response_id=request.id or "",
+        model_name=model_name,
+        infer_outputs=list(outputs.values()),
+        use_binary_outputs=request.use_binary_outputs,
+        requested_outputs=requested,
+    )
 
 
 def describe_problems(problems: Sequence[dict], skip: int = 0) -> str:

@@ -33,8 +33,15 @@ class TextServer(ModelServer):
             ``Retry-After`` / RESOURCE_EXHAUSTED (:class:`serving.batching.RequestQueue`).
     """
 
-    def __init__(self, host: str, max_body_bytes: int, max_queued_requests: int, enable_grpc: bool = True,
-                 enable_model_repository: bool = False, **kwargs):
+    def __init__(
+        self,
+        host: str,
+        max_body_bytes: int,
+        max_queued_requests: int,
+        enable_grpc: bool = True,
+        enable_model_repository: bool = False,
+        **kwargs,
+    ):
         registry = TextModelRepository()
         super().__init__(enable_grpc=False, registered_models=registry, **kwargs)  # gRPC is started here
         self.host = host
@@ -55,8 +62,9 @@ class TextServer(ModelServer):
         bind_rest_server(self, self.host)
         if self.serve_grpc:
             servicer = TextServicer(self.dataplane, self.model_repository_extension, self.request_queue)
-            self.grpc_frontend = GRPCFrontend(self.host, self.grpc_port, servicer, self.max_body_bytes,
-                                              self.max_threads, self.grace_period)
+            self.grpc_frontend = GRPCFrontend(
+                self.host, self.grpc_port, servicer, self.max_body_bytes, self.max_threads, self.grace_period
+            )
             self.servers.append(self.grpc_frontend.serve())
         super().setup_event_loop()
 

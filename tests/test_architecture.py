@@ -2,7 +2,6 @@
 
 import ast
 import re
-import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -26,13 +25,18 @@ def imported_modules(package: str) -> dict[str, set[str]]:
     return found
 
 
-@pytest.mark.parametrize("package, forbidden", [
-    ("textclf", {"kfp", "kserve", "components", "pipelines", "serving"}),
-    ("serving", {"kfp", "components", "pipelines"}),
-    ("components", {"serving", "pipelines", "kserve"}),
-])
+@pytest.mark.parametrize(
+    "package, forbidden",
+    [
+        ("textclf", {"kfp", "kserve", "components", "pipelines", "serving"}),
+        ("serving", {"kfp", "components", "pipelines"}),
+        ("components", {"serving", "pipelines", "kserve"}),
+    ],
+)
 def test_layers_import_only_downwards(package, forbidden):
-    offenders = {path: sorted(names & forbidden) for path, names in imported_modules(package).items() if names & forbidden}
+    offenders = {
+        path: sorted(names & forbidden) for path, names in imported_modules(package).items() if names & forbidden
+    }
     assert not offenders
 
 
@@ -60,13 +64,20 @@ def scheme_knowledge(path: Path) -> list[str]:
     docstrings, found = _docstrings(tree), []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found += [f"line {node.lineno}: import {a.name}" for a in node.names if a.name.split(".")[0] in STORE_CLIENTS
-                      or a.name.startswith("google.cloud.storage")]
+            found += [
+                f"line {node.lineno}: import {a.name}"
+                for a in node.names
+                if a.name.split(".")[0] in STORE_CLIENTS or a.name.startswith("google.cloud.storage")
+            ]
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             names = {node.module.split(".")[0], node.module} | {f"{node.module}.{a.name}" for a in node.names}
             found += [f"line {node.lineno}: from {node.module} import" for _ in [1] if names & STORE_CLIENTS]
-        elif (isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
-              and STORE_SCHEME.match(node.value)):
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+            and STORE_SCHEME.match(node.value)
+        ):
             found.append(f"line {node.lineno}: {node.value[:40]!r}")
     return found
 
@@ -85,23 +96,32 @@ def test_only_the_storage_module_knows_storage_schemes():
 
 def test_the_scheme_check_finds_what_it_looks_for(tmp_path):
     sample = tmp_path / "sample.py"
-    sample.write_text('"""Reads gs:// or s3:// (a docstring may say so)."""\nimport gcsfs\nfrom google.cloud import storage\n'
-                      'def f(uri, bucket):\n    """gs://b/x"""\n    help = "a folder or gs:// prefix"\n'
-                      '    return uri.startswith("gs://") or f"s3://{bucket}"\n')
+    sample.write_text(
+        '"""Reads gs:// or s3:// (a docstring may say so)."""\nimport gcsfs\nfrom google.cloud import storage\n'
+        'def f(uri, bucket):\n    """gs://b/x"""\n    help = "a folder or gs:// prefix"\n'
+        '    return uri.startswith("gs://") or f"s3://{bucket}"\n'
+    )
     assert [line.split(":")[0] for line in scheme_knowledge(sample)] == ["line 2", "line 3", "line 7", "line 7"]
 
 
 def test_serving_and_the_monitor_run_without_kfp():
-    code = ("import sys; sys.modules['kfp'] = None; import serving.model, serving.monitor, serving.monitor.app, "
-            "serving.rollout.__main__, serving.__main__")
+    code = (
+        "import sys; sys.modules['kfp'] = None; import serving.model, serving.monitor, serving.monitor.app, "
+        "serving.rollout.__main__, serving.__main__"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
 
 
 def test_the_text_encoding_and_its_head_share_are_defined_once():
-    sources = {path: path.read_text() for folder in ("textclf", "components", "pipelines", "serving", "bench")
-               for path in (ROOT / folder).rglob("*.py")}
+    sources = {
+        path: path.read_text()
+        for folder in ("textclf", "components", "pipelines", "serving", "bench")
+        for path in (ROOT / folder).rglob("*.py")
+    }
     assert [p.name for p, text in sources.items() if "HEAD_SHARE =" in text] == ["encoding.py"]
-    assert [p.name for p, text in sources.items() if "class TextEncoder" in text or "def encode(" in text] == ["encoding.py"]
+    assert [p.name for p, text in sources.items() if "class TextEncoder" in text or "def encode(" in text] == [
+        "encoding.py"
+    ]
 
 
 def test_each_step_parameter_is_its_settings_field():
@@ -152,8 +172,11 @@ def test_one_code_path_classifies_text():
     alone; the exceptions are what is not classification: fine-tuning (train/model.py loads the base
     model, train/loop.py's training step takes the loss of its logits) and the explainer's gradients
     (explain.py runs the engine's fp32 model on embeddings)."""
-    allowed = {"textclf/train/model.py": {"AutoModelForSequenceClassification"}, "textclf/explain.py": {".logits"},
-               "textclf/train/loop.py": {".logits", "model(input_ids"}}
+    allowed = {
+        "textclf/train/model.py": {"AutoModelForSequenceClassification"},
+        "textclf/explain.py": {".logits"},
+        "textclf/train/loop.py": {".logits", "model(input_ids"},
+    }
     found = {}
     for folder in ("textclf", "serving", "components", "pipelines"):
         for path in (ROOT / folder).rglob("*.py"):
@@ -161,8 +184,11 @@ def test_one_code_path_classifies_text():
             if name.startswith("textclf/inference/"):
                 continue
             text = path.read_text()
-            used = {word for word in ("AutoModelForSequenceClassification", "onnxruntime", "model(input_ids")
-                    if word in text} | ({".logits"} if re.search(r"\)\.logits\b", text) else set())
+            used = {
+                word
+                for word in ("AutoModelForSequenceClassification", "onnxruntime", "model(input_ids")
+                if word in text
+            } | ({".logits"} if re.search(r"\)\.logits\b", text) else set())
             if used - allowed.get(name, set()):
                 found[name] = sorted(used - allowed.get(name, set()))
     assert not found
@@ -172,14 +198,40 @@ def test_one_code_path_classifies_text():
 # "Platform apart from ML"). It reaches the platforms only through these interfaces: textclf.tracking
 # (W&B, the Secret Manager), the storage module (textclf.storage; textclf.platform.storage once it
 # moves there), and the training launcher textclf.train.launch (the Trainer client, Vertex's tables).
-ML_MODULES = ("textclf/data", "textclf/encoding.py", "textclf/tokenize.py", "textclf/ingest.py", "textclf/datacard.py",
-              "textclf/sample_data.py", "textclf/train", "textclf/evaluate.py", "textclf/inference", "textclf/optimize.py",
-              "textclf/behaviour", "textclf/gate.py", "textclf/profile.py", "textclf/drift.py", "textclf/explain.py",
-              "textclf/probe.py", "textclf/tune")
-PLATFORM_INTERFACES = {"textclf/train/launch.py": "the training launcher",
-                       "textclf/tune/katib.py": "tune's Katib backend", "textclf/tune/vertex.py": "tune's Vertex backend"}
-PLATFORM_CLIENTS = ("kubernetes", "google.cloud", "google.auth", "wandb", "kubeflow", "kubeflow_katib_api", "kfp",
-                    "textclf.platform")
+ML_MODULES = (
+    "textclf/data",
+    "textclf/encoding.py",
+    "textclf/tokenize.py",
+    "textclf/ingest.py",
+    "textclf/datacard.py",
+    "textclf/sample_data.py",
+    "textclf/train",
+    "textclf/evaluate.py",
+    "textclf/inference",
+    "textclf/optimize.py",
+    "textclf/behaviour",
+    "textclf/gate.py",
+    "textclf/profile.py",
+    "textclf/drift.py",
+    "textclf/explain.py",
+    "textclf/probe.py",
+    "textclf/tune",
+)
+PLATFORM_INTERFACES = {
+    "textclf/train/launch.py": "the training launcher",
+    "textclf/tune/katib.py": "tune's Katib backend",
+    "textclf/tune/vertex.py": "tune's Vertex backend",
+}
+PLATFORM_CLIENTS = (
+    "kubernetes",
+    "google.cloud",
+    "google.auth",
+    "wandb",
+    "kubeflow",
+    "kubeflow_katib_api",
+    "kfp",
+    "textclf.platform",
+)
 ALLOWED_PLATFORM_MODULES = ("textclf.platform.storage",)
 
 
@@ -196,14 +248,21 @@ def imported_names(path: Path) -> set[str]:
 
 def platform_imports(names: set[str]) -> list[str]:
     """The names among ``names`` that are platform clients (and not an allowed interface)."""
+
     def within(name: str, prefixes) -> bool:
         return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
 
-    return sorted(name for name in names if within(name, PLATFORM_CLIENTS) and not within(name, ALLOWED_PLATFORM_MODULES))
+    return sorted(
+        name for name in names if within(name, PLATFORM_CLIENTS) and not within(name, ALLOWED_PLATFORM_MODULES)
+    )
 
 
 def test_ml_modules_reach_platform_clients_only_through_their_interfaces():
-    files = [path for entry in ML_MODULES for path in ([ROOT / entry] if entry.endswith(".py") else (ROOT / entry).rglob("*.py"))]
+    files = [
+        path
+        for entry in ML_MODULES
+        for path in ([ROOT / entry] if entry.endswith(".py") else (ROOT / entry).rglob("*.py"))
+    ]
     assert len(files) > 40
     offenders = {}
     for path in files:
@@ -217,7 +276,13 @@ def test_ml_modules_reach_platform_clients_only_through_their_interfaces():
 def test_the_platform_rule_sees_a_direct_client_import(tmp_path):
     """The check above cannot pass vacuously: it flags the imports a forbidden module would make."""
     module = tmp_path / "bad.py"
-    module.write_text("import wandb\nfrom kubernetes import client\ndef f():\n    from textclf.platform.trainjob import run\n"
-                      "from textclf.platform import storage\nfrom google.cloud import aiplatform\n")
-    assert platform_imports(imported_names(module)) == ["google.cloud.aiplatform", "kubernetes.client",
-                                                        "textclf.platform.trainjob.run", "wandb"]
+    module.write_text(
+        "import wandb\nfrom kubernetes import client\ndef f():\n    from textclf.platform.trainjob import run\n"
+        "from textclf.platform import storage\nfrom google.cloud import aiplatform\n"
+    )
+    assert platform_imports(imported_names(module)) == [
+        "google.cloud.aiplatform",
+        "kubernetes.client",
+        "textclf.platform.trainjob.run",
+        "wandb",
+    ]

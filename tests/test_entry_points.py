@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("textclf", "serving", "pipelines", "components")
 MAIN_GUARD = re.compile(r'^if __name__ == "__main__":', re.MULTILINE)
 
-RUNNER = r'''
+RUNNER = r"""
 import json, os, runpy, sys, traceback
 import torch, transformers, datasets, kfp  # shared by every child; kserve is not (it parses sys.argv on import)
 
@@ -48,7 +48,7 @@ def run(entry, argv, log):
 
 jobs = json.loads(sys.argv[1])
 print(json.dumps([run(entry, argv, log) for entry, argv, log in jobs]))
-'''
+"""
 
 
 def entry_points() -> list[str]:
@@ -61,7 +61,11 @@ def entry_points() -> list[str]:
                 found.append(module.removesuffix(".__main__"))
             elif MAIN_GUARD.search(path.read_text()):
                 found.append(module)
-    found += [str(path.relative_to(ROOT)) for path in sorted((ROOT / "bench").glob("*.py")) if MAIN_GUARD.search(path.read_text())]
+    found += [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "bench").glob("*.py"))
+        if MAIN_GUARD.search(path.read_text())
+    ]
     return found
 
 
@@ -69,8 +73,16 @@ def run_help(jobs: list[tuple[str, list[str]]], logs: Path, runners: int = 1) ->
     """(exit code, output) of each ``entry argv...``, run by :data:`RUNNER` (``runners`` of them side by side)."""
     spec = [(entry, argv, str(logs / f"{i}.log")) for i, (entry, argv) in enumerate(jobs)]
     shares = [spec[i::runners] for i in range(runners)]
-    started = [subprocess.Popen([sys.executable, "-c", RUNNER, json.dumps(share)], cwd=ROOT, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for share in shares]
+    started = [
+        subprocess.Popen(
+            [sys.executable, "-c", RUNNER, json.dumps(share)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for share in shares
+    ]
     codes = {}
     for share, runner in zip(shares, started):
         out, err = runner.communicate(timeout=600)
@@ -101,6 +113,9 @@ def test_every_entry_point_and_subcommand_prints_its_help(tmp_path):
     nested = [(entry, [sub, "--help"]) for entry, (_, out) in zip(entries, first) for sub in subcommands(out)]
     assert {"run", "compile", "submit"} <= {argv[0] for entry, argv in nested if entry == "pipelines"}
     second = run_help(nested, tmp_path)
-    failed = {f"{entry} {argv[0]}": out[-1500:] for (entry, argv), (code, out) in zip(nested, second)
-              if code != 0 or "usage:" not in out}
+    failed = {
+        f"{entry} {argv[0]}": out[-1500:]
+        for (entry, argv), (code, out) in zip(nested, second)
+        if code != 0 or "usage:" not in out
+    }
     assert not failed, failed

@@ -13,26 +13,38 @@ from textclf.train import TrainSettings
 CLASSES = [InferenceSettings, ServerSettings, ExplainSettings]
 
 
-@pytest.mark.parametrize("argv", [
-    [], ["--backend", "onnx-int8", "--max_length", "64", "--truncation", "head_tail", "--threads", "3"],
-    ["--head-tokens", "10", "--max-batch-tokens", "512", "--pass_cost_tokens", "0"],
-    ["--explain", "false", "--enable_model_repository"], ["--no_explain", "--enable-model-repository", "yes"],
-    ["--explain", "--max_batch_delay_ms", "0.5", "--host", "127.0.0.1"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--backend", "onnx-int8", "--max_length", "64", "--truncation", "head_tail", "--threads", "3"],
+        ["--head-tokens", "10", "--max-batch-tokens", "512", "--pass_cost_tokens", "0"],
+        ["--explain", "false", "--enable_model_repository"],
+        ["--no_explain", "--enable-model-repository", "yes"],
+        ["--explain", "--max_batch_delay_ms", "0.5", "--host", "127.0.0.1"],
+    ],
+)
 def test_the_serving_flags_parse_as_hfargumentparser_parses_them(argv):
-    assert SettingsParser(CLASSES).parse_args_into_dataclasses(argv) == \
-        tuple(HfArgumentParser(CLASSES).parse_args_into_dataclasses(argv))
+    assert SettingsParser(CLASSES).parse_args_into_dataclasses(argv) == tuple(
+        HfArgumentParser(CLASSES).parse_args_into_dataclasses(argv)
+    )
 
 
 def test_training_settings_parse_the_same_too():
     argv = ["--epochs", "2", "--precision", "bf16", "--group_by_length", "false", "--learning_rate", "3e-5"]
-    assert SettingsParser([TrainSettings]).parse_args_into_dataclasses(argv) == \
-        tuple(HfArgumentParser([TrainSettings]).parse_args_into_dataclasses(argv))
+    assert SettingsParser([TrainSettings]).parse_args_into_dataclasses(argv) == tuple(
+        HfArgumentParser([TrainSettings]).parse_args_into_dataclasses(argv)
+    )
 
 
-@pytest.mark.parametrize("argv, message", [(["--truncation", "tail"], "invalid choice"),
-                                           (["--explain", "maybe"], "expected a boolean"),
-                                           (["--threads", "two"], "invalid int value")])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--truncation", "tail"], "invalid choice"),
+        (["--explain", "maybe"], "expected a boolean"),
+        (["--threads", "two"], "invalid int value"),
+    ],
+)
 def test_bad_flags_are_named(argv, message, capsys):
     with pytest.raises(SystemExit):
         SettingsParser(CLASSES).parse_args_into_dataclasses(argv)
@@ -76,11 +88,23 @@ def test_the_training_and_trial_command_lines_parse_as_hfargumentparser_parses_t
     from textclf.tune.settings import TuneSettings
     from textclf.tune.trial import TrialPaths
 
-    train_argv = ["--tokenized", "tok", "--output", "out", *settings_arguments(
-        TrainSettings(epochs=2, precision="bf16", group_by_length=False, class_weighting="balanced"),
-        TrackingSettings(wandb_project="p"))]
-    for classes, argv in (((TrainPaths, TrainSettings, TrackingSettings), train_argv),
-                          ((TrialPaths, TrainSettings, TuneSettings), ["--tokenized", "tok", "--engine", "vertex",
-                                                                       "--learning_rate", "3e-5", "--batch_size", "16"])):
-        assert SettingsParser(classes).parse_args_into_dataclasses(argv) == \
-            tuple(HfArgumentParser(classes).parse_args_into_dataclasses(argv))
+    train_argv = [
+        "--tokenized",
+        "tok",
+        "--output",
+        "out",
+        *settings_arguments(
+            TrainSettings(epochs=2, precision="bf16", group_by_length=False, class_weighting="balanced"),
+            TrackingSettings(wandb_project="p"),
+        ),
+    ]
+    for classes, argv in (
+        ((TrainPaths, TrainSettings, TrackingSettings), train_argv),
+        (
+            (TrialPaths, TrainSettings, TuneSettings),
+            ["--tokenized", "tok", "--engine", "vertex", "--learning_rate", "3e-5", "--batch_size", "16"],
+        ),
+    ):
+        assert SettingsParser(classes).parse_args_into_dataclasses(argv) == tuple(
+            HfArgumentParser(classes).parse_args_into_dataclasses(argv)
+        )

@@ -16,13 +16,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # no display in pipeline pods or CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from textclf.data.accounting import RowStats  # noqa: E402
-from textclf.data.splits import SPLITS  # noqa: E402
-from textclf.report import figure_markdown, markdown_table  # noqa: E402
+from textclf.data.accounting import RowStats
+from textclf.data.splits import SPLITS
+from textclf.report import figure_markdown, markdown_table
 
 BAD_ROWS_LISTED = 50  # the card lists the first rows; all of them are counted
 LEGEND_MAX_CLASSES = 10  # above this, the plots draw one bar per class instead of a legend entry per class
@@ -31,8 +31,10 @@ LEGEND_MAX_CLASSES = 10  # above this, the plots draw one bar per class instead 
 def _class_section(stats: RowStats, labels: list[str]) -> list[str]:
     counts = pd.DataFrame(stats.counts(len(labels)), columns=list(SPLITS))
     total = int(counts.values.sum())
-    rows = [[i, labels[i], *counts.loc[i].tolist(), counts.loc[i].sum(), f"{counts.loc[i].sum() / total:.1%}"]
-            for i in counts.index]
+    rows = [
+        [i, labels[i], *counts.loc[i].tolist(), counts.loc[i].sum(), f"{counts.loc[i].sum() / total:.1%}"]
+        for i in counts.index
+    ]
     rows.append(["", "**total**", *counts.sum().tolist(), total, "100%"])
     named = counts.rename(index=dict(enumerate(labels)))
     if len(labels) <= LEGEND_MAX_CLASSES:
@@ -44,8 +46,14 @@ def _class_section(stats: RowStats, labels: list[str]) -> list[str]:
         named.iloc[::-1].plot.barh(ax=axis, stacked=True, width=0.8, fontsize=max(4, min(9, 400 / len(labels))))
         axis.set_xlabel("rows")
     axis.set_title("Rows per class and split")
-    return ["## Classes", "", markdown_table(["id", "label", *SPLITS, "total", "share"], rows), "",
-            figure_markdown(figure, "rows per class and split"), ""]
+    return [
+        "## Classes",
+        "",
+        markdown_table(["id", "label", *SPLITS, "total", "share"], rows),
+        "",
+        figure_markdown(figure, "rows per class and split"),
+        "",
+    ]
 
 
 def _length_section(stats: RowStats, labels: list[str]) -> list[str]:
@@ -59,8 +67,16 @@ def _length_section(stats: RowStats, labels: list[str]) -> list[str]:
         if not mask.any():
             continue
         w = words[mask]
-        rows.append([name, f"{w.mean():.1f}", int(np.median(w)), int(np.quantile(w, 0.95)), int(w.max()),
-                     f"{chars[mask].mean():.0f}"])
+        rows.append(
+            [
+                name,
+                f"{w.mean():.1f}",
+                int(np.median(w)),
+                int(np.quantile(w, 0.95)),
+                int(w.max()),
+                f"{chars[mask].mean():.0f}",
+            ]
+        )
         if per_class:
             axis.hist(np.clip(w, None, upper), bins=40, range=(0, upper), alpha=0.5, label=name)
     if not per_class:
@@ -69,16 +85,32 @@ def _length_section(stats: RowStats, labels: list[str]) -> list[str]:
     axis.set_ylabel("rows")
     axis.set_title("Text length per class" if per_class else "Text length (all classes; per class in the table)")
     axis.legend()
-    return ["## Text length", "", "Every row counted.", "",
-            markdown_table(["label", "mean words", "median", "p95", "max", "mean chars"], rows), "",
-            figure_markdown(figure, "text length histogram per class"), ""]
+    return [
+        "## Text length",
+        "",
+        "Every row counted.",
+        "",
+        markdown_table(["label", "mean words", "median", "p95", "max", "mean chars"], rows),
+        "",
+        figure_markdown(figure, "text length histogram per class"),
+        "",
+    ]
 
 
 def _examples_section(stats: RowStats, labels: list[str]) -> list[str]:
-    rows = [[labels[label], html.escape(" ".join(text.split()), quote=False)] for label in sorted(stats.examples)
-            for text in stats.examples[label]]
-    return ["## Examples", "", "A seeded sample: per class, the rows with the smallest sample hash (the first "
-            "300 characters).", "", markdown_table(["label", "text"], rows), ""]
+    rows = [
+        [labels[label], html.escape(" ".join(text.split()), quote=False)]
+        for label in sorted(stats.examples)
+        for text in stats.examples[label]
+    ]
+    return [
+        "## Examples",
+        "",
+        "A seeded sample: per class, the rows with the smallest sample hash (the first 300 characters).",
+        "",
+        markdown_table(["label", "text"], rows),
+        "",
+    ]
 
 
 def _bad_rows_section(metadata: dict, bad_rows: list[dict]) -> list[str]:
@@ -88,10 +120,14 @@ def _bad_rows_section(metadata: dict, bad_rows: list[dict]) -> list[str]:
     with_file = any("file" in b for b in listed)
     header = ["file"] * with_file + ["row", "reason", "value"]
     table = [[b.get("file", "")] * with_file + [b["row"], b["reason"], f"`{b['value']}`"] for b in listed]
-    return [markdown_table(["reason", "rows"], sorted(metadata["bad_rows_by_reason"].items())), "",
-            f"First {len(listed)} of {metadata['bad_rows']} "
-            "(row = record number in its file, 1 = first data row):", "",
-            markdown_table(header, table), ""]
+    return [
+        markdown_table(["reason", "rows"], sorted(metadata["bad_rows_by_reason"].items())),
+        "",
+        f"First {len(listed)} of {metadata['bad_rows']} (row = record number in its file, 1 = first data row):",
+        "",
+        markdown_table(header, table),
+        "",
+    ]
 
 
 def split_origin_line(metadata: dict) -> str:
@@ -114,11 +150,11 @@ def render_data_card(stats: RowStats, metadata: dict, bad_rows: list[dict], warn
     labels = metadata["labels"]
     duplicates = metadata["duplicates"]
     lines = [
-        "# Data card", "",
+        "# Data card",
+        "",
         f"- Source: `{metadata['source']}` ({metadata.get('source_files', 1)} file(s))",
         f"- Fingerprint (sha256): `{metadata['fingerprint']}`",
-        f"- Rows: {metadata['num_rows']} ("
-        + ", ".join(f"{split} {metadata['rows'][split]}" for split in SPLITS) + ")",
+        f"- Rows: {metadata['num_rows']} (" + ", ".join(f"{split} {metadata['rows'][split]}" for split in SPLITS) + ")",
         f"- Classes: {len(labels)} ({', '.join(labels)})",
         f"- Bad rows set aside: {metadata['bad_rows']}",
         f"- Splits: {split_origin_line(metadata)}",
@@ -129,11 +165,14 @@ def render_data_card(stats: RowStats, metadata: dict, bad_rows: list[dict], warn
     lines += _class_section(stats, labels)
     lines += _length_section(stats, labels)
     lines += [
-        "## Duplicates", "",
-        "Texts compared after lower-casing and collapsing whitespace, over every row.", "",
+        "## Duplicates",
+        "",
+        "Texts compared after lower-casing and collapsing whitespace, over every row.",
+        "",
         f"- Duplicate rows (text seen in an earlier row): {duplicates['duplicate_rows']}",
         f"- Texts in more than one split (leakage): {duplicates['cross_split_texts']}",
-        f"- Texts with more than one label: {duplicates['conflicting_label_texts']}", "",
+        f"- Texts with more than one label: {duplicates['conflicting_label_texts']}",
+        "",
     ]
     lines += _examples_section(stats, labels)
     lines += ["## Bad rows", ""] + _bad_rows_section(metadata, bad_rows)

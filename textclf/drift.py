@@ -127,12 +127,16 @@ def parse_thresholds(items: Iterable[str]) -> dict[str, float]:
     return thresholds
 
 
-def over_threshold(metrics: Mapping[str, float | None], windows: Mapping[str, int], min_samples: int,
-                   thresholds: Mapping[str, float]) -> dict[str, float]:
+def over_threshold(
+    metrics: Mapping[str, float | None], windows: Mapping[str, int], min_samples: int, thresholds: Mapping[str, float]
+) -> dict[str, float]:
     """The metrics above their threshold, counting only those whose window holds ``min_samples``
     (small windows are noisy); ``windows`` gives the ``"texts"`` and ``"predictions"`` counts."""
-    judged = {name: value for name in thresholds
-              if windows[window_of(name)] >= min_samples and (value := metrics.get(name)) is not None}
+    judged = {
+        name: value
+        for name in thresholds
+        if windows[window_of(name)] >= min_samples and (value := metrics.get(name)) is not None
+    }
     return {name: value for name, value in judged.items() if value > thresholds[name]}
 
 

@@ -61,8 +61,14 @@ class TextEncoder:
         pad_id: the padding token's id (default: the tokenizer's ``pad_token_id``, else 0).
     """
 
-    def __init__(self, tokenizer: Tokenizer | PreTrainedTokenizerBase, max_length: int, truncation: str = "head", head_tokens: int | None = None,
-                 pad_id: int | None = None):
+    def __init__(
+        self,
+        tokenizer: Tokenizer | PreTrainedTokenizerBase,
+        max_length: int,
+        truncation: str = "head",
+        head_tokens: int | None = None,
+        pad_id: int | None = None,
+    ):
         from tokenizers import Tokenizer
 
         if truncation not in TRUNCATION_MODES:
@@ -128,19 +134,31 @@ class TextEncoder:
             def original(position: int, head_end: int = head_end, shift: int = shift) -> int:
                 return position if position < head_end else position + shift
 
-            spans = [(original(start), original(end - 1) + 1) if end > start else (original(start),) * 2
-                     for start, end in encoding.offsets]
-            encoded.append(EncodedText(
-                text=text, ids=self._prefix + self._truncate(encoding.ids) + self._suffix,
-                prefix_length=len(self._prefix), spans=self._truncate(spans),
-                word_ids=self._truncate(list(encoding.word_ids)),
-                truncated=len(encoding.ids) > self.room or head_end < len(text)))
+            spans = [
+                (original(start), original(end - 1) + 1) if end > start else (original(start),) * 2
+                for start, end in encoding.offsets
+            ]
+            encoded.append(
+                EncodedText(
+                    text=text,
+                    ids=self._prefix + self._truncate(encoding.ids) + self._suffix,
+                    prefix_length=len(self._prefix),
+                    spans=self._truncate(spans),
+                    word_ids=self._truncate(list(encoding.word_ids)),
+                    truncated=len(encoding.ids) > self.room or head_end < len(text),
+                )
+            )
         return encoded
 
     @classmethod
-    def for_model(cls, model_dir: str | Path, tokenizer: PreTrainedTokenizerBase | None = None,
-                  max_length: int | None = None, truncation: str | None = None,
-                  head_tokens: int | None = None) -> TextEncoder:
+    def for_model(
+        cls,
+        model_dir: str | Path,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        max_length: int | None = None,
+        truncation: str | None = None,
+        head_tokens: int | None = None,
+    ) -> TextEncoder:
         """The encoder a trained model serves with: as trained (``training.json``) unless overridden,
         never longer than the model accepts. Without ``tokenizer``, the Model directory's
         ``tokenizer.json`` is read by the ``tokenizers`` library alone (:func:`load_tokenizer`): no
@@ -190,8 +208,9 @@ def load_tokenizer(model_dir: Path) -> tuple[Tokenizer, int, int | None]:
 
     path = Path(model_dir) / "tokenizer.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{model_dir} has no tokenizer.json (a fast tokenizer's file): save the model with "
-                                "a fast tokenizer")
+        raise FileNotFoundError(
+            f"{model_dir} has no tokenizer.json (a fast tokenizer's file): save the model with a fast tokenizer"
+        )
     tokenizer = Tokenizer.from_file(str(path))
     config_path = Path(model_dir) / "tokenizer_config.json"
     config = json.loads(config_path.read_text()) if config_path.is_file() else {}

@@ -40,17 +40,22 @@ class EvaluateSettings:
 
     live_model_uri: str = live_model_uri_setting()
     seed: int = seed_setting()
-    behaviour_suites: str = setting("auto", "Behavioural suites besides the task-neutral ones built from the test texts "
-                                    "(which every model gets): auto takes each shipped suite file whose labels fit the "
-                                    "model's (the sentiment suites for negative/positive); or a suite file, a path or a "
-                                    "URI such as gs://... (format: docs/behaviour.md); or none.")
+    behaviour_suites: str = setting(
+        "auto",
+        "Behavioural suites besides the task-neutral ones built from the test texts "
+        "(which every model gets): auto takes each shipped suite file whose labels fit the "
+        "model's (the sentiment suites for negative/positive); or a suite file, a path or a "
+        "URI such as gs://... (format: docs/behaviour.md); or none.",
+    )
     serving_backend: str = serving_backend_setting()
 
     def __post_init__(self):
         from textclf.inference import AUTO, BACKENDS
 
         if self.serving_backend != AUTO and self.serving_backend not in BACKENDS:
-            raise ValueError(f"serving_backend must be {AUTO} or one of {', '.join(BACKENDS)}, got {self.serving_backend!r}")
+            raise ValueError(
+                f"serving_backend must be {AUTO} or one of {', '.join(BACKENDS)}, got {self.serving_backend!r}"
+            )
 
 
 def compute_metrics(labels, probabilities, label_names: list[str]) -> dict:
@@ -97,8 +102,11 @@ def top_k_accuracies(labels, probabilities) -> dict:
 
     classes = probabilities.shape[1]
     ranked = np.argsort(-probabilities, axis=1, kind="stable")
-    return {f"top_{k}_accuracy": float((ranked[:, :k] == labels[:, None]).any(axis=1).mean()) if len(labels) else math.nan
-            for k in TOP_K if k < classes}
+    return {
+        f"top_{k}_accuracy": float((ranked[:, :k] == labels[:, None]).any(axis=1).mean()) if len(labels) else math.nan
+        for k in TOP_K
+        if k < classes
+    }
 
 
 def per_class_metrics(labels, predicted, label_names: list[str]) -> dict:
@@ -108,12 +116,22 @@ def per_class_metrics(labels, predicted, label_names: list[str]) -> dict:
 
     ids = list(range(len(label_names)))
     precision, recall, f1, support = skm.precision_recall_fscore_support(labels, predicted, labels=ids, zero_division=0)
-    per_class = {name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                        "support": int(support[i])} for i, name in enumerate(label_names)}
+    per_class = {
+        name: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(label_names)
+    }
     present = [name for name in label_names if per_class[name]["support"]]
     lowest = min(present, key=lambda name: per_class[name]["recall"]) if present else None
-    return {"per_class": per_class, "min_class_recall": per_class[lowest]["recall"] if lowest else math.nan,
-            "min_recall_class": lowest}
+    return {
+        "per_class": per_class,
+        "min_class_recall": per_class[lowest]["recall"] if lowest else math.nan,
+        "min_recall_class": lowest,
+    }
 
 
 def confused_pairs(matrix, label_names: list[str], count: int = CONFUSED_PAIRS) -> list[dict]:
@@ -130,8 +148,14 @@ def confused_pairs(matrix, label_names: list[str], count: int = CONFUSED_PAIRS) 
         true, predicted = divmod(int(flat), len(label_names))
         if off[true, predicted] == 0:
             break
-        pairs.append({"true": label_names[true], "predicted": label_names[predicted], "count": int(off[true, predicted]),
-                      "share_of_true": float(off[true, predicted] / matrix[true].sum())})
+        pairs.append(
+            {
+                "true": label_names[true],
+                "predicted": label_names[predicted],
+                "count": int(off[true, predicted]),
+                "share_of_true": float(off[true, predicted] / matrix[true].sum()),
+            }
+        )
     return pairs
 
 
@@ -162,8 +186,15 @@ def confusion_plot(matrix, label_names: list[str]) -> str:
     fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label="share of the true class's texts")
     if classes <= CELL_NUMBERS_MAX_CLASSES:
         for (i, j), count in np.ndenumerate(counts):
-            ax.text(j, i, int(count), ha="center", va="center", fontsize=9 if classes <= 8 else 7,
-                    color="white" if shares[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                int(count),
+                ha="center",
+                va="center",
+                fontsize=9 if classes <= 8 else 7,
+                color="white" if shares[i, j] > 0.5 else "black",
+            )
     font = max(4.0, min(10.0, 300.0 / classes))
     ax.set_xticks(range(classes), label_names, rotation=90 if classes > 8 else 30, fontsize=font)
     ax.set_yticks(range(classes), label_names, fontsize=font)
@@ -179,10 +210,20 @@ def per_class_table(result: dict, label_names: list[str]) -> str:
     names = list(label_names)
     if len(names) > PER_CLASS_IN_ID_ORDER:
         names.sort(key=lambda name: (per_class[name]["f1"], name))
-    rows = [[name, f"{per_class[name]['precision']:.3f}", f"{per_class[name]['recall']:.3f}",
-             f"{per_class[name]['f1']:.3f}", per_class[name]["support"]] for name in names]
+    rows = [
+        [
+            name,
+            f"{per_class[name]['precision']:.3f}",
+            f"{per_class[name]['recall']:.3f}",
+            f"{per_class[name]['f1']:.3f}",
+            per_class[name]["support"],
+        ]
+        for name in names
+    ]
     order = "worst F1 first" if len(names) > PER_CLASS_IN_ID_ORDER else "in label order"
-    return f"{len(names)} classes, {order}.\n\n" + markdown_table(["class", "precision", "recall", "F1", "support"], rows)
+    return f"{len(names)} classes, {order}.\n\n" + markdown_table(
+        ["class", "precision", "recall", "F1", "support"], rows
+    )
 
 
 def confused_pairs_table(result: dict) -> str:
@@ -207,7 +248,9 @@ def roc_plot(curve: dict, auc: float) -> str:
 def headline_rows(result: dict) -> list[list[str]]:
     """The report's metric table: the headline metrics, top-k accuracies, and the lowest class recall."""
     rows = [[name, f"{result[name]:.4f}"] for name in HEADLINE if name in result]
-    rows += [[f"top-{k} accuracy", f"{result[f'top_{k}_accuracy']:.4f}"] for k in TOP_K if f"top_{k}_accuracy" in result]
+    rows += [
+        [f"top-{k} accuracy", f"{result[f'top_{k}_accuracy']:.4f}"] for k in TOP_K if f"top_{k}_accuracy" in result
+    ]
     if result.get("min_recall_class") is not None:
         rows.append([f"lowest class recall ({result['min_recall_class']})", f"{result['min_class_recall']:.4f}"])
     return rows
@@ -234,7 +277,11 @@ def render_report(result: dict, label_names: list[str], training: dict, sections
 def scalar_metrics(result: dict) -> dict[str, float]:
     """The finite single-number metrics of a result, for the KFP Metrics artifact and W&B."""
     names = [*HEADLINE, *(f"top_{k}_accuracy" for k in TOP_K), "min_class_recall"]
-    return {name: result[name] for name in names if isinstance(result.get(name), (int, float)) and math.isfinite(result[name])}
+    return {
+        name: result[name]
+        for name in names
+        if isinstance(result.get(name), (int, float)) and math.isfinite(result[name])
+    }
 
 
 class PredictionWriter:
@@ -247,9 +294,15 @@ class PredictionWriter:
         import pyarrow.parquet as pq
 
         self._pa = pa
-        self.schema = pa.schema([("row", pa.int64()), ("label", pa.int64()), ("predicted", pa.int64()),
-                                 ("probabilities", pa.list_(pa.float32(), len(label_names)))],
-                                metadata={"labels": json.dumps(label_names)})
+        self.schema = pa.schema(
+            [
+                ("row", pa.int64()),
+                ("label", pa.int64()),
+                ("predicted", pa.int64()),
+                ("probabilities", pa.list_(pa.float32(), len(label_names))),
+            ],
+            metadata={"labels": json.dumps(label_names)},
+        )
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._writer = pq.ParquetWriter(str(path), self.schema)
         self.rows = 0
@@ -260,12 +313,17 @@ class PredictionWriter:
         pa = self._pa
         count = len(labels)
         flat = pa.array(np.ascontiguousarray(probabilities, dtype=np.float32).reshape(-1))
-        self._writer.write_table(pa.table({
-            "row": pa.array(np.arange(self.rows, self.rows + count, dtype=np.int64)),
-            "label": pa.array(np.asarray(labels, dtype=np.int64)),
-            "predicted": pa.array(np.asarray(probabilities).argmax(axis=1).astype(np.int64)),
-            "probabilities": pa.FixedSizeListArray.from_arrays(flat, probabilities.shape[1]),
-        }, schema=self.schema))
+        self._writer.write_table(
+            pa.table(
+                {
+                    "row": pa.array(np.arange(self.rows, self.rows + count, dtype=np.int64)),
+                    "label": pa.array(np.asarray(labels, dtype=np.int64)),
+                    "predicted": pa.array(np.asarray(probabilities).argmax(axis=1).astype(np.int64)),
+                    "probabilities": pa.FixedSizeListArray.from_arrays(flat, probabilities.shape[1]),
+                },
+                schema=self.schema,
+            )
+        )
         self.rows += count
 
     def close(self) -> None:
@@ -292,13 +350,18 @@ class ConfidentMistakes:
     def section(self, label_names: list[str]) -> str:
         if not self.heap:
             return "## Most confident mistakes\n\nNone: every test text got its true label."
-        rows = [[row, label_names[label], label_names[predicted], f"{score:.3f}",
-                 " ".join(text.split())]
-                for score, row, text, label, predicted in sorted(self.heap, reverse=True)]
-        return "\n\n".join(["## Most confident mistakes",
-                             f"The {len(rows)} wrong predictions made with the highest probability (all of them are in "
-                             f"`{PREDICTIONS_FILE}`; `row` is the text's position in the test split).",
-                             markdown_table(["row", "true", "predicted", "probability", "text (start)"], rows)])
+        rows = [
+            [row, label_names[label], label_names[predicted], f"{score:.3f}", " ".join(text.split())]
+            for score, row, text, label, predicted in sorted(self.heap, reverse=True)
+        ]
+        return "\n\n".join(
+            [
+                "## Most confident mistakes",
+                f"The {len(rows)} wrong predictions made with the highest probability (all of them are in "
+                f"`{PREDICTIONS_FILE}`; `row` is the text's position in the test split).",
+                markdown_table(["row", "true", "predicted", "probability", "text (start)"], rows),
+            ]
+        )
 
 
 def model_engine(model_dir: str, backend: str):
@@ -319,25 +382,45 @@ def serving_record(local_dir: str, engine, requested: str, texts_per_second: flo
     from textclf.inference import measurement, read_serving_file
 
     optimized = read_serving_file(local_dir) or {}
-    measured = {name: {key: entry[key] for key in MEASURED_KEYS if key in entry} or entry
-                for name, entry in optimized.get("backends", {}).items()}
-    return {"backend": engine.name, "requested": requested, "reason": optimized.get("reason"),
-            "validation": measurement(local_dir, engine.name), "measured_on": optimized.get("measured_on"),
-            "measured": measured, "test_texts_per_second": texts_per_second}
+    measured = {
+        name: {key: entry[key] for key in MEASURED_KEYS if key in entry} or entry
+        for name, entry in optimized.get("backends", {}).items()
+    }
+    return {
+        "backend": engine.name,
+        "requested": requested,
+        "reason": optimized.get("reason"),
+        "validation": measurement(local_dir, engine.name),
+        "measured_on": optimized.get("measured_on"),
+        "measured": measured,
+        "test_texts_per_second": texts_per_second,
+    }
 
 
 def serving_section(serving: dict) -> str:
     """The report's account of the serving backend: which, why, and what the optimize step measured."""
-    rows = [[name, *(f"{entry[key]:.4g}" if isinstance(entry.get(key), float) else str(entry.get(key, ""))
-                     for key in MEASURED_KEYS), entry.get("skipped") or entry.get("error") or ""]
-            for name, entry in serving.get("measured", {}).items()]
-    parts = ["## Serving backend",
-             f"Scored with **{serving['backend']}** (asked for: {serving['requested']}), the backend that serves. "
-             + (serving.get("reason") or "The optimize step never measured this model.")]
+    rows = [
+        [
+            name,
+            *(
+                f"{entry[key]:.4g}" if isinstance(entry.get(key), float) else str(entry.get(key, ""))
+                for key in MEASURED_KEYS
+            ),
+            entry.get("skipped") or entry.get("error") or "",
+        ]
+        for name, entry in serving.get("measured", {}).items()
+    ]
+    parts = [
+        "## Serving backend",
+        f"Scored with **{serving['backend']}** (asked for: {serving['requested']}), the backend that serves. "
+        + (serving.get("reason") or "The optimize step never measured this model."),
+    ]
     if rows:
-        parts += ["What the optimize step measured against fp32 PyTorch on the validation split, on its CPU "
-                  f"({(serving.get('measured_on') or {}).get('cpu', 'unknown')}):",
-                  markdown_table(["backend", *MEASURED_KEYS, "left out"], rows)]
+        parts += [
+            "What the optimize step measured against fp32 PyTorch on the validation split, on its CPU "
+            f"({(serving.get('measured_on') or {}).get('cpu', 'unknown')}):",
+            markdown_table(["backend", *MEASURED_KEYS, "left out"], rows),
+        ]
     return "\n\n".join(parts)
 
 
@@ -354,14 +437,25 @@ def suite_plan(label_names: list[str], test_batches, settings: EvaluateSettings)
 
     started = time.perf_counter()
     plan = plan_suites(label_names, settings.behaviour_suites, test_texts(test_batches), settings.seed)
-    log.info("behavioural suites: %s (%d skipped) in %.1fs", ", ".join(s.name for s in plan.suites), len(plan.skipped),
-             time.perf_counter() - started)
+    log.info(
+        "behavioural suites: %s (%d skipped) in %.1fs",
+        ", ".join(s.name for s in plan.suites),
+        len(plan.skipped),
+        time.perf_counter() - started,
+    )
     return plan
 
 
-def score_model(model_dir: str, test_batches: Callable[[], Iterable[tuple[list[str], list[int]]]],
-                label_names: list[str], settings: EvaluateSettings, predictions_path: str | Path | None = None,
-                backend: str | None = None, mistakes: ConfidentMistakes | None = None, suites=None) -> dict:
+def score_model(
+    model_dir: str,
+    test_batches: Callable[[], Iterable[tuple[list[str], list[int]]]],
+    label_names: list[str],
+    settings: EvaluateSettings,
+    predictions_path: str | Path | None = None,
+    backend: str | None = None,
+    mistakes: ConfidentMistakes | None = None,
+    suites=None,
+) -> dict:
     """Metrics and behavioural suites of one model on the test split, scored through the inference engine.
 
     ``test_batches()`` yields (texts, labels) batches; each is encoded and scored before the next is
@@ -399,12 +493,24 @@ def score_model(model_dir: str, test_batches: Callable[[], Iterable[tuple[list[s
         writer.close()
     probabilities = np.concatenate(scored) if scored else np.zeros((0, len(label_names)))
     elapsed = time.perf_counter() - start
-    log.info("scored %d texts with %s (%s) in %.1fs (%.1f texts/s)", len(labels), model_dir, engine.name, elapsed,
-             len(labels) / max(elapsed, 1e-9))
+    log.info(
+        "scored %d texts with %s (%s) in %.1fs (%.1f texts/s)",
+        len(labels),
+        model_dir,
+        engine.name,
+        elapsed,
+        len(labels) / max(elapsed, 1e-9),
+    )
     result = compute_metrics(labels, probabilities, label_names)
     plan = suites or suite_plan(label_names, test_batches, settings)
-    result["behaviour"] = run_suites(engine.probabilities, label_names, seed=settings.seed, suites=plan.suites,
-                                     skipped=plan.skipped, notes=plan.notes).to_dict()
+    result["behaviour"] = run_suites(
+        engine.probabilities,
+        label_names,
+        seed=settings.seed,
+        suites=plan.suites,
+        skipped=plan.skipped,
+        notes=plan.notes,
+    ).to_dict()
     result["serving"] = serving_record(local_dir, engine, requested, len(labels) / max(elapsed, 1e-9))
     result["model"] = model_dir
     return result
@@ -421,8 +527,13 @@ def held_out_batches(tokenized_dir: str, batch_rows: int = TEST_BATCH_ROWS):
     return batches
 
 
-def evaluate(model_dir: str, tokenized_dir: str, output_dir: str, settings: EvaluateSettings | None = None,
-             predictions_path: str | None = None) -> dict:
+def evaluate(
+    model_dir: str,
+    tokenized_dir: str,
+    output_dir: str,
+    settings: EvaluateSettings | None = None,
+    predictions_path: str | None = None,
+) -> dict:
     """Evaluate the model (and the champion, when given) on the test split with the serving backend;
     write ``metrics.json``, ``report.md`` and the per-text predictions.
 
@@ -452,22 +563,35 @@ def evaluate(model_dir: str, tokenized_dir: str, output_dir: str, settings: Eval
     out.mkdir(parents=True, exist_ok=True)
     mistakes = ConfidentMistakes()
     suites = suite_plan(label_names, test_batches, settings)  # the same cases for model and champion
-    result = score_model(model_dir, test_batches, label_names, settings, predictions_path or out / PREDICTIONS_FILE,
-                         mistakes=mistakes, suites=suites)
+    result = score_model(
+        model_dir,
+        test_batches,
+        label_names,
+        settings,
+        predictions_path or out / PREDICTIONS_FILE,
+        mistakes=mistakes,
+        suites=suites,
+    )
     result["labels"] = label_names
-    sections = [serving_section(result["serving"]), mistakes.section(label_names),
-                BehaviourReport.from_dict(result["behaviour"]).to_markdown()]
+    sections = [
+        serving_section(result["serving"]),
+        mistakes.section(label_names),
+        BehaviourReport.from_dict(result["behaviour"]).to_markdown(),
+    ]
     if champion_model:
         try:  # the champion as it serves: the backend its own optimize step chose
-            result["champion"] = score_model(champion_model, test_batches, label_names, settings, backend=AUTO,
-                                              suites=suites)
+            result["champion"] = score_model(
+                champion_model, test_batches, label_names, settings, backend=AUTO, suites=suites
+            )
         except Exception as error:  # noqa: BLE001 - reported, and the gate fails closed on it
             log.error("could not score the champion %s: %s", champion_model, error)
             result["champion_error"] = f"{type(error).__name__}: {error}"
         sections.append(champion_section(result))
     (out / METRICS_FILE).write_text(json.dumps(result, indent=2))
     (out / REPORT_FILE).write_text(render_report(result, label_names, training, sections))
-    log.info("test accuracy %.4f, macro F1 %.4f with %s", result["accuracy"], result["f1"], result["serving"]["backend"])
+    log.info(
+        "test accuracy %.4f, macro F1 %.4f with %s", result["accuracy"], result["f1"], result["serving"]["backend"]
+    )
     return result
 
 
@@ -476,7 +600,11 @@ def comparison_table(challenger: dict, champion: dict) -> str:
     from textclf.behaviour import BehaviourReport
 
     def rates(result: dict) -> dict:
-        return BehaviourReport.from_dict(result["behaviour"]).pass_rates() if isinstance(result.get("behaviour"), dict) else {}
+        return (
+            BehaviourReport.from_dict(result["behaviour"]).pass_rates()
+            if isinstance(result.get("behaviour"), dict)
+            else {}
+        )
 
     def cell(value, digits: int) -> str:
         return f"{value:.{digits}f}" if isinstance(value, (int, float)) and math.isfinite(value) else "n/a"
@@ -494,8 +622,10 @@ def comparison_table(challenger: dict, champion: dict) -> str:
 def champion_section(result: dict) -> str:
     if "champion" not in result:
         return f"## Champion\n\nThe champion could not be scored: {result['champion_error']}"
-    return "\n\n".join([
-        "## Challenger vs champion (same test split, same suites)",
-        f"Champion: `{result['champion']['model']}`",
-        comparison_table(result, result["champion"]),
-    ])
+    return "\n\n".join(
+        [
+            "## Challenger vs champion (same test split, same suites)",
+            f"Champion: `{result['champion']['model']}`",
+            comparison_table(result, result["champion"]),
+        ]
+    )

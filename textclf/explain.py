@@ -94,7 +94,9 @@ class Explainer:
         """One :class:`Explanation` per text, of ``label``'s log-odds (default: the predicted label's)."""
         return self.explain_encoded(self.encoder.encode_spans(texts), steps, label)
 
-    def explain_encoded(self, encoded: Sequence[EncodedText], steps: int, label: str | None = None) -> list[Explanation]:
+    def explain_encoded(
+        self, encoded: Sequence[EncodedText], steps: int, label: str | None = None
+    ) -> list[Explanation]:
         if steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}")
         if label is not None and label not in self.labels:
@@ -119,16 +121,22 @@ class Explainer:
         log_odds, baseline_log_odds = (float(value) for value in log_odds_of(ends, target))
         token_attributions = self._integrate(inputs, baseline, target, steps)
         return Explanation(
-            label=self.labels[predicted], probabilities=tuple(float(p) for p in probabilities),
-            explained_label=self.labels[target], words=words(text, token_attributions[text_tokens].tolist()),
-            truncated=text.truncated, log_odds=log_odds, baseline_log_odds=baseline_log_odds,
-            convergence_delta=float(token_attributions.sum()) - (log_odds - baseline_log_odds))
+            label=self.labels[predicted],
+            probabilities=tuple(float(p) for p in probabilities),
+            explained_label=self.labels[target],
+            words=words(text, token_attributions[text_tokens].tolist()),
+            truncated=text.truncated,
+            log_odds=log_odds,
+            baseline_log_odds=baseline_log_odds,
+            convergence_delta=float(token_attributions.sum()) - (log_odds - baseline_log_odds),
+        )
 
     def _integrate(self, inputs, baseline, target: int, steps: int):
         """Per-token attributions [sequence length] of ``target``'s log-odds."""
         torch = self._torch
-        alphas, weights = (torch.tensor(values, dtype=inputs.dtype, device=inputs.device)
-                           for values in gauss_legendre(steps))
+        alphas, weights = (
+            torch.tensor(values, dtype=inputs.dtype, device=inputs.device) for values in gauss_legendre(steps)
+        )
         difference = inputs - baseline
         integral = torch.zeros_like(inputs)
         chunk = max(1, self.max_batch_tokens // len(inputs))

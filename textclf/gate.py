@@ -37,28 +37,48 @@ class GateSettings:
     """The rules a challenger model must pass."""
 
     min_accuracy: float = setting(0.8, "Lowest test accuracy that may deploy.")
-    min_class_recall: float = setting(0.0, "Lowest test recall any class (with test texts) may have, e.g. 0.5 blocks a "
-                                      "model that misses most of a rare class; 0 turns the rule off.")
-    champion_metrics: str = setting("", "metrics.json (path or gs:// URI) of the production model, or wandb for the "
-                                    "metrics of the model holding the W&B production alias; used when "
-                                    "live_model_uri is empty. Empty: no champion yet.")
+    min_class_recall: float = setting(
+        0.0,
+        "Lowest test recall any class (with test texts) may have, e.g. 0.5 blocks a "
+        "model that misses most of a rare class; 0 turns the rule off.",
+    )
+    champion_metrics: str = setting(
+        "",
+        "metrics.json (path or gs:// URI) of the production model, or wandb for the "
+        "metrics of the model holding the W&B production alias; used when "
+        "live_model_uri is empty. Empty: no champion yet.",
+    )
     max_regression: float = setting(0.01, "How far below the champion's compare_metric the new model may be.")
     compare_metric: str = setting("accuracy", "The metric compared with the champion's (higher is better).")
-    missing_champion: str = setting("fail", "fail (block) or ignore (decide on the other rules), when a named "
-                                    "champion's metrics cannot be had.", choices=MISSING_CHAMPION_POLICIES)
-    min_mft_pass_rate: float = setting(0.7, "Lowest pass rate of the minimum-functionality behavioural suites (a "
-                                       "suite file's, e.g. sentiment: short phrases, negation, intensifiers); not "
-                                       "checked when no suite file fits the labels.")
-    min_inv_pass_rate: float = setting(0.85, "Lowest pass rate of the invariance behavioural suites (the task-neutral "
-                                       "ones every model gets: typos, case, punctuation, whitespace, names and places, "
-                                       "numbers, URLs; and a suite file's).")
-    min_dir_pass_rate: float = setting(0.7, "Lowest pass rate of the directional behavioural suites (a suite file's); "
-                                       "not checked when no suite file fits the labels.")
+    missing_champion: str = setting(
+        "fail",
+        "fail (block) or ignore (decide on the other rules), when a named champion's metrics cannot be had.",
+        choices=MISSING_CHAMPION_POLICIES,
+    )
+    min_mft_pass_rate: float = setting(
+        0.7,
+        "Lowest pass rate of the minimum-functionality behavioural suites (a "
+        "suite file's, e.g. sentiment: short phrases, negation, intensifiers); not "
+        "checked when no suite file fits the labels.",
+    )
+    min_inv_pass_rate: float = setting(
+        0.85,
+        "Lowest pass rate of the invariance behavioural suites (the task-neutral "
+        "ones every model gets: typos, case, punctuation, whitespace, names and places, "
+        "numbers, URLs; and a suite file's).",
+    )
+    min_dir_pass_rate: float = setting(
+        0.7,
+        "Lowest pass rate of the directional behavioural suites (a suite file's); "
+        "not checked when no suite file fits the labels.",
+    )
     max_backend_flip_rate: float = backend_flip_rate_setting()
 
     def __post_init__(self) -> None:
         if self.missing_champion not in MISSING_CHAMPION_POLICIES:
-            raise ValueError(f"missing_champion must be one of {MISSING_CHAMPION_POLICIES}, got {self.missing_champion!r}")
+            raise ValueError(
+                f"missing_champion must be one of {MISSING_CHAMPION_POLICIES}, got {self.missing_champion!r}"
+            )
 
 
 @dataclass
@@ -100,8 +120,9 @@ def read_metrics(uri: str) -> dict[str, Any]:
     return json.loads(storage.read_text(storage.join(uri, "metrics.json") if storage.is_dir(uri) else uri))
 
 
-def decide(metrics: dict[str, Any], settings: GateSettings,
-           tracking_settings: TrackingSettings | None = None) -> Decision:
+def decide(
+    metrics: dict[str, Any], settings: GateSettings, tracking_settings: TrackingSettings | None = None
+) -> Decision:
     """Apply the rules to the challenger's ``metrics``: :data:`RULES`, then the champion's (when given)."""
     metric = settings.compare_metric
     for name in dict.fromkeys(("accuracy", metric)):
@@ -131,8 +152,11 @@ def decide(metrics: dict[str, Any], settings: GateSettings,
 def accuracy_rule(metrics: dict[str, Any], settings: GateSettings) -> Rule:
     """Test accuracy against ``min_accuracy`` (``decide`` has checked that it is a number)."""
     accuracy = metrics["accuracy"]
-    return Rule("min accuracy", accuracy >= settings.min_accuracy,
-                f"accuracy {accuracy:.4f} vs minimum {settings.min_accuracy:.4f}")
+    return Rule(
+        "min accuracy",
+        accuracy >= settings.min_accuracy,
+        f"accuracy {accuracy:.4f} vs minimum {settings.min_accuracy:.4f}",
+    )
 
 
 def class_recall_rule(metrics: dict[str, Any], settings: GateSettings) -> Rule | None:
@@ -143,8 +167,11 @@ def class_recall_rule(metrics: dict[str, Any], settings: GateSettings) -> Rule |
     lowest, label = metrics.get("min_class_recall"), metrics.get("min_recall_class")
     if not finite(lowest):
         return Rule("min class recall", False, f"`min_class_recall` is {lowest!r}: not a number")
-    return Rule("min class recall", lowest >= settings.min_class_recall,
-                f"lowest recall {lowest:.4f} (class {label}) vs minimum {settings.min_class_recall:.4f}")
+    return Rule(
+        "min class recall",
+        lowest >= settings.min_class_recall,
+        f"lowest recall {lowest:.4f} (class {label}) vs minimum {settings.min_class_recall:.4f}",
+    )
 
 
 def behaviour_rule(metrics: dict[str, Any], settings: GateSettings) -> Rule:
@@ -175,24 +202,33 @@ def serving_agreement_rule(metrics: dict[str, Any], settings: GateSettings) -> R
     validation = _section(serving, "validation")
     rate = validation.get("flip_rate")
     if not finite(rate):
-        return Rule("serving backend agrees with fp32", False,
-                    f"no validation agreement with fp32 for serving backend `{backend}` (flip_rate {rate!r}): the "
-                    "optimize step did not measure it")
-    detail = (f"`{backend}` changed {validation.get('label_flips')} of {validation.get('texts')} validation labels "
-              f"({100 * rate:.2f}%) vs maximum {100 * settings.max_backend_flip_rate:.2f}%; largest probability "
-              f"change {validation.get('max_probability_change', math.nan):.4f}")
+        return Rule(
+            "serving backend agrees with fp32",
+            False,
+            f"no validation agreement with fp32 for serving backend `{backend}` (flip_rate {rate!r}): the "
+            "optimize step did not measure it",
+        )
+    detail = (
+        f"`{backend}` changed {validation.get('label_flips')} of {validation.get('texts')} validation labels "
+        f"({100 * rate:.2f}%) vs maximum {100 * settings.max_backend_flip_rate:.2f}%; largest probability "
+        f"change {validation.get('max_probability_change', math.nan):.4f}"
+    )
     return Rule("serving backend agrees with fp32", rate <= settings.max_backend_flip_rate, detail)
 
 
 # The challenger's own rules, in report order: each reads the metrics and the settings and returns its
 # Rule, or None when its setting turns it off. The champion comparison follows them (``decide``).
 RULES: list[Callable[[dict[str, Any], GateSettings], Rule | None]] = [
-    accuracy_rule, class_recall_rule, behaviour_rule, serving_agreement_rule,
+    accuracy_rule,
+    class_recall_rule,
+    behaviour_rule,
+    serving_agreement_rule,
 ]
 
 
-def find_champion(metrics: dict[str, Any], settings: GateSettings,
-                  tracking_settings: TrackingSettings | None = None) -> tuple[dict[str, Any] | None, str]:
+def find_champion(
+    metrics: dict[str, Any], settings: GateSettings, tracking_settings: TrackingSettings | None = None
+) -> tuple[dict[str, Any] | None, str]:
     """The champion's metrics and where they came from, or the problem that kept them away.
 
     Preferred: the champion scored by the evaluate step on the same test split. Else the stored
@@ -207,7 +243,10 @@ def find_champion(metrics: dict[str, Any], settings: GateSettings,
         from textclf import tracking
 
         try:
-            champion, source = tracking.champion_metrics(tracking_settings or tracking.TrackingSettings()), "W&B production alias"
+            champion, source = (
+                tracking.champion_metrics(tracking_settings or tracking.TrackingSettings()),
+                "W&B production alias",
+            )
         except Exception as error:  # noqa: BLE001 - W&B unreachable with a key: fail closed
             return None, f"could not read the champion's metrics from W&B: {error}"
         if champion is None:
@@ -229,17 +268,23 @@ def render_decision(decision: Decision, metrics: dict[str, Any]) -> str:
     parts = [
         "# Gate decision",
         f"{verdict} (decided by: {decision.deciding_rule})",
-        markdown_table(["rule", "result", "detail"], [[r.name, PASS if r.passed else FAIL, r.detail] for r in decision.rules]),
+        markdown_table(
+            ["rule", "result", "detail"], [[r.name, PASS if r.passed else FAIL, r.detail] for r in decision.rules]
+        ),
     ]
     if decision.champion is not None:
         from textclf.evaluate import comparison_table
 
-        parts += [f"## Challenger vs champion ({decision.champion['source']})", comparison_table(metrics, decision.champion)]
+        parts += [
+            f"## Challenger vs champion ({decision.champion['source']})",
+            comparison_table(metrics, decision.champion),
+        ]
     return "\n\n".join(parts) + "\n"
 
 
-def gate(metrics_path: str, settings: GateSettings, report_path: str,
-         tracking_settings: TrackingSettings | None = None) -> Decision:
+def gate(
+    metrics_path: str, settings: GateSettings, report_path: str, tracking_settings: TrackingSettings | None = None
+) -> Decision:
     """Read the challenger's ``metrics.json``, decide, and write the reasons as Markdown.
 
     A metrics file that is missing or unreadable is a failed gate, not an exception: the pipeline

@@ -82,10 +82,14 @@ class DeploySettings:
 
     service_name: str = setting("textclf", "InferenceService name, also the model name in the predict URL.")
     namespace: str = setting("textclf", "Kubernetes namespace of the InferenceService.")
-    service_account: str = setting("textclf-serving", "Service account of the predictor pods (Workload Identity "
-                                   "reads the bucket).")
-    serving_image: str = setting(SERVER_IMAGE, "The model server image (serving/Dockerfile); with serving_gpus > 0 "
-                                 "this default stands for its CUDA variant, textclf-server-gpu.")
+    service_account: str = setting(
+        "textclf-serving", "Service account of the predictor pods (Workload Identity reads the bucket)."
+    )
+    serving_image: str = setting(
+        SERVER_IMAGE,
+        "The model server image (serving/Dockerfile); with serving_gpus > 0 "
+        "this default stands for its CUDA variant, textclf-server-gpu.",
+    )
     live_model_uri: str = live_model_uri_setting()
     canary_traffic_percent: int = setting(10, "Share of traffic (1-99) the new model receives while it is a canary.")
     min_replicas: int = setting(1, "Fewest predictor pods (0 allows scale to zero in Serverless mode).")
@@ -94,24 +98,34 @@ class DeploySettings:
     serving_memory: str = setting("4Gi", "Memory request and limit per predictor pod.")
     serving_gpus: int = setting(0, "NVIDIA GPUs per predictor pod (0 serves on CPU).")
     logger_url: str = setting("", "URL of the drift monitor for KServe's request/response logger; empty disables it.")
-    request_timeout_seconds: int = setting(60, "Seconds a request to the predictor may take before it is cut off "
-                                           "(KServe's predictor timeout).")
-    container_concurrency: int = setting(16, "Most requests one predictor pod holds at once: Knative's "
-                                         "containerConcurrency (Serverless) and the server's --max_queued_requests "
-                                         "(both modes; 503 with Retry-After above it).")
+    request_timeout_seconds: int = setting(
+        60, "Seconds a request to the predictor may take before it is cut off (KServe's predictor timeout)."
+    )
+    container_concurrency: int = setting(
+        16,
+        "Most requests one predictor pod holds at once: Knative's "
+        "containerConcurrency (Serverless) and the server's --max_queued_requests "
+        "(both modes; 503 with Retry-After above it).",
+    )
     serving_backend: str = serving_backend_setting()
     deployment_mode: str = setting(
-        SERVERLESS, "KServe deployment mode: serverless (Knative revisions; canaryTrafficPercent) or standard "
-        "(plain Deployments, no Knative; the canary in spec.canary, split by replica count).", choices=DEPLOYMENT_MODES)
-    apply: bool = setting(False, "Also create or patch the InferenceService in the cluster (needs the RBAC in "
-                          "manifests/setup/).")
+        SERVERLESS,
+        "KServe deployment mode: serverless (Knative revisions; canaryTrafficPercent) or standard "
+        "(plain Deployments, no Knative; the canary in spec.canary, split by replica count).",
+        choices=DEPLOYMENT_MODES,
+    )
+    apply: bool = setting(
+        False, "Also create or patch the InferenceService in the cluster (needs the RBAC in manifests/setup/)."
+    )
 
     def __post_init__(self):
         if not 1 <= self.canary_traffic_percent <= 99:
             raise ValueError(f"canary_traffic_percent must be 1-99, got {self.canary_traffic_percent}")
         if self.request_timeout_seconds < 1 or self.container_concurrency < 1:
-            raise ValueError(f"request_timeout_seconds and container_concurrency must be at least 1, got "
-                             f"{self.request_timeout_seconds}, {self.container_concurrency}")
+            raise ValueError(
+                f"request_timeout_seconds and container_concurrency must be at least 1, got "
+                f"{self.request_timeout_seconds}, {self.container_concurrency}"
+            )
         if not 0 <= self.min_replicas <= self.max_replicas:
             raise ValueError(f"need 0 <= min_replicas <= max_replicas, got {self.min_replicas}, {self.max_replicas}")
         if self.deployment_mode not in DEPLOYMENT_MODES:
@@ -121,19 +135,32 @@ class DeploySettings:
                 raise ValueError("Standard mode cannot scale to zero (its HPA needs min_replicas >= 1)")
             longest = predictor_service_name(self.service_name, predictor_name("any"))
             if len(longest) > DNS_LABEL_MAX:
-                raise ValueError(f"service_name {self.service_name!r} is too long for Standard mode: the predictor "
-                                 f"Service {longest!r} must fit {DNS_LABEL_MAX} characters")
+                raise ValueError(
+                    f"service_name {self.service_name!r} is too long for Standard mode: the predictor "
+                    f"Service {longest!r} must fit {DNS_LABEL_MAX} characters"
+                )
 
 
 def predictor_container(model_uri: str, settings: DeploySettings, backend: str = REFERENCE) -> dict:
     """The ``kserve-container``: our server image reading the model KServe puts at /mnt/models, with
     its backend pinned (``--backend``: every replica serves the same numbers, from the prebuilt artifact)."""
-    from kubernetes.client import (ApiClient, V1Capabilities, V1Container, V1ContainerPort, V1EnvVar,
-                                   V1ResourceRequirements, V1SeccompProfile, V1SecurityContext, V1VolumeMount)
+    from kubernetes.client import (
+        ApiClient,
+        V1Capabilities,
+        V1Container,
+        V1ContainerPort,
+        V1EnvVar,
+        V1ResourceRequirements,
+        V1SeccompProfile,
+        V1SecurityContext,
+        V1VolumeMount,
+    )
 
     if backend == AUTO:
-        raise ValueError("a manifest pins a backend by name, never auto: resolve it from the model's serving.json "
-                         "(textclf.inference.resolve_backend)")
+        raise ValueError(
+            "a manifest pins a backend by name, never auto: resolve it from the model's serving.json "
+            "(textclf.inference.resolve_backend)"
+        )
     backend_kind(backend)  # an unknown name fails here, not in a crash-looping pod
 
     limits = {"cpu": settings.serving_cpu, "memory": settings.serving_memory}
@@ -142,18 +169,32 @@ def predictor_container(model_uri: str, settings: DeploySettings, backend: str =
     container = V1Container(
         name=KSERVE_CONTAINER,
         image=serving_image(settings),
-        args=["--model_name", settings.service_name, "--model_dir", MODEL_MOUNT,
-              "--max_queued_requests", str(settings.container_concurrency), "--backend", backend],
+        args=[
+            "--model_name",
+            settings.service_name,
+            "--model_dir",
+            MODEL_MOUNT,
+            "--max_queued_requests",
+            str(settings.container_concurrency),
+            "--backend",
+            backend,
+        ],
         env=[V1EnvVar(name=STORAGE_URI_ENV, value=model_uri)],
         ports=[V1ContainerPort(container_port=SERVER_PORT, protocol="TCP")],
         readiness_probe=model_probe(settings.service_name, period=5, failures=3),
         liveness_probe=model_probe(settings.service_name, period=15, failures=4, initial_delay=60),
-        resources=V1ResourceRequirements(requests={"cpu": settings.serving_cpu, "memory": settings.serving_memory},
-                                         limits=limits),
+        resources=V1ResourceRequirements(
+            requests={"cpu": settings.serving_cpu, "memory": settings.serving_memory}, limits=limits
+        ),
         security_context=V1SecurityContext(
-            allow_privilege_escalation=False, capabilities=V1Capabilities(drop=["ALL"]),
-            read_only_root_filesystem=True, run_as_non_root=True, run_as_user=SERVER_UID, run_as_group=SERVER_UID,
-            seccomp_profile=V1SeccompProfile(type="RuntimeDefault")),
+            allow_privilege_escalation=False,
+            capabilities=V1Capabilities(drop=["ALL"]),
+            read_only_root_filesystem=True,
+            run_as_non_root=True,
+            run_as_user=SERVER_UID,
+            run_as_group=SERVER_UID,
+            seccomp_profile=V1SeccompProfile(type="RuntimeDefault"),
+        ),
         volume_mounts=[V1VolumeMount(name=name, mount_path=path) for name, (path, _) in WRITABLE_DIRS.items()],
     )
     return ApiClient().sanitize_for_serialization(container)
@@ -173,28 +214,42 @@ def model_probe(model_name: str, period: int, failures: int, initial_delay: int 
     restarted (liveness)."""
     from kubernetes.client import V1HTTPGetAction, V1Probe
 
-    return V1Probe(http_get=V1HTTPGetAction(path=f"/v1/models/{model_name}", port=SERVER_PORT),
-                   initial_delay_seconds=initial_delay or None, period_seconds=period, timeout_seconds=5,
-                   failure_threshold=failures)
+    return V1Probe(
+        http_get=V1HTTPGetAction(path=f"/v1/models/{model_name}", port=SERVER_PORT),
+        initial_delay_seconds=initial_delay or None,
+        period_seconds=period,
+        timeout_seconds=5,
+        failure_threshold=failures,
+    )
 
 
 def predictor_pod_fields(settings: DeploySettings) -> dict:
     """The pod-level half of the hardening: seccomp and non-root for every container KServe and Knative
     add (storage initializer, queue-proxy), no Kubernetes API token (the predictor never calls the API;
     Workload Identity does not need it), and the emptyDirs the read-only root filesystem needs."""
-    from kubernetes.client import (ApiClient, V1EmptyDirVolumeSource, V1PodSecurityContext, V1SeccompProfile,
-                                   V1Volume)
+    from kubernetes.client import ApiClient, V1EmptyDirVolumeSource, V1PodSecurityContext, V1SeccompProfile, V1Volume
 
-    volumes = [V1Volume(name=name, empty_dir=V1EmptyDirVolumeSource(size_limit=size))
-               for name, (_, size) in WRITABLE_DIRS.items()]
+    volumes = [
+        V1Volume(name=name, empty_dir=V1EmptyDirVolumeSource(size_limit=size))
+        for name, (_, size) in WRITABLE_DIRS.items()
+    ]
     security = V1PodSecurityContext(run_as_non_root=True, seccomp_profile=V1SeccompProfile(type="RuntimeDefault"))
     client = ApiClient()
-    return {"automountServiceAccountToken": False, "securityContext": client.sanitize_for_serialization(security),
-            "timeout": settings.request_timeout_seconds, "volumes": client.sanitize_for_serialization(volumes)}
+    return {
+        "automountServiceAccountToken": False,
+        "securityContext": client.sanitize_for_serialization(security),
+        "timeout": settings.request_timeout_seconds,
+        "volumes": client.sanitize_for_serialization(volumes),
+    }
 
 
-def build_inference_service(model_uri: str, settings: DeploySettings, metrics_uri: str = "", backend: str = REFERENCE,
-                            live_backend: str = REFERENCE) -> dict:
+def build_inference_service(
+    model_uri: str,
+    settings: DeploySettings,
+    metrics_uri: str = "",
+    backend: str = REFERENCE,
+    live_backend: str = REFERENCE,
+) -> dict:
     """The InferenceService for ``model_uri`` as a plain dict (ready for YAML or the API).
 
     With ``settings.live_model_uri`` set to another model, ``model_uri`` is its canary. ``backend``
@@ -219,7 +274,9 @@ def build_inference_service(model_uri: str, settings: DeploySettings, metrics_ur
     if canary:
         annotations[f"{ANNOTATION_PREFIX}/previous-model-uri"] = settings.live_model_uri
     if serverless:
-        spec = {"predictor": _predictor(model_uri, settings, backend, settings.canary_traffic_percent if canary else None)}
+        spec = {
+            "predictor": _predictor(model_uri, settings, backend, settings.canary_traffic_percent if canary else None)
+        }
     else:
         spec = _standard_spec(model_uri, settings, canary, backend, live_backend)
     return {
@@ -227,8 +284,11 @@ def build_inference_service(model_uri: str, settings: DeploySettings, metrics_ur
         "kind": "InferenceService",
         "metadata": {
             "annotations": annotations,
-            "labels": {"app.kubernetes.io/name": settings.service_name, "app.kubernetes.io/part-of": "textclf",
-                       **VISIBILITY_LABEL},
+            "labels": {
+                "app.kubernetes.io/name": settings.service_name,
+                "app.kubernetes.io/part-of": "textclf",
+                **VISIBILITY_LABEL,
+            },
             "name": settings.service_name,
             "namespace": settings.namespace,
         },
@@ -321,7 +381,9 @@ def deployment_mode_of(isvc: dict) -> str | None:
     Raises:
         ValueError: a deployment mode this project does not roll out (ModelMesh) or does not know.
     """
-    value = isvc.get("metadata", {}).get("annotations", {}).get(MODE_ANNOTATION) or isvc.get("status", {}).get("deploymentMode")
+    value = isvc.get("metadata", {}).get("annotations", {}).get(MODE_ANNOTATION) or isvc.get("status", {}).get(
+        "deploymentMode"
+    )
     if not value:
         return None
     if value not in MODE_OF_ANNOTATION:
@@ -355,18 +417,24 @@ def admission_problems(isvc: dict) -> list[str]:
 def _canary_problems(service_name: str, stable: dict, canaries: list[dict]) -> list[str]:
     problems = []
     if model_uri_of(stable) is None and "model" not in stable:
-        problems.append(f"a canary needs a stable predictor with a model: env {STORAGE_URI_ENV} on "
-                        f"{KSERVE_CONTAINER}, or a storageUri")
+        problems.append(
+            f"a canary needs a stable predictor with a model: env {STORAGE_URI_ENV} on "
+            f"{KSERVE_CONTAINER}, or a storageUri"
+        )
     names = [canary.get("predictor", {}).get("name") for canary in canaries]
     for index, (name, canary) in enumerate(zip(names, canaries)):
         where = f"spec.canary[{index}]"
         if not name:
             problems.append(f"{where}.predictor.name is required")
         elif names.count(name) > 1 or name == stable.get("name"):
-            problems.append(f"{where}.predictor.name {name!r} must differ from the stable predictor's and the other canaries'")
+            problems.append(
+                f"{where}.predictor.name {name!r} must differ from the stable predictor's and the other canaries'"
+            )
         elif len(predictor_service_name(service_name, name)) > DNS_LABEL_MAX:
-            problems.append(f"{where}: Service name {predictor_service_name(service_name, name)!r} is over "
-                            f"{DNS_LABEL_MAX} characters")
+            problems.append(
+                f"{where}: Service name {predictor_service_name(service_name, name)!r} is over "
+                f"{DNS_LABEL_MAX} characters"
+            )
         forbidden = [key for key in CANARY_FORBIDDEN if canary.get("predictor", {}).get(key)]
         if forbidden:
             problems.append(f"{where}.predictor must not set {', '.join(forbidden)} (a canary runs fixed replicas)")

@@ -38,14 +38,33 @@ import numpy as np
 import pandas as pd
 
 from textclf.data.accounting import BadRows, Fingerprint, RowLedger, RowStats
-from textclf.data.errors import (EmptySourceError, EmptySplitError, IngestError, LabelColumnError,  # noqa: F401 - public names
-                                 MissingColumnError, SingleClassError, SourceEncodingError, SourceError,
-                                 SplitNameError)
-from textclf.data.labels import LabelMapper, LabelScan, is_missing, label_vocabulary  # noqa: F401 - public names
+from textclf.data.errors import (  # noqa: F401 - public names
+    EmptySourceError,
+    EmptySplitError,
+    IngestError,
+    LabelColumnError,
+    MissingColumnError,
+    SingleClassError,
+    SourceEncodingError,
+    SourceError,
+    SplitNameError,
+)
+from textclf.data.labels import LabelMapper, LabelScan, is_missing, label_vocabulary
 from textclf.data.shards import Layout, MemoryWriter, ShardWriter
 from textclf.data.sources import DEFAULT_SAMPLE_SIZE, FrameShard, Source, open_source, read_frame  # noqa: F401
-from textclf.data.splits import (SAMPLE_SALT, SPLIT_CODE, SPLITS, SplitRule, carved_splits, normalise,  # noqa: F401
-                                 sample_mask, split_alias, split_from_name, text_key, uniform)
+from textclf.data.splits import (  # noqa: F401
+    SAMPLE_SALT,
+    SPLIT_CODE,
+    SPLITS,
+    SplitRule,
+    carved_splits,
+    normalise,
+    sample_mask,
+    split_alias,
+    split_from_name,
+    text_key,
+    uniform,
+)
 from textclf.settings import seed_setting, setting, source_setting
 
 log = logging.getLogger(__name__)
@@ -58,22 +77,39 @@ class IngestSettings:
     source: str = source_setting()
     text_column: str = setting("text", "Column holding the text.")
     label_column: str = setting("label", "Column holding the label (strings or ints).")
-    split_column: str = setting("split", "Column holding the source's split (train/validation/test, also "
-                                "valid/val/dev), used when present; else the files' names give it when the source "
-                                "is a folder or glob whose every file or folder is named train*, validation*/valid*/"
-                                "dev* or test* (as Hugging Face datasets reads them); else the data is split here, "
-                                "stratified and seeded. A split the source lacks is carved from its train rows.")
-    label_names: str = setting("", "Comma-separated class names in id order for int labels (e.g. "
-                               "negative,positive for IMDB's 0/1); empty: derived from the data.")
-    validation_fraction: float = setting(0.1, "Share of rows for validation when the split is made here "
-                                         "(of the train rows when the source has train but no validation).")
-    test_fraction: float = setting(0.1, "Share of rows for test when the split is made here (of the train rows "
-                                   "when the source has train but no test).")
+    split_column: str = setting(
+        "split",
+        "Column holding the source's split (train/validation/test, also "
+        "valid/val/dev), used when present; else the files' names give it when the source "
+        "is a folder or glob whose every file or folder is named train*, validation*/valid*/"
+        "dev* or test* (as Hugging Face datasets reads them); else the data is split here, "
+        "stratified and seeded. A split the source lacks is carved from its train rows.",
+    )
+    label_names: str = setting(
+        "",
+        "Comma-separated class names in id order for int labels (e.g. "
+        "negative,positive for IMDB's 0/1); empty: derived from the data.",
+    )
+    validation_fraction: float = setting(
+        0.1,
+        "Share of rows for validation when the split is made here "
+        "(of the train rows when the source has train but no validation).",
+    )
+    test_fraction: float = setting(
+        0.1,
+        "Share of rows for test when the split is made here (of the train rows when the source has train but no test).",
+    )
     seed: int = seed_setting()
-    sample_size: int = setting(0, "Keep about this many rows (a seeded hash of each text decides, so the "
-                               "sample is stratified by split and class in expectation); 0 keeps all.")
-    encoding: str = setting("utf-8", "Text encoding of CSV, TSV and JSON-lines files (utf-8, latin-1, cp1252, "
-                            "...); Parquet and hf:// data are UTF-8 by definition.")
+    sample_size: int = setting(
+        0,
+        "Keep about this many rows (a seeded hash of each text decides, so the "
+        "sample is stratified by split and class in expectation); 0 keeps all.",
+    )
+    encoding: str = setting(
+        "utf-8",
+        "Text encoding of CSV, TSV and JSON-lines files (utf-8, latin-1, cp1252, "
+        "...); Parquet and hf:// data are UTF-8 by definition.",
+    )
 
     def __post_init__(self):
         for name in ("validation_fraction", "test_fraction"):
@@ -86,8 +122,9 @@ class IngestSettings:
         try:
             codecs.lookup(self.encoding)
         except LookupError:
-            raise IngestError(f"unknown encoding {self.encoding!r}: use a Python codec name such as utf-8, "
-                              "latin-1 or cp1252") from None
+            raise IngestError(
+                f"unknown encoding {self.encoding!r}: use a Python codec name such as utf-8, latin-1 or cp1252"
+            ) from None
 
 
 @dataclasses.dataclass
@@ -176,13 +213,16 @@ def split_origin(source: Source, settings: IngestSettings) -> SplitOrigin:
         columns = shard.columns()
         for role, column in (("text_column", settings.text_column), ("label_column", settings.label_column)):
             if column not in columns:
-                raise MissingColumnError(f"{role} {column!r} is not in {shard.name}; its columns are: "
-                                         f"{', '.join(map(str, columns))}")
+                raise MissingColumnError(
+                    f"{role} {column!r} is not in {shard.name}; its columns are: {', '.join(map(str, columns))}"
+                )
         with_split.append(settings.split_column in columns)
     if any(with_split) and not all(with_split):
         has, lacks = (next(s.name for s, w in zip(source.shards, with_split) if w is flag) for flag in (True, False))
-        raise MissingColumnError(f"split_column {settings.split_column!r} is in {has} but not in {lacks}: "
-                                 "every file of a source needs it, or none")
+        raise MissingColumnError(
+            f"split_column {settings.split_column!r} is in {has} but not in {lacks}: "
+            "every file of a source needs it, or none"
+        )
     if with_split and all(with_split):
         return SplitOrigin(SPLIT_BY_COLUMN, settings.split_column)
     named = {shard.name: split_from_name(shard.relative) for shard in source.shards if shard.relative is not None}
@@ -195,7 +235,8 @@ def split_origin(source: Source, settings: IngestSettings) -> SplitOrigin:
             f"{source.description}: file names give the split of {example} ({named[example]}) but not of "
             f"{(unnamed or ['a file'])[0]} ({len(unnamed)} of {len(source.shards)} files name no split). Name every "
             "file or folder train*, validation*/valid*/dev* or test*, narrow the glob, or give the rows a "
-            f"{settings.split_column!r} column")
+            f"{settings.split_column!r} column"
+        )
     return SplitOrigin(SPLIT_BY_NAMES, settings.split_column, {name: split for name, split in named.items() if split})
 
 
@@ -222,7 +263,9 @@ def plan_rows(source: Source, settings: IngestSettings, origin: SplitOrigin, chu
     carve = carved_splits(present) if origin.from_source else ()
     for split in carve:
         fraction = settings.validation_fraction if split == "validation" else settings.test_fraction
-        log.info("the source's %s has no %s split: carving %.0f%% of its train rows", origin.kind, split, 100 * fraction)
+        log.info(
+            "the source's %s has no %s split: carving %.0f%% of its train rows", origin.kind, split, 100 * fraction
+        )
     rule = SplitRule(settings.test_fraction, settings.validation_fraction, settings.seed, origin.from_source, carve)
     rate = 1.0
     if settings.sample_size and scan is not None:  # a sample size always scans the labels (above)
@@ -231,8 +274,15 @@ def plan_rows(source: Source, settings: IngestSettings, origin: SplitOrigin, chu
     return Plan(names, mapper, rule, rate, origin)
 
 
-def check_rows(frame: pd.DataFrame, first_row: int, file: str | None, settings: IngestSettings, plan: Plan,
-               has_split: bool, bad: BadRows) -> dict:
+def check_rows(
+    frame: pd.DataFrame,
+    first_row: int,
+    file: str | None,
+    settings: IngestSettings,
+    plan: Plan,
+    has_split: bool,
+    bad: BadRows,
+) -> dict:
     """The chunk's good rows as lists (text stripped, label id, source split code, key, words) and
     its bad rows recorded in ``bad``."""
     texts = frame[settings.text_column].tolist()
@@ -309,16 +359,21 @@ def check_outcome(outcome: Outcome, settings: IngestSettings) -> None:
         found = ", ".join(names[c] for c in sorted(outcome.classes)) or "none"
         if not outcome.read_rows:
             raise EmptySourceError(f"the source {settings.source!r} has no rows")
-        raise SingleClassError(f"the dataset needs at least two classes in {settings.label_column!r}; found: {found} "
-                               f"({outcome.read_rows - outcome.bad.count} usable rows, {outcome.bad.count} bad rows)")
+        raise SingleClassError(
+            f"the dataset needs at least two classes in {settings.label_column!r}; found: {found} "
+            f"({outcome.read_rows - outcome.bad.count} usable rows, {outcome.bad.count} bad rows)"
+        )
     per_split = dict(zip(SPLITS, outcome.stats.counts(len(names)).sum(axis=0).tolist()))
     for split in SPLITS:
         if not per_split[split]:
-            where = {SPLIT_BY_COLUMN: f"the source's {settings.split_column!r} column",
-                     SPLIT_BY_NAMES: "the file names (" + describe_files(outcome.plan.origin) + ")"}.get(
-                         outcome.plan.origin.kind, "the split")
-            raise EmptySplitError(f"split {split!r} is empty after {where} ({outcome.ledger.rows} usable rows: "
-                                  f"{ {k: v for k, v in per_split.items() if v} })")
+            where = {
+                SPLIT_BY_COLUMN: f"the source's {settings.split_column!r} column",
+                SPLIT_BY_NAMES: "the file names (" + describe_files(outcome.plan.origin) + ")",
+            }.get(outcome.plan.origin.kind, "the split")
+            raise EmptySplitError(
+                f"split {split!r} is empty after {where} ({outcome.ledger.rows} usable rows: "
+                f"{ {k: v for k, v in per_split.items() if v} })"
+            )
 
 
 def describe_files(origin: SplitOrigin) -> str:
@@ -334,8 +389,12 @@ def describe(outcome: Outcome, settings: IngestSettings, source_files: int) -> t
     """The artifact metadata and the warnings (a class missing from a split)."""
     names = outcome.plan.names
     counts = outcome.stats.counts(len(names))
-    warnings = [f"class {names[label]!r} has no rows in split {split!r}"
-                for s, split in enumerate(SPLITS) for label in range(len(names)) if not counts[label, s]]
+    warnings = [
+        f"class {names[label]!r} has no rows in split {split!r}"
+        for s, split in enumerate(SPLITS)
+        for label in range(len(names))
+        if not counts[label, s]
+    ]
     metadata = {
         "source": settings.source,
         "source_files": source_files,
@@ -355,8 +414,9 @@ def describe(outcome: Outcome, settings: IngestSettings, source_files: int) -> t
     return metadata, warnings
 
 
-def prepare(raw: pd.DataFrame, settings: IngestSettings, chunk_rows: int = Layout.chunk_rows
-            ) -> tuple[pd.DataFrame, list[str], list[dict]]:
+def prepare(
+    raw: pd.DataFrame, settings: IngestSettings, chunk_rows: int = Layout.chunk_rows
+) -> tuple[pd.DataFrame, list[str], list[dict]]:
     """Turn a frame of source rows into (dataset, label names, bad rows), in memory: the same code
     path as ``ingest`` for small data and tests (ClassLabel names may come in ``raw.attrs["label_names"]``).
 
@@ -378,12 +438,18 @@ def fingerprint(frame: pd.DataFrame, labels: list[str]) -> str:
 
 def read_source(settings: IngestSettings) -> pd.DataFrame:
     """The whole source in one frame with its own columns: for small sources (demos), not the pipeline."""
-    return read_frame(settings.source, encoding=settings.encoding, seed=settings.seed,
-                      sample_size=settings.sample_size, split_column=settings.split_column)
+    return read_frame(
+        settings.source,
+        encoding=settings.encoding,
+        seed=settings.seed,
+        sample_size=settings.sample_size,
+        split_column=settings.split_column,
+    )
 
 
-def ingest(settings: IngestSettings, output_path: str, card_path: str | None = None,
-           layout: Layout = Layout()) -> IngestResult:
+def ingest(
+    settings: IngestSettings, output_path: str, card_path: str | None = None, layout: Layout = Layout()
+) -> IngestResult:
     """Read ``settings.source``, write the dataset's Parquet shards into ``output_path`` and the data card.
 
     Args:
@@ -401,8 +467,13 @@ def ingest(settings: IngestSettings, output_path: str, card_path: str | None = N
         IngestError: a subclass that names the problem (source, file, column, class or split).
     """
     started = time.monotonic()
-    with open_source(settings.source, encoding=settings.encoding, seed=settings.seed,
-                     sample_size=settings.sample_size, split_column=settings.split_column) as source:
+    with open_source(
+        settings.source,
+        encoding=settings.encoding,
+        seed=settings.seed,
+        sample_size=settings.sample_size,
+        split_column=settings.split_column,
+    ) as source:
         with ShardWriter(output_path, layout) as writer:
             outcome = ingest_rows(source, settings, writer, layout.chunk_rows)
         files = len(source.shards)
@@ -414,7 +485,15 @@ def ingest(settings: IngestSettings, output_path: str, card_path: str | None = N
 
         write_data_card(card_path, outcome.stats, metadata, outcome.bad.listed, warnings)
     elapsed = max(time.monotonic() - started, 1e-9)
-    log.info("ingested %d of %d rows from %d file(s) (%s), %d bad, in %.1fs (%.0f rows/s); fingerprint %s",
-             metadata["num_rows"], outcome.read_rows, files, ", ".join(f"{k} {v}" for k, v in metadata["rows"].items()),
-             outcome.bad.count, elapsed, outcome.read_rows / elapsed, metadata["fingerprint"][:12])
+    log.info(
+        "ingested %d of %d rows from %d file(s) (%s), %d bad, in %.1fs (%.0f rows/s); fingerprint %s",
+        metadata["num_rows"],
+        outcome.read_rows,
+        files,
+        ", ".join(f"{k} {v}" for k, v in metadata["rows"].items()),
+        outcome.bad.count,
+        elapsed,
+        outcome.read_rows / elapsed,
+        metadata["fingerprint"][:12],
+    )
     return IngestResult(metadata=metadata, bad_rows=outcome.bad.listed, warnings=warnings)

@@ -45,13 +45,19 @@ WARM_UP_TEXTS = 8  # scored once by each backend before it is timed (allocations
 class OptimizeSettings:
     """Which serving backends are built and how they are measured."""
 
-    candidate_backends: str = setting(ALL, "Serving backends to build and measure against fp32 PyTorch, comma-"
-                                      f"separated ({', '.join(BACKENDS)}), or all: every one this CPU "
-                                      "runs well (torch-bf16 only with native bf16). torch is always measured: it "
-                                      "is the reference.")
+    candidate_backends: str = setting(
+        ALL,
+        "Serving backends to build and measure against fp32 PyTorch, comma-"
+        f"separated ({', '.join(BACKENDS)}), or all: every one this CPU "
+        "runs well (torch-bf16 only with native bf16). torch is always measured: it "
+        "is the reference.",
+    )
     max_backend_flip_rate: float = backend_flip_rate_setting()
-    max_agreement_texts: int = setting(5000, "Most validation texts the backends are measured on (a seeded sample "
-                                       "of a larger split, held in memory): bounds the step's time.")
+    max_agreement_texts: int = setting(
+        5000,
+        "Most validation texts the backends are measured on (a seeded sample "
+        "of a larger split, held in memory): bounds the step's time.",
+    )
     seed: int = seed_setting()
 
     def __post_init__(self):
@@ -63,8 +69,11 @@ class OptimizeSettings:
 
     def candidates(self) -> list[str]:
         """The backends to measure, the reference first, in registry order."""
-        names = list(BACKENDS) if self.candidate_backends.strip() == ALL else [
-            name.strip() for name in self.candidate_backends.split(",") if name.strip()]
+        names = (
+            list(BACKENDS)
+            if self.candidate_backends.strip() == ALL
+            else [name.strip() for name in self.candidate_backends.split(",") if name.strip()]
+        )
         unknown = sorted(set(names) - set(BACKENDS))
         if unknown:
             raise ValueError(f"candidate_backends: unknown {unknown}; expected {ALL} or names of {', '.join(BACKENDS)}")
@@ -191,8 +200,11 @@ class Measurer:
         return probabilities
 
     def result(self, name: str) -> dict:
-        return {**self.agreement[name].to_dict(), "seconds": round(self.seconds[name], 3),
-                "texts_per_second": self.agreement[name].texts / max(self.seconds[name], 1e-9)}
+        return {
+            **self.agreement[name].to_dict(),
+            "seconds": round(self.seconds[name], 3),
+            "texts_per_second": self.agreement[name].texts / max(self.seconds[name], 1e-9),
+        }
 
     def results(self) -> dict[str, dict]:
         return {name: self.result(name) for name in self.engines}
@@ -210,16 +222,26 @@ def measure(model_dir: Path, names: list[str], batches: Iterator[tuple[list[str]
         if time.perf_counter() - logged >= PROGRESS_SECONDS:
             logged = time.perf_counter()
             done = measurer.agreement[names[0]].texts
-            log.info("scored %d texts with %d backends (%.1f texts/s for all of them)", done, len(names),
-                     done / (logged - started))
+            log.info(
+                "scored %d texts with %d backends (%.1f texts/s for all of them)",
+                done,
+                len(names),
+                done / (logged - started),
+            )
     return log_results(measurer.results())
 
 
 def log_results(results: dict[str, dict]) -> dict[str, dict]:
     for name, result in results.items():
-        log.info("%s: %.1f texts/s, %d of %d labels differ from fp32 (%.2f%%), largest probability change %.4f",
-                 name, result["texts_per_second"], result["label_flips"], result["texts"], 100 * result["flip_rate"],
-                 result["max_probability_change"])
+        log.info(
+            "%s: %.1f texts/s, %d of %d labels differ from fp32 (%.2f%%), largest probability change %.4f",
+            name,
+            result["texts_per_second"],
+            result["label_flips"],
+            result["texts"],
+            100 * result["flip_rate"],
+            result["max_probability_change"],
+        )
     return results
 
 
@@ -236,12 +258,18 @@ def screen_then_confirm(engines: dict, texts: list[str], labels: list[int], max_
     reason). The reference always scores every text. ``engines``: name -> ``Engine``, the reference among them."""
     names = list(engines)
     measurer = Measurer(engines)
-    screen, rest = chunks(texts[:SCREEN_TEXTS], labels[:SCREEN_TEXTS]), chunks(texts[SCREEN_TEXTS:], labels[SCREEN_TEXTS:])
+    screen, rest = (
+        chunks(texts[:SCREEN_TEXTS], labels[:SCREEN_TEXTS]),
+        chunks(texts[SCREEN_TEXTS:], labels[SCREEN_TEXTS:]),
+    )
     for batch in screen:
         measurer.add(*batch)
     speeds = {name: result["texts_per_second"] for name, result in measurer.results().items()}
-    contenders = sorted((name for name in names if name != REFERENCE and speeds[name] > speeds[REFERENCE]),
-                        key=lambda name: speeds[name], reverse=True)
+    contenders = sorted(
+        (name for name in names if name != REFERENCE and speeds[name] > speeds[REFERENCE]),
+        key=lambda name: speeds[name],
+        reverse=True,
+    )
     allowed_flips = max_flip_rate * len(texts)
     references = [measurer.confirm(REFERENCE, batch) for batch in rest]  # fp32 on the rest, once
     chosen = None
@@ -253,8 +281,12 @@ def screen_then_confirm(engines: dict, texts: list[str], labels: list[int], max_
         if measurer.agreement[name].texts == len(texts) and measurer.agreement[name].label_flips <= allowed_flips:
             chosen = name
             break
-    return log_results({name: note(measurer.result(name), len(texts), chosen if name in contenders else None,
-                                   allowed_flips) for name in names})
+    return log_results(
+        {
+            name: note(measurer.result(name), len(texts), chosen if name in contenders else None, allowed_flips)
+            for name in names
+        }
+    )
 
 
 def note(result: dict, total: int, chosen: str | None, allowed_flips: float) -> dict:
@@ -272,7 +304,9 @@ def note(result: dict, total: int, chosen: str | None, allowed_flips: float) -> 
     return result
 
 
-def optimize(model_dir: str, tokenized_dir: str | None, output_dir: str, settings: OptimizeSettings | None = None) -> dict:
+def optimize(
+    model_dir: str, tokenized_dir: str | None, output_dir: str, settings: OptimizeSettings | None = None
+) -> dict:
     """Build, measure and choose; writes the new Model directory with ``serving.json``.
 
     Args:
@@ -294,8 +328,11 @@ def optimize(model_dir: str, tokenized_dir: str | None, output_dir: str, setting
     out = copy_model(model_dir, output_dir)
     backends = build_artifacts(out, settings.candidates())
     runnable = [name for name in settings.candidates() if not {"skipped", "error"} & backends[name].keys()]
-    batches = (validation_batches(tokenized_dir, settings.max_agreement_texts, settings.seed) if tokenized_dir
-               else probe_batches(model_dir))
+    batches = (
+        validation_batches(tokenized_dir, settings.max_agreement_texts, settings.seed)
+        if tokenized_dir
+        else probe_batches(model_dir)
+    )
     pairs = [pair for texts, labels in batches for pair in zip(texts, labels)]  # at most max_agreement_texts
     if not pairs:
         raise ValueError(f"no validation texts to measure the backends on (model {model_dir})")
@@ -306,9 +343,17 @@ def optimize(model_dir: str, tokenized_dir: str | None, output_dir: str, setting
         backends[name].update(result)
     chosen, reason = choose(backends, settings.max_backend_flip_rate)
     log.info("serving backend: %s", reason)
-    content = {"backend": chosen, "reason": reason, "rule": RULE, "reference": runnable[0],
-               "max_flip_rate": settings.max_backend_flip_rate, "split": "validation" if tokenized_dir else "probe",
-               "measured_on": cpu_summary(), "seconds": round(time.perf_counter() - started, 1), "backends": backends}
+    content = {
+        "backend": chosen,
+        "reason": reason,
+        "rule": RULE,
+        "reference": runnable[0],
+        "max_flip_rate": settings.max_backend_flip_rate,
+        "split": "validation" if tokenized_dir else "probe",
+        "measured_on": cpu_summary(),
+        "seconds": round(time.perf_counter() - started, 1),
+        "backends": backends,
+    }
     write_serving_file(out, content)
     return content
 
@@ -322,10 +367,13 @@ def main(argv: list[str] | None = None) -> None:
     class Paths:
         model_dir: str = setting("", "The trained Model directory.")
         output_dir: str = setting("", "Where the optimized Model directory is written.")
-        tokenized_dir: str = setting("", "The tokenize step's folder (validation split); empty: the model's probe texts.")
+        tokenized_dir: str = setting(
+            "", "The tokenize step's folder (validation split); empty: the model's probe texts."
+        )
 
-    parser = SettingsParser([Paths, OptimizeSettings], description=main.__doc__,
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = SettingsParser(
+        [Paths, OptimizeSettings], description=main.__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     paths, settings = parser.parse_args_into_dataclasses(argv)
     if not paths.model_dir or not paths.output_dir:
         parser.error("--model_dir and --output_dir are required")

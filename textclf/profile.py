@@ -32,10 +32,11 @@ import functools
 import json
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -234,11 +235,13 @@ class ReferenceProfileBuilder:
         tokenizer = self.tokenizer
         return {
             "format": PROFILE_FORMAT,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "n_samples": self.n,
             "label_names": self.label_names,
-            "labels": {"true_share": _shares(self.label_names, self.true),
-                       "predicted_share": _shares(self.label_names, self.predicted)},
+            "labels": {
+                "true_share": _shares(self.label_names, self.true),
+                "predicted_share": _shares(self.label_names, self.predicted),
+            },
             "score": {"edges": list(SCORE_EDGES), "counts": list(self.scores)},
             "tokens": {
                 "edges": length_edges,
@@ -310,7 +313,11 @@ def load_profile(path: str | Path) -> dict[str, Any]:
             "rebuild it: the pipeline's train step writes one next to the model, or call "
             "textclf.profile.build_reference_profile"
         )
-    missing = [key for key in ("label_names", "labels", "score", "tokens", "unknown_token_rate", "charset") if key not in profile]
+    missing = [
+        key
+        for key in ("label_names", "labels", "score", "tokens", "unknown_token_rate", "charset")
+        if key not in profile
+    ]
     if missing:
         raise ProfileError(f"{path}: missing sections {missing}")
     for section in ("score", "tokens"):

@@ -152,32 +152,46 @@ def require_at_least(settings: Any, minimum: int, *names: str) -> None:
 
 # Settings more than one step takes: declared here once, used as ``name: type = SHARED.x()``.
 def base_model_setting():
-    return setting(DEFAULT_BASE_MODEL, "Base model: offline:all-MiniLM-L6-v2 (packaged with the project), "
-                   "a Hugging Face hub id, or a local or gs:// save_pretrained directory.")
+    return setting(
+        DEFAULT_BASE_MODEL,
+        "Base model: offline:all-MiniLM-L6-v2 (packaged with the project), "
+        "a Hugging Face hub id, or a local or gs:// save_pretrained directory.",
+    )
 
 
 def seed_setting():
-    return setting(42, "Seed of the split, the subsample, the generated sample, initialisation, batch "
-                   "order and the behavioural suites.")
+    return setting(
+        42,
+        "Seed of the split, the subsample, the generated sample, initialisation, batch "
+        "order and the behavioural suites.",
+    )
 
 
 def live_model_uri_setting():
-    return setting("", "Storage URI of the model now serving (the champion): evaluate scores it on the same test "
-                   "split and suites, and the new model is rolled out as its canary. Empty: none yet.")
+    return setting(
+        "",
+        "Storage URI of the model now serving (the champion): evaluate scores it on the same test "
+        "split and suites, and the new model is rolled out as its canary. Empty: none yet.",
+    )
 
 
 def source_setting() -> Any:
     from textclf.data.formats import FORMATS  # the file formats' registry (light: no pandas at import)
 
-    return setting("sample:2000", f"Data: sample:N (N generated reviews); a {'/'.join(FORMATS)} file (each "
-                   "optionally .gz), a folder of them or a glob (data/part-*.csv.gz), local or on gs:// "
-                   "(gs://bucket/export/*.parquet); or hf://owner/name[:config].")
+    return setting(
+        "sample:2000",
+        f"Data: sample:N (N generated reviews); a {'/'.join(FORMATS)} file (each "
+        "optionally .gz), a folder of them or a glob (data/part-*.csv.gz), local or on gs:// "
+        "(gs://bucket/export/*.parquet); or hf://owner/name[:config].",
+    )
 
 
 def parameters_only(cls: type) -> type:
     """``cls`` without its ``LIBRARY_ONLY`` fields: for a command line that offers what a pipeline does."""
-    fields = [(f.name, f.type, dataclasses.field(default=default_of(f), metadata=f.metadata))
-              for f in pipeline_fields(cls).values()]
+    fields = [
+        (f.name, f.type, dataclasses.field(default=default_of(f), metadata=f.metadata))
+        for f in pipeline_fields(cls).values()
+    ]
     view = dataclasses.make_dataclass(cls.__name__, fields)
     view.__module__ = cls.__module__  # so that string annotations resolve where the class was written
     return view
@@ -186,15 +200,21 @@ def parameters_only(cls: type) -> type:
 def serving_backend_setting() -> Any:
     from textclf.inference.backends import backend_names  # the backends' registry
 
-    return setting("auto", f"Backend that serves the model ({backend_names()}), the one evaluate "
-                   "scores the test split with and deploy pins with --backend; auto: the optimize step's choice, the "
-                   "fastest on its CPU within max_backend_flip_rate of fp32's labels.")
+    return setting(
+        "auto",
+        f"Backend that serves the model ({backend_names()}), the one evaluate "
+        "scores the test split with and deploy pins with --backend; auto: the optimize step's choice, the "
+        "fastest on its CPU within max_backend_flip_rate of fp32's labels.",
+    )
 
 
 def backend_flip_rate_setting():
-    return setting(0.005, "Largest share of validation texts whose label the serving backend may change against "
-                   "fp32 PyTorch: optimize's auto picks only within it, and the gate blocks a model whose backend "
-                   "exceeds it.")
+    return setting(
+        0.005,
+        "Largest share of validation texts whose label the serving backend may change against "
+        "fp32 PyTorch: optimize's auto picks only within it, and the gate blocks a model whose backend "
+        "exceeds it.",
+    )
 
 
 def _string_to_bool(value: str | bool) -> bool:

@@ -11,7 +11,6 @@ is one batch. The tokenizer's Rust backend encodes a batch on all cores (unless
 ``TOKENIZERS_PARALLELISM=false``); one process is enough.
 """
 
-
 import json
 import logging
 import time
@@ -35,8 +34,12 @@ class TokenizeSettings:
 
     base_model: str = base_model_setting()
     max_length: int = setting(256, "Longest input in tokens, special tokens included; longer texts are truncated.")
-    truncation: str = setting("head", "head keeps the start of long texts; head_tail keeps the start and the end "
-                              "(long reviews often give their verdict at the end).", choices=TRUNCATION_MODES)
+    truncation: str = setting(
+        "head",
+        "head keeps the start of long texts; head_tail keeps the start and the end "
+        "(long reviews often give their verdict at the end).",
+        choices=TRUNCATION_MODES,
+    )
 
     def __post_init__(self):
         if self.truncation not in TRUNCATION_MODES:
@@ -66,6 +69,7 @@ def tokenize(dataset_path: str, output_dir: str, settings: TokenizeSettings, bat
         tokens per split.
     """
     import datasets.arrow_writer  # noqa: F401 - imported before the clock starts, so the logged rate is the work's
+
     from textclf.data.shards import iter_split
     from textclf.data.tokenized import SplitWriter, encoded_table, write_dataset_dict
 
@@ -85,7 +89,11 @@ def tokenize(dataset_path: str, output_dir: str, settings: TokenizeSettings, bat
             truncated += sum(n >= settings.max_length for n in lengths)
             writer.write(encoded_table(input_ids, batch.column("label"), texts))
         writer.close(fingerprint_of=json.dumps([str(dataset_path), asdict(settings)]))
-        stats[split] = {"rows": writer.rows, "truncated": truncated, "mean_tokens": round(tokens / max(writer.rows, 1), 1)}
+        stats[split] = {
+            "rows": writer.rows,
+            "truncated": truncated,
+            "mean_tokens": round(tokens / max(writer.rows, 1), 1),
+        }
     write_dataset_dict(out, SPLITS)
     rows = sum(s["rows"] for s in stats.values())
     elapsed = time.perf_counter() - start

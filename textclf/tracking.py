@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 from textclf.platform import secret_manager, wandb_client
 from textclf.settings import setting
@@ -47,13 +48,16 @@ class TrackingSettings:
     """Where and how runs are tracked. ``mode`` empty chooses online when a key is available and
     offline otherwise; ``WANDB_MODE=disabled`` in the environment wins."""
 
-    wandb_project: str = setting("textclf", "W&B project of the train, evaluate and approve runs "
-                                 "(offline without an API key).")
+    wandb_project: str = setting(
+        "textclf", "W&B project of the train, evaluate and approve runs (offline without an API key)."
+    )
     wandb_entity: str = setting("", "W&B team or user; empty uses the API key's default entity.")
     wandb_api_key_secret: str = setting(
-        "", "Secret Manager version holding the W&B key (Vertex), e.g. "
+        "",
+        "Secret Manager version holding the W&B key (Vertex), e.g. "
         "projects/P/secrets/wandb-api-key/versions/latest; empty uses WANDB_API_KEY (on Kubeflow, "
-        "the `wandb` Kubernetes secret). Read only when WANDB_API_KEY is not set.")
+        "the `wandb` Kubernetes secret). Read only when WANDB_API_KEY is not set.",
+    )
     mode: str = setting("", "online, offline or disabled; empty: online when a key is available.")
     dir: str = setting("", "Folder of the run files (<dir>/wandb/...); empty: WANDB_DIR or the working directory.")
     model_artifact: str = setting("textclf-model", "Name of the model's artifact collection.")
@@ -78,7 +82,11 @@ def api_key(settings: TrackingSettings) -> str:
     try:
         key = secret_manager.read_secret(settings.wandb_api_key_secret)
     except Exception as error:  # noqa: BLE001 - any failure here means "no key", never a failed step
-        logger.warning("could not read the W&B key from %s (%s); tracking offline", settings.wandb_api_key_secret, type(error).__name__)
+        logger.warning(
+            "could not read the W&B key from %s (%s); tracking offline",
+            settings.wandb_api_key_secret,
+            type(error).__name__,
+        )
         return ""
     # wandb reads the key from the environment; setting it here keeps it out of every argument list.
     os.environ["WANDB_API_KEY"] = key
@@ -128,7 +136,9 @@ class TrackedRun:
         if self._run is not None:
             self._run.summary.update(dict(metrics))
 
-    def log_confusion_matrix(self, labels: Sequence[str], matrix: Sequence[Sequence[int]], key: str = "confusion_matrix") -> None:
+    def log_confusion_matrix(
+        self, labels: Sequence[str], matrix: Sequence[Sequence[int]], key: str = "confusion_matrix"
+    ) -> None:
         """Log a confusion matrix chart: ``matrix[i][j]`` counts class ``labels[i]`` predicted as ``labels[j]``.
 
         The arguments are those of KFP's ``ClassificationMetrics.log_confusion_matrix``.
@@ -138,7 +148,9 @@ class TrackedRun:
         if self._run is not None:
             self._run.log({key: wandb_client.confusion_matrix_chart(labels, matrix)})
 
-    def log_model(self, model_dir: str, aliases: Sequence[str] = (CANDIDATE,), metadata: Mapping[str, Any] | None = None) -> None:
+    def log_model(
+        self, model_dir: str, aliases: Sequence[str] = (CANDIDATE,), metadata: Mapping[str, Any] | None = None
+    ) -> None:
         """Log the ``save_pretrained`` folder as a version of the model artifact.
 
         Logging the same files again adds ``aliases`` to the existing version (W&B
@@ -149,8 +161,10 @@ class TrackedRun:
         if not path.is_dir() or not any(path.iterdir()):
             raise NotADirectoryError(f"model folder missing or empty: {model_dir}")
         if self._run is not None:
-            self._run.log_artifact(wandb_client.folder_artifact(self.settings.model_artifact, "model", path, metadata),
-                                   aliases=list(aliases))
+            self._run.log_artifact(
+                wandb_client.folder_artifact(self.settings.model_artifact, "model", path, metadata),
+                aliases=list(aliases),
+            )
 
     def finish(self, exit_code: int = 0) -> None:
         """End the run and wait until W&B has written it to disk (offline) or uploaded it (online).
@@ -169,7 +183,9 @@ class TrackedRun:
         self.finish(exit_code=0 if exc_type is None else 1)
 
 
-def start(settings: TrackingSettings, job_type: str, config: Mapping[str, Any] | None = None, group: str = "", name: str = "") -> TrackedRun:
+def start(
+    settings: TrackingSettings, job_type: str, config: Mapping[str, Any] | None = None, group: str = "", name: str = ""
+) -> TrackedRun:
     """Start a run; use it as a context manager or call ``finish()``.
 
     Args:
@@ -184,14 +200,22 @@ def start(settings: TrackingSettings, job_type: str, config: Mapping[str, Any] |
         return TrackedRun(None, settings)
 
     def init(mode: str):
-        return wandb_client.init_run(settings.wandb_project, settings.wandb_entity, settings.dir, mode,
-                                     job_type=job_type, config=dict(config or {}), group=group, name=name)
+        return wandb_client.init_run(
+            settings.wandb_project,
+            settings.wandb_entity,
+            settings.dir,
+            mode,
+            job_type=job_type,
+            config=dict(config or {}),
+            group=group,
+            name=name,
+        )
 
     if settings.dir:
         Path(settings.dir).mkdir(parents=True, exist_ok=True)
     try:
         run = init(mode)
-    except Exception as error:  # noqa: BLE001 - tracking must never fail the step
+    except Exception as error:
         if mode != "online":
             raise
         logger.warning("W&B online start failed (%s); tracking offline", error)
@@ -208,8 +232,9 @@ def model_metadata(metrics: Mapping[str, Any], model_uri: str = "") -> dict:
     return {"metrics": dict(metrics), **({MODEL_URI_KEY: model_uri} if model_uri else {})}
 
 
-def approve(settings: TrackingSettings, model_dir: str, metrics: Mapping[str, Any], group: str = "",
-            model_uri: str = "") -> None:
+def approve(
+    settings: TrackingSettings, model_dir: str, metrics: Mapping[str, Any], group: str = "", model_uri: str = ""
+) -> None:
     """Give the model in ``model_dir`` the ``approved`` alias: it passed the gate and its
     manifest was written. (``production`` is set by the rollout when it really serves.)"""
     with start(settings, job_type="approve", config={"approved_metrics": dict(metrics)}, group=group) as run:
@@ -218,8 +243,9 @@ def approve(settings: TrackingSettings, model_dir: str, metrics: Mapping[str, An
 
 def _model_collection(settings: TrackingSettings):
     """(W&B public API client, ``entity/project/model_artifact``): where the model's versions live."""
-    return wandb_client.artifact_collection(api_key(settings), settings.wandb_entity, settings.wandb_project,
-                                            settings.model_artifact)
+    return wandb_client.artifact_collection(
+        api_key(settings), settings.wandb_entity, settings.wandb_project, settings.model_artifact
+    )
 
 
 def set_production_alias(settings: TrackingSettings, model_uri: str) -> str:
@@ -234,14 +260,19 @@ def set_production_alias(settings: TrackingSettings, model_uri: str) -> str:
     """
     mode = resolve_mode(settings)
     if mode != "online":
-        return (f"W&B {mode}: no {PRODUCTION} alias set (with WANDB_API_KEY set, run `python -m serving.rollout "
-                f"promote` again to record it)")
+        return (
+            f"W&B {mode}: no {PRODUCTION} alias set (with WANDB_API_KEY set, run `python -m serving.rollout "
+            f"promote` again to record it)"
+        )
     if not model_uri:
         return f"W&B: the InferenceService names no model URI, so no {PRODUCTION} alias was set"
     try:
         api, collection = _model_collection(settings)
-        versions = [a for a in api.artifacts(type_name="model", name=collection)
-                    if (a.metadata or {}).get(MODEL_URI_KEY) == model_uri]
+        versions = [
+            a
+            for a in api.artifacts(type_name="model", name=collection)
+            if (a.metadata or {}).get(MODEL_URI_KEY) == model_uri
+        ]
         if not versions:
             return f"W&B: no version of {collection} records model_uri {model_uri}; no {PRODUCTION} alias set"
         version = max(versions, key=lambda a: int(str(a.version).lstrip("v") or 0))
@@ -274,4 +305,3 @@ def champion_metrics(settings: TrackingSettings) -> dict | None:
         return None
     metrics = api.artifact(ref, type="model").metadata.get("metrics")
     return dict(metrics) if metrics else None
-

@@ -26,15 +26,20 @@ class MonitorServeSettings:
     host: str = setting("0.0.0.0", "Address to listen on.")
     port: int = setting(8080, "Port to listen on.")
     threshold: list[str] = setting([], THRESHOLD_HELP, action="append", metavar="NAME=VALUE")
-    webhook_url: str | None = setting(None, "POSTed on alert changes (default: $MONITOR_WEBHOOK_URL; keep it in a "
-                                      "Secret).")
-    webhook_url_file: str | None = setting(None, "Read the webhook URL from this file when --webhook_url is not "
-                                           "given (default: $MONITOR_WEBHOOK_URL_FILE; a Secret mounted as a file "
-                                           "stays out of the environment, which crash dumps and child processes "
-                                           "see); a missing file means no webhook.")
+    webhook_url: str | None = setting(
+        None, "POSTed on alert changes (default: $MONITOR_WEBHOOK_URL; keep it in a Secret)."
+    )
+    webhook_url_file: str | None = setting(
+        None,
+        "Read the webhook URL from this file when --webhook_url is not "
+        "given (default: $MONITOR_WEBHOOK_URL_FILE; a Secret mounted as a file "
+        "stays out of the environment, which crash dumps and child processes "
+        "see); a missing file means no webhook.",
+    )
     max_body_bytes: int = setting(DEFAULT_MAX_BODY_BYTES, "Largest event body read; larger ones get 413.")
-    max_queued_events: int = setting(DEFAULT_MAX_QUEUED_EVENTS, "Events read and decoded at once; the others wait "
-                                     "unread (bounds memory).")
+    max_queued_events: int = setting(
+        DEFAULT_MAX_QUEUED_EVENTS, "Events read and decoded at once; the others wait unread (bounds memory)."
+    )
     wandb_project: str | None = setting(None, "Log metrics and samples to this W&B project.")
     wandb_mode: str | None = setting(None, "W&B mode: offline (default), online or disabled.")
     wandb_every: int = setting(100, "Events between two W&B logs.")
@@ -46,8 +51,12 @@ class DriftCheckSettings:
     """What ``check`` reads and what it runs on drift."""
 
     url: str = setting(REQUIRED, "The monitor's /drift URL.")
-    threshold: list[str] = setting([], "Judge with these thresholds NAME=VALUE (repeatable; over the defaults) "
-                                   "instead of the monitor's own alerts.", action="append", metavar="NAME=VALUE")
+    threshold: list[str] = setting(
+        [],
+        "Judge with these thresholds NAME=VALUE (repeatable; over the defaults) instead of the monitor's own alerts.",
+        action="append",
+        metavar="NAME=VALUE",
+    )
     then: str | None = setting(None, "Command run (without a shell) when drift is over threshold.")
     timeout: float = setting(10.0, "Seconds to wait for the monitor.")
 
@@ -60,10 +69,10 @@ def serve(args) -> None:
     import uvicorn
     from transformers import AutoTokenizer
 
-    from textclf.profile import load_profile
-    from serving.monitor.app import create_app
     from serving.memory import fix_mmap_threshold
+    from serving.monitor.app import create_app
     from serving.monitor.monitor import DriftMonitor
+    from textclf.profile import load_profile
 
     fix_mmap_threshold()  # large event bodies go back to the OS once freed
 
@@ -74,14 +83,28 @@ def serve(args) -> None:
     if args.wandb_project:
         from serving.monitor.wandb_sink import WandbSink
 
-        sink = WandbSink(args.wandb_project, every=args.wandb_every, mode=args.wandb_mode, dir=args.wandb_dir,
-                         config={"window_size": config.window_size, "thresholds": config.thresholds})
-    app = create_app(monitor, webhook_url=webhook_url(args), max_body_bytes=args.max_body_bytes,
-                     max_queued_events=args.max_queued_events, wandb_sink=sink)
+        sink = WandbSink(
+            args.wandb_project,
+            every=args.wandb_every,
+            mode=args.wandb_mode,
+            run_dir=args.wandb_dir,
+            config={"window_size": config.window_size, "thresholds": config.thresholds},
+        )
+    app = create_app(
+        monitor,
+        webhook_url=webhook_url(args),
+        max_body_bytes=args.max_body_bytes,
+        max_queued_events=args.max_queued_events,
+        wandb_sink=sink,
+    )
     logging.getLogger("serving.monitor").info(
         "monitoring against %s (%d reference samples), window %d, at most %d texts per event (of %d), thresholds %s",
-        args.profile or args.model_dir, profile["n_samples"], config.window_size, config.texts_per_event,
-        config.max_event_texts, config.thresholds,
+        args.profile or args.model_dir,
+        profile["n_samples"],
+        config.window_size,
+        config.texts_per_event,
+        config.max_event_texts,
+        config.thresholds,
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
@@ -89,8 +112,13 @@ def serve(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m serving.monitor", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    _add(sub, "serve", "run the drift monitor (the KServe logger's target)", MonitorServeSettings,
-         parameters_only(MonitorConfig))
+    _add(
+        sub,
+        "serve",
+        "run the drift monitor (the KServe logger's target)",
+        MonitorServeSettings,
+        parameters_only(MonitorConfig),
+    )
     _add(sub, "check", "read a monitor's /drift; on drift, run a command (e.g. submit training)", DriftCheckSettings)
     return parser
 
@@ -114,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":
             from serving.monitor.check import run_check
 
-            return run_check(args.url, parse_thresholds(args.threshold) if args.threshold else None, args.then, args.timeout)
+            return run_check(
+                args.url, parse_thresholds(args.threshold) if args.threshold else None, args.then, args.timeout
+            )
         serve(args)
     except ValueError as err:  # bad thresholds, config or profile: say what, no traceback
         parser.error(str(err))

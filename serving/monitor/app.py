@@ -23,8 +23,9 @@ import contextlib
 import dataclasses
 import logging
 import math
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Mapping
+from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
@@ -32,8 +33,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from serving.monitor.events import MalformedEvent, parse_event
 from serving.memory import release_after
+from serving.monitor.events import MalformedEvent, parse_event
 from serving.monitor.monitor import DriftMonitor, Observation
 from textclf.drift import AlertChange
 
@@ -59,12 +60,18 @@ class MonitorCollector:
 
     def collect(self):
         m = self.monitor
-        drift = GaugeMetricFamily("textclf_drift", "Drift of live traffic against the reference profile (NaN: no data)", labels=["metric"])
+        drift = GaugeMetricFamily(
+            "textclf_drift", "Drift of live traffic against the reference profile (NaN: no data)", labels=["metric"]
+        )
         for name, value in m.metrics().items():
             drift.add_metric([name], math.nan if value is None else value)
         yield drift
-        threshold = GaugeMetricFamily("textclf_drift_threshold", "Alert threshold of each drift metric", labels=["metric"])
-        alert = GaugeMetricFamily("textclf_drift_alert", "1 while the drift metric is over its threshold", labels=["metric"])
+        threshold = GaugeMetricFamily(
+            "textclf_drift_threshold", "Alert threshold of each drift metric", labels=["metric"]
+        )
+        alert = GaugeMetricFamily(
+            "textclf_drift_alert", "1 while the drift metric is over its threshold", labels=["metric"]
+        )
         for name, value in m.config.thresholds.items():
             threshold.add_metric([name], value)
             alert.add_metric([name], float(name in m.active_alerts))
@@ -74,15 +81,21 @@ class MonitorCollector:
         for name in m.config.thresholds:
             raised.add_metric([name], m.alerts_raised[name])
         yield raised
-        window = GaugeMetricFamily("textclf_drift_window_samples", "Observations in the sliding window", labels=["window"])
+        window = GaugeMetricFamily(
+            "textclf_drift_window_samples", "Observations in the sliding window", labels=["window"]
+        )
         window.add_metric(["texts"], len(m.texts))
         window.add_metric(["predictions"], len(m.predictions))
         yield window
-        events = CounterMetricFamily("textclf_monitor_events", "Logger events accepted (and pairing outcomes)", labels=["kind"])
+        events = CounterMetricFamily(
+            "textclf_monitor_events", "Logger events accepted (and pairing outcomes)", labels=["kind"]
+        )
         for kind, count in sorted(m.events.items()):
             events.add_metric([kind], count)
         yield events
-        rejected = CounterMetricFamily("textclf_monitor_events_rejected", "Logger events refused, by reason", labels=["reason"])
+        rejected = CounterMetricFamily(
+            "textclf_monitor_events_rejected", "Logger events refused, by reason", labels=["reason"]
+        )
         for reason, count in sorted(m.rejected.items()):
             rejected.add_metric([reason], count)
         yield rejected
@@ -117,6 +130,7 @@ def _decoder(monitor: DriftMonitor):
 
 def _webhook(monitor: DriftMonitor, webhook_url: str | None):
     """``notify(change)``: POST the alert change to ``webhook_url`` (a failure is logged and counted)."""
+
     async def notify(change: AlertChange) -> None:
         state = "DRIFT ALERT" if change.active else "drift resolved"
         payload: dict[str, Any] = {
@@ -145,7 +159,7 @@ def _reader(monitor: DriftMonitor, max_body_bytes: int, reading: asyncio.Semapho
             except BodyTooLarge:
                 monitor.reject("too_large")
                 return _error(413, "too_large", f"event body over {max_body_bytes} bytes")
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 monitor.reject("body_timeout")
                 return _error(408, "body_timeout", f"event body not received within {BODY_TIMEOUT_S:.0f} s")
             try:

@@ -35,7 +35,9 @@ def breached_metrics(report: dict[str, Any], thresholds: dict[str, float] | None
     return drift.over_threshold(metrics, window, window["min_samples"], thresholds)
 
 
-def run_check(url: str, thresholds: dict[str, float] | None = None, then: str | None = None, timeout: float = 10.0) -> int:
+def run_check(
+    url: str, thresholds: dict[str, float] | None = None, then: str | None = None, timeout: float = 10.0
+) -> int:
     """Fetch ``url`` (a monitor's ``/drift``), report, and run ``then`` (no shell) on drift."""
     try:
         response = httpx.get(url, timeout=timeout)

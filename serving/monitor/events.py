@@ -21,8 +21,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
@@ -104,10 +105,17 @@ def _check_attributes(attributes: Mapping[str, Any], what: str, prefix: str) -> 
     missing = [prefix + name for name in REQUIRED_ATTRIBUTES if not attributes.get(name)]
     if missing:
         present = sorted(prefix + name for name in attributes)
-        seen = f"it has {', '.join(present)}" if present else f"it has no {prefix + '* ' if prefix else ''}{what} at all"
-        raise MalformedEvent("not_cloudevent", f"not a CloudEvent: missing {what}(s) {', '.join(missing)} ({seen}). {WHAT_KSERVE_SENDS}")
+        seen = (
+            f"it has {', '.join(present)}" if present else f"it has no {prefix + '* ' if prefix else ''}{what} at all"
+        )
+        raise MalformedEvent(
+            "not_cloudevent", f"not a CloudEvent: missing {what}(s) {', '.join(missing)} ({seen}). {WHAT_KSERVE_SENDS}"
+        )
     if attributes["specversion"] not in SPEC_VERSIONS:
-        raise MalformedEvent("not_cloudevent", f"CloudEvents {prefix}specversion {attributes['specversion']!r} is not one of {list(SPEC_VERSIONS)}")
+        raise MalformedEvent(
+            "not_cloudevent",
+            f"CloudEvents {prefix}specversion {attributes['specversion']!r} is not one of {list(SPEC_VERSIONS)}",
+        )
     kind = KINDS.get(attributes["type"])
     if kind is None:
         raise MalformedEvent("unknown_type", f"CloudEvent type {attributes['type']!r} is not one of {sorted(KINDS)}")
@@ -127,7 +135,9 @@ def _structured(body: bytes) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError) as err:
         raise MalformedEvent("not_cloudevent", f"structured CloudEvent is not JSON: {err}") from err
     if not isinstance(envelope, dict):
-        raise MalformedEvent("not_cloudevent", f"structured CloudEvent must be a JSON object, got a JSON {type(envelope).__name__}")
+        raise MalformedEvent(
+            "not_cloudevent", f"structured CloudEvent must be a JSON object, got a JSON {type(envelope).__name__}"
+        )
     return envelope
 
 
@@ -155,8 +165,12 @@ def _check_count(count: int, limit: int | None, what: str) -> None:
     if not count:
         raise MalformedEvent("bad_payload", f"event holds no {what}")
     if limit is not None and count > limit:
-        raise MalformedEvent("too_many_texts", f"event holds {count} {what}, more than the limit of {limit} per event "
-                             "(the model server refuses such calls too: see --max_event_texts)", status=413)
+        raise MalformedEvent(
+            "too_many_texts",
+            f"event holds {count} {what}, more than the limit of {limit} per event "
+            "(the model server refuses such calls too: see --max_event_texts)",
+            status=413,
+        )
 
 
 def texts_from_request(payload: Any, limit: int | None = None) -> list[str]:
@@ -228,7 +242,12 @@ def predictions_from_response(payload: Any, limit: int | None = None) -> list[Pr
         raise MalformedEvent("bad_payload", "response has neither 'predictions' (V1) nor 'outputs' (V2)")
     predictions = []
     for i, (label, score) in enumerate(pairs):
-        if not isinstance(label, str) or isinstance(score, bool) or not isinstance(score, (int, float)) or not 0 <= score <= 1:
+        if (
+            not isinstance(label, str)
+            or isinstance(score, bool)
+            or not isinstance(score, (int, float))
+            or not 0 <= score <= 1
+        ):
             raise MalformedEvent("bad_payload", f"prediction {i} needs a string 'label' and a 'score' in [0, 1]")
         predictions.append(Prediction(label, float(score)))
     return predictions

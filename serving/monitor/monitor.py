@@ -30,14 +30,21 @@ import math
 import random
 import secrets
 from collections import Counter, OrderedDict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
+from serving.monitor.events import (
+    InferenceEvent,
+    MalformedEvent,
+    Prediction,
+    predictions_from_response,
+    texts_from_request,
+)
 from textclf import drift
 from textclf.drift import AlertChange
 from textclf.profile import TextFeatures, bin_index, text_features
 from textclf.settings import setting
-from serving.monitor.events import InferenceEvent, MalformedEvent, Prediction, predictions_from_response, texts_from_request
 
 log = logging.getLogger("serving.monitor")
 
@@ -55,17 +62,26 @@ class MonitorConfig:
     min_samples: int = setting(200, "No alert before a window holds this many; small windows are noisy.")
     max_pending: int = setting(1000, "Request/response halves kept while waiting for their pair; the oldest go first.")
     max_samples: int = setting(50, "Recent paired samples kept for W&B.")
-    thresholds: dict[str, float] = setting(dict(drift.DEFAULT_THRESHOLDS), "Metric name -> value above which it "
-                                           "alerts (textclf.drift.METRICS).")
-    max_event_texts: int = setting(128, "Events with more texts (or predictions) get 413 too_many_texts; set it to "
-                                   "the model server's --max_instances.")
+    thresholds: dict[str, float] = setting(
+        dict(drift.DEFAULT_THRESHOLDS), "Metric name -> value above which it alerts (textclf.drift.METRICS)."
+    )
+    max_event_texts: int = setting(
+        128,
+        "Events with more texts (or predictions) get 413 too_many_texts; set it to the model server's --max_instances.",
+    )
     texts_per_event: int = setting(16, "At most this many texts of one event (a random sample) enter the windows.")
-    source_key: str | None = setting(None, "Cap each caller's share of the windows; the caller is this ce-metadata "
-                                     "key (a request header in the InferenceService's logger.metadataHeaders, e.g. "
-                                     "X-Client-Id, set by something callers cannot forge, such as the ingress after "
-                                     "authentication). Events without it count as one caller. Unset: no cap.")
-    max_source_share: float = setting(0.25, "With source_key: the largest share of a window one caller may hold; "
-                                      "texts over it are left out (counted as source_capped).")
+    source_key: str | None = setting(
+        None,
+        "Cap each caller's share of the windows; the caller is this ce-metadata "
+        "key (a request header in the InferenceService's logger.metadataHeaders, e.g. "
+        "X-Client-Id, set by something callers cannot forge, such as the ingress after "
+        "authentication). Events without it count as one caller. Unset: no cap.",
+    )
+    max_source_share: float = setting(
+        0.25,
+        "With source_key: the largest share of a window one caller may hold; "
+        "texts over it are left out (counted as source_capped).",
+    )
 
     def __post_init__(self):
         drift.check_thresholds(self.thresholds)
@@ -74,10 +90,14 @@ class MonitorConfig:
         if self.max_pending < 1 or self.max_samples < 0:
             raise ValueError("max_pending must be >= 1 and max_samples >= 0")
         if not 0 < self.texts_per_event <= self.max_event_texts:
-            raise ValueError(f"texts_per_event must be in 1..max_event_texts ({self.max_event_texts}), got {self.texts_per_event}")
+            raise ValueError(
+                f"texts_per_event must be in 1..max_event_texts ({self.max_event_texts}), got {self.texts_per_event}"
+            )
         if self.texts_per_event >= self.min_samples:
-            raise ValueError(f"texts_per_event ({self.texts_per_event}) must be below min_samples ({self.min_samples}), "
-                             "or one event could fill an alerting window on its own")
+            raise ValueError(
+                f"texts_per_event ({self.texts_per_event}) must be below min_samples ({self.min_samples}), "
+                "or one event could fill an alerting window on its own"
+            )
         if not 0 < self.max_source_share <= 1:
             raise ValueError(f"max_source_share must be in (0, 1], got {self.max_source_share}")
 
@@ -223,7 +243,9 @@ class DriftMonitor:
         self.predictions = PredictionWindow(self.config.window_size, profile["score"]["edges"])
         self.pending: OrderedDict[tuple[str, str], tuple[str, list]] = OrderedDict()
         self.samples: deque = deque(maxlen=self.config.max_samples)
-        self.events: Counter = Counter()  # accepted events by kind, plus paired / unpaired_evicted / sampled / source_capped
+        self.events: Counter = (
+            Counter()
+        )  # accepted events by kind, plus paired / unpaired_evicted / sampled / source_capped
         self.rejected: Counter = Counter()  # by reason
         self.alerts = drift.DriftAlerts(self.config.thresholds, self.config.min_samples)
         # Keys the per-event sample: a sender who knows the event id still cannot pick the positions.
@@ -262,7 +284,9 @@ class DriftMonitor:
             predictions = predictions_from_response(event.payload, limit)
             unknown = {p.label for p in predictions} - set(self.label_names)
             if unknown:
-                raise MalformedEvent("unknown_label", f"labels {sorted(unknown)} are not in the profile's {self.label_names}")
+                raise MalformedEvent(
+                    "unknown_label", f"labels {sorted(unknown)} are not in the profile's {self.label_names}"
+                )
             items = [predictions[i] for i in self.sample_positions(event.id, len(predictions))]
             half, total = list(items[: self.config.max_samples]), len(predictions)
         bare = replace(event, payload=None)  # what was sampled is in items/half; the payload stays out
@@ -277,7 +301,11 @@ class DriftMonitor:
             metadata = json.loads(event.metadata)
         except ValueError:
             return ""
-        values = next((v for k, v in metadata.items() if k.lower() == key.lower()), None) if isinstance(metadata, dict) else None
+        values = (
+            next((v for k, v in metadata.items() if k.lower() == key.lower()), None)
+            if isinstance(metadata, dict)
+            else None
+        )
         value = values[0] if isinstance(values, list) and values else values
         return str(value)[:200] if value else ""
 
@@ -326,7 +354,9 @@ class DriftMonitor:
             "length_psi": drift.psi(ref["tokens"]["counts"], t.length_counts),
             "length_js": drift.js_divergence(ref["tokens"]["counts"], t.length_counts),
             "label_share_shift": drift.total_variation(ref_labels, live_labels),
-            "unknown_token_rate_increase": None if t.unknown_rate is None else t.unknown_rate - ref["unknown_token_rate"],
+            "unknown_token_rate_increase": None
+            if t.unknown_rate is None
+            else t.unknown_rate - ref["unknown_token_rate"],
             "ascii_share_drop": None if t.ascii_share is None else ref["charset"]["ascii_share"] - t.ascii_share,
             "script_js": drift.js_divergence(*scripts),
         }
@@ -344,11 +374,21 @@ class DriftMonitor:
         changes = self.alerts.update(self.metrics(), {"texts": len(self.texts), "predictions": len(self.predictions)})
         for change in changes:
             if change.active:
-                log.warning("DRIFT ALERT %s=%.4f > %.4f over the last %d", change.metric, change.value,
-                            change.threshold, change.window)
+                log.warning(
+                    "DRIFT ALERT %s=%.4f > %.4f over the last %d",
+                    change.metric,
+                    change.value,
+                    change.threshold,
+                    change.window,
+                )
             else:
-                log.info("drift resolved: %s=%s <= %.4f over the last %d", change.metric, change.value,
-                         change.threshold * drift.RESOLVE_RATIO, change.window)
+                log.info(
+                    "drift resolved: %s=%s <= %.4f over the last %d",
+                    change.metric,
+                    change.value,
+                    change.threshold * drift.RESOLVE_RATIO,
+                    change.window,
+                )
         return changes
 
     def report(self) -> dict[str, Any]:
@@ -358,9 +398,18 @@ class DriftMonitor:
             "metrics": self.metrics(),
             "thresholds": dict(self.config.thresholds),
             "alerts": sorted(self.active_alerts),
-            "window": {"texts": len(t), "predictions": len(p), "size": self.config.window_size, "min_samples": self.config.min_samples},
-            "limits": {"max_event_texts": self.config.max_event_texts, "texts_per_event": self.config.texts_per_event,
-                       "source_key": self.config.source_key, "max_source_share": self.config.max_source_share},
+            "window": {
+                "texts": len(t),
+                "predictions": len(p),
+                "size": self.config.window_size,
+                "min_samples": self.config.min_samples,
+            },
+            "limits": {
+                "max_event_texts": self.config.max_event_texts,
+                "texts_per_event": self.config.texts_per_event,
+                "source_key": self.config.source_key,
+                "max_source_share": self.config.max_source_share,
+            },
             "live": {
                 "label_share": {n: p.labels[n] / len(p) for n in self.label_names} if len(p) else None,
                 "tokens_mean": t.tokens / len(t) if len(t) else None,

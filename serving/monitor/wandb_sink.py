@@ -1,7 +1,7 @@
 """Optional W&B logging of drift metrics and recent prediction samples ("inferences").
 
 Offline by default (``WANDB_MODE`` or ``--wandb_mode`` change it): runs are written under
-``dir`` and can be uploaded later with ``wandb sync``. No API key is read or needed offline.
+``run_dir`` and can be uploaded later with ``wandb sync``. No API key is read or needed offline.
 """
 
 from __future__ import annotations
@@ -16,11 +16,19 @@ class WandbSink:
         project: W&B project.
         every: accepted events between two logs.
         mode: ``offline`` (default), ``online`` or ``disabled``.
-        dir: where the run files go.
+        run_dir: where the run files go.
         config: run config (thresholds, window size...).
     """
 
-    def __init__(self, project: str, *, every: int = 100, mode: str | None = None, dir: str | None = None, config: dict | None = None):
+    def __init__(
+        self,
+        project: str,
+        *,
+        every: int = 100,
+        mode: str | None = None,
+        run_dir: str | None = None,
+        config: dict | None = None,
+    ):
         import wandb
 
         if every < 1:
@@ -32,7 +40,7 @@ class WandbSink:
             project=project,
             job_type="drift-monitor",
             mode=mode or os.environ.get("WANDB_MODE", "offline"),
-            dir=dir,
+            dir=run_dir,
             config=config or {},
         )
 

@@ -22,17 +22,18 @@ import yaml
 
 from serving.rollout import analysis
 from textclf import tracking
-from textclf.rollout import operations
-from textclf.settings import from_values, parameters_only
-from textclf.rollout.errors import AnalysisError, InvalidManifestError, RolloutError
 from textclf.platform.kube import InferenceServiceAPI
+from textclf.rollout import operations
+from textclf.rollout.errors import AnalysisError, InvalidManifestError, RolloutError
+from textclf.settings import from_values, parameters_only
 
 EXIT_CODES = {"promote": 0, "rollback": 3, "hold": 4}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m serving.rollout", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.rollout", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
     parser.add_argument("--context", help="kubeconfig context (default: the current one)")
     parser.add_argument("-n", "--namespace", help="namespace (default: the manifest's, else the context's)")
@@ -40,18 +41,24 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     wandb = settings_parser(parameters_only(tracking.TrackingSettings))
-    apply = commands.add_parser("apply", help="create the InferenceService, or patch it so the new model is a canary",
-                                parents=[wandb])
+    apply = commands.add_parser(
+        "apply", help="create the InferenceService, or patch it so the new model is a canary", parents=[wandb]
+    )
     apply.add_argument("manifest", help="InferenceService YAML or JSON file, '-' for stdin")
-    apply.add_argument("--canary-percent", type=int,
-                       help="traffic share for the new model when one is already live (overrides the manifest)")
+    apply.add_argument(
+        "--canary-percent",
+        type=int,
+        help="traffic share for the new model when one is already live (overrides the manifest)",
+    )
     apply.add_argument("--wait", type=float, metavar="SECONDS", help="then wait this long for it to be ready")
 
     status = commands.add_parser("status", help="readiness, revisions, traffic split, URL")
     status.add_argument("name")
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
 
-    commands.add_parser("promote", help="100%% to the canary (and W&B alias production)", parents=[wandb]).add_argument("name")
+    commands.add_parser("promote", help="100%% to the canary (and W&B alias production)", parents=[wandb]).add_argument(
+        "name"
+    )
     commands.add_parser("rollback", help="100%% back to the previous model").add_argument("name")
 
     wait = commands.add_parser("wait", help="wait until ready at the current generation")
@@ -59,20 +66,30 @@ def build_parser() -> argparse.ArgumentParser:
     wait.add_argument("--timeout", type=float, default=600.0, help="seconds (default 600)")
     wait.add_argument("--interval", type=float, default=5.0, help="seconds between polls (default 5)")
 
-    analyze = commands.add_parser("analyze", help="compare canary and previous revision, then decide",
-                                  parents=[settings_parser(analysis.CanaryRules, analysis.MetricNames,
-                                                           parameters_only(tracking.TrackingSettings))],
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    analyze = commands.add_parser(
+        "analyze",
+        help="compare canary and previous revision, then decide",
+        parents=[
+            settings_parser(analysis.CanaryRules, analysis.MetricNames, parameters_only(tracking.TrackingSettings))
+        ],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     analyze.add_argument("name")
     analyze.add_argument("--prometheus", required=True, help="Prometheus base URL, e.g. http://localhost:9090")
     analyze.add_argument("--ingress-url", help="send probe requests here, with the tag URL's host as Host header")
     analyze.add_argument("--model-name", help="model name in the V1 path (default: the InferenceService name)")
-    analyze.add_argument("--token-file", default=os.environ.get("TEXTCLF_TOKEN_FILE"),
-                         help="JWT sent as Authorization: Bearer with the probes, e.g. from `kubectl create token "
-                              "textclf-rollout -n textclf --audience textclf` (default: $TEXTCLF_TOKEN_FILE)")
+    analyze.add_argument(
+        "--token-file",
+        default=os.environ.get("TEXTCLF_TOKEN_FILE"),
+        help="JWT sent as Authorization: Bearer with the probes, e.g. from `kubectl create token "
+        "textclf-rollout -n textclf --audience textclf` (default: $TEXTCLF_TOKEN_FILE)",
+    )
     probes = analyze.add_mutually_exclusive_group()
-    probes.add_argument("--probes", help="file with one probe text per line (default: the canary model's own "
-                        "probe_texts.jsonl, read from its storage URI)")
+    probes.add_argument(
+        "--probes",
+        help="file with one probe text per line (default: the canary model's own "
+        "probe_texts.jsonl, read from its storage URI)",
+    )
     probes.add_argument("--no-probes", action="store_true", help="decide on metrics only")
     analyze.add_argument("--act", action="store_true", help="promote or roll back as decided (default: only print)")
     return parser
@@ -118,7 +135,9 @@ def run(args: argparse.Namespace) -> int:
         operations.rollback(args.name, ns, api=api)
         print(operations.get_status(args.name, ns, api=api).describe())
     elif args.command == "wait":
-        print(operations.wait_ready(args.name, ns, timeout_s=args.timeout, interval_s=args.interval, api=api).describe())
+        print(
+            operations.wait_ready(args.name, ns, timeout_s=args.timeout, interval_s=args.interval, api=api).describe()
+        )
     elif args.command == "analyze":
         return run_analysis(args, api)
     return 0
@@ -136,8 +155,13 @@ def run_analysis(args: argparse.Namespace, api: InferenceServiceAPI) -> int:
     else:
         probes = None  # the canary model's own
     verdict = analysis.analyze(
-        status, analysis.Prometheus(args.prometheus), rules=values(analysis.CanaryRules),
-        names=values(analysis.MetricNames), probes=probes, model_name=args.model_name, ingress_url=args.ingress_url,
+        status,
+        analysis.Prometheus(args.prometheus),
+        rules=values(analysis.CanaryRules),
+        names=values(analysis.MetricNames),
+        probes=probes,
+        model_name=args.model_name,
+        ingress_url=args.ingress_url,
         token=read_token(args.token_file),
     )
     print(f"canary analysis of InferenceService {status.namespace}/{status.name}, window {args.window}")
@@ -165,7 +189,7 @@ def record_production(args: argparse.Namespace, isvc: dict) -> None:
 def load_manifest(path: str) -> dict:
     """One InferenceService from a YAML/JSON file (or stdin); several documents are an error."""
     try:
-        text = sys.stdin.read() if path == "-" else open(path).read()
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
         documents = [d for d in yaml.safe_load_all(text) if d is not None]
     except OSError as e:
         raise InvalidManifestError(f"cannot read manifest {path}: {e}") from e

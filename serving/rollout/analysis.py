@@ -31,8 +31,15 @@ from dataclasses import dataclass
 from textclf.inferenceservice import SERVERLESS, STANDARD
 from textclf.rollout.errors import AnalysisError
 from textclf.rollout.operations import RolloutStatus, TrafficTarget
-from textclf.rollout.verdict import (CanaryRules, RevisionNumbers, Verdict, canary_model_uri, canary_targets, decide,
-                                     model_probe_texts)
+from textclf.rollout.verdict import (
+    CanaryRules,
+    RevisionNumbers,
+    Verdict,
+    canary_model_uri,
+    canary_targets,
+    decide,
+    model_probe_texts,
+)
 from textclf.settings import setting
 
 
@@ -46,13 +53,19 @@ class MetricNames:
     """
 
     requests_counter: str = setting("textclf_http_requests_total", "Counter of HTTP requests by endpoint and code.")
-    request_filter: str = setting('endpoint=~"v1_predict|v2_infer"', "Label filter for inference requests "
-                                  "(health checks and scrapes are no traffic).")
+    request_filter: str = setting(
+        'endpoint=~"v1_predict|v2_infer"',
+        "Label filter for inference requests (health checks and scrapes are no traffic).",
+    )
     status_label: str = setting("code", "Label holding the HTTP status code.")
     error_status_regex: str = setting("5..", "Status codes that count as errors.")
     latency_histogram: str = setting("request_predict_seconds", "Histogram of predict latency (kserve's).")
-    revision_label: str = setting("serving_knative_dev_revision", "Label holding the Knative revision (Serverless mode).")
-    deployment_label: str = setting("app", "Label holding the pod label app=isvc.<predictor Deployment> (Standard mode).")
+    revision_label: str = setting(
+        "serving_knative_dev_revision", "Label holding the Knative revision (Serverless mode)."
+    )
+    deployment_label: str = setting(
+        "app", "Label holding the pod label app=isvc.<predictor Deployment> (Standard mode)."
+    )
     window: str = setting("10m", "PromQL range the numbers are taken over.")
 
 
@@ -101,7 +114,10 @@ def pod_selector(names: MetricNames, target: TrafficTarget, deployment_mode: str
 
 
 def revision_numbers(
-    prometheus: Prometheus, names: MetricNames, target: TrafficTarget, deployment_mode: str = SERVERLESS,
+    prometheus: Prometheus,
+    names: MetricNames,
+    target: TrafficTarget,
+    deployment_mode: str = SERVERLESS,
 ) -> RevisionNumbers:
     selector = pod_selector(names, target, deployment_mode)
     requests_selector = ",".join(filter(None, (selector, names.request_filter)))
@@ -121,8 +137,14 @@ def revision_numbers(
 
 
 def probe_labels(
-    url: str, model_name: str, texts: tuple[str, ...] | list[str], *, ingress_url: str | None = None,
-    token: str | None = None, timeout_s: float = 30.0, batch_size: int = 16,
+    url: str,
+    model_name: str,
+    texts: tuple[str, ...] | list[str],
+    *,
+    ingress_url: str | None = None,
+    token: str | None = None,
+    timeout_s: float = 30.0,
+    batch_size: int = 16,
 ) -> list[str]:
     """Labels one revision gives the texts, through the V1 protocol, in order.
 
@@ -140,7 +162,7 @@ def probe_labels(
         headers["Authorization"] = f"Bearer {token}"
     labels: list[str] = []
     for start in range(0, len(texts), batch_size):
-        chunk = list(texts[start:start + batch_size])
+        chunk = list(texts[start : start + batch_size])
         request = urllib.request.Request(
             f"{base}/v1/models/{model_name}:predict",
             data=json.dumps({"instances": chunk}).encode(),
@@ -184,7 +206,7 @@ def analyze(
         if not canary_target.url or not previous_target.url:
             raise AnalysisError(
                 f"InferenceService {status.namespace}/{status.name} reports no per-revision URLs: add the "
-                "annotation serving.kserve.io/enable-tag-routing: \"true\", or turn probes off"
+                'annotation serving.kserve.io/enable-tag-routing: "true", or turn probes off'
             )
         model_name = model_name or status.name
         canary_labels = probe_labels(canary_target.url, model_name, probes, ingress_url=ingress_url, token=token)

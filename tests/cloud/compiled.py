@@ -23,6 +23,8 @@ def task_inputs(spec: dict, task: str, overrides: dict | None = None) -> dict:
             value = values[source["componentInputParameter"]]
         else:
             constant = source["runtimeValue"]["constant"]
-            value = PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), constant) if isinstance(constant, str) else constant
+            value = (
+                PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), constant) if isinstance(constant, str) else constant
+            )
         inputs[name] = cast[declared[name]["parameterType"]](value)
     return inputs

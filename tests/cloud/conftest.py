@@ -59,8 +59,12 @@ def s3_client(s3_emulator_url, monkeypatch):
     (``AWS_ENDPOINT_URL_S3``: s3fs reads it through botocore, as it would for MinIO)."""
     import boto3
 
-    for name, value in {"AWS_ENDPOINT_URL_S3": s3_emulator_url, "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {
+        "AWS_ENDPOINT_URL_S3": s3_emulator_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)
@@ -89,11 +93,17 @@ def bucket(request) -> Bucket:
     """The same test on Cloud Storage (gcp-storage-emulator, google-cloud-storage) and S3 (moto, boto3)."""
     if request.param == "gs":
         gcs = request.getfixturevalue("gcs_bucket")
-        return Bucket(f"gs://{gcs.name}", lambda key, data: gcs.blob(key).upload_from_string(data),
-                      lambda: sorted(b.name for b in gcs.list_blobs()))
+        return Bucket(
+            f"gs://{gcs.name}",
+            lambda key, data: gcs.blob(key).upload_from_string(data),
+            lambda: sorted(b.name for b in gcs.list_blobs()),
+        )
     client, name = request.getfixturevalue("s3_client"), request.getfixturevalue("s3_bucket")
-    return Bucket(f"s3://{name}", lambda key, data: client.put_object(Bucket=name, Key=key, Body=data),
-                  lambda: sorted(o["Key"] for o in client.list_objects_v2(Bucket=name).get("Contents", [])))
+    return Bucket(
+        f"s3://{name}",
+        lambda key, data: client.put_object(Bucket=name, Key=key, Body=data),
+        lambda: sorted(o["Key"] for o in client.list_objects_v2(Bucket=name).get("Contents", [])),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -109,10 +119,18 @@ def tiny_packages(tmp_path_factory):
 
     def build(target: str):
         @dsl.pipeline(name="textclf-train")
-        def tiny(source: str = "sample:10", epochs: int = 1, learning_rate: float = 1e-4, apply: bool = False, wandb_project: str = "textclf"):
+        def tiny(
+            source: str = "sample:10",
+            epochs: int = 1,
+            learning_rate: float = 1e-4,
+            apply: bool = False,
+            wandb_project: str = "textclf",
+        ):
             task = echo(source=source, epochs=epochs, learning_rate=learning_rate, apply=apply)
             if target == "kubeflow":
-                kubernetes.use_secret_as_env(task, secret_name="wandb", secret_key_to_env={"api-key": "WANDB_API_KEY"}, optional=True)
+                kubernetes.use_secret_as_env(
+                    task, secret_name="wandb", secret_key_to_env={"api-key": "WANDB_API_KEY"}, optional=True
+                )
 
         return tiny
 

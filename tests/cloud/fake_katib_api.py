@@ -35,7 +35,13 @@ def experiment_validator() -> jsonschema.Draft7Validator:
     """Katib's Go types (swagger.json) as a JSON schema rooted at v1beta1.Experiment, objects closed."""
     swagger = json.loads((FIXTURES / "swagger.json").read_text())
     definitions = copy.deepcopy(swagger["definitions"])
-    for external in ("v1.Container", "v1.HTTPGetAction", "v1.ListMeta", "v1.ObjectMeta", "v1.unstructured.Unstructured"):
+    for external in (
+        "v1.Container",
+        "v1.HTTPGetAction",
+        "v1.ListMeta",
+        "v1.ObjectMeta",
+        "v1.unstructured.Unstructured",
+    ):
         definitions[external] = {"type": "object"}  # Kubernetes types the file only names: left open
     definitions["v1.Time"] = {"type": "string"}
     schema = {"$ref": "#/definitions/v1beta1.Experiment", "definitions": definitions}
@@ -78,10 +84,14 @@ def _objective_and_algorithms(spec: dict, config: dict) -> list[str]:
         errors.append("spec.objective.additionalMetricNames: should not contain spec.objective.objectiveMetricName")
     suggestions = {s["algorithmName"] for s in config["runtime"]["suggestions"]}
     if (spec.get("algorithm") or {}).get("algorithmName") not in suggestions:
-        errors.append(f"spec.algorithm.algorithmName: unable to get Suggestion config data (known: {sorted(suggestions)})")
+        errors.append(
+            f"spec.algorithm.algorithmName: unable to get Suggestion config data (known: {sorted(suggestions)})"
+        )
     stoppings = {s["algorithmName"] for s in config["runtime"]["earlyStoppings"]}
     if spec.get("earlyStopping") and spec["earlyStopping"].get("algorithmName") not in stoppings:
-        errors.append(f"spec.earlyStopping.algorithmName: unable to get EarlyStopping config data (known: {sorted(stoppings)})")
+        errors.append(
+            f"spec.earlyStopping.algorithmName: unable to get EarlyStopping config data (known: {sorted(stoppings)})"
+        )
     if spec.get("resumePolicy", "") not in ("", "Never", "LongRunning", "FromVolume"):
         errors.append("spec.resumePolicy: invalid ResumePolicyType")
     return errors
@@ -125,13 +135,18 @@ def _template_rules(spec: dict, config: dict) -> list[str]:
         elif p["name"] in declared or p["reference"] in declared.values():
             errors.append(f"spec.trialTemplate.trialParameters[{i}]: name or reference duplicated")
         elif p["reference"] not in names:
-            errors.append(f"spec.trialTemplate.trialParameters[{i}].reference: {p['reference']} does not exist in spec.parameters")
+            errors.append(
+                f"spec.trialTemplate.trialParameters[{i}].reference: {p['reference']} does not exist in spec.parameters"
+            )
         declared[p.get("name")] = p.get("reference")
     used = set(PLACEHOLDER.findall(json.dumps(template["trialSpec"])))
     if used != set(declared):
-        errors.append(f"spec.trialTemplate: placeholders {sorted(used)} do not match trialParameters {sorted(declared)}")
+        errors.append(
+            f"spec.trialTemplate: placeholders {sorted(used)} do not match trialParameters {sorted(declared)}"
+        )
     trial = template["trialSpec"]
-    kind = f"{trial.get('kind')}.{trial.get('apiVersion', '').partition('/')[2]}.{trial.get('apiVersion', '').partition('/')[0]}"
+    group, _, version = trial.get("apiVersion", "").partition("/")
+    kind = f"{trial.get('kind')}.{version}.{group}"
     if kind not in config["init"]["controller"]["trialResources"]:
         errors.append(f"spec.trialTemplate: {kind} is not a trial resource Katib is configured for")
     if trial.get("metadata", {}).get("name") or trial.get("metadata", {}).get("namespace"):
@@ -142,10 +157,19 @@ def _template_rules(spec: dict, config: dict) -> list[str]:
 def webhook_errors(body: dict, config: dict) -> list[str]:
     """What Katib v0.19.0's validating webhook says about a new Experiment (validator.go)."""
     name = body.get("metadata", {}).get("name", "")
-    errors = [] if re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= 40 else [f"metadata.name: {name!r} is invalid"]
+    errors = (
+        []
+        if re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= 40
+        else [f"metadata.name: {name!r} is invalid"]
+    )
     spec = body.get("spec", {})
-    return (errors + _count_rules(spec) + _objective_and_algorithms(spec, config) + _parameter_rules(spec.get("parameters", []))
-            + _template_rules(spec, config))
+    return (
+        errors
+        + _count_rules(spec)
+        + _objective_and_algorithms(spec, config)
+        + _parameter_rules(spec.get("parameters", []))
+        + _template_rules(spec, config)
+    )
 
 
 def filled_trial(body: dict, values: dict[str, str]) -> dict:
@@ -202,7 +226,9 @@ class FakeKatibApi(FakeTrainerApi):
             selector = self.calls[-1].query.get("labelSelector", [""])[0]
             name = selector.partition("=")[2]
             items = self.trials(name) if name in self.experiments else []
-            return h.send(200, {"apiVersion": "kubeflow.org/v1beta1", "kind": "TrialList", "metadata": {}, "items": items})
+            return h.send(
+                200, {"apiVersion": "kubeflow.org/v1beta1", "kind": "TrialList", "metadata": {}, "items": items}
+            )
         return super().route(h, method, path, body)
 
     def create_experiment(self, h, body: dict) -> None:
@@ -239,26 +265,51 @@ class FakeKatibApi(FakeTrainerApi):
     def trials(self, name: str) -> list[dict]:
         items = []
         for i, (state, values, value) in enumerate(self.katib.trials):
-            items.append({
-                "apiVersion": "kubeflow.org/v1beta1", "kind": "Trial",
-                "metadata": {"name": f"{name}-trial{i}", "namespace": self.namespace, "creationTimestamp": f"2026-01-01T00:0{i}:00Z",
-                             "labels": {"katib.kubeflow.org/experiment": name}},
-                "spec": {"parameterAssignments": [{"name": k, "value": v} for k, v in values.items()]},
-                "status": {"startTime": f"2026-01-01T00:0{i}:00Z", "completionTime": f"2026-01-01T00:0{i}:42Z",
-                           "conditions": [{"type": state, "status": "True"}], "observation": self.observation(name, value)},
-            })
+            items.append(
+                {
+                    "apiVersion": "kubeflow.org/v1beta1",
+                    "kind": "Trial",
+                    "metadata": {
+                        "name": f"{name}-trial{i}",
+                        "namespace": self.namespace,
+                        "creationTimestamp": f"2026-01-01T00:0{i}:00Z",
+                        "labels": {"katib.kubeflow.org/experiment": name},
+                    },
+                    "spec": {"parameterAssignments": [{"name": k, "value": v} for k, v in values.items()]},
+                    "status": {
+                        "startTime": f"2026-01-01T00:0{i}:00Z",
+                        "completionTime": f"2026-01-01T00:0{i}:42Z",
+                        "conditions": [{"type": state, "status": "True"}],
+                        "observation": self.observation(name, value),
+                    },
+                }
+            )
         return items
 
     def experiment_status(self, name: str) -> dict:
         if self.experiment_gets <= self.katib.running_polls or self.katib.outcome == "Running":
-            return {"conditions": [{"type": "Running", "status": "True"}], "trials": len(self.katib.trials), "trialsRunning": 1}
-        status = {"conditions": [{"type": self.katib.outcome, "status": "True", "message": f"Experiment has {self.katib.outcome.lower()}"}],
-                  "trials": len(self.katib.trials),
-                  "trialsSucceeded": sum(t[0] == "Succeeded" for t in self.katib.trials),
-                  "trialsEarlyStopped": sum(t[0] == "EarlyStopped" for t in self.katib.trials)}
+            return {
+                "conditions": [{"type": "Running", "status": "True"}],
+                "trials": len(self.katib.trials),
+                "trialsRunning": 1,
+            }
+        status = {
+            "conditions": [
+                {
+                    "type": self.katib.outcome,
+                    "status": "True",
+                    "message": f"Experiment has {self.katib.outcome.lower()}",
+                }
+            ],
+            "trials": len(self.katib.trials),
+            "trialsSucceeded": sum(t[0] == "Succeeded" for t in self.katib.trials),
+            "trialsEarlyStopped": sum(t[0] == "EarlyStopped" for t in self.katib.trials),
+        }
         if self.katib.trials:
             _, values, value = self.katib.trials[self.katib.best]
-            status["currentOptimalTrial"] = {"bestTrialName": f"{name}-trial{self.katib.best}",
-                                             "parameterAssignments": [{"name": k, "value": v} for k, v in values.items()],
-                                             "observation": self.observation(name, value)}
+            status["currentOptimalTrial"] = {
+                "bestTrialName": f"{name}-trial{self.katib.best}",
+                "parameterAssignments": [{"name": k, "value": v} for k, v in values.items()],
+                "observation": self.observation(name, value),
+            }
         return status

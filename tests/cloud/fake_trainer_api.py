@@ -27,7 +27,7 @@ import json
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -38,7 +38,7 @@ from tests.rollout.crd import strictify  # the same closing of structural schema
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "trainer"
 GROUP = "/apis/trainer.kubeflow.org/v1alpha1"
-NOW = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+NOW = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def trainjob_validator() -> jsonschema.Draft7Validator:
@@ -59,7 +59,9 @@ class Script:
     """How the fake controller plays the TrainJob."""
 
     pending_polls: int = 1  # job GETs before the node pods run
-    log_lines: list[str] = field(default_factory=lambda: ["rank 0: epoch 1 step 20/40 loss 0.41", "rank 0: model written"])
+    log_lines: list[str] = field(
+        default_factory=lambda: ["rank 0: epoch 1 step 20/40 loss 0.41", "rank 0: model written"]
+    )
     outcome: str = "Complete"  # or "Failed"; reached once node 0's log has been read
     never_runs: bool = False  # the pods stay Pending forever (no GPU node comes)
     events: list[tuple[str, str]] = field(default_factory=list)  # (reason, message) on node 0's pod
@@ -104,25 +106,49 @@ class FakeTrainerApi:
     def status(self) -> dict:
         if not self.log_read:
             return {}
-        condition = {"type": self.script.outcome, "status": "True", "reason": f"Jobs{self.script.outcome}",
-                     "message": f"trainjob {self.script.outcome.lower()}", "lastTransitionTime": NOW}
+        condition = {
+            "type": self.script.outcome,
+            "status": "True",
+            "reason": f"Jobs{self.script.outcome}",
+            "message": f"trainjob {self.script.outcome.lower()}",
+            "lastTransitionTime": NOW,
+        }
         return {"conditions": [condition]}
 
     def pods(self, job: str) -> list[dict]:
         nodes = self.jobs[job]["spec"]["trainer"].get("numNodes", 1) if job in self.jobs else 0
-        return [{
-            "metadata": {"name": f"{job}-node-{i}-0-x{i}", "namespace": self.namespace, "creationTimestamp": NOW,
-                         "labels": {"jobset.sigs.k8s.io/jobset-name": job, "jobset.sigs.k8s.io/replicatedjob-name": "node",
-                                    "batch.kubernetes.io/job-completion-index": str(i)}},
-            "spec": {"containers": [{"name": "node", "image": self.jobs[job]["spec"]["trainer"].get("image", "")}]},
-            "status": {"phase": self.phase()},
-        } for i in range(nodes)]
+        return [
+            {
+                "metadata": {
+                    "name": f"{job}-node-{i}-0-x{i}",
+                    "namespace": self.namespace,
+                    "creationTimestamp": NOW,
+                    "labels": {
+                        "jobset.sigs.k8s.io/jobset-name": job,
+                        "jobset.sigs.k8s.io/replicatedjob-name": "node",
+                        "batch.kubernetes.io/job-completion-index": str(i),
+                    },
+                },
+                "spec": {"containers": [{"name": "node", "image": self.jobs[job]["spec"]["trainer"].get("image", "")}]},
+                "status": {"phase": self.phase()},
+            }
+            for i in range(nodes)
+        ]
 
     def events(self) -> list[dict]:
         pods = [pod for job in self.jobs for pod in self.pods(job)][:1]
-        return [{"metadata": {"name": f"event-{i}", "namespace": self.namespace}, "type": "Warning", "reason": reason,
-                 "message": message, "firstTimestamp": NOW, "involvedObject": {"kind": "Pod", "name": pod["metadata"]["name"]}}
-                for pod in pods for i, (reason, message) in enumerate(self.script.events)]
+        return [
+            {
+                "metadata": {"name": f"event-{i}", "namespace": self.namespace},
+                "type": "Warning",
+                "reason": reason,
+                "message": message,
+                "firstTimestamp": NOW,
+                "involvedObject": {"kind": "Pod", "name": pod["metadata"]["name"]},
+            }
+            for pod in pods
+            for i, (reason, message) in enumerate(self.script.events)
+        ]
 
     # ------------------------------------------------------------- HTTP
 
@@ -142,8 +168,17 @@ class FakeTrainerApi:
                 self.wfile.write(data)
 
             def status(self, code: int, reason: str, message: str):
-                self.send(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code,
-                                 "reason": reason, "message": message})
+                self.send(
+                    code,
+                    {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "status": "Failure",
+                        "code": code,
+                        "reason": reason,
+                        "message": message,
+                    },
+                )
 
             def handle_any(self, method: str):
                 url = urllib.parse.urlsplit(self.path)
@@ -163,11 +198,18 @@ class FakeTrainerApi:
 
         return Handler
 
-    def route(self, h, method: str, path: str, body: dict | None) -> None:  # noqa: C901 - one branch per endpoint
+    def route(self, h, method: str, path: str, body: dict | None) -> None:
         ns = f"/namespaces/{self.namespace}"
         if path == "/api/v1/namespaces/kubeflow-system/configmaps/kubeflow-trainer-public":
-            return h.send(200, {"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "kubeflow-trainer-public"},
-                                "data": {"kubeflow_trainer_version": "v2.3.0"}})
+            return h.send(
+                200,
+                {
+                    "kind": "ConfigMap",
+                    "apiVersion": "v1",
+                    "metadata": {"name": "kubeflow-trainer-public"},
+                    "data": {"kubeflow_trainer_version": "v2.3.0"},
+                },
+            )
         if path.startswith(f"{GROUP}{ns}/trainingruntimes/"):
             return h.status(404, "NotFound", "trainingruntimes not found")
         if path == f"{GROUP}/clustertrainingruntimes/{self.runtime['metadata']['name']}":

@@ -15,10 +15,10 @@ from types import SimpleNamespace
 import google.auth
 from google.api_core.exceptions import NotFound
 from google.auth.credentials import AnonymousCredentials
+from google.cloud.aiplatform import initializer
 from google.cloud.aiplatform.compat.types import pipeline_job as gca_pipeline_job
 from google.cloud.aiplatform.compat.types import pipeline_state as gca_pipeline_state
 from google.cloud.aiplatform.compat.types import schedule as gca_schedule
-from google.cloud.aiplatform import initializer
 from google.cloud.aiplatform.utils import gcs_utils
 from google.cloud.aiplatform_v1.services.pipeline_service import PipelineServiceClient
 from google.cloud.aiplatform_v1.services.schedule_service import ScheduleServiceClient
@@ -48,10 +48,16 @@ class FakeVertex:
         monkeypatch.setattr(google.auth, "default", lambda *a, **k: (AnonymousCredentials(), "test-project"))
         # aiplatform caches the first credentials it finds for the whole process.
         monkeypatch.setattr(initializer.global_config, "_credentials", None)
-        monkeypatch.setattr(gcs_utils, "create_gcs_bucket_for_pipeline_artifacts_if_it_does_not_exist", lambda **kw: fake.bucket_checks.append(kw))
+        monkeypatch.setattr(
+            gcs_utils,
+            "create_gcs_bucket_for_pipeline_artifacts_if_it_does_not_exist",
+            lambda **kw: fake.bucket_checks.append(kw),
+        )
 
         def create_pipeline_job(self, parent=None, pipeline_job=None, pipeline_job_id=None, **kw):
-            fake.created_jobs.append({"parent": parent, "pipeline_job": pipeline_job, "pipeline_job_id": pipeline_job_id})
+            fake.created_jobs.append(
+                {"parent": parent, "pipeline_job": pipeline_job, "pipeline_job_id": pipeline_job_id}
+            )
             fake._job = gca_pipeline_job.PipelineJob(pipeline_job)
             fake._job.name = f"{parent}/pipelineJobs/{pipeline_job_id}"
             fake._job.state = gca_pipeline_state.PipelineState.PIPELINE_STATE_PENDING
@@ -95,7 +101,10 @@ class FakeVertex:
 
         for client, methods in (
             (PipelineServiceClient, (create_pipeline_job, get_pipeline_job)),
-            (ScheduleServiceClient, (create_schedule, get_schedule, list_schedules, pause_schedule, resume_schedule, delete_schedule)),
+            (
+                ScheduleServiceClient,
+                (create_schedule, get_schedule, list_schedules, pause_schedule, resume_schedule, delete_schedule),
+            ),
         ):
             for method in methods:
                 monkeypatch.setattr(client, method.__name__, method)

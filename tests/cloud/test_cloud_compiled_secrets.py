@@ -2,6 +2,7 @@
 values: keys reach the steps from a Kubernetes secret or Secret Manager at run time."""
 
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -16,7 +17,11 @@ def literal_secret_env(document) -> list[str]:
     if isinstance(document, dict):
         for key, value in document.items():
             if key == "env" and isinstance(value, list):
-                found += [e["name"] for e in value if isinstance(e, dict) and SECRET_NAME.search(e.get("name", "")) and "value" in e]
+                found += [
+                    e["name"]
+                    for e in value
+                    if isinstance(e, dict) and SECRET_NAME.search(e.get("name", "")) and "value" in e
+                ]
             else:
                 found += literal_secret_env(value)
     elif isinstance(document, list):
@@ -33,7 +38,9 @@ def secrets_in_environment(monkeypatch):
 
 
 def test_the_checker_sees_a_literal_secret():
-    assert literal_secret_env({"a": [{"container": {"env": [{"name": "WANDB_API_KEY", "value": "x"}, {"name": "MODE", "value": "offline"}]}}]}) == ["WANDB_API_KEY"]
+    assert literal_secret_env(
+        {"a": [{"container": {"env": [{"name": "WANDB_API_KEY", "value": "x"}, {"name": "MODE", "value": "offline"}]}}]}
+    ) == ["WANDB_API_KEY"]
 
 
 def test_secret_as_env_compiles_to_a_reference(tiny_packages):
@@ -51,6 +58,6 @@ def test_secret_as_env_compiles_to_a_reference(tiny_packages):
 def test_compiled_pipeline_carries_no_secret_values(secrets_in_environment, tmp_path, target):
     from pipelines.compile import compile_pipeline
 
-    text = open(compile_pipeline(target, str(tmp_path / f"pipeline-{target}.yaml"))).read()
+    text = Path(compile_pipeline(target, str(tmp_path / f"pipeline-{target}.yaml"))).read_text()
     assert SENTINEL not in text
     assert literal_secret_env(list(yaml.safe_load_all(text))) == []

@@ -2,11 +2,13 @@
 glob of shards, a prefix), and the step outputs are written back under a gs:// pipeline root and
 read again unchanged."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
-from textclf.platform import storage
 from textclf.ingest import IngestSettings, SourceError, ingest
+from textclf.platform import storage
 from textclf.sample_data import generate
 
 
@@ -15,11 +17,14 @@ def reviews():
     return pd.DataFrame(generate(120, seed=7))
 
 
-@pytest.mark.parametrize("name, write", [
-    ("reviews.csv", lambda frame, path: frame.to_csv(path, index=False)),
-    ("reviews.parquet", lambda frame, path: frame.to_parquet(path, index=False)),
-    ("reviews.jsonl", lambda frame, path: frame.to_json(path, orient="records", lines=True)),
-])
+@pytest.mark.parametrize(
+    "name, write",
+    [
+        ("reviews.csv", lambda frame, path: frame.to_csv(path, index=False)),
+        ("reviews.parquet", lambda frame, path: frame.to_parquet(path, index=False)),
+        ("reviews.jsonl", lambda frame, path: frame.to_json(path, orient="records", lines=True)),
+    ],
+)
 def test_ingest_from_gcs_matches_the_local_file(gcs_bucket, tmp_path, reviews, name, write):
     local = tmp_path / name
     write(reviews, local)
@@ -50,8 +55,8 @@ def test_step_outputs_round_trip_through_the_pipeline_root(gcs_bucket, tmp_path,
 
     back = storage.localize(root, str(tmp_path / "back"))
     for shard in (outputs / "dataset").iterdir():
-        assert open(f"{back}/dataset/{shard.name}", "rb").read() == shard.read_bytes()
-    assert open(f"{back}/card.md").read() == (outputs / "card.md").read_text()
+        assert Path(f"{back}/dataset/{shard.name}").read_bytes() == shard.read_bytes()
+    assert Path(f"{back}/card.md").read_text() == (outputs / "card.md").read_text()
     assert result.metadata["fingerprint"] in storage.read_text(f"{root}/metadata.json")
 
 
@@ -69,8 +74,11 @@ def test_a_glob_or_prefix_of_shards_on_gcs_matches_the_local_folder(gcs_bucket, 
     gcs_bucket.blob("elsewhere/part-00002.csv").upload_from_string(b"text,label\nnot this,positive\n")
 
     from_disk = ingest(IngestSettings(source=str(local)), str(tmp_path / "disk"))
-    for source in (f"gs://{gcs_bucket.name}/export/part-*", f"gs://{gcs_bucket.name}/export/",
-                   f"gs://{gcs_bucket.name}/export"):
+    for source in (
+        f"gs://{gcs_bucket.name}/export/part-*",
+        f"gs://{gcs_bucket.name}/export/",
+        f"gs://{gcs_bucket.name}/export",
+    ):
         from_gcs = ingest(IngestSettings(source=source), str(tmp_path / "gcs"))
         assert from_gcs.metadata["fingerprint"] == from_disk.metadata["fingerprint"], source
         assert from_gcs.metadata["source_files"] == 2

@@ -4,8 +4,8 @@ from pathlib import Path
 
 from transformers import AutoConfig
 
-from textclf.platform import storage
 from textclf.base_model import resolve_base_model
+from textclf.platform import storage
 
 
 def test_a_gs_model_directory_is_downloaded_and_loads(gcs_bucket, tiny_model_dir):

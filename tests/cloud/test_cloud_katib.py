@@ -16,7 +16,14 @@ import pytest
 import yaml
 
 from tests.cloud.compiled import task_inputs
-from tests.cloud.fake_katib_api import FakeKatibApi, KatibScript, filled_trial, katib_config, sample_values, webhook_errors
+from tests.cloud.fake_katib_api import (
+    FakeKatibApi,
+    KatibScript,
+    filled_trial,
+    katib_config,
+    sample_values,
+    webhook_errors,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "kubeflow"
@@ -40,10 +47,14 @@ def kube(tmp_path, monkeypatch):
 
     def start(script: KatibScript | None = None) -> FakeKatibApi:
         servers.append(FakeKatibApi(NAMESPACE, script))
-        config = {"apiVersion": "v1", "kind": "Config", "current-context": "fake",
-                  "clusters": [{"name": "fake", "cluster": {"server": servers[-1].url}}],
-                  "users": [{"name": "fake", "user": {"token": "t"}}],
-                  "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": NAMESPACE}}]}
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "fake",
+            "clusters": [{"name": "fake", "cluster": {"server": servers[-1].url}}],
+            "users": [{"name": "fake", "user": {"token": "t"}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": NAMESPACE}}],
+        }
         (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
         monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
         # The client reads KUBECONFIG when it is imported; a pod's process would have had it from the start.
@@ -55,12 +66,44 @@ def kube(tmp_path, monkeypatch):
         server.stop()
 
 
-DEFAULT_TRIALS = [("Succeeded", {"learning_rate": "0.0001", "min_train_steps": "1500", "batch_size": "32", "warmup_ratio": "0.06",
-                                 "weight_decay": "0.01", "hidden_dropout": "0.1"}, 0.81),
-                  ("Succeeded", {"learning_rate": "0.00021", "min_train_steps": "800", "batch_size": "16", "warmup_ratio": "0.1",
-                                 "weight_decay": "0.05", "hidden_dropout": "0.0"}, 0.86),
-                  ("EarlyStopped", {"learning_rate": "2.5e-05", "min_train_steps": "600", "batch_size": "64", "warmup_ratio": "0.0",
-                                    "weight_decay": "0.0", "hidden_dropout": "0.2"}, None)]
+DEFAULT_TRIALS = [
+    (
+        "Succeeded",
+        {
+            "learning_rate": "0.0001",
+            "min_train_steps": "1500",
+            "batch_size": "32",
+            "warmup_ratio": "0.06",
+            "weight_decay": "0.01",
+            "hidden_dropout": "0.1",
+        },
+        0.81,
+    ),
+    (
+        "Succeeded",
+        {
+            "learning_rate": "0.00021",
+            "min_train_steps": "800",
+            "batch_size": "16",
+            "warmup_ratio": "0.1",
+            "weight_decay": "0.05",
+            "hidden_dropout": "0.0",
+        },
+        0.86,
+    ),
+    (
+        "EarlyStopped",
+        {
+            "learning_rate": "2.5e-05",
+            "min_train_steps": "600",
+            "batch_size": "64",
+            "warmup_ratio": "0.0",
+            "weight_decay": "0.0",
+            "hidden_dropout": "0.2",
+        },
+        None,
+    ),
+]
 
 
 def run_step(compiled, tmp_path, overrides=None, **kwargs):
@@ -72,7 +115,9 @@ def run_step(compiled, tmp_path, overrides=None, **kwargs):
     assert inputs["trainer_image"] and inputs["gpu_type"] == "nvidia-l4"
     inputs["trainer_image"] = IMAGE
     dataset = dsl.Dataset(name="dataset", uri="gs://bucket/root/run/ingest-op/dataset", metadata=METADATA)
-    tokenized = dsl.Dataset(name="tokenized", uri="gs://bucket/root/run/tokenize-op/tokenized", metadata={"max_length": 128})
+    tokenized = dsl.Dataset(
+        name="tokenized", uri="gs://bucket/root/run/tokenize-op/tokenized", metadata={"max_length": 128}
+    )
     tuning = dsl.Artifact(name="tuning", uri=str(tmp_path / "tuning"), metadata={})
     report = dsl.Markdown(name="report", uri=str(tmp_path / "report.md"), metadata={})
     import textclf.tune.katib as katib
@@ -99,15 +144,23 @@ def test_the_compiled_kubeflow_yaml_creates_an_experiment_katib_accepts(compiled
     assert re.fullmatch(r"textclf-[0-9a-f]{12}", body["metadata"]["name"])
     assert spec["algorithm"] == {"algorithmName": "multivariate-tpe"}
     assert spec["earlyStopping"]["algorithmName"] == "medianstop"
-    assert spec["objective"] == {"type": "maximize", "objectiveMetricName": "validation_accuracy",
-                                 "additionalMetricNames": ["validation_loss"],
-                                 "metricStrategies": [{"name": "validation_accuracy", "value": "latest"}]}
+    assert spec["objective"] == {
+        "type": "maximize",
+        "objectiveMetricName": "validation_accuracy",
+        "additionalMetricNames": ["validation_loss"],
+        "metricStrategies": [{"name": "validation_accuracy", "value": "latest"}],
+    }
     assert (spec["maxTrialCount"], spec["parallelTrialCount"]) == (12, 2)
     # The default search space, in Katib's terms.
     parameters = {p["name"]: p for p in spec["parameters"]}
-    assert parameters["learning_rate"] == {"name": "learning_rate", "parameterType": "double", "feasibleSpace": {
-        "min": "2e-05", "max": "0.0003", "distribution": "logUniform"}}
-    assert parameters["min_train_steps"]["parameterType"] == "int" and parameters["batch_size"]["feasibleSpace"] == {"list": ["16", "32", "64"]}
+    assert parameters["learning_rate"] == {
+        "name": "learning_rate",
+        "parameterType": "double",
+        "feasibleSpace": {"min": "2e-05", "max": "0.0003", "distribution": "logUniform"},
+    }
+    assert parameters["min_train_steps"]["parameterType"] == "int" and parameters["batch_size"]["feasibleSpace"] == {
+        "list": ["16", "32", "64"]
+    }
     # Each trial: one TrainJob on one GPU of the pool, running the trial entry point with the tuned values.
     trial = filled_trial(body, sample_values(body))
     trainer = trial["spec"]["trainer"]
@@ -117,14 +170,22 @@ def test_the_compiled_kubeflow_yaml_creates_an_experiment_katib_accepts(compiled
     args = dict(zip(trainer["command"][5::2], trainer["command"][6::2]))
     assert args["--tokenized"] == "gs://bucket/root/run/tokenize-op/tokenized"
     assert args["--learning_rate"] == "2e-05" and args["--early_stopping_patience"] == "2"  # tuned, and a base setting
-    pod = trial["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
+    pod = trial["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0][
+        "template"
+    ]["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     assert pod["serviceAccountName"] == "pipeline-runner"
 
     # What the step hands on: Katib's best trial, typed as the settings are, and a report of every trial.
     assert record["engine"] == "katib" and record["best_value"] == pytest.approx(0.86)
-    assert record["params"] == {"learning_rate": 0.00021, "min_train_steps": 800, "batch_size": 16, "warmup_ratio": 0.1,
-                                "weight_decay": 0.05, "hidden_dropout": 0.0}
+    assert record["params"] == {
+        "learning_rate": 0.00021,
+        "min_train_steps": 800,
+        "batch_size": 16,
+        "warmup_ratio": 0.1,
+        "weight_decay": 0.05,
+        "hidden_dropout": 0.0,
+    }
     report = (out / "report.md").read_text()
     assert "| 2 | pruned |" in report and "trial1" in report and "data:image/png;base64," in report
     assert api.deleted == []
@@ -141,14 +202,26 @@ def test_the_trial_command_parses_as_the_trial_entry_point_reads_it(compiled, ku
     api = kube(KatibScript(trials=DEFAULT_TRIALS))
     run_step(compiled, tmp_path)
     body = api.created[0]
-    values = {"learning_rate": "0.000123", "min_train_steps": "1500", "batch_size": "64", "warmup_ratio": "0.1", "weight_decay": "0",
-              "hidden_dropout": "0.15", "class_weighting": "balanced"}
+    values = {
+        "learning_rate": "0.000123",
+        "min_train_steps": "1500",
+        "batch_size": "64",
+        "warmup_ratio": "0.1",
+        "weight_decay": "0",
+        "hidden_dropout": "0.15",
+        "class_weighting": "balanced",
+    }
     command = filled_trial(body, values)["spec"]["trainer"]["command"]
     paths, settings, tune = HfArgumentParser((TrialPaths, TrainSettings, TuneSettings)).parse_args_into_dataclasses(
-        integral_arguments(command[3:]))
+        integral_arguments(command[3:])
+    )
     assert paths.engine == "katib" and json.loads(paths.metadata)["fingerprint"] == "f00d"
-    assert (settings.learning_rate, settings.min_train_steps, settings.batch_size, settings.hidden_dropout) == (0.000123, 1500, 64,
-                                                                                                  0.15)
+    assert (settings.learning_rate, settings.min_train_steps, settings.batch_size, settings.hidden_dropout) == (
+        0.000123,
+        1500,
+        64,
+        0.15,
+    )
     assert settings.class_weighting == "balanced"
     assert tune.tune_metric == "accuracy"
 
@@ -165,8 +238,14 @@ def test_a_retried_step_follows_the_experiment_it_created(compiled, kube, tmp_pa
 def test_a_changed_search_gets_its_own_experiment(compiled, kube, tmp_path):
     api = kube(KatibScript(trials=DEFAULT_TRIALS))
     run_step(compiled, tmp_path / "a")
-    run_step(compiled, tmp_path / "b", overrides={"search_space": '{"learning_rate": {"low": 1e-5, "high": 1e-3, "log": true}}',
-                                                  "trial_max_steps": 50})
+    run_step(
+        compiled,
+        tmp_path / "b",
+        overrides={
+            "search_space": '{"learning_rate": {"low": 1e-5, "high": 1e-3, "log": true}}',
+            "trial_max_steps": 50,
+        },
+    )
     assert len(api.created) == 2 and len({b["metadata"]["name"] for b in api.created}) == 2
     assert [p["name"] for p in api.created[1]["spec"]["parameters"]] == ["learning_rate"]
 
@@ -195,14 +274,22 @@ def test_the_fake_webhook_refuses_what_katib_would():
     from textclf.tune.settings import CloudTuneSettings, TuneSettings
     from textclf.tune.space import load_space
 
-    trial = {"runtimeRef": {"name": "torch-distributed"},
-             "trainer": {"command": ["python", "--learning_rate", "${trialParameters.learning_rate}"]}}
-    body = experiment_body("textclf-abc", load_space('{"learning_rate": {"low": 1e-5, "high": 1e-3, "log": true}}'),
-                           TuneSettings(n_trials=4), CloudTuneSettings(), trial)
+    trial = {
+        "runtimeRef": {"name": "torch-distributed"},
+        "trainer": {"command": ["python", "--learning_rate", "${trialParameters.learning_rate}"]},
+    }
+    body = experiment_body(
+        "textclf-abc",
+        load_space('{"learning_rate": {"low": 1e-5, "high": 1e-3, "log": true}}'),
+        TuneSettings(n_trials=4),
+        CloudTuneSettings(),
+        trial,
+    )
     api = FakeKatibApi.__new__(FakeKatibApi)  # the checks only, no server
+    import jsonschema
+
     from tests.cloud.fake_katib_api import crd_schema, experiment_validator
     from tests.cloud.fake_trainer_api import trainjob_validator
-    import jsonschema
 
     api.types, api.crd, api.config = experiment_validator(), jsonschema.Draft7Validator(crd_schema()), katib_config()
     api.trial_validator = trainjob_validator()

@@ -28,8 +28,9 @@ def test_an_s3_csv_source_ingests_like_the_local_file(s3_client, s3_bucket, tmp_
     assert source in (tmp_path / "card.md").read_text()
 
 
-def test_an_s3_prefix_of_mixed_shards_with_markers_ingests_like_the_local_folder(s3_client, s3_bucket, tmp_path,
-                                                                                reviews):
+def test_an_s3_prefix_of_mixed_shards_with_markers_ingests_like_the_local_folder(
+    s3_client, s3_bucket, tmp_path, reviews
+):
     """A Spark-style export: gzipped CSV and Parquet parts, ``_SUCCESS`` and a ``_temporary/`` leftover."""
     local = tmp_path / "export"
     local.mkdir()

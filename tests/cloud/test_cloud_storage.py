@@ -2,6 +2,7 @@
 (gcp-storage-emulator, moto's S3 server): the same calls, checked with each store's own client."""
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -9,8 +10,9 @@ from textclf.platform import storage
 
 
 def test_locations_are_told_apart_without_the_callers_knowing_schemes():
-    assert [storage.protocol(u) for u in ("gs://b/x", "S3://b/x", "/tmp/gs://x", "data/x.csv", "C://x", "file:///x")] \
-        == ["gs", "s3", "file", "file", "file", "file"]
+    assert [
+        storage.protocol(u) for u in ("gs://b/x", "S3://b/x", "/tmp/gs://x", "data/x.csv", "C://x", "file:///x")
+    ] == ["gs", "s3", "file", "file", "file", "file"]
     assert storage.is_remote("gs://b/x") and storage.is_remote("s3://b/x") and storage.is_remote("abfs://c/x")
     assert not storage.is_remote("/tmp/gs://x") and not storage.is_remote("file:///tmp/x")
     assert storage.is_gcs("gcs://b") and not storage.is_gcs("s3://b")
@@ -33,7 +35,9 @@ def test_local_paths_pass_through_and_writes_are_atomic(tmp_path):
     with pytest.raises(RuntimeError), storage.atomic_write(str(target), "w", encoding="utf-8") as handle:
         handle.write("half")
         raise RuntimeError("killed mid-write")
-    assert target.read_text(encoding="utf-8") == "héllo" and sorted(p.name for p in target.parent.iterdir()) == ["b.txt"]
+    assert target.read_text(encoding="utf-8") == "héllo" and sorted(p.name for p in target.parent.iterdir()) == [
+        "b.txt"
+    ]
     with pytest.raises(ValueError, match="reads only"), storage.open(str(target), "wb"):
         pass
 
@@ -69,16 +73,30 @@ def test_a_failed_write_leaves_no_object(bucket):
 
 
 def test_listing_a_file_a_folder_and_globs(bucket):
-    for key in ("export/part-0.csv", "export/part-1.csv", "export/_SUCCESS", "export/sub/part-2.csv",
-                "export-old/part-9.csv", "export/empty/"):  # "empty/": a console's folder placeholder
+    for key in (
+        "export/part-0.csv",
+        "export/part-1.csv",
+        "export/_SUCCESS",
+        "export/sub/part-2.csv",
+        "export-old/part-9.csv",
+        "export/empty/",
+    ):  # "empty/": a console's folder placeholder
         bucket.put(key, b"" if key.endswith("/") else b"text,label\na,0\n")
     root = bucket.uri
     assert storage.list_files(f"{root}/export/part-0.csv") == [f"{root}/export/part-0.csv"]
-    folder = [f"{root}/export/_SUCCESS", f"{root}/export/part-0.csv", f"{root}/export/part-1.csv",
-              f"{root}/export/sub/part-2.csv"]
+    folder = [
+        f"{root}/export/_SUCCESS",
+        f"{root}/export/part-0.csv",
+        f"{root}/export/part-1.csv",
+        f"{root}/export/sub/part-2.csv",
+    ]
     assert storage.list_files(f"{root}/export") == storage.list_files(f"{root}/export/") == folder
-    assert [e.relative for e in storage.entries(f"{root}/export")] == ["_SUCCESS", "part-0.csv", "part-1.csv",
-                                                                        "sub/part-2.csv"]
+    assert [e.relative for e in storage.entries(f"{root}/export")] == [
+        "_SUCCESS",
+        "part-0.csv",
+        "part-1.csv",
+        "sub/part-2.csv",
+    ]
     assert storage.list_files(f"{root}/export/part-?.csv") == folder[1:3]
     assert storage.list_files(f"{root}/export/**/part-*.csv") == folder[1:]
     assert storage.list_files(f"{root}/*/part-9.csv") == [f"{root}/export-old/part-9.csv"]
@@ -95,7 +113,7 @@ def test_localize_single_object(bucket, tmp_path):
     bucket.put("data/train.csv", b"text,label\nok,1\n")
     path = storage.localize(f"{bucket.uri}/data/train.csv", str(tmp_path / "dl"))
     assert path == str(tmp_path / "dl" / "train.csv")
-    assert open(path).read() == "text,label\nok,1\n"
+    assert Path(path).read_text() == "text,label\nok,1\n"
     assert sorted(p.name for p in (tmp_path / "dl").iterdir()) == ["train.csv"], "no partial file left beside it"
 
 
@@ -109,15 +127,18 @@ def test_upload_a_folder_then_localize_it_keeps_the_layout(bucket, tmp_path, cap
 
     with caplog.at_level(logging.INFO, logger=storage.__name__):
         storage.upload(str(model), uri)
-    assert bucket.names() == ["root/run-1/model/config.json", "root/run-1/model/model.safetensors",
-                              "root/run-1/model/tokenizer/vocab.txt"]
+    assert bucket.names() == [
+        "root/run-1/model/config.json",
+        "root/run-1/model/model.safetensors",
+        "root/run-1/model/tokenizer/vocab.txt",
+    ]
     assert any("uploaded" in r.message and "3 files" in r.message and "MB/s" in r.message for r in caplog.records)
 
     for suffix in ("", "/"):  # with and without the trailing slash
         local = storage.localize(uri + suffix, str(tmp_path / f"dl{suffix and 'slash'}"))
         assert local.endswith("/model")
         for rel in ("config.json", "model.safetensors", "tokenizer/vocab.txt"):
-            assert open(f"{local}/{rel}", "rb").read() == (model / rel).read_bytes()
+            assert Path(f"{local}/{rel}").read_bytes() == (model / rel).read_bytes()
 
 
 def test_big_transfers_log_progress_with_rates(bucket, tmp_path, caplog, monkeypatch):
@@ -136,7 +157,7 @@ def test_localize_prefix_does_not_match_sibling_names(bucket, tmp_path):
     bucket.put("m/model-old/config.json", b"old")
     local = storage.localize(f"{bucket.uri}/m/model", str(tmp_path))
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["config.json"]
-    assert open(f"{local}/config.json").read() == "{}"
+    assert Path(f"{local}/config.json").read_text() == "{}"
 
 
 def test_localize_missing_names_the_uri(bucket, tmp_path):

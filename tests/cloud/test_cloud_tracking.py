@@ -15,10 +15,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from textclf import tracking
-from textclf.platform import secret_manager, wandb_client
 from tests.cloud import wandb_records
 from tests.cloud.conftest import free_port
+from textclf import tracking
+from textclf.platform import secret_manager, wandb_client
 
 
 @pytest.fixture
@@ -59,7 +59,9 @@ def test_mode_resolution(no_key, monkeypatch, caplog):
 
 def test_offline_run_records_config_metrics_matrix_and_model(no_key, tmp_path, model_dir):
     settings = tracking.TrackingSettings(wandb_project="textclf-test", dir=str(tmp_path / "tracking"))
-    with tracking.start(settings, job_type="train", config={"learning_rate": 5e-5, "epochs": 2}, group="pipeline-run-1") as run:
+    with tracking.start(
+        settings, job_type="train", config={"learning_rate": 5e-5, "epochs": 2}, group="pipeline-run-1"
+    ) as run:
         assert run.mode == "offline"
         for step, loss in ((10, 0.69), (20, 0.41)):
             run.log({"train/loss": loss}, step=step)
@@ -78,7 +80,12 @@ def test_offline_run_records_config_metrics_matrix_and_model(no_key, tmp_path, m
     (table_path,) = {json.loads(r["confusion_matrix_table/path"]) for r in rows if "confusion_matrix_table/path" in r}
     table = json.loads((run_dir / "files" / table_path).read_text())
     assert table["columns"] == ["Actual", "Predicted", "nPredictions"]
-    assert table["data"] == [["negative", "negative", 2], ["negative", "positive", 0], ["positive", "negative", 1], ["positive", "positive", 1]]
+    assert table["data"] == [
+        ["negative", "negative", 2],
+        ["negative", "positive", 0],
+        ["positive", "negative", 1],
+        ["positive", "positive", 1],
+    ]
     (model,) = [a for a in wandb_records.artifacts(records) if a.type == "model"]
     assert model.name == "textclf-model" and "candidate" in model.aliases
     assert json.loads(model.metadata) == {"metrics": {"f1": 0.8}}
@@ -131,7 +138,9 @@ class _FakeSecretManager(BaseHTTPRequestHandler):
             self.send_response(404)
             self.end_headers()
             return
-        body = json.dumps({"name": name, "payload": {"data": base64.b64encode(self.secrets[name].encode()).decode()}}).encode()
+        body = json.dumps(
+            {"name": name, "payload": {"data": base64.b64encode(self.secrets[name].encode()).decode()}}
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -184,11 +193,11 @@ class FakeWandb:
                 assert api_key and timeout
                 self.default_entity = fake.default_entity
 
-            def artifact_exists(self, name, type=None):
+            def artifact_exists(self, name, type=None):  # noqa: A002 - wandb.Api names it so
                 fake.asked.append((name, type))
                 return fake.resolve(name) is not None
 
-            def artifact(self, name, type=None):
+            def artifact(self, name, type=None):  # noqa: A002 - wandb.Api names it so
                 return fake.resolve(name)
 
             def artifacts(self, type_name, name, per_page=50):
@@ -236,7 +245,9 @@ def test_champion_metrics_reads_the_production_alias(no_key, monkeypatch, fake_w
     assert tracking.champion_metrics(settings) is None  # no champion yet
     assert fake_wandb.asked[-1] == ("team/textclf-test/textclf-model:production", "model")
 
-    fake_wandb.log("team/textclf-test/textclf-model", {"metrics": {"f1": 0.91, "accuracy": 0.93}}, aliases=["production"])
+    fake_wandb.log(
+        "team/textclf-test/textclf-model", {"metrics": {"f1": 0.91, "accuracy": 0.93}}, aliases=["production"]
+    )
     assert tracking.champion_metrics(settings) == {"f1": 0.91, "accuracy": 0.93}
 
 
@@ -246,7 +257,9 @@ COLLECTION = "team/textclf-test/textclf-model"
 def test_production_moves_to_the_version_of_the_promoted_model(no_key, monkeypatch, fake_wandb):
     monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
     settings = tracking.TrackingSettings(wandb_project="textclf-test")
-    old = fake_wandb.log(COLLECTION, tracking.model_metadata({"f1": 0.80}, "gs://b/run-1/model"), ["approved", "production"])
+    old = fake_wandb.log(
+        COLLECTION, tracking.model_metadata({"f1": 0.80}, "gs://b/run-1/model"), ["approved", "production"]
+    )
     new = fake_wandb.log(COLLECTION, tracking.model_metadata({"f1": 0.90}, "gs://b/run-2/model"), ["approved"])
     fake_wandb.log(COLLECTION, tracking.model_metadata({"f1": 0.70}, "gs://b/run-3/model"), ["candidate"])
     assert old.aliases == ["production"]  # "approved" moved to the newest approved version
@@ -261,14 +274,21 @@ def test_production_moves_to_the_version_of_the_promoted_model(no_key, monkeypat
     assert new.saves == 1  # already production: nothing saved again
 
 
-@pytest.mark.parametrize("setup, expected", [
-    (lambda mp, fake: None, "W&B offline: no production alias set"),
-    (lambda mp, fake: mp.setenv("WANDB_MODE", "disabled"), "W&B disabled: no production alias set"),
-    (lambda mp, fake: mp.setenv("WANDB_API_KEY", "k" * 40), "no version of team/textclf-test/textclf-model records "
-                                                            "model_uri gs://b/unknown"),
-    (lambda mp, fake: (mp.setenv("WANDB_API_KEY", "k" * 40), mp.setattr(fake, "collections", None)),
-     "could not set the production alias (AttributeError"),
-])
+@pytest.mark.parametrize(
+    "setup, expected",
+    [
+        (lambda mp, fake: None, "W&B offline: no production alias set"),
+        (lambda mp, fake: mp.setenv("WANDB_MODE", "disabled"), "W&B disabled: no production alias set"),
+        (
+            lambda mp, fake: mp.setenv("WANDB_API_KEY", "k" * 40),
+            "no version of team/textclf-test/textclf-model records model_uri gs://b/unknown",
+        ),
+        (
+            lambda mp, fake: (mp.setenv("WANDB_API_KEY", "k" * 40), mp.setattr(fake, "collections", None)),
+            "could not set the production alias (AttributeError",
+        ),
+    ],
+)
 def test_no_alias_is_said_and_never_raised(no_key, monkeypatch, fake_wandb, setup, expected):
     setup(monkeypatch, fake_wandb)
     line = tracking.set_production_alias(tracking.TrackingSettings(wandb_project="textclf-test"), "gs://b/unknown")

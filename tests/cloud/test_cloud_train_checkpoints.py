@@ -39,15 +39,31 @@ def weights(model_dir: str) -> dict:
 
 
 def test_a_run_killed_mid_epoch_resumes_from_cloud_storage_with_the_same_weights(
-        tokenized, tiny_model_dir, gcs_bucket, tmp_path, monkeypatch):
-    settings = TrainSettings(base_model=tiny_model_dir, epochs=1, batch_size=16, learning_rate=1e-3,
-                             checkpoint_every_steps=3, dataloader_workers=0)
+    tokenized, tiny_model_dir, gcs_bucket, tmp_path, monkeypatch
+):
+    settings = TrainSettings(
+        base_model=tiny_model_dir,
+        epochs=1,
+        batch_size=16,
+        learning_rate=1e-3,
+        checkpoint_every_steps=3,
+        dataloader_workers=0,
+    )
     train(tokenized, str(tmp_path / "whole"), settings, LABELS)
 
     root = f"gs://{gcs_bucket.name}/root"
     storage.upload(tokenized, f"{root}/tokenized")
-    argv = ["--tokenized", f"{root}/tokenized", "--output", f"{root}/model", "--metadata", json.dumps(LABELS),
-            *settings_arguments(settings), "--mode", "disabled"]
+    argv = [
+        "--tokenized",
+        f"{root}/tokenized",
+        "--output",
+        f"{root}/model",
+        "--metadata",
+        json.dumps(LABELS),
+        *settings_arguments(settings),
+        "--mode",
+        "disabled",
+    ]
     real_step = loop.optimizer_step
 
     def step_then_die(run):
@@ -60,13 +76,17 @@ def test_a_run_killed_mid_epoch_resumes_from_cloud_storage_with_the_same_weights
         main(argv)
     names = {blob.name for blob in gcs_bucket.list_blobs(prefix="root/")}
     assert "root/model.checkpoints/last.pt" in names and not any(n.startswith("root/model/") for n in names)
-    saved = torch.load(storage.localize(f"{root}/model.checkpoints/last.pt", str(tmp_path / "saved")), weights_only=True)
+    saved = torch.load(
+        storage.localize(f"{root}/model.checkpoints/last.pt", str(tmp_path / "saved")), weights_only=True
+    )
     assert (saved["state"]["step"], saved["state"]["batch"]) == (6, 6)
 
     monkeypatch.setattr(loop, "optimizer_step", real_step)
     main(argv)
     names = {blob.name for blob in gcs_bucket.list_blobs(prefix="root/")}
-    assert not any(n.startswith("root/model.checkpoints/") for n in names), "checkpoints are deleted once the model is saved"
+    assert not any(n.startswith("root/model.checkpoints/") for n in names), (
+        "checkpoints are deleted once the model is saved"
+    )
     resumed = storage.localize(f"{root}/model", str(tmp_path / "downloaded"))
     expected, got = weights(str(tmp_path / "whole")), weights(resumed)
     assert all(torch.equal(expected[name], got[name]) for name in expected)

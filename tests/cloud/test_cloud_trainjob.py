@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.cloud.fake_trainer_api import FakeTrainerApi, Script, schema_errors, trainjob_validator
+from textclf.platform.trainjob import TrainJobFailed, TrainJobSettings, TrainJobTimeout
 from textclf.tracking import TrackingSettings
 from textclf.train import TrainSettings
-from textclf.platform.trainjob import TrainJobFailed, TrainJobSettings, TrainJobTimeout
 from textclf.train.launch import TrainJobTarget, TrainLaunchSettings, new_request, run_trainjob, train_step
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,11 +26,24 @@ METADATA = {"labels": ["negative", "positive"], "fingerprint": "f00d", "max_leng
 SECRET_VALUE = "wandb-key-that-must-never-leave-the-secret"
 
 
-def request_for(tokenized="gs://bucket/root/run/tokenize-op/tokenized", model="gs://bucket/root/run/train-trainjob-op/model",
-                num_nodes=2, gpus_per_node=4, **job):
-    return new_request(tokenized, model, METADATA, TrainSettings(epochs=3, batch_size=16),
-                       TrainLaunchSettings(num_nodes=num_nodes, gpus_per_node=gpus_per_node), TrainJobSettings(**job),
-                       TrackingSettings(wandb_project="textclf", wandb_api_key_secret=""), "nvidia-l4", IMAGE)
+def request_for(
+    tokenized="gs://bucket/root/run/tokenize-op/tokenized",
+    model="gs://bucket/root/run/train-trainjob-op/model",
+    num_nodes=2,
+    gpus_per_node=4,
+    **job,
+):
+    return new_request(
+        tokenized,
+        model,
+        METADATA,
+        TrainSettings(epochs=3, batch_size=16),
+        TrainLaunchSettings(num_nodes=num_nodes, gpus_per_node=gpus_per_node),
+        TrainJobSettings(**job),
+        TrackingSettings(wandb_project="textclf", wandb_api_key_secret=""),
+        "nvidia-l4",
+        IMAGE,
+    )
 
 
 @pytest.fixture
@@ -47,12 +60,14 @@ def trainer_api():
 
 
 def client_for(api: FakeTrainerApi):
-    from kubernetes import client as k8s
     from kubeflow.trainer import KubernetesBackendConfig, TrainerClient
+    from kubernetes import client as k8s
 
     configuration = k8s.Configuration()
     configuration.host = api.url
-    return TrainerClient(backend_config=KubernetesBackendConfig(namespace=NAMESPACE, client_configuration=configuration))
+    return TrainerClient(
+        backend_config=KubernetesBackendConfig(namespace=NAMESPACE, client_configuration=configuration)
+    )
 
 
 def test_the_request_asks_for_the_gpu_pool_and_runs_torchrun_over_our_command_line():
@@ -73,7 +88,9 @@ def test_the_request_asks_for_the_gpu_pool_and_runs_torchrun_over_our_command_li
     assert pod.service_account_name == "pipeline-runner"
     (container,) = pod.containers
     assert container.name == "node"
-    assert container.env == [{"name": "WANDB_API_KEY", "valueFrom": {"secretKeyRef": {"name": "wandb", "key": "api-key", "optional": True}}}]
+    assert container.env == [
+        {"name": "WANDB_API_KEY", "valueFrom": {"secretKeyRef": {"name": "wandb", "key": "api-key", "optional": True}}}
+    ]
 
 
 def test_artifacts_off_cloud_storage_are_refused_before_anything_is_sent():
@@ -86,31 +103,60 @@ def test_artifacts_off_cloud_storage_are_refused_before_anything_is_sent():
 def test_the_schema_check_of_the_fake_api_catches_a_misspelt_field():
     """The fake API server's check is the CRD's: it must fail a body a real server would refuse."""
     validator = trainjob_validator()
-    good = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "metadata": {"name": "t"},
-            "spec": {"runtimeRef": {"name": "torch-distributed"}, "trainer": {"numNodes": 2}}}
+    good = {
+        "apiVersion": "trainer.kubeflow.org/v1alpha1",
+        "kind": "TrainJob",
+        "metadata": {"name": "t"},
+        "spec": {"runtimeRef": {"name": "torch-distributed"}, "trainer": {"numNodes": 2}},
+    }
     assert schema_errors(validator, good) == []
-    assert "numNode" in " ".join(schema_errors(validator, {**good, "spec": {**good["spec"], "trainer": {"numNode": 2}}}))
+    assert "numNode" in " ".join(
+        schema_errors(validator, {**good, "spec": {**good["spec"], "trainer": {"numNode": 2}}})
+    )
     assert schema_errors(validator, {**good, "spec": {"trainer": {"numNodes": 2}}})  # runtimeRef is required
 
 
 def put_trained_model(bucket, prefix: str) -> None:
     """What rank 0 of the TrainJob uploads when it is done."""
-    for name, text in (("config.json", "{}"), ("training.json", json.dumps({**METADATA, "labels": METADATA["labels"],
-                                                                               "base_model": "m", "data_fingerprint": "f00d",
-                                                                               "precision": "bf16", "code_version": "c"}))):
+    for name, text in (
+        ("config.json", "{}"),
+        (
+            "training.json",
+            json.dumps(
+                {
+                    **METADATA,
+                    "labels": METADATA["labels"],
+                    "base_model": "m",
+                    "data_fingerprint": "f00d",
+                    "precision": "bf16",
+                    "code_version": "c",
+                }
+            ),
+        ),
+    ):
         bucket.blob(f"{prefix}/{name}").upload_from_string(text)
 
 
 def run_step(api, bucket, tmp_path, **job):
     return run_trainjob(
-        f"gs://{bucket.name}/root/tokenized", f"gs://{bucket.name}/root/model", str(tmp_path / "model"), METADATA,
-        TrainSettings(epochs=1), TrainLaunchSettings(num_nodes=2, gpus_per_node=1), TrainJobSettings(**job),
-        TrackingSettings(), "nvidia-l4", IMAGE, client=client_for(api), poll_seconds=1,
+        f"gs://{bucket.name}/root/tokenized",
+        f"gs://{bucket.name}/root/model",
+        str(tmp_path / "model"),
+        METADATA,
+        TrainSettings(epochs=1),
+        TrainLaunchSettings(num_nodes=2, gpus_per_node=1),
+        TrainJobSettings(**job),
+        TrackingSettings(),
+        "nvidia-l4",
+        IMAGE,
+        client=client_for(api),
+        poll_seconds=1,
     )
 
 
-def test_the_step_submits_a_valid_trainjob_streams_its_log_and_passes_the_model_on(trainer_api, gcs_bucket, tmp_path,
-                                                                                  monkeypatch, capsys):
+def test_the_step_submits_a_valid_trainjob_streams_its_log_and_passes_the_model_on(
+    trainer_api, gcs_bucket, tmp_path, monkeypatch, capsys
+):
     monkeypatch.setenv("WANDB_API_KEY", SECRET_VALUE)  # the step's own key must not travel in the TrainJob
     api = trainer_api()
     put_trained_model(gcs_bucket, "root/model")
@@ -124,8 +170,11 @@ def test_the_step_submits_a_valid_trainjob_streams_its_log_and_passes_the_model_
     assert spec["activeDeadlineSeconds"] == 24 * 3600
     trainer = spec["trainer"]
     assert trainer["image"] == IMAGE and trainer["numNodes"] == 2
-    assert trainer["resourcesPerNode"]["limits"] == trainer["resourcesPerNode"]["requests"] == {
-        "cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"}
+    assert (
+        trainer["resourcesPerNode"]["limits"]
+        == trainer["resourcesPerNode"]["requests"]
+        == {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"}
+    )
     assert trainer["command"][:4] == ["torchrun", "--nproc_per_node=1", "-m", "textclf.train"]
     assert "env" not in trainer, "no plain env: the only variable is the secret reference below"
     (patch,) = spec["runtimePatches"]
@@ -136,9 +185,21 @@ def test_the_step_submits_a_valid_trainjob_streams_its_log_and_passes_the_model_
     assert pod["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     assert pod["tolerations"] == [{"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}]
     assert pod["serviceAccountName"] == "pipeline-runner"
-    assert pod["containers"] == [{"name": "node", "env": [
-        {"name": "WANDB_API_KEY", "valueFrom": {"secretKeyRef": {"key": "api-key", "name": "wandb", "optional": True}}}]}]
-    assert body["metadata"]["labels"] == {"app.kubernetes.io/name": "textclf-train", "app.kubernetes.io/part-of": "textclf"}
+    assert pod["containers"] == [
+        {
+            "name": "node",
+            "env": [
+                {
+                    "name": "WANDB_API_KEY",
+                    "valueFrom": {"secretKeyRef": {"key": "api-key", "name": "wandb", "optional": True}},
+                }
+            ],
+        }
+    ]
+    assert body["metadata"]["labels"] == {
+        "app.kubernetes.io/name": "textclf-train",
+        "app.kubernetes.io/part-of": "textclf",
+    }
 
     assert capsys.readouterr().out.splitlines() == Script().log_lines  # node 0's log, streamed into the step's
     log_calls = [c for c in api.calls if c.path.endswith("/log")]
@@ -158,8 +219,16 @@ def test_the_train_op_s_launcher_runs_several_nodes_on_kubeflow_as_a_trainjob(tr
     tokenized = SimpleNamespace(path="/gcs/unused", uri=f"gs://{gcs_bucket.name}/root/tokenized")
     model = SimpleNamespace(path=str(tmp_path / "model"), uri=f"gs://{gcs_bucket.name}/root/model")
     cluster = TrainJobTarget(TrainJobSettings(), "nvidia-l4", IMAGE, client=client_for(api), poll_seconds=1)
-    summary = train_step(tokenized, model, METADATA, TrainSettings(epochs=1), TrainLaunchSettings(num_nodes=3, gpus_per_node=2),
-                         TrackingSettings(), cluster, env={"KUBERNETES_SERVICE_HOST": "10.0.0.1"})
+    summary = train_step(
+        tokenized,
+        model,
+        METADATA,
+        TrainSettings(epochs=1),
+        TrainLaunchSettings(num_nodes=3, gpus_per_node=2),
+        TrackingSettings(),
+        cluster,
+        env={"KUBERNETES_SERVICE_HOST": "10.0.0.1"},
+    )
     (body,) = api.created
     assert body["spec"]["trainer"]["numNodes"] == 3
     assert body["spec"]["trainer"]["command"][:2] == ["torchrun", "--nproc_per_node=2"]
@@ -169,7 +238,9 @@ def test_the_train_op_s_launcher_runs_several_nodes_on_kubeflow_as_a_trainjob(tr
 
 
 def test_a_failed_trainjob_fails_the_step_with_its_events(trainer_api, gcs_bucket, tmp_path):
-    api = trainer_api(Script(outcome="Failed", events=[("BackOff", "container node exited with 1: CUDA out of memory")]))
+    api = trainer_api(
+        Script(outcome="Failed", events=[("BackOff", "container node exited with 1: CUDA out of memory")])
+    )
     with pytest.raises(TrainJobFailed, match="CUDA out of memory"):
         run_step(api, gcs_bucket, tmp_path)
     assert api.deleted == [], "a failed job holds no GPU: it stays for kubectl describe"
@@ -188,8 +259,8 @@ def test_install_script_pins_the_trainer_release_the_sdk_and_the_fixtures_are_fo
     script = (ROOT / "infra/install-platform.sh").read_text()
     assert re.search(r"^TRAINER_VERSION=v2\.3\.0$", script, re.M)
     assert version("kubeflow") == "0.5.0" and version("kubeflow-trainer-api").startswith("2.3.")
-    assert 'manifests/overlays/manager?ref=${TRAINER_VERSION}' in script
-    assert 'manifests/overlays/runtimes?ref=${TRAINER_VERSION}' in script
+    assert "manifests/overlays/manager?ref=${TRAINER_VERSION}" in script
+    assert "manifests/overlays/runtimes?ref=${TRAINER_VERSION}" in script
     assert "v2.3.0" in (ROOT / "tests/fixtures/trainer/README.md").read_text()
 
 
@@ -211,20 +282,29 @@ def test_the_gpu_pool_can_be_spot_and_is_by_default():
 
 
 def rbac_rules() -> dict:
-    """(namespace or "" for cluster-wide, api group, resource) -> verbs, from manifests/trainer, as bound to pipeline-runner."""
+    """(namespace or "" for cluster-wide, api group, resource) -> verbs, from manifests/trainer, as bound to
+    pipeline-runner."""
     import yaml
 
     docs = list(yaml.safe_load_all((ROOT / "manifests/trainer/rbac-trainjob-launcher.yaml").read_text()))
-    bound = {(d["roleRef"]["kind"], d["roleRef"]["name"], d["metadata"].get("namespace", "")) for d in docs
-             if d["kind"] in ("RoleBinding", "ClusterRoleBinding")
-             and {"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"} in d["subjects"]}
+    bound = {
+        (d["roleRef"]["kind"], d["roleRef"]["name"], d["metadata"].get("namespace", ""))
+        for d in docs
+        if d["kind"] in ("RoleBinding", "ClusterRoleBinding")
+        and {"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"} in d["subjects"]
+    }
     allowed = {}
     for d in docs:
-        if d["kind"] in ("Role", "ClusterRole") and (d["kind"], d["metadata"]["name"], d["metadata"].get("namespace", "")) in bound:
+        if (
+            d["kind"] in ("Role", "ClusterRole")
+            and (d["kind"], d["metadata"]["name"], d["metadata"].get("namespace", "")) in bound
+        ):
             for rule in d["rules"]:
                 for group in rule["apiGroups"]:
                     for resource in rule["resources"]:
-                        allowed.setdefault((d["metadata"].get("namespace", ""), group, resource), set()).update(rule["verbs"])
+                        allowed.setdefault((d["metadata"].get("namespace", ""), group, resource), set()).update(
+                            rule["verbs"]
+                        )
     return allowed
 
 

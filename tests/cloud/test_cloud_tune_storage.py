@@ -13,9 +13,14 @@ def test_a_study_on_cloud_storage_continues_on_another_machine(gcs_bucket, scrip
     folder = f"gs://{gcs_bucket.name}/studies"
 
     def tune(n_trials: int, machine: str):
-        return run_study("unused", {"fingerprint": "f"}, TrainSettings(learning_rate=1e-3),
-                         TuneSettings(search_space=SMALL_SPACE, n_trials=n_trials, tune_pruning=False), folder,
-                         str(tmp_path / machine))
+        return run_study(
+            "unused",
+            {"fingerprint": "f"},
+            TrainSettings(learning_rate=1e-3),
+            TuneSettings(search_space=SMALL_SPACE, n_trials=n_trials, tune_pruning=False),
+            folder,
+            str(tmp_path / machine),
+        )
 
     first = tune(2, "first")
     assert first.storage == f"{folder}/optuna-journal.log" and gcs_bucket.blob("studies/optuna-journal.log").exists()

@@ -21,13 +21,35 @@ def run_cli(argv, capsys):
 
 def test_submit_sends_spec_parameters_and_run_settings(tiny_packages, monkeypatch, capsys):
     vertex = FakeVertex(monkeypatch)
-    code, out, err = run_cli([
-        "submit", "--backend", "vertex", *LOCATION, "--package", tiny_packages["vertex"],
-        "--pipeline-root", "gs://bucket/root", "--service-account", "runner@my-project.iam.gserviceaccount.com",
-        "--network", "projects/123/global/networks/vpc", "--encryption-key", "projects/my-project/locations/europe-west4/keyRings/r/cryptoKeys/k",
-        "--label", "team=ml", "--label", "trigger=manual",
-        "--param", "epochs=2", "--param", "apply=false", "--param", "source=gs://bucket/data.parquet",
-    ], capsys)
+    code, out, err = run_cli(
+        [
+            "submit",
+            "--backend",
+            "vertex",
+            *LOCATION,
+            "--package",
+            tiny_packages["vertex"],
+            "--pipeline-root",
+            "gs://bucket/root",
+            "--service-account",
+            "runner@my-project.iam.gserviceaccount.com",
+            "--network",
+            "projects/123/global/networks/vpc",
+            "--encryption-key",
+            "projects/my-project/locations/europe-west4/keyRings/r/cryptoKeys/k",
+            "--label",
+            "team=ml",
+            "--label",
+            "trigger=manual",
+            "--param",
+            "epochs=2",
+            "--param",
+            "apply=false",
+            "--param",
+            "source=gs://bucket/data.parquet",
+        ],
+        capsys,
+    )
 
     assert code == 0, err
     (created,) = vertex.created_jobs
@@ -49,24 +71,48 @@ def test_submit_sends_spec_parameters_and_run_settings(tiny_packages, monkeypatc
     assert vertex.bucket_checks[0]["output_artifacts_gcs_dir"] == "gs://bucket/root"
 
 
-@pytest.mark.parametrize("states, expected_code", [
-    (["PIPELINE_STATE_RUNNING", "PIPELINE_STATE_SUCCEEDED"], 0),
-    (["PIPELINE_STATE_RUNNING", "PIPELINE_STATE_FAILED"], 1),
-    (["PIPELINE_STATE_CANCELLED"], 1),
-])
+@pytest.mark.parametrize(
+    "states, expected_code",
+    [
+        (["PIPELINE_STATE_RUNNING", "PIPELINE_STATE_SUCCEEDED"], 0),
+        (["PIPELINE_STATE_RUNNING", "PIPELINE_STATE_FAILED"], 1),
+        (["PIPELINE_STATE_CANCELLED"], 1),
+    ],
+)
 def test_wait_exits_by_how_the_run_ended(tiny_packages, monkeypatch, capsys, states, expected_code):
     FakeVertex(monkeypatch, job_states=states)
-    code, out, err = run_cli(["submit", "--backend", "vertex", *LOCATION, "--package", tiny_packages["vertex"], "--pipeline-root", "gs://b/r", "--wait", "--poll-interval", "0.01"], capsys)
+    code, out, err = run_cli(
+        [
+            "submit",
+            "--backend",
+            "vertex",
+            *LOCATION,
+            "--package",
+            tiny_packages["vertex"],
+            "--pipeline-root",
+            "gs://b/r",
+            "--wait",
+            "--poll-interval",
+            "0.01",
+        ],
+        capsys,
+    )
     assert code == expected_code, err
     assert out.splitlines()[-1] == f"run state: {states[-1]}"
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--project", "p"], "--backend vertex needs --region --pipeline-root"),
-    ([*LOCATION, "--pipeline-root", "/tmp/root"], "--pipeline-root must be a gs:// URI"),
-    ([*LOCATION, "--pipeline-root", "gs://b/r", "--host", "http://kfp"], "--host do(es) not apply to --backend vertex"),
-    ([*LOCATION, "--pipeline-root", "gs://b/r", "--label", "team"], "--label needs KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--project", "p"], "--backend vertex needs --region --pipeline-root"),
+        ([*LOCATION, "--pipeline-root", "/tmp/root"], "--pipeline-root must be a gs:// URI"),
+        (
+            [*LOCATION, "--pipeline-root", "gs://b/r", "--host", "http://kfp"],
+            "--host do(es) not apply to --backend vertex",
+        ),
+        ([*LOCATION, "--pipeline-root", "gs://b/r", "--label", "team"], "--label needs KEY=VALUE"),
+    ],
+)
 def test_submit_refuses_incomplete_or_foreign_options(tiny_packages, monkeypatch, capsys, argv, message):
     vertex = FakeVertex(monkeypatch)
     code, _, _ = run_cli(["submit", "--backend", "vertex", "--package", tiny_packages["vertex"], *argv], capsys)
@@ -77,11 +123,27 @@ def test_submit_refuses_incomplete_or_foreign_options(tiny_packages, monkeypatch
 def test_schedule_lifecycle(tiny_packages, monkeypatch, capsys):
     vertex = FakeVertex(monkeypatch)
     base = ["--backend", "vertex", *LOCATION]
-    code, out, err = run_cli([
-        "schedule", *base, "--package", tiny_packages["vertex"], "--pipeline-root", "gs://bucket/root",
-        "--cron", "0 3 * * 1", "--max-concurrency", "1", "--name", "weekly", "--param", "epochs=4",
-        "--service-account", "runner@my-project.iam.gserviceaccount.com",
-    ], capsys)
+    code, out, err = run_cli(
+        [
+            "schedule",
+            *base,
+            "--package",
+            tiny_packages["vertex"],
+            "--pipeline-root",
+            "gs://bucket/root",
+            "--cron",
+            "0 3 * * 1",
+            "--max-concurrency",
+            "1",
+            "--name",
+            "weekly",
+            "--param",
+            "epochs=4",
+            "--service-account",
+            "runner@my-project.iam.gserviceaccount.com",
+        ],
+        capsys,
+    )
     assert code == 0, err
     (created,) = vertex.created_schedules
     schedule = created["schedule"]
@@ -111,7 +173,21 @@ def test_schedule_lifecycle(tiny_packages, monkeypatch, capsys):
 
 def test_schedule_refuses_bad_cron_before_any_request(tiny_packages, monkeypatch, capsys):
     vertex = FakeVertex(monkeypatch)
-    code, _, _ = run_cli(["schedule", "--backend", "vertex", *LOCATION, "--package", tiny_packages["vertex"], "--pipeline-root", "gs://b/r", "--cron", "0 0 3 * * 1"], capsys)
+    code, _, _ = run_cli(
+        [
+            "schedule",
+            "--backend",
+            "vertex",
+            *LOCATION,
+            "--package",
+            tiny_packages["vertex"],
+            "--pipeline-root",
+            "gs://b/r",
+            "--cron",
+            "0 0 3 * * 1",
+        ],
+        capsys,
+    )
     assert "cron needs 5 fields" in str(code)
     assert vertex.created_schedules == [] and vertex.created_jobs == []
 
@@ -122,7 +198,17 @@ def test_missing_credentials_and_refusals_are_one_line(tiny_packages, monkeypatc
     from google.cloud.aiplatform import initializer
 
     FakeVertex(monkeypatch)
-    code, _, _ = run_cli(["schedule", "pause", "projects/my-project/locations/europe-west4/schedules/404", "--backend", "vertex", *LOCATION], capsys)
+    code, _, _ = run_cli(
+        [
+            "schedule",
+            "pause",
+            "projects/my-project/locations/europe-west4/schedules/404",
+            "--backend",
+            "vertex",
+            *LOCATION,
+        ],
+        capsys,
+    )
     assert "Vertex AI (my-project, europe-west4) refused the request: 404 Schedule" in str(code)
 
     def no_credentials(*args, **kwargs):
@@ -130,5 +216,17 @@ def test_missing_credentials_and_refusals_are_one_line(tiny_packages, monkeypatc
 
     monkeypatch.setattr(google.auth, "default", no_credentials)
     monkeypatch.setattr(initializer.global_config, "_credentials", None)
-    code, _, _ = run_cli(["submit", "--backend", "vertex", *LOCATION, "--package", tiny_packages["vertex"], "--pipeline-root", "gs://b/r"], capsys)
+    code, _, _ = run_cli(
+        [
+            "submit",
+            "--backend",
+            "vertex",
+            *LOCATION,
+            "--package",
+            tiny_packages["vertex"],
+            "--pipeline-root",
+            "gs://b/r",
+        ],
+        capsys,
+    )
     assert "no Google Cloud credentials: run `gcloud auth application-default login`" in str(code)

@@ -35,7 +35,9 @@ def vertex_spec(tmp_path_factory):
 
 def substitute(text: str, values: dict) -> str:
     """Vertex's placeholder filling: strings as they are, other values as JSON."""
-    return PLACEHOLDER.sub(lambda m: values[m.group(1)] if isinstance(values[m.group(1)], str) else json.dumps(values[m.group(1)]), text)
+    return PLACEHOLDER.sub(
+        lambda m: values[m.group(1)] if isinstance(values[m.group(1)], str) else json.dumps(values[m.group(1)]), text
+    )
 
 
 def nested(value, values: dict):
@@ -47,14 +49,21 @@ def nested(value, values: dict):
     return PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), value) if isinstance(value, str) else value
 
 
-def launcher_argv(spec: dict, task_name: str, pipeline_values: dict, plan: dict, gcp_resources: str) -> tuple[str, list[str]]:
+def launcher_argv(
+    spec: dict, task_name: str, pipeline_values: dict, plan: dict, gcp_resources: str
+) -> tuple[str, list[str]]:
     """(the launcher's ``-c`` program, its arguments) for one train task, placeholders filled."""
-    component = next(c for name, c in spec["components"].items() if name.startswith("comp-condition")
-                     and task_name in c.get("dag", {}).get("tasks", {}))
+    component = next(
+        c
+        for name, c in spec["components"].items()
+        if name.startswith("comp-condition") and task_name in c.get("dag", {}).get("tasks", {})
+    )
     task = component["dag"]["tasks"][task_name]
     defaults = {k: d.get("defaultValue") for k, d in spec["root"]["inputDefinitions"]["parameters"].items()}
-    channels = {**{f"pipelinechannel--{k}": v for k, v in {**defaults, **pipeline_values}.items()},
-                **{f"pipelinechannel--vertex-train-plan-op-{k}": v for k, v in plan.items()}}
+    channels = {
+        **{f"pipelinechannel--{k}": v for k, v in {**defaults, **pipeline_values}.items()},
+        **{f"pipelinechannel--vertex-train-plan-op-{k}": v for k, v in plan.items()},
+    }
     inputs = {}
     for name, given in task["inputs"]["parameters"].items():
         if "runtimeValue" in given:
@@ -88,7 +97,9 @@ class FakeJobService:
 
         def create(request, **kwargs):
             self.requests.append(request)
-            return custom_job.CustomJob(name=f"{request.parent}/customJobs/123", display_name=request.custom_job.display_name)
+            return custom_job.CustomJob(
+                name=f"{request.parent}/customJobs/123", display_name=request.custom_job.display_name
+            )
 
         def get(request, **kwargs):
             return custom_job.CustomJob(name=request.name, state=job_state.JobState.JOB_STATE_SUCCEEDED)
@@ -105,18 +116,22 @@ def run_launcher(program: str, args: list[str], monkeypatch):
 
 def plan_for(num_nodes: int, gpus_per_node: int) -> dict:
     """The plan step, run for real."""
-    plan = vertex_train_plan_op.python_func(num_nodes=num_nodes, gpus_per_node=gpus_per_node, accelerator_type="NVIDIA_L4")
+    plan = vertex_train_plan_op.python_func(
+        num_nodes=num_nodes, gpus_per_node=gpus_per_node, accelerator_type="NVIDIA_L4"
+    )
     return plan._asdict()
 
 
 @pytest.mark.parametrize("task_name, num_nodes", [("train-op", 1), ("train-op-2", 3)])
 def test_the_custom_job_sent_to_vertex_has_the_pools_gpus_and_replicas_of_the_parameters(
-        vertex_spec, task_name, num_nodes, monkeypatch, tmp_path):
+    vertex_spec, task_name, num_nodes, monkeypatch, tmp_path
+):
     monkeypatch.setenv("WANDB_API_KEY", SECRET_VALUE)
     service = FakeJobService(monkeypatch)
     plan = plan_for(num_nodes, 2)
-    program, args = launcher_argv(vertex_spec, task_name, {"num_nodes": num_nodes, "gpus_per_node": 2}, plan,
-                                  str(tmp_path / "gcp_resources"))
+    program, args = launcher_argv(
+        vertex_spec, task_name, {"num_nodes": num_nodes, "gpus_per_node": 2}, plan, str(tmp_path / "gcp_resources")
+    )
     run_launcher(program, args, monkeypatch)
 
     (request,) = service.requests
@@ -142,8 +157,9 @@ def test_the_custom_job_sent_to_vertex_has_the_pools_gpus_and_replicas_of_the_pa
 def test_without_the_integer_fix_the_api_client_refuses_the_string_counts(vertex_spec, monkeypatch, tmp_path):
     """Why the launcher runs behind typed_worker_pools: GCPC's launcher alone hands "2" to the client."""
     FakeJobService(monkeypatch)
-    _, args = launcher_argv(vertex_spec, "train-op-2", {"num_nodes": 3, "gpus_per_node": 2}, plan_for(3, 2),
-                            str(tmp_path / "gcp_resources"))
+    _, args = launcher_argv(
+        vertex_spec, "train-op-2", {"num_nodes": 3, "gpus_per_node": 2}, plan_for(3, 2), str(tmp_path / "gcp_resources")
+    )
     from google_cloud_pipeline_components.container.v1.custom_job import launcher
 
     with pytest.raises(TypeError, match="cannot be interpreted as an integer"):
@@ -151,12 +167,25 @@ def test_without_the_integer_fix_the_api_client_refuses_the_string_counts(vertex
 
 
 def test_typed_worker_pools_turns_counts_into_integers_and_leaves_the_rest():
-    payload = {"display_name": "x", "job_spec": {"worker_pool_specs": [
-        {"replica_count": 1.0, "machine_spec": {"machine_type": "g2-standard-8", "accelerator_count": "4"},
-         "disk_spec": {"boot_disk_size_gb": 100.0}, "container_spec": {"args": ["--n", "2"]}},
-        {"replica_count": "7", "machine_spec": {"machine_type": "g2-standard-8", "accelerator_count": "4"}}]}}
+    payload = {
+        "display_name": "x",
+        "job_spec": {
+            "worker_pool_specs": [
+                {
+                    "replica_count": 1.0,
+                    "machine_spec": {"machine_type": "g2-standard-8", "accelerator_count": "4"},
+                    "disk_spec": {"boot_disk_size_gb": 100.0},
+                    "container_spec": {"args": ["--n", "2"]},
+                },
+                {"replica_count": "7", "machine_spec": {"machine_type": "g2-standard-8", "accelerator_count": "4"}},
+            ]
+        },
+    }
     pools = json.loads(typed_worker_pools(json.dumps(payload)))["job_spec"]["worker_pool_specs"]
     assert [p["replica_count"] for p in pools] == [1, 7]
     assert [p["machine_spec"]["accelerator_count"] for p in pools] == [4, 4]
     assert pools[0]["disk_spec"]["boot_disk_size_gb"] == 100
-    assert pools[0]["container_spec"]["args"] == ["--n", "2"] and pools[0]["machine_spec"]["machine_type"] == "g2-standard-8"
+    assert (
+        pools[0]["container_spec"]["args"] == ["--n", "2"]
+        and pools[0]["machine_spec"]["machine_type"] == "g2-standard-8"
+    )

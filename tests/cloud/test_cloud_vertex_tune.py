@@ -11,6 +11,7 @@ JobService client is patched at the transport boundary (as tests/cloud/fake_vert
 import datetime
 import json
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -26,16 +27,20 @@ def compiled(tmp_path_factory):
     from pipelines.compile import compile_pipeline
 
     path = compile_pipeline("vertex", str(tmp_path_factory.mktemp("yaml") / "tune-vertex.yaml"), tune=True)
-    (spec,) = list(yaml.safe_load_all(open(path)))  # one document: Vertex takes no kubernetes platform spec
+    (spec,) = list(yaml.safe_load_all(Path(path).read_text()))  # one document: Vertex takes no kubernetes platform spec
     return spec
 
 
 def artifacts(tmp_path):
     from kfp import dsl
 
-    return {"dataset": dsl.Dataset(name="dataset", uri="gs://bucket/root/run/ingest-op/dataset", metadata=METADATA),
-            "tokenized": dsl.Dataset(name="tokenized", uri="gs://bucket/root/run/tokenize-op/tokenized", metadata={}),
-            "trial_outputs": dsl.Artifact(name="trial_outputs", uri="gs://bucket/root/run/tune-vertex-plan-op/trial_outputs")}
+    return {
+        "dataset": dsl.Dataset(name="dataset", uri="gs://bucket/root/run/ingest-op/dataset", metadata=METADATA),
+        "tokenized": dsl.Dataset(name="tokenized", uri="gs://bucket/root/run/tokenize-op/tokenized", metadata={}),
+        "trial_outputs": dsl.Artifact(
+            name="trial_outputs", uri="gs://bucket/root/run/tune-vertex-plan-op/trial_outputs"
+        ),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +58,9 @@ def payload(compiled, plan) -> dict:
     task = compiled["root"]["dag"]["tasks"]["hyperparameter-tuning-job"]
     component = compiled["components"][task["componentRef"]["name"]]
     container = compiled["deploymentSpec"]["executors"][component["executorLabel"]]["container"]
-    assert container["command"][-1] == "google_cloud_pipeline_components.container.v1.hyperparameter_tuning_job.launcher"
+    assert (
+        container["command"][-1] == "google_cloud_pipeline_components.container.v1.hyperparameter_tuning_job.launcher"
+    )
     template = json.loads(container["args"][container["args"].index("--payload") + 1])["Concat"]
     defaults = {name: d.get("defaultValue", "") for name, d in component["inputDefinitions"]["parameters"].items()}
     values = {**defaults, **task_inputs(compiled, "hyperparameter-tuning-job")}
@@ -62,8 +69,15 @@ def payload(compiled, plan) -> dict:
             assert source["taskOutputParameter"]["producerTask"] == "tune-vertex-plan-op"
             values[name] = getattr(plan, source["taskOutputParameter"]["outputParameterKey"])
     placeholder = re.compile(r"\{\{\$\.inputs\.parameters\['(\w+)'\]\}\}")
-    text = "".join(placeholder.sub(lambda m: json.dumps(values[m.group(1)]) if isinstance(values[m.group(1)], list)
-                                   else str(values[m.group(1)]), part) for part in template)
+    text = "".join(
+        placeholder.sub(
+            lambda m: (
+                json.dumps(values[m.group(1)]) if isinstance(values[m.group(1)], list) else str(values[m.group(1)])
+            ),
+            part,
+        )
+        for part in template
+    )
     return json.loads(text)
 
 
@@ -95,15 +109,17 @@ def test_its_search_space_is_the_default_space_as_gcpc_serializes_it(plan):
 
     from textclf.tune.space import load_space
 
-    expected = serialize_parameters({
-        "learning_rate": hpt.DoubleParameterSpec(min=2e-5, max=3e-4, scale="log"),
-        "min_train_steps": hpt.IntegerParameterSpec(min=500, max=4000, scale="log"),
-        "batch_size": hpt.DiscreteParameterSpec(values=[16, 32, 64], scale="linear"),
-        "warmup_ratio": hpt.DoubleParameterSpec(min=0.0, max=0.2, scale="linear"),
-        "weight_decay": hpt.DoubleParameterSpec(min=0.0, max=0.1, scale="linear"),
-        "hidden_dropout": hpt.DoubleParameterSpec(min=0.0, max=0.2, scale="linear"),
-        "class_weighting": hpt.CategoricalParameterSpec(values=["none", "balanced"]),
-    })
+    expected = serialize_parameters(
+        {
+            "learning_rate": hpt.DoubleParameterSpec(min=2e-5, max=3e-4, scale="log"),
+            "min_train_steps": hpt.IntegerParameterSpec(min=500, max=4000, scale="log"),
+            "batch_size": hpt.DiscreteParameterSpec(values=[16, 32, 64], scale="linear"),
+            "warmup_ratio": hpt.DoubleParameterSpec(min=0.0, max=0.2, scale="linear"),
+            "weight_decay": hpt.DoubleParameterSpec(min=0.0, max=0.1, scale="linear"),
+            "hidden_dropout": hpt.DoubleParameterSpec(min=0.0, max=0.2, scale="linear"),
+            "class_weighting": hpt.CategoricalParameterSpec(values=["none", "balanced"]),
+        }
+    )
     assert plan.study_spec_parameters == expected
     assert [p["parameter_id"] for p in plan.study_spec_parameters] == load_space("").names
 
@@ -117,30 +133,51 @@ def test_the_trial_takes_what_vertex_appends(plan):
     from textclf.tune.trial import TrialPaths, integral_arguments
 
     args = plan.worker_pool_specs[0]["container_spec"]["args"] + [
-        "--learning_rate=0.00012", "--epochs=3", "--batch_size=32.0", "--warmup_ratio=0.1", "--weight_decay=0.0",
-        "--hidden_dropout=0.05"]
+        "--learning_rate=0.00012",
+        "--epochs=3",
+        "--batch_size=32.0",
+        "--warmup_ratio=0.1",
+        "--weight_decay=0.0",
+        "--hidden_dropout=0.05",
+    ]
     paths, settings, _ = HfArgumentParser((TrialPaths, TrainSettings, TuneSettings)).parse_args_into_dataclasses(
-        integral_arguments(args))
-    assert paths.engine == "vertex" and (settings.batch_size, settings.epochs, settings.learning_rate) == (32, 3, 0.00012)
+        integral_arguments(args)
+    )
+    assert paths.engine == "vertex" and (settings.batch_size, settings.epochs, settings.learning_rate) == (
+        32,
+        3,
+        0.00012,
+    )
 
 
 def finished_job(name: str):
     from google.cloud.aiplatform_v1.types import hyperparameter_tuning_job, job_state, study
 
-    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
     def trial(number, state, params, value):
-        measurement = study.Measurement(metrics=[study.Measurement.Metric(metric_id="validation_accuracy", value=value)]) \
-            if value is not None else None
-        return study.Trial(id=str(number), state=state, final_measurement=measurement,
-                           parameters=[study.Trial.Parameter(parameter_id=k, value=v) for k, v in params.items()],
-                           start_time=start, end_time=start + datetime.timedelta(seconds=60 + number))
+        measurement = (
+            study.Measurement(metrics=[study.Measurement.Metric(metric_id="validation_accuracy", value=value)])
+            if value is not None
+            else None
+        )
+        return study.Trial(
+            id=str(number),
+            state=state,
+            final_measurement=measurement,
+            parameters=[study.Trial.Parameter(parameter_id=k, value=v) for k, v in params.items()],
+            start_time=start,
+            end_time=start + datetime.timedelta(seconds=60 + number),
+        )
 
-    trials = [trial(1, study.Trial.State.SUCCEEDED, {"learning_rate": 1e-4, "batch_size": 32.0, "epochs": 3.0}, 0.80),
-              trial(2, study.Trial.State.SUCCEEDED, {"learning_rate": 2e-4, "batch_size": 16.0, "epochs": 2.0}, 0.84),
-              trial(3, study.Trial.State.INFEASIBLE, {"learning_rate": 3e-4, "batch_size": 64.0, "epochs": 1.0}, None)]
-    return hyperparameter_tuning_job.HyperparameterTuningJob(name=name, display_name="textclf-tune",
-                                                              state=job_state.JobState.JOB_STATE_SUCCEEDED, trials=trials)
+    trials = [
+        trial(1, study.Trial.State.SUCCEEDED, {"learning_rate": 1e-4, "batch_size": 32.0, "epochs": 3.0}, 0.80),
+        trial(2, study.Trial.State.SUCCEEDED, {"learning_rate": 2e-4, "batch_size": 16.0, "epochs": 2.0}, 0.84),
+        trial(3, study.Trial.State.INFEASIBLE, {"learning_rate": 3e-4, "batch_size": 64.0, "epochs": 1.0}, None),
+    ]
+    return hyperparameter_tuning_job.HyperparameterTuningJob(
+        name=name, display_name="textclf-tune", state=job_state.JobState.JOB_STATE_SUCCEEDED, trials=trials
+    )
 
 
 def test_the_result_step_reads_every_trial_and_hands_on_the_best(compiled, tmp_path, monkeypatch):
@@ -159,15 +196,30 @@ def test_the_result_step_reads_every_trial_and_hands_on_the_best(compiled, tmp_p
 
     monkeypatch.setattr(JobServiceClient, "get_hyperparameter_tuning_job", get_job)
     monkeypatch.setattr("google.auth.default", lambda *a, **k: (AnonymousCredentials(), "p"))
-    inputs = task_inputs(compiled, "tune-vertex-result-op", {
-        "search_space": '{"learning_rate": {"low": 1e-5, "high": 1e-3, "log": true}, "batch_size": {"choices": [16, 32, 64]},'
-                        ' "epochs": {"low": 1, "high": 4}}'})
-    resources = json.dumps({"resources": [{"resourceType": "HyperparameterTuningJob",
-                                           "resourceUri": f"https://europe-west4-aiplatform.googleapis.com/v1/{name}"}]})
+    inputs = task_inputs(
+        compiled,
+        "tune-vertex-result-op",
+        {
+            "search_space": '{"learning_rate": {"low": 1e-5, "high": 1e-3, "log": true}, '
+            '"batch_size": {"choices": [16, 32, 64]}, "epochs": {"low": 1, "high": 4}}'
+        },
+    )
+    resources = json.dumps(
+        {
+            "resources": [
+                {
+                    "resourceType": "HyperparameterTuningJob",
+                    "resourceUri": f"https://europe-west4-aiplatform.googleapis.com/v1/{name}",
+                }
+            ]
+        }
+    )
     output = tune_vertex_result_op.python_func(
-        **{**inputs, "gcp_resources": resources}, dataset=dsl.Dataset(name="dataset", uri="gs://b/d", metadata=METADATA),
+        **{**inputs, "gcp_resources": resources},
+        dataset=dsl.Dataset(name="dataset", uri="gs://b/d", metadata=METADATA),
         tuning=dsl.Artifact(name="tuning", uri=str(tmp_path / "tuning"), metadata={}),
-        report=dsl.Markdown(name="report", uri=str(tmp_path / "report.md"), metadata={}))
+        report=dsl.Markdown(name="report", uri=str(tmp_path / "report.md"), metadata={}),
+    )
     record = json.loads(output)
     assert asked == [name]
     assert record["engine"] == "vertex" and record["best_value"] == pytest.approx(0.84)

@@ -50,7 +50,11 @@ def read_records(run_dir: str) -> list:
 
 def history(records) -> list[dict]:
     """The rows logged with ``run.log``: ``{key: json_value_string, "_step": ...}``."""
-    return [{item.key or "/".join(item.nested_key): item.value_json for item in r.history.item} for r in records if r.WhichOneof("record_type") == "history"]
+    return [
+        {item.key or "/".join(item.nested_key): item.value_json for item in r.history.item}
+        for r in records
+        if r.WhichOneof("record_type") == "history"
+    ]
 
 
 def config(records) -> dict:

@@ -20,4 +20,3 @@ def built_model_dir(decisive_model_dir, tmp_path_factory):  # noqa: F811 - the f
     results = build_artifacts(out, list(BACKENDS))
     assert not [name for name, result in results.items() if "error" in result], results
     return out
-

@@ -34,8 +34,7 @@ def test_passes_cover_every_text_once_within_the_budget():
         assert all((end - start) * lengths[end - 1] <= 2048 for start, end in passes)
         # Never dearer than the greedy grouping, in the cost it minimises.
         greedy = greedy_passes(lengths, 2048)
-        assert (padded_tokens(lengths, passes) + 32 * len(passes)
-                <= padded_tokens(lengths, greedy) + 32 * len(greedy))
+        assert padded_tokens(lengths, passes) + 32 * len(passes) <= padded_tokens(lengths, greedy) + 32 * len(greedy)
 
 
 def test_short_texts_are_not_padded_to_long_ones():

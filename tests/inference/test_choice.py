@@ -14,8 +14,12 @@ def measured(speed, flips=0, texts=1000):
 
 
 def test_the_fastest_backend_within_the_flip_bound_serves():
-    backends = {"torch": measured(20.0), "onnx": measured(25.0, flips=1), "onnx-int8": measured(50.0, flips=6),
-                "torch-bf16": {"skipped": "no native bf16 on this CPU"}}
+    backends = {
+        "torch": measured(20.0),
+        "onnx": measured(25.0, flips=1),
+        "onnx-int8": measured(50.0, flips=6),
+        "torch-bf16": {"skipped": "no native bf16 on this CPU"},
+    }
     name, reason = choose(backends, max_flip_rate=0.005)
     assert name == "onnx"
     assert reason.startswith("onnx: the fastest (texts/s: onnx 25.0, torch 20.0) of the backends within 0.50%")

@@ -94,12 +94,19 @@ def test_auto_serves_what_serving_json_names_and_fp32_without_one(built_model_di
 def test_an_onnx_server_never_imports_torch(built_model_dir):
     """The server's modules and an ONNX engine, in a fresh interpreter: torch stays out (seconds of
     every cold start); the PyTorch backend, asked for, brings it in."""
-    code = ("import sys; import serving.model, serving.__main__; from textclf.inference import InferenceSettings, "
-            "load_engine; e = load_engine(sys.argv[1], InferenceSettings(backend=sys.argv[2])); "
-            "e.probabilities(['a fine film']); print('torch' in sys.modules, 'transformers.models' in sys.modules)")
+    code = (
+        "import sys; import serving.model, serving.__main__; from textclf.inference import InferenceSettings, "
+        "load_engine; e = load_engine(sys.argv[1], InferenceSettings(backend=sys.argv[2])); "
+        "e.probabilities(['a fine film']); print('torch' in sys.modules, 'transformers.models' in sys.modules)"
+    )
     for backend, loaded in (("onnx-int8", "False False"), ("torch", "True True")):
-        done = subprocess.run([sys.executable, "-c", code, str(built_model_dir), backend], cwd=ROOT, capture_output=True,
-                              text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(built_model_dir), backend],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         assert done.stdout.strip().splitlines()[-1] == loaded, backend
 
@@ -107,7 +114,11 @@ def test_an_onnx_server_never_imports_torch(built_model_dir):
 def test_the_registry_has_one_entry_per_backend_and_each_knows_its_artifact():
     assert list(BACKENDS) == ["torch", "torch-bf16", "onnx", "onnx-int8"]
     assert {name: kind.artifact for name, kind in BACKENDS.items()} == {
-        "torch": None, "torch-bf16": None, "onnx": "onnx/model.onnx", "onnx-int8": "onnx/model-int8.onnx"}
+        "torch": None,
+        "torch-bf16": None,
+        "onnx": "onnx/model.onnx",
+        "onnx-int8": "onnx/model-int8.onnx",
+    }
     assert BACKENDS["onnx-int8"].requires == ("onnx",)
 
 
@@ -122,8 +133,11 @@ def test_all_backends_agree_with_torch_fp32_on_minilm(tmp_path):
 
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(
-        resolve_base_model(), num_labels=2, id2label={0: "negative", 1: "positive"},
-        label2id={"negative": 0, "positive": 1})
+        resolve_base_model(),
+        num_labels=2,
+        id2label={0: "negative", 1: "positive"},
+        label2id={"negative": 0, "positive": 1},
+    )
     with torch.no_grad():
         model.classifier.weight.mul_(50.0)
     model.save_pretrained(tmp_path / "model")

@@ -53,14 +53,16 @@ def test_every_backend_is_measured_on_the_whole_validation_split_against_fp32(op
 def test_the_measured_numbers_are_what_the_engine_gives(optimized, sample_tokenized):
     """Recompute onnx's agreement with fp32 through the engine: the step measured what serves."""
     out, result = optimized
-    texts, labels = zip(*[pair for texts, labels in validation_batches(sample_tokenized, 10_000, 0)
-                          for pair in zip(texts, labels)])
+    texts, labels = zip(
+        *[pair for texts, labels in validation_batches(sample_tokenized, 10_000, 0) for pair in zip(texts, labels)]
+    )
     reference = load_engine(out, InferenceSettings(backend="torch")).probabilities(texts)
     int8 = load_engine(out, InferenceSettings(backend="onnx-int8")).probabilities(texts)
     flips = int((int8.argmax(1) != reference.argmax(1)).sum())
     assert flips == result["backends"]["onnx-int8"]["label_flips"]
-    assert np.abs(int8 - reference).max() == pytest.approx(result["backends"]["onnx-int8"]["max_probability_change"],
-                                                           abs=1e-6)
+    assert np.abs(int8 - reference).max() == pytest.approx(
+        result["backends"]["onnx-int8"]["max_probability_change"], abs=1e-6
+    )
     assert (reference.argmax(1) == np.array(labels)).mean() == pytest.approx(result["backends"]["torch"]["accuracy"])
 
 
@@ -70,7 +72,8 @@ def test_a_cpu_without_native_bf16_leaves_torch_bf16_out_with_the_reason(optimiz
     _, result = optimized
     if not hardware.native_bf16():
         assert result["backends"]["torch-bf16"] == {
-            "skipped": "no native bf16 on this CPU (AVX512-BF16 or AMX): emulated bf16 is slower than fp32"}
+            "skipped": "no native bf16 on this CPU (AVX512-BF16 or AMX): emulated bf16 is slower than fp32"
+        }
     else:
         assert "flip_rate" in result["backends"]["torch-bf16"]
 
@@ -79,8 +82,12 @@ def test_candidates_are_checked_and_the_reference_always_measured(decisive_model
     with pytest.raises(ValueError, match=r"candidate_backends: unknown \['openvino'\]"):
         OptimizeSettings(candidate_backends="onnx,openvino")
     assert OptimizeSettings(candidate_backends="onnx").candidates() == ["torch", "onnx"]
-    result = optimize(decisive_model_dir, sample_tokenized, str(tmp_path / "out"),
-                      OptimizeSettings(candidate_backends="onnx-int8", max_agreement_texts=10))
+    result = optimize(
+        decisive_model_dir,
+        sample_tokenized,
+        str(tmp_path / "out"),
+        OptimizeSettings(candidate_backends="onnx-int8", max_agreement_texts=10),
+    )
     assert set(result["backends"]) == {"torch", "onnx", "onnx-int8"}  # onnx built: int8 is made from it
     assert "flip_rate" not in result["backends"]["onnx"]  # built, not asked for: not measured
     assert 3 <= result["backends"]["torch"]["texts"] <= 25  # about 10 of the split's texts, a seeded sample
@@ -99,7 +106,9 @@ def test_a_model_outside_the_pipeline_is_measured_on_its_probe_texts(decisive_mo
 
     model = tmp_path / "model"
     shutil.copytree(decisive_model_dir, model)
-    write_probe_texts(model, [{"text": f"review number {i}", "label": ("negative", "positive")[i % 2]} for i in range(12)])
+    write_probe_texts(
+        model, [{"text": f"review number {i}", "label": ("negative", "positive")[i % 2]} for i in range(12)]
+    )
     result = optimize(str(model), None, str(tmp_path / "out"), OptimizeSettings(candidate_backends="onnx"))
     assert result["split"] == "probe" and result["backends"]["onnx"]["texts"] == 12
 
@@ -130,15 +139,22 @@ def test_the_screen_sends_only_the_likely_choice_through_the_whole_split(decisiv
     from textclf.optimize import screen_then_confirm
 
     encoder = TextEncoder.for_model(decisive_model_dir)
-    speeds = {"torch": Timed(0.002), "fast-but-wrong": Timed(0.0, flip_every=7), "good": Timed(0.0005),
-              "slow": Timed(0.004)}
-    engines = {name: Engine(backend, name, ["a", "b"], Batching(), encoder.pad_id, encoder)
-               for name, backend in speeds.items()}
+    speeds = {
+        "torch": Timed(0.002),
+        "fast-but-wrong": Timed(0.0, flip_every=7),
+        "good": Timed(0.0005),
+        "slow": Timed(0.004),
+    }
+    engines = {
+        name: Engine(backend, name, ["a", "b"], Batching(), encoder.pad_id, encoder) for name, backend in speeds.items()
+    }
     texts = [f"text number {i} with {'word ' * (i % 13)}" for i in range(1500)]
     results = screen_then_confirm(engines, texts, [i % 2 for i in range(1500)], max_flip_rate=0.005)
     assert results["torch"]["texts"] == results["good"]["texts"] == 1500
     assert results["torch"]["complete"] and results["good"]["complete"] and results["good"]["label_flips"] == 0
-    assert not results["fast-but-wrong"]["complete"] and "over the bound already" in results["fast-but-wrong"]["stopped"]
+    assert (
+        not results["fast-but-wrong"]["complete"] and "over the bound already" in results["fast-but-wrong"]["stopped"]
+    )
     assert results["fast-but-wrong"]["texts"] == 256 and results["fast-but-wrong"]["label_flips"] > 7.5
     assert results["slow"]["texts"] == 256 and "slower than fp32 PyTorch" in results["slow"]["stopped"]
     assert choose(results, 0.005)[0] == "good"

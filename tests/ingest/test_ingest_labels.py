@@ -3,23 +3,35 @@
 import pandas as pd
 import pytest
 
-from textclf.ingest import (EmptySplitError, IngestSettings, MissingColumnError, SingleClassError,
-                               SourceError, ingest, label_vocabulary, prepare)
+from textclf.ingest import (
+    EmptySplitError,
+    IngestSettings,
+    MissingColumnError,
+    SingleClassError,
+    SourceError,
+    ingest,
+    label_vocabulary,
+    prepare,
+)
 
 
 def balanced(labels, per_class=20):
     """A frame of distinct texts, ``per_class`` rows for each label value."""
-    return pd.DataFrame([{"text": f"review {label} number {i}", "label": label}
-                         for label in labels for i in range(per_class)])
+    return pd.DataFrame(
+        [{"text": f"review {label} number {i}", "label": label} for label in labels for i in range(per_class)]
+    )
 
 
-@pytest.mark.parametrize("values, expected", [
-    (["pos", "neg", "pos"], ["neg", "pos"]),
-    (["Positive", "negative"], ["negative", "Positive"]),
-    (["spam", "ham"], ["ham", "spam"]),
-    (["yes", "no"], ["no", "yes"]),
-    (["sports", "business", "world"], ["business", "sports", "world"]),  # plain sorted order
-])
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        (["pos", "neg", "pos"], ["neg", "pos"]),
+        (["Positive", "negative"], ["negative", "Positive"]),
+        (["spam", "ham"], ["ham", "spam"]),
+        (["yes", "no"], ["no", "yes"]),
+        (["sports", "business", "world"], ["business", "sports", "world"]),  # plain sorted order
+    ],
+)
 def test_string_labels_sorted_with_negative_class_first_for_well_known_pairs(values, expected):
     names, lookup = label_vocabulary(values)
     assert names == expected
@@ -45,13 +57,19 @@ def test_label_names_setting_names_int_labels_and_accepts_the_names():
     assert bad == []
     # The names themselves map too, and anything else is an unknown label.
     raw = pd.DataFrame({"text": ["a", "b", "c", "d", "e"], "label": ["positive", 0, "1", 7, "meh"]})
-    _, _, bad = prepare(pd.concat([balanced([0, 1]), raw], ignore_index=True),
-                        IngestSettings(label_names="negative,positive"))
+    _, _, bad = prepare(
+        pd.concat([balanced([0, 1]), raw], ignore_index=True), IngestSettings(label_names="negative,positive")
+    )
     assert [(b["row"], b["reason"]) for b in bad] == [(44, "unknown label"), (45, "unknown label")]
 
 
 def test_labels_in_output_match_their_names(tmp_path):
-    ingest(IngestSettings(source=str(write_csv(tmp_path, balanced(["pos", "neg"]))),), tmp_path / "d")
+    ingest(
+        IngestSettings(
+            source=str(write_csv(tmp_path, balanced(["pos", "neg"]))),
+        ),
+        tmp_path / "d",
+    )
     out = pd.read_parquet(tmp_path / "d")
     assert out["label"].dtype == "int64"
     assert set(out.loc[out["text"].str.contains("review neg"), "label"]) == {0}
@@ -65,13 +83,23 @@ def write_csv(tmp_path, frame, name="data.csv"):
 
 
 def test_bad_rows_are_counted_and_listed_with_record_numbers(tmp_path):
-    raw = pd.concat([pd.DataFrame({"text": ["", "   ", None, "fine text", "no label"],
-                                   "label": ["pos", "neg", "pos", "pos", None]}),
-                     balanced(["pos", "neg"])], ignore_index=True)
+    raw = pd.concat(
+        [
+            pd.DataFrame(
+                {"text": ["", "   ", None, "fine text", "no label"], "label": ["pos", "neg", "pos", "pos", None]}
+            ),
+            balanced(["pos", "neg"]),
+        ],
+        ignore_index=True,
+    )
     path = write_csv(tmp_path, raw)
     result = ingest(IngestSettings(source=str(path)), tmp_path / "d", tmp_path / "card.md")
     assert [(b["row"], b["reason"]) for b in result.bad_rows] == [
-        (1, "missing text"), (2, "missing text"), (3, "missing text"), (5, "missing label")]
+        (1, "missing text"),
+        (2, "missing text"),
+        (3, "missing text"),
+        (5, "missing label"),
+    ]
     assert result.metadata["bad_rows"] == 4
     assert result.metadata["bad_rows_by_reason"] == {"missing text": 3, "missing label": 1}
     out = pd.read_parquet(tmp_path / "d")

@@ -46,7 +46,10 @@ def test_sample_source_size_and_seed(tmp_path):
     result = ingest(IngestSettings(source="sample:120", seed=5), tmp_path / "a")
     assert result.metadata["num_rows"] == 120 and min(result.metadata["rows"].values()) > 0
     again = ingest(IngestSettings(source="sample:120", seed=5), tmp_path / "again")
-    assert again.metadata["rows"] == result.metadata["rows"] and again.metadata["fingerprint"] == result.metadata["fingerprint"]
+    assert (
+        again.metadata["rows"] == result.metadata["rows"]
+        and again.metadata["fingerprint"] == result.metadata["fingerprint"]
+    )
     assert result.metadata["labels"] == ["negative", "positive"]
     default = ingest(IngestSettings(source="sample:", sample_size=80), tmp_path / "b")
     assert default.metadata["num_rows"] == 80
@@ -56,8 +59,14 @@ def test_sample_source_size_and_seed(tmp_path):
 
 def test_data_card_has_counts_plots_duplicates_and_bad_rows(tmp_path):
     rows = pd.DataFrame(generate(200, seed=1))
-    rows = pd.concat([rows, rows.iloc[:5].assign(text=rows["text"].iloc[:5].str.upper() + "  "),
-                      pd.DataFrame({"text": ["", "ok text"], "label": ["positive", None]})], ignore_index=True)
+    rows = pd.concat(
+        [
+            rows,
+            rows.iloc[:5].assign(text=rows["text"].iloc[:5].str.upper() + "  "),
+            pd.DataFrame({"text": ["", "ok text"], "label": ["positive", None]}),
+        ],
+        ignore_index=True,
+    )
     rows.to_csv(tmp_path / "data.csv", index=False)
     result = ingest(IngestSettings(source=str(tmp_path / "data.csv")), tmp_path / "d", tmp_path / "card.md")
     card = (tmp_path / "card.md").read_text()

@@ -7,16 +7,17 @@ import time
 import pandas as pd
 import pytest
 
+from tests.cloud.conftest import gcs_bucket, gcs_emulator_url  # noqa: F401 - the real emulator's fixtures
 from textclf.data.formats import FORMATS
 from textclf.data.shards import Layout
 from textclf.ingest import IngestSettings, SourceError, ingest
 
-from tests.cloud.conftest import gcs_bucket, gcs_emulator_url  # noqa: F401 - the real emulator's fixtures
-
-RAW = pd.DataFrame({
-    "review": [f"text number {i} {'good' if i % 2 else 'bad'}" for i in range(60)],
-    "sentiment": ["pos" if i % 2 else "neg" for i in range(60)],
-})
+RAW = pd.DataFrame(
+    {
+        "review": [f"text number {i} {'good' if i % 2 else 'bad'}" for i in range(60)],
+        "sentiment": ["pos" if i % 2 else "neg" for i in range(60)],
+    }
+)
 
 
 def write(frame: pd.DataFrame, path, kind: str):
@@ -53,8 +54,10 @@ def test_each_file_format_gives_the_same_dataset(tmp_path, kind, compressed):
     assert sorted(out["text"]) == sorted(RAW["review"])
     assert result.metadata["labels"] == ["neg", "pos"]
     # Same rows whatever the container format: the fingerprint says so.
-    reference = ingest(IngestSettings(source=f"file://{write_csv(tmp_path)}", text_column="review",
-                                      label_column="sentiment"), tmp_path / "ref")
+    reference = ingest(
+        IngestSettings(source=f"file://{write_csv(tmp_path)}", text_column="review", label_column="sentiment"),
+        tmp_path / "ref",
+    )
     assert result.metadata["fingerprint"] == reference.metadata["fingerprint"]
     assert result.metadata["rows"] == reference.metadata["rows"] and sum(result.metadata["rows"].values()) == 60
 
@@ -103,8 +106,12 @@ def test_gs_source_is_streamed_through_the_storage_module(tmp_path, gcs_bucket):
     path = tmp_path / "data.jsonl"
     write(RAW, path, ".jsonl")
     bucket.blob("datasets/data.jsonl.gz").upload_from_filename(str(gzipped(path)))
-    result = ingest(IngestSettings(source=f"gs://{bucket.name}/datasets/data.jsonl.gz", text_column="review",
-                                   label_column="sentiment"), tmp_path / "out")
+    result = ingest(
+        IngestSettings(
+            source=f"gs://{bucket.name}/datasets/data.jsonl.gz", text_column="review", label_column="sentiment"
+        ),
+        tmp_path / "out",
+    )
     assert result.metadata["num_rows"] == len(RAW)
     with pytest.raises(SourceError, match="not found"):
         ingest(IngestSettings(source=f"gs://{bucket.name}/datasets/missing.csv"), tmp_path / "out")
@@ -117,16 +124,16 @@ def test_hf_source_reads_every_split_in_chunks_with_its_class_names(tmp_path, mo
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
-    features = datasets.Features({"text": datasets.Value("string"),
-                                  "label": datasets.ClassLabel(names=["neg", "pos"])})
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
     repo = tmp_path / "repo" / "data"
     repo.mkdir(parents=True)
     for split, n in (("train", 60), ("test", 20), ("unsupervised", 5)):
         rows = {"text": [f"{split} review {i}" for i in range(n)], "label": [i % 2 for i in range(n)]}
         datasets.Dataset.from_dict(rows, features=features).to_parquet(str(repo / f"{split}-00000-of-00001.parquet"))
-    result = ingest(IngestSettings(source=f"hf://{tmp_path / 'repo'}"), tmp_path / "out",
-                    layout=Layout(chunk_rows=8))
+    result = ingest(IngestSettings(source=f"hf://{tmp_path / 'repo'}"), tmp_path / "out", layout=Layout(chunk_rows=8))
     assert result.metadata["labels"] == ["neg", "pos"]
-    assert result.metadata["rows"]["test"] == 20 and result.metadata["rows"]["validation"] > 0, "validation carved from train"
+    assert result.metadata["rows"]["test"] == 20 and result.metadata["rows"]["validation"] > 0, (
+        "validation carved from train"
+    )
     assert result.metadata["bad_rows_by_reason"] == {"unknown split": 5}
     assert result.metadata["source_files"] == 3

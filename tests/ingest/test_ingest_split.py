@@ -10,8 +10,9 @@ from textclf.ingest import IngestSettings, fingerprint, ingest, prepare
 
 def labelled(counts: dict, prefix="text"):
     """Distinct texts: ``counts[label]`` rows per label."""
-    return pd.DataFrame([{"text": f"{prefix} {label} {i}", "label": label}
-                         for label, n in counts.items() for i in range(n)])
+    return pd.DataFrame(
+        [{"text": f"{prefix} {label} {i}", "label": label} for label, n in counts.items() for i in range(n)]
+    )
 
 
 def within(count: int, n: int, fraction: float, sd: float = 4.0) -> bool:
@@ -21,8 +22,9 @@ def within(count: int, n: int, fraction: float, sd: float = 4.0) -> bool:
 
 def test_split_is_stratified_in_expectation_per_class():
     """Each row's split comes from its own hash, so each class is split at the fractions up to binomial noise."""
-    frame, names, _ = prepare(labelled({"neg": 6000, "pos": 2000}),
-                              IngestSettings(validation_fraction=0.15, test_fraction=0.25))
+    frame, names, _ = prepare(
+        labelled({"neg": 6000, "pos": 2000}), IngestSettings(validation_fraction=0.15, test_fraction=0.25)
+    )
     counts = pd.crosstab(frame["label"], frame["split"])
     for name, n in (("neg", 6000), ("pos", 2000)):
         row = counts.loc[names.index(name)]
@@ -34,8 +36,9 @@ def test_a_rows_split_does_not_change_when_rows_are_added():
     """The split of a text depends on the text and the seed only: a new export keeps old rows where they were,
     so a model trained on the old export never saw the new export's test rows."""
     old, _, _ = prepare(labelled({"a": 300, "b": 300}), IngestSettings())
-    grown, _, _ = prepare(pd.concat([labelled({"a": 300, "b": 300}), labelled({"a": 500, "b": 500}, prefix="new")]),
-                          IngestSettings())
+    grown, _, _ = prepare(
+        pd.concat([labelled({"a": 300, "b": 300}), labelled({"a": 500, "b": 500}, prefix="new")]), IngestSettings()
+    )
     grown_split = dict(zip(grown["text"], grown["split"]))
     assert all(grown_split[text] == split for text, split in zip(old["text"], old["split"]))
 

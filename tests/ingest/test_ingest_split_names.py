@@ -10,14 +10,19 @@ from textclf.ingest import EmptySplitError, IngestSettings, SplitNameError, inge
 
 try:  # the cloud tests' real gcp-storage-emulator fixtures
     from tests.cloud.conftest import gcs_bucket, gcs_emulator_url  # noqa: F401
+
     GCS_MISSING = None
 except ImportError as error:
     GCS_MISSING = f"no storage emulator: {error}"
 
 
 def rows(prefix: str, n: int) -> pd.DataFrame:
-    return pd.DataFrame({"text": [f"{prefix} question number {i}" for i in range(n)],
-                         "label": ["LOC" if i % 3 else "HUM" for i in range(n)]})
+    return pd.DataFrame(
+        {
+            "text": [f"{prefix} question number {i}" for i in range(n)],
+            "label": ["LOC" if i % 3 else "HUM" for i in range(n)],
+        }
+    )
 
 
 def write(folder, name: str, frame: pd.DataFrame):
@@ -35,14 +40,29 @@ def split_texts(out) -> dict[str, set[str]]:
     return {split: set(frame.loc[frame["split"] == split, "text"]) for split in ("train", "validation", "test")}
 
 
-@pytest.mark.parametrize("path, split", [
-    ("train.csv", "train"), ("test.csv.gz", "test"), ("my-test_2.csv", "test"), ("Train.CSV", "train"),
-    ("training_set.tsv", "train"), ("validation.jsonl", "validation"), ("valid.csv", "validation"),
-    ("dev/part-0.csv", "validation"), ("x/val/a.csv", "validation"), ("eval.csv", "test"),
-    ("data/test-00000-of-00001.parquet", "test"), ("train/part-00001.csv.gz", "train"),
-    ("latest.csv", None), ("interval.csv", None), ("medieval.csv", None), ("trainer/x.csv", None),
-    ("part-0.csv", None), ("contestant.csv", None),
-])
+@pytest.mark.parametrize(
+    "path, split",
+    [
+        ("train.csv", "train"),
+        ("test.csv.gz", "test"),
+        ("my-test_2.csv", "test"),
+        ("Train.CSV", "train"),
+        ("training_set.tsv", "train"),
+        ("validation.jsonl", "validation"),
+        ("valid.csv", "validation"),
+        ("dev/part-0.csv", "validation"),
+        ("x/val/a.csv", "validation"),
+        ("eval.csv", "test"),
+        ("data/test-00000-of-00001.parquet", "test"),
+        ("train/part-00001.csv.gz", "train"),
+        ("latest.csv", None),
+        ("interval.csv", None),
+        ("medieval.csv", None),
+        ("trainer/x.csv", None),
+        ("part-0.csv", None),
+        ("contestant.csv", None),
+    ],
+)
 def test_file_and_folder_names_give_the_split_as_hugging_face_datasets_reads_them(path, split):
     assert split_from_name(path) == split
 
@@ -57,31 +77,47 @@ def test_a_glob_of_train_and_test_files_keeps_the_test_file_as_test_and_carves_v
     train, test = rows("train", 400), rows("test", 60)
     write(tmp_path, "data/train.csv", train)
     write(tmp_path, "data/test.csv", test)
-    result = ingest(IngestSettings(source=str(tmp_path / "data" / "*.csv"), validation_fraction=0.2),
-                    tmp_path / "out", tmp_path / "card.md")
+    result = ingest(
+        IngestSettings(source=str(tmp_path / "data" / "*.csv"), validation_fraction=0.2),
+        tmp_path / "out",
+        tmp_path / "card.md",
+    )
     found = split_texts(tmp_path / "out")
     assert found["test"] == set(test["text"]), "the test file is the test split, whole and alone"
     assert found["train"] | found["validation"] == set(train["text"]), "nothing of the test file is trained on"
     assert 40 <= len(found["validation"]) <= 120  # 20% of 400, binomial noise
     meta = result.metadata
     assert meta["split_origin"] == "file names" and meta["carved_splits"] == ["validation"]
-    assert meta["split_files"] == {str(tmp_path / "data" / "test.csv"): "test", str(tmp_path / "data" / "train.csv"): "train"}
+    assert meta["split_files"] == {
+        str(tmp_path / "data" / "test.csv"): "test",
+        str(tmp_path / "data" / "train.csv"): "train",
+    }
     card = (tmp_path / "card.md").read_text()
     assert "- Splits: the file names (" in card and "validation carved from its train rows" in card
 
 
 def test_a_folder_of_split_folders_takes_each_folders_split_and_carves_nothing(tmp_path):
-    parts = {"train/part-0.csv": rows("a", 50), "train/part-1.csv": rows("b", 50),
-             "dev/part-0.jsonl": rows("c", 20), "test/part-0.csv": rows("d", 20)}
+    parts = {
+        "train/part-0.csv": rows("a", 50),
+        "train/part-1.csv": rows("b", 50),
+        "dev/part-0.jsonl": rows("c", 20),
+        "test/part-0.csv": rows("d", 20),
+    }
     for name, frame in parts.items():
         write(tmp_path / "export", name, frame)
     (tmp_path / "export" / "_SUCCESS").write_text("")
     result = ingest(IngestSettings(source=str(tmp_path / "export")), tmp_path / "out", layout=Layout(chunk_rows=7))
     found = split_texts(tmp_path / "out")
-    assert found == {"train": set(parts["train/part-0.csv"]["text"]) | set(parts["train/part-1.csv"]["text"]),
-                     "validation": set(parts["dev/part-0.jsonl"]["text"]),
-                     "test": set(parts["test/part-0.csv"]["text"])}
-    assert result.metadata["carved_splits"] == [] and result.metadata["rows"] == {"train": 100, "validation": 20, "test": 20}
+    assert found == {
+        "train": set(parts["train/part-0.csv"]["text"]) | set(parts["train/part-1.csv"]["text"]),
+        "validation": set(parts["dev/part-0.jsonl"]["text"]),
+        "test": set(parts["test/part-0.csv"]["text"]),
+    }
+    assert result.metadata["carved_splits"] == [] and result.metadata["rows"] == {
+        "train": 100,
+        "validation": 20,
+        "test": 20,
+    }
 
 
 def test_a_source_without_a_test_file_gets_test_carved_from_train_never_from_validation(tmp_path):
@@ -99,7 +135,9 @@ def test_a_glob_that_mixes_named_and_unnamed_files_is_a_named_error(tmp_path):
     write(tmp_path, "train.csv", rows("train", 30))
     write(tmp_path, "test.csv", rows("test", 10))
     write(tmp_path, "extra.csv", rows("extra", 10))
-    with pytest.raises(SplitNameError, match=r"test\.csv \(test\) but not of .*extra\.csv \(1 of 3 files name no split\)"):
+    with pytest.raises(
+        SplitNameError, match=r"test\.csv \(test\) but not of .*extra\.csv \(1 of 3 files name no split\)"
+    ):
         ingest(IngestSettings(source=str(tmp_path / "*.csv")), tmp_path / "out")
 
 
@@ -145,5 +183,7 @@ def test_gs_globs_and_prefixes_take_the_split_from_object_names(tmp_path, reques
         out = tmp_path / source.rstrip("/").rsplit("/", 1)[-1].replace("*", "glob")
         result = ingest(IngestSettings(source=source), out)
         assert split_texts(out)["test"] == set(test["text"])
-        assert result.metadata["split_files"] == {f"gs://{bucket.name}/exports/trec/test.csv": "test",
-                                                  f"gs://{bucket.name}/exports/trec/train.csv": "train"}
+        assert result.metadata["split_files"] == {
+            f"gs://{bucket.name}/exports/trec/test.csv": "test",
+            f"gs://{bucket.name}/exports/trec/train.csv": "train",
+        }

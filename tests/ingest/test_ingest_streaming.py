@@ -65,7 +65,9 @@ def test_a_folder_of_shards_gives_the_same_dataset_as_the_one_file(tmp_path, rev
         assert result.metadata["duplicates"] == one.metadata["duplicates"]
     assert files_of(tmp_path / "folder") == files_of(tmp_path / "one")
     # bad rows name their file when there are several
-    assert {b["file"] for b in folder.bad_rows} <= {str(export / n) for n in ("part-0.csv.gz", "part-1.parquet", "part-2.jsonl")}
+    assert {b["file"] for b in folder.bad_rows} <= {
+        str(export / n) for n in ("part-0.csv.gz", "part-1.parquet", "part-2.jsonl")
+    }
 
 
 def test_duplicates_and_leakage_are_counted_across_chunk_boundaries(tmp_path):
@@ -73,7 +75,9 @@ def test_duplicates_and_leakage_are_counted_across_chunk_boundaries(tmp_path):
     texts = [f"review number {i} with some words" for i in range(30)]
     rows = [{"text": t, "label": i % 2, "split": "train"} for i, t in enumerate(texts)]
     rows += [{"text": t.upper(), "label": i % 2, "split": "test"} for i, t in enumerate(texts[:5])]  # leakage
-    rows += [{"text": t + "  ", "label": 1 - i % 2, "split": "train"} for i, t in enumerate(texts[5:8], 5)]  # label conflicts
+    rows += [
+        {"text": t + "  ", "label": 1 - i % 2, "split": "train"} for i, t in enumerate(texts[5:8], 5)
+    ]  # label conflicts
     rows += [{"text": t, "label": i % 2, "split": "validation"} for i, t in enumerate(texts[20:], 20)]  # leakage
     pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
     result = ingest(IngestSettings(source=str(tmp_path / "d.csv")), tmp_path / "out", layout=Layout(chunk_rows=3))
@@ -81,11 +85,16 @@ def test_duplicates_and_leakage_are_counted_across_chunk_boundaries(tmp_path):
     frame = pd.read_parquet(tmp_path / "out")
     key = frame["text"].str.lower().str.split().str.join(" ")
     grouped = frame.assign(key=key).groupby("key")
-    expected = {"duplicate_rows": int(key.duplicated().sum()),
-                "cross_split_texts": int((grouped["split"].nunique() > 1).sum()),
-                "conflicting_label_texts": int((grouped["label"].nunique() > 1).sum())}
-    assert result.metadata["duplicates"] == expected == {"duplicate_rows": 18, "cross_split_texts": 15,
-                                                         "conflicting_label_texts": 3}
+    expected = {
+        "duplicate_rows": int(key.duplicated().sum()),
+        "cross_split_texts": int((grouped["split"].nunique() > 1).sum()),
+        "conflicting_label_texts": int((grouped["label"].nunique() > 1).sum()),
+    }
+    assert (
+        result.metadata["duplicates"]
+        == expected
+        == {"duplicate_rows": 18, "cross_split_texts": 15, "conflicting_label_texts": 3}
+    )
 
 
 def test_output_shards_have_the_layouts_row_groups_and_read_back_in_order(tmp_path, reviews):
@@ -99,15 +108,21 @@ def test_output_shards_have_the_layouts_row_groups_and_read_back_in_order(tmp_pa
         assert [parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)] == [40, 40, 40]
     streamed = [row for batch in iter_split(tmp_path / "out", "train", batch_rows=16) for row in batch.to_pylist()]
     assert len(streamed) == result.metadata["rows"]["train"]
-    assert streamed == pd.concat([pd.read_parquet(f, columns=["text", "label"]) for f in train_files]).to_dict("records")
+    assert streamed == pd.concat([pd.read_parquet(f, columns=["text", "label"]) for f in train_files]).to_dict(
+        "records"
+    )
 
 
 def test_long_texts_cut_row_groups_by_characters(tmp_path):
-    frame = pd.DataFrame({"text": [f"{i} " + "word " * (200 if i % 10 == 0 else 5) for i in range(100)],
-                          "label": ["a", "b"] * 50})
+    frame = pd.DataFrame(
+        {"text": [f"{i} " + "word " * (200 if i % 10 == 0 else 5) for i in range(100)], "label": ["a", "b"] * 50}
+    )
     frame.to_parquet(tmp_path / "d.parquet")
-    ingest(IngestSettings(source=str(tmp_path / "d.parquet")), tmp_path / "out",
-           layout=Layout(row_group_rows=1000, row_group_chars=2000))
+    ingest(
+        IngestSettings(source=str(tmp_path / "d.parquet")),
+        tmp_path / "out",
+        layout=Layout(row_group_rows=1000, row_group_chars=2000),
+    )
     parquet = pq.ParquetFile(tmp_path / "out" / "train-00000.parquet")
     sizes = [parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)]
     assert len(sizes) > 3 and sum(sizes) == parquet.metadata.num_rows

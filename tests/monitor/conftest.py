@@ -9,7 +9,16 @@ import time
 import numpy as np
 import pytest
 
-SUBJECTS = ["The film", "This movie", "The plot", "The acting", "The soundtrack", "The director", "The ending", "The cast"]
+SUBJECTS = [
+    "The film",
+    "This movie",
+    "The plot",
+    "The acting",
+    "The soundtrack",
+    "The director",
+    "The ending",
+    "The cast",
+]
 VERBS = ["was", "felt", "seemed", "turned out to be", "is"]
 ADJECTIVES = ["wonderful", "boring", "brilliant", "dull", "moving", "predictable", "charming", "awful", "fresh", "slow"]
 TAILS = ["from start to finish", "in every scene", "for most of the story", "despite the budget", "as I expected", ""]

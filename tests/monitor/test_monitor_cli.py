@@ -11,12 +11,11 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from bench.logger_agent import LoggerTarget, create_agent
 from serving.monitor.__main__ import main
 from serving.monitor.app import create_app
 from serving.monitor.check import breached_metrics, run_check
-from bench.logger_agent import LoggerTarget, create_agent
 from serving.monitor.monitor import DriftMonitor, MonitorConfig
-
 from tests.cloud.wandb_records import history, read_records
 
 from .conftest import kserve_headers, predictions_body, review_texts, serve_in_thread, shifted_texts
@@ -26,7 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def fill(monitor, client, texts, score):
     for i in range(0, len(texts), 10):
-        for kind, body in (("request", {"instances": texts[i : i + 10]}), ("response", predictions_body([score] * len(texts[i : i + 10])))):
+        for kind, body in (
+            ("request", {"instances": texts[i : i + 10]}),
+            ("response", predictions_body([score] * len(texts[i : i + 10]))),
+        ):
             assert client.post("/", content=json.dumps(body), headers=kserve_headers(f"c-{i}", kind)).status_code == 200
 
 
@@ -51,7 +53,7 @@ def test_check_runs_the_command_only_on_drift(monitor_url, tmp_path):
     fill(monitor, client, shifted_texts(60, seed=5), 0.7)
     assert run_check(f"{base}/drift", thresholds={"length_psi": 0.2}, then=then) == 0 and marker.read_text() == "run"
     assert run_check(f"{base}/drift", thresholds={"length_psi": 0.2}) == 1
-    failing = f"{sys.executable} -c \"raise SystemExit(7)\""
+    failing = f'{sys.executable} -c "raise SystemExit(7)"'
     assert run_check(f"{base}/drift", then=failing) == 7  # the monitor's own alerts, the command's status
 
 
@@ -64,8 +66,11 @@ def test_check_cli_end_to_end_and_unreachable_monitor(monitor_url):
 
 
 def test_breached_metrics_waits_for_min_samples():
-    report = {"metrics": {"length_psi": 0.9, "score_psi": 0.9}, "alerts": [],
-              "window": {"texts": 10, "predictions": 100, "min_samples": 50}}
+    report = {
+        "metrics": {"length_psi": 0.9, "score_psi": 0.9},
+        "alerts": [],
+        "window": {"texts": 10, "predictions": 100, "min_samples": 50},
+    }
     assert breached_metrics(report, {"length_psi": 0.2, "score_psi": 0.2}) == {"score_psi": 0.9}
     assert breached_metrics(report) == {}
 
@@ -100,18 +105,30 @@ def test_logger_agent_sends_what_kserve_sends(tokenizer):
         target = LoggerTarget(url=sink_url + "/", source="http://localhost:9081/", inference_service="textclf")
         with serve_in_thread(create_agent(upstream_url, target)) as agent_url:
             body = json.dumps({"instances": ["a fine film"]})
-            r = httpx.post(f"{agent_url}/v1/models/textclf:predict", content=body, headers={"Ce-Id": "fixed-id", "Content-Type": "application/json"})
+            r = httpx.post(
+                f"{agent_url}/v1/models/textclf:predict",
+                content=body,
+                headers={"Ce-Id": "fixed-id", "Content-Type": "application/json"},
+            )
             assert r.status_code == 200 and r.json() == predictions_body([0.8])
-            r = httpx.post(f"{agent_url}/v1/models/textclf:predict", json={"instances": ["boom"]}, headers={"Ce-Id": "err-id"})
+            r = httpx.post(
+                f"{agent_url}/v1/models/textclf:predict", json={"instances": ["boom"]}, headers={"Ce-Id": "err-id"}
+            )
             assert r.status_code == 500
             deadline = time.monotonic() + 10
             while len(received) < 3 and time.monotonic() < deadline:
                 time.sleep(0.05)
     by_id_type = {(h["ce-id"], h["ce-type"].rsplit(".", 1)[1]): (h, b) for h, b in received}
-    assert set(by_id_type) == {("fixed-id", "request"), ("fixed-id", "response"), ("err-id", "request")}  # no response event for a 500
+    assert set(by_id_type) == {
+        ("fixed-id", "request"),
+        ("fixed-id", "response"),
+        ("err-id", "request"),
+    }  # no response event for a 500
     for kind, expected_body in (("request", body.encode()), ("response", json.dumps(predictions_body([0.8])).encode())):
         headers, sent = by_id_type[("fixed-id", kind)]
-        expected = {k.lower(): v for k, v in kserve_headers("fixed-id", kind).items() if k not in ("Ce-Time", "Traceparent")}
+        expected = {
+            k.lower(): v for k, v in kserve_headers("fixed-id", kind).items() if k not in ("Ce-Time", "Traceparent")
+        }
         assert {k: headers[k] for k in expected} == expected
         assert headers["ce-time"].endswith("Z")
         assert json.loads(sent) == json.loads(expected_body)
@@ -122,7 +139,7 @@ def test_wandb_offline_logs_metrics_and_samples(monitor_url, tmp_path):
 
     base, client, monitor = monitor_url
     fill(monitor, client, review_texts(20, seed=8), 0.7)
-    sink = WandbSink("textclf-monitor-test", every=2, mode="offline", dir=str(tmp_path))
+    sink = WandbSink("textclf-monitor-test", every=2, mode="offline", run_dir=str(tmp_path))
     for _ in range(4):
         sink.observe(monitor)
     run_dir = Path(sink.run.dir).parent

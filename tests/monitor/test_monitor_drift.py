@@ -64,7 +64,9 @@ def test_an_alert_needs_a_full_enough_window_and_resolves_only_well_under_its_th
     """The alerting rule alone (textclf.drift), as the monitor applies it: no server, no tokenizer."""
     alerts = drift.DriftAlerts({"score_psi": 0.2, "length_psi": 0.2}, min_samples=50)
     full = {"texts": 100, "predictions": 100}
-    assert alerts.update({"score_psi": 0.9, "length_psi": 0.0}, {"texts": 100, "predictions": 49}) == []  # too few predictions
+    assert (
+        alerts.update({"score_psi": 0.9, "length_psi": 0.0}, {"texts": 100, "predictions": 49}) == []
+    )  # too few predictions
     (raised,) = alerts.update({"score_psi": 0.9, "length_psi": 0.0}, full)
     assert (raised.metric, raised.active, raised.window, alerts.active) == ("score_psi", True, 100, {"score_psi"})
     assert alerts.update({"score_psi": 0.17, "length_psi": 0.0}, full) == []  # under 0.2, not under 0.8 x 0.2: still on

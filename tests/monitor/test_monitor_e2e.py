@@ -8,11 +8,11 @@ import httpx
 import numpy as np
 import pytest
 
-from textclf.profile import build_reference_profile
-from serving.monitor.app import create_app
 from bench.logger_agent import LoggerTarget, create_agent
+from serving.monitor.app import create_app
 from serving.monitor.monitor import DriftMonitor, MonitorConfig
 from tests.serving.conftest import MODEL_NAME, build_decisive_model, serve
+from textclf.profile import build_reference_profile
 
 from .conftest import review_texts, serve_in_thread, shifted_texts
 
@@ -26,7 +26,9 @@ def predict(client, texts, batch=16):
     for i in range(0, len(texts), batch):
         response = client.post(PREDICT, json={"instances": texts[i : i + batch]})
         assert response.status_code == 200, response.text
-        rows += [[p["probabilities"][name] for name in ("negative", "positive")] for p in response.json()["predictions"]]
+        rows += [
+            [p["probabilities"][name] for name in ("negative", "positive")] for p in response.json()["predictions"]
+        ]
     return np.array(rows)
 
 
@@ -53,13 +55,18 @@ def test_shifted_traffic_alerts_and_in_distribution_does_not(model_server, token
         reference_texts = review_texts(800, seed=100)
         probabilities = predict(server, reference_texts)
     assert probabilities.std() > 0.01  # a model that answers the same for everything would hide score drift
-    profile = build_reference_profile(reference_texts, probabilities.argmax(1).tolist(), ["negative", "positive"], probabilities, tokenizer)
+    profile = build_reference_profile(
+        reference_texts, probabilities.argmax(1).tolist(), ["negative", "positive"], probabilities, tokenizer
+    )
 
     monitor = DriftMonitor(profile, tokenizer, MonitorConfig(window_size=WINDOW, min_samples=WINDOW // 2))
     with serve_in_thread(create_app(monitor)) as monitor_url:
         target = LoggerTarget(url=monitor_url + "/", source="http://localhost:9081/", inference_service="textclf")
-        with serve_in_thread(create_agent(server_url, target)) as agent_url, \
-                httpx.Client(base_url=agent_url, timeout=60) as agent, httpx.Client(base_url=monitor_url) as client:
+        with (
+            serve_in_thread(create_agent(server_url, target)) as agent_url,
+            httpx.Client(base_url=agent_url, timeout=60) as agent,
+            httpx.Client(base_url=monitor_url) as client,
+        ):
             calls = WINDOW // 15
             predict(agent, review_texts(WINDOW, seed=200), batch=15)
             before = wait_for_window(client, calls)

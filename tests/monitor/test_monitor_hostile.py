@@ -25,8 +25,11 @@ WINDOW, MIN_SAMPLES, TEXTS_PER_EVENT, MAX_EVENT_TEXTS = 200, 100, 5, 64
 
 
 def post_event(client, event_id, kind, body, **headers):
-    return client.post("/", content=body if isinstance(body, bytes) else json.dumps(body),
-                       headers=kserve_headers(event_id, kind) | headers)
+    return client.post(
+        "/",
+        content=body if isinstance(body, bytes) else json.dumps(body),
+        headers=kserve_headers(event_id, kind) | headers,
+    )
 
 
 def fill_in_distribution(client, n, seed=7, callers=()):
@@ -36,15 +39,29 @@ def fill_in_distribution(client, n, seed=7, callers=()):
     scores = np.random.default_rng(seed).uniform(0.05, 0.95, size=n).tolist()
     for call, i in enumerate(range(0, n, 5)):
         caller = {"Ce-Metadata": json.dumps({"X-Client-Id": [callers[call % len(callers)]]})} if callers else {}
-        assert post_event(client, f"good-{seed}-{i}", "request", {"instances": texts[i : i + 5]}, **caller).status_code == 200
-        assert post_event(client, f"good-{seed}-{i}", "response", predictions_body(scores[i : i + 5]), **caller).status_code == 200
+        assert (
+            post_event(client, f"good-{seed}-{i}", "request", {"instances": texts[i : i + 5]}, **caller).status_code
+            == 200
+        )
+        assert (
+            post_event(
+                client, f"good-{seed}-{i}", "response", predictions_body(scores[i : i + 5]), **caller
+            ).status_code
+            == 200
+        )
 
 
 @pytest.fixture()
 def hostile(reference_profile, tokenizer):
     """A monitor with the production body limit (8 MB) and small per-event limits; yields (client, monitor)."""
-    config = MonitorConfig(window_size=WINDOW, min_samples=MIN_SAMPLES, max_pending=20, max_samples=10,
-                           texts_per_event=TEXTS_PER_EVENT, max_event_texts=MAX_EVENT_TEXTS)
+    config = MonitorConfig(
+        window_size=WINDOW,
+        min_samples=MIN_SAMPLES,
+        max_pending=20,
+        max_samples=10,
+        texts_per_event=TEXTS_PER_EVENT,
+        max_event_texts=MAX_EVENT_TEXTS,
+    )
     monitor = DriftMonitor(reference_profile, tokenizer, config)
     with serve_in_thread(create_app(monitor, max_body_bytes=DEFAULT_MAX_BODY_BYTES)) as base:
         with httpx.Client(base_url=base, timeout=60) as client:
@@ -103,7 +120,12 @@ def test_one_event_holds_at_most_texts_per_event_of_the_window(hostile):
     short_bin = monitor.texts.length_counts[0]
     for i in range(3):
         answer = post_event(client, f"flood-{i}", "request", {"instances": ["ok film"] * MAX_EVENT_TEXTS})
-        assert answer.json() == {"accepted": "request", "id": f"flood-{i}", "sampled": TEXTS_PER_EVENT, "total": MAX_EVENT_TEXTS}
+        assert answer.json() == {
+            "accepted": "request",
+            "id": f"flood-{i}",
+            "sampled": TEXTS_PER_EVENT,
+            "total": MAX_EVENT_TEXTS,
+        }
     assert monitor.texts.length_counts[0] - short_bin <= 3 * TEXTS_PER_EVENT
     report = client.get("/drift").json()
     assert report["alerts"] == [] and report["metrics"]["length_psi"] < 0.2, report["metrics"]
@@ -149,8 +171,14 @@ def test_one_caller_holds_at_most_its_share_of_the_window(reference_profile, tok
     """With --source_key, a caller (named by a header KServe copies into ce-metadata) that floods
     holds at most max_source_share of the window, and so do callers without the header, as one;
     four callers still fill it."""
-    config = MonitorConfig(window_size=WINDOW, min_samples=MIN_SAMPLES, texts_per_event=TEXTS_PER_EVENT,
-                           max_event_texts=MAX_EVENT_TEXTS, source_key="X-Client-Id", max_source_share=0.25)
+    config = MonitorConfig(
+        window_size=WINDOW,
+        min_samples=MIN_SAMPLES,
+        texts_per_event=TEXTS_PER_EVENT,
+        max_event_texts=MAX_EVENT_TEXTS,
+        source_key="X-Client-Id",
+        max_source_share=0.25,
+    )
     monitor = DriftMonitor(reference_profile, tokenizer, config)
     with serve_in_thread(create_app(monitor)) as base, httpx.Client(base_url=base, timeout=30) as client:
         batch = {"Ce-Metadata": json.dumps({"X-Client-Id": ["backfill-job"]})}
@@ -172,7 +200,10 @@ def test_one_caller_holds_at_most_its_share_of_the_window(reference_profile, tok
     [
         ({"Content-Type": "application/json"}, "no ce-* header at all"),
         (kserve_headers("x", "request") | {"Ce-Id": "", "Ce-Source": ""}, "missing header(s) ce-id, ce-source"),
-        ({k: v for k, v in kserve_headers("x", "request").items() if k != "Ce-Specversion"}, "missing header(s) ce-specversion"),
+        (
+            {k: v for k, v in kserve_headers("x", "request").items() if k != "Ce-Specversion"},
+            "missing header(s) ce-specversion",
+        ),
         (kserve_headers("x", "request") | {"Ce-Specversion": "2.0"}, "specversion '2.0'"),
     ],
 )
@@ -182,13 +213,19 @@ def test_a_missing_cloudevents_header_is_named_with_what_kserve_sends(hostile, h
     assert answer.status_code == 400 and answer.json()["reason"] == "not_cloudevent"
     assert named in answer.json()["error"]
     if "missing" in named or "no ce-*" in named:
-        assert "KServe's logger sends binary-mode events: headers ce-specversion: 1.0, ce-id, ce-source, ce-type" in answer.json()["error"]
+        assert (
+            "KServe's logger sends binary-mode events: headers ce-specversion: 1.0, ce-id, ce-source, ce-type"
+            in answer.json()["error"]
+        )
 
 
 def test_structured_event_missing_attributes_are_named(hostile):
     client, _ = hostile
-    answer = client.post("/", content=json.dumps({"specversion": "1.0", "data": {}}),
-                         headers={"Content-Type": "application/cloudevents+json"})
+    answer = client.post(
+        "/",
+        content=json.dumps({"specversion": "1.0", "data": {}}),
+        headers={"Content-Type": "application/cloudevents+json"},
+    )
     assert answer.status_code == 400 and "missing attribute(s) id, type, source" in answer.json()["error"]
 
 
@@ -196,11 +233,18 @@ def test_events_written_by_the_cloudevents_sdk_are_read(hostile):
     """A peer nobody here wrote: the CloudEvents Python SDK's binary and structured encodings
     (base64 data too) reach the windows like KServe's."""
     client, monitor = hostile
-    attributes = {"type": REQUEST_TYPE, "source": "http://localhost:9081/", "id": "sdk-1", "inferenceservicename": "textclf"}
+    attributes = {
+        "type": REQUEST_TYPE,
+        "source": "http://localhost:9081/",
+        "id": "sdk-1",
+        "inferenceservicename": "textclf",
+    }
     for encode in (to_binary, to_structured):
         headers, body = encode(CloudEvent(attributes, {"instances": ["a good film."]}))
         assert client.post("/", content=body, headers=headers).status_code == 200, body
-    headers, body = to_structured(CloudEvent(attributes | {"type": RESPONSE_TYPE}, json.dumps(predictions_body([0.8])).encode()))
+    headers, body = to_structured(
+        CloudEvent(attributes | {"type": RESPONSE_TYPE}, json.dumps(predictions_body([0.8])).encode())
+    )
     assert b"data_base64" in body
     assert client.post("/", content=body, headers=headers).status_code == 200
     assert (len(monitor.texts), len(monitor.predictions), monitor.events["paired"]) == (2, 1, 1)

@@ -49,7 +49,9 @@ def test_service_is_where_the_kserve_logger_sends(docs):
     url = urlparse(yaml.safe_load(logger["patches"][0]["patch"])["spec"]["predictor"]["logger"]["url"])
     service, namespace = url.hostname.split(".")[:2]
     assert (service, namespace, url.port or 80) == (
-        docs["Service"]["metadata"]["name"], docs["Service"]["metadata"]["namespace"], docs["Service"]["spec"]["ports"][0]["port"]
+        docs["Service"]["metadata"]["name"],
+        docs["Service"]["metadata"]["namespace"],
+        docs["Service"]["spec"]["ports"][0]["port"],
     )
     pod_labels = docs["Deployment"]["spec"]["template"]["metadata"]["labels"]
     assert docs["Service"]["spec"]["selector"].items() <= pod_labels.items()

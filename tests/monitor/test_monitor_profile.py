@@ -75,7 +75,9 @@ def test_profile_contents(tokenizer):
 def test_rates_give_each_text_one_vote(tokenizer):
     """A long text weighs what a short one does: a rate summed over tokens would be 1000 / 1002 here."""
     texts = ["good film", "☃ " * 1000]  # 2 tokens, no [UNK]; 1000 tokens, all [UNK]
-    profile = build_reference_profile(texts, [0, 1], LABELS, np.array([[0.6, 0.4], [0.3, 0.7]]), tokenizer, length_bins=2)
+    profile = build_reference_profile(
+        texts, [0, 1], LABELS, np.array([[0.6, 0.4], [0.3, 0.7]]), tokenizer, length_bins=2
+    )
     assert profile["unknown_token_rate"] == pytest.approx(0.5)
     # ASCII: "good film" all ASCII; the snowman text is half spaces
     assert profile["charset"]["ascii_share"] == pytest.approx((1 + 0.5) / 2)
@@ -136,8 +138,8 @@ def test_bad_inputs_are_named(tokenizer, texts, labels, probabilities, message):
 
 def test_a_profile_built_in_batches_equals_the_one_built_at_once(tokenizer):
     """The train step profiles a held-out split batch by batch; the monitor must not see a difference."""
-    from textclf.profile import ReferenceProfileBuilder
     from tests.monitor.conftest import fake_probabilities, review_texts
+    from textclf.profile import ReferenceProfileBuilder
 
     texts = review_texts(230, seed=4) + ["Привет мир", "x" * 300]
     probabilities = fake_probabilities(len(texts), seed=4)
@@ -145,7 +147,7 @@ def test_a_profile_built_in_batches_equals_the_one_built_at_once(tokenizer):
     at_once = build_reference_profile(texts, labels, LABELS, probabilities, tokenizer)
     builder = ReferenceProfileBuilder(LABELS, tokenizer)
     for start in range(0, len(texts), 17):
-        builder.add(texts[start:start + 17], labels[start:start + 17], probabilities[start:start + 17])
+        builder.add(texts[start : start + 17], labels[start : start + 17], probabilities[start : start + 17])
     in_batches = builder.build()
     for profile in (at_once, in_batches):
         profile.pop("created_at")

@@ -21,7 +21,9 @@ WINDOW, MIN_SAMPLES, MAX_PENDING = 120, 60, 10
 def send_call(client, url, event_id, texts, scores):
     """The two events KServe logs for one predict call (request first, then response)."""
     request = client.post(url, content=json.dumps({"instances": texts}), headers=kserve_headers(event_id, "request"))
-    response = client.post(url, content=json.dumps(predictions_body(scores)), headers=kserve_headers(event_id, "response"))
+    response = client.post(
+        url, content=json.dumps(predictions_body(scores)), headers=kserve_headers(event_id, "response")
+    )
     return request, response
 
 
@@ -30,7 +32,7 @@ def in_distribution_scores(n, seed):
 
 
 def metric_value(metrics_text, name, labels):
-    line = next(l for l in metrics_text.splitlines() if l.startswith(f"{name}{{{labels}}}"))
+    line = next(row for row in metrics_text.splitlines() if row.startswith(f"{name}{{{labels}}}"))
     return float(line.rsplit(" ", 1)[1])
 
 
@@ -63,7 +65,12 @@ def test_paired_events_update_metrics_without_alert(service):
     texts, scores = review_texts(100, seed=7), in_distribution_scores(100, seed=7)
     for i in range(0, 100, 10):
         request, response = send_call(client, "/", f"call-{i}", texts[i : i + 10], scores[i : i + 10])
-        assert request.status_code == 200 and request.json() == {"accepted": "request", "id": f"call-{i}", "sampled": 10, "total": 10}
+        assert request.status_code == 200 and request.json() == {
+            "accepted": "request",
+            "id": f"call-{i}",
+            "sampled": 10,
+            "total": 10,
+        }
         assert response.status_code == 200
 
     metrics = client.get("/metrics").text
@@ -86,21 +93,31 @@ def test_empty_monitor_reports_no_data(service):
     client, _, _ = service
     report = client.get("/drift").json()
     assert all(v is None for v in report["metrics"].values())
-    assert "NaN" in [l for l in client.get("/metrics").text.splitlines() if l.startswith('textclf_drift{metric="score_psi"}')][0]
+    psi = [
+        row for row in client.get("/metrics").text.splitlines() if row.startswith('textclf_drift{metric="score_psi"}')
+    ]
+    assert "NaN" in psi[0]
 
 
 def test_structured_mode_and_v2_payloads_are_accepted(service):
     client, monitor, _ = service
     event = {
-        "specversion": "1.0", "id": "s-1", "source": "http://localhost:9081/",
-        "type": "org.kubeflow.serving.inference.request", "datacontenttype": "application/json",
+        "specversion": "1.0",
+        "id": "s-1",
+        "source": "http://localhost:9081/",
+        "type": "org.kubeflow.serving.inference.request",
+        "datacontenttype": "application/json",
         "inferenceservicename": "textclf",
         "data": {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["good film.", "bad film."]}]},
     }
     r = client.post("/", content=json.dumps(event), headers={"Content-Type": "application/cloudevents+json"})
     assert r.status_code == 200, r.text
-    v2_response = {"outputs": [{"name": "label", "datatype": "BYTES", "shape": [2], "data": ["positive", "negative"]},
-                               {"name": "score", "datatype": "FP32", "shape": [2], "data": [0.9, 0.8]}]}
+    v2_response = {
+        "outputs": [
+            {"name": "label", "datatype": "BYTES", "shape": [2], "data": ["positive", "negative"]},
+            {"name": "score", "datatype": "FP32", "shape": [2], "data": [0.9, 0.8]},
+        ]
+    }
     r = client.post("/", content=json.dumps(v2_response), headers=kserve_headers("s-1", "response"))
     assert r.status_code == 200, r.text
     assert (len(monitor.texts), len(monitor.predictions), monitor.events["paired"]) == (2, 2, 1)
@@ -111,13 +128,23 @@ def test_structured_mode_and_v2_payloads_are_accepted(service):
     "headers, body, status, reason",
     [
         ({"Content-Type": "application/json"}, b'{"instances": ["x"]}', 400, "not_cloudevent"),
-        (kserve_headers("m", "request") | {"Ce-Type": "com.example.other"}, b'{"instances": ["x"]}', 400, "unknown_type"),
+        (
+            kserve_headers("m", "request") | {"Ce-Type": "com.example.other"},
+            b'{"instances": ["x"]}',
+            400,
+            "unknown_type",
+        ),
         (kserve_headers("m", "request"), b"{not json", 400, "payload_not_json"),
         (kserve_headers("m", "request"), b'{"instances": "x"}', 400, "bad_payload"),
         (kserve_headers("m", "request"), b'{"instances": [1, 2]}', 400, "bad_payload"),
         (kserve_headers("m", "request"), b'{"instances": []}', 400, "bad_payload"),
         (kserve_headers("m", "request"), b'{"instances": ["\\ud800"]}', 400, "bad_payload"),  # lone surrogate
-        (kserve_headers("m", "response"), b'{"predictions": [{"label": "positive", "score": NaN}]}', 400, "bad_payload"),
+        (
+            kserve_headers("m", "response"),
+            b'{"predictions": [{"label": "positive", "score": NaN}]}',
+            400,
+            "bad_payload",
+        ),
         (kserve_headers("m", "response"), b'{"predictions": [{"label": "positive", "score": 7}]}', 400, "bad_payload"),
         (kserve_headers("m", "response"), b'{"predictions": [{"label": "spam", "score": 0.5}]}', 400, "unknown_label"),
         ({"Content-Type": "application/cloudevents+json"}, b"[]", 400, "not_cloudevent"),
@@ -143,8 +170,17 @@ def test_shifted_traffic_raises_alert_log_and_webhook(service, caplog):
         send_call(client, "/", f"shift-{i}", texts[i : i + 20], [0.99] * 20)
 
     report = client.get("/drift").json()
-    assert {"length_psi", "script_js", "ascii_share_drop", "unknown_token_rate_increase", "score_psi", "label_share_shift"} <= set(report["alerts"])
-    assert report["metrics"]["label_share_shift"] == pytest.approx(abs(1.0 - report["reference"]["label_share"]["positive"]))
+    assert {
+        "length_psi",
+        "script_js",
+        "ascii_share_drop",
+        "unknown_token_rate_increase",
+        "score_psi",
+        "label_share_shift",
+    } <= set(report["alerts"])
+    assert report["metrics"]["label_share_shift"] == pytest.approx(
+        abs(1.0 - report["reference"]["label_share"]["positive"])
+    )
     assert any("DRIFT ALERT length_psi" in r.getMessage() for r in caplog.records)
     metrics = client.get("/metrics").text
     assert metric_value(metrics, "textclf_drift_alert", 'metric="script_js"') == 1

@@ -15,7 +15,15 @@ def predictor(manifest):
 
 
 def test_manifest_fields(tmp_path):
-    settings = DeploySettings(service_name="sentiment", namespace="ml", service_account="sa", min_replicas=2, max_replicas=5, serving_cpu="3", serving_memory="6Gi")
+    settings = DeploySettings(
+        service_name="sentiment",
+        namespace="ml",
+        service_account="sa",
+        min_replicas=2,
+        max_replicas=5,
+        serving_cpu="3",
+        serving_memory="6Gi",
+    )
     manifest = build_inference_service(MODEL, settings, metrics_uri="gs://bucket/m.json", backend="onnx-int8")
     assert manifest["apiVersion"] == "serving.kserve.io/v1beta1" and manifest["kind"] == "InferenceService"
     assert manifest["metadata"]["name"] == "sentiment" and manifest["metadata"]["namespace"] == "ml"
@@ -28,8 +36,16 @@ def test_manifest_fields(tmp_path):
     container = spec["containers"][0]
     assert container["name"] == "kserve-container"
     assert {"name": "STORAGE_URI", "value": MODEL} in container["env"]
-    assert container["args"] == ["--model_name", "sentiment", "--model_dir", "/mnt/models", "--max_queued_requests", "16",
-                                 "--backend", "onnx-int8"]
+    assert container["args"] == [
+        "--model_name",
+        "sentiment",
+        "--model_dir",
+        "/mnt/models",
+        "--max_queued_requests",
+        "16",
+        "--backend",
+        "onnx-int8",
+    ]
     assert container["resources"]["limits"] == {"cpu": "3", "memory": "6Gi"}
     write_manifest(manifest, tmp_path / "isvc.yaml")
     assert yaml.safe_load((tmp_path / "isvc.yaml").read_text()) == manifest
@@ -78,14 +94,20 @@ def test_the_backend_pinned_is_the_one_evaluate_scored(tmp_path):
 
 
 def test_standard_mode_runs_the_live_model_with_its_own_backend():
-    manifest = build_inference_service(MODEL, DeploySettings(deployment_mode="standard", live_model_uri=LIVE),
-                                       backend="onnx-int8", live_backend="torch")
+    manifest = build_inference_service(
+        MODEL,
+        DeploySettings(deployment_mode="standard", live_model_uri=LIVE),
+        backend="onnx-int8",
+        live_backend="torch",
+    )
     assert predictor(manifest)["containers"][0]["args"][-2:] == ["--backend", "torch"]
     assert manifest["spec"]["canary"][0]["predictor"]["containers"][0]["args"][-2:] == ["--backend", "onnx-int8"]
     assert manifest["metadata"]["annotations"]["textclf.dev/serving-backend"] == "onnx-int8"
 
 
-@pytest.mark.parametrize("bad", [{"canary_traffic_percent": 0}, {"canary_traffic_percent": 100}, {"min_replicas": 4, "max_replicas": 2}])
+@pytest.mark.parametrize(
+    "bad", [{"canary_traffic_percent": 0}, {"canary_traffic_percent": 100}, {"min_replicas": 4, "max_replicas": 2}]
+)
 def test_bad_settings_are_named(bad):
     with pytest.raises(ValueError):
         DeploySettings(**bad)
@@ -95,25 +117,41 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kserve"
 IMAGE = "registry.example/textclf-server:abc123"
 
 
-@pytest.mark.parametrize("fixture, model, settings, metrics_uri", [
-    ("serverless-first.yaml", "gs://bucket/root/run-1/train-op/model", DeploySettings(serving_image=IMAGE), ""),
-    ("serverless-canary.yaml", "gs://bucket/root/run-2/train-op/model", DeploySettings(
-        service_name="sentiment", namespace="ml", serving_image=IMAGE, live_model_uri="gs://bucket/root/run-1/train-op/model",
-        canary_traffic_percent=20, serving_gpus=1, logger_url="http://textclf-monitor.ml.svc.cluster.local/"),
-     "gs://bucket/root/run-2/evaluate-op/evaluation/metrics.json"),
-])
+@pytest.mark.parametrize(
+    "fixture, model, settings, metrics_uri",
+    [
+        ("serverless-first.yaml", "gs://bucket/root/run-1/train-op/model", DeploySettings(serving_image=IMAGE), ""),
+        (
+            "serverless-canary.yaml",
+            "gs://bucket/root/run-2/train-op/model",
+            DeploySettings(
+                service_name="sentiment",
+                namespace="ml",
+                serving_image=IMAGE,
+                live_model_uri="gs://bucket/root/run-1/train-op/model",
+                canary_traffic_percent=20,
+                serving_gpus=1,
+                logger_url="http://textclf-monitor.ml.svc.cluster.local/",
+            ),
+            "gs://bucket/root/run-2/evaluate-op/evaluation/metrics.json",
+        ),
+    ],
+)
 def test_serverless_manifest_bytes_are_pinned(tmp_path, fixture, model, settings, metrics_uri):
     """The Serverless manifest is byte for byte what it was before Standard mode existed, plus the
     hardening of issue 19 and the pinned backend (``--backend`` and its annotation, since the optimize
     step): both rewrote the fixtures on purpose."""
-    write_manifest(build_inference_service(model, settings, metrics_uri=metrics_uri, backend="onnx-int8"),
-                   tmp_path / fixture)
+    write_manifest(
+        build_inference_service(model, settings, metrics_uri=metrics_uri, backend="onnx-int8"), tmp_path / fixture
+    )
     assert (tmp_path / fixture).read_bytes() == (FIXTURES / fixture).read_bytes()
 
 
 LIVE = "gs://bucket/root/run-1/train-op/model"
 VARIANTS = {
-    "first": {}, "canary": {"live_model_uri": LIVE, "canary_traffic_percent": 20}, "same-model": {"live_model_uri": MODEL},
+    "first": {},
+    "canary": {"live_model_uri": LIVE, "canary_traffic_percent": 20},
+    "same-model": {"live_model_uri": MODEL},
     "gpu-logger": {"serving_gpus": 1, "logger_url": "http://monitor.ml.svc/", "live_model_uri": LIVE},
 }
 
@@ -125,8 +163,9 @@ def test_every_manifest_fits_kserves_crd_and_webhook(mode, variant):
     from tests.rollout import crd
     from textclf.inferenceservice import admission_problems
 
-    manifest = build_inference_service(MODEL, DeploySettings(deployment_mode=mode, **VARIANTS[variant]),
-                                       metrics_uri="gs://bucket/m.json")
+    manifest = build_inference_service(
+        MODEL, DeploySettings(deployment_mode=mode, **VARIANTS[variant]), metrics_uri="gs://bucket/m.json"
+    )
     assert crd.problems(manifest) == []
     assert admission_problems(manifest) == []
 
@@ -134,14 +173,19 @@ def test_every_manifest_fits_kserves_crd_and_webhook(mode, variant):
 def test_standard_mode_keeps_the_live_model_stable_and_adds_the_new_one_as_spec_canary():
     from textclf.inferenceservice import predictor_name
 
-    manifest = build_inference_service(MODEL, DeploySettings(deployment_mode="standard", live_model_uri=LIVE,
-                                                             canary_traffic_percent=20, min_replicas=2))
+    manifest = build_inference_service(
+        MODEL,
+        DeploySettings(deployment_mode="standard", live_model_uri=LIVE, canary_traffic_percent=20, min_replicas=2),
+    )
     annotations = manifest["metadata"]["annotations"]
     assert annotations["serving.kserve.io/deploymentMode"] == "Standard"
     assert "serving.kserve.io/enable-tag-routing" not in annotations
     assert annotations["textclf.dev/model-uri"] == MODEL and annotations["textclf.dev/previous-model-uri"] == LIVE
     stable = predictor(manifest)
-    assert stable["name"] == predictor_name(LIVE) and {"name": "STORAGE_URI", "value": LIVE} in stable["containers"][0]["env"]
+    assert (
+        stable["name"] == predictor_name(LIVE)
+        and {"name": "STORAGE_URI", "value": LIVE} in stable["containers"][0]["env"]
+    )
     assert "canaryTrafficPercent" not in stable and stable["minReplicas"] == 2
     [canary] = manifest["spec"]["canary"]
     assert canary["trafficPercent"] == 20
@@ -152,11 +196,17 @@ def test_standard_mode_keeps_the_live_model_stable_and_adds_the_new_one_as_spec_
     assert "canary" not in first["spec"] and predictor(first)["name"] == predictor_name(MODEL)
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"deployment_mode": "raw"}, "deployment_mode must be one of"),
-    ({"deployment_mode": "standard", "min_replicas": 0}, "cannot scale to zero"),
-    ({"deployment_mode": "standard", "service_name": "a-very-long-inference-service-name-for-standard"}, "too long"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"deployment_mode": "raw"}, "deployment_mode must be one of"),
+        ({"deployment_mode": "standard", "min_replicas": 0}, "cannot scale to zero"),
+        (
+            {"deployment_mode": "standard", "service_name": "a-very-long-inference-service-name-for-standard"},
+            "too long",
+        ),
+    ],
+)
 def test_bad_mode_settings_are_named(bad, message):
     with pytest.raises(ValueError, match=message):
         DeploySettings(**bad)
@@ -172,8 +222,13 @@ def hardened_predictors(manifest) -> list[dict]:
 def test_every_predictor_is_hardened_probed_and_bounded(mode, variant):
     """Field by field, for the stable predictor and any canary: the deploy step's server-side apply
     replaces ``containers`` whole, so whatever it leaves out is gone from the live service."""
-    settings = DeploySettings(deployment_mode=mode, service_name="sentiment", request_timeout_seconds=45,
-                              container_concurrency=12, **VARIANTS[variant])
+    settings = DeploySettings(
+        deployment_mode=mode,
+        service_name="sentiment",
+        request_timeout_seconds=45,
+        container_concurrency=12,
+        **VARIANTS[variant],
+    )
     manifest = build_inference_service(MODEL, settings)
     for spec in hardened_predictors(manifest):
         assert spec["automountServiceAccountToken"] is False
@@ -182,8 +237,14 @@ def test_every_predictor_is_hardened_probed_and_bounded(mode, variant):
         assert spec.get("containerConcurrency") == (12 if mode == "serverless" else None)
         [container] = spec["containers"]
         assert container["securityContext"] == {
-            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True,
-            "runAsGroup": 10001, "runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}}
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
+            "runAsGroup": 10001,
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
         args = container["args"]
         assert args[args.index("--max_queued_requests") + 1] == "12"  # Standard mode's only bound
         for probe in ("readinessProbe", "livenessProbe"):

@@ -16,8 +16,9 @@ from textclf.inferenceservice import DeploySettings
 from textclf.tracking import TrackingSettings
 
 
-def run_deploy(tmp_path, apply: bool, mode: str = "serverless", model: str = "model", live: str = "",
-               scored: str = "onnx-int8"):
+def run_deploy(
+    tmp_path, apply: bool, mode: str = "serverless", model: str = "model", live: str = "", scored: str = "onnx-int8"
+):
     """deploy_op on an optimized model whose serving.json chose onnx-int8, evaluate having scored ``scored``."""
     model_dir = tmp_path / model
     model_dir.mkdir(exist_ok=True)
@@ -25,14 +26,38 @@ def run_deploy(tmp_path, apply: bool, mode: str = "serverless", model: str = "mo
     (model_dir / "serving.json").write_text(json.dumps({"backend": "onnx-int8"}))
     evaluation = tmp_path / "evaluation"
     evaluation.mkdir(exist_ok=True)
-    (evaluation / "metrics.json").write_text(json.dumps({"accuracy": 0.9, "f1": 0.9, "precision": 0.9, "recall": 0.9,
-                                                         "roc_auc": 0.95, "loss": 0.3, "serving": {"backend": scored}}))
+    (evaluation / "metrics.json").write_text(
+        json.dumps(
+            {
+                "accuracy": 0.9,
+                "f1": 0.9,
+                "precision": 0.9,
+                "recall": 0.9,
+                "roc_auc": 0.95,
+                "loss": 0.3,
+                "serving": {"backend": scored},
+            }
+        )
+    )
     manifest = dsl.Artifact(uri=str(tmp_path / "manifest"))
-    settings = asdict(DeploySettings(max_replicas=2, serving_cpu="1", serving_memory="2Gi", apply=apply,
-                                     deployment_mode=mode, live_model_uri=live))
+    settings = asdict(
+        DeploySettings(
+            max_replicas=2,
+            serving_cpu="1",
+            serving_memory="2Gi",
+            apply=apply,
+            deployment_mode=mode,
+            live_model_uri=live,
+        )
+    )
     tracking = {name: value for name, value in asdict(TrackingSettings()).items() if name.startswith("wandb_")}
-    deploy_op.python_func(model=dsl.Model(uri=str(model_dir)), evaluation=dsl.Artifact(uri=str(evaluation)),
-                          manifest=manifest, **settings, **tracking)
+    deploy_op.python_func(
+        model=dsl.Model(uri=str(model_dir)),
+        evaluation=dsl.Artifact(uri=str(evaluation)),
+        manifest=manifest,
+        **settings,
+        **tracking,
+    )
     return manifest
 
 
@@ -47,7 +72,9 @@ def test_apply_creates_the_inference_service_then_the_next_model_is_its_canary(t
         assert "W&B disabled: no production alias set" in capsys.readouterr().out  # it serves all traffic
         run_deploy(tmp_path, apply=True, mode=mode, model="model-2", live=str(tmp_path / "model"))
         second = kube.get("textclf", "textclf")
-    assert {"name": "STORAGE_URI", "value": str(tmp_path / "model")} in first["spec"]["predictor"]["containers"][0]["env"]
+    assert {"name": "STORAGE_URI", "value": str(tmp_path / "model")} in first["spec"]["predictor"]["containers"][0][
+        "env"
+    ]
     assert first["spec"]["predictor"]["containers"][0]["args"][-2:] == ["--backend", "onnx-int8"]
     assert first["metadata"]["annotations"]["textclf.dev/serving-backend"] == "onnx-int8"
     assert manifest.metadata["applied"] is True and manifest.metadata["deployment_mode"] == mode
@@ -57,11 +84,14 @@ def test_apply_creates_the_inference_service_then_the_next_model_is_its_canary(t
         assert second["spec"]["predictor"] == first["spec"]["predictor"]
         [canary] = second["spec"]["canary"]
         assert canary["trafficPercent"] == 10
-        assert canary["predictor"]["containers"][0]["env"] == [{"name": "STORAGE_URI", "value": str(tmp_path / "model-2")}]
+        assert canary["predictor"]["containers"][0]["env"] == [
+            {"name": "STORAGE_URI", "value": str(tmp_path / "model-2")}
+        ]
     else:
         assert second["spec"]["predictor"]["canaryTrafficPercent"] == 10
         assert second["spec"]["predictor"]["containers"][0]["env"] == [
-            {"name": "STORAGE_URI", "value": str(tmp_path / "model-2")}]
+            {"name": "STORAGE_URI", "value": str(tmp_path / "model-2")}
+        ]
 
 
 def test_deploy_refuses_to_pin_another_backend_than_evaluate_scored(tmp_path, monkeypatch):

@@ -28,7 +28,12 @@ def test_head_tail_truncation_keeps_start_and_end(tokenizer):
     encoder = TextEncoder(tokenizer, 40, "head_tail")
     [ids] = encoder.encode([text])
     full = tokenizer(text, add_special_tokens=False)["input_ids"]
-    assert ids == [tokenizer.cls_token_id, *full[: encoder.head_tokens], *full[-(38 - encoder.head_tokens):], tokenizer.sep_token_id]
+    assert ids == [
+        tokenizer.cls_token_id,
+        *full[: encoder.head_tokens],
+        *full[-(38 - encoder.head_tokens) :],
+        tokenizer.sep_token_id,
+    ]
     assert encoder.head_tokens == 38 // 4
     decoded = tokenizer.decode(ids, skip_special_tokens=True)
     assert decoded.startswith("opening") and decoded.endswith("verdict terrible")
@@ -46,7 +51,7 @@ def test_long_texts_are_cut_by_characters_before_tokenizing_without_changing_the
         assert len(encoder.cut(long_text)) <= encoder.room * CHARS_PER_TOKEN + 1
         full = tokenizer(long_text, add_special_tokens=False)["input_ids"]
         head = encoder.head_tokens if truncation == "head_tail" else encoder.room
-        expected = full[:head] + (full[len(full) - (encoder.room - head):] if truncation == "head_tail" else [])
+        expected = full[:head] + (full[len(full) - (encoder.room - head) :] if truncation == "head_tail" else [])
         assert encoder.encode([long_text]) == [[tokenizer.cls_token_id, *expected, tokenizer.sep_token_id]]
     huge = "bad " * 1_000_000  # 4 MB: cut first, so it costs what a few kilobytes cost
     assert len(TextEncoder(tokenizer, 32).encode([huge])[0]) == 32

@@ -52,7 +52,9 @@ def test_evaluate_writes_metrics_report_and_champion_comparison(trained_model, t
 
 def test_an_unscorable_champion_is_recorded_not_hidden(trained_model, tokenized_dir, tmp_path):
     model_dir, _ = trained_model
-    result = evaluate(model_dir, tokenized_dir, str(tmp_path), EvaluateSettings(live_model_uri=str(tmp_path / "missing")))
+    result = evaluate(
+        model_dir, tokenized_dir, str(tmp_path), EvaluateSettings(live_model_uri=str(tmp_path / "missing"))
+    )
     assert "champion" not in result and "champion_error" in result
     assert "could not be scored" in Path(tmp_path, "report.md").read_text()
 
@@ -90,7 +92,9 @@ def test_evaluate_scores_with_the_serving_backend_and_writes_every_prediction(op
     predictions = pd.read_parquet(tmp_path / "predictions.parquet")
     assert predictions["row"].tolist() == list(range(len(test))) == list(range(result["examples"]))
     assert predictions["label"].tolist() == test["label"].tolist()
-    expected = load_engine(model_dir, InferenceSettings(backend=optimized["backend"])).probabilities(test["text"].tolist())
+    expected = load_engine(model_dir, InferenceSettings(backend=optimized["backend"])).probabilities(
+        test["text"].tolist()
+    )
     got = np.stack(predictions["probabilities"].to_numpy())
     assert np.abs(got - expected).max() < 1e-6 and (predictions["predicted"] == expected.argmax(1)).all()
     assert json.loads(pq.read_schema(tmp_path / "predictions.parquet").metadata[b"labels"]) == ["negative", "positive"]
@@ -104,10 +108,14 @@ def test_a_named_backend_is_scored_and_an_unmeasured_one_has_no_agreement(optimi
 
     model_dir, optimized = optimized_model
     labels = ["negative", "positive"]
-    int8 = score_model(model_dir, held_out_batches(tokenized_dir), labels, EvaluateSettings(serving_backend="onnx-int8"))
+    int8 = score_model(
+        model_dir, held_out_batches(tokenized_dir), labels, EvaluateSettings(serving_backend="onnx-int8")
+    )
     assert int8["serving"]["backend"] == "onnx-int8"
     assert int8["serving"]["validation"] == optimized["backends"]["onnx-int8"]
-    plain = score_model(model_dir, held_out_batches(tokenized_dir), labels, EvaluateSettings(serving_backend="torch-bf16"))
+    plain = score_model(
+        model_dir, held_out_batches(tokenized_dir), labels, EvaluateSettings(serving_backend="torch-bf16")
+    )
     if "flip_rate" not in optimized["backends"]["torch-bf16"]:  # left out on this CPU: the gate will fail closed
         assert plain["serving"]["validation"] is None
     with pytest.raises(ValueError, match="serving_backend must be auto or one of"):
@@ -133,8 +141,10 @@ def test_a_spam_model_gets_the_task_neutral_suites_from_its_own_test_texts(tmp_p
     from textclf.evaluate import score_model
 
     model_dir = build_tiny_model(tmp_path / "spam-model", labels=["ham", "spam"])
-    messages = [f"Hi {name}, call me at 0{7700 + i} 900{i:03d} or see www.example{i}.com, ok?" for i, name in
-                enumerate(["Tom", "Maria", "Omar", "Mei"] * 5)] + [f"WINNER!! Claim prize {i} now" for i in range(20)]
+    messages = [
+        f"Hi {name}, call me at 0{7700 + i} 900{i:03d} or see www.example{i}.com, ok?"
+        for i, name in enumerate(["Tom", "Maria", "Omar", "Mei"] * 5)
+    ] + [f"WINNER!! Claim prize {i} now" for i in range(20)]
 
     def batches():
         yield messages, [i % 2 for i in range(len(messages))]

@@ -34,14 +34,22 @@ def test_per_class_metrics_match_hand_computed_values():
     assert result["f1_weighted"] == pytest.approx(np.average(f1s, weights=[2, 3, 4]))
     assert result["min_class_recall"] == 0.5 and result["min_recall_class"] == "ABBR"
     assert result["confused_pairs"][0] == {"true": "ABBR", "predicted": "DESC", "count": 1, "share_of_true": 0.5}
-    assert {(p["true"], p["predicted"]) for p in result["confused_pairs"]} == {("ABBR", "DESC"), ("DESC", "LOC"), ("LOC", "DESC")}
+    assert {(p["true"], p["predicted"]) for p in result["confused_pairs"]} == {
+        ("ABBR", "DESC"),
+        ("DESC", "LOC"),
+        ("LOC", "DESC"),
+    }
 
 
 def test_top_k_accuracy_counts_the_true_label_among_the_k_likeliest():
     names = [f"c{i}" for i in range(6)]
-    probabilities = np.array([[0.5, 0.2, 0.1, 0.1, 0.05, 0.05],   # true 1: second
-                              [0.5, 0.2, 0.15, 0.1, 0.03, 0.02],  # true 3: fourth
-                              [0.1, 0.1, 0.1, 0.1, 0.1, 0.5]])    # true 5: first
+    probabilities = np.array(
+        [
+            [0.5, 0.2, 0.1, 0.1, 0.05, 0.05],  # true 1: second
+            [0.5, 0.2, 0.15, 0.1, 0.03, 0.02],  # true 3: fourth
+            [0.1, 0.1, 0.1, 0.1, 0.1, 0.5],
+        ]
+    )  # true 5: first
     result = compute_metrics([1, 3, 5], probabilities, names)
     assert result["accuracy"] == pytest.approx(1 / 3)
     assert result["top_3_accuracy"] == pytest.approx(2 / 3) and result["top_5_accuracy"] == 1.0
@@ -51,8 +59,10 @@ def test_top_k_accuracy_counts_the_true_label_among_the_k_likeliest():
 
 
 def images(markdown: str) -> list[Image.Image]:
-    return [Image.open(io.BytesIO(base64.b64decode(data)))
-            for data in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", markdown)]
+    return [
+        Image.open(io.BytesIO(base64.b64decode(data)))
+        for data in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", markdown)
+    ]
 
 
 def test_the_report_at_100_classes_stays_small_and_its_heatmap_readable():
@@ -81,10 +91,17 @@ def test_the_small_heatmap_writes_its_counts():
 
 def gate_metrics(**extra):
     suites = [{"name": "inv_typos", "type": "INV", "description": "", "cases": 10, "passed": 10, "failures": []}]
-    serving = {"backend": "onnx", "validation": {"texts": 500, "label_flips": 0, "flip_rate": 0.0,
-                                                 "max_probability_change": 1e-6}}
-    return {"accuracy": 0.95, "f1": 0.9, "behaviour": {"label_names": NAMES, "settings": {}, "suites": suites},
-            "serving": serving, **extra}
+    serving = {
+        "backend": "onnx",
+        "validation": {"texts": 500, "label_flips": 0, "flip_rate": 0.0, "max_probability_change": 1e-6},
+    }
+    return {
+        "accuracy": 0.95,
+        "f1": 0.9,
+        "behaviour": {"label_names": NAMES, "settings": {}, "suites": suites},
+        "serving": serving,
+        **extra,
+    }
 
 
 def test_the_per_class_recall_rule_is_off_by_default_and_blocks_when_set():
@@ -94,6 +111,8 @@ def test_the_per_class_recall_rule_is_off_by_default_and_blocks_when_set():
     blocked = decide(metrics, GateSettings(min_class_recall=0.5))
     assert not blocked.passed and blocked.deciding_rule == "min class recall"
     assert "lowest recall 0.3000 (class ABBR) vs minimum 0.5000" in blocked.rules[1].detail
-    assert decide(gate_metrics(min_class_recall=0.6, min_recall_class="ABBR"), GateSettings(min_class_recall=0.5)).passed
+    assert decide(
+        gate_metrics(min_class_recall=0.6, min_recall_class="ABBR"), GateSettings(min_class_recall=0.5)
+    ).passed
     missing = decide(gate_metrics(), GateSettings(min_class_recall=0.5))
     assert missing.deciding_rule == "min class recall", "fails closed without the metric"

@@ -8,20 +8,55 @@ import pytest
 from textclf.gate import GateSettings, decide, gate
 
 GOOD_BEHAVIOUR = {
-    "applicable": True, "not_applicable_reason": "", "label_names": ["negative", "positive"],
-    "positive_label": 1, "negative_label": 0, "settings": {},
+    "applicable": True,
+    "not_applicable_reason": "",
+    "label_names": ["negative", "positive"],
+    "positive_label": 1,
+    "negative_label": 0,
+    "settings": {},
     "suites": [
-        {"name": "mft_negation", "type": "MFT", "description": "", "cases": 10, "passed": 9, "pass_rate": 0.9, "failures": []},
-        {"name": "inv_typos", "type": "INV", "description": "", "cases": 10, "passed": 10, "pass_rate": 1.0, "failures": []},
-        {"name": "dir_add_positive", "type": "DIR", "description": "", "cases": 10, "passed": 8, "pass_rate": 0.8, "failures": []},
+        {
+            "name": "mft_negation",
+            "type": "MFT",
+            "description": "",
+            "cases": 10,
+            "passed": 9,
+            "pass_rate": 0.9,
+            "failures": [],
+        },
+        {
+            "name": "inv_typos",
+            "type": "INV",
+            "description": "",
+            "cases": 10,
+            "passed": 10,
+            "pass_rate": 1.0,
+            "failures": [],
+        },
+        {
+            "name": "dir_add_positive",
+            "type": "DIR",
+            "description": "",
+            "cases": 10,
+            "passed": 8,
+            "pass_rate": 0.8,
+            "failures": [],
+        },
     ],
 }
 
 
 def serving(flip_rate=0.002, texts=1000, backend="onnx-int8"):
     """What evaluate records of the serving backend: the optimize step's validation agreement with fp32."""
-    return {"backend": backend, "validation": {"texts": texts, "label_flips": round(flip_rate * texts),
-                                               "flip_rate": flip_rate, "max_probability_change": 0.05}}
+    return {
+        "backend": backend,
+        "validation": {
+            "texts": texts,
+            "label_flips": round(flip_rate * texts),
+            "flip_rate": flip_rate,
+            "max_probability_change": 0.05,
+        },
+    }
 
 
 def metrics(accuracy=0.9, **extra):
@@ -33,7 +68,9 @@ def test_good_metrics_pass():
     assert decision.passed and decision.deciding_rule == "all rules passed"
 
 
-@pytest.mark.parametrize("bad", [{}, {"accuracy": math.nan}, {"accuracy": None}, {"accuracy": "0.9"}, {"accuracy": True}])
+@pytest.mark.parametrize(
+    "bad", [{}, {"accuracy": math.nan}, {"accuracy": None}, {"accuracy": "0.9"}, {"accuracy": True}]
+)
 def test_missing_or_nan_metrics_fail_closed(bad):
     decision = decide(bad, GateSettings(min_accuracy=0.0))
     assert not decision.passed and decision.deciding_rule == "metrics present"
@@ -65,9 +102,21 @@ def test_behaviour_rule_fails_closed_and_applies_minimums():
 
 def test_a_model_with_only_task_neutral_suites_is_judged_on_invariance_alone():
     """A spam or intent model: no suite file fits its labels, the task-neutral INV suites decide."""
-    neutral = {"label_names": ["ham", "spam"], "settings": {}, "suites": [
-        {"name": "neutral_typos", "type": "INV", "description": "", "cases": 40, "passed": 38, "failures": [],
-         "source": "task-neutral"}]}
+    neutral = {
+        "label_names": ["ham", "spam"],
+        "settings": {},
+        "suites": [
+            {
+                "name": "neutral_typos",
+                "type": "INV",
+                "description": "",
+                "cases": 40,
+                "passed": 38,
+                "failures": [],
+                "source": "task-neutral",
+            }
+        ],
+    }
     decision = decide(metrics(behaviour=neutral), GateSettings())
     assert decision.passed
     assert "inv 0.950 >= 0.85; mft, dir: no suite of that type fits these labels" in decision.rules[1].detail
@@ -84,10 +133,16 @@ def test_the_serving_backend_may_change_at_most_the_bound_of_validation_labels(f
         assert decision.deciding_rule == "serving backend agrees with fp32"
 
 
-@pytest.mark.parametrize("recorded", [
-    None, {"backend": "onnx"}, {"backend": "onnx", "validation": None},
-    {"backend": "onnx", "validation": {"flip_rate": math.nan}}, {"backend": "onnx", "validation": {"flip_rate": "0"}},
-])
+@pytest.mark.parametrize(
+    "recorded",
+    [
+        None,
+        {"backend": "onnx"},
+        {"backend": "onnx", "validation": None},
+        {"backend": "onnx", "validation": {"flip_rate": math.nan}},
+        {"backend": "onnx", "validation": {"flip_rate": "0"}},
+    ],
+)
 def test_a_serving_backend_without_measured_agreement_fails_closed(recorded):
     decision = decide(metrics(serving=recorded), GateSettings(max_backend_flip_rate=1.0))
     assert not decision.passed and decision.deciding_rule == "serving backend agrees with fp32"
@@ -123,7 +178,9 @@ def test_missing_champion_is_reported_and_handled_by_the_parameter(policy, passe
 
 
 def test_report_shows_challenger_and_champion_side_by_side(tmp_path):
-    (tmp_path / "metrics.json").write_text(json.dumps(metrics(0.9, champion={"accuracy": 0.85, "f1": 0.8, "behaviour": GOOD_BEHAVIOUR})))
+    (tmp_path / "metrics.json").write_text(
+        json.dumps(metrics(0.9, champion={"accuracy": 0.85, "f1": 0.8, "behaviour": GOOD_BEHAVIOUR}))
+    )
     gate(str(tmp_path), GateSettings(), str(tmp_path / "decision.md"))
     text = (tmp_path / "decision.md").read_text()
     assert "Challenger vs champion" in text and "| accuracy | 0.9000 | 0.8500 | +0.0500 |" in text

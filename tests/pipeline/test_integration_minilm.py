@@ -15,7 +15,12 @@ pytestmark = pytest.mark.integration
 def test_minilm_learns_the_sample_reviews(tmp_path):
     data = ingest(IngestSettings(source="sample:400", seed=7), str(tmp_path / "data"))
     tokenize(str(tmp_path / "data"), str(tmp_path / "tok"), TokenizeSettings(max_length=64))
-    summary = train(str(tmp_path / "tok"), str(tmp_path / "model"), TrainSettings(epochs=2, batch_size=16), {**data.metadata, "max_length": 64})
+    summary = train(
+        str(tmp_path / "tok"),
+        str(tmp_path / "model"),
+        TrainSettings(epochs=2, batch_size=16),
+        {**data.metadata, "max_length": 64},
+    )
     assert summary["history"][-1]["val_accuracy"] >= 0.85
     result = evaluate(str(tmp_path / "model"), str(tmp_path / "tok"), str(tmp_path / "eval"))
     assert result["accuracy"] >= 0.85 and result["roc_auc"] >= 0.9

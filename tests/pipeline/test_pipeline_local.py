@@ -24,8 +24,15 @@ pytestmark = pytest.mark.filterwarnings("ignore:You may be attemping to run a ta
 
 def tiny_run(tmp_path, tiny_model_dir, **params):
     arguments = {
-        "source": "sample:160", "base_model": tiny_model_dir, "max_length": 48, "epochs": 1, "batch_size": 16,
-        "min_accuracy": 0.0, "min_mft_pass_rate": 0.0, "min_inv_pass_rate": 0.0, "min_dir_pass_rate": 0.0,
+        "source": "sample:160",
+        "base_model": tiny_model_dir,
+        "max_length": 48,
+        "epochs": 1,
+        "batch_size": 16,
+        "min_accuracy": 0.0,
+        "min_mft_pass_rate": 0.0,
+        "min_inv_pass_rate": 0.0,
+        "min_dir_pass_rate": 0.0,
         **params,
     }
     return run_local(arguments, runs_dir=str(tmp_path))
@@ -73,16 +80,19 @@ def test_the_model_served_as_the_manifest_says_answers_the_test_split_as_evaluat
     per-text prediction and every probability within 1e-4 of it."""
     import pandas as pd
 
-    from textclf.data.tokenized import iter_batches
     from tests.serving.conftest import serve_args
+    from textclf.data.tokenized import iter_batches
 
     container = yaml.safe_load(passing_run.paths["manifest"].read_text())["spec"]["predictor"]["containers"][0]
     storage = next(env["value"] for env in container["env"] if env["name"] == "STORAGE_URI")
     args = [storage if arg == "/mnt/models" else arg for arg in container["args"]]
     name = args[args.index("--model_name") + 1]
     [tokenized] = passing_run.run_dir.glob("*/tokenize-op/tokenized")
-    texts = [text for batch in iter_batches(str(tokenized), ["text"], 1000, split="test")
-             for text in batch.column("text").to_pylist()]
+    texts = [
+        text
+        for batch in iter_batches(str(tokenized), ["text"], 1000, split="test")
+        for text in batch.column("text").to_pylist()
+    ]
     expected = pd.read_parquet(passing_run.paths["predictions"])
     labels = json.loads((passing_run.paths["model"] / "config.json").read_text())["id2label"]
     assert expected["row"].tolist() == list(range(len(texts)))
@@ -90,8 +100,9 @@ def test_the_model_served_as_the_manifest_says_answers_the_test_split_as_evaluat
         answers = []
         for start in range(0, len(texts), 16):
             body = json.dumps({"instances": texts[start : start + 16]}).encode()
-            request = urllib.request.Request(f"{server.url}/v1/models/{name}:predict", body,
-                                             {"Content-Type": "application/json"})
+            request = urllib.request.Request(
+                f"{server.url}/v1/models/{name}:predict", body, {"Content-Type": "application/json"}
+            )
             with urllib.request.urlopen(request, timeout=120) as response:
                 answers += json.loads(response.read())["predictions"]
         torch_loaded = "libtorch_cpu" in Path(f"/proc/{server.process.pid}/maps").read_text()
@@ -109,8 +120,17 @@ def test_a_gate_that_cannot_pass_blocks_deploy_and_fails_the_command(passing_run
     wandb_dir = passing_run.run_dir.parent.parent / "wb-disabled"
     monkeypatch.setenv("WANDB_DIR", str(wandb_dir))
     runs_dir = passing_run.run_dir.parent
-    params = {"source": "sample:160", "base_model": tiny_model_dir, "max_length": 48, "epochs": 1, "batch_size": 16,
-              "min_accuracy": 1.01, "min_mft_pass_rate": 0.0, "min_inv_pass_rate": 0.0, "min_dir_pass_rate": 0.0}
+    params = {
+        "source": "sample:160",
+        "base_model": tiny_model_dir,
+        "max_length": 48,
+        "epochs": 1,
+        "batch_size": 16,
+        "min_accuracy": 1.01,
+        "min_mft_pass_rate": 0.0,
+        "min_inv_pass_rate": 0.0,
+        "min_dir_pass_rate": 0.0,
+    }
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--runs-dir", str(runs_dir), *(arg for k, v in params.items() for arg in ("--param", f"{k}={v}"))])
     assert exit_info.value.code == EXIT_GATE_BLOCKED
@@ -130,7 +150,10 @@ def test_a_gate_that_cannot_pass_blocks_deploy_and_fails_the_command(passing_run
     main(["latest-model", "--runs-dir", str(runs_dir)])
     out, err = capsys.readouterr()
     assert out == f"{passing_run.paths['model'].resolve()}\n"  # all that $(python -m pipelines latest-model) gets
-    assert err.strip() == f"latest-model: run {passing_run.run_dir.name} (gate pass, 1 newer run(s) skipped: their gate did not pass)"
+    assert (
+        err.strip()
+        == f"latest-model: run {passing_run.run_dir.name} (gate pass, 1 newer run(s) skipped: their gate did not pass)"
+    )
 
 
 def test_a_failed_step_ends_with_its_own_error_line(tmp_path):
@@ -138,8 +161,13 @@ def test_a_failed_step_ends_with_its_own_error_line(tmp_path):
     the step and the step's exception, not kfp's "Inner task failed"."""
     source = tmp_path / "one-class.csv"
     source.write_text("text,label\ngood film,pos\nfine film,pos\n")
-    result = subprocess.run([sys.executable, "-m", "pipelines", "run", "--runs-dir", str(tmp_path / "runs"),
-                             "--param", f"source={source}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines", "run", "--runs-dir", str(tmp_path / "runs"), "--param", f"source={source}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 1, result.stderr[-3000:]
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: step ingest failed: SingleClassError: the dataset needs at least two classes"), last
@@ -156,18 +184,24 @@ def test_exception_line_reads_the_last_traceback_of_a_step_log():
         "    During handling of the above exception, another exception occurred:",
         "    Traceback (most recent call last):",
         '      File "/work/textclf/ingest.py", line 136, in read_source',
-        "        raise SourceError(f\"source not found: {source} ({error})\") from error",
+        '        raise SourceError(f"source not found: {source} ({error})") from error',
         "        ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
         "    textclf.ingest.SourceError: source not found: gs://b/x.csv (404: No such object: b/x.csv)",
         "",
     ]
     assert exception_line(log) == "SourceError: source not found: gs://b/x.csv (404: No such object: b/x.csv)"
     assert exception_line(["    Killed"]) is None
-    assert exception_line(["Traceback (most recent call last):", '  File "x", line 1', "KeyboardInterrupt"]) == "KeyboardInterrupt"
+    assert (
+        exception_line(["Traceback (most recent call last):", '  File "x", line 1', "KeyboardInterrupt"])
+        == "KeyboardInterrupt"
+    )
 
 
 def test_failed_step_is_read_from_kfp_failure_messages():
-    colored = "Pipeline \x1b[95m'textclf-train'\x1b[0m finished with status \x1b[91mFAILURE\x1b[0m. Inner task failed: \x1b[96m'ingest-op'\x1b[0m."
+    colored = (
+        "Pipeline \x1b[95m'textclf-train'\x1b[0m finished with status \x1b[91mFAILURE\x1b[0m. "
+        "Inner task failed: \x1b[96m'ingest-op'\x1b[0m."
+    )
     assert failed_step(RuntimeError(colored)) == "ingest"
     assert failed_step(RuntimeError("Inner task failed: 'deploy-op' inside 'condition-1'.")) == "deploy"
     assert failed_step(RuntimeError("Task 'train-op' finished with status FAILURE")) == "train"

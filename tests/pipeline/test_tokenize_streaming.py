@@ -25,8 +25,9 @@ def test_batch_size_does_not_change_the_tokenized_data(tokenized_small_batches, 
     small, large = datasets.load_from_disk(tokenized_small_batches), datasets.load_from_disk(tokenized_dir)
     for split in ("train", "validation", "test"):
         assert small[split].to_list() == large[split].to_list()
-    assert json.loads(Path(tokenized_small_batches, "tokenize.json").read_text()) == \
-        json.loads(Path(tokenized_dir, "tokenize.json").read_text())
+    assert json.loads(Path(tokenized_small_batches, "tokenize.json").read_text()) == json.loads(
+        Path(tokenized_dir, "tokenize.json").read_text()
+    )
 
 
 def test_files_match_what_datasets_save_to_disk_writes(tokenized_dir, sample_parquet, tiny_model_dir, tmp_path):
@@ -37,8 +38,14 @@ def test_files_match_what_datasets_save_to_disk_writes(tokenized_dir, sample_par
     for split in ("train", "validation", "test"):
         part = frame[frame["split"] == split]
         ids = encoder.encode(part["text"].tolist())
-        reference[split] = datasets.Dataset.from_dict({"input_ids": ids, "attention_mask": [[1] * len(i) for i in ids],
-                                                       "label": part["label"].tolist(), "text": part["text"].tolist()})
+        reference[split] = datasets.Dataset.from_dict(
+            {
+                "input_ids": ids,
+                "attention_mask": [[1] * len(i) for i in ids],
+                "label": part["label"].tolist(),
+                "text": part["text"].tolist(),
+            }
+        )
     datasets.DatasetDict(reference).save_to_disk(str(tmp_path / "ref"))
 
     ours = datasets.load_from_disk(tokenized_dir)
@@ -52,23 +59,34 @@ def test_files_match_what_datasets_save_to_disk_writes(tokenized_dir, sample_par
             assert mine.keys() == theirs.keys()
             if name == "dataset_info.json":
                 assert mine == theirs
-    assert json.loads((tmp_path / "ref" / "dataset_dict.json").read_text()) == \
-        json.loads(Path(tokenized_dir, "dataset_dict.json").read_text())
+    assert json.loads((tmp_path / "ref" / "dataset_dict.json").read_text()) == json.loads(
+        Path(tokenized_dir, "dataset_dict.json").read_text()
+    )
 
 
 def test_a_split_in_several_arrow_files_loads_and_streams_in_order(tmp_path):
     writer = SplitWriter(tmp_path / "test", shard_rows=10)
     ids = [[101, *range(1000, 1000 + n % 7), 102] for n in range(25)]
     for start in range(0, 25, 4):
-        writer.write(encoded_table(ids[start:start + 4], list(range(start, min(start + 4, 25))),
-                                   [f"text {i}" for i in range(start, min(start + 4, 25))]))
+        writer.write(
+            encoded_table(
+                ids[start : start + 4],
+                list(range(start, min(start + 4, 25))),
+                [f"text {i}" for i in range(start, min(start + 4, 25))],
+            )
+        )
     writer.close()
     write_dataset_dict(tmp_path, ["test"])
     assert sorted(p.name for p in (tmp_path / "test").glob("*.arrow")) == [
-        "data-00000-of-00003.arrow", "data-00001-of-00003.arrow", "data-00002-of-00003.arrow"]
+        "data-00000-of-00003.arrow",
+        "data-00001-of-00003.arrow",
+        "data-00002-of-00003.arrow",
+    ]
     loaded = datasets.load_from_disk(str(tmp_path))["test"]
     assert loaded.features == features() and loaded["input_ids"] == ids and loaded["label"] == list(range(25))
-    streamed = [row for batch in iter_batches(str(tmp_path), ["label", "text"], batch_rows=3) for row in batch.to_pylist()]
+    streamed = [
+        row for batch in iter_batches(str(tmp_path), ["label", "text"], batch_rows=3) for row in batch.to_pylist()
+    ]
     assert streamed == loaded.select_columns(["label", "text"]).to_list()
     from_dataset = [row for batch in iter_batches(loaded, ["label"], batch_rows=6) for row in batch.to_pylist()]
     assert from_dataset == [{"label": i} for i in range(25)]

@@ -22,7 +22,8 @@ def test_batches_cover_every_index_once_and_group_lengths():
     assert flat == list(range(1000))
     spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
     random_spread = sum(
-        max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in length_grouped_batches(lengths, 16, 3, group=False)
+        max(lengths[i] for i in b) - min(lengths[i] for i in b)
+        for b in length_grouped_batches(lengths, 16, 3, group=False)
     ) / len(batches)
     assert spread < random_spread / 5
     assert batches == length_grouped_batches(lengths, 16, seed=3)
@@ -49,11 +50,19 @@ def test_trained_model_loads_with_label_names(trained_model, sample_parquet):
     validation = pd.read_parquet(sample_parquet[0]).query("split == 'validation'")
     names = ["negative", "positive"]
     assert 0 < len(probes) <= PROBE_SIZE
-    assert {(p["text"], p["label"]) for p in probes} <= {(t, names[y]) for t, y in zip(validation.text, validation.label)}
+    assert {(p["text"], p["label"]) for p in probes} <= {
+        (t, names[y]) for t, y in zip(validation.text, validation.label)
+    }
     assert not checkpoint_dir_for(model_dir).exists(), "checkpoints are removed once the model is saved"
 
 
-@pytest.mark.parametrize("options", [{"precision": "bf16", "group_by_length": True}, {"precision": "fp32", "group_by_length": False, "grad_accum_steps": 2}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"precision": "bf16", "group_by_length": True},
+        {"precision": "fp32", "group_by_length": False, "grad_accum_steps": 2},
+    ],
+)
 def test_train_options_save_a_loadable_model(options, tokenized_dir, tiny_model_dir, tmp_path):
     settings = TrainSettings(base_model=tiny_model_dir, epochs=1, batch_size=16, max_steps=3, **options)
     summary = train(tokenized_dir, str(tmp_path / "model"), settings, {"labels": ["negative", "positive"]})
@@ -88,15 +97,23 @@ def weights(model_dir):
 
 # 192 training texts in batches of 16: 12 batches per epoch. Each case kills the run mid-epoch,
 # after the last checkpoint, so that the steps since then are lost and must be redone exactly.
-@pytest.mark.parametrize("kill_after, options", [
-    (7, {"checkpoint_every_steps": 5}),  # epoch 1, resumes at batch 5
-    (9, {"checkpoint_every_steps": 4, "grad_accum_steps": 2, "dataloader_workers": 0}),  # epoch 2 (6 steps each), batch 4
-])
+@pytest.mark.parametrize(
+    "kill_after, options",
+    [
+        (7, {"checkpoint_every_steps": 5}),  # epoch 1, resumes at batch 5
+        (
+            9,
+            {"checkpoint_every_steps": 4, "grad_accum_steps": 2, "dataloader_workers": 0},
+        ),  # epoch 2 (6 steps each), batch 4
+    ],
+)
 def test_a_run_killed_mid_epoch_resumes_at_the_same_batch_and_ends_with_the_same_weights(
-        kill_after, options, tokenized_dir, tiny_model_dir, tmp_path, monkeypatch):
+    kill_after, options, tokenized_dir, tiny_model_dir, tmp_path, monkeypatch
+):
     """Dropout is on (the tiny model's hidden dropout 0.1), so the random state must be restored too."""
-    settings = TrainSettings(base_model=tiny_model_dir, epochs=2, batch_size=16, learning_rate=1e-3,
-                             early_stopping_patience=0, **options)
+    settings = TrainSettings(
+        base_model=tiny_model_dir, epochs=2, batch_size=16, learning_rate=1e-3, early_stopping_patience=0, **options
+    )
     uninterrupted = train(tokenized_dir, str(tmp_path / "whole"), settings, {"labels": ["negative", "positive"]})
 
     output = str(tmp_path / "resumed")
@@ -160,9 +177,15 @@ def test_bad_settings_are_named():
 def test_head_tail_tokenized_data_trains_and_is_recorded(sample_parquet, tiny_model_dir, tmp_path):
     from textclf.tokenize import TokenizeSettings, tokenize
 
-    metadata = tokenize(sample_parquet[0], str(tmp_path / "tok"), TokenizeSettings(base_model=tiny_model_dir, max_length=24, truncation="head_tail"))
+    metadata = tokenize(
+        sample_parquet[0],
+        str(tmp_path / "tok"),
+        TokenizeSettings(base_model=tiny_model_dir, max_length=24, truncation="head_tail"),
+    )
     settings = TrainSettings(base_model=tiny_model_dir, epochs=1, batch_size=16, max_steps=2)
-    summary = train(str(tmp_path / "tok"), str(tmp_path / "model"), settings, {"labels": ["negative", "positive"], **metadata})
+    summary = train(
+        str(tmp_path / "tok"), str(tmp_path / "model"), settings, {"labels": ["negative", "positive"], **metadata}
+    )
     assert summary["truncation"] == "head_tail" and summary["max_length"] == 24
     assert AutoModelForSequenceClassification.from_pretrained(tmp_path / "model").config.id2label[1] == "positive"
 
@@ -176,12 +199,15 @@ def test_attention_dropout_is_off_by_default_and_can_be_kept(trained_model, tiny
     assert config.attention_probs_dropout_prob == 0.0
     assert config.hidden_dropout_prob == AutoConfig.from_pretrained(tiny_model_dir).hidden_dropout_prob  # kept: -1
     assert dropout_overrides(tiny_model_dir, attention_dropout=-1, hidden_dropout=-1) == {}
-    assert dropout_overrides(tiny_model_dir, attention_dropout=0.05, hidden_dropout=-1) == {"attention_probs_dropout_prob": 0.05}
+    assert dropout_overrides(tiny_model_dir, attention_dropout=0.05, hidden_dropout=-1) == {
+        "attention_probs_dropout_prob": 0.05
+    }
     assert dropout_overrides(tiny_model_dir, attention_dropout=-1, hidden_dropout=0.2) == {"hidden_dropout_prob": 0.2}
 
 
 def test_the_reference_profile_reuses_the_best_validation_pass_and_matches_scoring_the_split_again(
-        trained_model, tokenized_dir, tmp_path):
+    trained_model, tokenized_dir, tmp_path
+):
     """The profile is built from the best epoch's validation probabilities (no second pass); the saved
     weights, scored again through the inference engine, give the same profile."""
     from transformers import AutoTokenizer
@@ -192,7 +218,9 @@ def test_the_reference_profile_reuses_the_best_validation_pass_and_matches_scori
 
     model_dir, summary = trained_model
     saved = json.loads((Path(model_dir) / "profile.json").read_text())
-    engine = load_engine(model_dir, InferenceSettings(backend="torch" if summary["precision"] == "fp32" else "torch-bf16"))
+    engine = load_engine(
+        model_dir, InferenceSettings(backend="torch" if summary["precision"] == "fp32" else "torch-bf16")
+    )
     builder = ReferenceProfileBuilder(["negative", "positive"], AutoTokenizer.from_pretrained(model_dir))
     for batch in iter_batches(tokenized_dir, ["text", "label"], 1000, split="validation"):
         texts = batch.column("text").to_pylist()
@@ -203,8 +231,9 @@ def test_the_reference_profile_reuses_the_best_validation_pass_and_matches_scori
     assert difference <= 2  # a score on a bin edge may round across it
 
 
-def test_the_reference_profile_scores_nothing_when_the_validation_pass_is_at_hand(tokenized_dir, tiny_model_dir,
-                                                                                     monkeypatch, tmp_path):
+def test_the_reference_profile_scores_nothing_when_the_validation_pass_is_at_hand(
+    tokenized_dir, tiny_model_dir, monkeypatch, tmp_path
+):
     import types
 
     import numpy as np
@@ -221,10 +250,12 @@ def test_the_reference_profile_scores_nothing_when_the_validation_pass_is_at_han
     monkeypatch.setattr(train_model, "scoring_engine", lambda *args: NoScoring())
     rows = sum(batch.num_rows for batch in iter_batches(tokenized_dir, ["label"], 1000, split="validation"))
     run = types.SimpleNamespace(model=None, precision="fp32", pad_id=0, best_validation=np.full((rows, 2), 0.5))
-    write_reference_profile(run, AutoTokenizer.from_pretrained(tiny_model_dir), tokenized_dir, ["negative", "positive"],
-                            tmp_path, 8)
+    write_reference_profile(
+        run, AutoTokenizer.from_pretrained(tiny_model_dir), tokenized_dir, ["negative", "positive"], tmp_path, 8
+    )
     assert json.loads((tmp_path / "profile.json").read_text())["n_samples"] == rows
     run.best_validation = np.full((rows + 1, 2), 0.5)
     with pytest.raises(RuntimeError, match=f"has {rows} rows, its validation pass scored {rows + 1}"):
-        write_reference_profile(run, AutoTokenizer.from_pretrained(tiny_model_dir), tokenized_dir,
-                                ["negative", "positive"], tmp_path, 8)
+        write_reference_profile(
+            run, AutoTokenizer.from_pretrained(tiny_model_dir), tokenized_dir, ["negative", "positive"], tmp_path, 8
+        )

@@ -15,12 +15,16 @@ from textclf.train.model import class_weights
 from textclf.train.settings import AUTO_MAX_EPOCHS
 
 
-@pytest.mark.parametrize("steps_per_epoch, epochs", [
-    (151, 14),  # TREC-6: 4,823 train questions in batches of 32
-    (743, 3),  # IMDB's 23,750 train reviews
-    (2000, 1), (50_000, 1),  # a large dataset trains once
-    (4, AUTO_MAX_EPOCHS),  # a tiny one: capped, early stopping ends it
-])
+@pytest.mark.parametrize(
+    "steps_per_epoch, epochs",
+    [
+        (151, 14),  # TREC-6: 4,823 train questions in batches of 32
+        (743, 3),  # IMDB's 23,750 train reviews
+        (2000, 1),
+        (50_000, 1),  # a large dataset trains once
+        (4, AUTO_MAX_EPOCHS),  # a tiny one: capped, early stopping ends it
+    ],
+)
 def test_auto_epochs_plan_at_least_min_train_steps_in_whole_epochs(steps_per_epoch, epochs):
     assert TrainSettings(min_train_steps=2000).with_epochs_for(steps_per_epoch).epochs == epochs
 
@@ -49,14 +53,19 @@ def test_batch_loss_is_the_class_weighted_cross_entropy(tiny_model_dir):
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir).eval()
-    batch = {"input_ids": torch.tensor([[101, 2204, 102], [101, 2919, 102], [101, 2307, 102]]),
-             "attention_mask": torch.ones(3, 3, dtype=torch.long), "labels": torch.tensor([0, 1, 1])}
+    batch = {
+        "input_ids": torch.tensor([[101, 2204, 102], [101, 2919, 102], [101, 2307, 102]]),
+        "attention_mask": torch.ones(3, 3, dtype=torch.long),
+        "labels": torch.tensor([0, 1, 1]),
+    }
     weights = torch.tensor([3.0, 0.5])
     with torch.no_grad():
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         weighted = train_module.batch_loss(SimpleNamespace(step_model=model, class_weights=weights), batch)
         plain = train_module.batch_loss(SimpleNamespace(step_model=model, class_weights=None), batch)
-    assert float(weighted) == pytest.approx(float(torch.nn.functional.cross_entropy(logits, batch["labels"], weight=weights)))
+    assert float(weighted) == pytest.approx(
+        float(torch.nn.functional.cross_entropy(logits, batch["labels"], weight=weights))
+    )
     assert float(plain) == pytest.approx(float(torch.nn.functional.cross_entropy(logits, batch["labels"])))
     assert float(plain) != pytest.approx(float(weighted))
 
@@ -72,7 +81,9 @@ def test_balanced_weighting_weighs_the_train_splits_classes(tokenized_dir, tiny_
         return real(run, batch)
 
     monkeypatch.setattr(train_module, "batch_loss", recording)
-    settings = TrainSettings(base_model=tiny_model_dir, epochs=1, batch_size=16, max_steps=2, class_weighting="balanced")
+    settings = TrainSettings(
+        base_model=tiny_model_dir, epochs=1, batch_size=16, max_steps=2, class_weighting="balanced"
+    )
     train(tokenized_dir, str(tmp_path / "model"), settings, {"labels": ["negative", "positive"]})
     labels = datasets.load_from_disk(tokenized_dir)["train"]["label"]
     assert torch.allclose(seen[0].cpu(), class_weights(labels, 2, "balanced"))

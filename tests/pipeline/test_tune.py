@@ -14,8 +14,8 @@ import pytest
 
 from textclf.settings import from_lines, to_lines
 from textclf.train import TrainSettings
-from textclf.tune.space import SearchSpaceError, load_space, parse_space
 from textclf.tune.settings import TuneSettings
+from textclf.tune.space import SearchSpaceError, load_space, parse_space
 
 SMALL_SPACE = '{"learning_rate": {"low": 1e-4, "high": 1e-2, "log": true}, "batch_size": {"choices": [8, 16]}}'
 
@@ -27,32 +27,46 @@ def test_the_default_space_is_valid_and_holds_the_issues_settings():
     from textclf.tune.study import baseline
 
     space = load_space("")
-    assert space.names == ["learning_rate", "min_train_steps", "batch_size", "warmup_ratio", "weight_decay", "hidden_dropout",
-                           "class_weighting"]
+    assert space.names == [
+        "learning_rate",
+        "min_train_steps",
+        "batch_size",
+        "warmup_ratio",
+        "weight_decay",
+        "hidden_dropout",
+        "class_weighting",
+    ]
     lr = space.parameters[0]
     assert (lr.kind, lr.low, lr.high, lr.log) == ("float", 2e-5, 3e-4, True)
     assert space.parameters[1].kind == "int" and space.parameters[2].choices == (16, 32, 64)
     # trial 0 runs the defaults; hidden_dropout's -1 ("the base model's") is no point of a range, so it is sampled
-    assert baseline(space, TrainSettings()) == {name: getattr(TrainSettings(), name) for name in space.names
-                                                if name != "hidden_dropout"}
+    assert baseline(space, TrainSettings()) == {
+        name: getattr(TrainSettings(), name) for name in space.names if name != "hidden_dropout"
+    }
     assert load_space(space.to_json()) == space  # the pipeline parameter's default reads back as the file
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"learnin_rate": {"low": 1, "high": 2}}, "unknown setting 'learnin_rate'"),
-    ({"log_every": {"low": 1, "high": 9}}, "log_every is not tunable: it changes logging only"),
-    ({"epochs": {"low": 1.5, "high": 3}}, "epochs: 1.5 is not a int"),
-    ({"learning_rate": {"low": 1e-3, "high": 1e-4}}, "learning_rate: low must be below high"),
-    ({"weight_decay": {"low": 0.0, "high": 0.1, "log": True}}, "weight_decay: a log range must stay above 0"),
-    ({"batch_size": {"choices": []}}, "batch_size: choices must be a non-empty list"),
-    ({"batch_size": {"choices": [16, 16]}}, "choices repeat a value"),
-    ({"min_train_steps": {"low": 0, "high": 300}}, "min_train_steps: 0 is not a valid setting: min_train_steps must be at least 1"),
-    ({"group_by_length": {"low": 0, "high": 1}}, "group_by_length is a bool setting: give choices"),
-    ({"epochs": {"low": 1, "high": 3, "stepp": 1}}, "unknown key(s) ['stepp']"),
-    ({"epochs": {"low": 1}}, "a range needs both low and high"),
-    ({"warmup_ratio": {"low": 0.0, "high": 0.2, "step": 0.5}}, "step must be positive, at most high - low"),
-    ([1, 2], "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"learnin_rate": {"low": 1, "high": 2}}, "unknown setting 'learnin_rate'"),
+        ({"log_every": {"low": 1, "high": 9}}, "log_every is not tunable: it changes logging only"),
+        ({"epochs": {"low": 1.5, "high": 3}}, "epochs: 1.5 is not a int"),
+        ({"learning_rate": {"low": 1e-3, "high": 1e-4}}, "learning_rate: low must be below high"),
+        ({"weight_decay": {"low": 0.0, "high": 0.1, "log": True}}, "weight_decay: a log range must stay above 0"),
+        ({"batch_size": {"choices": []}}, "batch_size: choices must be a non-empty list"),
+        ({"batch_size": {"choices": [16, 16]}}, "choices repeat a value"),
+        (
+            {"min_train_steps": {"low": 0, "high": 300}},
+            "min_train_steps: 0 is not a valid setting: min_train_steps must be at least 1",
+        ),
+        ({"group_by_length": {"low": 0, "high": 1}}, "group_by_length is a bool setting: give choices"),
+        ({"epochs": {"low": 1, "high": 3, "stepp": 1}}, "unknown key(s) ['stepp']"),
+        ({"epochs": {"low": 1}}, "a range needs both low and high"),
+        ({"warmup_ratio": {"low": 0.0, "high": 0.2, "step": 0.5}}, "step must be positive, at most high - low"),
+        ([1, 2], "expected a mapping"),
+    ],
+)
 def test_a_space_that_does_not_fit_the_settings_is_a_named_error(spec, message):
     with pytest.raises(SearchSpaceError) as error:
         parse_space(spec)
@@ -60,10 +74,15 @@ def test_a_space_that_does_not_fit_the_settings_is_a_named_error(spec, message):
 
 
 def test_yaml_and_files_are_read_and_yaml_numbers_without_a_dot_are_taken(tmp_path):
-    (tmp_path / "space.yaml").write_text("learning_rate: {low: 1e-5, high: 1e-3, log: true}\ngroup_by_length: {choices: [true, false]}\n")
+    (tmp_path / "space.yaml").write_text(
+        "learning_rate: {low: 1e-5, high: 1e-3, log: true}\ngroup_by_length: {choices: [true, false]}\n"
+    )
     space = load_space(str(tmp_path / "space.yaml"))  # YAML reads 1e-5 as a string
     assert (space.parameters[0].low, space.parameters[1].choices) == (1e-5, (True, False))
-    assert load_space("epochs: {low: 1, high: 2}\nwarmup_ratio: {low: 0, high: 0.2, step: 0.1}\n").names == ["epochs", "warmup_ratio"]
+    assert load_space("epochs: {low: 1, high: 2}\nwarmup_ratio: {low: 0, high: 0.2, step: 0.1}\n").names == [
+        "epochs",
+        "warmup_ratio",
+    ]
     with pytest.raises(SearchSpaceError, match="no such file"):
         load_space(str(tmp_path / "missing.yaml"))
     with pytest.raises(SearchSpaceError, match="not valid YAML or JSON"):
@@ -112,10 +131,14 @@ def test_trials_train_on_a_seeded_subsample_and_never_see_the_test_split(tokeniz
     assert trial_data(tokenized_dir, 1.0, 0, str(tmp_path)) == tokenized_dir
     before = sorted(p.name for p in Path(tokenized_dir).rglob("*"))
     subsample = trial_data(tokenized_dir, 0.5, 7, str(tmp_path))
-    assert sorted(p.name for p in Path(tokenized_dir).rglob("*")) == before, "the tokenize step's output is left as it was"
+    assert sorted(p.name for p in Path(tokenized_dir).rglob("*")) == before, (
+        "the tokenize step's output is left as it was"
+    )
     splits, full = datasets.load_from_disk(subsample), datasets.load_from_disk(tokenized_dir)
     assert set(splits) == {"train", "validation"} and (Path(subsample) / "tokenizer").is_dir()
-    assert len(splits["train"]) == round(len(full["train"]) * 0.5) and len(splits["validation"]) == len(full["validation"])
+    assert len(splits["train"]) == round(len(full["train"]) * 0.5) and len(splits["validation"]) == len(
+        full["validation"]
+    )
     again = datasets.load_from_disk(trial_data(tokenized_dir, 0.5, 7, str(tmp_path / "other")))
     assert again["train"]["text"] == splits["train"]["text"]  # the same rows for every trial
 
@@ -125,8 +148,14 @@ def test_a_trial_trains_and_scores_the_epoch_it_would_keep(tokenized_dir, tiny_m
 
     sent = []
     settings = TrainSettings(base_model=tiny_model_dir, epochs=2, batch_size=16, dataloader_workers=0, log_every=100)
-    outcome = run_trial(tokenized_dir, settings, TuneSettings(trial_max_steps=3, trial_reports_per_epoch=4),
-                        {"labels": ["negative", "positive"]}, lambda m, p: sent.append(p), str(tmp_path))
+    outcome = run_trial(
+        tokenized_dir,
+        settings,
+        TuneSettings(trial_max_steps=3, trial_reports_per_epoch=4),
+        {"labels": ["negative", "positive"]},
+        lambda m, p: sent.append(p),
+        str(tmp_path),
+    )
     assert len(outcome.history) == 1, "trial_max_steps=3 ends the trial in its first epoch"
     assert outcome.value == outcome.history[0]["val_accuracy"] and sent == [r["point"] for r in outcome.reports]
     assert not list(tmp_path.iterdir()), "a trial leaves no model or checkpoint behind"
@@ -158,9 +187,14 @@ def scripted_trials(monkeypatch):
 def scripted_study(tmp_path, n_trials, **tune):
     from textclf.tune.study import run_study
 
-    return run_study("unused", {"fingerprint": "f"}, TrainSettings(learning_rate=1e-3),
-                     TuneSettings(search_space=SMALL_SPACE, n_trials=n_trials, **tune), str(tmp_path / "store"),
-                     str(tmp_path / "work"))
+    return run_study(
+        "unused",
+        {"fingerprint": "f"},
+        TrainSettings(learning_rate=1e-3),
+        TuneSettings(search_space=SMALL_SPACE, n_trials=n_trials, **tune),
+        str(tmp_path / "store"),
+        str(tmp_path / "work"),
+    )
 
 
 def test_trial_0_is_the_current_settings_and_the_best_is_kept(scripted_trials, tmp_path):
@@ -170,7 +204,9 @@ def test_trial_0_is_the_current_settings_and_the_best_is_kept(scripted_trials, t
     assert len(result.trials) == 4 and all(t.state == "COMPLETE" for t in result.trials)
     best = max(result.trials, key=lambda t: t.value)
     assert (result.best_trial, result.best_params, result.best_value) == (best.number, best.params, best.value)
-    assert all(1e-4 <= t.params["learning_rate"] <= 1e-2 and t.params.get("batch_size", 16) in (8, 16) for t in result.trials)
+    assert all(
+        1e-4 <= t.params["learning_rate"] <= 1e-2 and t.params.get("batch_size", 16) in (8, 16) for t in result.trials
+    )
 
 
 def test_an_interrupted_study_resumes_from_its_finished_trials(scripted_trials, tmp_path):
@@ -178,7 +214,9 @@ def test_an_interrupted_study_resumes_from_its_finished_trials(scripted_trials, 
 
     first = scripted_study(tmp_path, 2, tune_pruning=False)
     # A process that died in the middle of a trial leaves it RUNNING in the journal.
-    journal = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "store" / "optuna-journal.log")))
+    journal = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "store" / "optuna-journal.log"))
+    )
     stale = optuna.load_study(study_name=first.study_name, storage=journal).ask()
     stale.suggest_float("learning_rate", 1e-4, 1e-2, log=True), stale.suggest_categorical("batch_size", [8, 16])
     scripted_trials.clear()
@@ -188,7 +226,9 @@ def test_an_interrupted_study_resumes_from_its_finished_trials(scripted_trials, 
     assert scripted_trials[0].learning_rate == stale.params["learning_rate"], "the cut-short trial runs again first"
     assert [t.state for t in resumed.trials] == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
     scripted_trials.clear()
-    assert len(scripted_study(tmp_path, 4, tune_pruning=False).trials) == 5 and not scripted_trials, "a finished study runs nothing"
+    assert len(scripted_study(tmp_path, 4, tune_pruning=False).trials) == 5 and not scripted_trials, (
+        "a finished study runs nothing"
+    )
     other = scripted_study(tmp_path, 1, tune_pruning=False, trial_max_steps=7)
     assert other.study_name != first.study_name, "a different trial budget is a different study"
 
@@ -200,7 +240,9 @@ def test_the_median_pruner_stops_trials_below_the_median(scripted_trials, tmp_pa
     result = scripted_study(tmp_path, 8)
     pruned = [t for t in result.trials if t.state == "PRUNED"]
     assert pruned, "weaker trials below the median at the same point must be stopped"
-    assert all(len(t.reports) < 4 for t in pruned) and all(t.value is None for t in pruned), "a pruned trial has no score"
+    assert all(len(t.reports) < 4 for t in pruned) and all(t.value is None for t in pruned), (
+        "a pruned trial has no score"
+    )
     assert result.trials[0].state == "COMPLETE"
 
 
@@ -243,11 +285,24 @@ def test_the_report_shows_every_trial_with_plots_and_the_train_step_takes_the_be
 
 
 def test_the_trial_entry_point_reports_to_katib_on_stdout_and_to_vertex_through_hypertune(
-        tokenized_dir, tiny_model_dir, tmp_path, monkeypatch, capsys):
+    tokenized_dir, tiny_model_dir, tmp_path, monkeypatch, capsys
+):
     from textclf.tune.trial import main
 
-    common = ["--tokenized", tokenized_dir, "--base_model", tiny_model_dir, "--batch_size=16.0", "--dataloader_workers", "0",
-              "--trial_max_steps", "7", "--trial_reports_per_epoch", "4", "--learning_rate=0.001"]
+    common = [
+        "--tokenized",
+        tokenized_dir,
+        "--base_model",
+        tiny_model_dir,
+        "--batch_size=16.0",
+        "--dataloader_workers",
+        "0",
+        "--trial_max_steps",
+        "7",
+        "--trial_reports_per_epoch",
+        "4",
+        "--learning_rate=0.001",
+    ]
     main(["--engine", "katib", *common])
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("validation_")]
     assert "validation_loss=" in lines[0] and lines[-1].startswith("validation_accuracy=") and "loss" not in lines[-1]
@@ -266,12 +321,32 @@ def test_the_tune_command_tunes_then_trains_with_the_best_settings(tmp_path, tin
     from pipelines.__main__ import main
 
     monkeypatch.chdir(tmp_path)
-    params = {"source": "sample:160", "base_model": tiny_model_dir, "max_length": 32, "epochs": 1, "batch_size": 16,
-              "n_trials": 2, "trial_max_steps": 2, "search_space": '{"learning_rate": {"low": 1e-4, "high": 1e-2, "log": true}}',
-              "min_accuracy": 0.0, "min_mft_pass_rate": 0.0, "min_inv_pass_rate": 0.0, "min_dir_pass_rate": 0.0}
-    main(["tune", "--runs-dir", str(tmp_path / "runs"), *[arg for k, v in params.items() for arg in ("--param", f"{k}={v}")]])
+    params = {
+        "source": "sample:160",
+        "base_model": tiny_model_dir,
+        "max_length": 32,
+        "epochs": 1,
+        "batch_size": 16,
+        "n_trials": 2,
+        "trial_max_steps": 2,
+        "search_space": '{"learning_rate": {"low": 1e-4, "high": 1e-2, "log": true}}',
+        "min_accuracy": 0.0,
+        "min_mft_pass_rate": 0.0,
+        "min_inv_pass_rate": 0.0,
+        "min_dir_pass_rate": 0.0,
+    }
+    main(
+        [
+            "tune",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            *[arg for k, v in params.items() for arg in ("--param", f"{k}={v}")],
+        ]
+    )
     out = capsys.readouterr().out
-    summary = dict(line.strip().split(": ", 1) for line in out[out.rindex("\nrun: ") + 1:].splitlines() if ": " in line)
+    summary = dict(
+        line.strip().split(": ", 1) for line in out[out.rindex("\nrun: ") + 1 :].splitlines() if ": " in line
+    )
     report, model = Path(summary["tuning_report"]).read_text(), Path(summary["model"])
     training = json.loads((model / "training.json").read_text())
     tuning = training["tuning"]

@@ -30,10 +30,14 @@ NEGATORS = frozenset({"not", "never", "no", "cannot"})
 
 def constant_model(positive_probability: float, positive_first: bool = False):
     """Ignores the text: every row is the same."""
-    row = [positive_probability, 1 - positive_probability] if positive_first else [
-        1 - positive_probability,
-        positive_probability,
-    ]
+    row = (
+        [positive_probability, 1 - positive_probability]
+        if positive_first
+        else [
+            1 - positive_probability,
+            positive_probability,
+        ]
+    )
     return lambda texts: np.array([row] * len(texts))
 
 

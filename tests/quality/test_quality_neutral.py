@@ -9,8 +9,10 @@ import pytest
 from textclf.behaviour import PERTURBATIONS, neutral_suites
 from textclf.behaviour.lexicon import FIRST_NAMES, PLACES
 
-TEXTS = [f"How far is Paris from Berlin in {100 + i} km? Ask Maria at maria{i}@mail.com or https://ex.org/{i}."
-         for i in range(60)] + [f"what is a tiger number {i}" for i in range(60)]
+TEXTS = [
+    f"How far is Paris from Berlin in {100 + i} km? Ask Maria at maria{i}@mail.com or https://ex.org/{i}."
+    for i in range(60)
+] + [f"what is a tiger number {i}" for i in range(60)]
 
 
 def test_the_sample_is_seeded_and_independent_of_the_texts_order():
@@ -22,8 +24,15 @@ def test_the_sample_is_seeded_and_independent_of_the_texts_order():
     cases = lambda found: {s.name: s.generate(0, 40) for s in found}  # noqa: E731
     assert cases(suites) == cases(again)
     assert cases(suites) != cases(other)
-    assert {s.name for s in suites} == {"neutral_typos", "neutral_case", "neutral_punctuation", "neutral_whitespace",
-                                        "neutral_names_places", "neutral_numbers", "neutral_urls_emails"}
+    assert {s.name for s in suites} == {
+        "neutral_typos",
+        "neutral_case",
+        "neutral_punctuation",
+        "neutral_whitespace",
+        "neutral_names_places",
+        "neutral_numbers",
+        "neutral_urls_emails",
+    }
 
 
 def test_each_suite_holds_at_most_its_cases_and_skips_when_too_few_texts_fit():
@@ -57,15 +66,18 @@ def test_urls_and_emails_are_replaced_by_others():
         assert "example" in case.text
 
 
-@pytest.mark.parametrize("name, text, expected", [
-    ("strip_punctuation", "Is 3.5 km far, www.a.com?", "Is 3.5 km far www.a.com"),
-    ("strip_punctuation", "no marks at all", "no marks at all."),
-    ("lower_case", "WIN a Prize", "win a prize"),
-    ("contractions", "It isn't here", "It is not here"),
-    ("typo", "a b c", None),
-    ("numbers", "no digits", None),
-    ("names_places", "nobody known", None),
-])
+@pytest.mark.parametrize(
+    "name, text, expected",
+    [
+        ("strip_punctuation", "Is 3.5 km far, www.a.com?", "Is 3.5 km far www.a.com"),
+        ("strip_punctuation", "no marks at all", "no marks at all."),
+        ("lower_case", "WIN a Prize", "win a prize"),
+        ("contractions", "It isn't here", "It is not here"),
+        ("typo", "a b c", None),
+        ("numbers", "no digits", None),
+        ("names_places", "nobody known", None),
+    ],
+)
 def test_perturbations_apply_or_say_they_do_not(name, text, expected):
     assert PERTURBATIONS[name].apply(text, random.Random(0)) == expected
 
@@ -82,4 +94,5 @@ def test_duplicates_count_once_and_memory_does_not_follow_the_split():
         originals = [case.original for case in suite.build(random.Random(0))]
         assert len(originals) == len(set(originals)) <= 12
     assert {s.name: s.build(random.Random(0)) for s in suites} == {
-        s.name: s.build(random.Random(0)) for s in neutral_suites(TEXTS, seed=0, cases=12)[0]}
+        s.name: s.build(random.Random(0)) for s in neutral_suites(TEXTS, seed=0, cases=12)[0]
+    }

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from textclf.behaviour import DIR, INV, MFT, BehaviourError, BehaviourReport, Case, Suite, built_in, run_suites
 from tests.quality.stub_models import constant_model, lexicon_model
+from textclf.behaviour import DIR, INV, MFT, BehaviourError, BehaviourReport, Case, Suite, built_in, run_suites
 
 LABELS = ["negative", "positive"]
 SENTIMENT = built_in("sentiment.yaml")
@@ -206,7 +206,9 @@ def test_check_rejects_impossible_minimums_and_reports_missing_keys():
     with pytest.raises(BehaviourError, match="must be in"):
         report.check({"mft": 80})
     assert report.check({"no_such_suite": 0.1}) == ["behavioural pass rate 'no_such_suite' is missing"]
-    inv_only = run_suites(constant_model(0.7), LABELS, suites=[s for s in SUITES if s.kind == INV], max_cases_per_suite=5)
+    inv_only = run_suites(
+        constant_model(0.7), LABELS, suites=[s for s in SUITES if s.kind == INV], max_cases_per_suite=5
+    )
     assert inv_only.check({"mft": 0.9, "inv": 0.9, "dir": 0.9}) == [], "types no suite fits are not checked"
     assert inv_only.kinds_run() == {"inv"}
 

@@ -17,14 +17,39 @@ SPAM_SUITES = {
     "labels": {"spam": ["spam"], "ham": ["ham"]},
     "slots": {"prize": ["a free iPhone", "cash", "a holiday"], "friend": ["Tom", "Ana"]},
     "suites": [
-        {"name": "mft_offers", "type": "MFT", "description": "prize offers are spam", "cases": [
-            {"label": "spam", "templates": ["You have won {prize}! Text WIN to 80086 now."]},
-            {"label": "ham", "texts": ["See you at lunch?", "{friend} says hi"], "templates": ["Tell {friend} I'm late."]}]},
-        {"name": "inv_case", "type": "INV", "texts": {"templates": ["Call {friend} back, {Friend} is waiting."]},
-         "perturbations": ["upper_case", "typo"]},
-        {"name": "inv_friend", "type": "INV", "texts": {"templates": ["Dinner with {friend} tonight?"]}, "swap_slots": ["friend"]},
-        {"name": "dir_urgency", "type": "DIR", "label": "spam", "direction": "up",
-         "texts": {"texts": ["Your account has a message."]}, "append": ["Claim your {prize} in 24 hours!"]},
+        {
+            "name": "mft_offers",
+            "type": "MFT",
+            "description": "prize offers are spam",
+            "cases": [
+                {"label": "spam", "templates": ["You have won {prize}! Text WIN to 80086 now."]},
+                {
+                    "label": "ham",
+                    "texts": ["See you at lunch?", "{friend} says hi"],
+                    "templates": ["Tell {friend} I'm late."],
+                },
+            ],
+        },
+        {
+            "name": "inv_case",
+            "type": "INV",
+            "texts": {"templates": ["Call {friend} back, {Friend} is waiting."]},
+            "perturbations": ["upper_case", "typo"],
+        },
+        {
+            "name": "inv_friend",
+            "type": "INV",
+            "texts": {"templates": ["Dinner with {friend} tonight?"]},
+            "swap_slots": ["friend"],
+        },
+        {
+            "name": "dir_urgency",
+            "type": "DIR",
+            "label": "spam",
+            "direction": "up",
+            "texts": {"texts": ["Your account has a message."]},
+            "append": ["Claim your {prize} in 24 hours!"],
+        },
     ],
 }
 
@@ -43,8 +68,11 @@ def test_a_users_suite_file_tests_a_spam_model_with_its_own_roles(tmp_path, suff
     assert [s.name for s in suites] == ["mft_offers", "inv_case", "inv_friend", "dir_urgency"] and notes == []
     cases = {s.name: s.generate(0, 40) for s in suites}
     assert {c.text for c in cases["mft_offers"] if c.expected == "spam"} == {
-        f"You have won {p}! Text WIN to 80086 now." for p in ("a free iPhone", "cash", "a holiday")}
-    assert "Call Ana back, Ana is waiting." in {c.original for c in cases["inv_case"]}, "{Friend} is friend, capitalised"
+        f"You have won {p}! Text WIN to 80086 now." for p in ("a free iPhone", "cash", "a holiday")
+    }
+    assert "Call Ana back, Ana is waiting." in {c.original for c in cases["inv_case"]}, (
+        "{Friend} is friend, capitalised"
+    )
     assert all(c.original.split()[2] != c.text.split()[2] for c in cases["inv_friend"])
     report = run_suites(keyword_spam_model, ["ham", "spam"], suites=suites)
     rates = report.pass_rates()
@@ -55,19 +83,27 @@ def test_a_users_suite_file_tests_a_spam_model_with_its_own_roles(tmp_path, suff
 def test_a_suite_file_on_gs_is_read_through_the_storage_module(monkeypatch):
     from textclf.platform import storage
 
-    monkeypatch.setattr(storage, "read_text", lambda uri: yaml.safe_dump(SPAM_SUITES) if uri == "gs://b/suites.yaml" else 1 / 0)
+    monkeypatch.setattr(
+        storage, "read_text", lambda uri: yaml.safe_dump(SPAM_SUITES) if uri == "gs://b/suites.yaml" else 1 / 0
+    )
     assert load("gs://b/suites.yaml").name == "sms-spam"
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda f: f.pop("format"), "not a suite file"),
-    (lambda f: f["suites"][0].update(type="XYZ"), r"suite 1 \(mft_offers\): needs a name and a type"),
-    (lambda f: f["suites"][0]["cases"][0].update(label="scam"), "label 'scam' is not one of the file's roles"),
-    (lambda f: f["suites"][1].update(perturbations=["shout"]), r"unknown: \['shout'\]"),
-    (lambda f: f["suites"][1]["texts"].update(templates=["{nobody} is here"]), r"uses slot \{nobody\}, which has no fillers"),
-    (lambda f: f["suites"][3].update(direction="sideways"), "a DIR suite has a label, a direction"),
-    (lambda f: f["suites"].append(dict(f["suites"][0])), "the name is used twice"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda f: f.pop("format"), "not a suite file"),
+        (lambda f: f["suites"][0].update(type="XYZ"), r"suite 1 \(mft_offers\): needs a name and a type"),
+        (lambda f: f["suites"][0]["cases"][0].update(label="scam"), "label 'scam' is not one of the file's roles"),
+        (lambda f: f["suites"][1].update(perturbations=["shout"]), r"unknown: \['shout'\]"),
+        (
+            lambda f: f["suites"][1]["texts"].update(templates=["{nobody} is here"]),
+            r"uses slot \{nobody\}, which has no fillers",
+        ),
+        (lambda f: f["suites"][3].update(direction="sideways"), "a DIR suite has a label, a direction"),
+        (lambda f: f["suites"].append(dict(f["suites"][0])), "the name is used twice"),
+    ],
+)
 def test_a_broken_suite_file_is_a_named_error(tmp_path, change, message):
     broken = json.loads(json.dumps(SPAM_SUITES))
     change(broken)
@@ -97,9 +133,10 @@ def test_auto_takes_the_sentiment_file_for_sentiment_labels_only():
 
 def test_film_reviews_live_only_in_the_sentiment_file():
     """The shipped sentiment suites are one data file; the task-neutral suites carry no text of their own."""
+    from pathlib import Path
+
     import textclf.behaviour.neutral as neutral
     import textclf.behaviour.perturb as perturb
-    from pathlib import Path
 
     for module in (neutral, perturb):
         source = Path(module.__file__).read_text().lower()

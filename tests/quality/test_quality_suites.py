@@ -76,8 +76,10 @@ def test_negation_cases_are_negated_and_flip_the_adjective_polarity():
     for case in SUITE_BY_NAME["mft_negation"].generate(max_cases=200):
         words = set(re.findall(r"[a-z']+", case.text.lower()))
         assert words & {"not", "never", "isn't", "don't"}, case.text
-        polar = SLOTS["negatable_negative_adjective"] if case.expected == "positive" else (
-            SLOTS["negatable_positive_adjective"] + SLOTS["negatable_positive_verb"]
+        polar = (
+            SLOTS["negatable_negative_adjective"]
+            if case.expected == "positive"
+            else (SLOTS["negatable_positive_adjective"] + SLOTS["negatable_positive_verb"])
         )
         assert words & set(polar), case.text
 
@@ -144,7 +146,10 @@ def test_punctuation_and_case_cases_keep_the_words():
 
 @pytest.mark.parametrize(
     ("name", "clauses", "direction"),
-    [("dir_add_positive", APPENDED["dir_add_positive"], "up"), ("dir_add_negative", APPENDED["dir_add_negative"], "down")],
+    [
+        ("dir_add_positive", APPENDED["dir_add_positive"], "up"),
+        ("dir_add_negative", APPENDED["dir_add_negative"], "down"),
+    ],
 )
 def test_directional_cases_append_a_clause_of_the_right_polarity(name, clauses, direction):
     suite = SUITE_BY_NAME[name]

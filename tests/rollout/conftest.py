@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from textclf.platform.kube import InferenceServiceAPI
 from tests.rollout.fake_kube import FakeKubeAPI
+from textclf.platform.kube import InferenceServiceAPI
 
 NAMESPACE = "models"
 
@@ -18,23 +18,31 @@ def isvc_manifest(storage_uri: str = "gs://bucket/models/run-1", canary: int | N
         "serviceAccountName": "textclf-serving",
         "minReplicas": 1,
         "maxReplicas": 3,
-        "containers": [{
-            "name": "kserve-container",
-            "image": "us-docker.pkg.dev/p/textclf/textclf-server:abc123",
-            "args": ["--model_name", "textclf", "--model_dir", "/mnt/models"],
-            "env": [{"name": "STORAGE_URI", "value": storage_uri}],
-            "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
-        }],
+        "containers": [
+            {
+                "name": "kserve-container",
+                "image": "us-docker.pkg.dev/p/textclf/textclf-server:abc123",
+                "args": ["--model_name", "textclf", "--model_dir", "/mnt/models"],
+                "env": [{"name": "STORAGE_URI", "value": storage_uri}],
+                "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
+            }
+        ],
     }
     if canary is not None:
         predictor["canaryTrafficPercent"] = canary
-    return copy.deepcopy({
-        "apiVersion": "serving.kserve.io/v1beta1",
-        "kind": "InferenceService",
-        "metadata": {"name": "textclf", "namespace": NAMESPACE, "labels": {"app": "textclf"},
-                     "annotations": {"serving.kserve.io/deploymentMode": "Serverless"}},
-        "spec": {"predictor": predictor},
-    })
+    return copy.deepcopy(
+        {
+            "apiVersion": "serving.kserve.io/v1beta1",
+            "kind": "InferenceService",
+            "metadata": {
+                "name": "textclf",
+                "namespace": NAMESPACE,
+                "labels": {"app": "textclf"},
+                "annotations": {"serving.kserve.io/deploymentMode": "Serverless"},
+            },
+            "spec": {"predictor": predictor},
+        }
+    )
 
 
 def storage_uri_of(obj: dict) -> str:
@@ -66,8 +74,12 @@ def api(kubeconfig) -> InferenceServiceAPI:
 
 
 def kserve_status(
-    latest: str, previous: str | None = None, percent: int | None = None, generation: int = 1,
-    ready: bool = True, urls: dict[str, str] | None = None,
+    latest: str,
+    previous: str | None = None,
+    percent: int | None = None,
+    generation: int = 1,
+    ready: bool = True,
+    urls: dict[str, str] | None = None,
 ) -> dict:
     """Status as KServe's controller writes it: one revision at 100%, or a canary split."""
     urls = urls or {}
@@ -75,44 +87,79 @@ def kserve_status(
         traffic = [{"revisionName": latest, "percent": 100, "latestRevision": True}]
     else:
         traffic = [
-            {"revisionName": previous, "percent": 100 - percent, "latestRevision": False, "tag": "prev",
-             **({"url": urls["prev"]} if "prev" in urls else {})},
-            {"revisionName": latest, "percent": percent, "latestRevision": True, "tag": "latest",
-             **({"url": urls["latest"]} if "latest" in urls else {})},
+            {
+                "revisionName": previous,
+                "percent": 100 - percent,
+                "latestRevision": False,
+                "tag": "prev",
+                **({"url": urls["prev"]} if "prev" in urls else {}),
+            },
+            {
+                "revisionName": latest,
+                "percent": percent,
+                "latestRevision": True,
+                "tag": "latest",
+                **({"url": urls["latest"]} if "latest" in urls else {}),
+            },
         ]
-    predictor = {"latestCreatedRevision": latest, "latestReadyRevision": latest,
-                 "latestRolledoutRevision": previous if percent else latest, "traffic": traffic}
+    predictor = {
+        "latestCreatedRevision": latest,
+        "latestReadyRevision": latest,
+        "latestRolledoutRevision": previous if percent else latest,
+        "traffic": traffic,
+    }
     if previous:
         predictor["previousRolledoutRevision"] = previous
     return {
         "observedGeneration": generation,
         "url": "http://textclf.models.example.com",
-        "conditions": [{"type": "Ready", "status": "True" if ready else "False",
-                        **({} if ready else {"reason": "RevisionMissing", "message": "revision not ready"})}],
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True" if ready else "False",
+                **({} if ready else {"reason": "RevisionMissing", "message": "revision not ready"}),
+            }
+        ],
         "components": {"predictor": predictor},
     }
 
 
-def kserve_standard_status(canaries: dict[str, tuple[int, bool]] | None = None, generation: int = 1,
-                           ready: bool = True) -> dict:
+def kserve_standard_status(
+    canaries: dict[str, tuple[int, bool]] | None = None, generation: int = 1, ready: bool = True
+) -> dict:
     """Status as KServe's controller writes it in Standard mode: ``canaries`` is name -> (percent, ready).
 
     v0.20.0 (components/predictor.go reconcileCanaryDeployments): ``canaryStatuses`` per canary and
     the condition ``CanaryPredictorReady``, which the overall ``Ready`` does not depend on.
     """
     canaries = canaries or {}
-    conditions = [{"type": "Ready", "status": "True" if ready else "False"},
-                  {"type": "PredictorReady", "status": "True" if ready else "False"}]
+    conditions = [
+        {"type": "Ready", "status": "True" if ready else "False"},
+        {"type": "PredictorReady", "status": "True" if ready else "False"},
+    ]
     if canaries:
         all_ready = all(is_ready for _, is_ready in canaries.values())
-        conditions.append({"type": "CanaryPredictorReady", "status": "True" if all_ready else "False",
-                           "reason": "AllCanariesReady" if all_ready else "CanariesNotReady"})
+        conditions.append(
+            {
+                "type": "CanaryPredictorReady",
+                "status": "True" if all_ready else "False",
+                "reason": "AllCanariesReady" if all_ready else "CanariesNotReady",
+            }
+        )
     return {
         "observedGeneration": generation,
         "deploymentMode": "Standard",
         "url": "http://textclf.models.example.com",
         "conditions": conditions,
         "components": {"predictor": {"url": "http://textclf-predictor.models.example.com"}},
-        **({"canaryStatuses": [{"name": name, "trafficPercent": percent, "ready": is_ready}
-                               for name, (percent, is_ready) in canaries.items()]} if canaries else {}),
+        **(
+            {
+                "canaryStatuses": [
+                    {"name": name, "trafficPercent": percent, "ready": is_ready}
+                    for name, (percent, is_ready) in canaries.items()
+                ]
+            }
+            if canaries
+            else {}
+        ),
     }

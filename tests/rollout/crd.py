@@ -16,7 +16,9 @@ from pathlib import Path
 import jsonschema
 
 KSERVE_VERSION = "v0.20.0"
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "fixtures" / "kserve" / f"inferenceservice-crd-{KSERVE_VERSION}.schema.json"
+SCHEMA_PATH = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "kserve" / f"inferenceservice-crd-{KSERVE_VERSION}.schema.json"
+)
 API_VERSION = "serving.kserve.io/v1beta1"
 MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 # The values KServe v0.20.0 parses (pkg/constants/constants.go: DeploymentModeType, ParseDeploymentMode);
@@ -37,7 +39,11 @@ def strictify(node):
     ``additionalProperties`` nor ``x-kubernetes-preserve-unknown-fields`` is closed here.
     """
     if isinstance(node, dict):
-        if "properties" in node and "additionalProperties" not in node and not node.get("x-kubernetes-preserve-unknown-fields"):
+        if (
+            "properties" in node
+            and "additionalProperties" not in node
+            and not node.get("x-kubernetes-preserve-unknown-fields")
+        ):
             node["additionalProperties"] = False
         for value in node.values():
             strictify(value)
@@ -79,6 +85,7 @@ def unknown_fields(obj: dict) -> list[str]:
     """Paths of fields the schema does not declare (what ``fieldValidation=Strict`` refuses)."""
     return [
         f"{_path(e)}.{name}".replace("..", ".")
-        for e in strict_validator().iter_errors(obj) if e.validator == "additionalProperties"
+        for e in strict_validator().iter_errors(obj)
+        if e.validator == "additionalProperties"
         for name in sorted(set(e.instance) - set(e.schema.get("properties", {})))
     ]

@@ -67,8 +67,9 @@ def leaves(obj: dict) -> dict[Path, object]:
 
 def _walk(value, node: dict, path: Path, found: dict) -> None:
     if node.get("type") == "array" and node.get("x-kubernetes-list-type", "atomic") != "atomic":
-        raise NotModelled(f"{_dotted(path)} is a list of type {node['x-kubernetes-list-type']}; the fake "
-                          "models atomic lists only")
+        raise NotModelled(
+            f"{_dotted(path)} is a list of type {node['x-kubernetes-list-type']}; the fake models atomic lists only"
+        )
     if _is_granular(node, value) and value:
         for key, child in value.items():
             _walk(child, _child_schema(node, key), path + (key,), found)
@@ -151,17 +152,26 @@ class Ownership:
 
     def entries(self, api_version: str, time: str) -> list[dict]:
         return [
-            {"manager": manager, "operation": operation, "apiVersion": api_version, "time": time,
-             "fieldsType": "FieldsV1", "fieldsV1": to_fields_v1(paths)}
-            for (manager, operation), paths in self.owners.items() if paths
+            {
+                "manager": manager,
+                "operation": operation,
+                "apiVersion": api_version,
+                "time": time,
+                "fieldsType": "FieldsV1",
+                "fieldsV1": to_fields_v1(paths),
+            }
+            for (manager, operation), paths in self.owners.items()
+            if paths
         ]
 
     def conflicts(self, applier: Manager, applied: dict[Path, object], live: dict) -> list[Conflict]:
         """Fields another manager owns that the apply would change."""
         return [
             Conflict(manager, path)
-            for manager, paths in self.owners.items() if manager != applier
-            for path in sorted(paths & applied.keys()) if get(live, path) != applied[path]
+            for manager, paths in self.owners.items()
+            if manager != applier
+            for path in sorted(paths & applied.keys())
+            if get(live, path) != applied[path]
         ]
 
     def record_update(self, manager: Manager, before: dict, after: dict) -> None:
@@ -221,8 +231,14 @@ class ApplyConflict(Exception):
         return f"Apply failed with {len(self.conflicts)} conflicts: " + "\n".join(lines)
 
     def causes(self) -> list[dict]:
-        return [{"reason": "FieldManagerConflict", "message": f"conflict with {_printed(c.manager)}",
-                 "field": _dotted(c.path)} for c in self.conflicts]
+        return [
+            {
+                "reason": "FieldManagerConflict",
+                "message": f"conflict with {_printed(c.manager)}",
+                "field": _dotted(c.path),
+            }
+            for c in self.conflicts
+        ]
 
 
 def _printed(manager: Manager) -> str:

@@ -34,10 +34,10 @@ import json
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
@@ -82,22 +82,38 @@ def _merge(target, patch):
 
 
 def _status(code: int, reason: str, message: str, name: str | None = None, causes: list | None = None) -> dict:
-    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": message, "reason": reason, "code": code}
+    body = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
     if name or causes:
-        body["details"] = {"name": name, "group": "serving.kserve.io", "kind": "inferenceservices",
-                           **({"causes": causes} if causes else {})}
+        body["details"] = {
+            "name": name,
+            "group": "serving.kserve.io",
+            "kind": "inferenceservices",
+            **({"causes": causes} if causes else {}),
+        }
     return body
 
 
 def _modified(name: str) -> tuple[int, dict]:
-    return 409, _status(409, "Conflict", f'Operation cannot be fulfilled on inferenceservices.serving.kserve.io '
-                                         f'"{name}": the object has been modified; please apply your '
-                                         "changes to the latest version and try again", name)
+    return 409, _status(
+        409,
+        "Conflict",
+        f"Operation cannot be fulfilled on inferenceservices.serving.kserve.io "
+        f'"{name}": the object has been modified; please apply your '
+        "changes to the latest version and try again",
+        name,
+    )
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _without_managed_fields(obj: dict) -> dict:
@@ -134,7 +150,9 @@ class FakeKubeAPI:
 
     def kubeconfig(self, path: Path, namespace: str = "models") -> Path:
         config = {
-            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "fake",
             "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
             "users": [{"name": "fake", "user": {"token": TOKEN}}],
             "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": namespace}}],
@@ -195,15 +213,23 @@ class FakeKubeAPI:
         if headers.get("Authorization") != f"Bearer {TOKEN}":
             return 401, _status(401, "Unauthorized", "Unauthorized")
         if self.forbidden:
-            return 403, _status(403, "Forbidden", f'inferenceservices is forbidden: User "system:serviceaccount:'
-                                                 f'kubeflow:pipeline-runner" cannot {method.lower()} resource')
+            return 403, _status(
+                403,
+                "Forbidden",
+                f'inferenceservices is forbidden: User "system:serviceaccount:'
+                f'kubeflow:pipeline-runner" cannot {method.lower()} resource',
+            )
         if path == f"/apis/{GROUP_VERSION}" and method == "GET":
             if not self.crd_installed:
                 return 404, "404 page not found\n"
-            return 200, {"kind": "APIResourceList", "groupVersion": GROUP_VERSION,
-                         "resources": [{"name": "inferenceservices", "namespaced": True, "kind": "InferenceService"},
-                                       {"name": "inferenceservices/status", "namespaced": True,
-                                        "kind": "InferenceService"}]}
+            return 200, {
+                "kind": "APIResourceList",
+                "groupVersion": GROUP_VERSION,
+                "resources": [
+                    {"name": "inferenceservices", "namespaced": True, "kind": "InferenceService"},
+                    {"name": "inferenceservices/status", "namespaced": True, "kind": "InferenceService"},
+                ],
+            }
         match = _OBJECT_PATH.match(path)
         if not match or not self.crd_installed:
             return 404, "404 page not found\n"
@@ -221,8 +247,12 @@ class FakeKubeAPI:
             if method == "PATCH" and content_type == APPLY_PATCH:
                 return self._apply(ns, name, obj, body, params)
             if method == "PATCH" and content_type != MERGE_PATCH:
-                return 415, _status(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
-                                                                f"accepted media types include: {MERGE_PATCH}, {APPLY_PATCH}")
+                return 415, _status(
+                    415,
+                    "UnsupportedMediaType",
+                    f"the body of the request was in an unknown format - "
+                    f"accepted media types include: {MERGE_PATCH}, {APPLY_PATCH}",
+                )
             if obj is None:
                 return 404, _status(404, "NotFound", f'inferenceservices.serving.kserve.io "{name}" not found', name)
             if method == "GET":
@@ -231,20 +261,31 @@ class FakeKubeAPI:
                 return self._patch(obj, body, params, manager)
             if method == "DELETE":
                 del self.objects[(ns, name)]
-                return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success",
-                             "details": {"name": name, "kind": "inferenceservices"}}
+                return 200, {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "status": "Success",
+                    "details": {"name": name, "kind": "inferenceservices"},
+                }
         return 405, _status(405, "MethodNotAllowed", f"{method} not supported")
 
     def _create(self, ns: str, body: dict, params: dict, manager: str) -> tuple[int, dict]:
         name = body["metadata"]["name"]
         if (ns, name) in self.objects:
-            return 409, _status(409, "AlreadyExists", f'inferenceservices.serving.kserve.io "{name}" already exists', name)
+            return 409, _status(
+                409, "AlreadyExists", f'inferenceservices.serving.kserve.io "{name}" already exists', name
+            )
         obj = self._incoming(body)
         refused = self._refuse_unknown(obj, params) or self._refuse_invalid(obj, name)
         if refused:
             return refused
-        obj["metadata"].update(namespace=ns, uid=str(uuid.uuid4()), generation=1,
-                               resourceVersion=self._next_version(), creationTimestamp=_now())
+        obj["metadata"].update(
+            namespace=ns,
+            uid=str(uuid.uuid4()),
+            generation=1,
+            resourceVersion=self._next_version(),
+            creationTimestamp=_now(),
+        )
         self._record_update(obj, {}, obj, manager)
         self.objects[(ns, name)] = obj
         return 201, copy.deepcopy(obj)
@@ -252,7 +293,9 @@ class FakeKubeAPI:
     def _patch(self, obj: dict, patch: dict, params: dict, manager: str) -> tuple[int, dict]:
         meta = obj["metadata"]
         if "force" in params:
-            return 400, _status(400, "BadRequest", "force: Invalid value: true: may not be specified for non-apply patch")
+            return 400, _status(
+                400, "BadRequest", "force: Invalid value: true: may not be specified for non-apply patch"
+            )
         wanted = (patch.get("metadata") or {}).get("resourceVersion")
         if wanted is not None and wanted != meta["resourceVersion"]:
             return _modified(meta["name"])
@@ -271,16 +314,26 @@ class FakeKubeAPI:
         if "force" in params and params["force"] not in ("true", "false"):
             return 400, _status(400, "BadRequest", f"invalid force value {params['force']!r}")
         if (body.get("apiVersion"), body.get("kind")) != (GROUP_VERSION, "InferenceService"):
-            return 400, _status(400, "BadRequest", f"apply needs apiVersion {GROUP_VERSION} and kind InferenceService, "
-                                                   f"got {body.get('apiVersion')!r} {body.get('kind')!r}")
+            return 400, _status(
+                400,
+                "BadRequest",
+                f"apply needs apiVersion {GROUP_VERSION} and kind InferenceService, "
+                f"got {body.get('apiVersion')!r} {body.get('kind')!r}",
+            )
         if (body.get("metadata") or {}).get("name") != name:
-            return 400, _status(400, "BadRequest", f"the name of the object ({(body.get('metadata') or {}).get('name')}) "
-                                                   f"does not match the name on the URL ({name})")
+            return 400, _status(
+                400,
+                "BadRequest",
+                f"the name of the object ({(body.get('metadata') or {}).get('name')}) "
+                f"does not match the name on the URL ({name})",
+            )
         precondition = body["metadata"].get("resourceVersion")
         if obj is not None and precondition is not None and precondition != obj["metadata"]["resourceVersion"]:
             return _modified(name)
         if obj is None and precondition is not None:
-            return 500, _status(500, "InternalError", "fake: a resourceVersion precondition on create-by-apply is not modelled")
+            return 500, _status(
+                500, "InternalError", "fake: a resourceVersion precondition on create-by-apply is not modelled"
+            )
         applied = self._incoming(body)
         untracked = set(applied["metadata"]) - set(fake_fields.TRACKED_METADATA)
         if untracked:
@@ -300,8 +353,14 @@ class FakeKubeAPI:
             return refused
         result["metadata"]["managedFields"] = ownership.entries(GROUP_VERSION, _now())
         if obj is None:
-            result["metadata"].update(name=name, namespace=ns, uid=str(uuid.uuid4()), generation=1,
-                                      resourceVersion=self._next_version(), creationTimestamp=_now())
+            result["metadata"].update(
+                name=name,
+                namespace=ns,
+                uid=str(uuid.uuid4()),
+                generation=1,
+                resourceVersion=self._next_version(),
+                creationTimestamp=_now(),
+            )
             self.objects[(ns, name)] = result
             return 201, copy.deepcopy(result)
         if ownership.owners == fake_fields.Ownership.of(obj).owners:
@@ -327,14 +386,19 @@ class FakeKubeAPI:
         return body
 
     def _refuse_unknown(self, obj: dict, params: dict) -> tuple[int, dict] | None:
-        """Fields the CRD does not declare: refused with fieldValidation=Strict, else pruned (as the API server does)."""
+        """Fields the CRD does not declare: refused with fieldValidation=Strict, else pruned (as the API server
+        does)."""
         unknown = crd.unknown_fields(obj)
         if not unknown:
             return None
         if params.get("fieldValidation") == "Strict":
-            return 400, _status(400, "BadRequest", 'InferenceService in version "v1beta1" cannot be handled as a '
-                                                   "InferenceService: strict decoding error: "
-                                                   + ", ".join(f'unknown field "{p.lstrip(".")}"' for p in unknown))
+            return 400, _status(
+                400,
+                "BadRequest",
+                'InferenceService in version "v1beta1" cannot be handled as a '
+                "InferenceService: strict decoding error: "
+                + ", ".join(f'unknown field "{p.lstrip(".")}"' for p in unknown),
+            )
         for path in unknown:
             *parents, last = path.lstrip(".").split(".")
             target = obj
@@ -346,7 +410,9 @@ class FakeKubeAPI:
     def _refuse_invalid(self, obj: dict, name: str) -> tuple[int, dict] | None:
         """The schema's types, bounds and required fields; status is the status writer's (set_status checks it)."""
         spec_and_metadata = {k: v for k, v in obj.items() if k != "status"}
-        errors = sorted(crd.loose_validator().iter_errors(spec_and_metadata), key=lambda e: list(map(str, e.absolute_path)))
+        errors = sorted(
+            crd.loose_validator().iter_errors(spec_and_metadata), key=lambda e: list(map(str, e.absolute_path))
+        )
         if not errors:
             return None
         details = "; ".join(f"{'.'.join(map(str, e.absolute_path))}: Invalid value: {e.message}" for e in errors)
@@ -369,9 +435,14 @@ class FakeKubeAPI:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 # An apply body is YAML (JSON is YAML too); every other body is JSON.
-                body = (yaml.safe_load if self.headers.get("Content-Type") == APPLY_PATCH else json.loads)(raw) if raw else None
-                fake.requests.append(Request(self.command, parts.path, parts.query,
-                                             self.headers.get("Content-Type"), body))
+                body = (
+                    (yaml.safe_load if self.headers.get("Content-Type") == APPLY_PATCH else json.loads)(raw)
+                    if raw
+                    else None
+                )
+                fake.requests.append(
+                    Request(self.command, parts.path, parts.query, self.headers.get("Content-Type"), body)
+                )
                 hook = fake.before.pop(self.command, None)
                 if hook:
                     hook()

@@ -13,9 +13,9 @@ import copy
 
 import pytest
 
-from textclf.rollout import ConflictError, InvalidManifestError
-from textclf.platform.kube import APPLY_PATCH, FIELD_MANAGER
 from tests.rollout.conftest import NAMESPACE, isvc_manifest
+from textclf.platform.kube import APPLY_PATCH, FIELD_MANAGER
+from textclf.rollout import ConflictError, InvalidManifestError
 
 SPEC = ("spec", "predictor")
 
@@ -27,10 +27,14 @@ def owned(kube, manager=FIELD_MANAGER, operation="Apply"):
 def apply_as(api, body, manager, force=False):
     """A server-side apply as some other field manager (kubectl, a controller, a person)."""
     return api.objects.api_client.call_api(
-        f"/apis/serving.kserve.io/v1beta1/namespaces/{NAMESPACE}/inferenceservices/textclf", "PATCH",
+        f"/apis/serving.kserve.io/v1beta1/namespaces/{NAMESPACE}/inferenceservices/textclf",
+        "PATCH",
         query_params=[("fieldManager", manager), ("force", str(force).lower())],
-        header_params={"Content-Type": APPLY_PATCH, "Accept": "application/json"}, body=body,
-        response_type="object", auth_settings=["BearerToken"], _return_http_data_only=True,
+        header_params={"Content-Type": APPLY_PATCH, "Accept": "application/json"},
+        body=body,
+        response_type="object",
+        auth_settings=["BearerToken"],
+        _return_http_data_only=True,
     )
 
 
@@ -60,8 +64,16 @@ def test_omitted_fields_go_unless_another_manager_owns_them(kube, api):
     manifest["spec"]["predictor"].update(timeout=60, logger={"mode": "all", "url": "http://monitor/"})
     api.apply(manifest, NAMESPACE)
     # kubectl applies the same timeout too: the field now has two owners.
-    apply_as(api, {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
-                   "metadata": {"name": "textclf"}, "spec": {"predictor": {"timeout": 60}}}, "kubectl")
+    apply_as(
+        api,
+        {
+            "apiVersion": "serving.kserve.io/v1beta1",
+            "kind": "InferenceService",
+            "metadata": {"name": "textclf"},
+            "spec": {"predictor": {"timeout": 60}},
+        },
+        "kubectl",
+    )
 
     after = api.apply(isvc_manifest(), NAMESPACE)
 
@@ -93,8 +105,16 @@ def test_a_conflict_names_the_managers_and_fields_and_force_takes_them(kube, api
 
 def test_same_value_is_no_conflict(kube, api):
     api.apply(isvc_manifest(), NAMESPACE)
-    apply_as(api, {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
-                   "metadata": {"name": "textclf"}, "spec": {"predictor": {"minReplicas": 1}}}, "hpa-tuner")
+    apply_as(
+        api,
+        {
+            "apiVersion": "serving.kserve.io/v1beta1",
+            "kind": "InferenceService",
+            "metadata": {"name": "textclf"},
+            "spec": {"predictor": {"minReplicas": 1}},
+        },
+        "hpa-tuner",
+    )
     api.apply(isvc_manifest(), NAMESPACE, force=False)
     assert SPEC + ("minReplicas",) in owned(kube) and SPEC + ("minReplicas",) in owned(kube, "hpa-tuner")
 
@@ -113,8 +133,14 @@ def test_an_atomic_list_is_replaced_whole(kube, api):
 def test_a_merge_patch_is_an_update_by_its_field_manager(kube, api):
     api.apply(isvc_manifest(canary=10), NAMESPACE)
     live = kube.get(NAMESPACE, "textclf")
-    api.merge_patch("textclf", {"metadata": {"resourceVersion": live["metadata"]["resourceVersion"]},
-                                "spec": {"predictor": {"canaryTrafficPercent": 0}}}, NAMESPACE)
+    api.merge_patch(
+        "textclf",
+        {
+            "metadata": {"resourceVersion": live["metadata"]["resourceVersion"]},
+            "spec": {"predictor": {"canaryTrafficPercent": 0}},
+        },
+        NAMESPACE,
+    )
     assert owned(kube, FIELD_MANAGER, "Update") == {SPEC + ("canaryTrafficPercent",)}
     assert SPEC + ("canaryTrafficPercent",) not in owned(kube)
 
@@ -137,7 +163,9 @@ def test_without_strict_validation_unknown_fields_are_pruned(kube, api):
 def test_the_crd_schema_refuses_wrong_types(kube, api):
     manifest = isvc_manifest()
     manifest["spec"]["predictor"]["minReplicas"] = "one"
-    with pytest.raises(InvalidManifestError, match=r"spec.predictor.minReplicas: Invalid value: 'one' is not of type 'integer'"):
+    with pytest.raises(
+        InvalidManifestError, match=r"spec.predictor.minReplicas: Invalid value: 'one' is not of type 'integer'"
+    ):
         api.apply(manifest, NAMESPACE)
     canary = isvc_manifest()
     canary["spec"]["canary"] = [{"trafficPercent": 150, "predictor": {"name": "c"}}]

@@ -18,16 +18,18 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from textclf.rollout import AnalysisError, NoCanaryError, apply_inference_service, get_status
 from serving.rollout.__main__ import main
 from serving.rollout.analysis import Prometheus, analyze
-from textclf.rollout.verdict import CanaryRules, RevisionNumbers, decide
-from textclf.inferenceservice import DeploySettings, build_inference_service, predictor_name
 from tests.rollout.conftest import NAMESPACE, isvc_manifest, kserve_standard_status, kserve_status
+from textclf.inferenceservice import DeploySettings, build_inference_service, predictor_name
+from textclf.rollout import AnalysisError, NoCanaryError, apply_inference_service, get_status
+from textclf.rollout.verdict import CanaryRules, RevisionNumbers, decide
 
 PREV, LATEST = "textclf-predictor-00001", "textclf-predictor-00002"
 # The canary model's probe texts: a question classifier's (TREC-like), not film reviews.
-PROBES = [f"What is the capital of country number {i} ?" if i % 3 else f"Who wrote book number {i} ?" for i in range(16)]
+PROBES = [
+    f"What is the capital of country number {i} ?" if i % 3 else f"Who wrote book number {i} ?" for i in range(16)
+]
 PREV_HOST, LATEST_HOST = "prev-textclf.models.example.com", "latest-textclf.models.example.com"
 
 
@@ -38,14 +40,17 @@ def numbers(revision=LATEST, requests=500.0, error_rate=0.001, p95_s=0.040, perc
 GOOD_PREVIOUS = numbers(PREV, requests=4500, percent=90)
 
 
-@pytest.mark.parametrize("canary, agreement, action, failed", [
-    (numbers(), (16, 16), "promote", None),
-    (numbers(error_rate=0.02), (16, 16), "rollback", "error rate"),
-    (numbers(p95_s=0.070), (16, 16), "rollback", "p95 latency"),
-    (numbers(), (14, 16), "rollback", "probe labels"),
-    (numbers(p95_s=math.nan), (16, 16), "rollback", "p95 latency"),  # no number, no pass
-    (numbers(requests=20), (16, 16), "hold", "traffic"),
-])
+@pytest.mark.parametrize(
+    "canary, agreement, action, failed",
+    [
+        (numbers(), (16, 16), "promote", None),
+        (numbers(error_rate=0.02), (16, 16), "rollback", "error rate"),
+        (numbers(p95_s=0.070), (16, 16), "rollback", "p95 latency"),
+        (numbers(), (14, 16), "rollback", "probe labels"),
+        (numbers(p95_s=math.nan), (16, 16), "rollback", "p95 latency"),  # no number, no pass
+        (numbers(requests=20), (16, 16), "hold", "traffic"),
+    ],
+)
 def test_rule(canary, agreement, action, failed):
     verdict = decide(canary, GOOD_PREVIOUS, CanaryRules(), agreement)
     assert verdict.action == action
@@ -169,7 +174,9 @@ def model_store(tmp_path, monkeypatch):
     for run in ("run-1", "run-2"):
         folder = tmp_path / "bucket" / "models" / run
         folder.mkdir(parents=True)
-        write_probe_texts(folder, [{"text": text, "label": "HUM" if text.startswith("Who") else "LOC"} for text in PROBES])
+        write_probe_texts(
+            folder, [{"text": text, "label": "HUM" if text.startswith("Who") else "LOC"} for text in PROBES]
+        )
     (tmp_path / "bucket" / "models" / "run-3").mkdir()
     reads = []
 
@@ -197,8 +204,13 @@ def canary_live(kube, api):
     """model 2 is a 10% canary over model 1, with KServe's tag URLs."""
     apply_inference_service(isvc_manifest(), api=api)
     apply_inference_service(isvc_manifest("gs://bucket/models/run-2", canary=10), api=api)
-    kube.set_status(NAMESPACE, "textclf", kserve_status(
-        LATEST, PREV, 10, generation=2, urls={"prev": f"http://{PREV_HOST}", "latest": f"http://{LATEST_HOST}"}))
+    kube.set_status(
+        NAMESPACE,
+        "textclf",
+        kserve_status(
+            LATEST, PREV, 10, generation=2, urls={"prev": f"http://{PREV_HOST}", "latest": f"http://{LATEST_HOST}"}
+        ),
+    )
 
 
 def test_analyze_queries_each_revision_and_probes_both_through_the_ingress(fakes, canary_live, api, model_store):
@@ -223,12 +235,18 @@ def test_analyze_needs_tag_urls_for_probes(fakes, kube, api, canary_live):
     assert analyze(get_status("textclf", api=api), Prometheus(fakes.url(0)), probes=()).action == "promote"
 
 
-def test_a_canary_model_without_probe_texts_is_a_named_error_not_film_reviews(fakes, kube, api, kubeconfig, tmp_path,
-                                                                            capsys):
+def test_a_canary_model_without_probe_texts_is_a_named_error_not_film_reviews(
+    fakes, kube, api, kubeconfig, tmp_path, capsys
+):
     apply_inference_service(isvc_manifest(), api=api)
     apply_inference_service(isvc_manifest("gs://bucket/models/run-3", canary=10), api=api)
-    kube.set_status(NAMESPACE, "textclf", kserve_status(
-        LATEST, PREV, 10, generation=2, urls={"prev": f"http://{PREV_HOST}", "latest": f"http://{LATEST_HOST}"}))
+    kube.set_status(
+        NAMESPACE,
+        "textclf",
+        kserve_status(
+            LATEST, PREV, 10, generation=2, urls={"prev": f"http://{PREV_HOST}", "latest": f"http://{LATEST_HOST}"}
+        ),
+    )
     status = get_status("textclf", api=api)
     with pytest.raises(AnalysisError, match="run-3 has no probe_texts.jsonl.*--probes FILE"):
         analyze(status, Prometheus(fakes.url(0)), ingress_url=fakes.url(1))
@@ -270,8 +288,19 @@ def test_prometheus_unreachable_is_a_named_error(canary_live, api):
 
 
 def run_cli(kubeconfig, fakes, *extra):
-    return main(["--kubeconfig", str(kubeconfig), "analyze", "textclf", "--prometheus", fakes.url(0),
-                 "--ingress-url", fakes.url(1), *extra])
+    return main(
+        [
+            "--kubeconfig",
+            str(kubeconfig),
+            "analyze",
+            "textclf",
+            "--prometheus",
+            fakes.url(0),
+            "--ingress-url",
+            fakes.url(1),
+            *extra,
+        ]
+    )
 
 
 def test_cli_promotes_a_good_canary(fakes, canary_live, kube, kubeconfig, capsys):
@@ -318,8 +347,9 @@ STABLE_SERVICE, CANARY_SERVICE = f"textclf-{predictor_name(U1)}-predictor", f"te
 
 
 def standard(model, live=""):
-    return build_inference_service(model, DeploySettings(namespace=NAMESPACE, deployment_mode="standard",
-                                                         live_model_uri=live))
+    return build_inference_service(
+        model, DeploySettings(namespace=NAMESPACE, deployment_mode="standard", live_model_uri=live)
+    )
 
 
 @pytest.fixture
@@ -336,8 +366,12 @@ def standard_canary(kube, api):
     kube.set_status(NAMESPACE, "textclf", kserve_standard_status({predictor_name(U2): (10, True)}, generation=2))
 
 
-def test_standard_mode_selects_predictor_deployments_by_their_app_label(standard_fakes, standard_canary, api, model_store):
-    verdict = analyze(get_status("textclf", api=api), Prometheus(standard_fakes.url(0)), ingress_url=standard_fakes.url(1))
+def test_standard_mode_selects_predictor_deployments_by_their_app_label(
+    standard_fakes, standard_canary, api, model_store
+):
+    verdict = analyze(
+        get_status("textclf", api=api), Prometheus(standard_fakes.url(0)), ingress_url=standard_fakes.url(1)
+    )
     assert model_store == [f"{U2}/probe_texts.jsonl"], "the canary predictor's model, not the stable one's"
 
     assert verdict.action == "promote"
@@ -345,12 +379,15 @@ def test_standard_mode_selects_predictor_deployments_by_their_app_label(standard
     assert (verdict.previous.revision, verdict.previous.percent) == (STABLE_SERVICE, 90)
     assert all(f'app="isvc.{CANARY_SERVICE}"' in q for q in standard_fakes.queries[:3])
     assert all(f'app="isvc.{STABLE_SERVICE}"' in q for q in standard_fakes.queries[3:])
-    assert standard_fakes.hosts == [f"{CANARY_SERVICE}.{NAMESPACE}.svc.cluster.local",
-                                    f"{STABLE_SERVICE}.{NAMESPACE}.svc.cluster.local"]
+    assert standard_fakes.hosts == [
+        f"{CANARY_SERVICE}.{NAMESPACE}.svc.cluster.local",
+        f"{STABLE_SERVICE}.{NAMESPACE}.svc.cluster.local",
+    ]
 
 
-def test_standard_mode_cli_promotes_and_says_what_w_and_b_did(standard_fakes, standard_canary, kube, kubeconfig,
-                                                               capsys, monkeypatch):
+def test_standard_mode_cli_promotes_and_says_what_w_and_b_did(
+    standard_fakes, standard_canary, kube, kubeconfig, capsys, monkeypatch
+):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("WANDB_MODE", "offline")
     assert run_cli(kubeconfig, standard_fakes, "--act") == 0

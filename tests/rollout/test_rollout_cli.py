@@ -13,9 +13,9 @@ import sys
 import yaml
 
 from serving.rollout.__main__ import main
-from textclf import tracking
 from tests.cloud.test_cloud_tracking import FakeWandb
 from tests.rollout.conftest import NAMESPACE, isvc_manifest, kserve_status, storage_uri_of
+from textclf import tracking
 
 
 def test_apply_status_promote(kube, kubeconfig, tmp_path, capsys):
@@ -31,8 +31,9 @@ def test_apply_status_promote(kube, kubeconfig, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "InferenceService models/textclf applied (generation 2)" in out
     assert "W&B" not in out  # a canary: production stays where it is
-    kube.set_status(NAMESPACE, "textclf", kserve_status(
-        "textclf-predictor-00002", "textclf-predictor-00001", 10, generation=2))
+    kube.set_status(
+        NAMESPACE, "textclf", kserve_status("textclf-predictor-00002", "textclf-predictor-00001", 10, generation=2)
+    )
 
     assert main([*cli, "status", "textclf", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
@@ -58,14 +59,17 @@ def test_errors_print_their_name_and_exit_1(kube, kubeconfig, tmp_path, capsys):
 
 
 def test_cli_imports_neither_torch_nor_kserve():
-    code = ("import sys, serving.rollout.__main__, serving.rollout.analysis; "
-            "print(sorted(m for m in ('torch', 'kserve', 'transformers') if m in sys.modules))")
+    code = (
+        "import sys, serving.rollout.__main__, serving.rollout.analysis; "
+        "print(sorted(m for m in ('torch', 'kserve', 'transformers') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "[]"
 
 
-def test_promote_moves_the_w_and_b_production_alias_to_the_promoted_model(kube, kubeconfig, tmp_path, capsys,
-                                                                          monkeypatch):
+def test_promote_moves_the_w_and_b_production_alias_to_the_promoted_model(
+    kube, kubeconfig, tmp_path, capsys, monkeypatch
+):
     import wandb
 
     fake = FakeWandb()
@@ -100,7 +104,9 @@ def test_promote_stands_when_w_and_b_fails(kube, kubeconfig, tmp_path, capsys, m
     assert main(["--kubeconfig", str(kubeconfig), "promote", "textclf"]) == 0
 
     out = capsys.readouterr().out
-    assert "W&B: could not set the production alias (ConnectionError: api.wandb.ai unreachable); the promote stands" in out
+    assert (
+        "W&B: could not set the production alias (ConnectionError: api.wandb.ai unreachable); the promote stands" in out
+    )
     assert "canaryTrafficPercent" not in kube.get(NAMESPACE, "textclf")["spec"]["predictor"]
 
 
@@ -111,8 +117,13 @@ def test_standard_mode_apply_status_rollback_promote(kube, kubeconfig, tmp_path,
     paths = []
     for model, live in (("gs://bucket/models/run-1", ""), ("gs://bucket/models/run-2", "gs://bucket/models/run-1")):
         paths.append(tmp_path / f"{len(paths)}.yaml")
-        paths[-1].write_text(yaml.safe_dump(build_inference_service(model, DeploySettings(
-            namespace=NAMESPACE, deployment_mode="standard", live_model_uri=live))))
+        paths[-1].write_text(
+            yaml.safe_dump(
+                build_inference_service(
+                    model, DeploySettings(namespace=NAMESPACE, deployment_mode="standard", live_model_uri=live)
+                )
+            )
+        )
     canary_service = f"textclf-{predictor_name('gs://bucket/models/run-2')}-predictor"
 
     assert main([*cli, "apply", str(paths[0])]) == 0

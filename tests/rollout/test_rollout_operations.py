@@ -7,11 +7,13 @@ requests sent and the objects that result. Standard mode: test_rollout_standard.
 
 from __future__ import annotations
 
-import json
 import socket
 
 import pytest
 
+from tests.rollout.conftest import NAMESPACE, isvc_manifest, kserve_status, storage_uri_of
+from tests.rollout.fake_kube import FakeKubeAPI
+from textclf.platform.kube import APPLY_PATCH
 from textclf.rollout import (
     ClusterUnreachableError,
     ConflictError,
@@ -28,9 +30,6 @@ from textclf.rollout import (
     rollback,
     wait_ready,
 )
-from textclf.platform.kube import APPLY_PATCH
-from tests.rollout.conftest import NAMESPACE, isvc_manifest, kserve_status, storage_uri_of
-from tests.rollout.fake_kube import FakeKubeAPI
 
 ISVC_PATH = f"/apis/serving.kserve.io/v1beta1/namespaces/{NAMESPACE}/inferenceservices"
 
@@ -40,8 +39,9 @@ def live_canary(kube, api, new_uri="gs://bucket/models/run-2", percent=10):
     apply_inference_service(isvc_manifest(), api=api)
     kube.set_status(NAMESPACE, "textclf", kserve_status("textclf-predictor-00001"))
     apply_inference_service(isvc_manifest(new_uri, canary=percent), api=api)
-    kube.set_status(NAMESPACE, "textclf", kserve_status(
-        "textclf-predictor-00002", "textclf-predictor-00001", percent, generation=2))
+    kube.set_status(
+        NAMESPACE, "textclf", kserve_status("textclf-predictor-00002", "textclf-predictor-00001", percent, generation=2)
+    )
 
 
 def test_apply_new_creates_with_full_traffic_by_server_side_apply(kube, api):
@@ -73,7 +73,9 @@ def test_apply_existing_makes_the_new_model_a_canary(kube, api):
     patched = apply_inference_service(isvc_manifest("gs://bucket/models/run-2", canary=10), api=api)
 
     assert [(r.method, r.path) for r in kube.requests] == [
-        ("GET", f"{ISVC_PATH}/textclf"), ("PATCH", f"{ISVC_PATH}/textclf")]
+        ("GET", f"{ISVC_PATH}/textclf"),
+        ("PATCH", f"{ISVC_PATH}/textclf"),
+    ]
     applied = kube.requests[-1]
     assert applied.content_type == APPLY_PATCH
     assert applied.body["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]  # precondition
@@ -111,7 +113,9 @@ def test_a_new_model_without_a_share_takes_all_traffic_even_after_a_rollback(kub
     assert "canaryTrafficPercent" not in result["spec"]["predictor"]
     assert storage_uri_of(result) == "gs://bucket/models/run-3"
     assert [(r.method, r.content_type) for r in kube.writes()] == [
-        ("PATCH", APPLY_PATCH), ("PATCH", "application/merge-patch+json")]  # the leftover 0 is removed
+        ("PATCH", APPLY_PATCH),
+        ("PATCH", "application/merge-patch+json"),
+    ]  # the leftover 0 is removed
 
 
 def test_reapplying_the_same_model_after_promote_or_rollback_keeps_the_split(kube, api):
@@ -131,7 +135,10 @@ def test_reapplying_the_same_model_after_promote_or_rollback_keeps_the_split(kub
 
 def test_apply_removes_what_the_manifest_dropped_and_keeps_what_others_set(kube, api):
     with_logger = isvc_manifest()
-    with_logger["spec"]["predictor"]["logger"] = {"mode": "all", "url": "http://textclf-monitor.models.svc.cluster.local/"}
+    with_logger["spec"]["predictor"]["logger"] = {
+        "mode": "all",
+        "url": "http://textclf-monitor.models.svc.cluster.local/",
+    }
     apply_inference_service(with_logger, api=api)
     # KServe's defaulting webhook (or an operator) sets a field no manifest of ours has.
     kube.edit(NAMESPACE, "textclf", lambda o: o["spec"]["predictor"].update(timeout=60))
@@ -195,7 +202,9 @@ def test_status_reports_revisions_and_split(kube, api):
     assert status.canary_percent == 10
     assert status.previous_rolled_out_revision == "textclf-predictor-00001"
     assert [(t.revision, t.percent, t.tag) for t in status.traffic] == [
-        ("textclf-predictor-00001", 90, "prev"), ("textclf-predictor-00002", 10, "latest")]
+        ("textclf-predictor-00001", 90, "prev"),
+        ("textclf-predictor-00002", 10, "latest"),
+    ]
     text = status.describe()
     assert "textclf-predictor-00001 90% (prev), textclf-predictor-00002 10% (latest)" in text
     assert "http://textclf.models.example.com" in text
@@ -210,8 +219,11 @@ def test_wait_returns_once_the_new_generation_is_ready(kube, api):
     def controller_catches_up(seconds):
         polls.append(seconds)
         if len(polls) == 2:
-            kube.set_status(NAMESPACE, "textclf", kserve_status(
-                "textclf-predictor-00002", "textclf-predictor-00001", 10, generation=2))
+            kube.set_status(
+                NAMESPACE,
+                "textclf",
+                kserve_status("textclf-predictor-00002", "textclf-predictor-00001", 10, generation=2),
+            )
 
     status = wait_ready("textclf", timeout_s=60, interval_s=1, api=api, sleep=controller_catches_up)
 
@@ -283,7 +295,9 @@ def test_the_deployment_mode_cannot_change_under_a_live_service(kube, api):
     standard = isvc_manifest("gs://bucket/models/run-2")
     standard["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] = "Standard"
     kube.requests.clear()
-    with pytest.raises(InvalidManifestError, match="for Standard mode but the live InferenceService runs in Serverless"):
+    with pytest.raises(
+        InvalidManifestError, match="for Standard mode but the live InferenceService runs in Serverless"
+    ):
         apply_inference_service(standard, api=api)
     assert kube.writes() == []
 
@@ -324,17 +338,24 @@ def test_no_kubeconfig_and_not_in_a_cluster(tmp_path, monkeypatch):
         apply_inference_service(isvc_manifest())
 
 
-@pytest.mark.parametrize("breakage, message", [
-    (lambda m: m.update(kind="Deployment"), "kind InferenceService"),
-    (lambda m: m["metadata"].pop("name"), "metadata.name"),
-    (lambda m: m["spec"].pop("predictor"), "spec.predictor"),
-    (lambda m: m["spec"]["predictor"].update(canaryTrafficPercent=150), "0 to 100"),
-    (lambda m: m["metadata"].update(namespace="elsewhere"), "does not match"),
-    (lambda m: m["spec"].update(canary=[{"trafficPercent": 10, "predictor": {"name": "c"}}]),
-     "spec.canary is only supported in Standard"),
-    (lambda m: m["metadata"]["annotations"].update({"serving.kserve.io/deploymentMode": "ModelMesh"}),
-     "'ModelMesh' is not one this tool rolls out"),
-])
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        (lambda m: m.update(kind="Deployment"), "kind InferenceService"),
+        (lambda m: m["metadata"].pop("name"), "metadata.name"),
+        (lambda m: m["spec"].pop("predictor"), "spec.predictor"),
+        (lambda m: m["spec"]["predictor"].update(canaryTrafficPercent=150), "0 to 100"),
+        (lambda m: m["metadata"].update(namespace="elsewhere"), "does not match"),
+        (
+            lambda m: m["spec"].update(canary=[{"trafficPercent": 10, "predictor": {"name": "c"}}]),
+            "spec.canary is only supported in Standard",
+        ),
+        (
+            lambda m: m["metadata"]["annotations"].update({"serving.kserve.io/deploymentMode": "ModelMesh"}),
+            "'ModelMesh' is not one this tool rolls out",
+        ),
+    ],
+)
 def test_invalid_manifest_is_refused_before_any_request(kube, api, breakage, message):
     manifest = isvc_manifest()
     breakage(manifest)

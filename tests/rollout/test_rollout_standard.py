@@ -13,11 +13,11 @@ import copy
 
 import pytest
 
-from textclf.inferenceservice import DeploySettings, build_inference_service, predictor_name
-from textclf.rollout import InvalidManifestError, NoCanaryError, apply_inference_service, get_status, promote, rollback
-from textclf.platform.kube import APPLY_PATCH
 from tests.rollout import crd
 from tests.rollout.conftest import NAMESPACE, isvc_manifest, kserve_standard_status, storage_uri_of
+from textclf.inferenceservice import DeploySettings, build_inference_service, predictor_name
+from textclf.platform.kube import APPLY_PATCH
+from textclf.rollout import InvalidManifestError, NoCanaryError, apply_inference_service, get_status, promote, rollback
 
 U1, U2, U3 = "gs://bucket/models/run-1", "gs://bucket/models/run-2", "gs://bucket/models/run-3"
 ISVC_PATH = f"/apis/serving.kserve.io/v1beta1/namespaces/{NAMESPACE}/inferenceservices/textclf"
@@ -25,8 +25,13 @@ ISVC_PATH = f"/apis/serving.kserve.io/v1beta1/namespaces/{NAMESPACE}/inferencese
 
 def standard(model: str, live: str = "", percent: int = 10) -> dict:
     """The deploy step's Standard-mode manifest for ``model`` (a canary of ``live`` when given)."""
-    settings = DeploySettings(namespace=NAMESPACE, deployment_mode="standard", live_model_uri=live,
-                              canary_traffic_percent=percent, serving_image="registry.example/textclf-server:1")
+    settings = DeploySettings(
+        namespace=NAMESPACE,
+        deployment_mode="standard",
+        live_model_uri=live,
+        canary_traffic_percent=percent,
+        serving_image="registry.example/textclf-server:1",
+    )
     return build_inference_service(model, settings)
 
 
@@ -94,7 +99,9 @@ def test_status_reports_the_stable_and_the_canary_predictor(kube, api, with_cana
     assert status.settled
     stable_service, canary_service = f"textclf-{predictor_name(U1)}-predictor", f"textclf-{canary_name}-predictor"
     assert [(t.revision, t.percent, t.tag, t.latest, t.model_uri) for t in status.traffic] == [
-        (stable_service, 90, "stable", False, U1), (canary_service, 10, "canary", True, U2)]
+        (stable_service, 90, "stable", False, U1),
+        (canary_service, 10, "canary", True, U2),
+    ]
     assert status.traffic[1].url == f"http://{canary_service}.{NAMESPACE}.svc.cluster.local"
     text = status.describe()
     assert "(Standard mode)" in text
@@ -124,7 +131,10 @@ def test_promote_makes_the_canary_the_stable_predictor_under_its_name(kube, api,
     assert promote("textclf", api=api) == promoted
     for manifest in (standard(U2, live=U1), standard(U2)):
         again = apply_inference_service(manifest, api=api)
-        assert (again["spec"], again["metadata"]["generation"]) == (promoted["spec"], promoted["metadata"]["generation"])
+        assert (again["spec"], again["metadata"]["generation"]) == (
+            promoted["spec"],
+            promoted["metadata"]["generation"],
+        )
 
 
 def test_rollback_removes_the_canary_and_leaves_the_stable_predictor(kube, api, with_canary):
@@ -175,14 +185,20 @@ def test_a_newer_model_replaces_a_canary_in_progress(kube, api, with_canary):
     assert result["spec"]["predictor"] == with_canary["spec"]["predictor"]
 
 
-@pytest.mark.parametrize("breakage, message", [
-    (lambda m: canary_of(m)["predictor"].update(name=m["spec"]["predictor"]["name"]), "must differ from the stable"),
-    (lambda m: canary_of(m)["predictor"].update(maxReplicas=3), "must not set maxReplicas"),
-    (lambda m: m["spec"]["canary"].append(copy.deepcopy(canary_of(m))), "more than one spec.canary"),
-    (lambda m: canary_of(m).update(trafficPercent=101), "from 0 to 100"),
-    (lambda m: m["spec"]["predictor"].update(canaryTrafficPercent=10), "does nothing in Standard mode"),
-    (lambda m: m["spec"]["predictor"]["containers"][0].update(env=[]), "needs a stable predictor with a model"),
-])
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        (
+            lambda m: canary_of(m)["predictor"].update(name=m["spec"]["predictor"]["name"]),
+            "must differ from the stable",
+        ),
+        (lambda m: canary_of(m)["predictor"].update(maxReplicas=3), "must not set maxReplicas"),
+        (lambda m: m["spec"]["canary"].append(copy.deepcopy(canary_of(m))), "more than one spec.canary"),
+        (lambda m: canary_of(m).update(trafficPercent=101), "from 0 to 100"),
+        (lambda m: m["spec"]["predictor"].update(canaryTrafficPercent=10), "does nothing in Standard mode"),
+        (lambda m: m["spec"]["predictor"]["containers"][0].update(env=[]), "needs a stable predictor with a model"),
+    ],
+)
 def test_what_kserves_webhook_would_refuse_is_refused_before_any_request(kube, api, breakage, message):
     manifest = standard(U2, live=U1)
     breakage(manifest)

@@ -96,9 +96,13 @@ def test_every_pod_the_project_ships_or_writes_is_hardened(rendered):
 
 def test_the_hardening_check_notices_each_missing_piece(rendered):
     [(_, pod)] = list(pod_specs(rendered["overlay-cpu"]))
-    for path, value in ((("securityContext", "readOnlyRootFilesystem"), False),
-                        (("securityContext", "allowPrivilegeEscalation"), True), (("securityContext", "capabilities"), {}),
-                        (("securityContext", "seccompProfile"), None), (("livenessProbe",), None)):
+    for path, value in (
+        (("securityContext", "readOnlyRootFilesystem"), False),
+        (("securityContext", "allowPrivilegeEscalation"), True),
+        (("securityContext", "capabilities"), {}),
+        (("securityContext", "seccompProfile"), None),
+        (("livenessProbe",), None),
+    ):
         broken = copy.deepcopy(pod)
         broken.pop("securityContext")  # the pod level would cover seccomp
         target = broken["containers"][0]
@@ -152,8 +156,11 @@ def test_core_objects_validate_strictly(rendered):
 
 
 def policies(docs: list[dict], namespace: str) -> dict[str, dict]:
-    return {d["metadata"]["name"]: d["spec"] for d in docs
-            if d["kind"] == "NetworkPolicy" and d["metadata"]["namespace"] == namespace}
+    return {
+        d["metadata"]["name"]: d["spec"]
+        for d in docs
+        if d["kind"] == "NetworkPolicy" and d["metadata"]["namespace"] == namespace
+    }
 
 
 def selects(selector: dict, labels: dict) -> bool:
@@ -178,7 +185,9 @@ def test_serving_namespace_denies_by_default_and_allows_only_the_paths_it_needs(
     assert selects(textclf["monitor"]["podSelector"], monitor_labels)
     sources = textclf["monitor"]["ingress"][0]["from"]
     assert selects(sources[0]["podSelector"], predictor_labels) and selects(sources[1]["podSelector"], check_labels)
-    monitor_port = workloads["textclf-monitor"]["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+    monitor_port = workloads["textclf-monitor"]["spec"]["template"]["spec"]["containers"][0]["ports"][0][
+        "containerPort"
+    ]
     assert textclf["monitor"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": monitor_port}]
     # The predictor's logger may reach the monitor; the drift check reaches the monitor and the KFP API.
     assert selects(textclf["predictor"]["egress"][0]["to"][0]["podSelector"], monitor_labels)
@@ -199,8 +208,11 @@ def test_each_workload_has_its_own_service_account_that_exists(rendered):
     accounts = {d["metadata"]["name"]: d for d in rendered["overlay-cpu"] if d["kind"] == "ServiceAccount"}
     pods = dict(pod_specs(rendered["overlay-cpu"] + rendered["monitor"]))
     used = {name: pod["serviceAccountName"] for name, pod in pods.items()}
-    assert used == {"textclf-predictor": "textclf-serving", "textclf-monitor": "textclf-monitor",
-                    "textclf-drift-check": "textclf-drift-check"}
+    assert used == {
+        "textclf-predictor": "textclf-serving",
+        "textclf-monitor": "textclf-monitor",
+        "textclf-drift-check": "textclf-drift-check",
+    }
     assert set(used.values()) <= accounts.keys()
     assert all(account["automountServiceAccountToken"] is False for account in accounts.values())
     assert all(pod["automountServiceAccountToken"] is False for pod in pods.values())
@@ -215,8 +227,9 @@ def istio_validators() -> dict[str, tuple[str, jsonschema.Draft7Validator]]:
         if kind.startswith("$"):
             continue
         schema = strictify(copy.deepcopy(entry["openAPIV3Schema"]))
-        schema["properties"].update({"apiVersion": {"type": "string"}, "kind": {"type": "string"},
-                                     "metadata": {"type": "object"}})
+        schema["properties"].update(
+            {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"}}
+        )
         validators[kind] = (entry["apiVersion"], jsonschema.Draft7Validator(schema))
     return validators
 
@@ -224,13 +237,19 @@ def istio_validators() -> dict[str, tuple[str, jsonschema.Draft7Validator]]:
 def istio_problems(doc: dict) -> list[str]:
     api_version, validator = istio_validators()[doc["kind"]]
     found = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)]
-    return found + ([f"apiVersion {doc['apiVersion']} is not {api_version}"] if doc["apiVersion"] != api_version else [])
+    return found + (
+        [f"apiVersion {doc['apiVersion']} is not {api_version}"] if doc["apiVersion"] != api_version else []
+    )
 
 
-PLACEHOLDERS = {"JWT_ISSUER": "https://issuer.example", "JWT_JWKS_URI": "https://issuer.example/jwks",
-                "JWT_AUDIENCE": "textclf-users", "PUBLIC_HOST": "textclf.example.com",
-                "CLUSTER_ISSUER": "https://container.googleapis.com/v1/projects/p/locations/z/clusters/c",
-                "CLUSTER_JWKS_URI": "https://container.googleapis.com/v1/projects/p/locations/z/clusters/c/jwks"}
+PLACEHOLDERS = {
+    "JWT_ISSUER": "https://issuer.example",
+    "JWT_JWKS_URI": "https://issuer.example/jwks",
+    "JWT_AUDIENCE": "textclf-users",
+    "PUBLIC_HOST": "textclf.example.com",
+    "CLUSTER_ISSUER": "https://container.googleapis.com/v1/projects/p/locations/z/clusters/c",
+    "CLUSTER_JWKS_URI": "https://container.googleapis.com/v1/projects/p/locations/z/clusters/c/jwks",
+}
 
 
 def filled_auth_manifests(rendered) -> list[dict]:
@@ -248,7 +267,12 @@ def filled_auth_manifests(rendered) -> list[dict]:
 def test_gateway_policies_fit_istios_crds(rendered):
     docs = filled_auth_manifests(rendered)
     istio = [d for d in docs if d["apiVersion"].split("/")[0].endswith("istio.io")]
-    assert {d["kind"] for d in istio} == {"RequestAuthentication", "AuthorizationPolicy", "VirtualService", "EnvoyFilter"}
+    assert {d["kind"] for d in istio} == {
+        "RequestAuthentication",
+        "AuthorizationPolicy",
+        "VirtualService",
+        "EnvoyFilter",
+    }
     for doc in istio:
         assert istio_problems(doc) == [], doc["kind"]
     broken = copy.deepcopy(next(d for d in istio if d["kind"] == "AuthorizationPolicy"))
@@ -262,19 +286,28 @@ def test_gateways_refuse_anonymous_callers_and_keep_explain_metrics_and_tags_pri
     assert [rule["issuer"] for rule in jwt["jwtRules"]] == [PLACEHOLDERS["JWT_ISSUER"], PLACEHOLDERS["CLUSTER_ISSUER"]]
     assert jwt["jwtRules"][1]["audiences"] == ["textclf"]
     policy = docs["AuthorizationPolicy"]["spec"]
-    assert policy["action"] == "DENY" and policy["selector"] == jwt["selector"] == {"matchLabels": {"istio": "ingressgateway"}}
+    assert policy["action"] == "DENY" and policy["selector"] == jwt["selector"] == {
+        "matchLabels": {"istio": "ingressgateway"}
+    }
     anonymous, public, in_cluster, tags, metrics = policy["rules"]
     assert anonymous["from"] == [{"source": {"notRequestPrincipals": ["*"]}}]
     hosts = anonymous["to"][0]["operation"]["hosts"]
-    for host in ("textclf.example.com", "textclf.textclf.svc.cluster.local", "textclf-predictor.textclf.svc",
-                 "latest-textclf-predictor.textclf.svc.cluster.local", "prev-textclf-predictor.textclf.svc.cluster.local:80"):
+    for host in (
+        "textclf.example.com",
+        "textclf.textclf.svc.cluster.local",
+        "textclf-predictor.textclf.svc",
+        "latest-textclf-predictor.textclf.svc.cluster.local",
+        "prev-textclf-predictor.textclf.svc.cluster.local:80",
+    ):
         assert any(host.startswith(pattern.rstrip("*")) for pattern in hosts), host
     # The public route serves exactly the paths the policy leaves open: not :explain, not /metrics.
     route = docs["VirtualService"]["spec"]
     routed = {match["uri"]["exact"] for match in route["http"][0]["match"]}
     assert routed == set(public["to"][0]["operation"]["notPaths"])
     assert not any(path.endswith(":explain") or path.startswith("/metrics") for path in routed)
-    assert route["hosts"] == ["textclf.example.com"] and route["http"][0]["rewrite"]["authority"].startswith("textclf.textclf.")
+    assert route["hosts"] == ["textclf.example.com"] and route["http"][0]["rewrite"]["authority"].startswith(
+        "textclf.textclf."
+    )
     rollout = f"{PLACEHOLDERS['CLUSTER_ISSUER']}/system:serviceaccount:textclf:textclf-rollout"
     assert rollout in in_cluster["from"][0]["source"]["notRequestPrincipals"]
     assert tags["from"][0]["source"]["notRequestPrincipals"] == [rollout]
@@ -287,5 +320,7 @@ def test_the_public_host_is_rate_limited_at_the_gateway(rendered):
     [limit] = [d for d in filled_auth_manifests(rendered) if d["kind"] == "EnvoyFilter"]
     route_patch = limit["spec"]["configPatches"][1]
     assert route_patch["match"]["routeConfiguration"]["vhost"]["name"] == "textclf.example.com:80"
-    bucket = route_patch["patch"]["value"]["typed_per_filter_config"]["envoy.filters.http.local_ratelimit"]["value"]["token_bucket"]
+    bucket = route_patch["patch"]["value"]["typed_per_filter_config"]["envoy.filters.http.local_ratelimit"]["value"][
+        "token_bucket"
+    ]
     assert bucket == {"max_tokens": 200, "tokens_per_fill": 100, "fill_interval": "1s"}

@@ -44,8 +44,11 @@ class RunningServer:
 def serve(model_dir, tmp_dir: Path, *flags: str):
     """Run the server until the block ends; yields a :class:`RunningServer` once it is ready.
     PyTorch unless ``flags`` name another backend."""
-    with serve_args(["--model_dir", str(model_dir), "--model_name", MODEL_NAME, "--threads", "1", "--backend", "torch",
-                     *flags], tmp_dir, MODEL_NAME) as running:
+    with serve_args(
+        ["--model_dir", str(model_dir), "--model_name", MODEL_NAME, "--threads", "1", "--backend", "torch", *flags],
+        tmp_dir,
+        MODEL_NAME,
+    ) as running:
         yield running
 
 
@@ -54,8 +57,18 @@ def serve_args(args: list[str], tmp_dir: Path, model_name: str):
     """``python -m serving`` with ``args`` on loopback ports, until the block ends (SIGTERM then)."""
     http_port, grpc_port = free_port(), free_port()
     log = tmp_dir / f"server-{http_port}.log"
-    command = [sys.executable, "-m", "serving", *args, "--host", "127.0.0.1", "--http_port", str(http_port),
-               "--grpc_port", str(grpc_port)]
+    command = [
+        sys.executable,
+        "-m",
+        "serving",
+        *args,
+        "--host",
+        "127.0.0.1",
+        "--http_port",
+        str(http_port),
+        "--grpc_port",
+        str(grpc_port),
+    ]
     env = dict(os.environ, PYTHONPATH=str(REPO), TOKENIZERS_PARALLELISM="false")
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -132,9 +145,24 @@ def server(decisive_model_dir, tmp_path_factory):
     """The shared server: fp32 torch, small limits so the limit cases are cheap to send. Its request
     queue holds 128: the concurrency and isolation tests send up to 64 requests at once, and the bound
     itself has its own server in test_serving_queue.py."""
-    with serve(decisive_model_dir, tmp_path_factory.mktemp("server"), "--max_queued_requests", "128",
-               "--max_instances", "8", "--max_body_bytes", "20000", "--max_batch_delay_ms", "20",
-               "--explain_max_steps", "64", "--explain_max_tokens", "300", "--explain_max_pending", "2") as running:
+    with serve(
+        decisive_model_dir,
+        tmp_path_factory.mktemp("server"),
+        "--max_queued_requests",
+        "128",
+        "--max_instances",
+        "8",
+        "--max_body_bytes",
+        "20000",
+        "--max_batch_delay_ms",
+        "20",
+        "--explain_max_steps",
+        "64",
+        "--explain_max_tokens",
+        "300",
+        "--explain_max_pending",
+        "2",
+    ) as running:
         yield running
 
 
@@ -142,8 +170,14 @@ def server(decisive_model_dir, tmp_path_factory):
 def open_server(decisive_model_dir, tmp_path_factory):
     """A second server: the default limits (4 MiB bodies, 128 texts) and the model repository
     extension on. Tests that unload the model load it again before they end."""
-    with serve(decisive_model_dir, tmp_path_factory.mktemp("open-server"),
-               "--enable_model_repository", "true", "--max_batch_delay_ms", "5") as running:
+    with serve(
+        decisive_model_dir,
+        tmp_path_factory.mktemp("open-server"),
+        "--enable_model_repository",
+        "true",
+        "--max_batch_delay_ms",
+        "5",
+    ) as running:
         yield running
 
 

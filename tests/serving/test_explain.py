@@ -13,10 +13,10 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from tests.serving.conftest import TEXTS
 from textclf.encoding import TextEncoder
 from textclf.explain import Explainer, log_odds_of
 from textclf.inference import InferenceSettings, load_engine
-from tests.serving.conftest import TEXTS
 
 LABELS = ["negative", "positive"]
 
@@ -35,14 +35,19 @@ def test_attributions_match_captum(decisive_model_dir, label):
     ours = explainer(decisive_model_dir, max_batch_tokens=100)
     model = ours.model
     target = LABELS.index(label)
-    reference = LayerIntegratedGradients(lambda ids: log_odds_of(model(input_ids=ids).logits, target),
-                                         model.get_input_embeddings())
+    reference = LayerIntegratedGradients(
+        lambda ids: log_odds_of(model(input_ids=ids).logits, target), model.get_input_embeddings()
+    )
     for text, explanation in zip(ours.encoder.encode_spans(TEXTS[:4]), ours.explain(TEXTS[:4], steps=24, label=label)):
         ids = torch.tensor([text.ids])
         baseline = ids.clone()
         baseline[0, 1:-1] = ours.encoder.pad_id
-        tokens = reference.attribute(ids, baselines=baseline, n_steps=24,
-                                     method="gausslegendre").sum(-1)[0, 1:-1].detach().numpy()
+        tokens = (
+            reference.attribute(ids, baselines=baseline, n_steps=24, method="gausslegendre")
+            .sum(-1)[0, 1:-1]
+            .detach()
+            .numpy()
+        )
         # Every word here is one token except where the tokenizer splits it: compare per word.
         per_word = np.zeros(len(explanation.words))
         word_index, previous = -1, None
@@ -72,7 +77,8 @@ def test_attributions_add_up_and_words_are_the_texts_own(decisive_model_dir):
         # Two labels: the log-odds of one are minus the other's, and so are the attributions.
         sign = 1 if explanation.label == "positive" else -1
         assert [sign * word.attribution for word in explanation.words] == pytest.approx(
-            [word.attribution for word in toward_positive.words], abs=1e-5)
+            [word.attribution for word in toward_positive.words], abs=1e-5
+        )
     assert max(abs(word.attribution) for each in explanations for word in each.words) > 0.05  # not all ~0
 
 
@@ -81,7 +87,9 @@ def test_a_truncated_text_is_explained_as_the_model_saw_it(decisive_model_dir):
     [explanation] = explainer(decisive_model_dir, max_length=16, truncation="head_tail").explain([text], steps=32)
     assert explanation.truncated
     seen = [word.word for word in explanation.words]
-    assert len(seen) == 14 and seen[:3] == ["Opening", "words", "here"] and seen[-4:] == ["The", "closing", "verdict", "."]
+    assert (
+        len(seen) == 14 and seen[:3] == ["Opening", "words", "here"] and seen[-4:] == ["The", "closing", "verdict", "."]
+    )
     assert all(text[word.start : word.end] == word.word for word in explanation.words)
     # The same probabilities as the served prediction with that truncation.
     served = load_engine(decisive_model_dir, InferenceSettings(backend="torch", max_length=16, truncation="head_tail"))
@@ -137,8 +145,9 @@ def fine_tune_on_short_reviews():
         adjective = rng.choice([word for word in sample_data.ADJECTIVES[label] if word not in held_out])
         sentences.append((f"The {subject} was {rng.choice(sample_data.INTENSIFIERS)}{adjective}.", index % 2))
     tokenizer = AutoTokenizer.from_pretrained(resolve_base_model())
-    model = AutoModelForSequenceClassification.from_pretrained(resolve_base_model(), num_labels=2,
-                                                               id2label=dict(enumerate(LABELS)))
+    model = AutoModelForSequenceClassification.from_pretrained(
+        resolve_base_model(), num_labels=2, id2label=dict(enumerate(LABELS))
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-4)
     model.train()
     for start in range(0, len(sentences), 32):  # 10 steps

@@ -24,7 +24,8 @@ def test_kserve_is_the_version_the_adapter_was_reviewed_against():
     installed = metadata.version("kserve")
     assert installed == kserve_adapter.REVIEWED_KSERVE, (
         f"kserve {installed} is not {kserve_adapter.REVIEWED_KSERVE}: re-read the kserve code named in "
-        "serving/kserve_adapter.py, adapt the adapter, then bump REVIEWED_KSERVE")
+        "serving/kserve_adapter.py, adapt the adapter, then bump REVIEWED_KSERVE"
+    )
 
 
 class ReadyModel(kserve.Model):
@@ -68,7 +69,9 @@ def ipv4(address: str) -> str:
 
 
 def test_the_running_server_listens_only_on_its_host(server):
-    listening = {(ipv4(connection.laddr.ip), connection.laddr.port)
-                 for connection in psutil.Process(server.process.pid).connections(kind="inet")
-                 if connection.status == psutil.CONN_LISTEN}
+    listening = {
+        (ipv4(connection.laddr.ip), connection.laddr.port)
+        for connection in psutil.Process(server.process.pid).connections(kind="inet")
+        if connection.status == psutil.CONN_LISTEN
+    }
     assert listening == {("127.0.0.1", server.http_port), ("127.0.0.1", server.grpc_port)}

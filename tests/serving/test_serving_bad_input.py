@@ -23,7 +23,9 @@ def post(server, path: str, body: bytes, headers=JSON):
 
 
 def v2_body(**tensor) -> bytes:
-    return json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["x"]} | tensor]}).encode()
+    return json.dumps(
+        {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["x"]} | tensor]}
+    ).encode()
 
 
 def binary_elements(*texts: bytes) -> bytes:
@@ -32,17 +34,22 @@ def binary_elements(*texts: bytes) -> bytes:
 
 def binary_request(tail: bytes, header: dict | None = None, **headers) -> tuple[bytes, dict]:
     """A V2 body in the binary tensor extension: JSON header, then ``tail``."""
-    header = header or {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1],
-                                    "parameters": {"binary_data_size": len(tail)}}]}
+    header = header or {
+        "inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": len(tail)}}]
+    }
     head = json.dumps(header).encode()
-    return head + tail, {"Inference-Header-Content-Length": str(len(head)),
-                         "Content-Type": "application/octet-stream"} | headers
+    return head + tail, {
+        "Inference-Header-Content-Length": str(len(head)),
+        "Content-Type": "application/octet-stream",
+    } | headers
 
 
 LYING_PREFIX = binary_request(struct.pack("<I", 1000) + b"short")
 TRUNCATED_PREFIX = binary_request(binary_elements(b"fine") + b"\x01\x00")
-EXTRA_BYTES = binary_request(binary_elements(b"fine") + b"??", {"inputs": [
-    {"name": "text", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": 8}}]})
+EXTRA_BYTES = binary_request(
+    binary_elements(b"fine") + b"??",
+    {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": 8}}]},
+)
 NOT_UTF8 = binary_request(binary_elements(b"caf\xe9"))
 
 
@@ -54,72 +61,204 @@ CASES = [
     ("v2-body-on-v1", V1, v2_body(), JSON, 400, "is a V2 (Open Inference Protocol) request: POST it to /v2/models"),
     ("instances-not-a-list", V1, b'{"instances": "a"}', JSON, 400, '"instances" must be a list of texts, got str'),
     ("empty-list", V1, b'{"instances": []}', JSON, 400, "instances is empty"),
-    ("too-many", V1, json.dumps({"instances": ["a"] * 9}).encode(), JSON, 400,
-     "instances has 9 texts, more than the limit of 8"),
+    (
+        "too-many",
+        V1,
+        json.dumps({"instances": ["a"] * 9}).encode(),
+        JSON,
+        400,
+        "instances has 9 texts, more than the limit of 8",
+    ),
     ("non-string", V1, b'{"instances": ["fine", 42]}', JSON, 400, "instances[1] must be a string, got int"),
-    ("object-without-text", V1, b'{"instances": [{"body": "x"}]}', JSON, 400, "instances[0] must be a string, got dict"),
+    (
+        "object-without-text",
+        V1,
+        b'{"instances": [{"body": "x"}]}',
+        JSON,
+        400,
+        "instances[0] must be a string, got dict",
+    ),
     ("empty-text", V1, b'{"instances": ["ok", ""]}', JSON, 400, "instances[1] is empty or holds only whitespace"),
-    ("whitespace-text", V1, b'{"instances": [" \\n\\t "]}', JSON, 400, "instances[0] is empty or holds only whitespace"),
-    ("zero-width-text", V1, b'{"instances": ["\\u200b\\ufeff"]}', JSON, 400,
-     "instances[0] is empty or holds only whitespace or invisible characters"),
+    (
+        "whitespace-text",
+        V1,
+        b'{"instances": [" \\n\\t "]}',
+        JSON,
+        400,
+        "instances[0] is empty or holds only whitespace",
+    ),
+    (
+        "zero-width-text",
+        V1,
+        b'{"instances": ["\\u200b\\ufeff"]}',
+        JSON,
+        400,
+        "instances[0] is empty or holds only whitespace or invisible characters",
+    ),
     # The model reads the first 16320 characters (510 tokens x CHARS_PER_TOKEN): only spaces there.
-    ("nothing-in-the-part-read", V1, json.dumps({"instances": [" " * 16400 + "words past the cut"]}).encode(), JSON,
-     400, "instances[0] is empty or holds only whitespace"),
-    ("wrong-content-type", V1, b'{"instances": ["a"]}', {"Content-Type": "text/plain"}, 415,
-     "Content-Type must be application/json (or, on V2, application/octet-stream with Inference-Header-Content-Length"),
-    ("octet-stream-on-v1", V1, b'{"instances": ["a"]}', {"Content-Type": "application/octet-stream"}, 415,
-     "got 'application/octet-stream'"),
-    ("binary-extension-on-v1", V1, *binary_request(binary_elements(b"a")), 400,
-     "binary tensor extension (Inference-Header-Content-Length) is part of the V2 protocol"),
-    ("unknown-model-v1", "/v1/models/nope:predict", b'{"instances": ["a"]}', JSON, 404,
-     "Model with name nope does not exist"),
+    (
+        "nothing-in-the-part-read",
+        V1,
+        json.dumps({"instances": [" " * 16400 + "words past the cut"]}).encode(),
+        JSON,
+        400,
+        "instances[0] is empty or holds only whitespace",
+    ),
+    (
+        "wrong-content-type",
+        V1,
+        b'{"instances": ["a"]}',
+        {"Content-Type": "text/plain"},
+        415,
+        "Content-Type must be application/json (or, on V2, application/octet-stream with "
+        "Inference-Header-Content-Length",
+    ),
+    (
+        "octet-stream-on-v1",
+        V1,
+        b'{"instances": ["a"]}',
+        {"Content-Type": "application/octet-stream"},
+        415,
+        "got 'application/octet-stream'",
+    ),
+    (
+        "binary-extension-on-v1",
+        V1,
+        *binary_request(binary_elements(b"a")),
+        400,
+        "binary tensor extension (Inference-Header-Content-Length) is part of the V2 protocol",
+    ),
+    (
+        "unknown-model-v1",
+        "/v1/models/nope:predict",
+        b'{"instances": ["a"]}',
+        JSON,
+        404,
+        "Model with name nope does not exist",
+    ),
     ("unknown-model-v2", "/v2/models/nope/infer", v2_body(), JSON, 404, "Model with name nope does not exist"),
     ("v2-bad-json", V2, b'{"inputs": [', JSON, 400, "request body is not valid JSON"),
-    ("v2-no-content-type-not-json", V2, b"\x00\x01binary", {}, 400,
-     "not valid JSON: Expecting value (it came with no Content-Type, read as JSON; a body in the binary tensor "
-     "extension needs the Inference-Header-Content-Length header)"),
-    ("v2-octet-stream-not-json", V2, b"\x00\x01binary", {"Content-Type": "application/octet-stream"}, 400,
-     "it came with application/octet-stream, read as JSON"),
+    (
+        "v2-no-content-type-not-json",
+        V2,
+        b"\x00\x01binary",
+        {},
+        400,
+        "not valid JSON: Expecting value (it came with no Content-Type, read as JSON; a body in the binary tensor "
+        "extension needs the Inference-Header-Content-Length header)",
+    ),
+    (
+        "v2-octet-stream-not-json",
+        V2,
+        b"\x00\x01binary",
+        {"Content-Type": "application/octet-stream"},
+        400,
+        "it came with application/octet-stream, read as JSON",
+    ),
     ("v2-text-plain", V2, v2_body(), {"Content-Type": "text/plain"}, 415, "got 'text/plain'"),
     ("v2-missing-inputs", V2, b'{"id": "1"}', JSON, 400, "invalid request body: inputs: Field required"),
-    ("v2-wrong-input-name", V2, v2_body(name="review"), JSON, 400, "needs exactly one input, named \"text\""),
-    ("v2-extra-input", V2, json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["x"]},
-                                                  {"name": "x", "datatype": "FP32", "shape": [1], "data": [1.0]}]}).encode(),
-     JSON, 400, "got ['text', 'x']"),
-    ("v2-wrong-datatype", V2, v2_body(datatype="FP32", data=[1.0]), JSON, 400,
-     'input "text" must have datatype BYTES, got FP32'),
+    ("v2-wrong-input-name", V2, v2_body(name="review"), JSON, 400, 'needs exactly one input, named "text"'),
+    (
+        "v2-extra-input",
+        V2,
+        json.dumps(
+            {
+                "inputs": [
+                    {"name": "text", "datatype": "BYTES", "shape": [1], "data": ["x"]},
+                    {"name": "x", "datatype": "FP32", "shape": [1], "data": [1.0]},
+                ]
+            }
+        ).encode(),
+        JSON,
+        400,
+        "got ['text', 'x']",
+    ),
+    (
+        "v2-wrong-datatype",
+        V2,
+        v2_body(datatype="FP32", data=[1.0]),
+        JSON,
+        400,
+        'input "text" must have datatype BYTES, got FP32',
+    ),
     ("v2-shape-mismatch", V2, v2_body(shape=[3]), JSON, 400, "data does not match its shape [3]"),
     ("v2-too-many-by-shape", V2, v2_body(shape=[100000]), JSON, 400, "text has 100000 texts, more than the limit of 8"),
     ("v2-non-string", V2, v2_body(data=[7]), JSON, 400, "text[0] must be a string, got int"),
     ("v2-whitespace", V2, v2_body(data=["   "]), JSON, 400, "text[0] is empty or holds only whitespace"),
     ("v2-zero-width", V2, v2_body(data=["\u200b\ufeff"]), JSON, 400, "text[0] is empty or holds only whitespace"),
-    ("v2-lone-surrogate", V2, b'{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["ok\\ud800"]}]}',
-     JSON, 400, "text[0] holds a lone surrogate (U+D800) at character 2"),
-    ("v2-unknown-output", V2, json.dumps({"inputs": json.loads(v2_body())["inputs"], "outputs": [{"name": "nope"}]}).encode(),
-     JSON, 400, "unknown output 'nope': this model has outputs ['label', 'score', 'probabilities']"),
-    ("v2-binary-output-not-bool", V2, json.dumps({"inputs": json.loads(v2_body())["inputs"],
-                                                  "parameters": {"binary_data_output": "yes"}}).encode(),
-     JSON, 400, 'parameter "binary_data_output" must be true or false'),
+    (
+        "v2-lone-surrogate",
+        V2,
+        b'{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["ok\\ud800"]}]}',
+        JSON,
+        400,
+        "text[0] holds a lone surrogate (U+D800) at character 2",
+    ),
+    (
+        "v2-unknown-output",
+        V2,
+        json.dumps({"inputs": json.loads(v2_body())["inputs"], "outputs": [{"name": "nope"}]}).encode(),
+        JSON,
+        400,
+        "unknown output 'nope': this model has outputs ['label', 'score', 'probabilities']",
+    ),
+    (
+        "v2-binary-output-not-bool",
+        V2,
+        json.dumps({"inputs": json.loads(v2_body())["inputs"], "parameters": {"binary_data_output": "yes"}}).encode(),
+        JSON,
+        400,
+        'parameter "binary_data_output" must be true or false',
+    ),
     ("binary-lying-length", V2, *LYING_PREFIX, 400, "element 0 says it has 1000 bytes, but only 5 follow"),
     ("binary-truncated-length", V2, *TRUNCATED_PREFIX, 400, "ends inside the 4-byte length of element 1"),
     ("binary-extra-bytes", V2, *EXTRA_BYTES, 400, "2 bytes follow the last input's binary data"),
     ("binary-not-utf8", V2, *NOT_UTF8, 400, "text[0] is not UTF-8"),
-    ("binary-header-not-a-number", V2, *binary_request(binary_elements(b"a"), **{"Inference-Header-Content-Length": "x"}),
-     400, "Inference-Header-Content-Length must be a byte count, got 'x'"),
-    ("binary-header-too-long", V2, *binary_request(binary_elements(b"a"), **{"Inference-Header-Content-Length": "9999"}),
-     400, "Inference-Header-Content-Length is 9999, but the body has only"),
-    ("binary-header-not-json", V2, b"garbage!" + binary_elements(b"a"),
-     {"Inference-Header-Content-Length": "8"}, 400, "the first 8 bytes of the body (Inference-Header-Content-Length) are not JSON"),
-    ("binary-size-past-the-end", V2, *binary_request(binary_elements(b"a"), {"inputs": [
-        {"name": "text", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": 50}}]}),
-     400, "binary_data_size is 50, but only 5 bytes are left"),
-    ("binary-missing-data", V2, *binary_request(b"", {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1]}]}),
-     400, "invalid request body: inputs.0.data: Field required"),
+    (
+        "binary-header-not-a-number",
+        V2,
+        *binary_request(binary_elements(b"a"), **{"Inference-Header-Content-Length": "x"}),
+        400,
+        "Inference-Header-Content-Length must be a byte count, got 'x'",
+    ),
+    (
+        "binary-header-too-long",
+        V2,
+        *binary_request(binary_elements(b"a"), **{"Inference-Header-Content-Length": "9999"}),
+        400,
+        "Inference-Header-Content-Length is 9999, but the body has only",
+    ),
+    (
+        "binary-header-not-json",
+        V2,
+        b"garbage!" + binary_elements(b"a"),
+        {"Inference-Header-Content-Length": "8"},
+        400,
+        "the first 8 bytes of the body (Inference-Header-Content-Length) are not JSON",
+    ),
+    (
+        "binary-size-past-the-end",
+        V2,
+        *binary_request(
+            binary_elements(b"a"),
+            {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": 50}}]},
+        ),
+        400,
+        "binary_data_size is 50, but only 5 bytes are left",
+    ),
+    (
+        "binary-missing-data",
+        V2,
+        *binary_request(b"", {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1]}]}),
+        400,
+        "invalid request body: inputs.0.data: Field required",
+    ),
 ]
 
 
-@pytest.mark.parametrize("path, body, headers, status, message", [case[1:] for case in CASES],
-                         ids=[case[0] for case in CASES])
+@pytest.mark.parametrize(
+    "path, body, headers, status, message", [case[1:] for case in CASES], ids=[case[0] for case in CASES]
+)
 def test_bad_input_gets_named_json_error(server, path, body, headers, status, message):
     got_status, got = post(server, path, body, headers)
     assert got_status == status, got
@@ -130,8 +269,10 @@ def test_bad_input_gets_named_json_error(server, path, body, headers, status, me
 def test_oversized_body_is_refused_before_it_is_read(server):
     """413 from the Content-Length header alone: only the headers are ever sent."""
     with socket.create_connection(("127.0.0.1", server.http_port), timeout=30) as sock:
-        sock.sendall(f"POST {V1} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: {1 << 30}\r\n\r\n".encode())
+        sock.sendall(
+            f"POST {V1} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {1 << 30}\r\n\r\n".encode()
+        )
         reply = b""
         while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
             chunk = sock.recv(65536)
@@ -156,8 +297,9 @@ def test_oversized_chunked_body_is_cut_at_the_limit(server):
     assert "over the limit of 20000 bytes" in got["error"]
 
 
-@pytest.mark.parametrize("method, path", [("GET", V1), ("PUT", V1), ("GET", V2),
-                                          ("GET", f"/v1/models/{MODEL_NAME}:explain")])
+@pytest.mark.parametrize(
+    "method, path", [("GET", V1), ("PUT", V1), ("GET", V2), ("GET", f"/v1/models/{MODEL_NAME}:explain")]
+)
 def test_inference_endpoints_take_only_post(server, method, path):
     status, got, headers = http_request(server, method, path)
     assert status == 405, got

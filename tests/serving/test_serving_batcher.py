@@ -47,8 +47,9 @@ def test_batcher_failure_fails_only_the_request_that_caused_it_and_it_keeps_work
     batcher = DynamicBatcher(infer, max_batch_size=8, max_delay=0.2)
 
     async def main():
-        together = await asyncio.gather(batcher.submit(["a"]), batcher.submit(["boom", "xx"]), batcher.submit(["ccc"]),
-                                        return_exceptions=True)
+        together = await asyncio.gather(
+            batcher.submit(["a"]), batcher.submit(["boom", "xx"]), batcher.submit(["ccc"]), return_exceptions=True
+        )
         return together, await batcher.submit(["ok!"])
 
     (first, failed, last), after = asyncio.run(main())

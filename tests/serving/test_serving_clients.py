@@ -29,12 +29,17 @@ LABELS = ["negative", "positive"]
 @pytest.fixture(scope="module")
 def expected(server):
     """V1's answers for TEXTS: labels, scores, probabilities [N, K]."""
-    request = urllib.request.Request(f"{server.url}/v1/models/{MODEL_NAME}:predict",
-                                     data=json.dumps({"instances": TEXTS}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{server.url}/v1/models/{MODEL_NAME}:predict",
+        data=json.dumps({"instances": TEXTS}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     predictions = json.loads(urllib.request.urlopen(request, timeout=30).read())["predictions"]
-    return ([p["label"] for p in predictions], [p["score"] for p in predictions],
-            [[p["probabilities"][name] for name in LABELS] for p in predictions])
+    return (
+        [p["label"] for p in predictions],
+        [p["score"] for p in predictions],
+        [[p["probabilities"][name] for name in LABELS] for p in predictions],
+    )
 
 
 def texts_array() -> np.ndarray:
@@ -52,8 +57,11 @@ def check(result, expected, names=("label", "score", "probabilities")) -> None:
 
 
 def binary_outputs(result) -> list[str]:
-    return [output["name"] for output in result.get_response()["outputs"]
-            if "binary_data_size" in output.get("parameters", {})]
+    return [
+        output["name"]
+        for output in result.get_response()["outputs"]
+        if "binary_data_size" in output.get("parameters", {})
+    ]
 
 
 def test_tritonclient_http_defaults_binary_both_ways(server, expected):
@@ -80,8 +88,10 @@ def test_tritonclient_http_json_mode_without_content_type(server, expected):
     try:
         tensor = httpclient.InferInput("text", [len(TEXTS)], "BYTES")
         tensor.set_data_from_numpy(texts_array(), binary_data=False)
-        outputs = [httpclient.InferRequestedOutput("score", binary_data=False),
-                   httpclient.InferRequestedOutput("label", binary_data=True)]
+        outputs = [
+            httpclient.InferRequestedOutput("score", binary_data=False),
+            httpclient.InferRequestedOutput("label", binary_data=True),
+        ]
         result = client.infer(MODEL_NAME, [tensor], outputs=outputs)
     finally:
         client.close()
@@ -134,8 +144,13 @@ print(json.dumps({
 
 
 def triton_grpc(server, texts) -> dict:
-    run = subprocess.run([sys.executable, "-c", GRPC_CLIENT, server.grpc_address, MODEL_NAME, json.dumps(texts)],
-                         capture_output=True, text=True, timeout=120, check=True)
+    run = subprocess.run(
+        [sys.executable, "-c", GRPC_CLIENT, server.grpc_address, MODEL_NAME, json.dumps(texts)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return json.loads(run.stdout)
 
 

@@ -22,6 +22,7 @@ def batch_count(server) -> float:
 
 async def predict_all(server, texts):
     async with aiohttp.ClientSession(server.url, timeout=aiohttp.ClientTimeout(total=60)) as session:
+
         async def one(text):
             async with session.post(URL, json={"instances": [text]}) as response:
                 assert response.status == 200, await response.text()

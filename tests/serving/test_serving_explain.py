@@ -24,7 +24,11 @@ def post(server, path: str, body, headers=JSON):
     try:
         connection.request("POST", path, body=body if isinstance(body, bytes) else json.dumps(body), headers=headers)
         response = connection.getresponse()
-        return response.status, {key.lower(): value for key, value in response.getheaders()}, json.loads(response.read())
+        return (
+            response.status,
+            {key.lower(): value for key, value in response.getheaders()},
+            json.loads(response.read()),
+        )
     finally:
         connection.close()
 
@@ -37,14 +41,27 @@ def test_explanations_name_the_labels_and_the_words_in_request_order(server):
     _, _, predicted = post(server, PREDICT, {"instances": texts})
     assert len(body["explanations"]) == len(texts)
     for text, explanation, prediction in zip(texts, body["explanations"], predicted["predictions"]):
-        assert set(explanation) == {"label", "score", "probabilities", "explained_label", "words", "truncated",
-                                    "log_odds", "baseline_log_odds", "convergence_delta"}
+        assert set(explanation) == {
+            "label",
+            "score",
+            "probabilities",
+            "explained_label",
+            "words",
+            "truncated",
+            "log_odds",
+            "baseline_log_odds",
+            "convergence_delta",
+        }
         # The same answer as :predict (both fp32 PyTorch here), with the label names.
         assert explanation["label"] == prediction["label"] == explanation["explained_label"]
         assert list(explanation["probabilities"]) == LABELS
         assert explanation["probabilities"] == pytest.approx(prediction["probabilities"], abs=1e-4)
-        assert [set(word) for word in explanation["words"]] == [{"word", "start", "end", "attribution"}] * len(explanation["words"])
-        assert [text[word["start"] : word["end"]] for word in explanation["words"]] == [word["word"] for word in explanation["words"]]
+        assert [set(word) for word in explanation["words"]] == [{"word", "start", "end", "attribution"}] * len(
+            explanation["words"]
+        )
+        assert [text[word["start"] : word["end"]] for word in explanation["words"]] == [
+            word["word"] for word in explanation["words"]
+        ]
         assert "".join(word["word"] for word in explanation["words"]) == "".join(text.split())
         total = sum(word["attribution"] for word in explanation["words"])
         assert total == pytest.approx(explanation["log_odds"] - explanation["baseline_log_odds"], abs=0.01)
@@ -58,20 +75,39 @@ def test_the_explained_label_can_be_chosen(server):
     assert status == 200 and chosen["explanations"][0]["explained_label"] == other
     # Two labels: the other label's probability moves exactly opposite.
     assert [word["attribution"] for word in chosen["explanations"][0]["words"]] == pytest.approx(
-        [-word["attribution"] for word in own["explanations"][0]["words"]], abs=1e-5)
+        [-word["attribution"] for word in own["explanations"][0]["words"]], abs=1e-5
+    )
 
 
-@pytest.mark.parametrize("body, status, message", [
-    ({"instances": ["fine"], "parameters": {"steps": 65}}, 400, "parameters.steps 65 is above the limit of 64 (explain_max_steps)"),
-    ({"instances": ["fine"], "parameters": {"steps": 0}}, 400, "parameters.steps must be a positive integer, got 0"),
-    ({"instances": ["fine"], "parameters": {"steps": "many"}}, 400, "parameters.steps must be a positive integer, got 'many'"),
-    ({"instances": ["fine"], "parameters": {"label": "neutral"}}, 400,
-     "parameters.label 'neutral' is not one of the model's labels ['negative', 'positive']"),
-    ({"instances": ["fine"], "parameters": {"target": 1}}, 400, "unknown :explain parameters ['target']"),
-    ({"instances": ["fine"], "parameters": [16]}, 400, '"parameters" must be a JSON object, got list'),
-    ({"instances": [TEXTS[7]] * 3}, 400, "above the :explain limit of 300 (explain_max_tokens)"),
-    ({"instances": []}, 400, "instances is empty"),
-])
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        (
+            {"instances": ["fine"], "parameters": {"steps": 65}},
+            400,
+            "parameters.steps 65 is above the limit of 64 (explain_max_steps)",
+        ),
+        (
+            {"instances": ["fine"], "parameters": {"steps": 0}},
+            400,
+            "parameters.steps must be a positive integer, got 0",
+        ),
+        (
+            {"instances": ["fine"], "parameters": {"steps": "many"}},
+            400,
+            "parameters.steps must be a positive integer, got 'many'",
+        ),
+        (
+            {"instances": ["fine"], "parameters": {"label": "neutral"}},
+            400,
+            "parameters.label 'neutral' is not one of the model's labels ['negative', 'positive']",
+        ),
+        ({"instances": ["fine"], "parameters": {"target": 1}}, 400, "unknown :explain parameters ['target']"),
+        ({"instances": ["fine"], "parameters": [16]}, 400, '"parameters" must be a JSON object, got list'),
+        ({"instances": [TEXTS[7]] * 3}, 400, "above the :explain limit of 300 (explain_max_tokens)"),
+        ({"instances": []}, 400, "instances is empty"),
+    ],
+)
 def test_limits_and_bad_parameters_are_named_400s(server, body, status, message):
     got, _, answer = post(server, EXPLAIN, body)
     assert (got, set(answer)) == (status, {"error"})
@@ -102,6 +138,7 @@ def test_the_event_loop_answers_while_an_explanation_runs(server):
 
     async def main():
         async with aiohttp.ClientSession(server.url, timeout=aiohttp.ClientTimeout(total=120)) as session:
+
             async def explain():
                 async with session.post(EXPLAIN, json=body) as response:
                     assert response.status == 200, await response.text()
@@ -126,6 +163,7 @@ def test_explanations_beyond_the_pending_limit_get_429(server):
 
     async def main():
         async with aiohttp.ClientSession(server.url, timeout=aiohttp.ClientTimeout(total=120)) as session:
+
             async def explain():
                 async with session.post(EXPLAIN, json=body) as response:
                     return response.status, await response.json()

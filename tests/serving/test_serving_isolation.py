@@ -15,8 +15,8 @@ from kserve.errors import InvalidInput
 from prometheus_client import REGISTRY
 
 from serving.model import TextClassifierModel
-from textclf.inference import InferenceSettings
 from tests.serving.conftest import MODEL_NAME, TEXTS
+from textclf.inference import InferenceSettings
 
 V1 = f"/v1/models/{MODEL_NAME}:predict"
 V2 = f"/v2/models/{MODEL_NAME}/infer"
@@ -29,6 +29,7 @@ def v2_json(texts) -> dict:
 async def post_all(server, requests):
     """(status, JSON body) for each (path, raw body), all sent at once."""
     async with aiohttp.ClientSession(server.url, timeout=aiohttp.ClientTimeout(total=120)) as session:
+
         async def one(path, body):
             async with session.post(path, data=body, headers={"Content-Type": "application/json"}) as response:
                 return response.status, await response.json(content_type=None)
@@ -46,9 +47,21 @@ def test_bad_requests_do_not_fail_the_good_ones_batched_with_them(server):
     """The issue's case: V1 and V2 requests sent together, some with texts the tokenizer cannot take
     (a lone surrogate, which JSON's escapes can carry) or nothing to classify."""
     good = [(V1 if i % 2 else V2, f"{TEXTS[i % len(TEXTS)]} #{i}") for i in range(40)]
-    alone = {text: probabilities_of(path, answer)
-             for (path, text), (_, answer) in zip(good, asyncio.run(post_all(server, [
-                 (path, json.dumps({"instances": [text]} if path == V1 else v2_json([text]))) for path, text in good[:8]])))}
+    alone = {
+        text: probabilities_of(path, answer)
+        for (path, text), (_, answer) in zip(
+            good,
+            asyncio.run(
+                post_all(
+                    server,
+                    [
+                        (path, json.dumps({"instances": [text]} if path == V1 else v2_json([text])))
+                        for path, text in good[:8]
+                    ],
+                )
+            ),
+        )
+    }
     bad = [
         (V2, json.dumps(v2_json(["fine", "bad \ud800 text"]))),  # json.dumps writes the \\ud800 escape
         (V1, json.dumps({"instances": ["fine", "bad \udfff"]})),
@@ -60,7 +73,9 @@ def test_bad_requests_do_not_fail_the_good_ones_batched_with_them(server):
         requests.insert(index * 10 + 5, request)
     answers = asyncio.run(post_all(server, requests))
     bad_answers = [answers[index * 10 + 5] for index in range(len(bad))]
-    good_answers = [answer for index, answer in enumerate(answers) if index not in {i * 10 + 5 for i in range(len(bad))}]
+    good_answers = [
+        answer for index, answer in enumerate(answers) if index not in {i * 10 + 5 for i in range(len(bad))}
+    ]
     assert [status for status, _ in bad_answers] == [400] * len(bad), bad_answers
     assert "lone surrogate (U+D800)" in bad_answers[0][1]["error"]
     assert "surrogate" in bad_answers[1][1]["error"]  # V1's JSON parser (orjson) refuses it already
@@ -72,8 +87,9 @@ def test_bad_requests_do_not_fail_the_good_ones_batched_with_them(server):
 
 @pytest.fixture(scope="module")
 def model(decisive_model_dir):
-    served = TextClassifierModel(MODEL_NAME, decisive_model_dir, InferenceSettings(backend="torch", threads=1),
-                                 max_batch_delay_ms=200)
+    served = TextClassifierModel(
+        MODEL_NAME, decisive_model_dir, InferenceSettings(backend="torch", threads=1), max_batch_delay_ms=200
+    )
     served.load()
     yield served
     served.stop()
@@ -85,8 +101,12 @@ def test_a_text_the_tokenizer_refuses_fails_only_its_own_request(model):
     retries = REGISTRY.get_sample_value("textclf_batch_retries_total") or 0
 
     async def main():
-        return await asyncio.gather(model.batcher.submit([TEXTS[0]]), model.batcher.submit(["bad \ud800"]),
-                                    model.batcher.submit(TEXTS[1:3]), return_exceptions=True)
+        return await asyncio.gather(
+            model.batcher.submit([TEXTS[0]]),
+            model.batcher.submit(["bad \ud800"]),
+            model.batcher.submit(TEXTS[1:3]),
+            return_exceptions=True,
+        )
 
     first, refused, rest = asyncio.run(main())
     assert isinstance(refused, InvalidInput) and "cannot be tokenized" in str(refused)

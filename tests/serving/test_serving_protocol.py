@@ -114,23 +114,32 @@ def test_v2_rest_binary_tensor_extension_both_ways(server):
     check_v2(run(rest_infer(server, "v2", v2_request(TEXTS, binary=True), headers)), v1)
     assert headers["content-type"] == "application/json"  # not asked for binary
     headers = {}
-    answer = run(rest_infer(server, "v2", v2_request(TEXTS, binary=True, parameters={"binary_data_output": True}),
-                            headers))
+    answer = run(
+        rest_infer(server, "v2", v2_request(TEXTS, binary=True, parameters={"binary_data_output": True}), headers)
+    )
     check_v2(answer, v1)
     assert headers["content-type"] == "application/octet-stream"
     assert int(headers["inference-header-content-length"]) > 0
-    raw = urllib.request.urlopen(urllib.request.Request(
-        f"{server.url}/v2/models/{MODEL_NAME}/infer", headers={"Content-Type": "application/json"},
-        data=json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["x"]}],
-                         "parameters": {"binary_data_output": True},
-                         "outputs": [{"name": "score", "parameters": {"binary_data": False}},
-                                     {"name": "label"}]}).encode()), timeout=30)
+    raw = urllib.request.urlopen(
+        urllib.request.Request(
+            f"{server.url}/v2/models/{MODEL_NAME}/infer",
+            headers={"Content-Type": "application/json"},
+            data=json.dumps(
+                {
+                    "inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["x"]}],
+                    "parameters": {"binary_data_output": True},
+                    "outputs": [{"name": "score", "parameters": {"binary_data": False}}, {"name": "label"}],
+                }
+            ).encode(),
+        ),
+        timeout=30,
+    )
     body, header_length = raw.read(), int(raw.headers["inference-header-content-length"])
     head = json.loads(body[:header_length])
     assert [output["name"] for output in head["outputs"]] == ["score", "label"]  # those asked for, in order
     assert "data" in head["outputs"][0]  # its own binary_data false wins: JSON
     label_size = head["outputs"][1]["parameters"]["binary_data_size"]  # the request's flag: binary
-    assert body[header_length:] == len(body[header_length + 4:]).to_bytes(4, "little") + body[header_length + 4:]
+    assert body[header_length:] == len(body[header_length + 4 :]).to_bytes(4, "little") + body[header_length + 4 :]
     assert label_size == len(body) - header_length
 
 
@@ -150,15 +159,15 @@ def test_v2_grpc_matches_v1(server):
 
 def test_v2_grpc_raw_contents_both_ways(server):
     """``raw_input_contents`` in, ``raw_output_contents`` out (the rule of the protocol's gRPC)."""
-    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
-
     import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 
     v1 = run(rest_infer(server, "v1", {"instances": TEXTS}))["predictions"]
     check_v2(run(grpc_infer(server, v2_request(TEXTS, binary=True))), v1)
     with grpc.insecure_channel(server.grpc_address) as channel:
         raw = grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(
-            v2_request(TEXTS, binary=True).to_grpc(), timeout=30)
+            v2_request(TEXTS, binary=True).to_grpc(), timeout=30
+        )
     assert len(raw.raw_output_contents) == 3 and not any(output.HasField("contents") for output in raw.outputs)
 
 
@@ -169,9 +178,11 @@ def test_grpc_lying_length_prefix_is_invalid_argument(server):
     from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
     from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 
-    request = pb.ModelInferRequest(model_name=MODEL_NAME, inputs=[
-        pb.ModelInferRequest.InferInputTensor(name="text", datatype="BYTES", shape=[1])],
-        raw_input_contents=[struct.pack("<I", 1000) + b"short"])
+    request = pb.ModelInferRequest(
+        model_name=MODEL_NAME,
+        inputs=[pb.ModelInferRequest.InferInputTensor(name="text", datatype="BYTES", shape=[1])],
+        raw_input_contents=[struct.pack("<I", 1000) + b"short"],
+    )
     with grpc.insecure_channel(server.grpc_address) as channel:
         with pytest.raises(grpc.RpcError) as caught:
             grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
@@ -192,14 +203,19 @@ def test_metrics_count_requests_and_errors_by_status(server):
     def counters():
         with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as response:
             lines = response.read().decode().splitlines()
-        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("textclf_http")}
+        return {
+            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("textclf_http")
+        }
 
     ok = 'textclf_http_requests_total{code="200",endpoint="v1_predict"}'
     bad = 'textclf_http_errors_total{code="400",endpoint="v1_predict"}'
     before = counters()
     run(rest_infer(server, "v1", {"instances": ["counted"]}))
-    request = urllib.request.Request(f"{server.url}/v1/models/{MODEL_NAME}:predict", data=b'{"instances": []}',
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{server.url}/v1/models/{MODEL_NAME}:predict",
+        data=b'{"instances": []}',
+        headers={"Content-Type": "application/json"},
+    )
     with pytest.raises(urllib.error.HTTPError):
         urllib.request.urlopen(request, timeout=10)
     after = counters()

@@ -60,8 +60,9 @@ def test_a_full_server_answers_503_with_retry_after_without_keeping_the_body():
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             body = json.dumps({"instances": ["x" * 1000]})
-            holding = [asyncio.create_task(client.post("/v1/models/m:predict", content=body, headers=JSON))
-                       for _ in range(2)]
+            holding = [
+                asyncio.create_task(client.post("/v1/models/m:predict", content=body, headers=JSON)) for _ in range(2)
+            ]
             while queue.depth < 2 or len(seen_bodies) < 2:
                 await asyncio.sleep(0.01)
             refused = await client.post("/v1/models/m:predict", content=body, headers=JSON)
@@ -86,6 +87,7 @@ def peak_rss_mb(pid: int) -> float:
 
 async def burst(url: str, body: bytes, count: int) -> list[tuple[int, str | None, dict]]:
     async with aiohttp.ClientSession(url, timeout=aiohttp.ClientTimeout(total=300)) as session:
+
         async def one():
             async with session.post(PREDICT, data=body, headers=JSON) as response:
                 return response.status, response.headers.get("Retry-After"), await response.json()
@@ -108,8 +110,7 @@ def test_a_burst_of_large_bodies_gets_503s_and_memory_stays_flat(decisive_model_
     texts = ["x" * 24_576] * 128
     body = json.dumps({"instances": texts}).encode()
     assert BODY_MB << 20 <= len(body) < 4 << 20
-    with serve(decisive_model_dir, tmp_path, "--max_queued_requests", "2",
-               "--max_batch_delay_ms", "200") as server:
+    with serve(decisive_model_dir, tmp_path, "--max_queued_requests", "2", "--max_batch_delay_ms", "200") as server:
         assert http_request(server, "POST", PREDICT, json.dumps({"instances": texts[:8]}).encode(), JSON)[0] == 200
         before = peak_rss_mb(server.process.pid)
         results = asyncio.run(burst(server.url, body, BURST))

@@ -61,10 +61,22 @@ def test_grpc_not_ready_is_unavailable_and_repository_is_permission_denied():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    frontend = GRPCFrontend("127.0.0.1", port, TextServicer(dataplane, DisabledRepositoryExtension(registry)),
-                            max_message_bytes=1 << 20, max_workers=2, grace_period=1)
-    request = pb.ModelInferRequest(model_name="sleepy", inputs=[pb.ModelInferRequest.InferInputTensor(
-        name="text", datatype="BYTES", shape=[1], contents=pb.InferTensorContents(bytes_contents=[b"x"]))])
+    frontend = GRPCFrontend(
+        "127.0.0.1",
+        port,
+        TextServicer(dataplane, DisabledRepositoryExtension(registry)),
+        max_message_bytes=1 << 20,
+        max_workers=2,
+        grace_period=1,
+    )
+    request = pb.ModelInferRequest(
+        model_name="sleepy",
+        inputs=[
+            pb.ModelInferRequest.InferInputTensor(
+                name="text", datatype="BYTES", shape=[1], contents=pb.InferTensorContents(bytes_contents=[b"x"])
+            )
+        ],
+    )
 
     async def main():
         serving = asyncio.create_task(frontend.serve())
@@ -74,8 +86,10 @@ def test_grpc_not_ready_is_unavailable_and_repository_is_permission_denied():
                 stub = grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(channel)
                 ready = (await stub.ServerReady(pb.ServerReadyRequest())).ready
                 errors = []
-                for call in (stub.ModelInfer(request),
-                             stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="sleepy"))):
+                for call in (
+                    stub.ModelInfer(request),
+                    stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="sleepy")),
+                ):
                     with pytest.raises(grpc.aio.AioRpcError) as caught:
                         await call
                     errors.append((caught.value.code(), caught.value.details()))
@@ -97,13 +111,16 @@ def test_repository_extension_is_refused_by_default(server):
     for action in ("load", "unload"):
         status, got, _ = http_request(server, "POST", f"/v2/repository/models/{MODEL_NAME}/{action}")
         assert status == 403, got
-        assert got["error"] == (f"cannot {action} model '{MODEL_NAME}': the model repository extension is disabled on "
-                                "this server (start it with --enable_model_repository true, on a cluster-internal "
-                                "port only)")
+        assert got["error"] == (
+            f"cannot {action} model '{MODEL_NAME}': the model repository extension is disabled on "
+            "this server (start it with --enable_model_repository true, on a cluster-internal "
+            "port only)"
+        )
     with grpc.insecure_channel(server.grpc_address) as channel:
         with pytest.raises(grpc.RpcError) as caught:
             grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(channel).RepositoryModelUnload(
-                pb.RepositoryModelUnloadRequest(model_name=MODEL_NAME), timeout=30)
+                pb.RepositoryModelUnloadRequest(model_name=MODEL_NAME), timeout=30
+            )
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert http_request(server, "GET", "/v2/health/ready")[:2] == (200, {"ready": True})
     assert http_request(server, "POST", PREDICT, BODY, JSON)[0] == 200
@@ -112,10 +129,16 @@ def test_repository_extension_is_refused_by_default(server):
 def readiness(server) -> tuple[int, int, bool]:
     """(/v2/health/ready status, /v1/models/NAME status, gRPC ServerReady)."""
     with grpc.insecure_channel(server.grpc_address) as channel:
-        grpc_ready = grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(channel).ServerReady(
-            pb.ServerReadyRequest(), timeout=30).ready
-    return (http_request(server, "GET", "/v2/health/ready")[0],
-            http_request(server, "GET", f"/v1/models/{MODEL_NAME}")[0], grpc_ready)
+        grpc_ready = (
+            grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(channel)
+            .ServerReady(pb.ServerReadyRequest(), timeout=30)
+            .ready
+        )
+    return (
+        http_request(server, "GET", "/v2/health/ready")[0],
+        http_request(server, "GET", f"/v1/models/{MODEL_NAME}")[0],
+        grpc_ready,
+    )
 
 
 def test_with_the_flag_unload_makes_the_server_not_ready_and_load_brings_it_back(open_server):
@@ -123,7 +146,9 @@ def test_with_the_flag_unload_makes_the_server_not_ready_and_load_brings_it_back
     try:
         assert readiness(open_server) == (200, 200, True)
         assert http_request(open_server, "POST", f"{repository}/unload")[:2] == (
-            200, {"name": MODEL_NAME, "unload": True})
+            200,
+            {"name": MODEL_NAME, "unload": True},
+        )
         assert readiness(open_server) == (503, 404, False)
         assert http_request(open_server, "POST", PREDICT, BODY, JSON)[0] == 404
         assert http_request(open_server, "POST", f"{repository}/load")[:2] == (200, {"name": MODEL_NAME, "load": True})
@@ -132,7 +157,9 @@ def test_with_the_flag_unload_makes_the_server_not_ready_and_load_brings_it_back
         # The same over gRPC (kserve's own servicer failed with INTERNAL after unloading).
         with grpc.insecure_channel(open_server.grpc_address) as channel:
             stub = grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(channel)
-            assert stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name=MODEL_NAME), timeout=30).isUnloaded
+            assert stub.RepositoryModelUnload(
+                pb.RepositoryModelUnloadRequest(model_name=MODEL_NAME), timeout=30
+            ).isUnloaded
             assert readiness(open_server) == (503, 404, False)
             assert stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name=MODEL_NAME), timeout=60).isLoaded
         assert readiness(open_server) == (200, 200, True)
@@ -155,7 +182,10 @@ def test_explain_never_echoes_the_request_headers():
 
     registry = TextModelRepository()
     registry.update(Explaining())
-    response, headers = asyncio.run(TextDataPlane(registry).explain(
-        "explaining", {"instances": ["x"]}, headers={"authorization": "Bearer secret", "cookie": "a=b"}))
+    response, headers = asyncio.run(
+        TextDataPlane(registry).explain(
+            "explaining", {"instances": ["x"]}, headers={"authorization": "Bearer secret", "cookie": "a=b"}
+        )
+    )
     assert response == {"explanation": {"instances": ["x"]}}
     assert headers == {}

@@ -19,14 +19,15 @@ def in_flight(server) -> float:
 
 def test_sigterm_drains_in_flight_requests(decisive_model_dir, tmp_path):
     # A long batching delay keeps the request waiting inside the server when SIGTERM arrives.
-    with serve(decisive_model_dir, tmp_path, "--enable_grpc", "false",
-               "--max_batch_delay_ms", "3000") as server:
+    with serve(decisive_model_dir, tmp_path, "--enable_grpc", "false", "--max_batch_delay_ms", "3000") as server:
         answer = {}
 
         def predict():
-            request = urllib.request.Request(f"{server.url}/v1/models/{MODEL_NAME}:predict",
-                                             data=b'{"instances": ["still answered"]}',
-                                             headers={"Content-Type": "application/json"})
+            request = urllib.request.Request(
+                f"{server.url}/v1/models/{MODEL_NAME}:predict",
+                data=b'{"instances": ["still answered"]}',
+                headers={"Content-Type": "application/json"},
+            )
             with urllib.request.urlopen(request, timeout=60) as response:
                 answer["status"], answer["body"] = response.status, json.loads(response.read())
 

@@ -21,8 +21,11 @@ def tokenized_and_trained(sample_parquet, tiny_model_dir, tmp_path):
     frame = pd.read_parquet(sample_parquet[0])
     frame = pd.concat([frame, pd.DataFrame({"text": [LONG], "label": [0], "split": ["test"]})], ignore_index=True)
     frame.to_parquet(tmp_path / "data.parquet")
-    metadata = tokenize(str(tmp_path / "data.parquet"), str(tmp_path / "tok"),
-                        TokenizeSettings(base_model=tiny_model_dir, max_length=40, truncation="head_tail"))
+    metadata = tokenize(
+        str(tmp_path / "data.parquet"),
+        str(tmp_path / "tok"),
+        TokenizeSettings(base_model=tiny_model_dir, max_length=40, truncation="head_tail"),
+    )
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)
     (model_dir / "training.json").write_text(json.dumps({k: metadata[k] for k in ("max_length", "truncation")}))

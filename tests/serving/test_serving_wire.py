@@ -28,15 +28,35 @@ def test_a_binary_request_is_the_request_its_json_form_is():
     texts = [text for text in TEXTS if text]
     binary = InferInput("text", [len(texts)], "BYTES")
     binary.set_data_from_numpy(np.array([text.encode() for text in texts], dtype=np.object_))
-    body, json_length = InferRequest(model_name="m", infer_inputs=[binary], request_id="r",
-                                     parameters={"binary_data_output": True}).to_rest()
+    body, json_length = InferRequest(
+        model_name="m", infer_inputs=[binary], request_id="r", parameters={"binary_data_output": True}
+    ).to_rest()
     request = decode_rest_request(body, str(json_length), "m")
     assert request.id == "r" and request.use_binary_outputs
     assert parse_v2(request, TextRules(8)).texts == texts
 
 
-@pytest.mark.parametrize("character", [" ", "\t", "\u00a0", "\u200b", "\ufeff", "\u2060", "\x85", "\x00", "\U000e0020",
-                                       "a", "7", "!", "😀", "中", "\u0301", "\U0001d173"])
+@pytest.mark.parametrize(
+    "character",
+    [
+        " ",
+        "\t",
+        "\u00a0",
+        "\u200b",
+        "\ufeff",
+        "\u2060",
+        "\x85",
+        "\x00",
+        "\U000e0020",
+        "a",
+        "7",
+        "!",
+        "😀",
+        "中",
+        "\u0301",
+        "\U0001d173",
+    ],
+)
 def test_the_openapi_pattern_and_the_server_agree(character):
     accepted = True
     try:

@@ -27,7 +27,25 @@ from textclf.behaviour.runner import run_suites
 from textclf.behaviour.suitefile import SuiteFile, built_in, load, sentiment_suites
 
 __all__ = [
-    "AUTO", "DIR", "INV", "MFT", "PERTURBATIONS", "BehaviourError", "BehaviourReport", "Case", "Failure", "Suite",
-    "SuiteFile", "SuitePlan", "SuiteResult", "built_in", "file_suites", "load", "neutral_suites", "plan_suites",
-    "run_suites", "sentiment_suites", "swap_contractions",
+    "AUTO",
+    "DIR",
+    "INV",
+    "MFT",
+    "PERTURBATIONS",
+    "BehaviourError",
+    "BehaviourReport",
+    "Case",
+    "Failure",
+    "Suite",
+    "SuiteFile",
+    "SuitePlan",
+    "SuiteResult",
+    "built_in",
+    "file_suites",
+    "load",
+    "neutral_suites",
+    "plan_suites",
+    "run_suites",
+    "sentiment_suites",
+    "swap_contractions",
 ]

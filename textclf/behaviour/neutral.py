@@ -70,8 +70,9 @@ class _Sample:
         return [Case(edit, SAME, text) for _, text, edit in sorted(self.heap, reverse=True)]
 
 
-def neutral_suites(texts: Iterable[object], seed: int, cases: int = DEFAULT_MAX_CASES_PER_SUITE,
-                   min_cases: int = MIN_CASES) -> tuple[list[Suite], list[dict]]:
+def neutral_suites(
+    texts: Iterable[object], seed: int, cases: int = DEFAULT_MAX_CASES_PER_SUITE, min_cases: int = MIN_CASES
+) -> tuple[list[Suite], list[dict]]:
     """The task-neutral suites drawn from ``texts`` (a model's test texts, streamed once), and the
     suites skipped for want of texts they can edit (``{"name", "source", "reason"}``)."""
     samples = [_Sample(name, perturbation, cases) for name, perturbation in NEUTRAL_SUITES]
@@ -86,12 +87,24 @@ def neutral_suites(texts: Iterable[object], seed: int, cases: int = DEFAULT_MAX_
         perturbation = PERTURBATIONS[sample.perturbation]
         drawn = sample.cases()
         if len(drawn) < min_cases:
-            skipped.append({"name": sample.name, "source": SOURCE,
-                            "reason": f"{len(drawn)} test texts can be edited this way ({perturbation.description}); "
-                                      f"at least {min_cases} are needed"})
+            skipped.append(
+                {
+                    "name": sample.name,
+                    "source": SOURCE,
+                    "reason": f"{len(drawn)} test texts can be edited this way ({perturbation.description}); "
+                    f"at least {min_cases} are needed",
+                }
+            )
             continue
-        suites.append(Suite(sample.name, INV, f"{perturbation.description[:1].upper()}{perturbation.description[1:]} "
-                            "keeps the label of a test text", _fixed_cases(drawn), SOURCE))
+        suites.append(
+            Suite(
+                sample.name,
+                INV,
+                f"{perturbation.description[:1].upper()}{perturbation.description[1:]} keeps the label of a test text",
+                _fixed_cases(drawn),
+                SOURCE,
+            )
+        )
     return suites, skipped
 
 

@@ -31,12 +31,16 @@ def _changed(text: str, edited: str) -> str | None:
 
 def add_typo(text: str, rng: random.Random) -> str | None:
     """Swap two neighbouring, different letters inside a word of 4+ letters (not the first letter)."""
-    spots = [i for word in re.finditer(r"[A-Za-z]{4,}", text)
-             for i in range(word.start() + 1, word.end() - 1) if text[i] != text[i + 1]]
+    spots = [
+        i
+        for word in re.finditer(r"[A-Za-z]{4,}", text)
+        for i in range(word.start() + 1, word.end() - 1)
+        if text[i] != text[i + 1]
+    ]
     if not spots:
         return None
     i = rng.choice(spots)
-    return text[:i] + text[i + 1] + text[i] + text[i + 2:]
+    return text[:i] + text[i + 1] + text[i] + text[i + 2 :]
 
 
 def lower_case(text: str, rng: random.Random) -> str | None:
@@ -81,7 +85,7 @@ def _swap_word(text: str, rng: random.Random, words: tuple[str, ...]) -> str | N
         return None
     match = rng.choice(found)
     other = rng.choice([w for w in words if w != match.group(0)])
-    return text[:match.start()] + other + text[match.end():]
+    return text[: match.start()] + other + text[match.end() :]
 
 
 def swap_name(text: str, rng: random.Random) -> str | None:
@@ -126,7 +130,7 @@ def swap_url_or_email(text: str, rng: random.Random) -> str | None:
         return None
     match, pool = rng.choice(found)
     other = rng.choice([item for item in pool if item != match.group(0)])
-    return text[:match.start()] + other + text[match.end():]
+    return text[: match.start()] + other + text[match.end() :]
 
 
 _CONTRACTED = {c.lower(): e for c, e in CONTRACTIONS}
@@ -155,15 +159,18 @@ def contractions(text: str, rng: random.Random) -> str | None:
     return _changed(text, swap_contractions(text))
 
 
-PERTURBATIONS = {p.name: p for p in (
-    Perturbation("typo", "one swapped pair of neighbouring letters", add_typo),
-    Perturbation("lower_case", "the whole text in lower case", lower_case),
-    Perturbation("upper_case", "the whole text in upper case", upper_case),
-    Perturbation("strip_punctuation", "sentence punctuation dropped (or a full stop added)", strip_punctuation),
-    Perturbation("exclaim", "the final punctuation replaced by '!!!'", exclaim),
-    Perturbation("whitespace", "a doubled space, or spaces or a newline at an end", add_whitespace),
-    Perturbation("names_places", "another first name or place", swap_name_or_place),
-    Perturbation("numbers", "other digits of the same length", change_numbers),
-    Perturbation("urls_emails", "another web or e-mail address", swap_url_or_email),
-    Perturbation("contractions", "'isn't' <-> 'is not'", contractions),
-)}
+PERTURBATIONS = {
+    p.name: p
+    for p in (
+        Perturbation("typo", "one swapped pair of neighbouring letters", add_typo),
+        Perturbation("lower_case", "the whole text in lower case", lower_case),
+        Perturbation("upper_case", "the whole text in upper case", upper_case),
+        Perturbation("strip_punctuation", "sentence punctuation dropped (or a full stop added)", strip_punctuation),
+        Perturbation("exclaim", "the final punctuation replaced by '!!!'", exclaim),
+        Perturbation("whitespace", "a doubled space, or spaces or a newline at an end", add_whitespace),
+        Perturbation("names_places", "another first name or place", swap_name_or_place),
+        Perturbation("numbers", "other digits of the same length", change_numbers),
+        Perturbation("urls_emails", "another web or e-mail address", swap_url_or_email),
+        Perturbation("contractions", "'isn't' <-> 'is not'", contractions),
+    )
+}

@@ -45,8 +45,13 @@ def file_suites(label_names: Sequence[str], behaviour_suites: str) -> tuple[list
     return suites, notes
 
 
-def plan_suites(label_names: Sequence[str], behaviour_suites: str, test_texts: Iterable[str], seed: int,
-                cases: int = DEFAULT_MAX_CASES_PER_SUITE) -> SuitePlan:
+def plan_suites(
+    label_names: Sequence[str],
+    behaviour_suites: str,
+    test_texts: Iterable[str],
+    seed: int,
+    cases: int = DEFAULT_MAX_CASES_PER_SUITE,
+) -> SuitePlan:
     """The task-neutral suites drawn from ``test_texts`` (streamed once) and the suite file's suites."""
     neutral, skipped = neutral_suites(test_texts, seed, cases)
     chosen, notes = file_suites(label_names, behaviour_suites)

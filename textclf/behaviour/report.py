@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 from textclf.behaviour.cases import KINDS, MFT, BehaviourError
 
+
 @dataclass(frozen=True)
 class Failure:
     """A failing case as shown in the report; scores are probabilities by label name."""
@@ -112,56 +113,93 @@ class BehaviourReport:
         """Rebuild a report from ``to_dict()`` output (e.g. a champion's stored metrics, also of the
         sentiment-only reports written before suites were data)."""
         suites = [
-            SuiteResult(name=s["name"], kind=s["type"], description=s["description"], cases=s["cases"],
-                        passed=s["passed"], failures=[Failure(**f) for f in s["failures"]], source=s.get("source", ""))
+            SuiteResult(
+                name=s["name"],
+                kind=s["type"],
+                description=s["description"],
+                cases=s["cases"],
+                passed=s["passed"],
+                failures=[Failure(**f) for f in s["failures"]],
+                source=s.get("source", ""),
+            )
             for s in raw["suites"]
         ]
         notes = list(raw.get("notes", []))
         if raw.get("applicable") is False and raw.get("not_applicable_reason"):
             notes.append(f"not applicable: {raw['not_applicable_reason']}")
-        return cls(list(raw["label_names"]), dict(raw.get("settings", {})), suites, dict(raw.get("roles", {})),
-                   list(raw.get("skipped", [])), notes)
+        return cls(
+            list(raw["label_names"]),
+            dict(raw.get("settings", {})),
+            suites,
+            dict(raw.get("roles", {})),
+            list(raw.get("skipped", [])),
+            notes,
+        )
 
     def to_markdown(self) -> str:
         """A "Behavioural tests" section: where the suites come from, pass rates by suite and type, then
         failing examples."""
         lines = ["## Behavioural tests", ""]
         s = self.settings
-        lines += [f"Seed {s.get('seed')}, up to {s.get('max_cases_per_suite')} cases per suite, directional tolerance "
-                  f"{s.get('dir_tolerance')}. A type's pass rate is the mean of its suites'.", ""]
-        lines += [f"- `{source}` suites: " + ", ".join(f"{role} = `{label}`" for role, label in roles.items())
-                  for source, roles in self.roles.items()]
+        lines += [
+            f"Seed {s.get('seed')}, up to {s.get('max_cases_per_suite')} cases per suite, directional tolerance "
+            f"{s.get('dir_tolerance')}. A type's pass rate is the mean of its suites'.",
+            "",
+        ]
+        lines += [
+            f"- `{source}` suites: " + ", ".join(f"{role} = `{label}`" for role, label in roles.items())
+            for source, roles in self.roles.items()
+        ]
         if any(suite.source == "task-neutral" for suite in self.suites):
-            lines.append("- `task-neutral` suites: label-preserving edits of the model's own test texts; a case "
-                         "passes when the edit keeps the label the original got")
+            lines.append(
+                "- `task-neutral` suites: label-preserving edits of the model's own test texts; a case "
+                "passes when the edit keeps the label the original got"
+            )
         lines += [f"- {_cell(note)}" for note in self.notes]
         lines += [f"- not run: {item['name']} ({_cell(item['reason'])})" for item in self.skipped]
         if not self.suites:
             return "\n".join(lines + ["", "**No suite ran.**"]) + "\n"
-        lines += ["", "| Suite | Source | Type | Cases | Passed | Pass rate | Checks |", "|---|---|---|---:|---:|---:|---|"]
-        lines += [f"| {x.name} | {x.source} | {x.kind} | {x.cases} | {x.passed} | {x.pass_rate:.1%} "
-                  f"| {_cell(x.description)} |" for x in self.suites]
+        lines += [
+            "",
+            "| Suite | Source | Type | Cases | Passed | Pass rate | Checks |",
+            "|---|---|---|---:|---:|---:|---|",
+        ]
+        lines += [
+            f"| {x.name} | {x.source} | {x.kind} | {x.cases} | {x.passed} | {x.pass_rate:.1%} "
+            f"| {_cell(x.description)} |"
+            for x in self.suites
+        ]
         rates = self.pass_rates()
         for kind in KINDS:
             of_kind = [x for x in self.suites if x.kind == kind]
             if of_kind:
-                lines.append(f"| **all {kind}** | | {kind} | {sum(x.cases for x in of_kind)} "
-                             f"| {sum(x.passed for x in of_kind)} | **{rates[kind.lower()]:.1%}** | |")
+                lines.append(
+                    f"| **all {kind}** | | {kind} | {sum(x.cases for x in of_kind)} "
+                    f"| {sum(x.passed for x in of_kind)} | **{rates[kind.lower()]:.1%}** | |"
+                )
         for suite in (suite for suite in self.suites if suite.failures):
-            lines += ["", f"### Failing: {suite.name} ({suite.cases - suite.passed} of {suite.cases}, "
-                          f"first {len(suite.failures)} shown)", ""]
+            lines += [
+                "",
+                f"### Failing: {suite.name} ({suite.cases - suite.passed} of {suite.cases}, "
+                f"first {len(suite.failures)} shown)",
+                "",
+            ]
             lines += _failure_table(suite)
         return "\n".join(lines) + "\n"
 
 
 def _failure_table(suite: SuiteResult) -> list[str]:
     with_original = suite.kind != MFT
-    lines = ["| " + ("Original | " if with_original else "") + "Text | Expected | Got | Scores |",
-             "|---" * (5 if with_original else 4) + "|"]
+    lines = [
+        "| " + ("Original | " if with_original else "") + "Text | Expected | Got | Scores |",
+        "|---" * (5 if with_original else 4) + "|",
+    ]
     for failure in suite.failures:
         original = f"{_cell(failure.original)} | " if with_original else ""
-        lines.append(f"| {original}{_cell(failure.text)} | {_cell(failure.expected)} | {_cell(failure.got)} "
-                     f"| {_scores(failure)} |")
+        lines.append(
+            f"| {original}{_cell(failure.text)} | {_cell(failure.expected)} | {_cell(failure.got)} "
+            f"| {_scores(failure)} |"
+        )
     return lines
 
 

@@ -49,8 +49,7 @@ def _score(predict_proba, texts: list[str], num_labels: int, batch_size: int) ->
         done, elapsed = begin + len(batch), time.perf_counter() - start
         log.debug("behaviour: scored %d/%d texts (%.0f texts/s)", done, len(texts), done / elapsed)
     elapsed = time.perf_counter() - start
-    log.info("behaviour: scored %d texts in %.1fs (%.0f texts/s)", len(texts), elapsed,
-             len(texts) / max(elapsed, 1e-9))
+    log.info("behaviour: scored %d texts in %.1fs (%.0f texts/s)", len(texts), elapsed, len(texts) / max(elapsed, 1e-9))
     return np.concatenate(chunks)
 
 
@@ -150,7 +149,9 @@ def run_suites(
     roles = {suite.source: {role: label_names[i] for role, i in suite.roles.items()} for suite in suites if suite.roles}
     planned = [(suite, suite.generate(seed, max_cases_per_suite)) for suite in suites]
     # Each distinct text once, shortest first so that batches pad little.
-    texts = sorted(dict.fromkeys(t for _, cases in planned for case in cases for t in (case.original, case.text) if t), key=len)
+    texts = sorted(
+        dict.fromkeys(t for _, cases in planned for case in cases for t in (case.original, case.text) if t), key=len
+    )
     results = []
     if texts:
         probs = _score(predict_proba, texts, len(label_names), batch_size)

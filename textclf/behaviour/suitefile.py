@@ -78,8 +78,10 @@ class SuiteFile:
         roles, problem = self.roles_for(label_names)
         if roles is None:
             raise BehaviourError(f"{self.source}: {problem}")
-        return [Suite(spec["name"], spec["type"], spec.get("description", ""), _builder(self, spec), self.name, roles)
-                for spec in self.suites]
+        return [
+            Suite(spec["name"], spec["type"], spec.get("description", ""), _builder(self, spec), self.name, roles)
+            for spec in self.suites
+        ]
 
 
 def parse(raw: object, source: str) -> SuiteFile:
@@ -102,9 +104,15 @@ def parse(raw: object, source: str) -> SuiteFile:
     text_sets = raw.get("text_sets") or {}
     if not isinstance(text_sets, Mapping) or not all(isinstance(v, list) and v for v in text_sets.values()):
         raise BehaviourError(f"{source}: 'text_sets' maps each name to a list of templates")
-    parsed = SuiteFile(str(raw.get("name") or source), source, {k: [str(a) for a in v] for k, v in labels.items()},
-                       [str(r) for r in raw.get("binary_ids") or []], {k: [str(f) for f in v] for k, v in slots.items()},
-                       list(suites), {k: [str(t) for t in v] for k, v in text_sets.items()})
+    parsed = SuiteFile(
+        str(raw.get("name") or source),
+        source,
+        {k: [str(a) for a in v] for k, v in labels.items()},
+        [str(r) for r in raw.get("binary_ids") or []],
+        {k: [str(f) for f in v] for k, v in slots.items()},
+        list(suites),
+        {k: [str(t) for t in v] for k, v in text_sets.items()},
+    )
     names = set()
     for number, spec in enumerate(suites, start=1):
         label = spec.get("name", "?") if isinstance(spec, Mapping) else repr(spec)
@@ -134,8 +142,10 @@ def _check_suite(file: SuiteFile, spec, where: str) -> None:
     if kind == INV:
         unknown = [p for p in spec.get("perturbations") or [] if p not in PERTURBATIONS]
         if unknown or not (spec.get("perturbations") or spec.get("swap_slots")):
-            raise BehaviourError(f"{where}: an INV suite names perturbations ({', '.join(PERTURBATIONS)}) or "
-                                 f"swap_slots; unknown: {unknown}")
+            raise BehaviourError(
+                f"{where}: an INV suite names perturbations ({', '.join(PERTURBATIONS)}) or "
+                f"swap_slots; unknown: {unknown}"
+            )
     else:
         _check_role(file, spec.get("label"), where)
         if spec.get("direction") not in (UP, DOWN) or not spec.get("append"):
@@ -161,7 +171,9 @@ def _check_texts(file: SuiteFile, group, where: str) -> None:
 
 def _templates(file: SuiteFile, group: Mapping) -> list[str]:
     """A group's own templates, then those of the text sets it takes ``from``."""
-    return [str(t) for t in group.get("templates") or []] + [t for name in group.get("from") or [] for t in file.text_sets[name]]
+    return [str(t) for t in group.get("templates") or []] + [
+        t for name in group.get("from") or [] for t in file.text_sets[name]
+    ]
 
 
 def _slot_names(template: str) -> list[str]:
@@ -229,15 +241,22 @@ def _swapped(file: SuiteFile, group: Mapping, swap: list[str], rng: random.Rando
 
 def _builder(file: SuiteFile, spec: Mapping):
     """The suite's ``build(rng)``: its whole pool of cases."""
+
     def build(rng: random.Random) -> list[Case]:
         if spec["type"] == MFT:
             return [Case(text, group["label"]) for group in spec["cases"] for text in _texts(file, group, rng)]
         if spec["type"] == DIR:
-            return [Case(f"{base} {sentence}", spec["direction"], base, spec["label"])
-                    for base in _texts(file, spec["texts"], rng) for sentence in spec["append"]]
-        cases = [Case(edited, SAME, base) for base in _texts(file, spec["texts"], rng)
-                 for name in spec.get("perturbations") or []
-                 if (edited := PERTURBATIONS[name].apply(base, rng)) is not None]
+            return [
+                Case(f"{base} {sentence}", spec["direction"], base, spec["label"])
+                for base in _texts(file, spec["texts"], rng)
+                for sentence in spec["append"]
+            ]
+        cases = [
+            Case(edited, SAME, base)
+            for base in _texts(file, spec["texts"], rng)
+            for name in spec.get("perturbations") or []
+            if (edited := PERTURBATIONS[name].apply(base, rng)) is not None
+        ]
         return cases + _swapped(file, spec["texts"], list(spec.get("swap_slots") or []), rng)
 
     return build
@@ -260,7 +279,9 @@ def load(location: str) -> SuiteFile:
     try:
         raw = json.loads(text) if location.endswith(".json") else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as error:
-        raise BehaviourError(f"{location} is not valid {'JSON' if location.endswith('.json') else 'YAML'}: {error}") from error
+        raise BehaviourError(
+            f"{location} is not valid {'JSON' if location.endswith('.json') else 'YAML'}: {error}"
+        ) from error
     return parse(raw, location)
 
 

@@ -95,8 +95,13 @@ class RowLedger:
 
     def add(self, keys, splits, labels, words, chars, draws, texts) -> None:
         """One chunk's kept rows (numpy arrays, ``texts`` a list); ``draws`` rank rows for the examples."""
-        for name, values, dtype in (("keys", keys, np.uint64), ("splits", splits, np.int8), ("labels", labels, np.int32),
-                                    ("words", words, np.int32), ("chars", chars, np.int64)):
+        for name, values, dtype in (
+            ("keys", keys, np.uint64),
+            ("splits", splits, np.int8),
+            ("labels", labels, np.int32),
+            ("words", words, np.int32),
+            ("chars", chars, np.int64),
+        ):
             self._parts[name].append(np.asarray(values, dtype=dtype))
         for label in np.unique(labels):
             rows = np.flatnonzero(labels == label)
@@ -127,7 +132,9 @@ class RowLedger:
 
     def stats(self) -> RowStats:
         examples = {label: [item[2] for item in sorted(heap, reverse=True)] for label, heap in self._examples.items()}
-        return RowStats(self._array("splits"), self._array("labels"), self._array("words"), self._array("chars"), examples)
+        return RowStats(
+            self._array("splits"), self._array("labels"), self._array("words"), self._array("chars"), examples
+        )
 
     def duplicates(self) -> dict[str, int]:
         """Duplicate counts over normalised texts (by their keys).

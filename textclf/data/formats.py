@@ -77,8 +77,14 @@ class Csv(FileFormat):
     def options(self, file: DataFile) -> dict[str, Any]:
         # The columns are read as text, so "007" stays "007" and a label column means the same in
         # every chunk; an empty cell is missing, while "NA" or "null" are texts like any other.
-        return {"sep": self.separator, "dtype": str, "keep_default_na": False, "na_values": [""],
-                "compression": "gzip" if file.compressed else None, "encoding": file.encoding}
+        return {
+            "sep": self.separator,
+            "dtype": str,
+            "keep_default_na": False,
+            "na_values": [""],
+            "compression": "gzip" if file.compressed else None,
+            "encoding": file.encoding,
+        }
 
     def columns(self, file: DataFile) -> list[str]:
         import pandas as pd
@@ -89,8 +95,10 @@ class Csv(FileFormat):
     def chunks(self, file: DataFile, columns: list[str] | None, chunk_rows: int) -> Iterator[pd.DataFrame]:
         import pandas as pd
 
-        with file.open_raw() as handle, pd.read_csv(handle, usecols=columns, chunksize=chunk_rows,
-                                                    **self.options(file)) as reader:
+        with (
+            file.open_raw() as handle,
+            pd.read_csv(handle, usecols=columns, chunksize=chunk_rows, **self.options(file)) as reader,
+        ):
             yield from reader
 
 
@@ -141,9 +149,18 @@ class JsonLines(FileFormat):
     def chunks(self, file: DataFile, columns: list[str] | None, chunk_rows: int) -> Iterator[pd.DataFrame]:
         import pandas as pd
 
-        with file.open_raw() as handle, pd.read_json(
-                handle, lines=True, dtype=False, convert_dates=False, chunksize=chunk_rows,
-                compression="gzip" if file.compressed else None, encoding=file.encoding) as reader:
+        with (
+            file.open_raw() as handle,
+            pd.read_json(
+                handle,
+                lines=True,
+                dtype=False,
+                convert_dates=False,
+                chunksize=chunk_rows,
+                compression="gzip" if file.compressed else None,
+                encoding=file.encoding,
+            ) as reader,
+        ):
             for frame in reader:
                 yield frame if columns is None else frame.reindex(columns=columns)
 

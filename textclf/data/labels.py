@@ -14,8 +14,7 @@ import pandas as pd
 from textclf.data.errors import LabelColumnError
 
 # Pairs whose first (negative) class should be id 0, whatever the alphabet says.
-WELL_KNOWN_PAIRS = (("negative", "positive"), ("neg", "pos"), ("ham", "spam"),
-                    ("false", "true"), ("no", "yes"))
+WELL_KNOWN_PAIRS = (("negative", "positive"), ("neg", "pos"), ("ham", "spam"), ("false", "true"), ("no", "yes"))
 # A classification label column has a few to a few thousand values; far more means a wrong column
 # (a text or an id), and counting them would grow with the data.
 MAX_LABEL_VALUES = 10_000
@@ -114,9 +113,11 @@ class LabelScan:
         self.pairs.update(zip(values, splits if splits is not None else [None] * len(values)))
         if len(self.pairs) > MAX_LABEL_VALUES:
             examples = ", ".join(repr(v)[:30] for (v, _), _ in self.pairs.most_common(3))
-            raise LabelColumnError(f"label_column {self.label_column!r} has more than {MAX_LABEL_VALUES} distinct "
-                                   f"values (e.g. {examples}): it does not look like a class label; check "
-                                   "label_column")
+            raise LabelColumnError(
+                f"label_column {self.label_column!r} has more than {MAX_LABEL_VALUES} distinct "
+                f"values (e.g. {examples}): it does not look like a class label; check "
+                "label_column"
+            )
 
     def values(self) -> list:
         """The distinct label values (missing ones included; ``label_vocabulary`` leaves them out)."""
@@ -128,5 +129,8 @@ class LabelScan:
 
     def usable_rows(self, mapper: LabelMapper, needs_split: bool) -> int:
         """Rows with a known label (and a known split when the source has a split column)."""
-        return sum(count for (value, split), count in self.pairs.items()
-                   if not is_missing(value) and mapper(value) is not None and (split is not None or not needs_split))
+        return sum(
+            count
+            for (value, split), count in self.pairs.items()
+            if not is_missing(value) and mapper(value) is not None and (split is not None or not needs_split)
+        )

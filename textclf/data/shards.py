@@ -92,13 +92,20 @@ class ShardWriter:
         texts, labels = buffer.texts[:n], buffer.labels[:n]
         del buffer.texts[:n], buffer.labels[:n]
         buffer.chars -= sum(map(len, texts))
-        table = pa.table([pa.array(texts, pa.string()), pa.array(labels, pa.int64()), pa.array([split] * n, pa.string())],
-                         schema=_schema())
+        table = pa.table(
+            [pa.array(texts, pa.string()), pa.array(labels, pa.int64()), pa.array([split] * n, pa.string())],
+            schema=_schema(),
+        )
         if buffer.writer is None:
             path = self.directory / f"{split}-{len(buffer.files):05d}.parquet"
             buffer.files.append(path)
-            buffer.writer = pq.ParquetWriter(path, _schema(), compression="zstd", use_dictionary=["label", "split"],
-                                             write_statistics=["label", "split"])
+            buffer.writer = pq.ParquetWriter(
+                path,
+                _schema(),
+                compression="zstd",
+                use_dictionary=["label", "split"],
+                write_statistics=["label", "split"],
+            )
         buffer.writer.write_table(table, row_group_size=n)
         buffer.rows_in_file += n
         if buffer.rows_in_file >= self.layout.shard_rows:
@@ -199,4 +206,3 @@ def _may_hold(parquet, group: int, split: str) -> bool:
     if stats is None or not stats.has_min_max:
         return True
     return stats.min <= split <= stats.max
-

@@ -38,7 +38,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, cast
 from urllib.parse import urlparse
 
 import pandas as pd
@@ -56,8 +56,10 @@ log = logging.getLogger(__name__)
 DATA_SUFFIXES = tuple(FORMATS)
 DEFAULT_SAMPLE_SIZE = 2000
 HUB_PROBE_TIMEOUT_S = 5.0
-ENCODING_HINT = ("Set the ingest parameter encoding to the file's encoding (for example latin-1 or cp1252), "
-                 "or re-export the file as UTF-8.")
+ENCODING_HINT = (
+    "Set the ingest parameter encoding to the file's encoding (for example latin-1 or cp1252), "
+    "or re-export the file as UTF-8."
+)
 
 
 def file_kind(name: str) -> tuple[str, bool] | None:
@@ -70,8 +72,9 @@ def require_format(name: str) -> tuple[FileFormat, bool]:
     """(format, gzipped) of a data file name, or SourceError naming the formats there are."""
     found = format_of(name)
     if found is None:
-        raise SourceError(f"unsupported file type {''.join(Path(name).suffixes) or '(none)'} for {name}: "
-                          f"use {described()}")
+        raise SourceError(
+            f"unsupported file type {''.join(Path(name).suffixes) or '(none)'} for {name}: use {described()}"
+        )
     return found
 
 
@@ -112,7 +115,7 @@ class FrameShard(Shard):
     def chunks(self, columns, chunk_rows):
         frame = self.frame if columns is None else self.frame[columns]
         for start in range(0, len(frame), chunk_rows):
-            yield frame.iloc[start:start + chunk_rows]
+            yield frame.iloc[start : start + chunk_rows]
 
 
 @dataclass
@@ -170,14 +173,15 @@ class FileShard(Shard):
                 yield raw
                 return
             with gzip.GzipFile(fileobj=raw, mode="rb") as plain:
-                yield plain
+                yield cast(IO[bytes], plain)  # typeshed has GzipFile apart from IO[bytes]; it reads like one
 
     def _check_not_empty(self) -> None:
         with self._reading(), self.open_binary() as handle:
             if not handle.read(1):
                 packed = " after decompression" if self.compressed and storage.size(self.name) else ""
-                raise EmptySourceError(f"{self.name} is empty (0 bytes{packed}): remove it from the source or "
-                                       "export it again")
+                raise EmptySourceError(
+                    f"{self.name} is empty (0 bytes{packed}): remove it from the source or export it again"
+                )
 
     @contextlib.contextmanager
     def open_seekable(self) -> Iterator[IO[bytes] | Path]:
@@ -214,12 +218,15 @@ class FileShard(Shard):
         except UnicodeDecodeError as error:
             raise SourceEncodingError(self._describe_undecodable(error)) from error
         except pd.errors.EmptyDataError as error:
-            raise EmptySourceError(f"{self.name} has no header and no rows: remove it from the source or "
-                                   "export it again") from error
+            raise EmptySourceError(
+                f"{self.name} has no header and no rows: remove it from the source or export it again"
+            ) from error
         except pd.errors.ParserError as error:
             raise SourceError(f"{self.name} is not {self.format.what}: {error}") from error
         except (gzip.BadGzipFile, EOFError, zlib.error) as error:
-            raise SourceError(f"{self.name} is not a complete gzip file ({error}): download or export it again") from error
+            raise SourceError(
+                f"{self.name} is not a complete gzip file ({error}): download or export it again"
+            ) from error
         except ValueError as error:  # json.JSONDecodeError included
             if self.format.invalid(error):
                 raise SourceError(f"{self.name} is not {self.format.what}: {error}") from error
@@ -231,8 +238,10 @@ class FileShard(Shard):
             return f"{self.name} is not valid {self.encoding}: {error}. {ENCODING_HINT}"
         offset, line, bad, reason = where
         decompressed = " of the decompressed data" if self.compressed else ""
-        return (f"{self.name}: byte {offset}{decompressed} (line {line}) is not valid {self.encoding} "
-                f"({reason}: {bad.hex(' ')}). {ENCODING_HINT}")
+        return (
+            f"{self.name}: byte {offset}{decompressed} (line {line}) is not valid {self.encoding} "
+            f"({reason}: {bad.hex(' ')}). {ENCODING_HINT}"
+        )
 
 
 def locate_undecodable(open_binary, encoding: str) -> tuple[int, int, bytes, str] | None:
@@ -250,8 +259,8 @@ def locate_undecodable(open_binary, encoding: str) -> tuple[int, int, bytes, str
             except UnicodeDecodeError as error:
                 data = pending + block
                 position = offset - len(pending) + error.start
-                line = newlines - pending.count(b"\n") + data[:error.start].count(b"\n") + 1
-                return position, line, data[error.start:error.end], error.reason
+                line = newlines - pending.count(b"\n") + data[: error.start].count(b"\n") + 1
+                return position, line, data[error.start : error.end], error.reason
             offset += len(block)
             newlines += block.count(b"\n")
         try:
@@ -275,8 +284,9 @@ class Source:
 
 
 @contextlib.contextmanager
-def open_source(source: str, *, encoding: str = "utf-8", seed: int = 0, sample_size: int = 0,
-                split_column: str = "split") -> Iterator[Source]:
+def open_source(
+    source: str, *, encoding: str = "utf-8", seed: int = 0, sample_size: int = 0, split_column: str = "split"
+) -> Iterator[Source]:
     """The shards of ``source`` (see the module docstring); downloaded files are removed on exit.
 
     Raises:
@@ -287,7 +297,7 @@ def open_source(source: str, *, encoding: str = "utf-8", seed: int = 0, sample_s
         if source.startswith("sample:"):
             yield Source(source, [FrameShard(source, _sample_frame(source, seed, sample_size))])
         elif source.startswith("hf://"):
-            yield _hub_source(source[len("hf://"):], split_column)
+            yield _hub_source(source[len("hf://") :], split_column)
         else:
             yield Source(source, file_shards(source, encoding, Path(work)))
 
@@ -295,7 +305,7 @@ def open_source(source: str, *, encoding: str = "utf-8", seed: int = 0, sample_s
 def _sample_frame(source: str, seed: int, sample_size: int) -> pd.DataFrame:
     from textclf.sample_data import generate
 
-    size_text = source[len("sample:"):]
+    size_text = source[len("sample:") :]
     try:
         size = int(size_text) if size_text else (sample_size or DEFAULT_SAMPLE_SIZE)
     except ValueError:
@@ -340,8 +350,10 @@ def source_files(source: str) -> tuple[list[str], bool]:
     except FileNotFoundError as error:
         raise SourceError(f"source not found: {error}") from error
     except storage.UnsupportedURIError as error:
-        raise SourceError(f"unsupported source scheme {storage.protocol(source)!r} in {source!r}: use sample:, "
-                          f"hf://, or a local or remote file, folder or glob ({error})") from error
+        raise SourceError(
+            f"unsupported source scheme {storage.protocol(source)!r} in {source!r}: use sample:, "
+            f"hf://, or a local or remote file, folder or glob ({error})"
+        ) from error
     is_folder = not storage.has_glob(source) and [entry.uri for entry in found] != [source]
     if not is_folder:
         for entry in found:
@@ -382,13 +394,16 @@ def _hub_source(name: str, split_column: str) -> Source:
     repo, _, config = name.partition(":")
     if not repo:
         raise SourceError("hf:// source needs a dataset name: hf://owner/name[:config]")
-    offline = any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
-                  for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    offline = any(
+        os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    )
     if not offline:
         problem = _hub_reachable()
         if problem:
-            raise SourceError(f"cannot reach the Hugging Face hub for hf://{name} ({problem}). Use a local "
-                              "file or gs:// copy of the data, or set HF_HUB_OFFLINE=1 to read a cached copy.")
+            raise SourceError(
+                f"cannot reach the Hugging Face hub for hf://{name} ({problem}). Use a local "
+                "file or gs:// copy of the data, or set HF_HUB_OFFLINE=1 to read a cached copy."
+            )
     try:
         loaded = datasets.load_dataset(repo, config or None)
     except (ConnectionError, OSError) as error:

@@ -34,10 +34,15 @@ from textclf.data.errors import SplitNameError
 SPLITS = ("train", "validation", "test")
 SPLIT_CODE = {name: code for code, name in enumerate(SPLITS)}
 SPLIT_ALIASES = {
-    "train": "train", "training": "train",
-    "validation": "validation", "valid": "validation", "val": "validation", "dev": "validation",
+    "train": "train",
+    "training": "train",
+    "validation": "validation",
+    "valid": "validation",
+    "val": "validation",
+    "dev": "validation",
     "development": "validation",
-    "test": "test", "testing": "test",
+    "test": "test",
+    "testing": "test",
 }
 # The words that make a file or folder name a split, as Hugging Face ``datasets`` reads ``data_files``
 # (datasets/data_files.py: SPLIT_KEYWORDS, NON_WORDS_CHARS): the word with the name's edge or one of
@@ -92,8 +97,9 @@ def split_from_name(relative: str) -> str | None:
             named.setdefault(split, component)
     if len(named) > 1:
         found = ", ".join(f"{split} (in {component!r})" for split, component in named.items())
-        raise SplitNameError(f"{relative} names more than one split: {found}; rename it, or give the rows a "
-                             "split column")
+        raise SplitNameError(
+            f"{relative} names more than one split: {found}; rename it, or give the rows a split column"
+        )
     return next(iter(named), None)
 
 
@@ -148,7 +154,9 @@ class SplitRule:
         train = codes == SPLIT_CODE["train"]
         test_below = self.test_fraction if "test" in self.carve else 0.0
         if "validation" in self.carve:
-            codes[train & (draw >= test_below) & (draw < test_below + self.validation_fraction)] = SPLIT_CODE["validation"]
+            codes[train & (draw >= test_below) & (draw < test_below + self.validation_fraction)] = SPLIT_CODE[
+                "validation"
+            ]
         if test_below:
             codes[train & (draw < test_below)] = SPLIT_CODE["test"]
         return codes

@@ -35,9 +35,14 @@ def features():
     import datasets
 
     # The types datasets itself gives these columns (its "optimized" int types for token ids and masks).
-    return datasets.Features({"input_ids": datasets.List(datasets.Value("int32")),
-                              "attention_mask": datasets.List(datasets.Value("int8")), "label": datasets.Value("int64"),
-                              "text": datasets.Value("string")})
+    return datasets.Features(
+        {
+            "input_ids": datasets.List(datasets.Value("int32")),
+            "attention_mask": datasets.List(datasets.Value("int8")),
+            "label": datasets.Value("int64"),
+            "text": datasets.Value("string"),
+        }
+    )
 
 
 def encoded_table(input_ids: Sequence[Sequence[int]], labels, texts):
@@ -49,12 +54,14 @@ def encoded_table(input_ids: Sequence[Sequence[int]], labels, texts):
     np.cumsum(lengths, out=offsets[1:])
     flat = np.fromiter(itertools.chain.from_iterable(input_ids), dtype=np.int32, count=int(offsets[-1]))
     offsets = pa.array(offsets)
-    return pa.table({
-        "input_ids": pa.ListArray.from_arrays(offsets, pa.array(flat)),
-        "attention_mask": pa.ListArray.from_arrays(offsets, pa.array(np.ones(len(flat), dtype=np.int8))),
-        "label": pa.array(labels).cast(pa.int64()),
-        "text": pa.array(texts).cast(pa.string()),
-    })
+    return pa.table(
+        {
+            "input_ids": pa.ListArray.from_arrays(offsets, pa.array(flat)),
+            "attention_mask": pa.ListArray.from_arrays(offsets, pa.array(np.ones(len(flat), dtype=np.int8))),
+            "label": pa.array(labels).cast(pa.int64()),
+            "text": pa.array(texts).cast(pa.string()),
+        }
+    )
 
 
 class SplitWriter:
@@ -110,8 +117,13 @@ class SplitWriter:
             path.rename(self.folder / name)
         state: dict[str, Any] = {
             "_data_files": [{"filename": name} for name in names],
-            "_fingerprint": hashlib.sha256(f"{fingerprint_of}\x1f{self.folder.name}\x1f{self.rows}".encode()).hexdigest()[:16],
-            "_format_columns": None, "_format_kwargs": {}, "_format_type": None, "_output_all_columns": False,
+            "_fingerprint": hashlib.sha256(
+                f"{fingerprint_of}\x1f{self.folder.name}\x1f{self.rows}".encode()
+            ).hexdigest()[:16],
+            "_format_columns": None,
+            "_format_kwargs": {},
+            "_format_type": None,
+            "_output_all_columns": False,
             "_split": None,
         }
         (self.folder / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True))

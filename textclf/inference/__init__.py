@@ -7,12 +7,39 @@ that run it.
 """
 
 from textclf.inference.agreement import Agreement
-from textclf.inference.backends import AUTO, BACKENDS, REFERENCE, Backend, BackendKind, MissingArtifactError, TorchBackend
+from textclf.inference.backends import (
+    AUTO,
+    BACKENDS,
+    REFERENCE,
+    Backend,
+    BackendKind,
+    MissingArtifactError,
+    TorchBackend,
+)
 from textclf.inference.batching import MAX_BATCH_TOKENS, PASS_COST_TOKENS, Batching
 from textclf.inference.choice import SERVING_FILE, choose, measurement, read_serving_file, resolve_backend
 from textclf.inference.engine import Engine, InferenceSettings, Prediction, load_engine, model_labels
 
-__all__ = ["AUTO", "Agreement", "BACKENDS", "Backend", "BackendKind", "Batching", "Engine", "InferenceSettings",
-           "MAX_BATCH_TOKENS", "MissingArtifactError", "PASS_COST_TOKENS", "Prediction", "REFERENCE", "SERVING_FILE",
-           "TorchBackend", "choose", "load_engine", "measurement", "model_labels", "read_serving_file",
-           "resolve_backend"]
+__all__ = [
+    "AUTO",
+    "Agreement",
+    "BACKENDS",
+    "Backend",
+    "BackendKind",
+    "Batching",
+    "Engine",
+    "InferenceSettings",
+    "MAX_BATCH_TOKENS",
+    "MissingArtifactError",
+    "PASS_COST_TOKENS",
+    "Prediction",
+    "REFERENCE",
+    "SERVING_FILE",
+    "TorchBackend",
+    "choose",
+    "load_engine",
+    "measurement",
+    "model_labels",
+    "read_serving_file",
+    "resolve_backend",
+]

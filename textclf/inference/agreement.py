@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,7 +29,9 @@ class Agreement:
     correct: int = 0
     labelled: int = 0
 
-    def add(self, reference: np.ndarray, probabilities: np.ndarray, labels: Sequence[int] | np.ndarray | None = None) -> None:
+    def add(
+        self, reference: np.ndarray, probabilities: np.ndarray, labels: Sequence[int] | np.ndarray | None = None
+    ) -> None:
         """One batch: ``reference`` and ``probabilities`` [N, K] of the same N texts (and their true labels)."""
         if reference.shape != probabilities.shape:
             raise ValueError(f"shapes differ: reference {reference.shape}, backend {probabilities.shape}")
@@ -50,9 +51,13 @@ class Agreement:
         return self.label_flips / self.texts if self.texts else math.nan
 
     def to_dict(self) -> dict:
-        result = {"texts": self.texts, "label_flips": self.label_flips, "flip_rate": self.flip_rate,
-                  "max_probability_change": self.max_probability_change,
-                  "mean_probability_change": self.sum_probability_change / self.texts if self.texts else math.nan}
+        result = {
+            "texts": self.texts,
+            "label_flips": self.label_flips,
+            "flip_rate": self.flip_rate,
+            "max_probability_change": self.max_probability_change,
+            "mean_probability_change": self.sum_probability_change / self.texts if self.texts else math.nan,
+        }
         if self.labelled:
             result["accuracy"] = self.correct / self.labelled
         return result

@@ -76,8 +76,10 @@ class TorchBackend:
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         self.model.eval()
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
-            out = self.model(input_ids=torch.as_tensor(input_ids).to(self.device),
-                             attention_mask=torch.as_tensor(attention_mask).to(self.device))
+            out = self.model(
+                input_ids=torch.as_tensor(input_ids).to(self.device),
+                attention_mask=torch.as_tensor(attention_mask).to(self.device),
+            )
         return out.logits.float().cpu().numpy()
 
 
@@ -136,7 +138,8 @@ class BackendKind:
             raise MissingArtifactError(
                 f"backend {self.name!r} needs {self.artifact} in the Model directory {model_dir}, which has none: the "
                 f"pipeline's optimize step builds it (locally: python -m textclf.optimize --model_dir {model_dir} "
-                f"--output_dir NEW_DIR); the server never exports at start")
+                f"--output_dir NEW_DIR); the server never exports at start"
+            )
         return path
 
 
@@ -156,7 +159,11 @@ class TorchBf16(TorchFp32):
     name = "torch-bf16"
 
     def unavailable(self) -> str | None:
-        return None if native_bf16() else "no native bf16 on this CPU (AVX512-BF16 or AMX): emulated bf16 is slower than fp32"
+        return (
+            None
+            if native_bf16()
+            else "no native bf16 on this CPU (AVX512-BF16 or AMX): emulated bf16 is slower than fp32"
+        )
 
     def load(self, model_dir: Path, threads: int) -> Backend:
         return TorchBackend.load(model_dir, threads, precision="bf16")

@@ -63,8 +63,9 @@ class Batching:
         return [order[start:end] for start, end in cuts]
 
 
-def plan_passes(lengths: Sequence[int], max_tokens: int, pass_cost_tokens: int,
-                max_texts: int = 0) -> list[tuple[int, int]]:
+def plan_passes(
+    lengths: Sequence[int], max_tokens: int, pass_cost_tokens: int, max_texts: int = 0
+) -> list[tuple[int, int]]:
     """Forward passes ``[start, end)`` over ascending ``lengths``, each padded to its last (longest)
     text: the grouping that costs least in padded tokens plus ``pass_cost_tokens`` per pass
     (dynamic programming), each pass within ``max_tokens`` and ``max_texts`` (a text longer than

@@ -31,8 +31,10 @@ log = logging.getLogger(__name__)
 
 SERVING_FILE = "serving.json"
 SERVING_FORMAT = "textclf-serving/v1"
-RULE = ("the fastest backend on the optimize step's CPU among those whose validation labels differ from fp32 "
-        "PyTorch's on at most max_backend_flip_rate of the texts")
+RULE = (
+    "the fastest backend on the optimize step's CPU among those whose validation labels differ from fp32 "
+    "PyTorch's on at most max_backend_flip_rate of the texts"
+)
 
 
 def read_serving_file(model_dir: str | Path) -> dict | None:
@@ -50,8 +52,14 @@ def write_serving_file(model_dir: str | Path, content: dict) -> Path:
 def qualifies(measured: dict, max_flip_rate: float) -> bool:
     """Measured on every text (a finite speed and flip rate, not stopped short) and within the bound of label flips."""
     rate, speed = measured.get("flip_rate"), measured.get("texts_per_second")
-    return (isinstance(rate, (int, float)) and isinstance(speed, (int, float)) and math.isfinite(rate)
-            and math.isfinite(speed) and rate <= max_flip_rate and measured.get("complete", True))
+    return (
+        isinstance(rate, (int, float))
+        and isinstance(speed, (int, float))
+        and math.isfinite(rate)
+        and math.isfinite(speed)
+        and rate <= max_flip_rate
+        and measured.get("complete", True)
+    )
 
 
 def choose(backends: dict[str, dict], max_flip_rate: float) -> tuple[str, str]:
@@ -61,10 +69,15 @@ def choose(backends: dict[str, dict], max_flip_rate: float) -> tuple[str, str]:
         raise ValueError(f"the reference backend {REFERENCE!r} was not measured: nothing to choose from")
     ranked = sorted(fit, key=lambda name: -fit[name]["texts_per_second"])
     speeds = ", ".join(f"{name} {fit[name]['texts_per_second']:.1f}" for name in ranked)
-    over = [f"{name} ({m['label_flips']} flips, {100 * m['flip_rate']:.2f}%)" for name, m in backends.items()
-            if name not in fit and "flip_rate" in m]
-    reason = (f"{ranked[0]}: the fastest (texts/s: {speeds}) of the backends within {100 * max_flip_rate:.2f}% "
-              f"validation label flips against fp32" + (f"; over the bound: {', '.join(over)}" if over else ""))
+    over = [
+        f"{name} ({m['label_flips']} flips, {100 * m['flip_rate']:.2f}%)"
+        for name, m in backends.items()
+        if name not in fit and "flip_rate" in m
+    ]
+    reason = (
+        f"{ranked[0]}: the fastest (texts/s: {speeds}) of the backends within {100 * max_flip_rate:.2f}% "
+        f"validation label flips against fp32" + (f"; over the bound: {', '.join(over)}" if over else "")
+    )
     return ranked[0], reason
 
 
@@ -75,13 +88,19 @@ def resolve_backend(model_dir: str | Path, requested: str) -> str:
         return backend_kind(requested).name
     measured = read_serving_file(model_dir)
     if measured is None:
-        log.warning("%s has no %s (the optimize step never ran on it): backend auto serves %s", model_dir,
-                    SERVING_FILE, REFERENCE)
+        log.warning(
+            "%s has no %s (the optimize step never ran on it): backend auto serves %s",
+            model_dir,
+            SERVING_FILE,
+            REFERENCE,
+        )
         return REFERENCE
     name = measured.get("backend")
     if name not in BACKENDS:
-        raise ValueError(f"{Path(model_dir) / SERVING_FILE} names backend {name!r}, which this code does not have "
-                         f"({', '.join(BACKENDS)})")
+        raise ValueError(
+            f"{Path(model_dir) / SERVING_FILE} names backend {name!r}, which this code does not have "
+            f"({', '.join(BACKENDS)})"
+        )
     return name
 
 
@@ -104,8 +123,9 @@ def served_backend(model_uri: str) -> str:
     return backend_kind(name).name
 
 
-def pinned_backends(model_dir: str | Path, requested: str, metrics: dict, live_model_uri: str = "",
-                    gpus: int = 0) -> tuple[str, str]:
+def pinned_backends(
+    model_dir: str | Path, requested: str, metrics: dict, live_model_uri: str = "", gpus: int = 0
+) -> tuple[str, str]:
     """(the backend the deploy step pins for the new model, the live model's): ``requested`` resolved with
     the model's ``serving.json``, which must be the backend evaluate scored (``metrics.json``), or the
     gate would have passed numbers of another backend than the one that serves.
@@ -116,11 +136,15 @@ def pinned_backends(model_dir: str | Path, requested: str, metrics: dict, live_m
     """
     backend = resolve_backend(model_dir, requested)
     if gpus and not backend_kind(backend).needs_torch:
-        raise ValueError(f"predictor pods with {gpus} GPU(s) would serve {backend!r}, which runs on the CPU: set "
-                         "serving_backend to torch or torch-bf16 (evaluate and deploy share it) to serve on the GPU")
+        raise ValueError(
+            f"predictor pods with {gpus} GPU(s) would serve {backend!r}, which runs on the CPU: set "
+            "serving_backend to torch or torch-bf16 (evaluate and deploy share it) to serve on the GPU"
+        )
     scored = (metrics.get("serving") or {}).get("backend")
     if scored != backend:
-        raise ValueError(f"serving_backend {requested!r} resolves to {backend!r} for {model_dir}, but evaluate scored "
-                         f"{scored!r}: the gate decided on another backend's numbers; run evaluate and deploy with "
-                         "the same serving_backend")
+        raise ValueError(
+            f"serving_backend {requested!r} resolves to {backend!r} for {model_dir}, but evaluate scored "
+            f"{scored!r}: the gate decided on another backend's numbers; run evaluate and deploy with "
+            "the same serving_backend"
+        )
     return backend, served_backend(live_model_uri) if live_model_uri else REFERENCE

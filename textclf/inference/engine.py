@@ -20,7 +20,6 @@ from textclf.inference.choice import resolve_backend
 from textclf.inference.hardware import cpu_threads
 from textclf.settings import setting
 
-
 Truncation = Literal["head", "head_tail"]
 
 
@@ -29,21 +28,31 @@ class InferenceSettings:
     """How a Model directory is run; every field is a ``python -m serving`` flag of the same name."""
 
     backend: str = setting(
-        AUTO, f"Inference backend: {backend_names()} (torch: fp32 PyTorch), each from the artifact the pipeline's "
+        AUTO,
+        f"Inference backend: {backend_names()} (torch: fp32 PyTorch), each from the artifact the pipeline's "
         "optimize step built in the Model directory (nothing is exported at start); auto: the one that step chose "
-        "(serving.json), torch when the directory has none.")
-    max_length: int | None = setting(None, "Truncate texts to this many tokens (default: as trained, from "
-                                     "training.json; else the model's limit).")
-    truncation: Truncation | None = setting(None, "Keep the start of long texts (head), or the start and the end "
-                                            "(head_tail) (default: as trained).")
-    head_tokens: int | None = setting(None, "With head_tail: tokens kept from the start (default: a quarter of "
-                                      "the room, as in training).")
-    max_batch_tokens: int = setting(MAX_BATCH_TOKENS, "Padded tokens per forward pass (texts x the longest); "
-                                    "larger merged batches are split.")
-    pass_cost_tokens: int = setting(PASS_COST_TOKENS, "The fixed cost of one forward pass, in tokens: texts of a "
-                                    "batch are grouped by length so that padding plus this per pass is least.")
-    threads: int | None = setting(None, "Threads per inference worker (default: the CPUs this container may use / "
-                                  "inference_workers).")
+        "(serving.json), torch when the directory has none.",
+    )
+    max_length: int | None = setting(
+        None, "Truncate texts to this many tokens (default: as trained, from training.json; else the model's limit)."
+    )
+    truncation: Truncation | None = setting(
+        None, "Keep the start of long texts (head), or the start and the end (head_tail) (default: as trained)."
+    )
+    head_tokens: int | None = setting(
+        None, "With head_tail: tokens kept from the start (default: a quarter of the room, as in training)."
+    )
+    max_batch_tokens: int = setting(
+        MAX_BATCH_TOKENS, "Padded tokens per forward pass (texts x the longest); larger merged batches are split."
+    )
+    pass_cost_tokens: int = setting(
+        PASS_COST_TOKENS,
+        "The fixed cost of one forward pass, in tokens: texts of a "
+        "batch are grouped by length so that padding plus this per pass is least.",
+    )
+    threads: int | None = setting(
+        None, "Threads per inference worker (default: the CPUs this container may use / inference_workers)."
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,8 +75,16 @@ class Engine:
         model_dir: the Model directory (where :meth:`torch_model` loads the fp32 weights from).
     """
 
-    def __init__(self, backend: Backend, name: str, labels: Sequence[str], batching: Batching, pad_id: int,
-                 encoder: TextEncoder | None = None, model_dir: str | Path | None = None):
+    def __init__(
+        self,
+        backend: Backend,
+        name: str,
+        labels: Sequence[str],
+        batching: Batching,
+        pad_id: int,
+        encoder: TextEncoder | None = None,
+        model_dir: str | Path | None = None,
+    ):
         self.backend, self.name, self.labels = backend, name, list(labels)
         self.batching, self.pad_id, self.encoder = batching, pad_id, encoder
         self.model_dir = Path(model_dir) if model_dir is not None else None
@@ -103,9 +120,12 @@ class Engine:
 
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
         """One :class:`Prediction` per text, in order."""
-        return [Prediction(label=self.labels[int(row.argmax())], score=float(row.max()),
-                           probabilities=tuple(float(p) for p in row))
-                for row in self.probabilities(texts)]
+        return [
+            Prediction(
+                label=self.labels[int(row.argmax())], score=float(row.max()), probabilities=tuple(float(p) for p in row)
+            )
+            for row in self.probabilities(texts)
+        ]
 
     def torch_model(self):
         """The fp32 PyTorch model (``:explain`` needs gradients): the backend's own when it runs
@@ -113,8 +133,10 @@ class Engine:
         if isinstance(self.backend, TorchBackend):
             return self.backend.model
         if self.model_dir is None:
-            raise ValueError(f"backend {self.name!r} runs no PyTorch model and this engine knows no Model directory to "
-                             "load the fp32 weights from: build it with load_engine or pass model_dir")
+            raise ValueError(
+                f"backend {self.name!r} runs no PyTorch model and this engine knows no Model directory to "
+                "load the fp32 weights from: build it with load_engine or pass model_dir"
+            )
         from transformers import AutoModelForSequenceClassification
 
         return AutoModelForSequenceClassification.from_pretrained(self.model_dir).eval()

@@ -33,11 +33,15 @@ def export_onnx(model_dir: Path, out_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TracerWarnings about Python bools in HF code
         torch.onnx.export(
-            model, (input_ids, attention_mask), str(out_path),
-            input_names=["input_ids", "attention_mask"], output_names=["logits"],
+            model,
+            (input_ids, attention_mask),
+            str(out_path),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["logits"],
             dynamic_axes={name: {0: "batch", 1: "sequence"} for name in ("input_ids", "attention_mask")}
             | {"logits": {0: "batch"}},
-            opset_version=ONNX_OPSET, dynamo=False,
+            opset_version=ONNX_OPSET,
+            dynamo=False,
         )
     with torch.inference_mode():
         expected = model(input_ids=input_ids, attention_mask=attention_mask).logits.numpy()
@@ -57,7 +61,12 @@ def quantize_dynamic_int8(fp32_path: Path, out_path: Path) -> None:
 
     logging.disable(logging.INFO)  # the quantizer logs a line per tensor on the root logger
     try:
-        quantize_dynamic(str(fp32_path), str(out_path), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul"])
+        quantize_dynamic(
+            str(fp32_path),
+            str(out_path),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["MatMul"],
+        )
     finally:
         logging.disable(logging.NOTSET)

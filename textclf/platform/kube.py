@@ -82,7 +82,9 @@ class InferenceServiceAPI:
                 )
             try:
                 config.load_kube_config(
-                    config_file=path, context=context, client_configuration=configuration,
+                    config_file=path,
+                    context=context,
+                    client_configuration=configuration,
                     persist_config=False,
                 )
                 contexts, active = config.list_kube_config_contexts(path)
@@ -96,7 +98,12 @@ class InferenceServiceAPI:
     def get(self, name: str, namespace: str) -> dict:
         return self._call(
             f"get InferenceService {namespace}/{name}",
-            self.objects.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name,
+            self.objects.get_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
         )
 
     def apply(self, body: dict, namespace: str, *, force: bool = True) -> dict:
@@ -115,27 +122,45 @@ class InferenceServiceAPI:
 
     def _server_side_apply(self, body: dict, namespace: str, force: bool, _request_timeout: float) -> dict:
         return self.objects.api_client.call_api(
-            f"/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/{PLURAL}/{{name}}", "PATCH",
+            f"/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/{PLURAL}/{{name}}",
+            "PATCH",
             path_params={"namespace": namespace, "name": body["metadata"]["name"]},
-            query_params=[("fieldManager", FIELD_MANAGER), ("force", "true" if force else "false"),
-                          ("fieldValidation", "Strict")],
+            query_params=[
+                ("fieldManager", FIELD_MANAGER),
+                ("force", "true" if force else "false"),
+                ("fieldValidation", "Strict"),
+            ],
             header_params={"Content-Type": APPLY_PATCH, "Accept": "application/json"},
-            body=body, response_type="object", auth_settings=["BearerToken"],
-            _return_http_data_only=True, _request_timeout=_request_timeout,
+            body=body,
+            response_type="object",
+            auth_settings=["BearerToken"],
+            _return_http_data_only=True,
+            _request_timeout=_request_timeout,
         )
 
     def merge_patch(self, name: str, patch: dict, namespace: str) -> dict:
         """JSON merge patch (RFC 7386); a ``metadata.resourceVersion`` in it makes the write conditional."""
         return self._call(
             f"patch InferenceService {namespace}/{name}",
-            self.objects.patch_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name, patch,
+            self.objects.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            patch,
             field_manager=FIELD_MANAGER,
         )
 
     def delete(self, name: str, namespace: str) -> dict:
         return self._call(
             f"delete InferenceService {namespace}/{name}",
-            self.objects.delete_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name,
+            self.objects.delete_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
         )
 
     def _call(self, what: str, method, *args, **kwargs) -> dict:
@@ -158,8 +183,10 @@ class InferenceServiceAPI:
             return InferenceServiceNotFoundError(f"{what}: not found ({message})")
         if e.status == 409:
             if _is_field_conflict(e):
-                return ConflictError(f"{what}: {message}; these fields belong to another field manager: apply "
-                                     "with force to take them over, or leave them out of the manifest")
+                return ConflictError(
+                    f"{what}: {message}; these fields belong to another field manager: apply "
+                    "with force to take them over, or leave them out of the manifest"
+                )
             return ConflictError(f"{what}: conflict ({message}); re-read and retry")
         if e.status in (401, 403):
             return PermissionDeniedError(
@@ -174,8 +201,12 @@ class InferenceServiceAPI:
         """Ask API discovery whether ``serving.kserve.io/v1beta1`` serves ``inferenceservices``."""
         try:
             resources = self.objects.api_client.call_api(
-                f"/apis/{GROUP}/{VERSION}", "GET", response_type="object", auth_settings=["BearerToken"],
-                _return_http_data_only=True, _request_timeout=self.timeout_s,
+                f"/apis/{GROUP}/{VERSION}",
+                "GET",
+                response_type="object",
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+                _request_timeout=self.timeout_s,
             )
         except ApiException as e:
             if e.status == 404:

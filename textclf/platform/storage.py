@@ -130,9 +130,9 @@ def glob_regex(pattern: str) -> re.Pattern:
         elif pattern[i] == "?":
             parts.append("[^/]")
             i += 1
-        elif pattern[i] == "[" and "]" in pattern[i + 2:]:
+        elif pattern[i] == "[" and "]" in pattern[i + 2 :]:
             end = pattern.index("]", i + 2)
-            body = pattern[i + 1:end]
+            body = pattern[i + 1 : end]
             parts.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
             i = end + 1
         else:
@@ -215,7 +215,7 @@ def _entries_below(fs, root_uri: str, root_path: str, maxdepth: int | None = Non
     entries = []
     for path, info in sorted(found.items()):
         if _is_file(info) and path.startswith(prefix):
-            relative = path[len(prefix):]
+            relative = path[len(prefix) :]
             entries.append(Entry(join(root_uri, relative), relative, int(info.get("size") or 0), info))
     return entries
 
@@ -232,7 +232,7 @@ def entries(uri: str) -> list[Entry]:
     fs, path = filesystem(uri)
     if has_glob(path):
         root_uri = glob_root(uri)
-        pattern = str(uri)[len(root_uri) + 1 if root_uri else 0:]
+        pattern = str(uri)[len(root_uri) + 1 if root_uri else 0 :]
         # Without "**" a glob reaches as deep as its slashes: no need to walk (or list) further down.
         depth = None if "**" in pattern else pattern.count("/") + 1
         root_path, matcher = fs._strip_protocol(root_uri) if root_uri else "", glob_regex(pattern)
@@ -376,13 +376,27 @@ class _Transfer:
         if now - self.logged >= PROGRESS_EVERY_S:
             self.logged = now
             seconds = now - self.started
-            logger.info("%s %s: %.1f of %.1f MB (%.0f%%), %.1f MB/s", self.verb, self.what, self.done / 1e6,
-                        self.total / 1e6, 100 * self.done / max(self.total, 1), self.done / 1e6 / seconds)
+            logger.info(
+                "%s %s: %.1f of %.1f MB (%.0f%%), %.1f MB/s",
+                self.verb,
+                self.what,
+                self.done / 1e6,
+                self.total / 1e6,
+                100 * self.done / max(self.total, 1),
+                self.done / 1e6 / seconds,
+            )
 
     def finish(self) -> None:
         seconds = max(time.monotonic() - self.started, 1e-6)
-        logger.info("%s %s: %d files, %.1f MB in %.1f s (%.1f MB/s)", self.verb, self.what, self.files,
-                    self.done / 1e6, seconds, self.done / 1e6 / seconds)
+        logger.info(
+            "%s %s: %d files, %.1f MB in %.1f s (%.1f MB/s)",
+            self.verb,
+            self.what,
+            self.files,
+            self.done / 1e6,
+            seconds,
+            self.done / 1e6 / seconds,
+        )
 
 
 def _callback(transfer: _Transfer | None):
@@ -429,7 +443,6 @@ def _put(local: str | Path, uri: str, transfer: _Transfer | None = None) -> None
     fs.put_file(str(local), path, callback=callback)
     if transfer is not None and Path(local).stat().st_size > callback.reported:
         transfer.advance(Path(local).stat().st_size - callback.reported)
-
 
 
 def download(uri: str, local_path: str) -> str:

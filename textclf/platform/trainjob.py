@@ -34,13 +34,22 @@ SDK_MANAGER = "trainer.kubeflow.org/kubeflow-sdk"
 class TrainJobSettings:
     """How the multi-node train step runs on Kubeflow Trainer (kubeflow target, num_nodes > 1)."""
 
-    trainjob_runtime: str = setting("torch-distributed", "Kubeflow Trainer runtime of the TrainJob (a "
-                                    "ClusterTrainingRuntime or a TrainingRuntime in the pipeline's namespace) used "
-                                    "when num_nodes > 1; infra/install-platform.sh installs torch-distributed.")
-    trainjob_service_account: str = setting("pipeline-runner", "Kubernetes service account of the TrainJob's pods: "
-                                            "it must read and write the pipeline root's bucket (Workload Identity).")
-    trainjob_timeout_hours: float = setting(24.0, "Longest a TrainJob may run (its activeDeadlineSeconds); the "
-                                            "train step waits as long, then deletes it and fails.")
+    trainjob_runtime: str = setting(
+        "torch-distributed",
+        "Kubeflow Trainer runtime of the TrainJob (a "
+        "ClusterTrainingRuntime or a TrainingRuntime in the pipeline's namespace) used "
+        "when num_nodes > 1; infra/install-platform.sh installs torch-distributed.",
+    )
+    trainjob_service_account: str = setting(
+        "pipeline-runner",
+        "Kubernetes service account of the TrainJob's pods: "
+        "it must read and write the pipeline root's bucket (Workload Identity).",
+    )
+    trainjob_timeout_hours: float = setting(
+        24.0,
+        "Longest a TrainJob may run (its activeDeadlineSeconds); the "
+        "train step waits as long, then deletes it and fails.",
+    )
 
     def __post_init__(self):
         if self.trainjob_timeout_hours <= 0:
@@ -71,7 +80,10 @@ class TrainJobRequest:
 
     def resources_per_node(self) -> dict[str, str]:
         """One training process per GPU, each with its share of CPU and memory (requests = limits)."""
-        resources = {"cpu": str(CPU_PER_PROCESS * self.gpus_per_node), "memory": f"{MEMORY_GB_PER_PROCESS * self.gpus_per_node}Gi"}
+        resources = {
+            "cpu": str(CPU_PER_PROCESS * self.gpus_per_node),
+            "memory": f"{MEMORY_GB_PER_PROCESS * self.gpus_per_node}Gi",
+        }
         return {**resources, "gpu": str(self.gpus_per_node)} if self.gpu_type else resources
 
     def pod_patch(self):
@@ -80,33 +92,66 @@ class TrainJobRequest:
         secret = {"secretKeyRef": {"name": WANDB_SECRET, "key": WANDB_SECRET_KEY, "optional": True}}
         container = ContainerPatch(name=TRAINER_CONTAINER, env=[{"name": "WANDB_API_KEY", "valueFrom": secret}])
         on_gpus = bool(self.gpu_type)
-        return PodSpecPatch(service_account_name=self.service_account, containers=[container],
-                            node_selector={GPU_NODE_LABEL: self.gpu_type} if on_gpus else None,
-                            tolerations=[GPU_TOLERATION] if on_gpus else None)
+        return PodSpecPatch(
+            service_account_name=self.service_account,
+            containers=[container],
+            node_selector={GPU_NODE_LABEL: self.gpu_type} if on_gpus else None,
+            tolerations=[GPU_TOLERATION] if on_gpus else None,
+        )
 
     def options(self) -> list:
-        from kubeflow.trainer.options import (ActiveDeadlineSeconds, JobSetSpecPatch, JobSetTemplatePatch, JobSpecPatch,
-                                              JobTemplatePatch, Labels, Name, PodTemplatePatch, ReplicatedJobPatch,
-                                              RuntimePatch, TrainerCommand, TrainingRuntimeSpecPatch)
+        from kubeflow.trainer.options import (
+            ActiveDeadlineSeconds,
+            JobSetSpecPatch,
+            JobSetTemplatePatch,
+            JobSpecPatch,
+            JobTemplatePatch,
+            Labels,
+            Name,
+            PodTemplatePatch,
+            ReplicatedJobPatch,
+            RuntimePatch,
+            TrainerCommand,
+            TrainingRuntimeSpecPatch,
+        )
 
-        node_pods = ReplicatedJobPatch(name=TRAINER_CONTAINER, template=JobTemplatePatch(spec=JobSpecPatch(
-            template=PodTemplatePatch(spec=self.pod_patch()))))
-        patch = RuntimePatch(training_runtime_spec=TrainingRuntimeSpecPatch(template=JobSetTemplatePatch(
-            spec=JobSetSpecPatch(replicated_jobs=[node_pods]))))
+        node_pods = ReplicatedJobPatch(
+            name=TRAINER_CONTAINER,
+            template=JobTemplatePatch(spec=JobSpecPatch(template=PodTemplatePatch(spec=self.pod_patch()))),
+        )
+        patch = RuntimePatch(
+            training_runtime_spec=TrainingRuntimeSpecPatch(
+                template=JobSetTemplatePatch(spec=JobSetSpecPatch(replicated_jobs=[node_pods]))
+            )
+        )
         labels = {"app.kubernetes.io/name": "textclf-train", "app.kubernetes.io/part-of": "textclf"}
-        return [Name(self.name), Labels(labels), TrainerCommand(self.command), ActiveDeadlineSeconds(self.timeout_seconds), patch]
+        return [
+            Name(self.name),
+            Labels(labels),
+            TrainerCommand(self.command),
+            ActiveDeadlineSeconds(self.timeout_seconds),
+            patch,
+        ]
 
     def trainer(self):
         from kubeflow.trainer import CustomTrainerContainer
 
-        return CustomTrainerContainer(image=self.image, num_nodes=self.num_nodes, resources_per_node=self.resources_per_node())
+        return CustomTrainerContainer(
+            image=self.image, num_nodes=self.num_nodes, resources_per_node=self.resources_per_node()
+        )
 
 
 def submit(client, request: TrainJobRequest) -> str:
     """Create the TrainJob; returns its name."""
     name = client.train(runtime=request.runtime, trainer=request.trainer(), options=request.options())
-    log.info("TrainJob %s: %d node(s) x %d GPU(s) of %s, runtime %s", name, request.num_nodes, request.gpus_per_node,
-             request.gpu_type or "CPU", request.runtime)
+    log.info(
+        "TrainJob %s: %d node(s) x %d GPU(s) of %s, runtime %s",
+        name,
+        request.num_nodes,
+        request.gpus_per_node,
+        request.gpu_type or "CPU",
+        request.runtime,
+    )
     return name
 
 
@@ -124,7 +169,9 @@ def follow(client, name: str, timeout_seconds: float, echo: Callable[[str], None
         try:
             return client.wait_for_job_status(name, status | {"Failed"}, timeout=left, polling_interval=poll_seconds)
         except TimeoutError as error:
-            raise TrainJobTimeout(f"TrainJob {name} did not reach {sorted(status)} within {timeout_seconds:.0f}s") from error
+            raise TrainJobTimeout(
+                f"TrainJob {name} did not reach {sorted(status)} within {timeout_seconds:.0f}s"
+            ) from error
 
     job = wait({"Running", "Complete"})
     if job.status == "Running":
@@ -132,8 +179,10 @@ def follow(client, name: str, timeout_seconds: float, echo: Callable[[str], None
             echo(line.rstrip("\n"))
         job = wait({"Complete"})
     if job.status == "Failed":
-        events = "; ".join(f"{e.involved_object_kind} {e.involved_object_name}: {e.reason}: {e.message}"
-                           for e in client.get_job_events(name)[-5:])
+        events = "; ".join(
+            f"{e.involved_object_kind} {e.involved_object_name}: {e.reason}: {e.message}"
+            for e in client.get_job_events(name)[-5:]
+        )
         raise TrainJobFailed(f"TrainJob {name} failed; last events: {events or 'none'}")
     log.info("TrainJob %s completed", name)
     return job

@@ -13,7 +13,13 @@ import json
 VERTEX_MACHINE_TYPES = {
     "NVIDIA_L4": {1: "g2-standard-8", 2: "g2-standard-24", 4: "g2-standard-48", 8: "g2-standard-96"},
     "NVIDIA_TESLA_T4": {1: "n1-standard-8", 2: "n1-standard-16", 4: "n1-standard-32"},
-    "NVIDIA_TESLA_A100": {1: "a2-highgpu-1g", 2: "a2-highgpu-2g", 4: "a2-highgpu-4g", 8: "a2-highgpu-8g", 16: "a2-megagpu-16g"},
+    "NVIDIA_TESLA_A100": {
+        1: "a2-highgpu-1g",
+        2: "a2-highgpu-2g",
+        4: "a2-highgpu-4g",
+        8: "a2-highgpu-8g",
+        16: "a2-megagpu-16g",
+    },
     "NVIDIA_A100_80GB": {1: "a2-ultragpu-1g", 2: "a2-ultragpu-2g", 4: "a2-ultragpu-4g", 8: "a2-ultragpu-8g"},
     "NVIDIA_H100_80GB": {1: "a3-highgpu-1g", 2: "a3-highgpu-2g", 4: "a3-highgpu-4g", 8: "a3-highgpu-8g"},
 }
@@ -27,11 +33,12 @@ def vertex_machine_type(accelerator_type: str, gpus: int) -> str:
     """
     counts = VERTEX_MACHINE_TYPES.get(accelerator_type)
     if counts is None:
-        raise ValueError(f"no Vertex machine table for accelerator {accelerator_type!r}; known: {sorted(VERTEX_MACHINE_TYPES)}")
+        raise ValueError(
+            f"no Vertex machine table for accelerator {accelerator_type!r}; known: {sorted(VERTEX_MACHINE_TYPES)}"
+        )
     if gpus not in counts:
         raise ValueError(f"gpus_per_node={gpus}: Vertex machines carry {sorted(counts)} {accelerator_type} GPUs")
     return counts[gpus]
-
 
 
 def vertex_topology(cluster_spec: str) -> tuple[int, int, tuple[str, int]]:
@@ -47,7 +54,9 @@ def vertex_topology(cluster_spec: str) -> tuple[int, int, tuple[str, int]]:
         raise ValueError(f"CLUSTER_SPEC: workerpool0 must hold exactly the primary replica, got {primary}")
     pools = {"workerpool0": 0, "workerpool1": 1}
     if task["type"] not in pools:
-        raise ValueError(f"CLUSTER_SPEC: this replica is in {task['type']}; training runs in workerpool0 and workerpool1 only")
+        raise ValueError(
+            f"CLUSTER_SPEC: this replica is in {task['type']}; training runs in workerpool0 and workerpool1 only"
+        )
     node_rank = 0 if task["type"] == "workerpool0" else 1 + int(task["index"])
     host, _, port = primary[0].rpartition(":")
     return 1 + len(workers), node_rank, (host, int(port))

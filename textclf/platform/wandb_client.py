@@ -25,7 +25,11 @@ def init_run(project: str, entity: str, folder: str, mode: str, **run: Any):
     import wandb
 
     return wandb.init(
-        project=project, entity=entity or None, dir=folder or None, mode=RUN_MODES[mode], reinit="create_new",
+        project=project,
+        entity=entity or None,
+        dir=folder or None,
+        mode=RUN_MODES[mode],
+        reinit="create_new",
         **{key: value or None for key, value in run.items()},
         # console="off": the step's own logs already reach the pipeline UI.
         settings=wandb.Settings(init_timeout=INIT_TIMEOUT_S, console="off", x_disable_stats=True, silent=True),

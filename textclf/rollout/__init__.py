@@ -19,8 +19,13 @@ from textclf.rollout.errors import (
 
 # Loaded when first named: the Kubernetes client (textclf.platform.kube) raises this package's errors,
 # so importing it must not import the operations, which import it back.
-_LAZY = {"InferenceServiceAPI": "textclf.platform.kube", **{name: "textclf.rollout.operations" for name in (
-    "RolloutStatus", "apply_inference_service", "get_status", "promote", "rollback", "wait_ready")}}
+_LAZY = {
+    "InferenceServiceAPI": "textclf.platform.kube",
+    **dict.fromkeys(
+        ("RolloutStatus", "apply_inference_service", "get_status", "promote", "rollback", "wait_ready"),
+        "textclf.rollout.operations",
+    ),
+}
 
 
 def __getattr__(name: str):

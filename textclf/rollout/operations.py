@@ -46,8 +46,16 @@ from textclf.rollout.status import RolloutStatus, TrafficTarget
 log = logging.getLogger(__name__)
 
 
-__all__ = ["RolloutStatus", "TrafficTarget", "apply_inference_service", "get_status", "promote", "rollback",
-           "serving_model", "wait_ready"]
+__all__ = [
+    "RolloutStatus",
+    "TrafficTarget",
+    "apply_inference_service",
+    "get_status",
+    "promote",
+    "rollback",
+    "serving_model",
+    "wait_ready",
+]
 
 
 def apply_inference_service(
@@ -125,11 +133,16 @@ def _standard_spec(desired: dict, live: dict | None, canary_percent: int | None)
     stable = live["predictor"]
     live_canaries = live.get("canary") or []
     if len(live_canaries) > 1:
-        raise InvalidManifestError(f"the live InferenceService has {len(live_canaries)} canaries; this tool "
-                                   "rolls out one at a time: promote or roll back first")
+        raise InvalidManifestError(
+            f"the live InferenceService has {len(live_canaries)} canaries; this tool "
+            "rolls out one at a time: promote or roll back first"
+        )
     if live_canaries and _same_model(merge_canary(stable, live_canaries[0]["predictor"]), new):
         [canary] = live_canaries  # this model is the canary already: keep its name and share
-        return {"predictor": stable, "canary": [canary_entry(new, canary["predictor"]["name"], canary["trafficPercent"])]}
+        return {
+            "predictor": stable,
+            "canary": [canary_entry(new, canary["predictor"]["name"], canary["trafficPercent"])],
+        }
     share = canary_percent if canary_percent is not None else _desired_share(desired)
     if _same_model(stable, new) or share is None:
         # The stable model again (it keeps, or with a canary running takes back, all traffic), or a
@@ -171,7 +184,9 @@ def _same_model(live: dict, new: dict) -> bool:
 def _applied_config(manifest: dict, namespace: str, spec: dict, live: dict | None) -> dict:
     """What this manager owns: labels, annotations and the spec (never status, never other metadata)."""
     metadata = {"name": manifest["metadata"]["name"], "namespace": namespace}
-    metadata.update({k: copy.deepcopy(manifest["metadata"][k]) for k in ("labels", "annotations") if k in manifest["metadata"]})
+    metadata.update(
+        {k: copy.deepcopy(manifest["metadata"][k]) for k in ("labels", "annotations") if k in manifest["metadata"]}
+    )
     if live is not None:  # our decisions read the live object: write only if it is still that one
         metadata["resourceVersion"] = live["metadata"]["resourceVersion"]
     return {"apiVersion": API_VERSION, "kind": "InferenceService", "metadata": metadata, "spec": spec}
@@ -180,8 +195,13 @@ def _applied_config(manifest: dict, namespace: str, spec: dict, live: dict | Non
 def _drop_leftover_share(api: InferenceServiceAPI, result: dict) -> dict:
     """A new model asked for all traffic, but a share another writer set (a rollback's 0) is still there."""
     meta = result["metadata"]
-    log.info("InferenceService %s/%s: removing the canaryTrafficPercent %s another writer left, so the new model "
-             "takes all traffic", meta["namespace"], meta["name"], result["spec"]["predictor"][CANARY_TRAFFIC])
+    log.info(
+        "InferenceService %s/%s: removing the canaryTrafficPercent %s another writer left, so the new model "
+        "takes all traffic",
+        meta["namespace"],
+        meta["name"],
+        result["spec"]["predictor"][CANARY_TRAFFIC],
+    )
     patch = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "spec": {"predictor": {CANARY_TRAFFIC: None}}}
     return api.merge_patch(meta["name"], patch, meta["namespace"])
 
@@ -199,7 +219,9 @@ def promote(name: str, namespace: str | None = None, *, api: InferenceServiceAPI
     canaries = _one_canary(live, f"InferenceService {namespace}/{name}")
     if canaries:
         stable = merge_canary(live["spec"]["predictor"], canaries[0]["predictor"])
-        return _patch_spec(api, live, {"predictor": stable, "canary": None}, "promoted, the canary is the stable predictor")
+        return _patch_spec(
+            api, live, {"predictor": stable, "canary": None}, "promoted, the canary is the stable predictor"
+        )
     if CANARY_TRAFFIC not in live["spec"]["predictor"]:
         log.info("InferenceService %s/%s: nothing to promote, the newest model already has 100%%", namespace, name)
         return live
@@ -293,8 +315,10 @@ def _one_canary(isvc: dict, what: str) -> list:
     """``spec.canary`` of ``isvc`` (the manifest or the live InferenceService), refused with more than one."""
     canaries = isvc["spec"].get("canary") or []
     if len(canaries) > 1:
-        raise InvalidManifestError(f"{what} has more than one spec.canary entry ({len(canaries)}); this tool rolls "
-                                   "out and promotes one at a time: edit spec.canary by hand")
+        raise InvalidManifestError(
+            f"{what} has more than one spec.canary entry ({len(canaries)}); this tool rolls "
+            "out and promotes one at a time: edit spec.canary by hand"
+        )
     return canaries
 
 
@@ -330,8 +354,10 @@ def _mode(manifest: dict, live: dict | None) -> str:
         )
     mode = wanted or running
     if mode is None:
-        raise InvalidManifestError(f"the manifest has no {MODE_ANNOTATION} annotation: set Serverless or Standard "
-                                   "(KServe's default depends on the cluster's inferenceservice-config)")
+        raise InvalidManifestError(
+            f"the manifest has no {MODE_ANNOTATION} annotation: set Serverless or Standard "
+            "(KServe's default depends on the cluster's inferenceservice-config)"
+        )
     return mode
 
 

@@ -75,8 +75,11 @@ class RolloutStatus:
         }
         if mode == STANDARD:
             canaries = isvc.get("spec", {}).get("canary") or []
-            return cls(**common, canary_percent=sum(c.get("trafficPercent", 0) for c in canaries) if canaries else None,
-                       traffic=_standard_traffic(isvc))
+            return cls(
+                **common,
+                canary_percent=sum(c.get("trafficPercent", 0) for c in canaries) if canaries else None,
+                traffic=_standard_traffic(isvc),
+            )
         return cls(
             **common,
             canary_percent=spec_predictor.get(CANARY_TRAFFIC),
@@ -86,8 +89,11 @@ class RolloutStatus:
             previous_rolled_out_revision=predictor.get("previousRolledoutRevision"),
             traffic=[
                 TrafficTarget(
-                    revision=t.get("revisionName", ""), percent=int(t.get("percent", 0)), tag=t.get("tag"),
-                    latest=bool(t.get("latestRevision")), url=t.get("url"),
+                    revision=t.get("revisionName", ""),
+                    percent=int(t.get("percent", 0)),
+                    tag=t.get("tag"),
+                    latest=bool(t.get("latestRevision")),
+                    url=t.get("url"),
                 )
                 for t in predictor.get("traffic", [])
             ],
@@ -98,8 +104,7 @@ class RolloutStatus:
         """Ready at the current generation, with the newest revision (or every canary Deployment) ready."""
         current = self.generation is None or (self.observed_generation or 0) >= self.generation
         newest_ready = (
-            self.latest_created_revision is None
-            or self.latest_created_revision == self.latest_ready_revision
+            self.latest_created_revision is None or self.latest_created_revision == self.latest_ready_revision
         )
         canaries_ready = all(t.ready for t in self.traffic if self.deployment_mode == STANDARD and t.tag == "canary")
         return self.ready and current and newest_ready and canaries_ready
@@ -110,9 +115,10 @@ class RolloutStatus:
     def describe(self) -> str:
         if self.deployment_mode == STANDARD:
             return self._describe_standard()
-        split = ", ".join(
-            f"{t.revision} {t.percent}%" + (f" ({t.tag})" if t.tag else "") for t in self.traffic
-        ) or "none reported yet"
+        split = (
+            ", ".join(f"{t.revision} {t.percent}%" + (f" ({t.tag})" if t.tag else "") for t in self.traffic)
+            or "none reported yet"
+        )
         canary = "none (newest revision fully rolled out)" if self.canary_percent is None else f"{self.canary_percent}%"
         lines = [
             f"InferenceService {self.namespace}/{self.name}",
@@ -120,8 +126,11 @@ class RolloutStatus:
             f"  url:                   {self.url or '-'}",
             f"  canaryTrafficPercent:  {canary}",
             f"  latest ready revision: {self.latest_ready_revision or '-'}"
-            + (f" (latest created: {self.latest_created_revision})"
-               if self.latest_created_revision not in (None, self.latest_ready_revision) else ""),
+            + (
+                f" (latest created: {self.latest_created_revision})"
+                if self.latest_created_revision not in (None, self.latest_ready_revision)
+                else ""
+            ),
             f"  latest rolled out:     {self.latest_rolled_out_revision or '-'}",
             f"  previous rolled out:   {self.previous_rolled_out_revision or '-'}",
             f"  traffic:               {split}",
@@ -163,19 +172,32 @@ def _standard_traffic(isvc: dict) -> list[TrafficTarget]:
     canaries = isvc.get("spec", {}).get("canary") or []
     status = isvc.get("status", {})
     canary_ready = {c.get("name"): bool(c.get("ready")) for c in status.get("canaryStatuses", [])}
-    predictor_ready = next((c.get("status") == "True" for c in status.get("conditions", [])
-                            if c.get("type") == "PredictorReady"), None)
+    predictor_ready = next(
+        (c.get("status") == "True" for c in status.get("conditions", []) if c.get("type") == "PredictorReady"), None
+    )
 
     def target(predictor: dict, percent: int, tag: str, ready: bool | None) -> TrafficTarget:
         service = predictor_service_name(name, predictor.get("name"))
-        return TrafficTarget(revision=service, percent=percent, tag=tag, latest=tag == "canary" or not canaries,
-                             url=f"http://{service}.{namespace}.svc.cluster.local", ready=ready,
-                             model_uri=model_uri_of(predictor))
+        return TrafficTarget(
+            revision=service,
+            percent=percent,
+            tag=tag,
+            latest=tag == "canary" or not canaries,
+            url=f"http://{service}.{namespace}.svc.cluster.local",
+            ready=ready,
+            model_uri=model_uri_of(predictor),
+        )
 
     total = sum(c.get("trafficPercent", 0) for c in canaries)
     targets = [target(stable, 100 - total, "stable", predictor_ready)]
     for canary in canaries:
         running = merge_canary(stable, canary.get("predictor", {}))
-        targets.append(target(running, canary.get("trafficPercent", 0), "canary",
-                              canary_ready.get(canary.get("predictor", {}).get("name"), False)))
+        targets.append(
+            target(
+                running,
+                canary.get("trafficPercent", 0),
+                "canary",
+                canary_ready.get(canary.get("predictor", {}).get("name"), False),
+            )
+        )
     return targets

@@ -24,7 +24,9 @@ class CanaryRules:
     min_requests: int = setting(100, "Canary requests in the window needed before any verdict.")
     max_error_rate_increase: float = setting(0.01, "Allowed canary error rate minus previous error rate (absolute).")
     max_p95_ratio: float = setting(1.25, "Allowed canary p95 / previous p95 (plus p95_slack_s).")
-    p95_slack_s: float = setting(0.010, "Absolute p95 slack in seconds, so millisecond noise on fast servers is no regression.")
+    p95_slack_s: float = setting(
+        0.010, "Absolute p95 slack in seconds, so millisecond noise on fast servers is no regression."
+    )
     min_probe_agreement: float = setting(0.95, "Share of probe texts that must get the same label from both revisions.")
 
 
@@ -83,29 +85,35 @@ def decide(
         return Verdict("hold", canary, previous, checks)
 
     increase = canary.error_rate - previous.error_rate
-    checks.append(Check(
-        "error rate",
-        increase <= rules.max_error_rate_increase,  # False for NaN: no number, no pass
-        f"canary {_pct(canary.error_rate)}, previous {_pct(previous.error_rate)}, "
-        f"increase {_pct(increase)} (max {_pct(rules.max_error_rate_increase)})",
-    ))
+    checks.append(
+        Check(
+            "error rate",
+            increase <= rules.max_error_rate_increase,  # False for NaN: no number, no pass
+            f"canary {_pct(canary.error_rate)}, previous {_pct(previous.error_rate)}, "
+            f"increase {_pct(increase)} (max {_pct(rules.max_error_rate_increase)})",
+        )
+    )
     limit = previous.p95_s * rules.max_p95_ratio + rules.p95_slack_s
-    checks.append(Check(
-        "p95 latency",
-        canary.p95_s <= limit,
-        f"canary {_ms(canary.p95_s)}, previous {_ms(previous.p95_s)}, limit {_ms(limit)} "
-        f"({rules.max_p95_ratio:g} x previous + {_ms(rules.p95_slack_s)})",
-    ))
+    checks.append(
+        Check(
+            "p95 latency",
+            canary.p95_s <= limit,
+            f"canary {_ms(canary.p95_s)}, previous {_ms(previous.p95_s)}, limit {_ms(limit)} "
+            f"({rules.max_p95_ratio:g} x previous + {_ms(rules.p95_slack_s)})",
+        )
+    )
     if agreement is None:
         checks.append(Check("probe labels", True, "not checked (probes turned off)"))
     else:
         same, total = agreement
         share = same / total if total else math.nan
-        checks.append(Check(
-            "probe labels",
-            share >= rules.min_probe_agreement,
-            f"{same}/{total} texts labelled the same = {_pct(share)} (min {_pct(rules.min_probe_agreement)})",
-        ))
+        checks.append(
+            Check(
+                "probe labels",
+                share >= rules.min_probe_agreement,
+                f"{same}/{total} texts labelled the same = {_pct(share)} (min {_pct(rules.min_probe_agreement)})",
+            )
+        )
     action = "promote" if all(c.passed for c in checks) else "rollback"
     return Verdict(action, canary, previous, checks)
 
@@ -127,14 +135,20 @@ def model_probe_texts(model_uri: str | None) -> tuple[str, ...]:
 
     instead = "pass --probes FILE (one text a line) or --no-probes"
     if not model_uri:
-        raise AnalysisError(f"the canary's model URI is not in the InferenceService, so its probe texts are unknown: {instead}")
+        raise AnalysisError(
+            f"the canary's model URI is not in the InferenceService, so its probe texts are unknown: {instead}"
+        )
     try:
         rows = read_probe_texts_at(model_uri)
     except (OSError, ValueError) as error:
-        raise AnalysisError(f"cannot read the probe texts of the canary's model {model_uri}: {error}; {instead}") from error
+        raise AnalysisError(
+            f"cannot read the probe texts of the canary's model {model_uri}: {error}; {instead}"
+        ) from error
     if not rows:
-        raise AnalysisError(f"the canary's model {model_uri} has no {PROBE_FILE} (trained before models carried "
-                            f"their probe texts): {instead}")
+        raise AnalysisError(
+            f"the canary's model {model_uri} has no {PROBE_FILE} (trained before models carried "
+            f"their probe texts): {instead}"
+        )
     return tuple(row["text"] for row in rows)
 
 

@@ -35,7 +35,9 @@ class TrainPaths:
     tokenized: str = setting("", "The tokenize step's output: a folder or remote prefix (gs://...).")
     output: str = setting("", "The Model directory to write: a folder or remote prefix (gs://...).")
     checkpoints: str = setting("", "Where checkpoints go (folder or remote prefix); empty: <output>.checkpoints.")
-    metadata: str = setting("{}", "JSON of the datasets' metadata: labels, fingerprint, source, max_length, truncation.")
+    metadata: str = setting(
+        "{}", "JSON of the datasets' metadata: labels, fingerprint, source, max_length, truncation."
+    )
 
     def __post_init__(self):
         if not self.tokenized or not self.output:

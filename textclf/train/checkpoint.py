@@ -96,7 +96,8 @@ def _load_weights_only(path: Path, where: str, device):
     except pickle.UnpicklingError as error:
         raise UnsafeCheckpoint(
             f"refusing to load checkpoint {where}: it holds objects other than tensors and plain containers, which "
-            f"only a tampered or foreign file does ({str(error).splitlines()[0]}); delete it to start over") from None
+            f"only a tampered or foreign file does ({str(error).splitlines()[0]}); delete it to start over"
+        ) from None
 
 
 def save_best(store: Checkpoints, model) -> None:
@@ -119,7 +120,10 @@ def rng_states() -> dict:
 
     # NumPy's state as plain values and a tensor: weights_only loading refuses NumPy arrays.
     numpy_state = np.random.get_state(legacy=False)
-    numpy_state["state"] = {**numpy_state["state"], "key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64))}
+    numpy_state["state"] = {
+        **numpy_state["state"],
+        "key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
+    }
     states = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
@@ -141,13 +145,24 @@ def set_rng_states(states: dict) -> None:
 
 def save_resume_point(store: Checkpoints, run, rank_states: list[dict]) -> None:
     """Write ``run``'s resume point; ``rank_states`` holds each rank's RNG states and running loss."""
-    store.save(RESUME_FILE, {
-        "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-        "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
-        "state": run.state, "ranks": rank_states,
-    })
-    log.info("checkpoint: epoch %d, step %d, batch %d -> %s", run.state["epoch"], run.state["step"], run.state["batch"],
-             store.location)
+    store.save(
+        RESUME_FILE,
+        {
+            "model": run.model.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
+            "scaler": run.scaler.state_dict(),
+            "state": run.state,
+            "ranks": rank_states,
+        },
+    )
+    log.info(
+        "checkpoint: epoch %d, step %d, batch %d -> %s",
+        run.state["epoch"],
+        run.state["step"],
+        run.state["batch"],
+        store.location,
+    )
 
 
 def load_resume_point(store: Checkpoints, run) -> dict | None:
@@ -163,13 +178,17 @@ def load_resume_point(store: Checkpoints, run) -> dict | None:
         return None
     world_size = run.ranks.world_size
     if len(saved["ranks"]) != world_size:
-        raise ValueError(f"the resume point in {store.location} was written by {len(saved['ranks'])} training "
-                         f"processes and this run has {world_size}: rerun with the same num_nodes x gpus_per_node, "
-                         "or delete it to start over")
+        raise ValueError(
+            f"the resume point in {store.location} was written by {len(saved['ranks'])} training "
+            f"processes and this run has {world_size}: rerun with the same num_nodes x gpus_per_node, "
+            "or delete it to start over"
+        )
     run.model.load_state_dict(saved["model"])
     run.optimizer.load_state_dict(saved["optimizer"])
     run.scheduler.load_state_dict(saved["scheduler"])
     run.scaler.load_state_dict(saved["scaler"])
     state = saved["state"]
-    log.info("resuming from %s: epoch %d, step %d, batch %d", store.location, state["epoch"], state["step"], state["batch"])
+    log.info(
+        "resuming from %s: epoch %d, step %d, batch %d", store.location, state["epoch"], state["step"], state["batch"]
+    )
     return {"state": state, "rank": saved["ranks"][run.ranks.rank]}

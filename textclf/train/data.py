@@ -108,6 +108,11 @@ def loader(rows: TokenRows, batch_sampler, pad_id: int, workers: int, pin_memory
     # A map-style dataset is any object with __getitem__ and __len__ to torch; its type hints ask for the class.
     dataset = cast("torch.utils.data.Dataset[dict]", rows)
     return torch.utils.data.DataLoader(
-        dataset, batch_sampler=batch_sampler, collate_fn=partial(collate, pad_id=pad_id), num_workers=workers,
-        pin_memory=pin_memory, generator=generator, prefetch_factor=4 if workers else None,
+        dataset,
+        batch_sampler=batch_sampler,
+        collate_fn=partial(collate, pad_id=pad_id),
+        num_workers=workers,
+        pin_memory=pin_memory,
+        generator=generator,
+        prefetch_factor=4 if workers else None,
     )

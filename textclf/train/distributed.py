@@ -54,8 +54,11 @@ def start(ranks: Ranks, timeout_minutes: float = 60):
     device = torch.device("cuda", ranks.local_rank) if cuda else torch.device("cpu")
     if ranks.distributed and not torch.distributed.is_initialized():
         torch.distributed.init_process_group(
-            backend="nccl" if cuda else "gloo", rank=ranks.rank, world_size=ranks.world_size,
-            timeout=datetime.timedelta(minutes=timeout_minutes), device_id=device if cuda else None,
+            backend="nccl" if cuda else "gloo",
+            rank=ranks.rank,
+            world_size=ranks.world_size,
+            timeout=datetime.timedelta(minutes=timeout_minutes),
+            device_id=device if cuda else None,
         )
     return device
 

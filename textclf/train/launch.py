@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from textclf.platform import storage
 from textclf.encoding import TRAINING_FILE
+from textclf.platform import storage
 from textclf.platform.trainjob import TrainJobRequest, TrainJobSettings
 from textclf.platform.vertex import vertex_topology
 from textclf.settings import require_at_least, setting
@@ -53,12 +53,18 @@ ONE_PROCESS, TORCHRUN, VERTEX_POOLS, TRAINJOB = "one process", "torchrun", "Vert
 class TrainLaunchSettings:
     """Where the train step runs: machines and GPUs (one training process per GPU)."""
 
-    num_nodes: int = setting(1, "Machines that train together. 1: the train task itself; more: a Kubeflow "
-                             "Trainer TrainJob (kubeflow target) or the replicas of a Vertex CustomJob (vertex "
-                             "target), each node running gpus_per_node processes.")
-    gpus_per_node: int = setting(1, "GPUs per machine, one data-parallel training process (torchrun) each; the "
-                                 "effective batch is batch_size x grad_accum_steps x num_nodes x gpus_per_node. "
-                                 "On a machine without GPUs (locally) it is the number of CPU processes (gloo).")
+    num_nodes: int = setting(
+        1,
+        "Machines that train together. 1: the train task itself; more: a Kubeflow "
+        "Trainer TrainJob (kubeflow target) or the replicas of a Vertex CustomJob (vertex "
+        "target), each node running gpus_per_node processes.",
+    )
+    gpus_per_node: int = setting(
+        1,
+        "GPUs per machine, one data-parallel training process (torchrun) each; the "
+        "effective batch is batch_size x grad_accum_steps x num_nodes x gpus_per_node. "
+        "On a machine without GPUs (locally) it is the number of CPU processes (gloo).",
+    )
 
     def __post_init__(self):
         require_at_least(self, 1, "num_nodes", "gpus_per_node")
@@ -97,8 +103,10 @@ def topology(launch: TrainLaunchSettings, env: Mapping[str, str] | None = None) 
             raise ValueError(f"num_nodes is {launch.num_nodes} but the Vertex CustomJob has {nodes} replicas")
         return Topology(nodes, launch.gpus_per_node, node_rank, master if nodes > 1 else None)
     if launch.num_nodes > 1:
-        raise ValueError(f"num_nodes={launch.num_nodes} needs a Kubeflow TrainJob or a Vertex CustomJob (compile "
-                         "the pipeline for kubeflow or vertex); this task runs on one machine")
+        raise ValueError(
+            f"num_nodes={launch.num_nodes} needs a Kubeflow TrainJob or a Vertex CustomJob (compile "
+            "the pipeline for kubeflow or vertex); this task runs on one machine"
+        )
     return Topology(1, launch.gpus_per_node)
 
 
@@ -117,12 +125,27 @@ def settings_arguments(*settings) -> list[str]:
 
 def cli_arguments(tokenized: str, output: str, metadata: dict, checkpoints: str, *settings) -> list[str]:
     """The arguments of ``python -m textclf.train`` (no secret among them: W&B's key comes from the environment)."""
-    return ["--tokenized", tokenized, "--output", output, "--checkpoints", checkpoints,
-            "--metadata", json.dumps(metadata, sort_keys=True, default=str), *settings_arguments(*settings)]
+    return [
+        "--tokenized",
+        tokenized,
+        "--output",
+        output,
+        "--checkpoints",
+        checkpoints,
+        "--metadata",
+        json.dumps(metadata, sort_keys=True, default=str),
+        *settings_arguments(*settings),
+    ]
 
 
-def train_tracked(tokenized: str, output: str, settings: TrainSettings, tracking_settings, metadata: dict,
-                  checkpoints: str | None = None) -> dict | None:
+def train_tracked(
+    tokenized: str,
+    output: str,
+    settings: TrainSettings,
+    tracking_settings,
+    metadata: dict,
+    checkpoints: str | None = None,
+) -> dict | None:
     """:func:`textclf.train.train` with W&B tracking on rank 0 (the config: settings and the data's fingerprint)."""
     from textclf import tracking
     from textclf.train.distributed import ranks_from_env
@@ -130,8 +153,12 @@ def train_tracked(tokenized: str, output: str, settings: TrainSettings, tracking
 
     if not ranks_from_env().is_main:
         return train(tokenized, output, settings, metadata, checkpoints=checkpoints)
-    config = {**dataclasses.asdict(settings), "data_fingerprint": metadata.get("fingerprint"),
-              "data_source": metadata.get("source"), "tuning": metadata.get("tuning")}
+    config = {
+        **dataclasses.asdict(settings),
+        "data_fingerprint": metadata.get("fingerprint"),
+        "data_source": metadata.get("source"),
+        "tuning": metadata.get("tuning"),
+    }
     with tracking.start(tracking_settings, job_type="train", config=config) as run:
         return train(tokenized, output, settings, metadata, log_metrics=run.log, checkpoints=checkpoints)
 
@@ -143,8 +170,16 @@ def checkpoints_for(model_path: str, model_uri: str) -> str:
     return checkpoint.checkpoint_location_for(model_uri if storage.is_shared(model_uri) else model_path)
 
 
-def train_in_task(tokenized: str, model_path: str, model_uri: str, metadata: dict, settings: TrainSettings,
-                  launch: TrainLaunchSettings, tracking_settings, env: Mapping[str, str] | None = None) -> dict | None:
+def train_in_task(
+    tokenized: str,
+    model_path: str,
+    model_uri: str,
+    metadata: dict,
+    settings: TrainSettings,
+    launch: TrainLaunchSettings,
+    tracking_settings,
+    env: Mapping[str, str] | None = None,
+) -> dict | None:
     """The train task's own training, in this process or through torchrun on this machine's GPUs
     (and, in a Vertex CustomJob, on every replica).
 
@@ -156,10 +191,22 @@ def train_in_task(tokenized: str, model_path: str, model_uri: str, metadata: dic
     checkpoints = checkpoints_for(model_path, model_uri)
     if topo.processes == 1:
         return train_tracked(tokenized, model_path, settings, tracking_settings, metadata, checkpoints)
-    command = [sys.executable, "-m", "torch.distributed.run", *torchrun_options(topo), "-m", "textclf.train",
-               *cli_arguments(tokenized, model_path, metadata, checkpoints, settings, tracking_settings)]
-    log.info("starting %d training processes on node %d of %d: %s", topo.processes_per_node, topo.node_rank, topo.nodes,
-             " ".join(command[:8]))
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        *torchrun_options(topo),
+        "-m",
+        "textclf.train",
+        *cli_arguments(tokenized, model_path, metadata, checkpoints, settings, tracking_settings),
+    ]
+    log.info(
+        "starting %d training processes on node %d of %d: %s",
+        topo.processes_per_node,
+        topo.node_rank,
+        topo.nodes,
+        " ".join(command[:8]),
+    )
     subprocess.run(command, check=True)
     if not topo.is_main_node:
         return None
@@ -203,8 +250,16 @@ class TrainJobTarget:
     poll_seconds: int = 10
 
 
-def train_step(tokenized: Located, model: Located, metadata: dict, settings: TrainSettings, launch: TrainLaunchSettings,
-               tracking_settings, cluster: TrainJobTarget, env: Mapping[str, str] | None = None) -> dict | None:
+def train_step(
+    tokenized: Located,
+    model: Located,
+    metadata: dict,
+    settings: TrainSettings,
+    launch: TrainLaunchSettings,
+    tracking_settings,
+    cluster: TrainJobTarget,
+    env: Mapping[str, str] | None = None,
+) -> dict | None:
     """Train the train step's model with the launch :func:`launch_kind` picks, and leave it at ``model.path``.
 
     Returns:
@@ -214,13 +269,34 @@ def train_step(tokenized: Located, model: Located, metadata: dict, settings: Tra
     kind = launch_kind(launch, env)
     log.info("training launch: %s (%d node(s) x %d process(es))", kind, launch.num_nodes, launch.gpus_per_node)
     if kind == TRAINJOB:
-        return run_trainjob(tokenized.uri, model.uri, model.path, metadata, settings, launch, cluster.job,
-                            tracking_settings, cluster.gpu_type, cluster.image, cluster.client, cluster.poll_seconds)
+        return run_trainjob(
+            tokenized.uri,
+            model.uri,
+            model.path,
+            metadata,
+            settings,
+            launch,
+            cluster.job,
+            tracking_settings,
+            cluster.gpu_type,
+            cluster.image,
+            cluster.client,
+            cluster.poll_seconds,
+        )
     return train_in_task(tokenized.path, model.path, model.uri, metadata, settings, launch, tracking_settings, env)
 
 
-def new_request(tokenized_uri: str, model_uri: str, metadata: dict, settings: TrainSettings, launch: TrainLaunchSettings,
-                job: TrainJobSettings, tracking_settings, gpu_type: str, image: str) -> TrainJobRequest:
+def new_request(
+    tokenized_uri: str,
+    model_uri: str,
+    metadata: dict,
+    settings: TrainSettings,
+    launch: TrainLaunchSettings,
+    job: TrainJobSettings,
+    tracking_settings,
+    gpu_type: str,
+    image: str,
+) -> TrainJobRequest:
     """The TrainJob of one train step: ``num_nodes`` pods running ``torchrun -m textclf.train`` on the artifacts' URIs.
 
     Raises:
@@ -228,22 +304,52 @@ def new_request(tokenized_uri: str, model_uri: str, metadata: dict, settings: Tr
     """
     for what, uri in (("tokenized dataset", tokenized_uri), ("model", model_uri)):
         if not storage.is_shared(uri):
-            raise ValueError(f"num_nodes > 1 runs a TrainJob whose pods read and write the artifacts on object storage, "
-                             f"but the {what} is at {uri!r}: submit the run with a pipeline root on object storage "
-                             "(gs://, s3://)")
-    command = ["torchrun", f"--nproc_per_node={launch.gpus_per_node}", "-m", "textclf.train",
-               *cli_arguments(tokenized_uri, model_uri, metadata, checkpoint.checkpoint_location_for(model_uri),
-                              settings, tracking_settings)]
+            raise ValueError(
+                f"num_nodes > 1 runs a TrainJob whose pods read and write the artifacts on object storage, "
+                f"but the {what} is at {uri!r}: submit the run with a pipeline root on object storage "
+                "(gs://, s3://)"
+            )
+    command = [
+        "torchrun",
+        f"--nproc_per_node={launch.gpus_per_node}",
+        "-m",
+        "textclf.train",
+        *cli_arguments(
+            tokenized_uri,
+            model_uri,
+            metadata,
+            checkpoint.checkpoint_location_for(model_uri),
+            settings,
+            tracking_settings,
+        ),
+    ]
     return TrainJobRequest(
-        name=f"textclf-train-{uuid.uuid4().hex[:8]}", image=image, command=command, num_nodes=launch.num_nodes,
-        gpus_per_node=launch.gpus_per_node, gpu_type=gpu_type, service_account=job.trainjob_service_account,
-        runtime=job.trainjob_runtime, timeout_seconds=max(1, round(job.trainjob_timeout_hours * 3600)),
+        name=f"textclf-train-{uuid.uuid4().hex[:8]}",
+        image=image,
+        command=command,
+        num_nodes=launch.num_nodes,
+        gpus_per_node=launch.gpus_per_node,
+        gpu_type=gpu_type,
+        service_account=job.trainjob_service_account,
+        runtime=job.trainjob_runtime,
+        timeout_seconds=max(1, round(job.trainjob_timeout_hours * 3600)),
     )
 
 
-def run_trainjob(tokenized_uri: str, model_uri: str, model_path: str, metadata: dict, settings: TrainSettings,
-                 launch: TrainLaunchSettings, job: TrainJobSettings, tracking_settings, gpu_type: str, image: str,
-                 client=None, poll_seconds: int = 10) -> dict:
+def run_trainjob(
+    tokenized_uri: str,
+    model_uri: str,
+    model_path: str,
+    metadata: dict,
+    settings: TrainSettings,
+    launch: TrainLaunchSettings,
+    job: TrainJobSettings,
+    tracking_settings,
+    gpu_type: str,
+    image: str,
+    client=None,
+    poll_seconds: int = 10,
+) -> dict:
     """Train on ``launch.num_nodes`` nodes as a TrainJob and copy the model it wrote to ``model_path``.
 
     Returns:

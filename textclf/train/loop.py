@@ -32,8 +32,14 @@ from textclf.train import checkpoint, distributed
 from textclf.train.batches import collate  # noqa: F401 - re-exported: tests count the batches a run pads
 from textclf.train.data import RankBatches, TokenRows, global_batches, loader, token_lengths
 from textclf.train.distributed import Ranks
-from textclf.train.model import (class_weights, load_classifier, optimizer_and_schedule, scoring_engine, steps_per_epoch,
-                                  total_steps)
+from textclf.train.model import (
+    class_weights,
+    load_classifier,
+    optimizer_and_schedule,
+    scoring_engine,
+    steps_per_epoch,
+    total_steps,
+)
 from textclf.train.output import save_model_dir
 from textclf.train.precision import autocast, pick_precision
 from textclf.train.settings import AUTO_MAX_EPOCHS, TrainSettings
@@ -92,7 +98,9 @@ class Run:
     pad_id: int
     total_steps: int
     ranks: Ranks = field(default_factory=Ranks)
-    class_weights: torch.Tensor | None = None  # per-class loss weights on the device (class_weighting), None: plain loss
+    class_weights: torch.Tensor | None = (
+        None  # per-class loss weights on the device (class_weighting), None: plain loss
+    )
     state: dict = field(default_factory=new_state)
     epoch_loss: float = 0.0  # this rank's sum of batch losses in the current epoch (saved per rank)
     epoch_batches: int = 0
@@ -145,7 +153,8 @@ def optimizer_step(run: Run) -> None:
 def reduced_progress(run: Run) -> tuple[float, int, int]:
     """Mean training loss of the epoch so far, texts and tokens seen: over all ranks."""
     loss, batches, seen, tokens = distributed.sum_across_ranks(
-        [run.epoch_loss, run.epoch_batches, run.seen, run.seen_tokens], run.device)
+        [run.epoch_loss, run.epoch_batches, run.seen, run.seen_tokens], run.device
+    )
     return loss / max(batches, 1), int(seen), int(tokens)
 
 
@@ -154,10 +163,18 @@ def log_progress(run: Run, elapsed: float, log_metrics: Callable[[dict, int], No
     if not run.ranks.is_main:
         return
     lr = run.scheduler.get_last_lr()[0]
-    log_metrics({"train/loss": epoch_loss, "train/lr": lr, "train/samples_per_second": seen / elapsed}, run.state["step"])
+    log_metrics(
+        {"train/loss": epoch_loss, "train/lr": lr, "train/samples_per_second": seen / elapsed}, run.state["step"]
+    )
     log.info(
         "epoch %d step %d/%d loss %.4f lr %.2e | %.1f samples/s %.0f tokens/s | eta %.0fs",
-        run.state["epoch"] + 1, run.state["step"], run.total_steps, epoch_loss, lr, seen / elapsed, tokens / elapsed,
+        run.state["epoch"] + 1,
+        run.state["step"],
+        run.total_steps,
+        epoch_loss,
+        lr,
+        seen / elapsed,
+        tokens / elapsed,
         (run.total_steps - run.state["step"]) * elapsed / max(run.steps_this_run, 1),
     )
 
@@ -195,20 +212,32 @@ def gradient_sync(run: Run, sync: bool):
     return run.ddp.no_sync() if run.ddp is not None and not sync else contextlib.nullcontext()
 
 
-def train_epoch(run: Run, data: Split, settings: TrainSettings, store: checkpoint.Checkpoints,
-                log_metrics: Callable[[dict, int], None], probe: Callable[[float], None] | None = None) -> float:
+def train_epoch(
+    run: Run,
+    data: Split,
+    settings: TrainSettings,
+    store: checkpoint.Checkpoints,
+    log_metrics: Callable[[dict, int], None],
+    probe: Callable[[float], None] | None = None,
+) -> float:
     """The rest of the current epoch (all of it, unless resumed mid-epoch), or up to ``max_steps``;
     returns the epoch's mean training loss over all ranks. ``probe`` is called after each optimizer
     step with the progress in epochs."""
     run.step_model.train()
     ranks, accum = run.ranks, settings.grad_accum_steps
-    batches = global_batches(data.lengths, settings.batch_size, ranks.world_size, settings.seed + run.state["epoch"],
-                             settings.group_by_length)
+    batches = global_batches(
+        data.lengths,
+        settings.batch_size,
+        ranks.world_size,
+        settings.seed + run.state["epoch"],
+        settings.group_by_length,
+    )
     sampler = RankBatches(batches, ranks.rank, ranks.world_size, start=run.state["batch"])
     pin = run.device.type == "cuda"
     epoch_start = time.perf_counter()
-    for position, batch in enumerate(loader(data.rows, sampler, run.pad_id, settings.dataloader_workers, pin, settings.seed),
-                                     start=sampler.start):
+    for position, batch in enumerate(
+        loader(data.rows, sampler, run.pad_id, settings.dataloader_workers, pin, settings.seed), start=sampler.start
+    ):
         if run.reached_max_steps(settings):
             break
         weight = sampler.slice(position).loss_weight  # 1.0 unless the global batch split unevenly
@@ -266,7 +295,9 @@ def end_epoch(run: Run, train_loss: float, val: dict, settings: TrainSettings, s
     state = run.state
     state["epoch"] += 1
     state["batch"], run.epoch_loss, run.epoch_batches = 0, 0.0, 0
-    state["history"].append({"epoch": state["epoch"], "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()}})
+    state["history"].append(
+        {"epoch": state["epoch"], "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()}}
+    )
     if val["loss"] < state["best_loss"]:
         state["best_loss"], state["bad_epochs"] = val["loss"], 0
         run.best_validation = run.last_validation
@@ -288,13 +319,23 @@ def wrap_for_training(model, ranks: Ranks, device, compile_model: bool):
 
     ddp = None
     if ranks.distributed:
-        ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        ddp = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     wrapped = ddp or model
     return (torch.compile(wrapped) if compile_model else wrapped), ddp
 
 
-def start_run(settings: TrainSettings, label_names: list[str], batches_per_epoch: int, pad_id: int,
-              store: checkpoint.Checkpoints, ranks: Ranks, device, train_labels=()) -> Run:
+def start_run(
+    settings: TrainSettings,
+    label_names: list[str],
+    batches_per_epoch: int,
+    pad_id: int,
+    store: checkpoint.Checkpoints,
+    ranks: Ranks,
+    device,
+    train_labels=(),
+) -> Run:
     """Model, optimizer and schedule on this rank's device, resumed from ``store`` when it has a resume point;
     ``train_labels`` (the train split's label ids) give the ``class_weighting`` weights."""
     import torch
@@ -305,8 +346,19 @@ def start_run(settings: TrainSettings, label_names: list[str], batches_per_epoch
     steps = total_steps(batches_per_epoch, settings)
     optimizer, scheduler = optimizer_and_schedule(model, settings, steps)
     step_model, ddp = wrap_for_training(model, ranks, device, settings.torch_compile)
-    run = Run(model, step_model, ddp, optimizer, scheduler, torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
-              device, precision, pad_id, steps, ranks)
+    run = Run(
+        model,
+        step_model,
+        ddp,
+        optimizer,
+        scheduler,
+        torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
+        device,
+        precision,
+        pad_id,
+        steps,
+        ranks,
+    )
     weights = class_weights(train_labels, len(label_names), settings.class_weighting)
     run.class_weights = None if weights is None else weights.to(device)
     resumed = checkpoint.load_resume_point(store, run)
@@ -355,8 +407,17 @@ def train(
     device = distributed.start(ranks)
     try:
         store = checkpoint.Checkpoints(location)
-        return _train(tokenized_dir, output_dir, settings, data_metadata or {}, log_metrics or (lambda metrics, step: None),
-                      store, ranks, device, probe)
+        return _train(
+            tokenized_dir,
+            output_dir,
+            settings,
+            data_metadata or {},
+            log_metrics or (lambda metrics, step: None),
+            store,
+            ranks,
+            device,
+            probe,
+        )
     finally:
         distributed.stop()
 
@@ -365,9 +426,14 @@ def planned(settings: TrainSettings, per_epoch: int, ranks: Ranks) -> TrainSetti
     """``settings`` with ``epochs`` resolved (0, auto: ``TrainSettings.with_epochs_for``), said in the log."""
     resolved = settings.with_epochs_for(per_epoch)
     if not settings.epochs and ranks.is_main:
-        log.info("epochs 0 (auto): %d epoch(s) of %d optimizer steps for at least min_train_steps %d (at most %d "
-                 "epochs); early stopping may end sooner", resolved.epochs, per_epoch, settings.min_train_steps,
-                 AUTO_MAX_EPOCHS)
+        log.info(
+            "epochs 0 (auto): %d epoch(s) of %d optimizer steps for at least min_train_steps %d (at most %d "
+            "epochs); early stopping may end sooner",
+            resolved.epochs,
+            per_epoch,
+            settings.min_train_steps,
+            AUTO_MAX_EPOCHS,
+        )
     return resolved
 
 
@@ -385,8 +451,16 @@ def probe_step(run: Run, val_data: Split, settings: TrainSettings, probe: Valida
     return after_step
 
 
-def run_epochs(run: Run, train_data: Split, val_data: Split, settings: TrainSettings, store: checkpoint.Checkpoints,
-               log_metrics: Callable[[dict, int], None], probe: ValidationProbe | None, batches_per_epoch: int) -> None:
+def run_epochs(
+    run: Run,
+    train_data: Split,
+    val_data: Split,
+    settings: TrainSettings,
+    store: checkpoint.Checkpoints,
+    log_metrics: Callable[[dict, int], None],
+    probe: ValidationProbe | None,
+    batches_per_epoch: int,
+) -> None:
     """Epochs from where the run stands (a resumed run mid-epoch) until its end or early stopping, each
     validated and logged, with a resume point after each that does not finish training."""
     after_step = probe_step(run, val_data, settings, probe)
@@ -394,7 +468,9 @@ def run_epochs(run: Run, train_data: Split, val_data: Split, settings: TrainSett
         train_loss = train_epoch(run, train_data, settings, store, log_metrics, after_step)
         val = validate(run, val_data, settings)
         if run.ranks.is_main:
-            log_metrics({**{f"validation/{k}": v for k, v in val.items()}, "epoch": run.state["epoch"] + 1}, run.state["step"])
+            log_metrics(
+                {**{f"validation/{k}": v for k, v in val.items()}, "epoch": run.state["epoch"] + 1}, run.state["step"]
+            )
         if probe is not None:
             probe.report(val, run.state["epoch"] + run.state["batch"] / batches_per_epoch)
         if end_epoch(run, train_loss, val, settings, store):
@@ -402,9 +478,17 @@ def run_epochs(run: Run, train_data: Split, val_data: Split, settings: TrainSett
         save_resume_point(run, store)
 
 
-def _train(tokenized_dir: str, output_dir: str | None, settings: TrainSettings, data_metadata: dict,
-           log_metrics: Callable[[dict, int], None], store: checkpoint.Checkpoints, ranks: Ranks, device,
-           probe: ValidationProbe | None) -> dict | None:
+def _train(
+    tokenized_dir: str,
+    output_dir: str | None,
+    settings: TrainSettings,
+    data_metadata: dict,
+    log_metrics: Callable[[dict, int], None],
+    store: checkpoint.Checkpoints,
+    ranks: Ranks,
+    device,
+    probe: ValidationProbe | None,
+) -> dict | None:
     import datasets
     from transformers import AutoTokenizer
 
@@ -413,15 +497,28 @@ def _train(tokenized_dir: str, output_dir: str | None, settings: TrainSettings, 
     train_data, val_data = Split.of(splits["train"]), Split.of(splits["validation"])
     tokenizer = AutoTokenizer.from_pretrained(str(Path(tokenized_dir) / "tokenizer"))
     label_names = data_metadata.get("labels") or [str(i) for i in range(max(splits["train"]["label"]) + 1)]
-    batches_per_epoch = len(global_batches(train_data.lengths, settings.batch_size, ranks.world_size, settings.seed,
-                                           settings.group_by_length))
+    batches_per_epoch = len(
+        global_batches(
+            train_data.lengths, settings.batch_size, ranks.world_size, settings.seed, settings.group_by_length
+        )
+    )
     settings = planned(settings, steps_per_epoch(batches_per_epoch, settings), ranks)
     train_labels = train_split_labels(splits["train"]) if settings.class_weighting != "none" else ()
-    run = start_run(settings, label_names, batches_per_epoch, tokenizer.pad_token_id, store, ranks, device, train_labels)
+    run = start_run(
+        settings, label_names, batches_per_epoch, tokenizer.pad_token_id, store, ranks, device, train_labels
+    )
     if ranks.is_main:
-        log.info("training %s on %d texts (%d validation), %d labels, %d process(es), device %s, precision %s, %d steps",
-                 settings.base_model, len(train_data.lengths), len(val_data.lengths), len(label_names), ranks.world_size,
-                 run.device, run.precision, run.total_steps)
+        log.info(
+            "training %s on %d texts (%d validation), %d labels, %d process(es), device %s, precision %s, %d steps",
+            settings.base_model,
+            len(train_data.lengths),
+            len(val_data.lengths),
+            len(label_names),
+            ranks.world_size,
+            run.device,
+            run.precision,
+            run.total_steps,
+        )
     start = time.perf_counter()
     run_epochs(run, train_data, val_data, settings, store, log_metrics, probe, batches_per_epoch)
     _, run.seen, run.seen_tokens = reduced_progress(run)  # texts of all ranks, for training.json
@@ -430,11 +527,24 @@ def _train(tokenized_dir: str, output_dir: str | None, settings: TrainSettings, 
         return None
     if output_dir is None:
         store.remove()
-        return {"history": run.state["history"], "best_validation_loss": run.state["best_loss"],
-                "train_seconds": run.train_seconds}
+        return {
+            "history": run.state["history"],
+            "best_validation_loss": run.state["best_loss"],
+            "train_seconds": run.train_seconds,
+        }
     if not checkpoint.load_best(store, run.model, run.device):
-        raise RuntimeError(f"validation loss was never finite ({run.state['history']}): lower learning_rate or check the data")
-    summary = save_model_dir(run, tokenizer, tokenized_dir, label_names, output_dir, settings, data_metadata,
-                             wall=time.perf_counter() - start)
+        raise RuntimeError(
+            f"validation loss was never finite ({run.state['history']}): lower learning_rate or check the data"
+        )
+    summary = save_model_dir(
+        run,
+        tokenizer,
+        tokenized_dir,
+        label_names,
+        output_dir,
+        settings,
+        data_metadata,
+        wall=time.perf_counter() - start,
+    )
     store.remove()
     return summary

@@ -36,7 +36,9 @@ def load_classifier(base_model: str, label_names: list[str], settings: TrainSett
 
     return AutoModelForSequenceClassification.from_pretrained(
         base_model,
-        **dropout_overrides(base_model, attention_dropout=settings.attention_dropout, hidden_dropout=settings.hidden_dropout),
+        **dropout_overrides(
+            base_model, attention_dropout=settings.attention_dropout, hidden_dropout=settings.hidden_dropout
+        ),
         num_labels=len(label_names),
         id2label=dict(enumerate(label_names)),
         label2id={name: i for i, name in enumerate(label_names)},
@@ -60,7 +62,10 @@ def optimizer_and_schedule(model, settings: TrainSettings, steps: int):
     from transformers import get_linear_schedule_with_warmup
 
     groups = [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(NO_DECAY)], "weight_decay": settings.weight_decay},
+        {
+            "params": [p for n, p in model.named_parameters() if not n.endswith(NO_DECAY)],
+            "weight_decay": settings.weight_decay,
+        },
         {"params": [p for n, p in model.named_parameters() if n.endswith(NO_DECAY)], "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate, fused=True)

@@ -58,7 +58,9 @@ def write_reference_profile(run, tokenizer, tokenized, label_names, out: Path, b
         builder.add(batch.column("text").to_pylist(), batch.column("label").to_pylist(), probabilities)
         done += batch.num_rows
     if run.best_validation is not None and done != len(run.best_validation):
-        raise RuntimeError(f"the validation split has {done} rows, its validation pass scored {len(run.best_validation)}")
+        raise RuntimeError(
+            f"the validation split has {done} rows, its validation pass scored {len(run.best_validation)}"
+        )
     save_profile(builder.build(), out)
 
 
@@ -76,8 +78,9 @@ def write_model_probe_texts(tokenized, label_names: list[str], out: Path, seed: 
     write_probe_texts(out, sample_probe_texts(rows(), seed))
 
 
-def save_model_dir(run, tokenizer, tokenized, label_names: list[str], output_dir: str, settings, data_metadata: dict,
-                   wall: float) -> dict:
+def save_model_dir(
+    run, tokenizer, tokenized, label_names: list[str], output_dir: str, settings, data_metadata: dict, wall: float
+) -> dict:
     """Write the Model directory from ``run``'s (best) weights; returns ``training.json``'s content.
 
     Rank 0's job alone (the training loop calls it there); ``run.seen`` counts the texts of all ranks."""

@@ -27,9 +27,9 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 
 from textclf.platform import storage
+from textclf.platform.trainjob import TrainJobRequest, TrainJobSettings
 from textclf.train.launch import settings_arguments
 from textclf.train.settings import TrainSettings
-from textclf.platform.trainjob import TrainJobRequest, TrainJobSettings
 from textclf.tune.settings import CloudTuneSettings, KatibSettings, TuneSettings
 from textclf.tune.space import SearchSpace
 from textclf.tune.study import StudyResult, TrialRecord, study_name
@@ -45,7 +45,10 @@ EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
 # explicitly so that the Experiment does not depend on the mutating webhook.
 TRAINJOB_SUCCESS = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
 TRAINJOB_FAILURE = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
-TRAINJOB_PRIMARY_POD = {"jobset.sigs.k8s.io/replicatedjob-name": "node", "batch.kubernetes.io/job-completion-index": "0"}
+TRAINJOB_PRIMARY_POD = {
+    "jobset.sigs.k8s.io/replicatedjob-name": "node",
+    "batch.kubernetes.io/job-completion-index": "0",
+}
 PARAMETER_TYPES = {"float": "double", "int": "int", "categorical": "categorical"}
 
 
@@ -67,22 +70,42 @@ def katib_parameters(space: SearchSpace) -> list[dict]:
     return parameters
 
 
-def trial_command(tokenized_uri: str, metadata: dict, base: TrainSettings, tune: TuneSettings, space: SearchSpace) -> list[str]:
+def trial_command(
+    tokenized_uri: str, metadata: dict, base: TrainSettings, tune: TuneSettings, space: SearchSpace
+) -> list[str]:
     """``python -m textclf.tune.trial`` with the base settings, each tuned one as Katib's placeholder."""
     placeholders = {name: f"${{trialParameters.{name}}}" for name in space.names}
     arguments = settings_arguments(base, replace(tune, search_space=""))  # the trial needs its values, not the space
     for i in range(0, len(arguments), 2):
         arguments[i + 1] = placeholders.get(arguments[i][2:], arguments[i + 1])
-    return ["python", "-m", "textclf.tune.trial", "--engine", "katib", "--tokenized", tokenized_uri,
-            "--metadata", json.dumps(metadata, sort_keys=True, default=str), *arguments]
+    return [
+        "python",
+        "-m",
+        "textclf.tune.trial",
+        "--engine",
+        "katib",
+        "--tokenized",
+        tokenized_uri,
+        "--metadata",
+        json.dumps(metadata, sort_keys=True, default=str),
+        *arguments,
+    ]
 
 
 def trial_request(command: list[str], job: TrainJobSettings, gpu_type: str, image: str) -> TrainJobRequest:
     """One trial: a one-node TrainJob on one GPU of the pool, with the multi-node train step's pod
     settings (runtime, service account, the W&B secret by reference, trainjob_timeout_hours)."""
-    return TrainJobRequest(name="", image=image, command=command, num_nodes=1, gpus_per_node=1, gpu_type=gpu_type,
-                           service_account=job.trainjob_service_account, runtime=job.trainjob_runtime,
-                           timeout_seconds=max(1, round(job.trainjob_timeout_hours * 3600)))
+    return TrainJobRequest(
+        name="",
+        image=image,
+        command=command,
+        num_nodes=1,
+        gpus_per_node=1,
+        gpu_type=gpu_type,
+        service_account=job.trainjob_service_account,
+        runtime=job.trainjob_runtime,
+        timeout_seconds=max(1, round(job.trainjob_timeout_hours * 3600)),
+    )
 
 
 def trainjob_spec(trainer_client, request: TrainJobRequest) -> dict:
@@ -94,21 +117,29 @@ def trainjob_spec(trainer_client, request: TrainJobRequest) -> dict:
         option(job_spec, trainer, trainer_client.backend)
     spec = job_spec.get("spec", {})
     return trainer_client.backend._get_trainjob_spec(  # the private call OptimizerClient itself makes
-        runtime=request.runtime, trainer=trainer, trainer_overrides=spec.get("trainer", {}),
-        runtime_patches=spec.get("runtimePatches"), active_deadline_seconds=spec.get("activeDeadlineSeconds"),
+        runtime=request.runtime,
+        trainer=trainer,
+        trainer_overrides=spec.get("trainer", {}),
+        runtime_patches=spec.get("runtimePatches"),
+        active_deadline_seconds=spec.get("activeDeadlineSeconds"),
     ).to_dict()
 
 
-def experiment_body(name: str, space: SearchSpace, tune: TuneSettings, cloud: CloudTuneSettings, trial_spec: dict) -> dict:
+def experiment_body(
+    name: str, space: SearchSpace, tune: TuneSettings, cloud: CloudTuneSettings, trial_spec: dict
+) -> dict:
     """The Experiment, checked by Katib's own API models (``kubeflow-katib-api``, Katib v0.19.0)."""
     from kubeflow_katib_api import models
 
     objective = metric_name(tune.tune_metric)
     spec = {
         # The trial's last line is its score (textclf.tune.trial): "latest" makes it Katib's too.
-        "objective": {"type": tune.direction, "objectiveMetricName": objective,
-                      "additionalMetricNames": [m for m in KATIB_METRICS if m != objective],
-                      "metricStrategies": [{"name": objective, "value": "latest"}]},
+        "objective": {
+            "type": tune.direction,
+            "objectiveMetricName": objective,
+            "additionalMetricNames": [m for m in KATIB_METRICS if m != objective],
+            "metricStrategies": [{"name": objective, "value": "latest"}],
+        },
         "algorithm": {"algorithmName": ALGORITHM},
         "parameters": katib_parameters(space),
         "maxTrialCount": tune.n_trials,
@@ -116,17 +147,25 @@ def experiment_body(name: str, space: SearchSpace, tune: TuneSettings, cloud: Cl
         "maxFailedTrialCount": tune.n_trials,  # a diverging trial is a result, not a reason to stop the search
         "trialTemplate": {
             "retain": True,  # keep finished TrainJobs (and their logs) for inspection: they hold no GPU
-            "primaryContainerName": "node", "primaryPodLabels": TRAINJOB_PRIMARY_POD,
-            "successCondition": TRAINJOB_SUCCESS, "failureCondition": TRAINJOB_FAILURE,
+            "primaryContainerName": "node",
+            "primaryPodLabels": TRAINJOB_PRIMARY_POD,
+            "successCondition": TRAINJOB_SUCCESS,
+            "failureCondition": TRAINJOB_FAILURE,
             "trialParameters": [{"name": n, "reference": n, "description": f"TrainSettings.{n}"} for n in space.names],
             "trialSpec": {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "spec": trial_spec},
         },
     }
     if tune.tune_pruning:
-        spec["earlyStopping"] = {"algorithmName": EARLY_STOPPING, "algorithmSettings": [
-            {"name": "min_trials_required", "value": "2"}, {"name": "start_step", "value": "2"}]}
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Experiment",
-            "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "textclf"}}, "spec": spec}
+        spec["earlyStopping"] = {
+            "algorithmName": EARLY_STOPPING,
+            "algorithmSettings": [{"name": "min_trials_required", "value": "2"}, {"name": "start_step", "value": "2"}],
+        }
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Experiment",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "textclf"}},
+        "spec": spec,
+    }
     return models.V1beta1Experiment.from_dict(body).to_dict()
 
 
@@ -140,7 +179,9 @@ def create_or_attach(api, namespace: str, body: dict) -> dict:
         return api.create_namespaced_custom_object(GROUP, VERSION, namespace, "experiments", body)
     except ApiException as error:
         if error.status != 409:
-            raise ExperimentFailed(f"Katib refused Experiment {name}: {error.status} {error.reason}: {error.body}") from None
+            raise ExperimentFailed(
+                f"Katib refused Experiment {name}: {error.status} {error.reason}: {error.body}"
+            ) from None
     log.info("Experiment %s exists (a retried step or the same study): following it", name)
     return api.get_namespaced_custom_object(GROUP, VERSION, namespace, "experiments", name)
 
@@ -151,8 +192,14 @@ def condition(experiment: dict) -> str:
     return conditions[-1]["type"] if conditions else ""
 
 
-def follow(api, namespace: str, name: str, timeout_seconds: float, poll_seconds: float = 30,
-           echo: Callable[[str], None] = log.info) -> dict:
+def follow(
+    api,
+    namespace: str,
+    name: str,
+    timeout_seconds: float,
+    poll_seconds: float = 30,
+    echo: Callable[[str], None] = log.info,
+) -> dict:
     """Wait for the Experiment to succeed, logging its trial counts when they change.
 
     Raises:
@@ -162,18 +209,24 @@ def follow(api, namespace: str, name: str, timeout_seconds: float, poll_seconds:
     while True:
         experiment = api.get_namespaced_custom_object(GROUP, VERSION, namespace, "experiments", name)
         status = experiment.get("status", {})
-        counts = tuple(status.get(k, 0) for k in ("trials", "trialsSucceeded", "trialsRunning", "trialsEarlyStopped",
-                                                  "trialsFailed"))
+        counts = tuple(
+            status.get(k, 0)
+            for k in ("trials", "trialsSucceeded", "trialsRunning", "trialsEarlyStopped", "trialsFailed")
+        )
         if counts != seen:
             trials, succeeded, running, stopped, failed = counts
-            echo(f"Experiment {name}: {trials} trials, {succeeded} succeeded, {running} running, "
-                 f"{stopped} early-stopped, {failed} failed")
+            echo(
+                f"Experiment {name}: {trials} trials, {succeeded} succeeded, {running} running, "
+                f"{stopped} early-stopped, {failed} failed"
+            )
             seen = counts
         state = condition(experiment)
         if state == "Succeeded":
             return experiment
         if state == "Failed":
-            messages = "; ".join(c.get("message", "") for c in status.get("conditions", []) if c.get("type") == "Failed")
+            messages = "; ".join(
+                c.get("message", "") for c in status.get("conditions", []) if c.get("type") == "Failed"
+            )
             raise ExperimentFailed(f"Experiment {name} failed: {messages}")
         if time.monotonic() > deadline:
             raise ExperimentTimeout(f"Experiment {name} did not finish within {timeout_seconds:.0f}s")
@@ -217,14 +270,23 @@ def trial_records(trials: list[dict], space: SearchSpace, metric: str) -> list[T
     for number, trial in enumerate(sorted(trials, key=lambda t: t["metadata"].get("creationTimestamp", ""))):
         state = TRIAL_STATES.get(condition(trial), "RUNNING")
         observation = trial.get("status", {}).get("observation", {})
-        records.append(TrialRecord(number, state, _typed_params(trial["spec"].get("parameterAssignments", []), space),
-                                   _observed(observation, metric) if state == "COMPLETE" else None,
-                                   _seconds(trial), [], name=trial["metadata"]["name"]))
+        records.append(
+            TrialRecord(
+                number,
+                state,
+                _typed_params(trial["spec"].get("parameterAssignments", []), space),
+                _observed(observation, metric) if state == "COMPLETE" else None,
+                _seconds(trial),
+                [],
+                name=trial["metadata"]["name"],
+            )
+        )
     return records
 
 
-def study_result(experiment: dict, trials: list[dict], space: SearchSpace, base: TrainSettings, tune: TuneSettings,
-                 where: str) -> StudyResult:
+def study_result(
+    experiment: dict, trials: list[dict], space: SearchSpace, base: TrainSettings, tune: TuneSettings, where: str
+) -> StudyResult:
     """The Experiment's outcome as the report and the train step take it."""
     optimal = experiment.get("status", {}).get("currentOptimalTrial", {})
     if not optimal.get("bestTrialName"):
@@ -234,10 +296,22 @@ def study_result(experiment: dict, trials: list[dict], space: SearchSpace, base:
     best = next(r for r in records if r.name == optimal["bestTrialName"])
     value = _observed(optimal.get("observation", {}), metric)
     if value is None:
-        raise ExperimentFailed(f"Experiment {experiment['metadata']['name']}: its best trial {best.name} has no {metric}")
-    return StudyResult(experiment["metadata"]["name"], where, "katib", tune.tune_metric, tune.direction, space.to_spec(),
-                       asdict(base), _typed_params(optimal.get("parameterAssignments", []), space), value, best.number,
-                       records)
+        raise ExperimentFailed(
+            f"Experiment {experiment['metadata']['name']}: its best trial {best.name} has no {metric}"
+        )
+    return StudyResult(
+        experiment["metadata"]["name"],
+        where,
+        "katib",
+        tune.tune_metric,
+        tune.direction,
+        space.to_spec(),
+        asdict(base),
+        _typed_params(optimal.get("parameterAssignments", []), space),
+        value,
+        best.number,
+        records,
+    )
 
 
 class ExperimentTimeout(ExperimentFailed):
@@ -248,9 +322,19 @@ def _raise_on_sigterm(signum, frame):
     raise SystemExit(f"terminated by signal {signum}")
 
 
-def run_katib(trainer_client, tokenized_uri: str, metadata: dict, base: TrainSettings, tune: TuneSettings,
-              cloud: CloudTuneSettings, wait: KatibSettings, job: TrainJobSettings, gpu_type: str, image: str,
-              poll_seconds: float = 30) -> StudyResult:
+def run_katib(
+    trainer_client,
+    tokenized_uri: str,
+    metadata: dict,
+    base: TrainSettings,
+    tune: TuneSettings,
+    cloud: CloudTuneSettings,
+    wait: KatibSettings,
+    job: TrainJobSettings,
+    gpu_type: str,
+    image: str,
+    poll_seconds: float = 30,
+) -> StudyResult:
     """Create (or find) the Experiment, wait for it, and read its trials.
 
     ``trainer_client`` is the Trainer SDK's ``TrainerClient``: its Kubernetes connection and namespace
@@ -260,9 +344,11 @@ def run_katib(trainer_client, tokenized_uri: str, metadata: dict, base: TrainSet
     from textclf.tune.space import load_space
 
     if not storage.is_shared(tokenized_uri):
-        raise ValueError(f"Katib's trials run in their own pods and read the tokenized splits from object storage, but "
-                         f"they are at {tokenized_uri!r}: submit the run with a pipeline root on object storage "
-                         "(gs://, s3://)")
+        raise ValueError(
+            f"Katib's trials run in their own pods and read the tokenized splits from object storage, but "
+            f"they are at {tokenized_uri!r}: submit the run with a pipeline root on object storage "
+            "(gs://, s3://)"
+        )
     space = load_space(tune.search_space)
     name = study_name(space, base, tune, metadata)
     request = trial_request(trial_command(tokenized_uri, metadata, base, tune, space), job, gpu_type, image)
@@ -278,20 +364,41 @@ def run_katib(trainer_client, tokenized_uri: str, metadata: dict, base: TrainSet
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
-    trials = api.list_namespaced_custom_object(GROUP, VERSION, namespace, "trials",
-                                               label_selector=f"{EXPERIMENT_LABEL}={name}")["items"]
+    trials = api.list_namespaced_custom_object(
+        GROUP, VERSION, namespace, "trials", label_selector=f"{EXPERIMENT_LABEL}={name}"
+    )["items"]
     return study_result(experiment, trials, space, base, tune, f"Katib Experiment {namespace}/{name}")
 
 
-def tune_with_katib(trainer_client, tokenized_uri: str, metadata: dict, base: TrainSettings, tune: TuneSettings,
-                    cloud: CloudTuneSettings, wait: KatibSettings, job: TrainJobSettings, gpu_type: str, image: str,
-                    out_dir: str, tracking_settings, poll_seconds: float = 30) -> dict:
+def tune_with_katib(
+    trainer_client,
+    tokenized_uri: str,
+    metadata: dict,
+    base: TrainSettings,
+    tune: TuneSettings,
+    cloud: CloudTuneSettings,
+    wait: KatibSettings,
+    job: TrainJobSettings,
+    gpu_type: str,
+    image: str,
+    out_dir: str,
+    tracking_settings,
+    poll_seconds: float = 30,
+) -> dict:
     """The Kubeflow tune step: the Experiment (:func:`run_katib`), then the same report, ``tuning.json``
     and W&B run as a local study; returns the record the final training takes."""
     from textclf.tune.local import tracking_config
     from textclf.tune.report import publish
 
-    result = run_katib(trainer_client, tokenized_uri, metadata, base, tune, cloud, wait, job, gpu_type, image, poll_seconds)
-    log.info("best of %d trials: %s, validation %s %.4f with %s", len(result.trials), result.trials[result.best_trial].name,
-             result.metric, result.best_value, result.best_params)
+    result = run_katib(
+        trainer_client, tokenized_uri, metadata, base, tune, cloud, wait, job, gpu_type, image, poll_seconds
+    )
+    log.info(
+        "best of %d trials: %s, validation %s %.4f with %s",
+        len(result.trials),
+        result.trials[result.best_trial].name,
+        result.metric,
+        result.best_value,
+        result.best_params,
+    )
     return publish(result, out_dir, tracking_settings, tracking_config(base, tune, metadata))

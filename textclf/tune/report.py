@@ -37,11 +37,20 @@ def _trial_rows(result: StudyResult) -> list[list]:
     rows = []
     for t in result.trials:
         best = " **best**" if t.number == result.best_trial else ""
-        note = t.error or (f"stopped by the pruner at point {t.reports[-1]['point']}" if t.state == "PRUNED" and t.reports
-                           else "")
+        note = t.error or (
+            f"stopped by the pruner at point {t.reports[-1]['point']}" if t.state == "PRUNED" and t.reports else ""
+        )
         note = " ".join(filter(None, [t.name, note]))
-        rows.append([f"{t.number}{best}", t.state.lower(), *[_cell(t.params.get(n)) for n in names], _cell(t.value),
-                     f"{t.seconds:.0f} s" if t.seconds is not None else "", note])
+        rows.append(
+            [
+                f"{t.number}{best}",
+                t.state.lower(),
+                *[_cell(t.params.get(n)) for n in names],
+                _cell(t.value),
+                f"{t.seconds:.0f} s" if t.seconds is not None else "",
+                note,
+            ]
+        )
     return rows
 
 
@@ -61,8 +70,13 @@ def plot_history(result: StudyResult) -> str:
     ax.step([t.number for t in done], best_so_far, where="post", label="best so far")
     pruned = [t for t in result.trials if t.state == "PRUNED" and t.reports]
     if pruned:
-        ax.plot([t.number for t in pruned], [t.reports[-1][result.metric] for t in pruned], "x", color="grey",
-                label="pruned (last report)")
+        ax.plot(
+            [t.number for t in pruned],
+            [t.reports[-1][result.metric] for t in pruned],
+            "x",
+            color="grey",
+            label="pruned (last report)",
+        )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial")
     ax.set_ylabel(f"validation {result.metric}")
@@ -90,7 +104,7 @@ def plot_parameters(result: StudyResult) -> str:
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(name)
-    for ax in axes.flat[len(names):]:
+    for ax in axes.flat[len(names) :]:
         ax.set_visible(False)
     for row in axes:
         row[0].set_ylabel(f"validation {result.metric}")
@@ -103,23 +117,30 @@ def render_report(result: StudyResult) -> str:
     changes = [[name, _cell(base.get(name)), _cell(value)] for name, value in result.best_params.items()]
     space = [[name, json.dumps(entry)] for name, entry in result.space.items()]
     counts = {state: sum(t.state == state for t in result.trials) for state in ("COMPLETE", "PRUNED", "FAIL")}
-    return "\n\n".join([
-        f"# Tuning: {result.study_name}",
-        f"{len(result.trials)} trials with {result.engine} ({counts['COMPLETE']} complete, "
-        f"{counts['PRUNED']} pruned, {counts['FAIL']} failed), each scored on the validation split "
-        f"({result.metric}, {result.direction}d); the test split was not used. "
-        f"Best: trial {result.best_trial}, validation {result.metric} "
-        f"**{result.best_value:.4f}**. Study kept in `{result.storage}`.",
-        "## Best settings (the final training uses them)",
-        markdown_table(["setting", "before", "tuned"], changes),
-        plot_history(result),
-        plot_parameters(result),
-        "## Trials",
-        markdown_table(["trial", "state", *result.space, f"validation {result.metric}", "duration", "note"],
-                       _trial_rows(result)),
-        "## Search space",
-        markdown_table(["setting", "values"], space),
-    ]) + "\n"
+    return (
+        "\n\n".join(
+            [
+                f"# Tuning: {result.study_name}",
+                f"{len(result.trials)} trials with {result.engine} ({counts['COMPLETE']} complete, "
+                f"{counts['PRUNED']} pruned, {counts['FAIL']} failed), each scored on the validation split "
+                f"({result.metric}, {result.direction}d); the test split was not used. "
+                f"Best: trial {result.best_trial}, validation {result.metric} "
+                f"**{result.best_value:.4f}**. Study kept in `{result.storage}`.",
+                "## Best settings (the final training uses them)",
+                markdown_table(["setting", "before", "tuned"], changes),
+                plot_history(result),
+                plot_parameters(result),
+                "## Trials",
+                markdown_table(
+                    ["trial", "state", *result.space, f"validation {result.metric}", "duration", "note"],
+                    _trial_rows(result),
+                ),
+                "## Search space",
+                markdown_table(["setting", "values"], space),
+            ]
+        )
+        + "\n"
+    )
 
 
 def apply_tuning(settings, tuned: str, metadata: dict):
@@ -153,8 +174,13 @@ def log_to_tracking(run, result: StudyResult) -> None:
         if t.seconds is not None:
             row["trial/seconds"] = t.seconds
         run.log(row, step=t.number)
-    run.set_summary({f"best/validation_{result.metric}": result.best_value, "best/trial": result.best_trial,
-                     **{f"best/{name}": value for name, value in result.best_params.items()}})
+    run.set_summary(
+        {
+            f"best/validation_{result.metric}": result.best_value,
+            "best/trial": result.best_trial,
+            **{f"best/{name}": value for name, value in result.best_params.items()},
+        }
+    )
 
 
 def publish(result: StudyResult, out_dir: str, tracking_settings, config: dict) -> dict:

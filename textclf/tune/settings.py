@@ -17,20 +17,36 @@ OBJECTIVES: dict[str, Direction] = {"accuracy": "maximize", "loss": "minimize"}
 class TuneSettings:
     """The search: its space, its budget, what a trial is scored on and how cheap it is (every engine)."""
 
-    search_space: str = setting(default_space_json(), "TrainSettings fields to tune and their ranges or choices, as "
-                                "JSON/YAML text or a .yaml/.json file (local or gs://); the default is "
-                                "textclf/tune/default_space.yaml (docs/tuning.md describes the format).")
+    search_space: str = setting(
+        default_space_json(),
+        "TrainSettings fields to tune and their ranges or choices, as "
+        "JSON/YAML text or a .yaml/.json file (local or gs://); the default is "
+        "textclf/tune/default_space.yaml (docs/tuning.md describes the format).",
+    )
     n_trials: int = setting(12, "Trials of the study in all, those finished before a resume included.")
-    tune_metric: str = setting("accuracy", "Validation metric a trial is scored on: accuracy (maximised) or loss "
-                               "(minimised). The test split is never used for tuning.", choices=tuple(OBJECTIVES))
-    trial_train_fraction: float = setting(1.0, "Share of the training split each trial trains on: a seeded "
-                                          "subsample, the same for every trial (the validation split stays whole).")
+    tune_metric: str = setting(
+        "accuracy",
+        "Validation metric a trial is scored on: accuracy (maximised) or loss "
+        "(minimised). The test split is never used for tuning.",
+        choices=tuple(OBJECTIVES),
+    )
+    trial_train_fraction: float = setting(
+        1.0,
+        "Share of the training split each trial trains on: a seeded "
+        "subsample, the same for every trial (the validation split stays whole).",
+    )
     trial_max_steps: int = setting(0, "Optimizer steps at most per trial; 0: as many as its epochs take.")
-    trial_reports_per_epoch: int = setting(2, "Validation passes per epoch of a trial (at even shares of the "
-                                           "epoch), reported to the pruner; each costs one pass over the validation "
-                                           "split.")
-    tune_pruning: bool = setting(True, "Stop a trial early when its validation metric is below the median of the "
-                                 "earlier trials' at the same point (Optuna's median pruner; Katib's medianstop).")
+    trial_reports_per_epoch: int = setting(
+        2,
+        "Validation passes per epoch of a trial (at even shares of the "
+        "epoch), reported to the pruner; each costs one pass over the validation "
+        "split.",
+    )
+    tune_pruning: bool = setting(
+        True,
+        "Stop a trial early when its validation metric is below the median of the "
+        "earlier trials' at the same point (Optuna's median pruner; Katib's medianstop).",
+    )
 
     def __post_init__(self):
         if self.tune_metric not in OBJECTIVES:
@@ -49,17 +65,22 @@ class TuneSettings:
 class LocalTuneSettings:
     """Where the Optuna study of a local tuning run is kept (Katib and Vertex AI keep their own)."""
 
-    study_storage: str = setting("", "Folder (local or gs://) of the Optuna study's journal, so that an interrupted "
-                                 "tuning run continues from its finished trials; empty: beside the tune step's "
-                                 "output (a retried step resumes). python -m pipelines tune keeps it under runs/.")
+    study_storage: str = setting(
+        "",
+        "Folder (local or gs://) of the Optuna study's journal, so that an interrupted "
+        "tuning run continues from its finished trials; empty: beside the tune step's "
+        "output (a retried step resumes). python -m pipelines tune keeps it under runs/.",
+    )
 
 
 @dataclass
 class CloudTuneSettings:
     """How many trials the tuning service (Katib on Kubeflow, Vertex AI) runs at once."""
 
-    parallel_trials: int = setting(2, "Trials that run at once, each on its own GPU (Katib's parallelTrialCount, "
-                                   "Vertex AI's parallel_trial_count).")
+    parallel_trials: int = setting(
+        2,
+        "Trials that run at once, each on its own GPU (Katib's parallelTrialCount, Vertex AI's parallel_trial_count).",
+    )
 
     def __post_init__(self):
         require_at_least(self, 1, "parallel_trials")
@@ -70,8 +91,9 @@ class KatibSettings:
     """How long the Kubeflow tune step waits for its Katib Experiment (each trial's TrainJob has
     trainjob_timeout_hours)."""
 
-    tune_timeout_hours: float = setting(48.0, "Longest the tune step waits for the Katib Experiment; it then deletes "
-                                        "it and fails.")
+    tune_timeout_hours: float = setting(
+        48.0, "Longest the tune step waits for the Katib Experiment; it then deletes it and fails."
+    )
 
     def __post_init__(self):
         if self.tune_timeout_hours <= 0:

@@ -88,7 +88,9 @@ class SearchSpace:
         """The space as the mapping it was written as (what :func:`parse_space` reads back)."""
         spec = {}
         for p in self.parameters:
-            entry: dict[str, Any] = {"choices": list(p.choices)} if p.kind == "categorical" else {"low": p.low, "high": p.high}
+            entry: dict[str, Any] = (
+                {"choices": list(p.choices)} if p.kind == "categorical" else {"low": p.low, "high": p.high}
+            )
             entry.update({"log": True} if p.log else {})
             entry.update({"step": p.step} if p.step else {})
             spec[p.name] = entry
@@ -142,8 +144,10 @@ def _range(name: str, field: dataclasses.Field, entry: dict) -> Parameter:
     if step is not None:
         step = _typed(name, field, step)
         if log or step <= 0 or step > high - low:
-            raise SearchSpaceError(f"search space: {name}: step must be positive, at most high - low, and not "
-                                   f"combined with log; got {step}")
+            raise SearchSpaceError(
+                f"search space: {name}: step must be positive, at most high - low, and not "
+                f"combined with log; got {step}"
+            )
     for value in (low, high):
         _check_allowed(name, value)
     return Parameter(name, _field_kind(field), low, high, log, step)
@@ -151,7 +155,9 @@ def _range(name: str, field: dataclasses.Field, entry: dict) -> Parameter:
 
 def _choices(name: str, field: dataclasses.Field, entry: dict) -> Parameter:
     if set(entry) - {"choices"}:
-        raise SearchSpaceError(f"search space: {name}: choices cannot be combined with {sorted(set(entry) - {'choices'})}")
+        raise SearchSpaceError(
+            f"search space: {name}: choices cannot be combined with {sorted(set(entry) - {'choices'})}"
+        )
     values = entry["choices"]
     if not isinstance(values, list) or not values:
         raise SearchSpaceError(f"search space: {name}: choices must be a non-empty list, got {values!r}")
@@ -169,14 +175,19 @@ def _parameter(name: str, entry: Any, fields: dict[str, dataclasses.Field]) -> P
     if name in NOT_TUNABLE:
         raise SearchSpaceError(f"search space: {name} is not tunable: {NOT_TUNABLE[name]}")
     if not isinstance(entry, dict) or not entry:
-        raise SearchSpaceError(f"search space: {name}: expected a mapping such as {{low: 1, high: 4}} or "
-                               f"{{choices: [...]}}, got {entry!r}")
+        raise SearchSpaceError(
+            f"search space: {name}: expected a mapping such as {{low: 1, high: 4}} or {{choices: [...]}}, got {entry!r}"
+        )
     if set(entry) - KEYS:
-        raise SearchSpaceError(f"search space: {name}: unknown key(s) {sorted(set(entry) - KEYS)}; allowed: {sorted(KEYS)}")
+        raise SearchSpaceError(
+            f"search space: {name}: unknown key(s) {sorted(set(entry) - KEYS)}; allowed: {sorted(KEYS)}"
+        )
     if "choices" in entry:
         return _choices(name, fields[name], entry)
     if _field_kind(fields[name]) == "categorical":
-        raise SearchSpaceError(f"search space: {name} is a {type_name(fields[name])} setting: give choices, not a range")
+        raise SearchSpaceError(
+            f"search space: {name} is a {type_name(fields[name])} setting: give choices, not a range"
+        )
     return _range(name, fields[name], entry)
 
 
@@ -187,7 +198,9 @@ def parse_space(spec: Any) -> SearchSpace:
         SearchSpaceError: the spec does not fit ``TrainSettings`` (the message names the field and why).
     """
     if not isinstance(spec, dict) or not spec:
-        raise SearchSpaceError(f"search space: expected a mapping of TrainSettings fields to ranges or choices, got {spec!r}")
+        raise SearchSpaceError(
+            f"search space: expected a mapping of TrainSettings fields to ranges or choices, got {spec!r}"
+        )
     fields = {field.name: field for field in dataclasses.fields(TrainSettings)}
     return SearchSpace(tuple(_parameter(str(name), entry, fields) for name, entry in spec.items()))
 
@@ -204,8 +217,9 @@ def read_space_text(value: str) -> str:
     try:
         return storage.read_text(value.strip())
     except FileNotFoundError as error:
-        raise SearchSpaceError(f"search space: no such file {value.strip()!r} (give a YAML/JSON file, or the "
-                               "space inline as JSON)") from error
+        raise SearchSpaceError(
+            f"search space: no such file {value.strip()!r} (give a YAML/JSON file, or the space inline as JSON)"
+        ) from error
 
 
 def load_space(value: str) -> SearchSpace:
@@ -225,4 +239,3 @@ def default_space_json() -> str:
     """The packaged default space as compact JSON: the ``search_space`` parameter's default, so the
     compiled pipelines and the UI show the space they search."""
     return load_space("").to_json()
-

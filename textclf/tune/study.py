@@ -68,15 +68,28 @@ class StudyResult:
 
     def record(self) -> dict:
         """What the final training records (``training.json``'s ``tuning``, W&B config)."""
-        return {"engine": self.engine, "study": self.study_name, "storage": self.storage, "metric": self.metric,
-                "direction": self.direction, "best_value": self.best_value, "best_trial": self.best_trial,
-                "trials": len(self.trials), "params": self.best_params, "space": self.space}
+        return {
+            "engine": self.engine,
+            "study": self.study_name,
+            "storage": self.storage,
+            "metric": self.metric,
+            "direction": self.direction,
+            "best_value": self.best_value,
+            "best_trial": self.best_trial,
+            "trials": len(self.trials),
+            "params": self.best_params,
+            "space": self.space,
+        }
 
 
 def study_name(space: SearchSpace, base: TrainSettings, tune: TuneSettings, metadata: dict) -> str:
     """``textclf-<digest>`` of what makes trials comparable: the same inputs give the same name."""
-    key = {"space": space.to_spec(), "base": asdict(base), "trial": {f: getattr(tune, f) for f in TRIAL_FIELDS},
-           "data": {k: metadata.get(k) for k in ("fingerprint", "base_model", "max_length", "truncation")}}
+    key = {
+        "space": space.to_spec(),
+        "base": asdict(base),
+        "trial": {f: getattr(tune, f) for f in TRIAL_FIELDS},
+        "data": {k: metadata.get(k) for k in ("fingerprint", "base_model", "max_length", "truncation")},
+    }
     return "textclf-" + hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -150,38 +163,60 @@ def new_study(name: str, journal: Journal, tune: TuneSettings, seed: int, n_tria
     import optuna
 
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, n_trials // 3), multivariate=True)
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_POINTS)
-              if tune.tune_pruning else optuna.pruners.NopPruner())
-    return optuna.create_study(study_name=name, storage=journal.storage(), sampler=sampler, pruner=pruner,
-                               direction=tune.direction, load_if_exists=True)
+    pruner = (
+        optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_POINTS)
+        if tune.tune_pruning
+        else optuna.pruners.NopPruner()
+    )
+    return optuna.create_study(
+        study_name=name,
+        storage=journal.storage(),
+        sampler=sampler,
+        pruner=pruner,
+        direction=tune.direction,
+        load_if_exists=True,
+    )
 
 
 class Objective:
     """Optuna's objective: one trial with the suggested settings, its validations sent to the pruner."""
 
-    def __init__(self, data_dir: str, space: SearchSpace, base: TrainSettings, tune: TuneSettings, metadata: dict,
-                 work_dir: str):
+    def __init__(
+        self, data_dir: str, space: SearchSpace, base: TrainSettings, tune: TuneSettings, metadata: dict, work_dir: str
+    ):
         self.data_dir, self.space, self.base, self.tune, self.metadata, self.work_dir = (
-            data_dir, space, base, tune, metadata, work_dir)
+            data_dir,
+            space,
+            base,
+            tune,
+            metadata,
+            work_dir,
+        )
 
     def __call__(self, trial) -> float:
         import optuna
 
         params = suggest(trial, self.space)
-        log.info("trial %d: %s", trial.number, ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                                                          for k, v in params.items()))
+        log.info(
+            "trial %d: %s",
+            trial.number,
+            ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()),
+        )
 
         def sink(metrics: dict, point: int) -> None:
             trial.report(metrics[self.tune.tune_metric], point)
             trial.set_user_attr("reports", [*trial.user_attrs.get("reports", []), {"point": point, **metrics}])
             if trial.should_prune():
-                raise optuna.TrialPruned(f"{metric_name(self.tune.tune_metric)} {metrics[self.tune.tune_metric]:.4f} "
-                                         f"at point {point} is worse than the median of the earlier trials")
+                raise optuna.TrialPruned(
+                    f"{metric_name(self.tune.tune_metric)} {metrics[self.tune.tune_metric]:.4f} "
+                    f"at point {point} is worse than the median of the earlier trials"
+                )
 
         started = time.perf_counter()
         try:
-            outcome: TrialOutcome = run_trial(self.data_dir, replace(self.base, **params), self.tune, self.metadata,
-                                              sink, self.work_dir)
+            outcome: TrialOutcome = run_trial(
+                self.data_dir, replace(self.base, **params), self.tune, self.metadata, sink, self.work_dir
+            )
         except RuntimeError as error:  # the study goes on (optimize catches it); the report shows why
             trial.set_user_attr("error", str(error)[:500])
             raise
@@ -207,11 +242,21 @@ class Progress:
         if trial.state.name == "COMPLETE":
             outcome = f"{self.metric} {trial.value:.4f}"
         else:  # a pruned trial's value is only its last report: say what happened instead
-            outcome = trial.state.name.lower() + (f" at {self.metric} {trial.value:.4f}" if trial.value is not None else "")
+            outcome = trial.state.name.lower() + (
+                f" at {self.metric} {trial.value:.4f}" if trial.value is not None else ""
+            )
         best = next((t for t in study.get_trials(deepcopy=False) if t.number == _best_number(study)), None)
-        log.info("trial %d/%d (#%d) %s in %.0f s (%.2f trials/h); best %s; about %.0f min left", self.done,
-                 self.n_trials, trial.number, outcome, trial.user_attrs.get("seconds", 0.0), 3600 * self.ran / elapsed,
-                 f"{best.value:.4f} (#{best.number})" if best else "none yet", left / 60)
+        log.info(
+            "trial %d/%d (#%d) %s in %.0f s (%.2f trials/h); best %s; about %.0f min left",
+            self.done,
+            self.n_trials,
+            trial.number,
+            outcome,
+            trial.user_attrs.get("seconds", 0.0),
+            3600 * self.ran / elapsed,
+            f"{best.value:.4f} (#{best.number})" if best else "none yet",
+            left / 60,
+        )
 
 
 def _best_number(study) -> int | None:
@@ -230,13 +275,23 @@ def trial_records(study) -> list[TrialRecord]:
             continue
         error = t.user_attrs.get("error", "") if t.state == TrialState.FAIL else ""
         value = t.value if t.state == TrialState.COMPLETE else None  # a pruned trial's is only its last report
-        records.append(TrialRecord(t.number, t.state.name, dict(t.params), value, t.user_attrs.get("seconds"),
-                                   t.user_attrs.get("reports", []), error))
+        records.append(
+            TrialRecord(
+                t.number,
+                t.state.name,
+                dict(t.params),
+                value,
+                t.user_attrs.get("seconds"),
+                t.user_attrs.get("reports", []),
+                error,
+            )
+        )
     return records
 
 
-def run_study(tokenized_dir: str, metadata: dict, base: TrainSettings, tune: TuneSettings, storage_folder: str,
-              work_dir: str) -> StudyResult:
+def run_study(
+    tokenized_dir: str, metadata: dict, base: TrainSettings, tune: TuneSettings, storage_folder: str, work_dir: str
+) -> StudyResult:
     """Tune ``base``'s fields named by ``tune.search_space`` on the tokenized splits, resuming the
     study stored under ``storage_folder`` when there is one.
 
@@ -251,16 +306,39 @@ def run_study(tokenized_dir: str, metadata: dict, base: TrainSettings, tune: Tun
     done = resume(study)
     if not study.get_trials(deepcopy=False):
         study.enqueue_trial(baseline(space, base), user_attrs={"baseline": True})
-    log.info("study %s in %s: %d of %d trials finished before; space %s", name, journal.uri, done, tune.n_trials,
-             ", ".join(f"{p.name} {p.describe()}" for p in space.parameters))
+    log.info(
+        "study %s in %s: %d of %d trials finished before; space %s",
+        name,
+        journal.uri,
+        done,
+        tune.n_trials,
+        ", ".join(f"{p.name} {p.describe()}" for p in space.parameters),
+    )
     if done < tune.n_trials:
         data_dir = trial_data(tokenized_dir, tune.trial_train_fraction, base.seed, work_dir)
-        study.optimize(Objective(data_dir, space, base, tune, metadata, work_dir), n_trials=tune.n_trials - done,
-                       catch=(RuntimeError,), callbacks=[Progress(journal, tune.n_trials, done, tune.tune_metric)])
+        study.optimize(
+            Objective(data_dir, space, base, tune, metadata, work_dir),
+            n_trials=tune.n_trials - done,
+            catch=(RuntimeError,),
+            callbacks=[Progress(journal, tune.n_trials, done, tune.tune_metric)],
+        )
     journal.save()
     best = _best_number(study)
     if best is None:
-        raise RuntimeError(f"study {name}: no trial completed ({len(study.trials)} failed or pruned); see the "
-                           "trials' errors above: a learning rate too high for the data is the usual cause")
-    return StudyResult(name, journal.uri, "optuna", tune.tune_metric, tune.direction, space.to_spec(), asdict(base),
-                       dict(study.best_trial.params), float(study.best_value), best, trial_records(study))
+        raise RuntimeError(
+            f"study {name}: no trial completed ({len(study.trials)} failed or pruned); see the "
+            "trials' errors above: a learning rate too high for the data is the usual cause"
+        )
+    return StudyResult(
+        name,
+        journal.uri,
+        "optuna",
+        tune.tune_metric,
+        tune.direction,
+        space.to_spec(),
+        asdict(base),
+        dict(study.best_trial.params),
+        float(study.best_value),
+        best,
+        trial_records(study),
+    )

@@ -31,8 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from textclf.tune.settings import TuneSettings
 from textclf.train.settings import TrainSettings
+from textclf.tune.settings import TuneSettings
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,13 @@ def trial_data(tokenized_dir: str, fraction: float, seed: int, work_dir: str) ->
     subsample = train.select(rows, keep_in_memory=True)
     datasets.DatasetDict({"train": subsample, "validation": splits["validation"]}).save_to_disk(str(dest))
     shutil.copytree(Path(tokenized_dir, "tokenizer"), dest / "tokenizer", dirs_exist_ok=True)
-    log.info("trials train on %d of %d training texts (seed %d); validation: all %d", keep, len(train), seed,
-             len(splits["validation"]))
+    log.info(
+        "trials train on %d of %d training texts (seed %d); validation: all %d",
+        keep,
+        len(train),
+        seed,
+        len(splits["validation"]),
+    )
     return str(dest)
 
 
@@ -121,8 +126,14 @@ class TrialOutcome:
     seconds: float
 
 
-def run_trial(data_dir: str, settings: TrainSettings, tune: TuneSettings, metadata: dict,
-              sink: Callable[[dict, int], None], work_dir: str) -> TrialOutcome:
+def run_trial(
+    data_dir: str,
+    settings: TrainSettings,
+    tune: TuneSettings,
+    metadata: dict,
+    sink: Callable[[dict, int], None],
+    work_dir: str,
+) -> TrialOutcome:
     """Train with ``settings`` on ``data_dir`` (see :func:`trial_data`) and score the result.
 
     ``sink`` gets every validation (mid-epoch and epoch ends) and may raise to stop the trial
@@ -137,13 +148,19 @@ def run_trial(data_dir: str, settings: TrainSettings, tune: TuneSettings, metada
     reporter = Reporter(tune.trial_reports_per_epoch, sink)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="trial-", dir=work_dir) as scratch:
-        summary = train(data_dir, None, settings, metadata, checkpoints=str(Path(scratch, "checkpoints")), probe=reporter)
+        summary = train(
+            data_dir, None, settings, metadata, checkpoints=str(Path(scratch, "checkpoints")), probe=reporter
+        )
     if summary is None:  # only rank 0 returns the record, and a trial is one process
         raise RuntimeError("the trial's training returned no record: was it started on several ranks?")
     if not math.isfinite(summary["best_validation_loss"]):
         raise RuntimeError(f"validation loss was never finite: {summary['history']}")
-    return TrialOutcome(trial_value(summary["history"], tune.tune_metric), summary["history"], reporter.reports,
-                        time.perf_counter() - started)
+    return TrialOutcome(
+        trial_value(summary["history"], tune.tune_metric),
+        summary["history"],
+        reporter.reports,
+        time.perf_counter() - started,
+    )
 
 
 # ----------------------------------------------------------------------------- trials of Katib and Vertex
@@ -169,7 +186,9 @@ def vertex_sink(tune_metric: str) -> Callable[[dict, int | None], None]:
 
     def sink(metrics: dict, point: int | None) -> None:
         last[0] = last[0] + 1 if point is None else point
-        reporter.report_hyperparameter_tuning_metric(metric_name(tune_metric), metrics[tune_metric], global_step=last[0])
+        reporter.report_hyperparameter_tuning_metric(
+            metric_name(tune_metric), metrics[tune_metric], global_step=last[0]
+        )
 
     return sink
 
@@ -218,12 +237,20 @@ def main(argv: list[str] | None = None) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = SettingsParser((TrialPaths, TrainSettings, TuneSettings), description=main.__doc__)
-    paths, settings, tune = parser.parse_args_into_dataclasses(integral_arguments(sys.argv[1:] if argv is None else argv))
+    paths, settings, tune = parser.parse_args_into_dataclasses(
+        integral_arguments(sys.argv[1:] if argv is None else argv)
+    )
     tokenized = node_local_copy(paths.tokenized, ranks_from_env())
     work_dir = tempfile.mkdtemp(prefix="tune-trial-")
     sink = (katib_sink if paths.engine == "katib" else vertex_sink)(tune.tune_metric)
-    outcome = run_trial(trial_data(tokenized, tune.trial_train_fraction, settings.seed, work_dir), settings, tune,
-                        json.loads(paths.metadata), sink, work_dir)
+    outcome = run_trial(
+        trial_data(tokenized, tune.trial_train_fraction, settings.seed, work_dir),
+        settings,
+        tune,
+        json.loads(paths.metadata),
+        sink,
+        work_dir,
+    )
     log.info("trial finished in %.0f s: %s %.4f", outcome.seconds, metric_name(tune.tune_metric), outcome.value)
     sink({tune.tune_metric: outcome.value}, None)  # the score, last: what the tuning service ranks trials by
 

@@ -55,35 +55,68 @@ def study_spec_parameters(space: SearchSpace) -> list[dict]:
     """``StudySpec.parameters`` for the search space, as GCPC's ``serialize_parameters`` writes them."""
     from google.cloud.aiplatform_v1.types import study
 
-    return [study.StudySpec.ParameterSpec.to_dict(parameter_spec(p)._to_parameter_spec(parameter_id=p.name))
-            for p in space.parameters]
+    return [
+        study.StudySpec.ParameterSpec.to_dict(parameter_spec(p)._to_parameter_spec(parameter_id=p.name))
+        for p in space.parameters
+    ]
 
 
 def study_spec_metrics(tune: TuneSettings) -> list[dict]:
     from google.cloud.aiplatform_v1.types import study
 
-    goal = {"maximize": study.StudySpec.MetricSpec.GoalType.MAXIMIZE, "minimize": study.StudySpec.MetricSpec.GoalType.MINIMIZE}
-    return [study.StudySpec.MetricSpec.to_dict(study.StudySpec.MetricSpec(metric_id=metric_name(tune.tune_metric),
-                                                                          goal=goal[tune.direction]))]
+    goal = {
+        "maximize": study.StudySpec.MetricSpec.GoalType.MAXIMIZE,
+        "minimize": study.StudySpec.MetricSpec.GoalType.MINIMIZE,
+    }
+    return [
+        study.StudySpec.MetricSpec.to_dict(
+            study.StudySpec.MetricSpec(metric_id=metric_name(tune.tune_metric), goal=goal[tune.direction])
+        )
+    ]
 
 
-def trial_worker_pool(tokenized_uri: str, metadata: dict, base: TrainSettings, tune: TuneSettings, space: SearchSpace,
-                      accelerator_type: str, image: str) -> list[dict]:
+def trial_worker_pool(
+    tokenized_uri: str,
+    metadata: dict,
+    base: TrainSettings,
+    tune: TuneSettings,
+    space: SearchSpace,
+    accelerator_type: str,
+    image: str,
+) -> list[dict]:
     """The trials' worker pool: one replica with one GPU, our trainer image, the trial entry point and
     the base settings (Vertex appends the tuned ones)."""
     arguments = settings_arguments(base, replace(tune, search_space=""))
-    pairs = [(arguments[i], arguments[i + 1]) for i in range(0, len(arguments), 2) if arguments[i][2:] not in space.names]
-    args = ["--engine", "vertex", "--tokenized", tokenized_uri, "--metadata", json.dumps(metadata, sort_keys=True, default=str),
-            *[arg for pair in pairs for arg in pair]]
-    return [{"machine_spec": {"machine_type": vertex_machine_type(accelerator_type, 1), "accelerator_type": accelerator_type,
-                              "accelerator_count": 1},
-             "replica_count": 1,
-             "container_spec": {"image_uri": image, "command": ["python", "-m", "textclf.tune.trial"], "args": args}}]
+    pairs = [
+        (arguments[i], arguments[i + 1]) for i in range(0, len(arguments), 2) if arguments[i][2:] not in space.names
+    ]
+    args = [
+        "--engine",
+        "vertex",
+        "--tokenized",
+        tokenized_uri,
+        "--metadata",
+        json.dumps(metadata, sort_keys=True, default=str),
+        *[arg for pair in pairs for arg in pair],
+    ]
+    return [
+        {
+            "machine_spec": {
+                "machine_type": vertex_machine_type(accelerator_type, 1),
+                "accelerator_type": accelerator_type,
+                "accelerator_count": 1,
+            },
+            "replica_count": 1,
+            "container_spec": {"image_uri": image, "command": ["python", "-m", "textclf.tune.trial"], "args": args},
+        }
+    ]
 
 
 def job_name(gcp_resources: str) -> str:
     """The HyperparameterTuningJob's resource name from the launcher's ``gcp_resources`` output."""
-    (resource,) = [r for r in json.loads(gcp_resources)["resources"] if r.get("resourceType") == "HyperparameterTuningJob"]
+    (resource,) = [
+        r for r in json.loads(gcp_resources)["resources"] if r.get("resourceType") == "HyperparameterTuningJob"
+    ]
     return resource["resourceUri"].split("/v1/", 1)[1]
 
 
@@ -115,8 +148,18 @@ def trial_records(trials, space: SearchSpace, metric: str) -> list[TrialRecord]:
     for number, trial in enumerate(sorted(trials, key=lambda t: int(t.id))):
         state = TRIAL_STATES.get(trial.state.name, "RUNNING")
         seconds = (trial.end_time - trial.start_time).total_seconds() if trial.end_time and trial.start_time else None
-        records.append(TrialRecord(number, state, _typed(trial.parameters, space), _value(trial, metric), seconds, [],
-                                   trial.infeasible_reason if state == "FAIL" else "", name=f"trial {trial.id}"))
+        records.append(
+            TrialRecord(
+                number,
+                state,
+                _typed(trial.parameters, space),
+                _value(trial, metric),
+                seconds,
+                [],
+                trial.infeasible_reason if state == "FAIL" else "",
+                name=f"trial {trial.id}",
+            )
+        )
     return records
 
 
@@ -128,12 +171,24 @@ def study_result(job, space: SearchSpace, base: TrainSettings, tune: TuneSetting
     if not scored:
         raise RuntimeError(f"HyperparameterTuningJob {job.resource_name}: no trial completed with {metric}")
     value, best = (max if tune.direction == "maximize" else min)(scored, key=lambda scored_trial: scored_trial[0])
-    return StudyResult(job.display_name, f"Vertex AI {job.resource_name}", "vertex", tune.tune_metric, tune.direction,
-                       space.to_spec(), asdict(base), best.params, value, best.number, records)
+    return StudyResult(
+        job.display_name,
+        f"Vertex AI {job.resource_name}",
+        "vertex",
+        tune.tune_metric,
+        tune.direction,
+        space.to_spec(),
+        asdict(base),
+        best.params,
+        value,
+        best.number,
+        records,
+    )
 
 
-def tune_result(gcp_resources: str, base: TrainSettings, tune: TuneSettings, metadata: dict, out_dir: str,
-                tracking_settings) -> dict:
+def tune_result(
+    gcp_resources: str, base: TrainSettings, tune: TuneSettings, metadata: dict, out_dir: str, tracking_settings
+) -> dict:
     """After the job: its trials into the same report, ``tuning.json`` and W&B run as a local study;
     returns the record the final training takes."""
     from google.cloud import aiplatform
