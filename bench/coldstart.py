@@ -1,6 +1,6 @@
 """Cold start of the model server: process start to ``/v2/health/ready``, before and after, in one run.
 
-    python bench/coldstart.py --model_dir OPTIMIZED_MODEL_DIR [--base main] [--repeats 3]   # make bench-coldstart
+    python bench/coldstart.py --model_dir OPTIMIZED_MODEL_DIR [--base cbcf098^1] [--repeats 3]   # make bench-coldstart
 
 Rows, each a fresh process with an empty cache directory (``TEXTCLF_CACHE_DIR``, ``XDG_CACHE_HOME``,
 ``HF_HOME``, ``MPLCONFIGDIR`` all point into it, as in a new pod), the median of ``--repeats``:
@@ -169,7 +169,11 @@ def table(rows: dict[str, dict], floor: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_dir", required=True, help="an optimize step's Model directory (with serving.json)")
-    parser.add_argument("--base", default="main", help="commit whose server is 'before' (empty: no before rows)")
+    parser.add_argument(
+        "--base",
+        default="cbcf098^1",
+        help="commit whose server is 'before' (default: the one before issue 22; empty: no before rows)",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds a start may take")
     parser.add_argument("--report", type=Path, help="also write the Markdown table here")
