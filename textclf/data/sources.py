@@ -343,11 +343,14 @@ def source_files(source: str) -> tuple[list[str], bool]:
     files, or a glob's matches, local or remote.
 
     Raises:
-        SourceError: nothing there, a glob's match or the file is not a data file, or no store reads it.
+        SourceError: nothing there, a glob's match or the file is not a data file, or no store reads it
+            (EmptySourceError: a folder without a data file).
     """
     try:
         found = storage.entries(source)
     except FileNotFoundError as error:
+        if not storage.has_glob(source) and storage.is_dir(source):  # there, but holds nothing to read
+            raise EmptySourceError(f"no data file ({described()}) in {source}") from error
         raise SourceError(f"source not found: {error}") from error
     except storage.UnsupportedURIError as error:
         raise SourceError(
