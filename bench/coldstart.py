@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 from machine import machine_line  # noqa: E402
-from serve import free_port  # noqa: E402
+from net import free_port, serving_command  # noqa: E402
 
 AFTER = {
     "default (serving.json)": [],
@@ -82,22 +82,7 @@ def start_to_ready(code: Path, model_dir: str, flags: list[str], log: Path, time
     port = free_port()
     with tempfile.TemporaryDirectory() as cache_dir:
         cache = Path(cache_dir)
-        command = [
-            sys.executable,
-            "-m",
-            "serving",
-            "--model_dir",
-            model_dir,
-            "--model_name",
-            "bench",
-            "--host",
-            "127.0.0.1",
-            "--http_port",
-            str(port),
-            "--enable_grpc",
-            "false",
-            *flags,
-        ]
+        command = serving_command(model_dir, port, *flags)
         with log.open("wb") as out:
             started = time.perf_counter()
             process = subprocess.Popen(

@@ -25,7 +25,6 @@ import contextlib
 import json
 import os
 import random
-import socket
 import string
 import subprocess
 import sys
@@ -36,14 +35,12 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+from net import free_port  # noqa: E402
+
 MODEL_NAME = "textclf"
 STARTUP_SECONDS = 180  # torch + transformers import on 2 busy cores can be slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http_json(url: str, body: dict | None = None, timeout: float = 120.0):

@@ -19,7 +19,6 @@ import dataclasses
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from loadgen import LoadResult, run_load  # noqa: E402
 from machine import bf16_instructions, cpu_model  # noqa: E402
+from net import free_port, serving_command  # noqa: E402
 from procmem import peak_rss_mb  # noqa: E402
 
 BACKENDS = {  # name -> inference flags, the same in process and served
@@ -69,12 +69,6 @@ class Row:
     note: str = ""
     backend: str = ""  # the BACKENDS entry, for the in-process limit
     server: dict = dataclasses.field(default_factory=dict)  # /metrics deltas over the loaded phase
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -346,27 +340,16 @@ def serve_variant(name: str, model_dir: str, texts: list[str], gold: list[int], 
                 args,
             )
     backend, flags = SERVER_VARIANTS[name]
-    command = [
-        sys.executable,
-        "-m",
-        "serving",
-        "--model_dir",
+    command = serving_command(
         model_dir,
-        "--model_name",
-        "bench",
-        "--host",
-        "127.0.0.1",
-        "--http_port",
-        str(port),
-        "--enable_grpc",
-        "false",
+        port,
         "--enable_latency_logging",
         "false",
         "--max_length",
         str(args.max_length),
         *BACKENDS[backend],
         *flags,
-    ]
+    )
     base = f"http://127.0.0.1:{port}"
     with running(command, f"{base}/v1/models/bench", log) as process:
         row = measure(

@@ -44,7 +44,8 @@ sys.path.insert(0, str(REPO))
 
 from bench.logger_agent import LoggerTarget, binary_event_headers  # noqa: E402
 from bench.machine import bf16_instructions, cpu_model  # noqa: E402
-from bench.monitor_demo import MODEL_NAME, Processes, free_port, predict, read_texts  # noqa: E402
+from bench.monitor_demo import MODEL_NAME, Processes, predict, read_texts  # noqa: E402
+from bench.net import free_port  # noqa: E402
 from bench.procmem import tree_rss_mb  # noqa: E402
 from serving.monitor.events import REQUEST_TYPE, RESPONSE_TYPE  # noqa: E402
 

@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from machine import machine  # bench/ is on sys.path when this script runs
+from net import free_port
 from procmem import peak_rss_mb
 from scale import build_dataset, imdb_reviews
-from serve import free_port
 
 from textclf.settings import setting
 

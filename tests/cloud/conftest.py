@@ -1,18 +1,12 @@
 """Fixtures for the cloud tests: real Cloud Storage and S3 emulators on loopback."""
 
-import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from bench.net import free_port
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,17 +19,12 @@ from pathlib import Path
 
 import pytest
 
+from bench.net import free_port
 from tests.conftest import build_tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_NAME = "tiny"
 STARTUP_SECONDS = 120  # the 2 shared cores can be busy: torch + transformers import is slow then
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RunningServer:

@@ -1,0 +1,33 @@
+"""Loopback helpers shared by the benchmarks and the tests that start servers."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serving_command(model_dir: str, port: int, *flags: str) -> list[str]:
+    """``python -m serving`` on 127.0.0.1:``port`` for ``model_dir`` as model ``bench``, REST only."""
+    return [
+        sys.executable,
+        "-m",
+        "serving",
+        "--model_dir",
+        model_dir,
+        "--model_name",
+        "bench",
+        "--host",
+        "127.0.0.1",
+        "--http_port",
+        str(port),
+        "--enable_grpc",
+        "false",
+        *flags,
+    ]
