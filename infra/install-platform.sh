@@ -2,7 +2,7 @@
 # Installs, on the cluster kubectl points at, with pinned versions:
 #   cert-manager -> Knative Serving + Istio (net-istio) -> KServe in Serverless mode
 #   -> Kubeflow Pipelines standalone (default-deny ingress) -> Kubeflow Trainer (multi-node training)
-#   -> our namespace (Pod Security restricted, default-deny NetworkPolicies), service accounts and
+#   -> Katib (the tune pipeline's trials) -> our namespace (Pod Security restricted, default-deny NetworkPolicies), service accounts and
 #   RBAC -> JWT authentication and authorization at the Istio gateways -> a small Prometheus that
 #   the canary analysis reads.
 # KServe's canary rollout works on Knative revisions, so KServe must run in Serverless (Knative)
@@ -26,6 +26,9 @@ KFP_VERSION=2.17.0
 # Kubeflow Trainer: the release whose TrainJob API the kubeflow SDK in requirements.lock speaks
 # (kubeflow 0.5.0 -> kubeflow-trainer-api 2.3.x); needs Kubernetes >= 1.31. It brings JobSet v0.12.0.
 TRAINER_VERSION=v2.3.0
+# Katib: the release whose Experiment API the tune step writes and the tests check it against
+# (tests/fixtures/katib: kubeflow-katib-api 0.19.0, which the kubeflow SDK installs).
+KATIB_VERSION=v0.19.0
 
 PROJECT_ID=${1:?usage: $0 PROJECT_ID}
 : "${JWT_ISSUER:?set JWT_ISSUER, the issuer of the JWTs outside callers bring (see the usage at the top)}"
@@ -90,6 +93,15 @@ kubectl wait --for=condition=established --timeout=120s crd/clustertrainingrunti
 kubectl apply --server-side -k "https://github.com/kubeflow/trainer.git/manifests/overlays/runtimes?ref=${TRAINER_VERSION}"
 # KFP's runner may create and follow TrainJobs (manifests/trainer).
 kubectl apply -k manifests/trainer
+
+step "Katib ${KATIB_VERSION} (standalone, in ${KFP_NAMESPACE}): the tune pipeline's Experiments, trials as TrainJobs"
+# Only `python -m pipelines compile --tune` for Kubeflow needs it; its webhooks are reachable from the
+# control plane through manifests/kubeflow-network (allow-control-plane-katib-webhooks).
+kubectl apply --server-side -k "github.com/kubeflow/katib.git/manifests/v1beta1/installs/katib-standalone?ref=${KATIB_VERSION}"
+wait_deployments "${KFP_NAMESPACE}"
+kubectl wait --for=condition=established --timeout=120s crd/experiments.kubeflow.org crd/trials.kubeflow.org
+# KFP's runner may create, follow and delete the Experiments (manifests/katib).
+kubectl apply -k manifests/katib
 
 step "textclf namespace (Pod Security restricted), service accounts (Workload Identity), deployer RBAC, NetworkPolicies"
 kubectl kustomize manifests/setup | sed "s/PROJECT_ID/${PROJECT_ID}/g" | kubectl apply -f -

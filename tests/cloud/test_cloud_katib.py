@@ -329,3 +329,13 @@ def test_the_launchers_rbac_allows_every_call_the_step_makes(compiled, kube, tmp
     assert not missing, f"pipeline-runner would be refused: {missing}"
     kustomization = yaml.safe_load((ROOT / "manifests/katib/kustomization.yaml").read_text())
     assert kustomization["resources"] == ["rbac-tune-launcher.yaml"]
+
+
+def test_install_script_installs_the_katib_release_the_fixtures_are_for_and_the_launchers_rbac():
+    """Static check (no cluster here): the platform script installs the Katib release whose API the
+    fake server checks Experiments against, and grants pipeline-runner the calls after it."""
+    script = (ROOT / "infra/install-platform.sh").read_text()
+    assert re.search(r"^KATIB_VERSION=v0\.19\.0$", script, re.M)
+    assert "tag `v0.19.0`" in (ROOT / "tests/fixtures/katib/README.md").read_text()
+    install = script.index("manifests/v1beta1/installs/katib-standalone?ref=${KATIB_VERSION}")
+    assert install < script.index("kubectl apply -k manifests/katib")

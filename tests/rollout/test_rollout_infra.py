@@ -195,17 +195,17 @@ def test_private_cluster_with_authorized_networks_shielded_nodes_and_dataplane_v
             "enable_integrity_monitoring": True,
         }
         assert node["management"][0] == {"auto_repair": True, "auto_upgrade": True}
-    # kubeflow-network lets the private control plane reach KFP's webhook: the same range.
+    # kubeflow-network lets the private control plane reach KFP's and Katib's webhooks: the same range.
     variables = {k: v for block in terraform["variable"] for k, v in block.items()}
     webhooks = [
         d
         for d in yaml.safe_load_all((ROOT / "manifests/kubeflow-network/networkpolicy.yaml").read_text())
-        if d["metadata"]["name"] == "allow-control-plane-webhooks"
+        if d["metadata"]["name"] in ("allow-control-plane-webhooks", "allow-control-plane-katib-webhooks")
     ]
-    assert (
-        webhooks[0]["spec"]["ingress"][0]["from"][0]["ipBlock"]["cidr"]
-        == variables["master_ipv4_cidr_block"]["default"]
-    )
+    assert len(webhooks) == 2
+    for policy in webhooks:
+        source = policy["spec"]["ingress"][0]["from"][0]["ipBlock"]["cidr"]
+        assert source == variables["master_ipv4_cidr_block"]["default"], policy["metadata"]["name"]
 
 
 def test_state_lives_in_gcs_and_never_in_git(terraform):
@@ -240,7 +240,14 @@ def test_terraform_fmt():
 def test_install_script_pins_every_version():
     script = (INFRA / "install-platform.sh").read_text()
     pins = dict(re.findall(r"^(\w+_VERSION)=(\S+)$", script, re.M))
-    assert set(pins) == {"CERT_MANAGER_VERSION", "KNATIVE_VERSION", "KSERVE_VERSION", "KFP_VERSION", "TRAINER_VERSION"}
+    assert set(pins) == {
+        "CERT_MANAGER_VERSION",
+        "KNATIVE_VERSION",
+        "KSERVE_VERSION",
+        "KFP_VERSION",
+        "TRAINER_VERSION",
+        "KATIB_VERSION",
+    }
     assert all(re.search(r"\d+\.\d+\.\d+$", v) for v in pins.values()), pins
     for name in pins:  # every download uses a pin, none says latest
         assert f"${{{name}}}" in script

@@ -202,6 +202,10 @@ def test_pipeline_namespace_denies_ingress_except_its_own_pods_the_drift_check_a
     assert kubeflow["allow-same-namespace"]["ingress"] == [{"from": [{"podSelector": {}}]}]
     [source] = kubeflow["allow-drift-check-to-api"]["ingress"][0]["from"]
     assert source["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "textclf-drift-check"}
+    # Katib's controller (the tune pipeline) serves admission webhooks: only its webhook port is opened.
+    katib = kubeflow["allow-control-plane-katib-webhooks"]
+    assert katib["podSelector"] == {"matchLabels": {"katib.kubeflow.org/component": "controller"}}
+    assert katib["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 8443}]
 
 
 def test_each_workload_has_its_own_service_account_that_exists(rendered):
