@@ -152,7 +152,7 @@ def resume(study) -> int:
     for trial in study.get_trials(deepcopy=False):
         if trial.state == TrialState.RUNNING:
             log.warning("trial %d was cut short by the last interruption: it runs again", trial.number)
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            study.tell(trial.number, state=TrialState.FAIL)
             study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
         elif trial.state.is_finished():
             finished += 1
