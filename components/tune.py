@@ -206,11 +206,11 @@ def tune_vertex_plan_op(
     from textclf.settings import from_lines, from_values
     from textclf.train import TrainSettings
     from textclf.tune.settings import CloudTuneSettings, TuneSettings
-    from textclf.tune.space import load_space
+    from textclf.tune.space import trial_space
     from textclf.tune.vertex import study_spec_metrics, study_spec_parameters, trial_worker_pool
 
     tune, cloud = from_values(TuneSettings, locals()), from_values(CloudTuneSettings, locals())
-    space = load_space(tune.search_space)
+    space = trial_space(tune)
     pools = trial_worker_pool(
         tokenized.uri,
         {**dataset.metadata, **tokenized.metadata},

@@ -89,6 +89,38 @@ def test_yaml_and_files_are_read_and_yaml_numbers_without_a_dot_are_taken(tmp_pa
         load_space("{learning_rate: [")
 
 
+def test_capped_trials_do_not_tune_how_long_a_run_trains(scripted_trials, tmp_path, caplog):
+    """A trial capped at trial_max_steps trains that many steps whatever epochs or min_train_steps say:
+    the study leaves them out (logged) and the final model keeps the base settings' values."""
+    from textclf.tune.space import trial_space
+
+    spec = "learning_rate: {low: 1e-4, high: 1e-2, log: true}\nmin_train_steps: {low: 500, high: 4000, log: true}\n"
+    assert trial_space(TuneSettings(search_space=spec)).names == ["learning_rate", "min_train_steps"]
+    with caplog.at_level("WARNING", logger="textclf.tune.space"):
+        assert trial_space(TuneSettings(search_space=spec, trial_max_steps=300)).names == ["learning_rate"]
+    assert "not tuned: min_train_steps" in caplog.text
+    with pytest.raises(SearchSpaceError, match="cannot be told apart"):
+        trial_space(TuneSettings(search_space='{"epochs": {"low": 1, "high": 3}}', trial_max_steps=300))
+    result = scripted_study(tmp_path, 2, tune_pruning=False, trial_max_steps=300)
+    assert set(result.best_params) == {"learning_rate", "batch_size"}, "SMALL_SPACE holds no run-length field"
+    capped = run_capped(tmp_path / "capped", spec)
+    assert set(capped.best_params) == {"learning_rate"}
+    assert {s.min_train_steps for s in scripted_trials[-2:]} == {TrainSettings().min_train_steps}
+
+
+def run_capped(folder, spec):
+    from textclf.tune.study import run_study
+
+    return run_study(
+        "unused",
+        {"fingerprint": "f"},
+        TrainSettings(learning_rate=1e-3),
+        TuneSettings(search_space=spec, n_trials=2, tune_pruning=False, trial_max_steps=300),
+        str(folder / "store"),
+        str(folder / "work"),
+    )
+
+
 def test_settings_travel_as_name_value_lines_as_backends_render_them():
     settings = TrainSettings(epochs=2, learning_rate=3e-5, group_by_length=False, base_model="/models/a b")
     assert from_lines(TrainSettings, to_lines(vars(settings))) == settings

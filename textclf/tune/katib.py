@@ -341,7 +341,7 @@ def run_katib(
     serve the Katib calls too. A step that is stopped (SIGTERM) or gives up waiting deletes the
     Experiment, so that no GPU node keeps training for nobody; a failed one stays for ``kubectl describe``.
     """
-    from textclf.tune.space import load_space
+    from textclf.tune.space import trial_space
 
     if not storage.is_shared(tokenized_uri):
         raise ValueError(
@@ -349,7 +349,7 @@ def run_katib(
             f"they are at {tokenized_uri!r}: submit the run with a pipeline root on object storage "
             "(gs://, s3://)"
         )
-    space = load_space(tune.search_space)
+    space = trial_space(tune)
     name = study_name(space, base, tune, metadata)
     request = trial_request(trial_command(tokenized_uri, metadata, base, tune, space), job, gpu_type, image)
     body = experiment_body(name, space, tune, cloud, trainjob_spec(trainer_client, request))

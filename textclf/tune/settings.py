@@ -35,7 +35,11 @@ class TuneSettings:
         "Share of the training split each trial trains on: a seeded "
         "subsample, the same for every trial (the validation split stays whole).",
     )
-    trial_max_steps: int = setting(0, "Optimizer steps at most per trial; 0: as many as its epochs take.")
+    trial_max_steps: int = setting(
+        0,
+        "Optimizer steps at most per trial; 0: as many as its epochs take. Capped trials cannot tell run "
+        "lengths apart: epochs and min_train_steps are then not tuned.",
+    )
     trial_reports_per_epoch: int = setting(
         2,
         "Validation passes per epoch of a trial (at even shares of the "

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,9 @@ NOT_TUNABLE = {
     "checkpoint_every_minutes": "it changes checkpointing only",
     "max_steps": "it is a smoke-run cap; cap trials with trial_max_steps instead",
 }
+# Fields that set how long a run trains. A trial capped at trial_max_steps trains the same number of
+# steps whatever they say (its schedule spans the cap), so its score says nothing about them.
+RUN_LENGTH_FIELDS = ("epochs", "min_train_steps")
 
 
 class SearchSpaceError(ValueError):
@@ -98,6 +102,32 @@ class SearchSpace:
 
     def to_json(self) -> str:
         return json.dumps(self.to_spec(), sort_keys=False, separators=(",", ":"))
+
+    def within_trial_cap(self, trial_max_steps: int) -> SearchSpace:
+        """The parameters trials capped at ``trial_max_steps`` (0: uncapped) can measure: without the
+        run-length fields, which then keep the base settings' values (logged, so nobody reads the
+        best trial's value of a field it never tried).
+
+        Raises:
+            SearchSpaceError: nothing is left to tune.
+        """
+        dropped = [p.name for p in self.parameters if trial_max_steps and p.name in RUN_LENGTH_FIELDS]
+        if not dropped:
+            return self
+        kept = tuple(p for p in self.parameters if p.name not in dropped)
+        if not kept:
+            raise SearchSpaceError(
+                f"search space: trial_max_steps {trial_max_steps} caps every trial, so its only fields "
+                f"({', '.join(dropped)}, how long a run trains) cannot be told apart: tune other fields "
+                "or set trial_max_steps=0"
+            )
+        logging.getLogger(__name__).warning(
+            "not tuned: %s: trials are capped at trial_max_steps %d, so they train as long whatever it says; "
+            "the final model keeps the base settings' value",
+            ", ".join(dropped),
+            trial_max_steps,
+        )
+        return SearchSpace(kept)
 
 
 def _field_kind(field: dataclasses.Field) -> str:
@@ -233,6 +263,11 @@ def load_space(value: str) -> SearchSpace:
     except yaml.YAMLError as error:
         raise SearchSpaceError(f"search space: not valid YAML or JSON: {error}") from None
     return parse_space(spec)
+
+
+def trial_space(tune) -> SearchSpace:
+    """What a tuning run (``TuneSettings``) searches: its space, less what its capped trials cannot measure."""
+    return load_space(tune.search_space).within_trial_cap(tune.trial_max_steps)
 
 
 def default_space_json() -> str:

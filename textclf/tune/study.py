@@ -24,7 +24,7 @@ from pathlib import Path
 from textclf.platform import storage
 from textclf.train.settings import TrainSettings
 from textclf.tune.settings import TuneSettings
-from textclf.tune.space import Parameter, SearchSpace, load_space
+from textclf.tune.space import Parameter, SearchSpace, trial_space
 from textclf.tune.trial import TrialOutcome, metric_name, run_trial, trial_data
 
 log = logging.getLogger(__name__)
@@ -299,7 +299,7 @@ def run_study(
         SearchSpaceError: the space does not fit ``TrainSettings``.
         RuntimeError: no trial completed (every one failed or was pruned).
     """
-    space = load_space(tune.search_space)
+    space = trial_space(tune)
     name = study_name(space, base, tune, metadata)
     journal = Journal(storage_folder, work_dir)
     study = new_study(name, journal, tune, base.seed, tune.n_trials)

@@ -195,10 +195,10 @@ def tune_result(
 
     from textclf.tune.local import tracking_config
     from textclf.tune.report import publish
-    from textclf.tune.space import load_space
+    from textclf.tune.space import trial_space
 
     name = job_name(gcp_resources)
     location = name.split("/")[3]
     job = aiplatform.HyperparameterTuningJob.get(name, location=location)
-    result = study_result(job, load_space(tune.search_space), base, tune)
+    result = study_result(job, trial_space(tune), base, tune)
     return publish(result, out_dir, tracking_settings, tracking_config(base, tune, metadata))
