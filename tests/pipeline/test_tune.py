@@ -103,22 +103,9 @@ def test_capped_trials_do_not_tune_how_long_a_run_trains(scripted_trials, tmp_pa
         trial_space(TuneSettings(search_space='{"epochs": {"low": 1, "high": 3}}', trial_max_steps=300))
     result = scripted_study(tmp_path, 2, tune_pruning=False, trial_max_steps=300)
     assert set(result.best_params) == {"learning_rate", "batch_size"}, "SMALL_SPACE holds no run-length field"
-    capped = run_capped(tmp_path / "capped", spec)
+    capped = scripted_study(tmp_path / "capped", 2, space=spec, tune_pruning=False, trial_max_steps=300)
     assert set(capped.best_params) == {"learning_rate"}
     assert {s.min_train_steps for s in scripted_trials[-2:]} == {TrainSettings().min_train_steps}
-
-
-def run_capped(folder, spec):
-    from textclf.tune.study import run_study
-
-    return run_study(
-        "unused",
-        {"fingerprint": "f"},
-        TrainSettings(learning_rate=1e-3),
-        TuneSettings(search_space=spec, n_trials=2, tune_pruning=False, trial_max_steps=300),
-        str(folder / "store"),
-        str(folder / "work"),
-    )
 
 
 def test_settings_travel_as_name_value_lines_as_backends_render_them():
@@ -216,14 +203,14 @@ def scripted_trials(monkeypatch):
     return calls
 
 
-def scripted_study(tmp_path, n_trials, **tune):
+def scripted_study(tmp_path, n_trials, space=SMALL_SPACE, **tune):
     from textclf.tune.study import run_study
 
     return run_study(
         "unused",
         {"fingerprint": "f"},
         TrainSettings(learning_rate=1e-3),
-        TuneSettings(search_space=SMALL_SPACE, n_trials=n_trials, **tune),
+        TuneSettings(search_space=space, n_trials=n_trials, **tune),
         str(tmp_path / "store"),
         str(tmp_path / "work"),
     )
