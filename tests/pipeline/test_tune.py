@@ -39,9 +39,10 @@ def test_the_default_space_is_valid_and_holds_the_issues_settings():
     lr = space.parameters[0]
     assert (lr.kind, lr.low, lr.high, lr.log) == ("float", 2e-5, 3e-4, True)
     assert space.parameters[1].kind == "int" and space.parameters[2].choices == (16, 32, 64)
-    # trial 0 runs the defaults; hidden_dropout's -1 ("the base model's") is no point of a range, so it is sampled
+    # trial 0 runs the defaults exactly: hidden_dropout's -1 ("the base model's") is MiniLM's 0.1
     assert baseline(space, TrainSettings()) == {
-        name: getattr(TrainSettings(), name) for name in space.names if name != "hidden_dropout"
+        **{name: getattr(TrainSettings(), name) for name in space.names},
+        "hidden_dropout": 0.1,
     }
     assert load_space(space.to_json()) == space  # the pipeline parameter's default reads back as the file
 
@@ -203,13 +204,13 @@ def scripted_trials(monkeypatch):
     return calls
 
 
-def scripted_study(tmp_path, n_trials, space=SMALL_SPACE, **tune):
+def scripted_study(tmp_path, n_trials, space=SMALL_SPACE, base=None, **tune):
     from textclf.tune.study import run_study
 
     return run_study(
         "unused",
         {"fingerprint": "f"},
-        TrainSettings(learning_rate=1e-3),
+        base or TrainSettings(learning_rate=1e-3),
         TuneSettings(search_space=space, n_trials=n_trials, **tune),
         str(tmp_path / "store"),
         str(tmp_path / "work"),
@@ -226,6 +227,20 @@ def test_trial_0_is_the_current_settings_and_the_best_is_kept(scripted_trials, t
     assert all(
         1e-4 <= t.params["learning_rate"] <= 1e-2 and t.params.get("batch_size", 16) in (8, 16) for t in result.trials
     )
+
+
+def test_trial_0_takes_the_base_models_dropout_when_the_settings_keep_it(scripted_trials, tiny_model_dir, tmp_path):
+    """hidden_dropout -1 (the base model's) lies outside any range: trial 0 tries the base model's value
+    instead of a sampled one, so that it is the default settings exactly."""
+    from transformers import AutoConfig
+
+    kept = AutoConfig.from_pretrained(tiny_model_dir).hidden_dropout_prob
+    base = TrainSettings(learning_rate=1e-3, base_model=str(tiny_model_dir))
+    assert base.hidden_dropout < 0
+    space = '{"learning_rate": {"low": 1e-4, "high": 1e-2, "log": true}, "hidden_dropout": {"low": 0.0, "high": 0.5}}'
+    result = scripted_study(tmp_path, 2, space=space, base=base, tune_pruning=False)
+    assert result.trials[0].params == {"learning_rate": 1e-3, "hidden_dropout": kept}
+    assert scripted_trials[0].hidden_dropout == kept
 
 
 def test_an_interrupted_study_resumes_from_its_finished_trials(scripted_trials, tmp_path):

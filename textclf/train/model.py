@@ -26,8 +26,21 @@ def dropout_overrides(base_model: str, **dropouts: float) -> dict:
     if not wanted:
         return {}
     config = AutoConfig.from_pretrained(base_model)
-    found = {name: next((f for f in DROPOUT_FIELDS[name] if hasattr(config, f)), None) for name in wanted}
+    found = {name: _dropout_field(config, name) for name in wanted}
     return {field: wanted[name] for name, field in found.items() if field is not None}
+
+
+def base_model_dropouts(base_model: str) -> dict[str, float]:
+    """The dropouts ``base_model``'s config sets (what a negative dropout setting keeps), by setting name."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(base_model)
+    fields = {name: _dropout_field(config, name) for name in DROPOUT_FIELDS}
+    return {name: float(getattr(config, field)) for name, field in fields.items() if field is not None}
+
+
+def _dropout_field(config, name: str) -> str | None:
+    return next((f for f in DROPOUT_FIELDS[name] if hasattr(config, f)), None)
 
 
 def load_classifier(base_model: str, label_names: list[str], settings: TrainSettings, device):

@@ -21,7 +21,9 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from textclf.base_model import resolve_base_model
 from textclf.platform import storage
+from textclf.train.model import DROPOUT_FIELDS, base_model_dropouts
 from textclf.train.settings import TrainSettings
 from textclf.tune.settings import TuneSettings
 from textclf.tune.space import Parameter, SearchSpace, trial_space
@@ -131,8 +133,13 @@ def suggest(trial, space: SearchSpace) -> dict:
 
 def baseline(space: SearchSpace, base: TrainSettings) -> dict:
     """The current settings of the tuned fields that lie in the space: trial 0 tries them, so the
-    study's best is never worse on validation than the settings it started from."""
-    return {p.name: getattr(base, p.name) for p in space.parameters if _in_space(p, getattr(base, p.name))}
+    study's best is never worse on validation than the settings it started from. A negative dropout
+    (keep the base model's) counts as the base model's value, so that trial 0 is the defaults exactly."""
+    values = {p.name: getattr(base, p.name) for p in space.parameters}
+    if any(name in DROPOUT_FIELDS and value < 0 for name, value in values.items()):
+        kept = base_model_dropouts(resolve_base_model(base.base_model))
+        values.update({name: kept[name] for name, value in values.items() if name in kept and value < 0})
+    return {p.name: values[p.name] for p in space.parameters if _in_space(p, values[p.name])}
 
 
 def _in_space(p: Parameter, value) -> bool:
