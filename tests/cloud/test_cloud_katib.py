@@ -143,7 +143,10 @@ def test_the_compiled_kubeflow_yaml_creates_an_experiment_katib_accepts(compiled
     spec = body["spec"]
     assert re.fullmatch(r"textclf-[0-9a-f]{12}", body["metadata"]["name"])
     assert spec["algorithm"] == {"algorithmName": "multivariate-tpe"}
-    assert spec["earlyStopping"]["algorithmName"] == "medianstop"
+    assert spec["earlyStopping"] == {
+        "algorithmName": "medianstop",  # with the local median pruner's rule: 3 trials first, none stopped in 2 epochs
+        "algorithmSettings": [{"name": "min_trials_required", "value": "3"}, {"name": "start_step", "value": "4"}],
+    }
     assert spec["objective"] == {
         "type": "maximize",
         "objectiveMetricName": "validation_accuracy",

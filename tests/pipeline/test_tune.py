@@ -184,6 +184,9 @@ def test_a_trial_trains_and_scores_the_epoch_it_would_keep(tokenized_dir, tiny_m
 # ----------------------------------------------------------------------------- the study
 
 
+POINTS = 8
+
+
 @pytest.fixture
 def scripted_trials(monkeypatch):
     """Trials that report a scripted curve instead of training: accuracy grows with learning_rate;
@@ -196,8 +199,8 @@ def scripted_trials(monkeypatch):
     def fake(data_dir, settings, tune, metadata, sink, work_dir):
         calls.append(settings)
         final = 0.5 + 40 * settings.learning_rate
-        for point in range(1, 5):
-            sink({"accuracy": final * point / 4, "loss": 1 - final * point / 4}, point)
+        for point in range(1, POINTS + 1):  # 4 epochs at 2 reports an epoch
+            sink({"accuracy": final * point / POINTS, "loss": 1 - final * point / POINTS}, point)
         return TrialOutcome(final, [{"epoch": 1, "val_loss": 1 - final, "val_accuracy": final}], [], 0.01)
 
     monkeypatch.setattr(study, "run_trial", fake)
@@ -274,10 +277,11 @@ def test_the_median_pruner_stops_trials_below_the_median(scripted_trials, tmp_pa
     result = scripted_study(tmp_path, 8)
     pruned = [t for t in result.trials if t.state == "PRUNED"]
     assert pruned, "weaker trials below the median at the same point must be stopped"
-    assert all(len(t.reports) < 4 for t in pruned) and all(t.value is None for t in pruned), (
-        "a pruned trial has no score"
-    )
-    assert result.trials[0].state == "COMPLETE"
+    assert all(t.value is None for t in pruned), "a pruned trial has no score"
+    warmup = study.pruner_warmup_points(TuneSettings())
+    assert warmup == 4, "two epochs of two reports"
+    assert all(warmup <= len(t.reports) < POINTS for t in pruned), "never stopped before the end of its second epoch"
+    assert [t.state for t in result.trials[: study.PRUNER_STARTUP_TRIALS]] == ["COMPLETE"] * 3
 
 
 def test_a_failing_trial_is_recorded_and_the_study_goes_on(scripted_trials, tmp_path, monkeypatch):

@@ -32,7 +32,7 @@ from textclf.train.launch import settings_arguments
 from textclf.train.settings import TrainSettings
 from textclf.tune.settings import CloudTuneSettings, KatibSettings, TuneSettings
 from textclf.tune.space import SearchSpace
-from textclf.tune.study import StudyResult, TrialRecord, study_name
+from textclf.tune.study import PRUNER_STARTUP_TRIALS, StudyResult, TrialRecord, pruner_warmup_points, study_name
 from textclf.tune.trial import KATIB_METRICS, metric_name
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,10 @@ def experiment_body(
     if tune.tune_pruning:
         spec["earlyStopping"] = {
             "algorithmName": EARLY_STOPPING,
-            "algorithmSettings": [{"name": "min_trials_required", "value": "2"}, {"name": "start_step", "value": "2"}],
+            "algorithmSettings": [
+                {"name": "min_trials_required", "value": str(PRUNER_STARTUP_TRIALS)},
+                {"name": "start_step", "value": str(pruner_warmup_points(tune))},
+            ],
         }
     body = {
         "apiVersion": f"{GROUP}/{VERSION}",

@@ -32,8 +32,20 @@ from textclf.tune.trial import TrialOutcome, metric_name, run_trial, trial_data
 log = logging.getLogger(__name__)
 
 JOURNAL_FILE = "optuna-journal.log"
-PRUNER_STARTUP_TRIALS = 2  # trials that always run to the end, so that a median exists
-PRUNER_WARMUP_POINTS = 1  # the first report of a trial is too noisy to stop it on
+# The median pruner (Katib's medianstop alike) compares a trial with the others at the same point.
+PRUNER_STARTUP_TRIALS = 3  # trials that always run to the end: a median of two is one trial's luck
+# No trial is stopped before the end of this many epochs: early on the fastest learner (the highest
+# learning rate, the least warmup) always leads, and stopping on it pruned 10 of 12 TREC-6 trials at
+# their first report, half an epoch in, leaving the study two finished trials to learn from.
+PRUNER_WARMUP_EPOCHS = 2
+
+
+def pruner_warmup_points(tune: TuneSettings) -> int:
+    """Validation reports a trial makes before it may be stopped (Optuna's ``n_warmup_steps``,
+    Katib's ``start_step``): those of its first :data:`PRUNER_WARMUP_EPOCHS` epochs."""
+    return PRUNER_WARMUP_EPOCHS * tune.trial_reports_per_epoch
+
+
 # Fields of the trial budget that make two studies' trials incomparable (what the study name digests).
 TRIAL_FIELDS = ("tune_metric", "trial_train_fraction", "trial_max_steps", "trial_reports_per_epoch")
 
@@ -171,7 +183,7 @@ def new_study(name: str, journal: Journal, tune: TuneSettings, seed: int, n_tria
 
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, n_trials // 3), multivariate=True)
     pruner = (
-        optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_POINTS)
+        optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=pruner_warmup_points(tune))
         if tune.tune_pruning
         else optuna.pruners.NopPruner()
     )
