@@ -205,14 +205,14 @@ def table(rows: list[Row], concurrency: int, limits: dict[str, dict]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
-        speedup = row.loaded.throughput / baseline.loaded.throughput if baseline else float("nan")
+        speedup = f"{row.loaded.throughput / baseline.loaded.throughput:.2f}" if baseline else ""
         own = limits.get(row.backend, {}).get("reviews_per_s", float("nan"))
         texts = len({**row.single.answers, **row.loaded.answers})
         lines.append(
             f"| {row.name} | {row.single.throughput:.1f} | {row.single.p50_ms:.0f} "
             f"| {row.single.percentile_ms(0.99):.0f} "
             f"| {row.loaded.throughput:.1f} | {row.loaded.p50_ms:.0f} | {row.loaded.percentile_ms(0.99):.0f} "
-            f"| {speedup:.2f} | {percent(row.loaded.throughput, own)} | {percent(row.loaded.throughput, best)} "
+            f"| {speedup} | {percent(row.loaded.throughput, own)} | {percent(row.loaded.throughput, best)} "
             f"| {ratio(row.server.get('textclf_batch_size_sum'), row.server.get('textclf_batch_size_count'))} "
             f"| {percent(row.server.get('textclf_padded_tokens_total'), row.server.get('textclf_tokens_total'), -100)} "
             f"| {percent(row.server.get('textclf_batch_seconds_sum'), row.server.get('seconds'))} "
