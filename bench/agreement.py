@@ -67,15 +67,19 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     serving = json.loads((Path(args.model_dir) / "serving.json").read_text())
     names = [name for name, entry in serving["backends"].items() if "flip_rate" in entry]
-    results = measure(Path(args.model_dir), names, csv_batches(args.data, args.texts))
-    report = (
+    header = (
         f"Machine: {machine_line(libraries=False)}, {date.today().isoformat()}; model {args.model_dir} "
         f"(serving.json: {serving['backend']}; validation flips "
         + ", ".join(f"{n} {serving['backends'][n]['label_flips']}/{serving['backends'][n]['texts']}" for n in names)
-        + f"); data {args.data}.\n\n"
-        + table(results)
-        + "\n"
+        + f"); data {args.data}"
     )
+
+    def partial(results: dict[str, dict]) -> None:  # a run stopped early still leaves its table
+        if args.report:
+            args.report.write_text(f"{header}; **partial**, the first texts of the shuffled set.\n\n{table(results)}\n")
+
+    results = measure(Path(args.model_dir), names, csv_batches(args.data, args.texts), partial)
+    report = f"{header}.\n\n{table(results)}\n"
     print("\n" + report)
     if args.report:
         args.report.write_text(report)

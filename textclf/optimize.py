@@ -26,7 +26,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from textclf.inference.backends import BACKENDS, REFERENCE
@@ -210,9 +210,15 @@ class Measurer:
         return {name: self.result(name) for name in self.engines}
 
 
-def measure(model_dir: Path, names: list[str], batches: Iterator[tuple[list[str], list[int]]]) -> dict[str, dict]:
+def measure(
+    model_dir: Path,
+    names: list[str],
+    batches: Iterator[tuple[list[str], list[int]]],
+    progress: Callable[[dict[str, dict]], None] | None = None,
+) -> dict[str, dict]:
     """Agreement with fp32 PyTorch and speed of every backend in ``names`` (built in ``model_dir``) on
-    every text of ``batches``: what ``bench/agreement.py`` reports on a test set."""
+    every text of ``batches``: what ``bench/agreement.py`` reports on a test set. ``progress`` gets the
+    results so far every ``PROGRESS_SECONDS``, so that a long run that is stopped still leaves them."""
     from textclf.inference import InferenceSettings, load_engine
 
     measurer = Measurer({name: load_engine(model_dir, InferenceSettings(backend=name)) for name in names})
@@ -222,12 +228,16 @@ def measure(model_dir: Path, names: list[str], batches: Iterator[tuple[list[str]
         if time.perf_counter() - logged >= PROGRESS_SECONDS:
             logged = time.perf_counter()
             done = measurer.agreement[names[0]].texts
+            results = measurer.results()
             log.info(
-                "scored %d texts with %d backends (%.1f texts/s for all of them)",
+                "scored %d texts with %d backends (%.1f texts/s for all of them); label flips so far: %s",
                 done,
                 len(names),
                 done / (logged - started),
+                ", ".join(f"{name} {result['label_flips']}" for name, result in results.items()),
             )
+            if progress is not None:
+                progress(results)
     return log_results(measurer.results())
 
 
