@@ -21,11 +21,15 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textclf.settings import type_name
 from textclf.train.settings import TrainSettings
 
+if TYPE_CHECKING:
+    from textclf.tune.settings import TuneSettings
+
+log = logging.getLogger(__name__)
 DEFAULT_SPACE_FILE = Path(__file__).with_name("default_space.yaml")
 KEYS = {"low", "high", "log", "step", "choices"}
 # Fields that change how fast or where a run trains, not the model it ends with: tuning them would
@@ -111,7 +115,7 @@ class SearchSpace:
         Raises:
             SearchSpaceError: nothing is left to tune.
         """
-        dropped = [p.name for p in self.parameters if trial_max_steps and p.name in RUN_LENGTH_FIELDS]
+        dropped = [p.name for p in self.parameters if p.name in RUN_LENGTH_FIELDS] if trial_max_steps else []
         if not dropped:
             return self
         kept = tuple(p for p in self.parameters if p.name not in dropped)
@@ -121,7 +125,7 @@ class SearchSpace:
                 f"({', '.join(dropped)}, how long a run trains) cannot be told apart: tune other fields "
                 "or set trial_max_steps=0"
             )
-        logging.getLogger(__name__).warning(
+        log.warning(
             "not tuned: %s: trials are capped at trial_max_steps %d, so they train as long whatever it says; "
             "the final model keeps the base settings' value",
             ", ".join(dropped),
@@ -265,7 +269,7 @@ def load_space(value: str) -> SearchSpace:
     return parse_space(spec)
 
 
-def trial_space(tune) -> SearchSpace:
+def trial_space(tune: TuneSettings) -> SearchSpace:
     """What a tuning run (``TuneSettings``) searches: its space, less what its capped trials cannot measure."""
     return load_space(tune.search_space).within_trial_cap(tune.trial_max_steps)
 
