@@ -206,7 +206,7 @@ def table(rows: list[Row], concurrency: int, limits: dict[str, dict]) -> str:
     ]
     for row in rows:
         speedup = f"{row.loaded.throughput / baseline.loaded.throughput:.2f}" if baseline else ""
-        own = limits.get(row.backend, {}).get("reviews_per_s", float("nan"))
+        own = own_limit(row, limits).get("reviews_per_s", float("nan"))
         texts = len({**row.single.answers, **row.loaded.answers})
         lines.append(
             f"| {row.name} | {row.single.throughput:.1f} | {row.single.p50_ms:.0f} "
@@ -219,6 +219,15 @@ def table(rows: list[Row], concurrency: int, limits: dict[str, dict]) -> str:
             f"| {row.peak_rss_mb:.0f} | {row.accuracy:.2f} ({texts}) | {row.note} |"
         )
     return "\n".join(lines)
+
+
+def own_limit(row: Row, limits: dict[str, dict]) -> dict:
+    """The in-process limit of the backend this server ran: its BACKENDS entry, else (``auto`` measured
+    only served) the limit of the backend it resolved to, named in its note."""
+    if row.backend in limits:
+        return limits[row.backend]
+    loaded = row.note.removeprefix("backend ")
+    return next((limit for limit in limits.values() if limit["backend"] == loaded), {})
 
 
 def percent(part, whole, offset: float = 0.0) -> str:
