@@ -37,7 +37,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from net import free_port  # noqa: E402
+from net import free_port, serving_args  # noqa: E402
 
 MODEL_NAME = "textclf"
 STARTUP_SECONDS = 180  # torch + transformers import on 2 busy cores can be slow
@@ -293,19 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         print("[2/5] model server")
         processes.start(
             "model-server",
-            [
-                "serving",
-                "--model_dir",
-                str(model_dir),
-                "--model_name",
-                MODEL_NAME,
-                "--host",
-                "127.0.0.1",
-                "--http_port",
-                str(ports["server"]),
-                "--grpc_port",
-                str(ports["grpc"]),
-            ],
+            serving_args(str(model_dir), ports["server"], model_name=MODEL_NAME, grpc_port=ports["grpc"]),
             f"{server_url}/v1/models/{MODEL_NAME}",
         )
         predict_path = f"/v1/models/{MODEL_NAME}:predict"

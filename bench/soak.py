@@ -45,7 +45,7 @@ sys.path.insert(0, str(REPO))
 from bench.logger_agent import LoggerTarget, binary_event_headers  # noqa: E402
 from bench.machine import bf16_instructions, cpu_model  # noqa: E402
 from bench.monitor_demo import MODEL_NAME, Processes, predict, read_texts  # noqa: E402
-from bench.net import free_port  # noqa: E402
+from bench.net import free_port, serving_args  # noqa: E402
 from bench.procmem import tree_rss_mb  # noqa: E402
 from serving.monitor.events import REQUEST_TYPE, RESPONSE_TYPE  # noqa: E402
 
@@ -458,20 +458,13 @@ def start(processes: Processes, model_dir: Path, args) -> tuple[dict[str, str], 
     urls = {"server": f"http://127.0.0.1:{ports['server']}", "monitor": f"http://127.0.0.1:{ports['monitor']}"}
     processes.start(
         "model-server",
-        [
-            "serving",
-            "--model_dir",
+        serving_args(
             str(model_dir),
-            "--model_name",
-            MODEL_NAME,
-            "--host",
-            "127.0.0.1",
-            "--http_port",
-            str(ports["server"]),
-            "--grpc_port",
-            str(ports["grpc"]),
+            ports["server"],
             *shlex.split(args.server_flags),
-        ],
+            model_name=MODEL_NAME,
+            grpc_port=ports["grpc"],
+        ),
         f"{urls['server']}/v1/models/{MODEL_NAME}",
     )
     labels = [
