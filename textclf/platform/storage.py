@@ -464,7 +464,7 @@ def download(uri: str, local_path: str) -> str:
     return str(local_path)
 
 
-def localize(uri: str, dest_dir: str) -> str:
+def localize(uri: str, dest_dir: str, skip_suffixes: tuple[str, ...] = ()) -> str:
     """Make ``uri`` available on local disk and return its local path.
 
     A remote file is downloaded to ``dest_dir/<its file name>``; a remote folder (such as a saved
@@ -474,6 +474,8 @@ def localize(uri: str, dest_dir: str) -> str:
     Args:
         uri: A local path, or a remote file or folder (``gs://bucket/model``, ``s3://bucket/data.csv``).
         dest_dir: Folder to download into; created when missing.
+        skip_suffixes: Files of a folder whose names end so are left behind (a model's weights, where
+            only its config and tokenizer are read).
 
     Raises:
         FileNotFoundError: nothing at ``uri``.
@@ -484,6 +486,7 @@ def localize(uri: str, dest_dir: str) -> str:
     found = entries(uri)
     if len(found) == 1 and found[0].uri == str(uri):
         return download(uri, str(Path(dest_dir) / name_of(uri)))
+    found = [entry for entry in found if not (skip_suffixes and entry.relative.endswith(skip_suffixes))]
     target = (Path(dest_dir) / (name_of(uri) or "root")).resolve()
     transfer = _Transfer("downloaded", uri, len(found), sum(entry.size for entry in found))
     for entry in found:

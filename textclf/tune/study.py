@@ -149,7 +149,7 @@ def baseline(space: SearchSpace, base: TrainSettings) -> dict:
     (keep the base model's) counts as the base model's value, so that trial 0 is the defaults exactly."""
     values = {p.name: getattr(base, p.name) for p in space.parameters}
     if any(name in DROPOUT_FIELDS and value < 0 for name, value in values.items()):
-        kept = base_model_dropouts(resolve_base_model(base.base_model))
+        kept = base_model_dropouts(resolve_base_model(base.base_model, weights=False))
         values.update({name: kept[name] for name, value in values.items() if name in kept and value < 0})
     return {p.name: values[p.name] for p in space.parameters if _in_space(p, values[p.name])}
 
