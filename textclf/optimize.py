@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from textclf.inference.backends import BACKENDS, REFERENCE
+from textclf.inference.choice import may_win, needs_torch
 from textclf.settings import SettingsParser, backend_flip_rate_setting, seed_setting, setting
 
 log = logging.getLogger(__name__)
@@ -262,8 +263,10 @@ def chunks(texts: list[str], labels: list[int], size: int = BATCH_ROWS) -> list[
 def screen_then_confirm(engines: dict, texts: list[str], labels: list[int], max_flip_rate: float) -> dict[str, dict]:
     """The choice :func:`textclf.inference.choose` makes, at a fraction of measuring every backend on
     every text: all backends score the first ``SCREEN_TEXTS`` texts (their speed and a first
-    agreement); then, fastest first, each backend faster than fp32 PyTorch scores the rest beside the
-    reference until one stays within ``max_flip_rate`` over all texts. A backend whose flips exceed
+    agreement); then, fastest first, each backend that may win against fp32 PyTorch (faster, or a
+    torch-free one tied with it: :func:`textclf.inference.choice.may_win`) scores the rest beside the
+    reference until one stays within ``max_flip_rate`` over all texts (and, when that one needs torch,
+    the torch-free ones tied with it on the screen, which the rule prefers). A backend whose flips exceed
     the bound stops at once; the slower ones are left at the screen (``complete``: false, with the
     reason). The reference always scores every text. ``engines``: name -> ``Engine``, the reference among them."""
     names = list(engines)
@@ -276,7 +279,7 @@ def screen_then_confirm(engines: dict, texts: list[str], labels: list[int], max_
         measurer.add(*batch)
     speeds = {name: result["texts_per_second"] for name, result in measurer.results().items()}
     contenders = sorted(
-        (name for name in names if name != REFERENCE and speeds[name] > speeds[REFERENCE]),
+        (name for name in names if name != REFERENCE and may_win(name, speeds[name], speeds[REFERENCE])),
         key=lambda name: speeds[name],
         reverse=True,
     )
@@ -284,13 +287,14 @@ def screen_then_confirm(engines: dict, texts: list[str], labels: list[int], max_
     references = [measurer.confirm(REFERENCE, batch) for batch in rest]  # fp32 on the rest, once
     chosen = None
     for name in contenders:
+        if chosen and not (needs_torch(chosen) and may_win(name, speeds[name], speeds[chosen])):
+            continue  # slower than the one that passed, and no torch-free tie with it
         for batch, reference in zip(rest, references):
             if measurer.agreement[name].label_flips > allowed_flips:
                 break  # over the bound (on the screen already, or since): it cannot be chosen
             measurer.confirm(name, batch, reference)
         if measurer.agreement[name].texts == len(texts) and measurer.agreement[name].label_flips <= allowed_flips:
-            chosen = name
-            break
+            chosen = chosen or name
     return log_results(
         {
             name: note(measurer.result(name), len(texts), chosen if name in contenders else None, allowed_flips)

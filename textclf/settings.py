@@ -199,12 +199,14 @@ def parameters_only(cls: type) -> type:
 
 def serving_backend_setting() -> Any:
     from textclf.inference.backends import backend_names  # the backends' registry
+    from textclf.inference.choice import START_TIE_SPEED
 
     return setting(
         "auto",
         f"Backend that serves the model ({backend_names()}), the one evaluate "
         "scores the test split with and deploy pins with --backend; auto: the optimize step's choice, the "
-        "fastest on its CPU within max_backend_flip_rate of fp32's labels.",
+        "fastest on its CPU within max_backend_flip_rate of fp32's labels (a torch-free one wins a tie "
+        f"within {1 - START_TIE_SPEED:.0%}: its pods start sooner).",
     )
 
 

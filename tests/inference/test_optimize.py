@@ -47,7 +47,8 @@ def test_every_backend_is_measured_on_the_whole_validation_split_against_fp32(op
     # On this tiny 32-wide model int8 changes labels: measured, and kept out of the choice.
     int8 = result["backends"]["onnx-int8"]
     assert int8["flip_rate"] > 0.005 and result["backend"] != "onnx-int8"
-    assert result["backend"] in ("torch", "onnx") and result["reason"].startswith(result["backend"] + ": the fastest")
+    assert result["backend"] in ("torch", "onnx") and result["reason"].startswith(result["backend"] + ": ")
+    assert "the fastest" in result["reason"]
 
 
 def test_the_measured_numbers_are_what_the_engine_gives(optimized, sample_tokenized):
@@ -158,3 +159,22 @@ def test_the_screen_sends_only_the_likely_choice_through_the_whole_split(decisiv
     assert results["fast-but-wrong"]["texts"] == 256 and results["fast-but-wrong"]["label_flips"] > 7.5
     assert results["slow"]["texts"] == 256 and "slower than fp32 PyTorch" in results["slow"]["stopped"]
     assert choose(results, 0.005)[0] == "good"
+
+
+def test_the_screen_also_confirms_a_torch_free_backend_tied_with_a_torch_one_that_passed(decisive_model_dir):
+    """torch-bf16 is fastest and passes; ONNX, about as fast, is confirmed too (the rule prefers it:
+    its pods start without torch) and chosen; onnx-int8, clearly slower, stays at the screen."""
+    from textclf.encoding import TextEncoder
+    from textclf.inference import Batching, Engine, choose
+    from textclf.optimize import screen_then_confirm
+
+    encoder = TextEncoder.for_model(decisive_model_dir)
+    speeds = {"torch": Timed(0.003), "torch-bf16": Timed(0.001), "onnx": Timed(0.00101), "onnx-int8": Timed(0.0016)}
+    engines = {
+        name: Engine(backend, name, ["a", "b"], Batching(), encoder.pad_id, encoder) for name, backend in speeds.items()
+    }
+    texts = [f"text number {i} with {'word ' * (i % 13)}" for i in range(600)]
+    results = screen_then_confirm(engines, texts, [i % 2 for i in range(600)], max_flip_rate=0.005)
+    assert results["torch-bf16"]["complete"] and results["onnx"]["complete"]
+    assert results["onnx-int8"]["texts"] == 256 and "slower than torch-bf16" in results["onnx-int8"]["stopped"]
+    assert choose(results, 0.005)[0] == "onnx"

@@ -16,6 +16,10 @@ differ from fp32 PyTorch's on at most ``max_flip_rate`` of the texts (the gate's
 ``auto`` never picks a backend the gate would refuse), the fastest on the optimize step's CPU.
 fp32 PyTorch always qualifies: it is the reference. A backend the step stopped short of every
 text (``complete``: false: over the bound early, or slower than one that passed) never qualifies.
+Where the fastest needs torch and a backend that does not (ONNX Runtime) is within
+``1 - START_TIE_SPEED`` of its speed, the torch-free one serves: the two are tied within the
+measurement's noise (torch fp32 and ONNX fp32 are, on AVX2 CPUs), and without torch a new pod, or
+one scaled up from zero, is ready about 8 s sooner (docs/benchmarks-serving.md, cold start).
 """
 
 from __future__ import annotations
@@ -31,9 +35,13 @@ log = logging.getLogger(__name__)
 
 SERVING_FILE = "serving.json"
 SERVING_FORMAT = "textclf-serving/v1"
+# A torch-free backend at least this share of the fastest's speed serves instead of it: a tie within
+# the measurement's noise goes to the backend whose pods start without importing torch.
+START_TIE_SPEED = 0.95
 RULE = (
     "the fastest backend on the optimize step's CPU among those whose validation labels differ from fp32 "
-    "PyTorch's on at most max_backend_flip_rate of the texts"
+    "PyTorch's on at most max_backend_flip_rate of the texts; one that starts without torch wins a tie "
+    f"(at least {START_TIE_SPEED:.0%} of the fastest's speed)"
 )
 
 
@@ -62,23 +70,41 @@ def qualifies(measured: dict, max_flip_rate: float) -> bool:
     )
 
 
+def needs_torch(name: str) -> bool:
+    return name in BACKENDS and BACKENDS[name].needs_torch
+
+
+def may_win(name: str, speed: float, fastest_speed: float) -> bool:
+    """Whether :data:`RULE` can pick backend ``name`` at ``speed`` over a torch backend at ``fastest_speed``."""
+    return speed > fastest_speed or (not needs_torch(name) and speed >= START_TIE_SPEED * fastest_speed)
+
+
 def choose(backends: dict[str, dict], max_flip_rate: float) -> tuple[str, str]:
     """(the backend :data:`RULE` picks from the measurements, why), in words naming the numbers."""
     fit = {name: m for name, m in backends.items() if qualifies(m, max_flip_rate)}
     if REFERENCE not in fit:
         raise ValueError(f"the reference backend {REFERENCE!r} was not measured: nothing to choose from")
-    ranked = sorted(fit, key=lambda name: -fit[name]["texts_per_second"])
-    speeds = ", ".join(f"{name} {fit[name]['texts_per_second']:.1f}" for name in ranked)
+    speed = {name: fit[name]["texts_per_second"] for name in fit}
+    ranked = sorted(fit, key=lambda name: -speed[name])
+    speeds = ", ".join(f"{name} {speed[name]:.1f}" for name in ranked)
     over = [
         f"{name} ({m['label_flips']} flips, {100 * m['flip_rate']:.2f}%)"
         for name, m in backends.items()
         if name not in fit and "flip_rate" in m
     ]
-    reason = (
-        f"{ranked[0]}: the fastest (texts/s: {speeds}) of the backends within {100 * max_flip_rate:.2f}% "
-        f"validation label flips against fp32" + (f"; over the bound: {', '.join(over)}" if over else "")
-    )
-    return ranked[0], reason
+    within = f"of the backends within {100 * max_flip_rate:.2f}% validation label flips against fp32"
+    chosen, why = ranked[0], f"the fastest (texts/s: {speeds}) {within}"
+    if needs_torch(chosen):
+        tied = [name for name in ranked if not needs_torch(name) and may_win(name, speed[name], speed[chosen])]
+        if tied:
+            chosen, why = (
+                tied[0],
+                (
+                    f"within {1 - START_TIE_SPEED:.0%} of the fastest, {ranked[0]} (texts/s: {speeds}), and it starts "
+                    f"without torch, {within}"
+                ),
+            )
+    return chosen, f"{chosen}: {why}" + (f"; over the bound: {', '.join(over)}" if over else "")
 
 
 def resolve_backend(model_dir: str | Path, requested: str) -> str:
