@@ -3,8 +3,8 @@
 #   cert-manager -> Knative Serving + Istio (net-istio) -> KServe in Serverless mode
 #   -> Kubeflow Pipelines standalone (default-deny ingress) -> Kubeflow Trainer (multi-node training)
 #   -> Katib (the tune pipeline's trials) -> our namespace (Pod Security restricted, default-deny
-#   NetworkPolicies), service accounts and RBAC -> JWT authentication and authorization at the Istio gateways -> a small Prometheus that
-#   the canary analysis reads.
+#   NetworkPolicies), service accounts and RBAC -> JWT authentication and authorization at the
+#   Istio gateways -> a small Prometheus that the canary analysis reads.
 # KServe's canary rollout works on Knative revisions, so KServe must run in Serverless (Knative)
 # mode: RawDeployment/Standard mode ignores canaryTrafficPercent.
 #

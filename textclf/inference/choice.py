@@ -93,17 +93,16 @@ def choose(backends: dict[str, dict], max_flip_rate: float) -> tuple[str, str]:
         if name not in fit and "flip_rate" in m
     ]
     within = f"of the backends within {100 * max_flip_rate:.2f}% validation label flips against fp32"
-    chosen, why = ranked[0], f"the fastest (texts/s: {speeds}) {within}"
-    if needs_torch(chosen):
-        tied = [name for name in ranked if not needs_torch(name) and may_win(name, speed[name], speed[chosen])]
-        if tied:
-            chosen, why = (
-                tied[0],
-                (
-                    f"within {1 - START_TIE_SPEED:.0%} of the fastest, {ranked[0]} (texts/s: {speeds}), and it starts "
-                    f"without torch, {within}"
-                ),
-            )
+    fastest = ranked[0]
+    tied = [name for name in ranked if not needs_torch(name) and may_win(name, speed[name], speed[fastest])]
+    if needs_torch(fastest) and tied:
+        chosen = tied[0]
+        why = (
+            f"within {1 - START_TIE_SPEED:.0%} of the fastest, {fastest} (texts/s: {speeds}), "
+            f"and it starts without torch, {within}"
+        )
+    else:
+        chosen, why = fastest, f"the fastest (texts/s: {speeds}) {within}"
     return chosen, f"{chosen}: {why}" + (f"; over the bound: {', '.join(over)}" if over else "")
 
 

@@ -486,7 +486,7 @@ def localize(uri: str, dest_dir: str, skip_suffixes: tuple[str, ...] = ()) -> st
     found = entries(uri)
     if len(found) == 1 and found[0].uri == str(uri):
         return download(uri, str(Path(dest_dir) / name_of(uri)))
-    found = [entry for entry in found if not (skip_suffixes and entry.relative.endswith(skip_suffixes))]
+    found = [entry for entry in found if not entry.relative.endswith(skip_suffixes)]
     target = (Path(dest_dir) / (name_of(uri) or "root")).resolve()
     transfer = _Transfer("downloaded", uri, len(found), sum(entry.size for entry in found))
     for entry in found:
